@@ -1,0 +1,58 @@
+/* Shared by every bpfpilot BPF object: the one event format (versioned, parsed with DataView in
+ * src/daemon/event.ts), per-CPU statistics and the kernel-side rate limiter. Keep the layout in
+ * sync with src/daemon/event.ts; bump BPFP_EVENT_VERSION on any change. */
+#ifndef BPFPILOT_H
+#define BPFPILOT_H
+
+#define BPFP_EVENT_VERSION 1
+#define BPFP_DATA_LEN 64
+#define BPFP_COMM_LEN 16
+
+/* 112 bytes, no implicit padding. */
+struct bpfp_event {
+	__u16 version;   /* BPFP_EVENT_VERSION */
+	__u16 tuner;     /* tuner id, see src/tuners/registry.ts */
+	__u16 kind;      /* tuner-specific event kind (usually a tunable or scenario) */
+	__u16 flags;
+	__u32 pid;       /* tgid that caused the event (sysctl writer, socket owner) */
+	__u32 count;     /* raw hook hits folded into this event by the rate limiter */
+	__u64 netns;     /* network namespace cookie (or inode number where no cookie) */
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	union {
+		__u64 v[BPFP_DATA_LEN / 8];
+		char s[BPFP_DATA_LEN];
+	} data;
+	char comm[BPFP_COMM_LEN];
+};
+
+/* Per-CPU statistics slots, summed over CPUs in userspace. */
+enum bpfp_stat {
+	BPFP_STAT_HITS = 0,        /* hook invocations */
+	BPFP_STAT_EMITTED = 1,     /* events submitted to the ring buffer */
+	BPFP_STAT_SUPPRESSED = 2,  /* folded by the rate limiter */
+	BPFP_STAT_DROPPED = 3,     /* ring buffer full: event lost */
+	BPFP_STAT_SKIPPED = 4,     /* filtered (e.g. application-locked socket) */
+	BPFP_STAT_MAX = 8,
+};
+
+/* Rate-limiter key: one emission per (netns, kind) per interval. */
+struct bpfp_rl_key {
+	__u64 netns;
+	__u32 kind;
+	__u32 pad;
+};
+
+struct bpfp_rl_val {
+	__u64 last_ns;
+	__u64 folded;  /* hits folded since last emission, atomically added */
+};
+
+/* Userspace-written configuration, one entry in each object's `config` array map. */
+struct bpfp_config {
+	__u64 rl_interval_ns;  /* minimum gap between two events for one rate-limit key; 0 = 1 s */
+	__u32 filter_tgid;     /* only this tgid's events pass (tests, benchmarks); 0 = all */
+	__u32 flags;           /* tuner-specific switches */
+	__u64 param[6];        /* tuner-specific thresholds */
+};
+
+#endif

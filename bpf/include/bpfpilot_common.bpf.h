@@ -1,0 +1,115 @@
+/* Maps and helpers every bpfpilot object includes: the events ring buffer, per-CPU stats, the
+ * rate limiter and read-only configuration. No global or static scratch: events are built in ring
+ * buffer memory (reserve/submit) or on the stack. */
+#ifndef BPFPILOT_COMMON_BPF_H
+#define BPFPILOT_COMMON_BPF_H
+
+#include "bpfpilot.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BPFP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bpfp_rl_key);
+	__type(value, struct bpfp_rl_val);
+} ratelimit SEC(".maps");
+
+/* Written by userspace after load, before attach (an ARRAY rather than .rodata so no BTF datasec
+ * offsets have to be computed on the TS side). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpfp_config);
+} config SEC(".maps");
+
+static __always_inline struct bpfp_config *bpfp_cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+static __always_inline void bpfp_stat_add(__u32 slot, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		__sync_fetch_and_add(v, n);
+}
+
+/* Returns the number of hits this emission stands for (>= 1), or 0 when the event must be folded
+ * into a later one. Racy by design between CPUs only in who wins the emission: folded hits are
+ * counted with atomic adds, so none are lost from the totals. */
+static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
+{
+	struct bpfp_rl_key key = { .netns = netns, .kind = kind };
+	struct bpfp_rl_val *val, init = {};
+	struct bpfp_config *cfg = bpfp_cfg();
+	__u64 interval = cfg && cfg->rl_interval_ns ? cfg->rl_interval_ns : 1000000000ULL;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 folded;
+
+	val = bpf_map_lookup_elem(&ratelimit, &key);
+	if (!val) {
+		init.last_ns = now;
+		bpf_map_update_elem(&ratelimit, &key, &init, BPF_NOEXIST);
+		return 1;
+	}
+	if (now - val->last_ns < interval) {
+		__sync_fetch_and_add(&val->folded, 1);
+		bpfp_stat_add(BPFP_STAT_SUPPRESSED, 1);
+		return 0;
+	}
+	/* Plain read and reset: atomic exchange needs 5.12+ and we load on 5.10. A concurrent fold may
+	 * be lost from this event's count; the per-CPU stats keep the exact totals. */
+	val->last_ns = now;
+	folded = (__u32)val->folded;
+	val->folded = 0;
+	return 1 + folded;
+}
+
+/* Reserve an event in the ring buffer with the common header filled in; NULL (and counted) when
+ * the buffer is full. */
+static __always_inline struct bpfp_event *bpfp_event_reserve(__u16 tuner, __u16 kind, __u64 netns,
+							    __u32 count)
+{
+	struct bpfp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		bpfp_stat_add(BPFP_STAT_DROPPED, 1);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = BPFP_EVENT_VERSION;
+	e->tuner = tuner;
+	e->kind = kind;
+	e->count = count;
+	e->netns = netns;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline void bpfp_event_submit(struct bpfp_event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	bpfp_stat_add(BPFP_STAT_EMITTED, 1);
+}
+
+static __always_inline int bpfp_tgid_filtered(void)
+{
+	struct bpfp_config *cfg = bpfp_cfg();
+	return cfg && cfg->filter_tgid && (bpf_get_current_pid_tgid() >> 32) != cfg->filter_tgid;
+}
+
+#endif

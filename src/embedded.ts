@@ -1,0 +1,8 @@
+/**
+ * The compiled BPF objects, embedded in the program (bytes imports): nothing is looked up on disk
+ * at run time. `deno task build:bpf` produces them under dist/bpf/.
+ */
+import probe from "../dist/bpf/probe.bpf.o" with { type: "bytes" };
+
+export const BPF_OBJECTS = { probe } as const;
+export type BpfObjectName = keyof typeof BPF_OBJECTS;
