@@ -1,0 +1,39 @@
+/**
+ * A proposed sysctl change: what a tuner wants to write, where, and why. Decision rules produce
+ * the netns-free part (`RuleProposal`); the tuner adds its name and the event's netns.
+ */
+
+export interface Proposal {
+  /** Tuner name, e.g. "tcp_buffer". */
+  tuner: string;
+  /** bpftune-compatible scenario name, e.g. "need to increase TCP buffer size(s)". */
+  scenario: string;
+  /** Dotted sysctl name, e.g. "net.ipv4.tcp_rmem". */
+  sysctl: string;
+  /** Network namespace the write goes to (an opaque id such as the netns cookie). */
+  netns: string;
+  /** Live values the decision was made against. */
+  from: number[];
+  /** Values to write (same length as `from`). */
+  to: number[];
+  /** The complete human "what and why" line, shaped like bpftune's log line for the change. */
+  reason: string;
+}
+
+export type RuleProposal = Omit<Proposal, "tuner" | "netns">;
+
+export function toProposal(rule: RuleProposal, tuner: string, netns: string): Proposal {
+  return { tuner, netns, ...rule, from: [...rule.from], to: [...rule.to] };
+}
+
+/** True when both proposals write the same values over the same values of the same sysctl. */
+export function sameChange(
+  a: Pick<Proposal, "sysctl" | "from" | "to">,
+  b: Pick<Proposal, "sysctl" | "from" | "to">,
+): boolean {
+  return a.sysctl === b.sysctl && sameValues(a.from, b.from) && sameValues(a.to, b.to);
+}
+
+export function sameValues(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
