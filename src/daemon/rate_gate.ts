@@ -1,0 +1,147 @@
+/**
+ * Decides whether a proposal may be written now, per (netns, sysctl): one change per cool-down,
+ * identical proposals coalesced (the same change is never applied or logged twice), and "can't
+ * grow, at ceiling" reported once per situation instead of on every event (bpftune #155, #93).
+ *
+ * Time is passed in (`now`, milliseconds on any monotonic clock), so callers and tests control it.
+ * The key is the sysctl and the netns the write lands in, not the tuner: two tuners sharing a
+ * sysctl (high_order_alloc_disable) share its cool-down instead of fighting over it.
+ */
+
+import { type Proposal, sameChange, sameValues } from "./proposal.ts";
+
+export const DEFAULT_COOLDOWN_MS = 5000;
+
+export type GateVerdict =
+  /** Write it, then call settle() with the outcome. */
+  | { kind: "apply" }
+  /** `to` equals `from`: there is nothing to write. */
+  | { kind: "noop" }
+  /** The same change was already applied, or is being applied, for this key. */
+  | { kind: "duplicate" }
+  /** Another change for this key was admitted and not yet settled. */
+  | { kind: "in-flight" }
+  /**
+   * A change for this key happened less than the cool-down ago. `repeat` is true when this is
+   * the same proposal as the previous refused one, so callers can log deferrals once.
+   */
+  | { kind: "cooling-down"; until: number; repeat: boolean };
+
+export interface RateGateOptions {
+  /** Minimum time between two changes of one sysctl in one netns; default 5000 ms. */
+  cooldownMs?: number;
+}
+
+interface KeyState {
+  pending?: Proposal;
+  lastApplied?: Proposal;
+  cooldownUntil: number;
+  deferred?: Proposal;
+  ceilingSituation?: string;
+}
+
+export class RateGate {
+  readonly cooldownMs: number;
+  readonly #keys = new Map<string, KeyState>();
+
+  constructor(options: RateGateOptions = {}) {
+    const ms = options.cooldownMs ?? DEFAULT_COOLDOWN_MS;
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+      throw new RangeError(
+        `invalid cool-down ${JSON.stringify(ms)}: use a non-negative number of milliseconds ` +
+          `(default ${DEFAULT_COOLDOWN_MS})`,
+      );
+    }
+    this.cooldownMs = ms;
+  }
+
+  admit(proposal: Proposal, now: number): GateVerdict {
+    if (sameValues(proposal.from, proposal.to)) return { kind: "noop" };
+    const state = this.#state(proposal.netns, proposal.sysctl);
+    if (state.pending) {
+      return sameChange(state.pending, proposal) ? { kind: "duplicate" } : { kind: "in-flight" };
+    }
+    if (state.lastApplied && sameChange(state.lastApplied, proposal)) return { kind: "duplicate" };
+    if (now < state.cooldownUntil) {
+      const repeat = state.deferred !== undefined && sameChange(state.deferred, proposal);
+      state.deferred = proposal;
+      return { kind: "cooling-down", until: state.cooldownUntil, repeat };
+    }
+    state.pending = proposal;
+    state.deferred = undefined;
+    return { kind: "apply" };
+  }
+
+  /**
+   * Records the outcome of an admitted proposal. Failures also start the cool-down, so a write
+   * the kernel keeps refusing is not retried at event rate. Returns false (and changes nothing)
+   * when the proposal is not the one admitted for its key.
+   */
+  settle(proposal: Proposal, outcome: "applied" | "failed", now: number): boolean {
+    const state = this.#keys.get(keyOf(proposal.netns, proposal.sysctl));
+    if (!state?.pending || !sameChange(state.pending, proposal)) return false;
+    state.pending = undefined;
+    state.cooldownUntil = now + this.cooldownMs;
+    if (outcome === "applied") {
+      state.lastApplied = proposal;
+      state.ceilingSituation = undefined;
+    }
+    return true;
+  }
+
+  /**
+   * A change was impossible because `value` is at `ceiling`. Returns true when this situation
+   * is new and should be logged; false while it stays the same. A different value or ceiling
+   * (e.g. the admin lowered it), clearAtCeiling() or an applied change make it new again.
+   */
+  reportAtCeiling(
+    netns: string,
+    sysctl: string,
+    value: readonly number[],
+    ceiling: number,
+  ): boolean {
+    const state = this.#state(netns, sysctl);
+    const situation = `${value.join(" ")} @ ${ceiling}`;
+    if (state.ceilingSituation === situation) return false;
+    state.ceilingSituation = situation;
+    return true;
+  }
+
+  /** The value left its ceiling: the next time it is reached is reported again. */
+  clearAtCeiling(netns: string, sysctl: string): void {
+    const state = this.#keys.get(keyOf(netns, sysctl));
+    if (state) state.ceilingSituation = undefined;
+  }
+
+  /** Forget one key (e.g. after a rollback wrote the initial value back). */
+  forget(netns: string, sysctl: string): void {
+    this.#keys.delete(keyOf(netns, sysctl));
+  }
+
+  /** Forget every key of a namespace that went away, so state stays bounded. */
+  forgetNetns(netns: string): void {
+    const prefix = keyOf(netns, "");
+    for (const key of [...this.#keys.keys()]) {
+      if (key.startsWith(prefix)) this.#keys.delete(key);
+    }
+  }
+
+  /** Number of (netns, sysctl) keys held; for tests and metrics. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  #state(netns: string, sysctl: string): KeyState {
+    const key = keyOf(netns, sysctl);
+    let state = this.#keys.get(key);
+    if (!state) {
+      state = { cooldownUntil: -Infinity };
+      this.#keys.set(key, state);
+    }
+    return state;
+  }
+}
+
+function keyOf(netns: string, sysctl: string): string {
+  return `${netns}\u0000${sysctl}`;
+}

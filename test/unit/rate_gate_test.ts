@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import type { Proposal } from "../../src/daemon/proposal.ts";
+import { DEFAULT_COOLDOWN_MS, RateGate } from "../../src/daemon/rate_gate.ts";
+
+function rmem(from: number, to: number, netns = "1", sysctl = "net.ipv4.tcp_rmem"): Proposal {
+  return {
+    tuner: "tcp_buffer",
+    scenario: "need to increase TCP buffer size(s)",
+    sysctl,
+    netns,
+    from: [4096, 131072, from],
+    to: [4096, 131072, to],
+    reason: `grow ${from} -> ${to}`,
+  };
+}
+
+/** Admits and settles as applied; returns the verdict kind of admit. */
+function applyAt(gate: RateGate, p: Proposal, now: number): string {
+  const verdict = gate.admit(p, now);
+  if (verdict.kind === "apply") assert.equal(gate.settle(p, "applied", now), true);
+  return verdict.kind;
+}
+
+Deno.test("default cool-down is 5 s", () => {
+  assert.equal(DEFAULT_COOLDOWN_MS, 5000);
+  assert.equal(new RateGate().cooldownMs, 5000);
+});
+
+Deno.test("cool-down: no second change of a key until the cool-down has passed", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 125), 1000), "apply");
+  const next = rmem(125, 156);
+  assert.deepEqual(gate.admit(next, 1001), { kind: "cooling-down", until: 6000, repeat: false });
+  assert.deepEqual(gate.admit(next, 5999), { kind: "cooling-down", until: 6000, repeat: true });
+  assert.deepEqual(gate.admit(next, 6000), { kind: "apply" }); // exactly at the boundary
+});
+
+Deno.test("cool-down is per (netns, sysctl)", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 125), 0), "apply");
+  assert.equal(gate.admit(rmem(125, 156), 1).kind, "cooling-down");
+  assert.equal(gate.admit(rmem(100, 125, "2"), 1).kind, "apply"); // other netns
+  assert.equal(gate.admit(rmem(100, 125, "1", "net.ipv4.tcp_wmem"), 1).kind, "apply");
+  assert.equal(gate.size, 3);
+});
+
+Deno.test("the cool-down is shared by tuners writing the same sysctl", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  const a: Proposal = {
+    ...rmem(0, 1, "1", "net.core.high_order_alloc_disable"),
+    from: [0],
+    to: [1],
+  };
+  const b: Proposal = { ...a, tuner: "net_buffer", from: [1], to: [0] };
+  assert.equal(applyAt(gate, a, 0), "apply");
+  assert.equal(gate.admit(b, 10).kind, "cooling-down");
+});
+
+Deno.test("a cool-down of 0 allows back-to-back changes; invalid cool-downs are rejected", () => {
+  const gate = new RateGate({ cooldownMs: 0 });
+  assert.equal(applyAt(gate, rmem(100, 125), 0), "apply");
+  assert.equal(applyAt(gate, rmem(125, 156), 0), "apply");
+  for (const bad of [-1, NaN, Infinity]) {
+    assert.throws(
+      () => new RateGate({ cooldownMs: bad }),
+      (e: unknown) => e instanceof RangeError && e.message.includes("non-negative"),
+    );
+  }
+});
+
+Deno.test("identical proposals coalesce: an applied change is never applied again", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 125), 0), "apply");
+  assert.equal(gate.admit(rmem(100, 125), 1).kind, "duplicate");
+  assert.equal(gate.admit(rmem(100, 125), 60_000).kind, "duplicate"); // also after cool-down
+  // the next step is a different change and goes through after the cool-down
+  assert.equal(applyAt(gate, rmem(125, 156), 60_000), "apply");
+  // an older change is no longer "the last one"; if live values really went back, it may apply
+  assert.equal(gate.admit(rmem(100, 125), 120_000).kind, "apply");
+});
+
+Deno.test("while a write is in flight: same change coalesces, a different one waits", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  const p = rmem(100, 125);
+  assert.equal(gate.admit(p, 0).kind, "apply");
+  assert.equal(gate.admit(rmem(100, 125), 1).kind, "duplicate");
+  assert.equal(gate.admit(rmem(100, 150), 1).kind, "in-flight");
+  assert.equal(gate.settle(p, "applied", 2), true);
+  assert.equal(gate.admit(rmem(125, 156), 3).kind, "cooling-down");
+});
+
+Deno.test("a failed write starts the cool-down but is not remembered as applied", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  const p = rmem(100, 125);
+  assert.equal(gate.admit(p, 0).kind, "apply");
+  assert.equal(gate.settle(p, "failed", 0), true);
+  assert.equal(gate.admit(p, 4999).kind, "cooling-down");
+  assert.equal(gate.admit(p, 5000).kind, "apply"); // retried, not treated as a duplicate
+});
+
+Deno.test("settle without a matching admit changes nothing", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(gate.settle(rmem(100, 125), "applied", 0), false);
+  assert.equal(gate.admit(rmem(125, 156), 1).kind, "apply"); // no cool-down was started
+  assert.equal(gate.settle(rmem(125, 999), "applied", 1), false); // not the admitted one
+  assert.equal(gate.admit(rmem(125, 156), 2).kind, "duplicate"); // still pending
+});
+
+Deno.test("a proposal equal to the current value is no proposal", () => {
+  const gate = new RateGate();
+  assert.equal(gate.admit(rmem(125, 125), 0).kind, "noop");
+  assert.equal(gate.admit(rmem(100, 125), 0).kind, "apply"); // and started nothing
+});
+
+Deno.test("at-ceiling is reported once per situation", () => {
+  const gate = new RateGate();
+  const at = [287901, 383868, 318926];
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_mem", at, 318926), true);
+  for (let i = 0; i < 5; i++) {
+    assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_mem", at, 318926), false);
+  }
+  // the admin lowered the value: a new situation
+  const lowered = [287901, 383868, 300000];
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_mem", lowered, 318926), true);
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_mem", lowered, 318926), false);
+  // the ceiling moved (memory added)
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_mem", lowered, 400000), true);
+  // another key is independent
+  assert.equal(gate.reportAtCeiling("2", "net.ipv4.tcp_mem", lowered, 400000), true);
+});
+
+Deno.test("at-ceiling is reported again after clearAtCeiling or an applied change", () => {
+  const gate = new RateGate({ cooldownMs: 0 });
+  const at = [4096, 131072, 2147483647];
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_rmem", at, 2147483647), true);
+  gate.clearAtCeiling("1", "net.ipv4.tcp_rmem");
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_rmem", at, 2147483647), true);
+  assert.equal(applyAt(gate, rmem(2147483647, 1610612736), 0), "apply");
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_rmem", at, 2147483647), true);
+  assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_rmem", at, 2147483647), false);
+});
+
+Deno.test("forgetNetns drops only that namespace's state; forget drops one key", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 125, "7"), 0), "apply");
+  assert.equal(applyAt(gate, rmem(100, 125, "7", "net.ipv4.tcp_wmem"), 0), "apply");
+  assert.equal(applyAt(gate, rmem(100, 125, "70"), 0), "apply"); // prefix of "7" must survive
+  gate.forgetNetns("7");
+  assert.equal(gate.size, 1);
+  assert.equal(gate.admit(rmem(125, 156, "7"), 1).kind, "apply");
+  assert.equal(gate.admit(rmem(125, 156, "70"), 1).kind, "cooling-down");
+  gate.forget("70", "net.ipv4.tcp_rmem");
+  assert.equal(gate.admit(rmem(125, 156, "70"), 1).kind, "apply");
+});
