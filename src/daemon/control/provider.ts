@@ -1,0 +1,107 @@
+/**
+ * What the control server asks of the daemon: one method per verb. The daemon implements it;
+ * tests use a fake. Methods may throw ControlError (e.g. `not-found`) to answer with that code;
+ * any other exception is answered as `internal` without taking the server down.
+ */
+import type { MetricsSnapshot } from "../metrics.ts";
+
+type Awaitable<T> = T | Promise<T>;
+
+/** A sysctl field as shown to users; very large u64 values may be given as decimal strings. */
+export type TunableValue = number | string;
+
+/**
+ * - active: tuning
+ * - advise: watching and logging what it would change, changing nothing
+ * - disabled: switched off by `disable` or configuration
+ * - manual: the admin changed one of its sysctls, so it backed off
+ * - unavailable: cannot run on this kernel (missing hook, BTF, ...)
+ */
+export type TunerState = "active" | "advise" | "disabled" | "manual" | "unavailable";
+
+export interface TunerInfo {
+  name: string;
+  state: TunerState;
+  /** Why it is in that state, e.g. "admin set net.ipv4.tcp_rmem at 12:01:02". */
+  reason: string;
+}
+
+export interface TunableInfo {
+  tuner: string;
+  /** sysctl name (`net.ipv4.tcp_rmem`) or a descriptive name for non-sysctl tunables. */
+  name: string;
+  kind: "sysctl" | "other";
+  type: "integer" | "string";
+  values: TunableValue[];
+  /** bpfpilot may change it. */
+  managed: boolean;
+  /** The admin changed it; bpfpilot leaves it alone. */
+  overridden: boolean;
+  /** Named network namespace; absent = the initial namespace. */
+  netns?: string;
+}
+
+export interface TunableStatus {
+  tuner: string;
+  name: string;
+  /** Live values, read when asked. */
+  values: TunableValue[];
+  netns?: string;
+}
+
+export interface ScenarioCount {
+  tuner: string;
+  tunable: string;
+  scenario: string;
+  description: string;
+  netns?: string;
+  count: number;
+}
+
+export interface ChangeRecord {
+  tuner: string;
+  sysctl: string;
+  netns?: string;
+  initial: TunableValue[];
+  current: TunableValue[];
+  /** How many writes bpfpilot made. */
+  changes: number;
+}
+
+export interface SummaryData {
+  /** ISO 8601 time the daemon started. */
+  since: string;
+  scenarios: ScenarioCount[];
+  changes: ChangeRecord[];
+}
+
+export interface RollbackEntry {
+  tuner: string;
+  sysctl: string;
+  /** Named network namespace (as under /run/netns); absent = the initial namespace. */
+  netns?: string;
+  original: TunableValue[];
+  current: TunableValue[];
+}
+
+export interface ToggleResult {
+  target: string;
+  kind: "tuner" | "sysctl";
+  /** State after the request, e.g. the tuner's new TunerState or "managed"/"unmanaged". */
+  state: string;
+  /** False when it already was in that state. */
+  changed: boolean;
+  message: string;
+}
+
+export interface ControlProvider {
+  tuners(): Awaitable<TunerInfo[]>;
+  tunables(): Awaitable<TunableInfo[]>;
+  status(): Awaitable<TunableStatus[]>;
+  summary(): Awaitable<SummaryData>;
+  /** What to restore; the server turns it into `sysctl -w` lines and restores nothing. */
+  rollback(): Awaitable<RollbackEntry[]>;
+  enable(target: string): Awaitable<ToggleResult>;
+  disable(target: string): Awaitable<ToggleResult>;
+  metrics(): Awaitable<MetricsSnapshot>;
+}

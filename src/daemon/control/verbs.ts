@@ -1,0 +1,105 @@
+/**
+ * Turns a parsed request into answer data by asking the provider. Shaping that is the same for
+ * every daemon (help table, rollback commands, bpftune-compatible JSON, metrics text) lives here
+ * so the provider only reports facts.
+ */
+import { renderMetrics } from "../metrics.ts";
+import { ControlError, type ControlRequest, VERB_NAMES, VERBS } from "./protocol.ts";
+import type { ControlProvider, RollbackEntry, TunableValue } from "./provider.ts";
+
+export interface HelpEntry {
+  verb: string;
+  /** Placeholder for the argument, or null when the verb takes none. */
+  arg: string | null;
+  description: string;
+}
+
+export interface PlannedRollback extends RollbackEntry {
+  /** Shell command that restores `original`; printed, never run by the daemon. */
+  command: string;
+}
+
+export function helpTable(): HelpEntry[] {
+  return VERB_NAMES.map((verb) => ({
+    verb,
+    arg: VERBS[verb].arg ? "<tuner|sysctl>" : null,
+    description: VERBS[verb].description,
+  }));
+}
+
+const SHELL_SAFE = /^[A-Za-z0-9_.,:/=+-]+$/;
+
+/** Quotes one shell word so a value or name can never be read as shell syntax. */
+export function shellQuote(word: string): string {
+  return SHELL_SAFE.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export function rollbackCommand(entry: RollbackEntry): string {
+  const assignment = shellQuote(`${entry.sysctl}=${entry.original.join(" ")}`);
+  const sysctl = `sysctl -w ${assignment}`;
+  return entry.netns === undefined ? sysctl : `ip netns exec ${shellQuote(entry.netns)} ${sysctl}`;
+}
+
+/** bpftune's `jtunables`: { tuner: { tunable: { type, num_values } } }. */
+function bpftuneTunables(
+  tunables: Awaited<ReturnType<ControlProvider["tunables"]>>,
+): Record<string, Record<string, { type: string; num_values: number }>> {
+  const out: Record<string, Record<string, { type: string; num_values: number }>> = {};
+  for (const t of tunables) {
+    if (t.netns !== undefined) continue; // bpftune lists each tunable once, global namespace
+    (out[t.tuner] ??= {})[t.name] = { type: t.type, num_values: t.values.length };
+  }
+  return out;
+}
+
+/** bpftune's `jstatus`: { tuner: { sysctl: v | [v0, v1, v2] } }, global namespace only. */
+function bpftuneStatus(
+  status: Awaited<ReturnType<ControlProvider["status"]>>,
+): Record<string, Record<string, TunableValue | TunableValue[]>> {
+  const out: Record<string, Record<string, TunableValue | TunableValue[]>> = {};
+  for (const s of status) {
+    if (s.netns !== undefined) continue;
+    (out[s.tuner] ??= {})[s.name] = s.values.length === 1 ? s.values[0] : s.values;
+  }
+  return out;
+}
+
+function requireTarget(request: ControlRequest): string {
+  if (request.target === undefined) {
+    throw new ControlError("bad-args", `verb '${request.verb}' needs a tuner or sysctl name`);
+  }
+  return request.target;
+}
+
+/** Answer data for a request; provider errors propagate to the caller unchanged. */
+export async function runVerb(
+  provider: ControlProvider,
+  request: ControlRequest,
+): Promise<unknown> {
+  switch (request.verb) {
+    case "help":
+      return helpTable();
+    case "tuners":
+      return await provider.tuners();
+    case "tunables":
+      return await provider.tunables();
+    case "status":
+      return await provider.status();
+    case "summary":
+      return await provider.summary();
+    case "rollback": {
+      const entries = await provider.rollback();
+      return entries.map((e): PlannedRollback => ({ ...e, command: rollbackCommand(e) }));
+    }
+    case "enable":
+      return await provider.enable(requireTarget(request));
+    case "disable":
+      return await provider.disable(requireTarget(request));
+    case "metrics":
+      return renderMetrics(await provider.metrics());
+    case "jtunables":
+      return bpftuneTunables(await provider.tunables());
+    case "jstatus":
+      return bpftuneStatus(await provider.status());
+  }
+}
