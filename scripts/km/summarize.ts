@@ -1,0 +1,322 @@
+// Kernel-matrix summarizer: judges each kernel's result directory (written by scripts/kernel-matrix
+// and the guest script) and prints the matrix (kernel × tuner × chosen hook or reason × result).
+//
+//   deno run --no-config --allow-read --allow-write scripts/km/summarize.ts \
+//     [--json] [--matrix FILE] RESULT_DIR...
+//
+// RESULT_DIR holds `meta` (key=value lines from the harness), `console.log` (guest console) and
+// `out/` (what the guest script wrote). Exit status: 0 when every kernel passed or was skipped for a
+// stated reason, 1 otherwise.
+const join = (...parts: string[]): string => parts.join("/");
+const existsSync = (path: string): boolean => {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** One hook of one tuner as the product's `support --json` reports it. */
+export interface HookRow {
+  tuner: string;
+  hook: string;
+  chosen: string | null;
+  /** Why the kinds that were tried and failed did not work, `kind: reason`. */
+  why: string[];
+}
+
+export interface DaemonRun {
+  exit: number | null;
+  /** A tuning line ("Due to ...") appeared while the daemon ran. */
+  tuned: boolean;
+  /** Still running when the window ended (and so stopped by our SIGTERM). */
+  alive: boolean;
+}
+
+export interface FaultRun extends DaemonRun {
+  target: string;
+  /** stderr has a line naming the hook and saying it failed. */
+  reported: boolean;
+}
+
+export interface KernelResult {
+  label: string;
+  release: string;
+  pkg: string;
+  mode: "qemu" | "host";
+  result: "pass" | "fail" | "skip";
+  reason: string;
+  /** Every check that failed, with the exact product lines where there are any. */
+  failures: string[];
+  notes: string[];
+  support: Record<string, unknown> | null;
+  hooks: HookRow[];
+  daemon: DaemonRun | null;
+  fault: FaultRun[] | null;
+  secs: number | null;
+  tries: number | null;
+}
+
+const read = (path: string): string | null => {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+};
+const firstLine = (text: string | null): string => (text ?? "").trim().split("\n")[0] ?? "";
+const lastLines = (text: string | null, n: number): string[] =>
+  (text ?? "").split("\n").map((l) => l.trimEnd()).filter((l) => l !== "").slice(-n);
+
+/** Parses the harness's `meta` file (key=value per line). */
+export function parseMeta(text: string): Record<string, string> {
+  const meta: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) meta[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return meta;
+}
+
+/** Hook rows from `support --json`; tolerant of missing fields (the product is young). */
+export function hookRows(support: Record<string, unknown>): HookRow[] {
+  const hooks = Array.isArray(support.hooks) ? support.hooks : [];
+  return hooks.map((h: Record<string, unknown>) => {
+    const tried = Array.isArray(h.tried) ? h.tried as Record<string, unknown>[] : [];
+    return {
+      tuner: String(h.tuner ?? "?"),
+      hook: String(h.hook ?? "?"),
+      chosen: typeof h.chosen === "string" ? h.chosen : null,
+      why: tried.filter((t) => t.ok !== true).map((t) => `${t.kind}: ${t.reason ?? "failed"}`),
+    };
+  });
+}
+
+/** Lines of daemon output that report a program failing to load. */
+export function failedToLoad(output: string): string[] {
+  return output.split("\n").filter((l) => /failed to load/i.test(l)).map((l) => l.trim());
+}
+
+function judgeDaemon(dir: string, failures: string[], what: string): DaemonRun {
+  const output = (read(join(dir, "stderr")) ?? "") + "\n" + (read(join(dir, "stdout")) ?? "");
+  const rcText = read(join(dir, "rc"));
+  const exit = rcText === null ? null : Number(rcText.trim());
+  const alive = firstLine(read(join(dir, "alive"))) === "yes";
+  const run = { exit, tuned: /Due to /.test(output), alive };
+  const tail = lastLines(read(join(dir, "stderr")), 3).map((l) => `    | ${l}`).join("\n");
+  if (!alive) {
+    failures.push(`${what}: exited ${exit} before the window ended; last stderr lines:\n${tail}`);
+  } else if (existsSync(join(dir, "hung"))) {
+    failures.push(`${what}: did not exit within 20 s of SIGTERM (killed)`);
+  } else if (exit !== 0) {
+    failures.push(`${what}: exited ${exit} after SIGTERM; last stderr lines:\n${tail}`);
+  }
+  for (const line of failedToLoad(output)) failures.push(`${what}: ${line}`);
+  return run;
+}
+
+/** Judges the product guest script's artifacts in `out`. */
+function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void {
+  const rc = Number(firstLine(read(join(out, "support.rc"))) || "-1");
+  const stderr = read(join(out, "support.stderr"));
+  if (rc !== 0) {
+    r.failures.push(`support --json exited ${rc}: ${lastLines(stderr, 3).join(" / ")}`);
+  } else {
+    try {
+      r.support = JSON.parse(read(join(out, "support.json")) ?? "");
+    } catch (e) {
+      r.failures.push(`support --json printed no valid JSON (${(e as Error).message})`);
+    }
+  }
+  if (r.support) {
+    r.hooks = hookRows(r.support);
+    const level = r.support.level;
+    if (level === "none") r.failures.push("support level is none: no tuner can run");
+    for (const h of r.hooks.filter((h) => h.chosen === null)) {
+      r.notes.push(`${h.tuner}/${h.hook}: no hook (${h.why.join("; ")})`);
+    }
+  }
+  const daemonDir = join(out, "daemon");
+  if (existsSync(join(daemonDir, "absent"))) {
+    r.notes.push("daemon not in the bundle yet (`run` is an unknown command): daemon not checked");
+  } else if (existsSync(join(daemonDir, "rc"))) {
+    r.daemon = judgeDaemon(daemonDir, r.failures, "daemon");
+    if (!r.daemon.tuned) r.notes.push('no tuning line ("Due to ") in the window (best effort)');
+  }
+  const restored = read(join(out, "restored"));
+  if (restored) r.notes.push(`host sysctls put back after the daemon: ${restored.trim()}`);
+  if (!faultWanted || r.daemon === null) return;
+  r.fault = [];
+  const faultDir = join(out, "fault");
+  const runs = existsSync(faultDir)
+    ? [...Deno.readDirSync(faultDir)].map((e) => e.name).sort((a, b) => +a - +b)
+    : [];
+  if (runs.length === 0) r.failures.push("fault injection: no chosen hook to inject a fault into");
+  for (const n of runs) {
+    const dir = join(faultDir, n);
+    const target = firstLine(read(join(dir, "target")));
+    const hook = target.slice(target.indexOf(":") + 1);
+    const what = `fault ${target}`;
+    const run = judgeDaemon(dir, r.failures, what);
+    const stderrText = read(join(dir, "stderr")) ?? "";
+    const reported = stderrText.split("\n").some((l) => l.includes(hook) && /fail/i.test(l));
+    if (!reported) r.failures.push(`${what}: no stderr line names ${hook} as failed`);
+    r.fault.push({ ...run, target, reported });
+  }
+}
+
+/** Why a guest died without reporting: the last crash line of its console, if any. */
+function crashLine(consoleLog: string | null): string {
+  const lines = (consoleLog ?? "").split("\n");
+  const crash = lines.filter((l) => /Kernel panic|Oops|BUG:|KM_FATAL|double fault/.test(l));
+  return crash.length > 0 ? `: ${crash[crash.length - 1].trim()}` : "";
+}
+
+/** Judges one kernel's result directory. */
+export function judge(dir: string): KernelResult {
+  const meta = parseMeta(read(join(dir, "meta")) ?? "");
+  const out = join(dir, "out");
+  const r: KernelResult = {
+    label: meta.label ?? "?",
+    release: firstLine(read(join(out, "uname"))) || (meta.release ?? "?"),
+    pkg: meta.pkg ?? "-",
+    mode: meta.mode === "host" ? "host" : "qemu",
+    result: "fail",
+    reason: "",
+    failures: [],
+    notes: [],
+    support: null,
+    hooks: [],
+    daemon: null,
+    fault: null,
+    secs: meta.secs ? Number(meta.secs) : null,
+    tries: meta.tries ? Number(meta.tries) : null,
+  };
+  const status = Number(meta.status ?? "-1");
+  const result = firstLine(read(join(out, "result")));
+  const consoleLog = read(join(dir, "console.log"));
+  if (meta.status === undefined) {
+    r.failures.push("not run (no meta file: the harness was interrupted)");
+  } else if (r.mode === "qemu" && status === 99) {
+    r.failures.push(`guest died without reporting after ${r.tries} tries${crashLine(consoleLog)}`);
+  } else if (r.mode === "qemu" && status === 98) {
+    r.failures.push(`guest script still running at the ${meta.timeout} s timeout (killed)`);
+  } else if (r.mode === "qemu" && status === 2) {
+    r.failures.push(`harness error: ${lastLines(consoleLog, 1).join("") || "see meta"}`);
+  } else if (result.startsWith("skip")) {
+    r.result = "skip";
+    r.reason = result.slice(5);
+    return r;
+  } else if (firstLine(read(join(out, "kind"))) === "product") {
+    judgeProduct(out, r, meta.fault === "1");
+    if (status !== 0) r.failures.push(`guest script exited ${status}`);
+  } else if (result.startsWith("pass") || result.startsWith("fail")) {
+    (result.startsWith("pass") ? r.notes : r.failures).push(result.slice(5));
+    if (status !== 0 && result.startsWith("pass")) r.failures.push(`script exited ${status}`);
+  } else if (status !== 0) {
+    r.failures.push(`script exited ${status}`);
+  }
+  r.result = r.failures.length === 0 ? "pass" : "fail";
+  r.reason = r.failures.length > 0
+    ? r.failures.map((f) => f.split("\n")[0]).join("; ")
+    : summary(r);
+  return r;
+}
+
+function summary(r: KernelResult): string {
+  const parts: string[] = [];
+  if (r.support) parts.push(`support ${r.support.level}`);
+  if (r.daemon) parts.push(`daemon exit ${r.daemon.exit}, tuned ${r.daemon.tuned ? "yes" : "no"}`);
+  if (r.fault) parts.push(`fault injection ${r.fault.length} hooks ok`);
+  if (parts.length === 0) parts.push(...r.notes);
+  return parts.join(", ");
+}
+
+const pad = (s: string, n: number) => s.length >= n ? s + " " : s + " ".repeat(n - s.length);
+
+/** The human-readable matrix. */
+export function renderMatrix(results: KernelResult[]): string {
+  const w = Math.max(24, ...results.map((r) => r.release.length + r.label.length + 4));
+  const lines = [
+    pad("KERNEL", w) + pad("RESULT", 7) + pad("TUNER", 14) + pad("HOOK", 24) + "CHOSEN / WHY NOT",
+  ];
+  for (const r of results) {
+    const name = `${r.release} (${r.label})`;
+    const time = r.secs === null
+      ? ""
+      : `  [${r.secs} s${(r.tries ?? 1) > 1 ? `, ${r.tries} tries` : ""}]`;
+    if (r.hooks.length === 0) {
+      lines.push(pad(name, w) + pad(r.result, 7) + r.reason + time);
+    }
+    r.hooks.forEach((h, i) => {
+      const chosen = h.chosen ?? `none (${h.why.join("; ") || "no kind tried"})`;
+      lines.push(
+        pad(i === 0 ? name : "", w) + pad(i === 0 ? r.result : "", 7) + pad(h.tuner, 14) +
+          pad(h.hook, 24) + chosen,
+      );
+    });
+    if (r.hooks.length > 0) lines.push(`${" ".repeat(w + 7)}${r.reason}${time}`);
+    for (const f of r.failures) lines.push(`  FAIL ${f}`);
+    for (const n of r.notes.filter((n) => n !== r.reason)) lines.push(`  note ${n}`);
+    for (const f of r.fault ?? []) {
+      lines.push(
+        `  fault ${f.target}: alive ${f.alive ? "yes" : "no"}, exit ${f.exit}, reported ${
+          f.reported ? "yes" : "no"
+        }`,
+      );
+    }
+  }
+  const counts = ["pass", "fail", "skip"].map((k) =>
+    `${results.filter((r) => r.result === k).length} ${k}`
+  );
+  lines.push("", counts.join(", "));
+  return lines.join("\n") + "\n";
+}
+
+/** The --json document. */
+export function toJson(results: KernelResult[]): string {
+  return JSON.stringify(
+    {
+      kernels: results.map((r) => ({
+        release: r.release,
+        label: r.label,
+        pkg: r.pkg,
+        mode: r.mode,
+        result: r.result,
+        reason: r.reason,
+        failures: r.failures,
+        notes: r.notes,
+        support: r.support,
+        daemon: r.daemon ? { exit: r.daemon.exit, tuned: r.daemon.tuned } : null,
+        fault: r.fault,
+        secs: r.secs,
+        tries: r.tries,
+      })),
+    },
+    null,
+    2,
+  );
+}
+
+if (import.meta.main) {
+  let json = false;
+  let matrixFile: string | null = null;
+  const dirs: string[] = [];
+  for (let i = 0; i < Deno.args.length; i++) {
+    const a = Deno.args[i];
+    if (a === "--json") json = true;
+    else if (a === "--matrix") matrixFile = Deno.args[++i];
+    else dirs.push(a);
+  }
+  const results = dirs.map(judge);
+  const matrix = renderMatrix(results);
+  if (matrixFile) Deno.writeTextFileSync(matrixFile, matrix);
+  if (json) {
+    console.error(matrix);
+    console.log(toJson(results));
+  } else {
+    console.log(matrix);
+  }
+  Deno.exit(results.every((r) => r.result !== "fail") ? 0 : 1);
+}
