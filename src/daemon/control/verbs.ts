@@ -3,6 +3,7 @@
  * every daemon (help table, rollback commands, bpftune-compatible JSON, metrics text) lives here
  * so the provider only reports facts.
  */
+import { sysctlWLine } from "../../kernel/sysctl.ts";
 import { renderMetrics } from "../metrics.ts";
 import { ControlError, type ControlRequest, VERB_NAMES, VERBS } from "./protocol.ts";
 import type { ControlProvider, RollbackEntry, TunableValue } from "./provider.ts";
@@ -29,14 +30,14 @@ export function helpTable(): HelpEntry[] {
 
 const SHELL_SAFE = /^[A-Za-z0-9_.,:/=+-]+$/;
 
-/** Quotes one shell word so a value or name can never be read as shell syntax. */
+/** Quotes one shell word so a name can never be read as shell syntax. */
 export function shellQuote(word: string): string {
   return SHELL_SAFE.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/** `sysctl -w` line (same form the daemon logs), prefixed with `ip netns exec` off the host ns. */
 export function rollbackCommand(entry: RollbackEntry): string {
-  const assignment = shellQuote(`${entry.sysctl}=${entry.original.join(" ")}`);
-  const sysctl = `sysctl -w ${assignment}`;
+  const sysctl = sysctlWLine(entry.sysctl, entry.original.join(" "));
   return entry.netns === undefined ? sysctl : `ip netns exec ${shellQuote(entry.netns)} ${sysctl}`;
 }
 

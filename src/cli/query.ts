@@ -1,0 +1,326 @@
+/**
+ * `bpfpilot query <verb> [target]` (and `bpfpilot -q <verb>`, bpftune's flag): asks the running
+ * daemon over its control socket and prints tables for people or JSON for scripts.
+ */
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { ControlClientError, requestControl } from "../daemon/control/client.ts";
+import { isVerb, VERB_NAMES, VERBS } from "../daemon/control/protocol.ts";
+import type {
+  SummaryData,
+  ToggleResult,
+  TunableInfo,
+  TunableStatus,
+  TunableValue,
+  TunerInfo,
+} from "../daemon/control/provider.ts";
+import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
+import type { HelpEntry, PlannedRollback } from "../daemon/control/verbs.ts";
+
+/** Exit statuses of `bpfpilot query`; the same in text and --json mode. */
+export const QUERY_EXIT = {
+  ok: 0,
+  /** The daemon answered with an error (unknown tuner, busy, internal failure). */
+  failed: 1,
+  /** Unknown verb, missing or extra argument, bad option. */
+  usage: 2,
+  /** No daemon listening on the socket. */
+  notRunning: 3,
+  /** Not allowed to use the socket. */
+  permission: 4,
+  /** The daemon did not answer (timeout) or answered nonsense. */
+  noAnswer: 5,
+} as const;
+
+export interface QueryOptions {
+  json?: boolean;
+  socket?: string;
+  timeoutMs?: number;
+  /** Output sinks, one call per block of lines (tests capture them). */
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+/** Keeps daemon-supplied strings from carrying terminal escape sequences to the screen. */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/g;
+
+function clean(text: string): string {
+  return String(text).replace(
+    CONTROL_CHARS,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** Aligned columns; the last column is not padded. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const all = [header, ...rows.map((row) => row.map(clean))];
+  const widths = header.map((_, col) => Math.max(...all.map((row) => (row[col] ?? "").length)));
+  return all
+    .map((row) =>
+      row.map((cell, col) => col === row.length - 1 ? cell : cell.padEnd(widths[col])).join("  ")
+        .trimEnd()
+    )
+    .join("\n");
+}
+
+function values(list: TunableValue[]): string {
+  return list.join(" ");
+}
+
+function netnsColumn<T extends { netns?: string }>(rows: T[]): boolean {
+  return rows.some((row) => row.netns !== undefined);
+}
+
+function renderHelp(entries: HelpEntry[]): string {
+  return "Queries the bpfpilot daemon answers (bpfpilot query <verb> [target]):\n" +
+    formatTable(
+      ["VERB", "ARGUMENT", "DESCRIPTION"],
+      entries.map((e) => [e.verb, e.arg ?? "", e.description]),
+    );
+}
+
+function renderTuners(tuners: TunerInfo[]): string {
+  if (tuners.length === 0) return "no tuners loaded";
+  return formatTable(["TUNER", "STATE", "REASON"], tuners.map((t) => [t.name, t.state, t.reason]));
+}
+
+function control(t: TunableInfo): string {
+  if (t.overridden) return "overridden (admin)";
+  return t.managed ? "managed" : "not managed";
+}
+
+function renderTunables(tunables: TunableInfo[]): string {
+  if (tunables.length === 0) return "no tunables";
+  const ns = netnsColumn(tunables);
+  return formatTable(
+    ["TUNER", "TUNABLE", ...(ns ? ["NETNS"] : []), "CONTROL", "VALUES"],
+    tunables.map((t) => [
+      t.tuner,
+      t.name,
+      ...(ns ? [t.netns ?? "global"] : []),
+      control(t),
+      values(t.values),
+    ]),
+  );
+}
+
+function renderStatus(status: TunableStatus[]): string {
+  if (status.length === 0) return "no tunables";
+  const ns = netnsColumn(status);
+  return formatTable(
+    ["TUNER", "SYSCTL", ...(ns ? ["NETNS"] : []), "VALUES"],
+    status.map((s) => [s.tuner, s.name, ...(ns ? [s.netns ?? "global"] : []), values(s.values)]),
+  );
+}
+
+function where(netns: string | undefined): string {
+  return netns === undefined ? "" : ` in netns ${clean(netns)}`;
+}
+
+function renderSummary(summary: SummaryData): string {
+  const lines = [`# Summary of changes made since ${clean(summary.since)}:`];
+  if (summary.changes.length === 0 && summary.scenarios.length === 0) {
+    lines.push("# no changes made and no scenarios seen yet");
+  }
+  for (const c of summary.changes) {
+    lines.push(
+      `# ${clean(c.tuner)}: sysctl '${clean(c.sysctl)}'${where(c.netns)} changed from ` +
+        `(${clean(values(c.initial))}) -> (${clean(values(c.current))}) in ${c.changes} ` +
+        `change${c.changes === 1 ? "" : "s"}`,
+    );
+  }
+  for (const s of summary.scenarios) {
+    lines.push(
+      `# ${clean(s.tuner)}: scenario '${clean(s.scenario)}' occurred ${s.count} ` +
+        `time${s.count === 1 ? "" : "s"} for tunable '${clean(s.tunable)}'${where(s.netns)}. ` +
+        clean(s.description),
+    );
+  }
+  return lines.join("\n");
+}
+
+function renderRollback(plan: PlannedRollback[]): string {
+  if (plan.length === 0) return "# nothing to roll back: bpfpilot has not changed any sysctl";
+  const lines = [
+    "# Rollback plan: run these as root to restore the original values.",
+    "# (This query changed nothing; stop or disable bpfpilot first or it may tune again.)",
+  ];
+  for (const entry of plan) {
+    lines.push(
+      `# ${clean(entry.tuner)}: '${clean(entry.sysctl)}'${where(entry.netns)} is now ` +
+        `(${clean(values(entry.current))}), was (${clean(values(entry.original))})`,
+      clean(entry.command),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Human rendering of a successful answer. */
+export function renderAnswer(verb: string, data: unknown): string {
+  switch (verb) {
+    case "help":
+      return renderHelp(data as HelpEntry[]);
+    case "tuners":
+      return renderTuners(data as TunerInfo[]);
+    case "tunables":
+      return renderTunables(data as TunableInfo[]);
+    case "status":
+      return renderStatus(data as TunableStatus[]);
+    case "summary":
+      return renderSummary(data as SummaryData);
+    case "rollback":
+      return renderRollback(data as PlannedRollback[]);
+    case "enable":
+    case "disable":
+      return clean((data as ToggleResult).message);
+    case "metrics":
+      return String(data).replace(/\n$/, "");
+    default: // jtunables, jstatus: JSON is their human form too
+      return JSON.stringify(data, null, 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+function exitForDaemonError(code: string): number {
+  return code === "unknown-verb" || code === "bad-args" ? QUERY_EXIT.usage : QUERY_EXIT.failed;
+}
+
+function exitForClientError(error: ControlClientError): number {
+  switch (error.kind) {
+    case "not-running":
+      return QUERY_EXIT.notRunning;
+    case "permission-denied":
+      return QUERY_EXIT.permission;
+    default:
+      return QUERY_EXIT.noAnswer;
+  }
+}
+
+/**
+ * Runs one query and prints the result; returns the exit status (see QUERY_EXIT). Never throws
+ * for anything a user can cause.
+ */
+export async function runQuery(
+  verb: string,
+  arg: string | undefined,
+  opts: QueryOptions = {},
+): Promise<number> {
+  const out = opts.stdout ?? ((text: string) => console.log(text));
+  const err = opts.stderr ?? ((text: string) => console.error(text));
+  const fail = (code: string, message: string, status: number): number => {
+    if (opts.json) out(JSON.stringify({ error: { code, message } }));
+    err(`bpfpilot: ${message}`);
+    return status;
+  };
+
+  if (!isVerb(verb)) {
+    return fail(
+      "usage",
+      `unknown query '${clean(verb)}'; supported queries are: ${VERB_NAMES.join(", ")}`,
+      QUERY_EXIT.usage,
+    );
+  }
+  if (VERBS[verb].arg && arg === undefined) {
+    return fail(
+      "usage",
+      `'${verb}' needs a tuner or sysctl name, e.g. bpfpilot query ${verb} tcp_buffer`,
+      QUERY_EXIT.usage,
+    );
+  }
+  if (!VERBS[verb].arg && arg !== undefined) {
+    return fail("usage", `'${verb}' takes no argument (got '${clean(arg)}')`, QUERY_EXIT.usage);
+  }
+
+  let response;
+  try {
+    response = await requestControl({ verb, target: arg }, {
+      socketPath: opts.socket ?? DEFAULT_CONTROL_SOCKET,
+      timeoutMs: opts.timeoutMs,
+    });
+  } catch (error) {
+    if (error instanceof ControlClientError) {
+      return fail(error.kind, error.message, exitForClientError(error));
+    }
+    throw error;
+  }
+  if (!response.ok) {
+    return fail(
+      response.error.code,
+      `the daemon refused '${verb}': ${clean(response.error.message)}`,
+      exitForDaemonError(response.error.code),
+    );
+  }
+  out(opts.json ? JSON.stringify(response.data, null, 2) : renderAnswer(verb, response.data));
+  return QUERY_EXIT.ok;
+}
+
+function parseTimeout(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new InvalidArgumentError("expected a number of seconds between 0 and 3600.");
+  }
+  return seconds;
+}
+
+const QUERY_HELP = `
+Verbs:
+${
+  VERB_NAMES.map((v) =>
+    `  ${(v + (VERBS[v].arg ? " <target>" : "")).padEnd(18)} ${VERBS[v].description}`
+  )
+    .join("\n")
+}
+
+Exit status (the same with --json):
+  0  success
+  1  the daemon answered with an error (unknown tuner or sysctl, busy, internal failure)
+  2  usage error (unknown verb, missing or extra argument)
+  3  the daemon is not running (no control socket, or a stale one)
+  4  permission denied (needs root or the daemon's control group)
+  5  no valid answer (timeout, or daemon and client versions differ)
+
+With --json, stdout holds exactly one JSON document: the answer, or {"error":{"code","message"}}.
+Examples: bpfpilot query tuners; bpfpilot query disable tcp_buffer; bpfpilot query rollback > undo.sh`;
+
+/**
+ * The `query` subcommand. `setExit` receives the exit status (the CLI's convention); by default
+ * it becomes Deno.exitCode.
+ */
+export function queryCommand(
+  setExit: (code: number) => void = (code) => {
+    Deno.exitCode = code;
+  },
+) {
+  return new Command("query")
+    .usage("[options] <verb> [target]")
+    .description(
+      "ask the running bpfpilot daemon (bpftune's -q): state of tuners, tunables, " +
+        "changes made, rollback plan, metrics; enable or disable a tuner or sysctl",
+    )
+    .argument("<verb>", `one of: ${VERB_NAMES.join(", ")}`)
+    .argument("[target]", "tuner or sysctl name, for enable and disable")
+    .option("--json", "print the answer as JSON")
+    .option("--socket <path>", "control socket of the daemon", DEFAULT_CONTROL_SOCKET)
+    .addOption(
+      new Option("--timeout <seconds>", "give up if the daemon has not answered by then")
+        .default(5)
+        .argParser(parseTimeout),
+    )
+    .addHelpText("after", QUERY_HELP)
+    // usage errors surface as CommanderError, which the CLI maps to exit status 2
+    .exitOverride()
+    .action(async (verb, target, opts) => {
+      setExit(
+        await runQuery(verb, target, {
+          json: opts.json,
+          socket: opts.socket,
+          timeoutMs: opts.timeout * 1000,
+        }),
+      );
+    });
+}
