@@ -1,0 +1,87 @@
+/**
+ * One snapshot of the kernel counters the static checks read. Every source is optional: a kernel
+ * without IPv6 has no /proc/net/snmp6, a container may hide /proc/net/stat; the checks that need
+ * a missing source report "skip" with the reason recorded here.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "./proc/snmp.ts";
+import { parseSoftnetStat, type SoftnetRow } from "./proc/softnet.ts";
+import { parseStatTable, type StatTable } from "./proc/stat_table.ts";
+import { parseSockstat } from "./proc/sockstat.ts";
+
+export interface CounterSnapshot {
+  /** /proc/net/snmp: Ip, Icmp, Tcp, Udp, ... */
+  snmp: CounterTable | null;
+  /** /proc/net/netstat: TcpExt, IpExt, ... */
+  netstat: CounterTable | null;
+  /** /proc/net/snmp6: Ip6ReasmFails, Udp6RcvbufErrors, ... */
+  snmp6: ReadonlyMap<string, number> | null;
+  softnet: readonly SoftnetRow[] | null;
+  arpCache: StatTable | null;
+  ndiscCache: StatTable | null;
+  /** /proc/net/sockstat: current memory use in pages per protocol. */
+  sockstat: CounterTable | null;
+  memTotalBytes: number | null;
+  pageSize: number;
+  /** Why each absent source is absent, keyed by its /proc path. */
+  missing: ReadonlyMap<string, string>;
+}
+
+function readText(path: string, missing: Map<string, string>): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    missing.set(
+      path,
+      code === "ENOENT"
+        ? "not present on this kernel"
+        : code === "EACCES" || code === "EPERM"
+        ? "permission denied"
+        : `unreadable (${code ?? "error"})`,
+    );
+    return null;
+  }
+}
+
+function parseMemTotal(text: string | null): number | null {
+  const m = text?.match(/^MemTotal:\s+(\d+)\s*kB/m);
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/** The kernel page size, from the first mapping in /proc/self/smaps (4096 when unreadable). */
+function readPageSize(procRoot: string): number {
+  try {
+    const text = readFileSync(join(procRoot, "self/smaps"), "utf8");
+    const m = text.match(/^KernelPageSize:\s+(\d+)\s*kB/m);
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // fall through: a page size of 4 KiB is right for x86_64 and most arm64 kernels
+  }
+  return 4096;
+}
+
+export function readCounters(procRoot = "/proc"): CounterSnapshot {
+  const missing = new Map<string, string>();
+  const read = (rel: string) => readText(join(procRoot, rel), missing);
+  const snmp = read("net/snmp");
+  const netstat = read("net/netstat");
+  const snmp6 = read("net/snmp6");
+  const softnet = read("net/softnet_stat");
+  const arp = read("net/stat/arp_cache");
+  const ndisc = read("net/stat/ndisc_cache");
+  const sockstat = read("net/sockstat");
+  return {
+    snmp: snmp === null ? null : parseHeaderValuePairs(snmp),
+    netstat: netstat === null ? null : parseHeaderValuePairs(netstat),
+    snmp6: snmp6 === null ? null : parseSnmp6(snmp6),
+    softnet: softnet === null ? null : parseSoftnetStat(softnet),
+    arpCache: arp === null ? null : parseStatTable(arp),
+    ndiscCache: ndisc === null ? null : parseStatTable(ndisc),
+    sockstat: sockstat === null ? null : parseSockstat(sockstat),
+    memTotalBytes: parseMemTotal(readText(join(procRoot, "meminfo"), new Map())),
+    pageSize: readPageSize(procRoot),
+    missing,
+  };
+}
