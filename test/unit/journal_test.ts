@@ -1,0 +1,528 @@
+import assert from "node:assert/strict";
+import {
+  Journal,
+  JournalError,
+  type ReadLive,
+  STATE_FORMAT,
+  type SysctlValue,
+} from "../../src/daemon/journal.ts";
+import { VERSION } from "../../src/version.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+const WMEM = "net.ipv4.tcp_wmem";
+
+function tempDir(): string {
+  return Deno.makeTempDirSync({ prefix: "bpfp-journal-" });
+}
+
+function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = tempDir();
+    try {
+      await fn(dir);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  };
+}
+
+function journalError(fn: () => unknown): JournalError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof JournalError, `expected JournalError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected a JournalError");
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/** A fake live system: (netns, sysctl) → value. */
+function live(values: Record<string, SysctlValue | null>): ReadLive {
+  return (netns, sysctl) => {
+    const v = values[`${netns} ${sysctl}`];
+    return v === undefined ? null : v;
+  };
+}
+
+Deno.test(
+  "open creates the directory 0700; the first record writes state.json 0600 atomically",
+  withDir((base) => {
+    const dir = `${base}/var/lib/bpfpilot`;
+    const j = Journal.open(dir);
+    assert.equal(Deno.statSync(dir).mode! & 0o777, 0o700);
+    assert.ok(!names(dir).includes("state.json"), "nothing to record yet, no file");
+    assert.equal(
+      j.recordOriginal("global", "net/ipv4/tcp_rmem", "tcp_buffer", [4096, 131072, 6291456]),
+      true,
+    );
+    assert.deepEqual(names(dir), ["state.json", "state.lock"], "no temp file left behind");
+    assert.equal(Deno.statSync(`${dir}/state.json`).mode! & 0o777, 0o600);
+    const raw = JSON.parse(Deno.readTextFileSync(`${dir}/state.json`));
+    assert.equal(raw.format, STATE_FORMAT);
+    assert.equal(raw.version, 1);
+    assert.equal(raw.productVersion, VERSION);
+    assert.deepEqual(raw.entries[0].original, [4096, 131072, 6291456]);
+    assert.equal(raw.entries[0].sysctl, RMEM);
+    assert.deepEqual(raw.overrides, []);
+  }),
+);
+
+Deno.test(
+  "the original is recorded the first time only; writes are counted",
+  withDir((dir) => {
+    let t = 0;
+    const j = Journal.open(dir, { now: () => new Date(Date.UTC(2025, 0, 1, 0, 0, t++)) });
+    assert.equal(j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]), true);
+    assert.equal(j.entry("global", RMEM)!.pending!.toString(), "1,2,4");
+    j.recordWritten("global", RMEM, [1, 2, 4]);
+    assert.equal(j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 4], [1, 2, 5]), false);
+    j.recordWritten("global", RMEM, [1, 2, 5]);
+    const e = Journal.open(dir).entry("global", RMEM)!;
+    assert.deepEqual(e.original, [1, 2, 3]);
+    assert.deepEqual(e.lastWritten, [1, 2, 5]);
+    assert.equal(e.pending, null);
+    assert.equal(e.changes, 2);
+    assert.match(e.recordedAt, /^2025-01-01T00:00:0\d\.000Z$/);
+    assert.ok(e.changedAt! > e.recordedAt);
+    assert.throws(
+      () => j.recordWritten("global", WMEM, [1, 2, 3]),
+      /no original value of net\.ipv4\.tcp_wmem .*call recordOriginal before writing/,
+    );
+    assert.throws(() => j.recordOriginal("global", WMEM, "tcp_buffer", [NaN]), TypeError);
+    assert.throws(() => j.recordOriginal("", WMEM, "tcp_buffer", [1]), TypeError);
+    assert.equal(Journal.open(dir).changedEntries().length, 1);
+  }),
+);
+
+Deno.test(
+  "two handles on one directory (daemon + CLI) never lose each other's updates",
+  withDir((dir) => {
+    const daemon = Journal.open(dir);
+    const cli = Journal.open(dir);
+    daemon.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    cli.markOverride({
+      netns: "global",
+      sysctl: WMEM,
+      tuner: "tcp_buffer",
+      pid: 42,
+      comm: "sysctl",
+    });
+    daemon.recordOriginal("4026531840", RMEM, "tcp_buffer", [7, 8, 9]);
+    // The daemon's later write was built on the file as it was then, keeping the CLI's override.
+    assert.equal(cli.changedEntries().length, 2);
+    assert.equal(daemon.isOverridden("global", WMEM), true);
+    assert.equal(cli.clearOverrides("tcp_buffer"), 1);
+    assert.equal(daemon.isOverridden("global", WMEM), false, "daemon sees the CLI's change");
+  }),
+);
+
+Deno.test(
+  "overrides: upsert, lookup, clear by tuner or sysctl; they survive restarts and rollback",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.markOverride({ netns: "global", sysctl: RMEM, tuner: "tcp_buffer", pid: 10, comm: "sysctl" });
+    j.markOverride({ netns: "global", sysctl: RMEM, tuner: "tcp_buffer", pid: 11, comm: "vi %n" });
+    j.markOverride({
+      netns: "77",
+      sysctl: "net/core/rmem_max",
+      tuner: "udp_buffer",
+      pid: 12,
+      comm: "x",
+    });
+    const again = Journal.open(dir);
+    assert.deepEqual(
+      again.overrides().map((o) => [o.netns, o.sysctl, o.tuner, o.pid, o.comm]),
+      [["global", RMEM, "tcp_buffer", 11, "vi %n"], [
+        "77",
+        "net.core.rmem_max",
+        "udp_buffer",
+        12,
+        "x",
+      ]],
+    );
+    assert.equal(again.isOverridden("global", "net/ipv4/tcp_rmem"), true);
+    assert.equal(again.isOverridden("77", RMEM), false);
+    assert.equal(again.isTunerOverridden("77", "udp_buffer"), true);
+    assert.equal(again.isTunerOverridden("global", "udp_buffer"), false);
+
+    again.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3]);
+    again.planRollback(live({}));
+    again.forget("global", RMEM);
+    assert.equal(again.overrides().length, 2, "rollback and forget leave overrides alone");
+
+    assert.equal(again.clearOverrides("net/core/rmem_max"), 1);
+    assert.equal(again.clearOverrides("net.core.rmem_max"), 0);
+    assert.equal(again.clearOverrides("tcp_buffer"), 1);
+    assert.deepEqual(Journal.open(dir).overrides(), []);
+  }),
+);
+
+Deno.test(
+  "planRollback: restore what we wrote, skip what someone else changed",
+  withDir((dir) => {
+    let t = 0;
+    const j = Journal.open(dir, { now: () => new Date(Date.UTC(2025, 0, 1, 0, 0, t++)) });
+    j.recordOriginal("global", RMEM, "tcp_buffer", [4096, 131072, 6291456], [
+      4096,
+      131072,
+      7864320,
+    ]);
+    j.recordWritten("global", RMEM, [4096, 131072, 7864320]);
+    j.recordOriginal("global", WMEM, "tcp_buffer", [4096, 16384, 4194304], [4096, 16384, 5242880]);
+    j.recordWritten("global", WMEM, [4096, 16384, 5242880]);
+    j.recordOriginal("global", "net.ipv4.tcp_congestion_control", "tcp_conn", "cubic", "bbr");
+    j.recordWritten("global", "net.ipv4.tcp_congestion_control", "bbr");
+
+    const plan = j.planRollback(live({
+      [`global ${RMEM}`]: "4096\t131072\t7864320\n", // raw kernel text compares equal
+      [`global ${WMEM}`]: [4096, 16384, 9999999],
+      "global net.ipv4.tcp_congestion_control": "bbr",
+    }));
+    assert.deepEqual(plan.restore, [
+      {
+        netns: "global",
+        sysctl: "net.ipv4.tcp_congestion_control",
+        tuner: "tcp_conn",
+        from: "bbr",
+        to: "cubic",
+      },
+      {
+        netns: "global",
+        sysctl: RMEM,
+        tuner: "tcp_buffer",
+        from: "4096\t131072\t7864320\n",
+        to: [4096, 131072, 6291456],
+      },
+    ], "most recent change first");
+    assert.deepEqual(plan.skipped, [{
+      netns: "global",
+      sysctl: WMEM,
+      tuner: "tcp_buffer",
+      code: "changed",
+      reason: "changed since by someone else (now 4096 16384 9999999)",
+    }]);
+    assert.equal(j.changedEntries().length, 3, "planning changes nothing");
+    assert.equal(j.forget("global", RMEM), true);
+    assert.equal(j.forget("global", RMEM), false);
+    assert.equal(Journal.open(dir).changedEntries().length, 2);
+  }),
+);
+
+Deno.test(
+  "planRollback after a crash between recordOriginal and the write (or before recordWritten)",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    // Crash before the write: the live value is still the original.
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    // Crash after the write, before recordWritten: the live value is the pending one.
+    j.recordOriginal("global", WMEM, "tcp_buffer", [5, 6, 7], [5, 6, 8]);
+    // Second write of an entry crashed after the write: live is the new pending value.
+    j.recordOriginal("9", RMEM, "tcp_buffer", [1, 1, 1], [1, 1, 2]);
+    j.recordWritten("9", RMEM, [1, 1, 2]);
+    j.recordOriginal("9", RMEM, "tcp_buffer", [1, 1, 2], [1, 1, 3]);
+
+    const reopened = Journal.open(dir); // as `bpfpilot rollback` after kill -9
+    const plan = reopened.planRollback(live({
+      [`global ${RMEM}`]: [1, 2, 3],
+      [`global ${WMEM}`]: [5, 6, 8],
+      [`9 ${RMEM}`]: [1, 1, 3],
+    }));
+    assert.deepEqual(
+      plan.restore.map((s) => [s.netns, s.sysctl, s.from, s.to]).sort(),
+      [["9", RMEM, [1, 1, 3], [1, 1, 1]], ["global", WMEM, [5, 6, 8], [5, 6, 7]]],
+    );
+    assert.deepEqual(plan.skipped, [{
+      netns: "global",
+      sysctl: RMEM,
+      tuner: "tcp_buffer",
+      code: "at-original",
+      reason: "already at original",
+    }]);
+  }),
+);
+
+Deno.test(
+  "planRollback: unreadable sysctls and vanished namespaces are skipped, not fatal",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    j.recordOriginal("gone", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    const plan = j.planRollback((netns) => {
+      if (netns === "gone") return null;
+      throw new Error("writing net.ipv4.tcp_rmem needs root");
+    });
+    assert.deepEqual(plan.restore, []);
+    assert.deepEqual(plan.skipped.map((s) => [s.netns, s.code, s.reason]).sort(), [
+      ["global", "unreadable", "cannot read it now: writing net.ipv4.tcp_rmem needs root"],
+      ["gone", "unreadable", "cannot read it now (the sysctl or its network namespace is gone)"],
+    ]);
+  }),
+);
+
+const BAD_FILES: [string, string, JournalError["kind"], RegExp][] = [
+  ["garbage", "{not json", "corrupt", /is damaged: it is not valid JSON/],
+  ["empty", "", "corrupt", /is damaged: it is empty/],
+  ["zeros", "\0\0\0\0", "corrupt", /not valid JSON/],
+  [
+    "foreign object",
+    '{"hello": 1}',
+    "foreign",
+    /is not a bpfpilot state file \(its "format" is missing/,
+  ],
+  ["foreign array", "[1,2]", "foreign", /holds no JSON object/],
+  [
+    "other format",
+    '{"format": "other-tool", "version": 1}',
+    "foreign",
+    /"format" is "other-tool"/,
+  ],
+  [
+    "newer",
+    `{"format": "${STATE_FORMAT}", "version": 2, "productVersion": "9.0.0"}`,
+    "newer",
+    /written by a newer bpfpilot 9\.0\.0 \(state version 2\).*Upgrade bpfpilot/,
+  ],
+  [
+    "bad version",
+    `{"format": "${STATE_FORMAT}", "version": "1"}`,
+    "corrupt",
+    /"version" is "1"/,
+  ],
+];
+
+function validState(patch: (s: Record<string, unknown>) => void): string {
+  const s: Record<string, unknown> = {
+    format: STATE_FORMAT,
+    version: 1,
+    productVersion: "0.1.0",
+    updatedAt: "2025-01-01T00:00:00.000Z",
+    entries: [{
+      netns: "global",
+      sysctl: RMEM,
+      tuner: "tcp_buffer",
+      original: [1, 2, 3],
+      lastWritten: [1, 2, 4],
+      pending: null,
+      changes: 1,
+      recordedAt: "2025-01-01T00:00:00.000Z",
+      changedAt: "2025-01-01T00:00:01.000Z",
+    }],
+    overrides: [{
+      netns: "global",
+      sysctl: WMEM,
+      tuner: "tcp_buffer",
+      pid: 4,
+      comm: "sysctl",
+      at: "2025-01-01T00:00:00.000Z",
+    }],
+  };
+  patch(s);
+  return JSON.stringify(s);
+}
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const BAD_FIELDS: [string, (s: Any) => void, RegExp][] = [
+  [
+    "original type",
+    (s) => s.entries[0].original = { a: 1 },
+    /entries\[0\]\.original should be a value/,
+  ],
+  ["float value", (s) => s.entries[0].lastWritten = [1.5], /entries\[0\]\.lastWritten/],
+  ["sysctl name", (s) => s.entries[0].sysctl = "net/ipv4/tcp_rmem", /entries\[0\]\.sysctl/],
+  ["changes", (s) => s.entries[0].changes = -1, /entries\[0\]\.changes should be a count/],
+  ["timestamp", (s) => s.entries[0].recordedAt = "yesterday", /entries\[0\]\.recordedAt/],
+  ["duplicate", (s) => s.entries.push(s.entries[0]), /entries\[1\] repeats net\.ipv4\.tcp_rmem/],
+  ["override pid", (s) => s.overrides[0].pid = "4", /overrides\[0\]\.pid should be a process id/],
+  ["entries missing", (s) => delete s.entries, /entries should be a list, found nothing/],
+];
+
+Deno.test(
+  "the valid reference state used below opens",
+  withDir((dir) => {
+    Deno.writeTextFileSync(`${dir}/state.json`, validState(() => {}));
+    const j = Journal.open(dir);
+    assert.equal(j.changedEntries().length, 1);
+    assert.equal(j.isOverridden("global", WMEM), true);
+  }),
+);
+
+for (
+  const [label, text, kind, message] of [
+    ...BAD_FILES,
+    ...BAD_FIELDS.map(([l, p, m]) => [l, validState(p), "corrupt", m] as const),
+  ]
+) {
+  Deno.test(
+    `invalid state file (${label}) → JournalError ${kind}; file byte-identical`,
+    withDir((dir) => {
+      const file = `${dir}/state.json`;
+      const bytes = new TextEncoder().encode(text);
+      Deno.writeFileSync(file, bytes);
+      const err = journalError(() => Journal.open(dir));
+      assert.equal(err.kind, kind);
+      assert.equal(err.file, file);
+      assert.match(err.message, message);
+      assert.ok(err.message.startsWith(file), "message names the file first");
+      assert.doesNotMatch(err.message, /os error|at \w+ \(/);
+      if (kind !== "newer") assert.ok(err.message.includes(`mv ${file} ${file}.bad`), err.message);
+      assert.deepEqual(Deno.readFileSync(file), bytes);
+      assert.deepEqual(names(dir), ["state.json"], "no temp or lock files");
+    }),
+  );
+}
+
+Deno.test(
+  "a file that goes bad while running: changes fail, nothing is overwritten",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3]);
+    const file = `${dir}/state.json`;
+    Deno.writeTextFileSync(file, '{"format": "bpfpilot-state", "version": 7}');
+    const before = Deno.readFileSync(file);
+    assert.equal(journalError(() => j.recordWritten("global", RMEM, [1, 2, 4])).kind, "newer");
+    assert.equal(
+      journalError(() =>
+        j.markOverride({ netns: "global", sysctl: RMEM, tuner: "t", pid: 1, comm: "c" })
+      ).kind,
+      "newer",
+    );
+    assert.equal(journalError(() => j.isOverridden("global", RMEM)).kind, "newer");
+    assert.deepEqual(Deno.readFileSync(file), before);
+  }),
+);
+
+Deno.test(
+  "quarantine moves a bad file aside on request; then a fresh journal starts",
+  withDir((dir) => {
+    const file = `${dir}/state.json`;
+    Deno.writeTextFileSync(file, "{broken");
+    const moved = Journal.quarantine(dir, new Date(Date.UTC(2025, 10, 25, 3, 4, 5)));
+    assert.equal(moved, `${file}.corrupt-20251125T030405Z`);
+    assert.equal(Deno.readTextFileSync(moved), "{broken");
+    Deno.writeTextFileSync(file, "{broken again");
+    const second = Journal.quarantine(dir, new Date(Date.UTC(2025, 10, 25, 3, 4, 5)));
+    assert.equal(second, `${file}.corrupt-20251125T030405Z-1`);
+    assert.deepEqual(Journal.open(dir).changedEntries(), []);
+    const err = journalError(() => Journal.quarantine(dir));
+    assert.equal(err.kind, "io");
+    assert.match(err.message, /there is no state file at .*state\.json to move aside/);
+  }),
+);
+
+Deno.test(
+  "open removes temp files left by a writer that crashed mid-write",
+  withDir((dir) => {
+    Deno.writeTextFileSync(`${dir}/.state.json.tmp-999-abcd`, '{"half');
+    Journal.open(dir);
+    assert.deepEqual(names(dir), ["state.lock"]);
+  }),
+);
+
+Deno.test(
+  "I/O failures name the path and the fix, without errno noise",
+  withDir((dir) => {
+    const notADir = `${dir}/file`;
+    Deno.writeTextFileSync(notADir, "");
+    const err = journalError(() => Journal.open(`${notADir}/sub`));
+    assert.equal(err.kind, "io");
+    assert.match(err.message, /^cannot create the state directory .*\/file\/sub: /);
+    assert.doesNotMatch(err.message, /os error/);
+
+    Deno.mkdirSync(`${dir}/d/state.json`, { recursive: true });
+    const isDir = journalError(() => Journal.open(`${dir}/d`));
+    assert.equal(isDir.kind, "io");
+    assert.match(isDir.message, /cannot read .*state\.json: it is a directory/);
+  }),
+);
+
+Deno.test(
+  "daemon claim: a second daemon is refused with the holder's pid",
+  withDir((dir) => {
+    const first = Journal.open(dir);
+    const second = Journal.open(dir);
+    assert.equal(Journal.daemonPid(dir), null);
+    first.claimDaemon();
+    assert.equal(Journal.daemonPid(dir), Deno.pid);
+    const err = journalError(() => second.claimDaemon());
+    assert.equal(err.kind, "busy");
+    assert.match(
+      err.message,
+      new RegExp(`another bpfpilot daemon \\(pid ${Deno.pid}\\) is already running`),
+    );
+    first.close();
+    assert.equal(Journal.daemonPid(dir), null);
+    second.claimDaemon();
+    second.close();
+  }),
+);
+
+Deno.test(
+  "kill -9 of a daemon releases its claim and keeps what it recorded",
+  withDir(async (dir) => {
+    const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
+    const script = `
+    import { Journal } from ${JSON.stringify(journalUrl)};
+    const j = Journal.open(${JSON.stringify(dir)});
+    j.claimDaemon();
+    j.recordOriginal("global", "net.ipv4.tcp_rmem", "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    console.log("ready");
+    setInterval(() => {}, 1000);
+  `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-check", script],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      const reader = child.stdout.getReader();
+      const { value } = await reader.read();
+      assert.equal(new TextDecoder().decode(value).trim(), "ready");
+      reader.releaseLock();
+      assert.equal(Journal.daemonPid(dir), child.pid);
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    }
+    assert.equal(Journal.daemonPid(dir), null);
+    const plan = Journal.open(dir).planRollback(() => [1, 2, 4]);
+    assert.deepEqual(plan.restore.map((s) => [s.sysctl, s.from, s.to]), [[RMEM, [1, 2, 4], [
+      1,
+      2,
+      3,
+    ]]]);
+  }),
+);
+
+Deno.test(
+  "concurrent writers in separate processes: the lock keeps every update",
+  withDir(async (dir) => {
+    const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
+    const writer = (id: number) => `
+      import { Journal } from ${JSON.stringify(journalUrl)};
+      const j = Journal.open(${JSON.stringify(dir)});
+      for (let i = 0; i < 10; i++) {
+        j.markOverride({ netns: "ns${id}", sysctl: "net.core.rmem_max", tuner: "t" + i, pid: ${id}, comm: "w" });
+        j.recordOriginal("ns${id}", "net.ipv4.tcp_rmem", "tcp_buffer", [i, i, i]);
+      }
+    `;
+    const children = [1, 2, 3, 4].map((id) =>
+      new Deno.Command(Deno.execPath(), { args: ["eval", "--no-check", writer(id)] }).output()
+    );
+    for (const out of await Promise.all(children)) {
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    }
+    const j = Journal.open(dir);
+    assert.equal(j.overrides().length, 40);
+    assert.deepEqual(
+      j.changedEntries().map((e) => [e.netns, e.original]).sort(),
+      [["ns1", [0, 0, 0]], ["ns2", [0, 0, 0]], ["ns3", [0, 0, 0]], ["ns4", [0, 0, 0]]],
+    );
+    assert.deepEqual(names(dir), ["state.json", "state.lock"]);
+  }),
+);
