@@ -73,6 +73,8 @@ async function connect(path: string): Promise<Deno.UnixConn> {
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new ControlClientError("permission-denied", await permissionMessage(path));
     }
+    // Deno's own sandbox refusal is a packaging problem, reported as such by the CLI.
+    if (error instanceof Deno.errors.NotCapable) throw error;
     throw new ControlClientError(
       "protocol",
       `cannot connect to the bpfpilot control socket ${path}: ${
