@@ -4,26 +4,27 @@
 #ifndef BPFPILOT_COMMON_BPF_H
 #define BPFPILOT_COMMON_BPF_H
 
+#include <bpf/bpf_endian.h>
 #include "bpfpilot.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
+} bpfp_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, BPFP_STAT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
-} stats SEC(".maps");
+} bpfp_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct bpfp_rl_key);
 	__type(value, struct bpfp_rl_val);
-} ratelimit SEC(".maps");
+} bpfp_ratelimit SEC(".maps");
 
 /* Written by userspace after load, before attach (an ARRAY rather than .rodata so no BTF datasec
  * offsets have to be computed on the TS side). */
@@ -32,17 +33,17 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct bpfp_config);
-} config SEC(".maps");
+} bpfp_config SEC(".maps");
 
 static __always_inline struct bpfp_config *bpfp_cfg(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&config, &zero);
+	return bpf_map_lookup_elem(&bpfp_config, &zero);
 }
 
 static __always_inline void bpfp_stat_add(__u32 slot, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	__u64 *v = bpf_map_lookup_elem(&bpfp_stats, &slot);
 	if (v)
 		__sync_fetch_and_add(v, n);
 }
@@ -59,10 +60,10 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 	__u64 now = bpf_ktime_get_ns();
 	__u32 folded;
 
-	val = bpf_map_lookup_elem(&ratelimit, &key);
+	val = bpf_map_lookup_elem(&bpfp_ratelimit, &key);
 	if (!val) {
 		init.last_ns = now;
-		bpf_map_update_elem(&ratelimit, &key, &init, BPF_NOEXIST);
+		bpf_map_update_elem(&bpfp_ratelimit, &key, &init, BPF_NOEXIST);
 		return 1;
 	}
 	if (now - val->last_ns < interval) {
@@ -83,7 +84,7 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 static __always_inline struct bpfp_event *bpfp_event_reserve(__u16 tuner, __u16 kind, __u64 netns,
 							    __u32 count)
 {
-	struct bpfp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct bpfp_event *e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
 	if (!e) {
 		bpfp_stat_add(BPFP_STAT_DROPPED, 1);
 		return NULL;

@@ -17,8 +17,7 @@ export type BpfErrorKind =
 const ERRNO: Record<number, { kind: BpfErrorKind; hint: string }> = {
   1: {
     kind: "permission",
-    hint: "the kernel refused it (EPERM): run as root; some kernels or lockdown policies forbid " +
-      "this program type altogether",
+    hint: "the kernel refused it (EPERM): run bpfpilot as root",
   },
   2: { kind: "not-found", hint: "not found (ENOENT)" },
   3: {
@@ -52,7 +51,14 @@ export class BpfError extends Error {
     readonly libbpfText: string,
     readonly detail: string[] = [],
   ) {
-    const info = ERRNO[errno] ?? { kind: "other" as const, hint: libbpfText };
+    let info = ERRNO[errno] ?? { kind: "other" as const, hint: libbpfText };
+    if (errno === 1 && Deno.uid() === 0) {
+      info = {
+        kind: "permission",
+        hint: "the kernel refused it although bpfpilot runs as root (EPERM): a lockdown or " +
+          "security policy of this kernel forbids this program type",
+      };
+    }
     super(`${operation} failed: ${info.hint}${libbpfText ? ` [libbpf: ${libbpfText}]` : ""}`);
     this.name = "BpfError";
     this.kind = info.kind;

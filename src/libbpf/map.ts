@@ -24,9 +24,15 @@ export class BpfMap {
     this.maxEntries = b.bpf_map__max_entries(ptr);
   }
 
-  /** Valid after the object is loaded. */
+  #fd = -1;
+  #lookupSize = -1;
+
+  /** Valid after the object is loaded (cached: it does not change while the object lives). */
   get fd(): number {
-    return checkInt(lib().bpf.bpf_map__fd(this.ptr), `map ${this.name} file descriptor`);
+    if (this.#fd < 0) {
+      this.#fd = checkInt(lib().bpf.bpf_map__fd(this.ptr), `map ${this.name} file descriptor`);
+    }
+    return this.#fd;
   }
 
   get perCpu(): boolean {
@@ -35,7 +41,12 @@ export class BpfMap {
 
   /** Size of a lookup buffer: per-CPU maps hold roundup(value, 8) bytes per possible CPU. */
   get lookupSize(): number {
-    return this.perCpu ? Math.ceil(this.valueSize / 8) * 8 * possibleCpus() : this.valueSize;
+    if (this.#lookupSize < 0) {
+      this.#lookupSize = this.perCpu
+        ? Math.ceil(this.valueSize / 8) * 8 * possibleCpus()
+        : this.valueSize;
+    }
+    return this.#lookupSize;
   }
 
   #key(key: Uint8Array): Uint8Array<ArrayBuffer> {

@@ -12,6 +12,7 @@ export const LIBBPF_SYMBOLS = {
   libbpf_strerror: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   libbpf_probe_bpf_helper: { parameters: ["u32", "u32", "pointer"], result: "i32", optional: true },
+  libbpf_probe_bpf_map_type: { parameters: ["u32", "pointer"], result: "i32", optional: true },
 
   bpf_object__open_mem: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
   bpf_object__load: { parameters: ["pointer"], result: "i32" },
@@ -78,6 +79,8 @@ export const LIBC_SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type LibbpfSymbols = Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"];

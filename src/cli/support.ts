@@ -1,0 +1,99 @@
+/** `bpfpilot support`: what bpfpilot can do on this kernel, for people and for scripts. */
+import { lib } from "../libbpf/runtime.ts";
+import {
+  type KindResult,
+  probeAttachKinds,
+  probeKernel,
+  type ProbeResult,
+} from "../kernel/probe.ts";
+import { TUNER_HOOKS } from "../tuners/hooks_registry.ts";
+
+export interface SupportReport {
+  level: ProbeResult["level"];
+  netnsCookie: boolean;
+  libbpf: { path: string; version: string };
+  kernel: { release: string; btf: boolean };
+  features: ProbeResult["features"];
+  kinds: KindResult[];
+  hooks: {
+    tuner: string;
+    hook: string;
+    optional: boolean;
+    chosen: string | null;
+    target: string | null;
+    tried: { kind: string; target: string; ok: boolean; reason: string }[];
+  }[];
+}
+
+export function buildSupportReport(opts: { legacy?: boolean } = {}): SupportReport {
+  const l = lib();
+  const probe = probeKernel(TUNER_HOOKS, { legacy: opts.legacy, exhaustive: true });
+  return {
+    level: probe.level,
+    netnsCookie: probe.features.netnsCookie,
+    libbpf: { path: l.path, version: l.version },
+    kernel: { release: probe.features.release, btf: probe.features.btf },
+    features: probe.features,
+    kinds: probeAttachKinds(),
+    hooks: probe.choices.map((c) => ({
+      tuner: c.tuner,
+      hook: c.hook,
+      optional: c.optional,
+      chosen: c.chosen,
+      target: c.target,
+      tried: c.tried,
+    })),
+  };
+}
+
+const LEVEL_LINE = {
+  full: "bpfpilot works fully",
+  legacy: "bpfpilot works in legacy mode",
+  none: "bpfpilot is not supported",
+};
+
+export function supportHeadline(r: SupportReport): string[] {
+  return [
+    LEVEL_LINE[r.level],
+    r.netnsCookie
+      ? "bpfpilot supports per-netns policy (via netns cookie)"
+      : "bpfpilot does not support per-netns policy (via netns cookie)",
+  ];
+}
+
+export function renderSupportText(r: SupportReport): string {
+  const out = [...supportHeadline(r), ""];
+  const f = r.features;
+  out.push(`kernel   ${r.kernel.release}, BTF ${r.kernel.btf ? "present" : "absent"}`);
+  out.push(`libbpf   ${r.libbpf.version} (${r.libbpf.path})`);
+  out.push(
+    `features ring buffer ${yes(f.ringbuf)}, bpf_map_lookup_percpu_elem ${
+      yes(f.percpuLookupHelper)
+    }, ` +
+      `netns cookie ${yes(f.netnsCookie)}, tracefs ${f.tracefs}, kprobes ${yes(f.kprobes)}, ` +
+      `cgroup v2 ${f.cgroup2 ?? "absent"}`,
+  );
+  out.push("", "Attach kinds on this kernel:");
+  const kw = Math.max(...r.kinds.map((k) => k.kind.length));
+  for (const k of r.kinds) {
+    out.push(`  ${k.kind.padEnd(kw)}  ${k.ok ? "yes" : "no "}  ${k.ok ? "" : k.reason}`.trimEnd());
+  }
+  out.push("", "Hooks (preference order; the chosen one is marked *):");
+  for (const h of r.hooks) {
+    const state = h.chosen
+      ? `${h.chosen} ${h.target}`
+      : h.optional
+      ? "none (optional: the tuner runs without it)"
+      : "none: the tuner cannot run";
+    out.push(`  ${h.tuner}/${h.hook}: ${state}`);
+    for (const t of h.tried) {
+      const mark = t.ok && t.kind === h.chosen && t.target === h.target ? "*" : t.ok ? "+" : "-";
+      out.push(`    ${mark} ${`${t.kind} ${t.target}`.padEnd(40)} ${t.ok ? "works" : t.reason}`);
+    }
+  }
+  return out.join("\n");
+}
+
+function yes(b: boolean): string {
+  return b ? "yes" : "no";
+}

@@ -1,0 +1,91 @@
+/**
+ * The one event format every BPF object emits (bpf/include/bpfpilot.h `struct bpfp_event`),
+ * decoded with DataView. The version field guards against an object and a parser that disagree.
+ */
+
+export const EVENT_VERSION = 1;
+export const EVENT_SIZE = 112;
+const DATA_OFFSET = 32;
+const DATA_LEN = 64;
+const COMM_OFFSET = 96;
+
+export interface BpfpEvent {
+  version: number;
+  tuner: number;
+  kind: number;
+  flags: number;
+  pid: number;
+  /** Raw hook hits this event stands for (the kernel-side rate limiter folds the rest). */
+  count: number;
+  /** Network namespace inode number (ns.inum) of the socket or writer. */
+  netns: bigint;
+  tsNs: bigint;
+  /** Payload as eight u64 values; tuner-specific meaning. */
+  values: bigint[];
+  /** Payload as a NUL-terminated string (sysctl names). */
+  text: string;
+  comm: string;
+}
+
+export class EventFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EventFormatError";
+  }
+}
+
+const dec = new TextDecoder();
+
+function cString(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return dec.decode(end < 0 ? bytes : bytes.subarray(0, end));
+}
+
+export function decodeEvent(bytes: Uint8Array): BpfpEvent {
+  if (bytes.length < EVENT_SIZE) {
+    throw new EventFormatError(`event of ${bytes.length} bytes, expected ${EVENT_SIZE}`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = dv.getUint16(0, true);
+  if (version !== EVENT_VERSION) {
+    throw new EventFormatError(
+      `event format version ${version}, this build reads version ${EVENT_VERSION}`,
+    );
+  }
+  const values: bigint[] = [];
+  for (let i = 0; i < DATA_LEN / 8; i++) values.push(dv.getBigUint64(DATA_OFFSET + i * 8, true));
+  return {
+    version,
+    tuner: dv.getUint16(2, true),
+    kind: dv.getUint16(4, true),
+    flags: dv.getUint16(6, true),
+    pid: dv.getUint32(8, true),
+    count: dv.getUint32(12, true),
+    netns: dv.getBigUint64(16, true),
+    tsNs: dv.getBigUint64(24, true),
+    values,
+    text: cString(bytes.subarray(DATA_OFFSET, DATA_OFFSET + DATA_LEN)),
+    comm: cString(bytes.subarray(COMM_OFFSET, COMM_OFFSET + 16)),
+  };
+}
+
+/** Builds an event's bytes (tests and benchmarks feed the decoder with it). */
+export function encodeEvent(e: Partial<BpfpEvent>): Uint8Array {
+  const b = new Uint8Array(EVENT_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, e.version ?? EVENT_VERSION, true);
+  dv.setUint16(2, e.tuner ?? 0, true);
+  dv.setUint16(4, e.kind ?? 0, true);
+  dv.setUint16(6, e.flags ?? 0, true);
+  dv.setUint32(8, e.pid ?? 0, true);
+  dv.setUint32(12, e.count ?? 1, true);
+  dv.setBigUint64(16, e.netns ?? 0n, true);
+  dv.setBigUint64(24, e.tsNs ?? 0n, true);
+  if (e.text !== undefined) {
+    b.set(new TextEncoder().encode(e.text).subarray(0, DATA_LEN - 1), DATA_OFFSET);
+  } else {
+    (e.values ?? []).slice(0, 8).forEach((v, i) => dv.setBigUint64(DATA_OFFSET + i * 8, v, true));
+  }
+  if (e.comm) b.set(new TextEncoder().encode(e.comm).subarray(0, 15), COMM_OFFSET);
+  return b;
+}

@@ -1,0 +1,81 @@
+/**
+ * The tuner framework's contract. A tuner is one `src/tuners/<name>.ts` (this definition) plus one
+ * `bpf/<name>.bpf.c`: it declares its tunables, scenarios, BPF object and hooks, and supplies
+ * handlers. The daemon does everything else: probing, loading, attaching, the event loop, the
+ * journal, admin-override detection, advise mode, logging and the exit summary.
+ */
+import type { BpfObjectName } from "../embedded.ts";
+import type { BpfObject } from "../libbpf/object.ts";
+import type { HookDecl } from "../kernel/hooks.ts";
+import type { BpfpEvent } from "./event.ts";
+import type { Proposal } from "./proposal.ts";
+
+export interface TunableDecl {
+  /** Dotted sysctl name. */
+  sysctl: string;
+  /** How many integers the sysctl holds (tcp_rmem: 3). */
+  values: number;
+  /** Per network namespace, or one value for the whole host. */
+  scope: "netns" | "global";
+  /** Absent on some kernels: skipped rather than failing the tuner. */
+  optional?: boolean;
+}
+
+export interface ScenarioDecl {
+  id: number;
+  /** bpftune-compatible name: appears in "Scenario '<name>' occurred for tunable ...". */
+  name: string;
+  description: string;
+}
+
+export interface LogLike {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  notice(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  debug(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What the daemon offers a running tuner. */
+export interface TunerContext {
+  log: LogLike;
+  /** 0..4, see learning_rate.ts. */
+  learningRate: number;
+  /** Observe and propose only; the daemon never writes in advise mode. */
+  advise: boolean;
+  /** Live value of a sysctl in a namespace ("global" = the host's), or null when absent. */
+  read(sysctl: string, netns: string): number[] | null;
+  /**
+   * Hands a decision to the daemon, which applies the journal, overrides, cool-down, coalescing
+   * and ceilings, then writes (or only logs, in advise mode). Returns true if it was written.
+   */
+  propose(p: Proposal): boolean;
+  /** Milliseconds, monotonic; injected so tests need no sleeping. */
+  now(): number;
+}
+
+export interface TunerInstance {
+  /** After load, before attach: fill the object's `config` map, seed state. */
+  configure?(obj: BpfObject): void;
+  /** One decoded event from this tuner's BPF object. */
+  onEvent?(ev: BpfpEvent): void;
+  /** Called about once a second: polling work, decay of windows. */
+  onTick?(): void;
+  /** Per-tuner lines for the exit summary beyond the generic ones. */
+  summary?(): string[];
+  stop?(): void;
+}
+
+export interface TunerDefinition {
+  /** Short name: `--allow tcp_buffer`, logs, state file. */
+  name: string;
+  /** Carried by every event of this tuner's object (bpf/include/bpfpilot.h `tuner`). */
+  id: number;
+  description: string;
+  /** Embedded BPF object; a tuner without one only polls. */
+  object?: BpfObjectName;
+  tunables: TunableDecl[];
+  scenarios: ScenarioDecl[];
+  hooks: HookDecl[];
+  create(ctx: TunerContext): TunerInstance;
+}

@@ -1,0 +1,369 @@
+/**
+ * What this kernel can do: BTF, each hook's attach kinds (by really loading and attaching a
+ * trivial program at the hook's real target), helpers, ring buffer, netns cookies. Results are
+ * cached per boot, kernel and product version, since the answers cannot change in between.
+ */
+import { BPF_OBJECTS } from "../embedded.ts";
+import { KernelBtf } from "../libbpf/btf.ts";
+import { BpfError } from "../libbpf/errors.ts";
+import { BpfObject } from "../libbpf/object.ts";
+import { lib, withCapturedLog } from "../libbpf/runtime.ts";
+import { VERSION } from "../version.ts";
+import { cgroup2Root, makeChildCgroup } from "./cgroup.ts";
+import {
+  type AttachKind,
+  type HookCandidate,
+  type HookChoice,
+  type HookDecl,
+  orderCandidates,
+  type TryResult,
+} from "./hooks.ts";
+import { ensureTracefs, tracefsMounted, tracefsSupported } from "./tracefs.ts";
+
+export interface KernelFeatures {
+  release: string;
+  btf: boolean;
+  ringbuf: boolean;
+  percpuLookupHelper: boolean;
+  netnsCookie: boolean;
+  tracefs: "mounted" | "mountable" | "absent";
+  kprobes: boolean;
+  cgroup2: string | null;
+}
+
+/** What the chooser needs from a kernel; faked in unit tests. */
+export interface Prober {
+  features(): KernelFeatures;
+  tryCandidate(c: HookCandidate): TryResult;
+}
+
+export type SupportLevel = "full" | "legacy" | "none";
+
+export interface TunerHooks {
+  tuner: string;
+  hooks: HookDecl[];
+}
+
+/**
+ * Picks the first working kind of every hook, in preference order (reversed when legacy).
+ * `exhaustive` also tries the kinds after the chosen one, for a complete support matrix.
+ */
+export function chooseHooks(
+  tuners: TunerHooks[],
+  prober: Prober,
+  legacy = false,
+  exhaustive = false,
+): HookChoice[] {
+  const out: HookChoice[] = [];
+  for (const t of tuners) {
+    for (const h of t.hooks) {
+      const tried: TryResult[] = [];
+      let chosen: HookCandidate | null = null;
+      for (const c of orderCandidates(h, legacy)) {
+        const r = prober.tryCandidate(c);
+        tried.push(r);
+        if (r.ok && !chosen) {
+          chosen = c;
+          if (!exhaustive) break;
+        }
+      }
+      out.push({
+        tuner: t.tuner,
+        hook: h.name,
+        optional: h.optional ?? false,
+        chosen: chosen?.kind ?? null,
+        target: chosen?.target ?? null,
+        program: chosen?.program ?? null,
+        tried,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * full: every hook attaches with its first preference; legacy: every tuner can run, but some
+ * hooks fell back, or an optional hook is missing, or a tuner is unavailable while others run;
+ * none: no BTF-capable, BPF-capable setup or no tuner can run at all.
+ */
+export function supportLevel(
+  choices: HookChoice[],
+  tuners: TunerHooks[],
+  features: KernelFeatures,
+): SupportLevel {
+  if (!features.ringbuf) return "none";
+  const runnable = tuners.filter((t) =>
+    choices.filter((c) => c.tuner === t.tuner && !c.optional).every((c) => c.chosen !== null)
+  );
+  if (runnable.length === 0) return "none";
+  const degraded = runnable.length < tuners.length ||
+    choices.some((c) => c.chosen === null || !c.tried[0]?.ok);
+  return degraded ? "legacy" : "full";
+}
+
+/** Reasons for kinds a feature rules out before any load is tried. */
+function precheck(c: HookCandidate, f: KernelFeatures, btf: KernelBtf | null): string | null {
+  const needsBtf = c.kind === "tp_btf" || c.kind === "fentry";
+  if (needsBtf && !btf) return "the kernel has no BTF (CONFIG_DEBUG_INFO_BTF is off)";
+  if (c.kind === "kprobe" && !f.kprobes) {
+    return "kprobes are not built into this kernel (CONFIG_KPROBES is off)";
+  }
+  if (c.kind === "tracepoint" && f.tracefs === "absent") {
+    return "the kernel has no tracefs, which classic tracepoints need";
+  }
+  if (c.kind === "cgroup" && !f.cgroup2) return "no cgroup v2 hierarchy is mounted";
+  if (!btf) return null;
+  if (c.kind === "fentry" || c.kind === "kprobe") {
+    if (!btf.hasFunction(c.target)) {
+      return `kernel function ${c.target} does not exist on this kernel (renamed, inlined or ` +
+        `not built)`;
+    }
+  }
+  if (c.kind === "tp_btf" || c.kind === "raw_tp" || c.kind === "tracepoint") {
+    const name = c.kind === "tracepoint" ? c.target.split("/")[1] : c.target;
+    if (!btf.hasTracepoint(name)) return `tracepoint ${c.target} does not exist on this kernel`;
+  }
+  return null;
+}
+
+const PROBE_PROGRAM: Record<AttachKind, string> = {
+  tp_btf: "bpfp_pr_tp_btf",
+  raw_tp: "bpfp_pr_raw_tp",
+  tracepoint: "bpfp_pr_tp",
+  fentry: "bpfp_pr_fentry",
+  kprobe: "bpfp_pr_kprobe",
+  cgroup: "bpfp_pr_sockops",
+};
+
+function reasonOf(e: unknown): string {
+  if (e instanceof BpfError) {
+    const verifier = e.detail.find((l) => /verifier|invalid|unknown func/i.test(l));
+    return e.message.replace(/^.*? failed: /, "") + (verifier ? ` (${verifier.trim()})` : "");
+  }
+  return (e as Error).message;
+}
+
+/** Loads one probe program aimed at the candidate's target and attaches it for real. */
+export class LiveProber implements Prober {
+  #features: KernelFeatures | null = null;
+  #btf: KernelBtf | null | undefined = undefined;
+  #cgroup: { path: string; remove(): void } | null = null;
+
+  #kernelBtf(): KernelBtf | null {
+    if (this.#btf === undefined) this.#btf = KernelBtf.load();
+    return this.#btf;
+  }
+
+  features(): KernelFeatures {
+    if (this.#features) return this.#features;
+    const btf = this.#kernelBtf();
+    const mapProbe = lib().bpf.libbpf_probe_bpf_map_type;
+    this.#features = {
+      release: Deno.osRelease(),
+      btf: btf !== null,
+      ringbuf: mapProbe ? mapProbe(27, /* RINGBUF */ null) === 1 : true,
+      percpuLookupHelper: this.#loadsAlone("bpfp_pr_percpu"),
+      netnsCookie: netnsCookieSupported(),
+      tracefs: tracefsMounted() ? "mounted" : tracefsSupported() ? "mountable" : "absent",
+      kprobes: kprobesAvailable(),
+      cgroup2: cgroup2Root(),
+    };
+    return this.#features;
+  }
+
+  #loadsAlone(program: string): boolean {
+    const obj = BpfObject.open(BPF_OBJECTS.probe, { name: "bpfp_probe" });
+    try {
+      for (const p of obj.programs()) p.setAutoload(p.name === program);
+      return withCapturedLog(() => obj.load()).error === undefined;
+    } finally {
+      obj.close();
+    }
+  }
+
+  tryCandidate(c: HookCandidate): TryResult {
+    const f = this.features();
+    const pre = precheck(c, f, this.#kernelBtf());
+    if (pre) return { kind: c.kind, target: c.target, ok: false, reason: pre };
+    const program = c.kind === "cgroup" && c.target === "sysctl"
+      ? "bpfp_pr_sysctl"
+      : PROBE_PROGRAM[c.kind];
+    const obj = BpfObject.open(BPF_OBJECTS.probe, { name: "bpfp_probe" });
+    let tracefs: { release(): void } | null = null;
+    try {
+      for (const p of obj.programs()) p.setAutoload(p.name === program);
+      const prog = obj.program(program);
+      if (c.kind === "tp_btf" || c.kind === "fentry") prog.setAttachTarget(c.target);
+      const attempt = withCapturedLog(() => {
+        obj.load();
+        if (c.kind === "tracepoint") tracefs = ensureTracefs();
+        prog.attach(c.kind, c.kind === "cgroup" ? this.#probeCgroup() : c.target);
+      });
+      if (attempt.error !== undefined) {
+        return { kind: c.kind, target: c.target, ok: false, reason: reasonOf(attempt.error) };
+      }
+      const note = c.kind === "tracepoint" && f.tracefs === "mountable"
+        ? " (tracefs is not mounted; bpfpilot mounts it at /sys/kernel/tracing when needed)"
+        : "";
+      return { kind: c.kind, target: c.target, ok: true, reason: `attached${note}` };
+    } catch (e) {
+      return { kind: c.kind, target: c.target, ok: false, reason: reasonOf(e) };
+    } finally {
+      obj.close();
+      (tracefs as { release(): void } | null)?.release();
+    }
+  }
+
+  /** A child cgroup of our own: probes never attach to the root cgroup. */
+  #probeCgroup(): string {
+    if (!this.#cgroup) {
+      this.#cgroup = makeChildCgroup(this.features().cgroup2!, `bpfpilot-probe-${Deno.pid}`);
+    }
+    return this.#cgroup.path;
+  }
+
+  close(): void {
+    this.#cgroup?.remove();
+    this.#cgroup = null;
+    this.#btf?.close();
+    this.#btf = undefined;
+  }
+}
+
+function kprobesAvailable(): boolean {
+  for (const p of ["/sys/bus/event_source/devices/kprobe/type"]) {
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch {
+      // absent
+    }
+  }
+  // Legacy kprobes through tracefs' kprobe_events exist only with CONFIG_KPROBE_EVENTS.
+  for (const d of ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]) {
+    try {
+      Deno.statSync(`${d}/kprobe_events`);
+      return true;
+    } catch {
+      // absent
+    }
+  }
+  return false;
+}
+
+/** SO_NETNS_COOKIE (5.14+) lets userspace name a network namespace the way BPF programs do. */
+export function netnsCookieSupported(): boolean {
+  const { libc } = lib();
+  const fd = libc.socket(1, /* AF_UNIX */ 2, /* SOCK_DGRAM */ 0);
+  if (fd < 0) return false;
+  try {
+    const val = new Uint8Array(8);
+    const len = new Uint32Array([8]);
+    const rc = libc.getsockopt(
+      fd,
+      1, /* SOL_SOCKET */
+      71, /* SO_NETNS_COOKIE */
+      val,
+      new Uint8Array(len.buffer),
+    );
+    return rc === 0;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+export interface ProbeResult {
+  features: KernelFeatures;
+  choices: HookChoice[];
+  level: SupportLevel;
+}
+
+export interface ProbeOptions {
+  legacy?: boolean;
+  /** Try every candidate, not just up to the first that works (the support matrix). */
+  exhaustive?: boolean;
+  /** Cache file; null disables caching. */
+  cacheFile?: string | null;
+}
+
+const CACHE_FORMAT = "bpfpilot-probe-cache";
+
+function bootId(): string {
+  try {
+    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * Probes every declared hook (or reads the cache written by an earlier probe in this boot, for
+ * this kernel, product version and set of hook declarations).
+ */
+export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): ProbeResult {
+  const key = JSON.stringify({
+    v: VERSION,
+    boot: bootId(),
+    release: Deno.osRelease(),
+    legacy: opts.legacy ?? false,
+    exhaustive: opts.exhaustive ?? false,
+    tuners,
+  });
+  const cacheFile = opts.cacheFile;
+  if (cacheFile) {
+    try {
+      const c = JSON.parse(Deno.readTextFileSync(cacheFile));
+      if (c.format === CACHE_FORMAT && c.key === key) return c.result as ProbeResult;
+    } catch {
+      // no usable cache: probe
+    }
+  }
+  const prober = new LiveProber();
+  try {
+    const features = prober.features();
+    const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive);
+    const result = { features, choices, level: supportLevel(choices, tuners, features) };
+    if (cacheFile) {
+      try {
+        const tmp = `${cacheFile}.${Deno.pid}.tmp`;
+        Deno.writeTextFileSync(tmp, JSON.stringify({ format: CACHE_FORMAT, key, result }));
+        Deno.renameSync(tmp, cacheFile);
+      } catch {
+        // caching is an optimisation only
+      }
+    }
+    return result;
+  } finally {
+    prober.close();
+  }
+}
+
+/** Reference targets that exist on every supported kernel: what each attach kind can do here. */
+export const REFERENCE_CANDIDATES: HookCandidate[] = [
+  { kind: "tp_btf", target: "sched_process_exec", program: "" },
+  { kind: "raw_tp", target: "sched_process_exec", program: "" },
+  { kind: "tracepoint", target: "sched/sched_process_exec", program: "" },
+  { kind: "fentry", target: "tcp_sendmsg", program: "" },
+  { kind: "kprobe", target: "tcp_sendmsg", program: "" },
+  { kind: "cgroup", target: "sockops", program: "" },
+  { kind: "cgroup", target: "sysctl", program: "" },
+];
+
+export interface KindResult {
+  kind: string;
+  target: string;
+  ok: boolean;
+  reason: string;
+}
+
+export function probeAttachKinds(): KindResult[] {
+  const prober = new LiveProber();
+  try {
+    return REFERENCE_CANDIDATES.map((c) => {
+      const { target, ok, reason } = prober.tryCandidate(c);
+      return { kind: c.kind === "cgroup" ? `cgroup/${c.target}` : c.kind, target, ok, reason };
+    });
+  } finally {
+    prober.close();
+  }
+}
