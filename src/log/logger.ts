@@ -1,0 +1,232 @@
+/**
+ * bpfpilot's logger: five levels, text or JSON lines, to stderr, the systemd journal (via
+ * stderr with `<N>` priority prefixes) or syslog.
+ *
+ * - stderr, text: `bpfpilot: <msg> key=value ...`, one line per line of the message.
+ * - json: one object per record, `{"ts", "level", "msg", ...fields}`; a field named like a core
+ *   key is kept as `field_<name>`. Multi-line messages stay one record (JSON escapes newlines).
+ * - journal: `<N><text or json>` per record on stderr (sd-daemon(3) prefixes: err 3 ... debug 7).
+ * - syslog: ident "bpfpilot", facility daemon, each line a record (see syslog.ts); falls back to
+ *   stderr when no syslog is reachable.
+ * - auto: journal when JOURNAL_STREAM names our stderr (we run under systemd), else syslog.
+ * Control characters in text output are escaped as \xNN so a logged process name cannot forge
+ * lines or drive a terminal. Logging never throws.
+ */
+
+import { fstatSync } from "node:fs";
+import { openSyslog, type SyslogSink } from "./syslog.ts";
+
+export type LogLevel = "error" | "warning" | "notice" | "info" | "debug";
+export type LogTarget = "stderr" | "journal" | "syslog" | "auto";
+export type LogFormat = "text" | "json";
+export type LogFields = Record<string, unknown>;
+
+/** syslog(3)/sd-daemon(3) priorities. */
+export const LOG_PRIORITY: Readonly<Record<LogLevel, number>> = {
+  error: 3,
+  warning: 4,
+  notice: 5,
+  info: 6,
+  debug: 7,
+};
+
+export interface LoggerOptions {
+  target?: LogTarget;
+  format?: LogFormat;
+  /** Emit debug records. */
+  debug?: boolean;
+  /** Receives each stderr/journal line without its newline; default: synchronous stderr. */
+  writer?: (line: string) => void;
+  /** Syslog sink to use; null means "unavailable". Default: opens the system logger. */
+  syslog?: SyslogSink | null;
+  /** Environment lookup (JOURNAL_STREAM); default Deno.env.get. */
+  env?: (name: string) => string | undefined;
+  /** "dev:ino" of stderr, or null; default fstat(2). */
+  stderrIdentity?: () => string | null;
+  /** Clock for JSON timestamps. */
+  now?: () => Date;
+}
+
+export interface Logger {
+  /** Where records actually go (after auto-detection and fallback). */
+  readonly target: "stderr" | "journal" | "syslog";
+  readonly format: LogFormat;
+  readonly debugEnabled: boolean;
+  log(level: LogLevel, msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  notice(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+  /** A logger that adds `fields` to every record; shares the output. */
+  child(fields: LogFields): Logger;
+  /** Closes the syslog connection, if any. */
+  close(): void;
+}
+
+const RESERVED = new Set(["ts", "level", "msg"]);
+
+function defaultWriter(): (line: string) => void {
+  const encoder = new TextEncoder();
+  return (line) => {
+    const bytes = encoder.encode(`${line}\n`);
+    for (let done = 0; done < bytes.length;) {
+      done += Deno.stderr.writeSync(bytes.subarray(done));
+    }
+  };
+}
+
+function defaultStderrIdentity(): string | null {
+  try {
+    const st = fstatSync(2, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+function defaultEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when systemd connected our stderr to the journal (JOURNAL_STREAM = "dev:ino" of fd 2). */
+export function stderrIsJournal(
+  env: (name: string) => string | undefined = defaultEnv,
+  stderrIdentity: () => string | null = defaultStderrIdentity,
+): boolean {
+  const stream = env("JOURNAL_STREAM");
+  if (!stream || !/^\d+:\d+$/.test(stream)) return false;
+  return stream === stderrIdentity();
+}
+
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x08\x0a-\x1f\x7f]/g;
+// deno-lint-ignore no-control-regex
+const HAS_CONTROL = /[\x00-\x1f\x7f]/;
+
+/** \xNN for C0 controls (except tab) and DEL. */
+function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function jsonSafe(value: unknown): string {
+  const seen = new WeakSet<object>();
+  return JSON.stringify(value, (_key, v) => {
+    if (typeof v === "bigint") return v.toString();
+    if (v instanceof Error) return { name: v.name, message: v.message };
+    if (typeof v === "object" && v !== null) {
+      if (seen.has(v)) return "[circular]";
+      seen.add(v);
+    }
+    return v;
+  }) ?? "null";
+}
+
+function fieldText(value: unknown): string {
+  if (typeof value === "string") {
+    return /^[^\s"=\\]+$/.test(value) && !HAS_CONTROL.test(value) ? value : JSON.stringify(value);
+  }
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return String(value);
+  }
+  if (value === undefined || value === null) return String(value);
+  if (value instanceof Error) return JSON.stringify(value.message);
+  return jsonSafe(value);
+}
+
+function textFields(fields: LogFields): string {
+  const keys = Object.keys(fields);
+  if (keys.length === 0) return "";
+  return " " + keys.map((k) => `${escapeControls(k)}=${fieldText(fields[k])}`).join(" ");
+}
+
+function jsonRecord(ts: Date, level: LogLevel, msg: string, fields: LogFields): string {
+  const record: Record<string, unknown> = { ts: ts.toISOString(), level, msg };
+  for (const [key, value] of Object.entries(fields)) {
+    record[RESERVED.has(key) ? `field_${key}` : key] = value;
+  }
+  return jsonSafe(record);
+}
+
+/** Lines of a message as separate records; trailing newlines do not make empty records. */
+function messageLines(msg: string): string[] {
+  return String(msg).replace(/(\r?\n)+$/, "").split(/\r?\n/).map(escapeControls);
+}
+
+interface Output {
+  target: "stderr" | "journal" | "syslog";
+  format: LogFormat;
+  debug: boolean;
+  emit(level: LogLevel, msg: string, fields: LogFields): void;
+  close(): void;
+}
+
+function createOutput(opts: LoggerOptions): Output {
+  const format = opts.format ?? "text";
+  const now = opts.now ?? (() => new Date());
+  let target = opts.target ?? "auto";
+  if (target === "auto") {
+    target = stderrIsJournal(opts.env, opts.stderrIdentity) ? "journal" : "syslog";
+  }
+  let sink: SyslogSink | null = null;
+  if (target === "syslog") {
+    sink = opts.syslog !== undefined ? opts.syslog : openSyslog();
+    if (!sink) target = "stderr";
+  }
+  const write = opts.writer ?? defaultWriter();
+  const resolved = target;
+
+  const records = (level: LogLevel, msg: string, fields: LogFields): string[] =>
+    format === "json"
+      ? [jsonRecord(now(), level, msg, fields)]
+      : messageLines(msg).map((line) => line + textFields(fields));
+
+  return {
+    target: resolved,
+    format,
+    debug: opts.debug === true,
+    emit(level, msg, fields) {
+      try {
+        const priority = LOG_PRIORITY[level];
+        for (const record of records(level, msg, fields)) {
+          if (resolved === "syslog") sink!.send(priority, record);
+          else if (resolved === "journal") write(`<${priority}>${record}`);
+          else write(format === "json" ? record : `bpfpilot: ${record}`);
+        }
+      } catch {
+        // A closed stderr or a dead syslog socket must not take the daemon down.
+      }
+    },
+    close() {
+      sink?.close();
+    },
+  };
+}
+
+function makeLogger(out: Output, base: LogFields): Logger {
+  const log = (level: LogLevel, msg: string, fields?: LogFields) => {
+    if (level === "debug" && !out.debug) return;
+    out.emit(level, msg, fields ? { ...base, ...fields } : base);
+  };
+  return {
+    target: out.target,
+    format: out.format,
+    debugEnabled: out.debug,
+    log,
+    error: (msg, fields) => log("error", msg, fields),
+    warn: (msg, fields) => log("warning", msg, fields),
+    notice: (msg, fields) => log("notice", msg, fields),
+    info: (msg, fields) => log("info", msg, fields),
+    debug: (msg, fields) => log("debug", msg, fields),
+    child: (fields) => makeLogger(out, { ...base, ...fields }),
+    close: () => out.close(),
+  };
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  return makeLogger(createOutput(opts), {});
+}
