@@ -1,0 +1,563 @@
+/**
+ * The tcp_buffer tuner's decisions as pure functions on plain numbers: live sysctl values and
+ * observations in, a proposed change (or "at its ceiling", or nothing) out. No I/O, no clock;
+ * cool-down and coalescing are the rate gate's job, the latency brake comes from correlation.ts.
+ *
+ * Scenario names, descriptions and the reason lines keep bpftune's wording so logs look the
+ * same; the logic keeps bpftune's intent and fixes its listed bugs: growth is clamped to explicit
+ * ceilings instead of running to INT_MAX, tcp_mem never shrinks through a "growth", the
+ * "shrink per-socket maxima when tcp_mem cannot grow" path is reachable, leaving low memory
+ * restores exactly what entering changed, and high_order_alloc_disable (host-only) is global.
+ */
+
+import {
+  clampGrowth,
+  clampShrink,
+  INT_MAX,
+  tcpMemCeilings,
+  withinDomain,
+} from "../daemon/ceilings.ts";
+import { grow, type LearningRate, nearlyFull, shrink } from "../daemon/learning_rate.ts";
+import type { RuleProposal } from "../daemon/proposal.ts";
+import type { ScenarioDecl, TunableDecl } from "../daemon/tuner.ts";
+
+export const TCP_BUFFER_TUNER = "tcp_buffer";
+
+export const SYSCTL = {
+  wmem: "net.ipv4.tcp_wmem",
+  rmem: "net.ipv4.tcp_rmem",
+  mem: "net.ipv4.tcp_mem",
+  moderateRcvbuf: "net.ipv4.tcp_moderate_rcvbuf",
+  noMetricsSave: "net.ipv4.tcp_no_metrics_save",
+  noSsthreshMetricsSave: "net.ipv4.tcp_no_ssthresh_metrics_save",
+  highOrderAllocDisable: "net.core.high_order_alloc_disable",
+  syncookies: "net.ipv4.tcp_syncookies",
+  maxSynBacklog: "net.ipv4.tcp_max_syn_backlog",
+  maxOrphans: "net.ipv4.tcp_max_orphans",
+} as const;
+
+/**
+ * bpftune's ten tunables, in its order. Differences: high_order_alloc_disable exists only in the
+ * host namespace, so it is global (bpftune wrote it inside containers and failed); tcp_syncookies
+ * is optional (absent without CONFIG_SYN_COOKIES; bpftune set the flag in the wrong field).
+ */
+export const TCP_BUFFER_TUNABLES: TunableDecl[] = [
+  { sysctl: SYSCTL.wmem, values: 3, scope: "netns" },
+  { sysctl: SYSCTL.rmem, values: 3, scope: "netns" },
+  { sysctl: SYSCTL.mem, values: 3, scope: "global" },
+  { sysctl: SYSCTL.moderateRcvbuf, values: 1, scope: "netns" },
+  { sysctl: SYSCTL.noMetricsSave, values: 1, scope: "netns" },
+  { sysctl: SYSCTL.noSsthreshMetricsSave, values: 1, scope: "netns" },
+  { sysctl: SYSCTL.highOrderAllocDisable, values: 1, scope: "global" },
+  { sysctl: SYSCTL.syncookies, values: 1, scope: "netns", optional: true },
+  { sysctl: SYSCTL.maxSynBacklog, values: 1, scope: "netns" },
+  { sysctl: SYSCTL.maxOrphans, values: 1, scope: "global" },
+];
+
+/** Scenario ids, as in bpftune's tcp_buffer_tuner.h. */
+export const SCENARIO = {
+  bufferIncrease: 0,
+  bufferDecrease: 1,
+  bufferDecreaseLatency: 2,
+  memPressure: 3,
+  memExhaustion: 4,
+  moderateRcvbufEnable: 5,
+  lowMemEnter: 6,
+  lowMemLeave: 7,
+  synBacklogIncrease: 8,
+  synBacklogDecrease: 9,
+  syncookiesEnable: 10,
+  syncookiesDisable: 11,
+  maxOrphansIncrease: 12,
+} as const;
+
+/** bpftune's scenario table, verbatim (including its "furthern" typo) for log compatibility. */
+export const TCP_BUFFER_SCENARIOS: readonly ScenarioDecl[] = [
+  {
+    id: 0,
+    name: "need to increase TCP buffer size(s)",
+    description: "Need to increase buffer size(s) to maximize throughput",
+  },
+  {
+    id: 1,
+    name: "need to decrease TCP buffer size(s)",
+    description: "Need to decrease buffer size(s) to reduce memory utilization",
+  },
+  {
+    id: 2,
+    name: "need to decrease TCP buffer size due to latency",
+    description: "Latency is starting to correlate with buffer size increases, so decrease " +
+      "buffer size to avoid this effect",
+  },
+  {
+    id: 3,
+    name: "approaching TCP memory pressure",
+    description: "Since memory pressure/exhaustion are unstable system states, adjust tcp " +
+      "memory-related tunables",
+  },
+  {
+    id: 4,
+    name: "approaching TCP memory exhaustion",
+    description: "Since memory exhaustion is a highly unstable state, adjust TCP memory-related " +
+      "tunables to avoid exhaustion",
+  },
+  {
+    id: 5,
+    name: "match receive buffer size with throughput needs",
+    description: "Since we are tuning rcvbuf max size, ensure auto-tuning of rcvbuf size for the " +
+      "connection is enabled to pick optimal rcvbuf size",
+  },
+  {
+    id: 6,
+    name: "set tunable on entering low-memory state",
+    description: "In low-memory situations, avoid activities like skb high order allocations, " +
+      "per-path TCP metric collection which can lead to overheads",
+  },
+  {
+    id: 7,
+    name: "unset tunable set earlier in low-memory state",
+    description: "Due to easing of memory strain, unset tunables to allow skb high order " +
+      "allocations, (re)-enable TCP metrics collection etc",
+  },
+  {
+    id: 8,
+    name: "increase maximum syn backlog under load since syncookies are disabled",
+    description: "Due to the fact that syncookies are disabled and we are seeing a large number " +
+      "of legitimate-seeming TCP connections, increase TCP maximum SYN backlog queue length",
+  },
+  {
+    id: 9,
+    name: "decrease maximum syn backlog due to large numbers of uncompleted connections",
+    description: "A large number of connection requests (SYNs) uncorrelated with connection " +
+      "establishment suggest a more cautious approach to handling pending connections to " +
+      "avoid Denial of Service attacks",
+  },
+  {
+    id: 10,
+    name: "enable syncookies as furthern SYN backlog increases do not help",
+    description: "SYN flood conditions have been detected, but further increases to SYN backlog " +
+      "are not advisable; try using syncookies instead",
+  },
+  {
+    id: 11,
+    name: "disable syncookies as they are ineffective",
+    description: "TCP syncookies are not effective; none have been validated successfully",
+  },
+  { id: 12, name: "increase max number of orphaned sockets", description: "" },
+];
+
+/** bpftune TCP_SYN_BACKLOG_MIN: the SYN backlog is never shrunk below this. */
+export const TCP_SYN_BACKLOG_MIN = 128;
+/** bpftune TCP_SYNCOOKIES_BAD_COUNT: this many failed cookies and no good one = ineffective. */
+export const TCP_SYNCOOKIES_BAD_COUNT = 1024;
+/** bpftune CORR_THRESHOLD, used for the SYN-flood / accepted-connections correlation. */
+export const ACCEPT_CORRELATION_THRESHOLD = 0.75;
+
+export type Triple = readonly number[];
+
+/**
+ * TCP memory state, most severe first: allocated pages nearly at tcp_mem[2], the kernel's own
+ * memory-pressure flag, allocated pages nearly at tcp_mem[1], or none of these.
+ */
+export type MemoryState = "near-exhaustion" | "under-pressure" | "near-pressure" | "normal";
+
+/** bpftune's wording for each state, used in reason lines. */
+export const MEMORY_STATE_LABEL: Readonly<Record<MemoryState, string>> = {
+  "near-exhaustion": "near memory exhaustion",
+  "under-pressure": "under memory pressure",
+  "near-pressure": "near memory pressure",
+  normal: "normal memory conditions",
+};
+
+/** A change to make, or a growth that is impossible because the value sits at its ceiling. */
+export type Decision =
+  | { kind: "change"; proposal: RuleProposal }
+  | { kind: "at-ceiling"; sysctl: string; value: number[]; ceiling: number };
+
+function scenarioName(id: number): string {
+  return TCP_BUFFER_SCENARIOS[id].name;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isTriple(v: Triple | undefined): v is Triple {
+  return v !== undefined && v.length === 3 && v.every(isCount);
+}
+
+/** A change, or null when it is none or would write a value the sysctl does not take plainly. */
+function change(
+  scenario: number,
+  sysctl: string,
+  from: readonly number[],
+  to: readonly number[],
+  reason: string,
+): Decision | null {
+  if (from.every((v, i) => v === to[i]) || !withinDomain(sysctl, to)) return null;
+  return {
+    kind: "change",
+    proposal: { scenario: scenarioName(scenario), sysctl, from: [...from], to: [...to], reason },
+  };
+}
+
+/** bpftune's line: "Due to <why> change <sysctl>(min default max) from (a b c) -> (d e f)". */
+function vectorReason(
+  why: string,
+  sysctl: string,
+  fields: string,
+  from: readonly number[],
+  to: readonly number[],
+): string {
+  return `Due to ${why} change ${sysctl}(${fields}) from (${from.join(" ")}) -> (${to.join(" ")})`;
+}
+
+/** Classifies TCP memory use; null when the inputs are not plausible kernel values. */
+export function classifyTcpMemory(input: {
+  tcpMem: Triple;
+  allocatedPages: number;
+  underPressure?: boolean;
+  rate: LearningRate;
+}): MemoryState | null {
+  const { tcpMem, allocatedPages, rate } = input;
+  if (!isTriple(tcpMem) || tcpMem.some((v) => v === 0) || !isCount(allocatedPages)) return null;
+  if (nearlyFull(allocatedPages, tcpMem[2], rate)) return "near-exhaustion";
+  if (input.underPressure) return "under-pressure";
+  if (nearlyFull(allocatedPages, tcpMem[1], rate)) return "near-pressure";
+  return "normal";
+}
+
+export interface BufferInput {
+  sysctl: typeof SYSCTL.rmem | typeof SYSCTL.wmem;
+  /** Live tcp_rmem / tcp_wmem of the socket's netns: min default max, bytes. */
+  live: Triple;
+  /** The socket's sk_rcvbuf / sk_sndbuf, bytes. */
+  observed: number;
+  /** SO_RCVBUF / SO_SNDBUF set by the application: the kernel does not auto-tune it. */
+  userLocked: boolean;
+  memory: MemoryState;
+  /** DecayingCorrelation.brakes() for (buffer max, srtt) of this sysctl and netns. */
+  latencyBrake: boolean;
+  rate: LearningRate;
+  /** Growth ceiling in bytes (e.g. socketBufferCeiling()); INT_MAX applies in any case. */
+  ceiling?: number;
+  /** A latency decrease never takes the max below this (the kernel's default max). */
+  shrinkFloor: number;
+}
+
+/**
+ * A socket's buffer is nearly at the tcp_rmem/tcp_wmem max: grow the max (bpftune
+ * TCP_BUFFER_INCREASE), or, while latency correlates with the max, shrink it towards the floor
+ * (TCP_BUFFER_DECREASE_LATENCY). Locked sockets and low memory never drive growth.
+ */
+export function bufferDecision(input: BufferInput): Decision | null {
+  const { sysctl, live, observed, rate } = input;
+  if (!isTriple(live) || live[2] === 0 || !isCount(observed)) return null;
+  if (input.userLocked || input.memory !== "normal") return null;
+  const max = live[2];
+  if (!nearlyFull(observed, max, rate)) return null;
+
+  if (input.latencyBrake) {
+    // bpftune never shrinks the max to or below the default ([1]); we also keep the kernel's.
+    const target = clampShrink(max, shrink(max, rate), Math.max(input.shrinkFloor, live[1] + 1));
+    const to = [live[0], live[1], target];
+    return change(
+      SCENARIO.bufferDecreaseLatency,
+      sysctl,
+      live,
+      to,
+      vectorReason(
+        "correlation between buffer size increase and latency",
+        sysctl,
+        "min default max",
+        live,
+        to,
+      ),
+    );
+  }
+
+  const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
+  if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
+  const to = [live[0], live[1], clampGrowth(max, grow(max, rate), ceiling)];
+  return change(
+    SCENARIO.bufferIncrease,
+    sysctl,
+    live,
+    to,
+    vectorReason(
+      "need to increase max buffer size to maximize throughput",
+      sysctl,
+      "min default max",
+      live,
+      to,
+    ),
+  );
+}
+
+/** After an rmem change: make sure receive auto-tuning is on, so the new max is used. */
+export function moderateRcvbufDecision(live: number): Decision | null {
+  if (live !== 0) return null;
+  return change(
+    SCENARIO.moderateRcvbufEnable,
+    SYSCTL.moderateRcvbuf,
+    [0],
+    [1],
+    `Because we are changing rcvbuf parameters, set '${SYSCTL.moderateRcvbuf}' to auto-tune ` +
+      `receive buffer size to match the size required by the path for full throughput.`,
+  );
+}
+
+export interface TcpMemInput {
+  /** Live tcp_mem, pages. */
+  tcpMem: Triple;
+  /** TCP's allocated memory in pages (kernels < 5.16 count 4 KiB quanta: convert first). */
+  allocatedPages: number;
+  /** The kernel's tcp_memory_pressure flag is set. */
+  underPressure?: boolean;
+  /** nr_free_buffer_pages(), see ceilings.ts freeBufferPages(). */
+  freeBufferPages: number;
+  rate: LearningRate;
+  /**
+   * Per-socket maxima to shrink when tcp_mem is near exhaustion and cannot grow any more
+   * (bpftune intended this but never reached it): live values of the event's netns and floors.
+   */
+  bufferShrink?: { sysctl: typeof SYSCTL.rmem | typeof SYSCTL.wmem; live: Triple; floor: number }[];
+}
+
+/**
+ * TCP memory is nearly at tcp_mem[1] or [2]: raise the limits (bpftune TCP_MEM_PRESSURE /
+ * TCP_MEM_EXHAUSTION) within min < nfbp/16, pressure < nfbp/8, max <= nfbp/4. No element is ever
+ * lowered (bpftune's min() could lower a max already above nfbp/4), and the order min <=
+ * pressure <= max is never broken by the change. Near exhaustion with tcp_mem[2] at its ceiling,
+ * the per-socket maxima shrink instead (TCP_BUFFER_DECREASE).
+ */
+export function tcpMemDecisions(input: TcpMemInput): Decision[] {
+  const { tcpMem, rate } = input;
+  const memory = classifyTcpMemory(input);
+  if (memory === null || memory === "normal") return [];
+  if (!isCount(input.freeBufferPages) || input.freeBufferPages === 0) return [];
+  const caps = tcpMemCeilings(input.freeBufferPages);
+  const label = MEMORY_STATE_LABEL[memory];
+  const [min, pressure, max] = tcpMem;
+  const newMax = clampGrowth(max, grow(max, rate), caps.max);
+
+  let to: number[];
+  let scenario: number;
+  if (memory === "near-exhaustion") {
+    scenario = SCENARIO.memExhaustion;
+    to = [min, pressure, newMax];
+  } else {
+    scenario = SCENARIO.memPressure;
+    let newPressure = pressure < caps.pressure
+      ? clampGrowth(pressure, grow(pressure, rate), caps.pressure)
+      : pressure;
+    let newMin = min < caps.min ? clampGrowth(min, grow(min, rate), caps.min) : min;
+    newPressure = Math.min(newPressure, Math.max(pressure, newMax));
+    newMin = Math.min(newMin, Math.max(min, newPressure));
+    to = [newMin, newPressure, newMax];
+  }
+
+  const decisions: Decision[] = [];
+  const grown = change(
+    scenario,
+    SYSCTL.mem,
+    tcpMem,
+    to,
+    vectorReason(label, SYSCTL.mem, "min pressure max", tcpMem, to),
+  );
+  if (grown) return [grown];
+  if (max >= caps.max) {
+    decisions.push({
+      kind: "at-ceiling",
+      sysctl: SYSCTL.mem,
+      value: [...tcpMem],
+      ceiling: caps.max,
+    });
+  }
+  if (memory !== "near-exhaustion") return decisions;
+  for (const { sysctl, live, floor } of input.bufferShrink ?? []) {
+    if (!isTriple(live) || live[2] === 0) continue;
+    const target = clampShrink(live[2], shrink(live[2], rate), Math.max(floor, live[1] + 1));
+    const next = [live[0], live[1], target];
+    const shrunk = change(
+      SCENARIO.bufferDecrease,
+      sysctl,
+      live,
+      next,
+      vectorReason(label, sysctl, "min default max", live, next),
+    );
+    if (shrunk) decisions.push(shrunk);
+  }
+  return decisions;
+}
+
+export type LowMemoryTransition = "enter" | "leave" | null;
+
+/**
+ * Low-memory mode is entered near exhaustion and left only once memory is back to normal (not
+ * merely below exhaustion), so it does not flap; bpftune re-entered on every exhaustion event.
+ */
+export function lowMemoryTransition(
+  inLowMemory: boolean,
+  memory: MemoryState,
+): LowMemoryTransition {
+  if (!inLowMemory && memory === "near-exhaustion") return "enter";
+  if (inLowMemory && memory === "normal") return "leave";
+  return null;
+}
+
+/** Live values in the netns being switched; null where the sysctl is absent or not written. */
+export interface LowMemoryLive {
+  noMetricsSave: number | null;
+  noSsthreshMetricsSave: number | null;
+  /** Host namespace only: pass null for any other netns (the sysctl does not exist there). */
+  highOrderAllocDisable: number | null;
+  maxSynBacklog: number | null;
+}
+
+/**
+ * Entering low memory: stop per-path metric caching and high-order skb allocations (each only
+ * if currently 0) and shrink the SYN backlog (not below 128).
+ */
+export function enterLowMemory(live: LowMemoryLive, rate: LearningRate): RuleProposal[] {
+  const proposals: RuleProposal[] = [];
+  const reason = (sysctl: string) => `Due to low memory conditions, set '${sysctl}'`;
+  const flags: [string, number | null][] = [
+    [SYSCTL.noMetricsSave, live.noMetricsSave],
+    [SYSCTL.noSsthreshMetricsSave, live.noSsthreshMetricsSave],
+    [SYSCTL.highOrderAllocDisable, live.highOrderAllocDisable],
+  ];
+  for (const [sysctl, value] of flags) {
+    if (value !== 0) continue;
+    const d = change(SCENARIO.lowMemEnter, sysctl, [0], [1], reason(sysctl));
+    if (d?.kind === "change") proposals.push(d.proposal);
+  }
+  const backlog = live.maxSynBacklog;
+  if (isCount(backlog) && backlog > TCP_SYN_BACKLOG_MIN) {
+    const target = clampShrink(backlog, shrink(backlog, rate), TCP_SYN_BACKLOG_MIN);
+    const d = change(
+      SCENARIO.lowMemEnter,
+      SYSCTL.maxSynBacklog,
+      [backlog],
+      [target],
+      reason(SYSCTL.maxSynBacklog),
+    );
+    if (d?.kind === "change") proposals.push(d.proposal);
+  }
+  return proposals;
+}
+
+/** What entering low memory changed (kept by the tuner per netns until it leaves). */
+export interface LowMemoryChange {
+  sysctl: string;
+  before: number;
+  set: number;
+}
+
+/** Builds the memo from the low-memory proposals that were actually applied. */
+export function lowMemoryChanges(applied: readonly RuleProposal[]): LowMemoryChange[] {
+  return applied.map((p) => ({ sysctl: p.sysctl, before: p.from[0], set: p.to[0] }));
+}
+
+/**
+ * Leaving low memory: put back exactly what entering changed, and only where the value is still
+ * the one we set. bpftune instead cleared all three flags wherever they were 1 (undoing an
+ * admin's choice) and grew the SYN backlog from wherever it was.
+ */
+export function leaveLowMemory(
+  changes: readonly LowMemoryChange[],
+  live: Readonly<Record<string, number | null | undefined>>,
+): RuleProposal[] {
+  const proposals: RuleProposal[] = [];
+  for (const { sysctl, before, set } of changes) {
+    if (live[sysctl] !== set) continue;
+    const d = change(
+      SCENARIO.lowMemLeave,
+      sysctl,
+      [set],
+      [before],
+      `Due to leaving low memory conditions, set '${sysctl}'`,
+    );
+    if (d?.kind === "change") proposals.push(d.proposal);
+  }
+  return proposals;
+}
+
+export interface SynFloodInput {
+  /** Live tcp_max_syn_backlog of the listener's netns. */
+  maxSynBacklog: number;
+  /** Live tcp_syncookies (0 off, 1 on overflow, 2 always); null when the sysctl is absent. */
+  syncookies: number | null;
+  /** Only cookies this daemon turned on are ever turned off again. */
+  syncookiesEnabledByUs: boolean;
+  /** TcpExt SyncookiesFailed / SyncookiesRecv of the netns; null when unreadable. */
+  syncookiesFailed: number | null;
+  syncookiesRecv: number | null;
+  memory: MemoryState;
+  /** Correlation of SYN floods with established connections; null with too few samples. */
+  acceptCorrelation: number | null;
+  rate: LearningRate;
+  threshold?: number;
+}
+
+/**
+ * A listener overflowed its SYN queue. In order: turn off syncookies we enabled if none ever
+ * validated; in low memory prefer syncookies to a bigger backlog (and never grow it); if floods
+ * do not go with accepted connections (an attack) shrink the backlog; else grow it.
+ */
+export function synFloodDecision(input: SynFloodInput): Decision | null {
+  const { maxSynBacklog: backlog, syncookies: cookies, rate } = input;
+  if (!isCount(backlog) || backlog === 0) return null;
+
+  if (
+    isCount(cookies) && cookies > 0 && input.syncookiesEnabledByUs &&
+    isCount(input.syncookiesFailed) && input.syncookiesFailed >= TCP_SYNCOOKIES_BAD_COUNT &&
+    input.syncookiesRecv === 0
+  ) {
+    return change(
+      SCENARIO.syncookiesDisable,
+      SYSCTL.syncookies,
+      [cookies],
+      [0],
+      `Due to receiving ${input.syncookiesFailed} invalid syncookies and no valid ones, disable ` +
+        `'${SYSCTL.syncookies}' as they are ineffective under current network conditions`,
+    );
+  }
+
+  if (input.memory !== "normal") {
+    if (cookies !== 0) return null;
+    return change(
+      SCENARIO.syncookiesEnable,
+      SYSCTL.syncookies,
+      [0],
+      [1],
+      `Due to low memory conditions under SYN flood, enable '${SYSCTL.syncookies}' rather ` +
+        `than increasing max SYN backlog`,
+    );
+  }
+
+  const threshold = input.threshold ?? ACCEPT_CORRELATION_THRESHOLD;
+  if (input.acceptCorrelation !== null && input.acceptCorrelation < threshold) {
+    const target = clampShrink(backlog, shrink(backlog, rate), TCP_SYN_BACKLOG_MIN);
+    return change(
+      SCENARIO.synBacklogDecrease,
+      SYSCTL.maxSynBacklog,
+      [backlog],
+      [target],
+      `Due to SYN flood not correlated with TCP connection acceptance - suggesting an attack - ` +
+        `reduce '${SYSCTL.maxSynBacklog}' from ${backlog} -> ${target}`,
+    );
+  }
+
+  if (backlog >= INT_MAX) {
+    return { kind: "at-ceiling", sysctl: SYSCTL.maxSynBacklog, value: [backlog], ceiling: INT_MAX };
+  }
+  return change(
+    SCENARIO.synBacklogIncrease,
+    SYSCTL.maxSynBacklog,
+    [backlog],
+    [clampGrowth(backlog, grow(backlog, rate), INT_MAX)],
+    `Due to SYN flood events on a system with TCP syncookies disabled and no low memory issues, ` +
+      `increase '${SYSCTL.maxSynBacklog}'`,
+  );
+}

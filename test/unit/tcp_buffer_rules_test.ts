@@ -1,0 +1,624 @@
+import assert from "node:assert/strict";
+import { INT_MAX } from "../../src/daemon/ceilings.ts";
+import type { RuleProposal } from "../../src/daemon/proposal.ts";
+import {
+  bufferDecision,
+  type BufferInput,
+  classifyTcpMemory,
+  type Decision,
+  enterLowMemory,
+  leaveLowMemory,
+  lowMemoryChanges,
+  lowMemoryTransition,
+  type MemoryState,
+  moderateRcvbufDecision,
+  SCENARIO,
+  synFloodDecision,
+  type SynFloodInput,
+  SYSCTL,
+  TCP_BUFFER_SCENARIOS,
+  TCP_BUFFER_TUNABLES,
+  tcpMemDecisions,
+  type TcpMemInput,
+} from "../../src/tuners/tcp_buffer_rules.ts";
+
+const NAME = {
+  increase: "need to increase TCP buffer size(s)",
+  decrease: "need to decrease TCP buffer size(s)",
+  latency: "need to decrease TCP buffer size due to latency",
+  pressure: "approaching TCP memory pressure",
+  exhaustion: "approaching TCP memory exhaustion",
+  moderate: "match receive buffer size with throughput needs",
+  lowEnter: "set tunable on entering low-memory state",
+  lowLeave: "unset tunable set earlier in low-memory state",
+  synIncrease: "increase maximum syn backlog under load since syncookies are disabled",
+  synDecrease: "decrease maximum syn backlog due to large numbers of uncompleted connections",
+  cookiesOn: "enable syncookies as furthern SYN backlog increases do not help",
+  cookiesOff: "disable syncookies as they are ineffective",
+};
+
+function changeOf(d: Decision | null | undefined): RuleProposal {
+  assert.ok(d, "expected a decision, got none");
+  assert.equal(d.kind, "change", `expected a change, got ${JSON.stringify(d)}`);
+  return (d as { proposal: RuleProposal }).proposal;
+}
+
+// ---------------------------------------------------------------- scenario and tunable tables
+
+Deno.test("scenario table is bpftune's: 13 entries, ids in order, names verbatim", () => {
+  assert.equal(TCP_BUFFER_SCENARIOS.length, 13);
+  TCP_BUFFER_SCENARIOS.forEach((s, i) => assert.equal(s.id, i));
+  assert.equal(new Set(TCP_BUFFER_SCENARIOS.map((s) => s.name)).size, 13);
+  const expected: [number, string][] = [
+    [SCENARIO.bufferIncrease, NAME.increase],
+    [SCENARIO.bufferDecrease, NAME.decrease],
+    [SCENARIO.bufferDecreaseLatency, NAME.latency],
+    [SCENARIO.memPressure, NAME.pressure],
+    [SCENARIO.memExhaustion, NAME.exhaustion],
+    [SCENARIO.moderateRcvbufEnable, NAME.moderate],
+    [SCENARIO.lowMemEnter, NAME.lowEnter],
+    [SCENARIO.lowMemLeave, NAME.lowLeave],
+    [SCENARIO.synBacklogIncrease, NAME.synIncrease],
+    [SCENARIO.synBacklogDecrease, NAME.synDecrease],
+    [SCENARIO.syncookiesEnable, NAME.cookiesOn],
+    [SCENARIO.syncookiesDisable, NAME.cookiesOff],
+    [SCENARIO.maxOrphansIncrease, "increase max number of orphaned sockets"],
+  ];
+  for (const [id, name] of expected) assert.equal(TCP_BUFFER_SCENARIOS[id].name, name);
+  assert.equal(
+    TCP_BUFFER_SCENARIOS[SCENARIO.bufferIncrease].description,
+    "Need to increase buffer size(s) to maximize throughput",
+  );
+  assert.equal(
+    TCP_BUFFER_SCENARIOS[SCENARIO.syncookiesDisable].description,
+    "TCP syncookies are not effective; none have been validated successfully",
+  );
+});
+
+Deno.test("tunables: bpftune's ten, host-only sysctls global, syncookies optional", () => {
+  assert.deepEqual(TCP_BUFFER_TUNABLES.map((t) => t.sysctl), [
+    "net.ipv4.tcp_wmem",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_moderate_rcvbuf",
+    "net.ipv4.tcp_no_metrics_save",
+    "net.ipv4.tcp_no_ssthresh_metrics_save",
+    "net.core.high_order_alloc_disable",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_max_orphans",
+  ]);
+  const bySysctl = new Map(TCP_BUFFER_TUNABLES.map((t) => [t.sysctl, t]));
+  assert.equal(bySysctl.get(SYSCTL.mem)?.scope, "global");
+  assert.equal(bySysctl.get(SYSCTL.highOrderAllocDisable)?.scope, "global");
+  assert.equal(bySysctl.get(SYSCTL.rmem)?.scope, "netns");
+  assert.equal(bySysctl.get(SYSCTL.rmem)?.values, 3);
+  assert.equal(bySysctl.get(SYSCTL.syncookies)?.optional, true);
+  assert.equal(bySysctl.get(SYSCTL.rmem)?.optional, undefined);
+});
+
+// ---------------------------------------------------------------- socket buffer growth
+
+const RMEM = [4096, 131072, 6291456];
+const WMEM = [4096, 16384, 4194304];
+
+function buffer(overrides: Partial<BufferInput> = {}): BufferInput {
+  return {
+    sysctl: SYSCTL.rmem,
+    live: RMEM,
+    observed: 6291456,
+    userLocked: false,
+    memory: "normal",
+    latencyBrake: false,
+    rate: 4,
+    shrinkFloor: 6291456,
+    ...overrides,
+  };
+}
+
+Deno.test("buffer growth: nearly full grows the max by the rate, in bpftune's words", () => {
+  const p = changeOf(bufferDecision(buffer()));
+  assert.deepEqual(p, {
+    scenario: NAME.increase,
+    sysctl: "net.ipv4.tcp_rmem",
+    from: [4096, 131072, 6291456],
+    to: [4096, 131072, 7864320],
+    reason: "Due to need to increase max buffer size to maximize throughput change " +
+      "net.ipv4.tcp_rmem(min default max) from (4096 131072 6291456) -> (4096 131072 7864320)",
+  });
+  const w = changeOf(
+    bufferDecision(buffer({ sysctl: SYSCTL.wmem, live: WMEM, observed: 4194304 })),
+  );
+  assert.equal(w.sysctl, "net.ipv4.tcp_wmem");
+  assert.deepEqual(w.to, [4096, 16384, 5242880]);
+});
+
+Deno.test("buffer growth: exactly at the threshold acts, one byte below does not", () => {
+  const cases: [0 | 1 | 2 | 3 | 4, number, number | null][] = [
+    // rate, observed sk_rcvbuf, expected new max (null = no decision)
+    [4, 4718592, 7864320], // 6291456 - 6291456/4
+    [4, 4718591, null],
+    [0, 6193152, 6389760], // 6291456 - 6291456/64, grows by 1/64
+    [0, 6193151, null],
+    [2, 5898240, 6684672], // 1/16
+    [2, 5898239, null],
+    [4, 9_000_000, 7864320], // above the max (locked earlier, or raced): still "full"
+  ];
+  for (const [rate, observed, max] of cases) {
+    const d = bufferDecision(buffer({ rate, observed }));
+    if (max === null) assert.equal(d, null, `rate ${rate} observed ${observed}`);
+    else assert.equal(changeOf(d).to[2], max, `rate ${rate} observed ${observed}`);
+  }
+});
+
+Deno.test("buffer growth: locked sockets and any memory strain never drive growth", () => {
+  assert.equal(bufferDecision(buffer({ userLocked: true })), null);
+  for (const memory of ["near-pressure", "under-pressure", "near-exhaustion"] as MemoryState[]) {
+    assert.equal(bufferDecision(buffer({ memory })), null, memory);
+  }
+  // a locked socket does not drive a latency decrease either
+  assert.equal(bufferDecision(buffer({ userLocked: true, latencyBrake: true })), null);
+});
+
+Deno.test("buffer growth: clamped to INT_MAX and to a configured ceiling, never shrunk", () => {
+  const nearIntMax = [4096, 131072, 2_000_000_000];
+  assert.deepEqual(
+    changeOf(bufferDecision(buffer({ live: nearIntMax, observed: 2_000_000_000 }))).to,
+    [4096, 131072, INT_MAX],
+  );
+  assert.deepEqual(
+    bufferDecision(buffer({ live: [4096, 131072, INT_MAX], observed: INT_MAX })),
+    { kind: "at-ceiling", sysctl: SYSCTL.rmem, value: [4096, 131072, INT_MAX], ceiling: INT_MAX },
+  );
+  // a configured ceiling above INT_MAX still stops at INT_MAX
+  assert.deepEqual(
+    changeOf(bufferDecision(buffer({ live: nearIntMax, observed: 2e9, ceiling: 1e12 }))).to[2],
+    INT_MAX,
+  );
+  assert.equal(changeOf(bufferDecision(buffer({ ceiling: 7_000_000 }))).to[2], 7_000_000);
+  const atCeiling = [4096, 131072, 7_000_000];
+  assert.deepEqual(
+    bufferDecision(buffer({ live: atCeiling, observed: 7_000_000, ceiling: 7_000_000 })),
+    { kind: "at-ceiling", sysctl: SYSCTL.rmem, value: atCeiling, ceiling: 7_000_000 },
+  );
+  // already above the ceiling (admin set it): reported at ceiling, not lowered
+  const above = [4096, 131072, 8_000_000];
+  assert.deepEqual(
+    bufferDecision(buffer({ live: above, observed: 8_000_000, ceiling: 7_000_000 })),
+    { kind: "at-ceiling", sysctl: SYSCTL.rmem, value: above, ceiling: 7_000_000 },
+  );
+});
+
+Deno.test("latency brake: shrinks the max by the rate, never below the floor or the default", () => {
+  const big = [4096, 131072, 33554432];
+  const p = changeOf(bufferDecision(buffer({ live: big, observed: 33554432, latencyBrake: true })));
+  assert.deepEqual(p, {
+    scenario: NAME.latency,
+    sysctl: "net.ipv4.tcp_rmem",
+    from: big,
+    to: [4096, 131072, 25165824],
+    reason: "Due to correlation between buffer size increase and latency change " +
+      "net.ipv4.tcp_rmem(min default max) from (4096 131072 33554432) -> (4096 131072 25165824)",
+  });
+  // clamped to the kernel-default floor
+  const seven = [4096, 131072, 7_000_000];
+  assert.equal(
+    changeOf(bufferDecision(buffer({ live: seven, observed: 7e6, latencyBrake: true }))).to[2],
+    6291456,
+  );
+  // at the floor the brake just stops growth
+  assert.equal(bufferDecision(buffer({ latencyBrake: true })), null);
+  // never to or below tcp_rmem[1] (bpftune's guard), even with a floor of 0
+  const small = [4096, 131072, 140000];
+  assert.equal(
+    changeOf(
+      bufferDecision(buffer({ live: small, observed: 140000, latencyBrake: true, shrinkFloor: 0 })),
+    ).to[2],
+    131073,
+  );
+  // the brake only matters when the buffer is nearly full
+  assert.equal(bufferDecision(buffer({ live: big, observed: 1000, latencyBrake: true })), null);
+});
+
+Deno.test("buffer growth: implausible inputs give no decision", () => {
+  const bad: Partial<BufferInput>[] = [
+    { live: [4096, 131072, 0], observed: 0 },
+    { live: [4096, 131072, -1] },
+    { live: [4096, 131072] },
+    { live: [4096, 131072, NaN] },
+    { live: [4096, 131072, 6291456.5] },
+    { observed: -1 },
+    { observed: NaN },
+  ];
+  for (const o of bad) assert.equal(bufferDecision(buffer(o)), null, JSON.stringify(o));
+});
+
+Deno.test("tiny maxima that the fraction cannot move give no decision", () => {
+  assert.equal(bufferDecision(buffer({ live: [1, 1, 3], observed: 3, shrinkFloor: 1 })), null);
+});
+
+Deno.test("moderate_rcvbuf: turned on after rmem changes only when off", () => {
+  assert.deepEqual(changeOf(moderateRcvbufDecision(0)), {
+    scenario: NAME.moderate,
+    sysctl: "net.ipv4.tcp_moderate_rcvbuf",
+    from: [0],
+    to: [1],
+    reason: "Because we are changing rcvbuf parameters, set 'net.ipv4.tcp_moderate_rcvbuf' to " +
+      "auto-tune receive buffer size to match the size required by the path for full throughput.",
+  });
+  assert.equal(moderateRcvbufDecision(1), null);
+  assert.equal(moderateRcvbufDecision(-1), null);
+});
+
+// ---------------------------------------------------------------- tcp_mem
+
+Deno.test("classifyTcpMemory: thresholds for pressure and exhaustion, kernel flag in between", () => {
+  const tcpMem = [100000, 200000, 300000];
+  const cases: [number, boolean, MemoryState][] = [
+    [225000, false, "near-exhaustion"], // 300000 - 300000/4
+    [224999, false, "near-pressure"],
+    [150000, false, "near-pressure"], // 200000 - 200000/4
+    [149999, false, "normal"],
+    [149999, true, "under-pressure"],
+    [225000, true, "near-exhaustion"],
+    [0, false, "normal"],
+    [400000, false, "near-exhaustion"],
+  ];
+  for (const [allocatedPages, underPressure, state] of cases) {
+    assert.equal(
+      classifyTcpMemory({ tcpMem, allocatedPages, underPressure, rate: 4 }),
+      state,
+      `allocated ${allocatedPages} flag ${underPressure}`,
+    );
+  }
+  assert.equal(
+    classifyTcpMemory({ tcpMem: [0, 200000, 300000], allocatedPages: 1, rate: 4 }),
+    null,
+  );
+  assert.equal(classifyTcpMemory({ tcpMem, allocatedPages: -1, rate: 4 }), null);
+  assert.equal(classifyTcpMemory({ tcpMem: [1, 2], allocatedPages: 1, rate: 4 }), null);
+});
+
+function mem(overrides: Partial<TcpMemInput>): TcpMemInput {
+  return {
+    tcpMem: [40000, 60000, 90000],
+    allocatedPages: 0,
+    freeBufferPages: 1_000_000, // ceilings: min 62500, pressure 125000, max 250000
+    rate: 4,
+    ...overrides,
+  };
+}
+
+Deno.test("tcp_mem: nothing to do under normal conditions", () => {
+  assert.deepEqual(tcpMemDecisions(mem({ allocatedPages: 44999 })), []);
+});
+
+Deno.test("tcp_mem: near pressure grows all three, in bpftune's words", () => {
+  const [d, ...rest] = tcpMemDecisions(mem({ allocatedPages: 45000 }));
+  assert.equal(rest.length, 0);
+  assert.deepEqual(changeOf(d), {
+    scenario: NAME.pressure,
+    sysctl: "net.ipv4.tcp_mem",
+    from: [40000, 60000, 90000],
+    to: [50000, 75000, 112500],
+    reason: "Due to near memory pressure change net.ipv4.tcp_mem(min pressure max) from " +
+      "(40000 60000 90000) -> (50000 75000 112500)",
+  });
+});
+
+Deno.test("tcp_mem: growth is clamped to nfbp/16, nfbp/8 and nfbp/4", () => {
+  const d = tcpMemDecisions(mem({ tcpMem: [60000, 110000, 240000], allocatedPages: 100000 }));
+  assert.deepEqual(changeOf(d[0]).to, [62500, 125000, 250000]);
+});
+
+Deno.test("tcp_mem: a max above nfbp/4 is never lowered (bpftune's min() lowered it)", () => {
+  const over = [70000, 130000, 260000];
+  assert.deepEqual(tcpMemDecisions(mem({ tcpMem: over, allocatedPages: 120000 })), [
+    { kind: "at-ceiling", sysctl: SYSCTL.mem, value: over, ceiling: 250000 },
+  ]);
+  // min and pressure still grow when they can, the max stays
+  const d = tcpMemDecisions(mem({ tcpMem: [40000, 60000, 260000], allocatedPages: 50000 }));
+  assert.deepEqual(changeOf(d[0]).to, [50000, 75000, 260000]);
+});
+
+Deno.test("tcp_mem: the kernel pressure flag alone counts as pressure", () => {
+  const d = tcpMemDecisions(mem({ allocatedPages: 10, underPressure: true }));
+  const p = changeOf(d[0]);
+  assert.equal(p.scenario, NAME.pressure);
+  assert.ok(p.reason.startsWith("Due to under memory pressure change net.ipv4.tcp_mem"));
+});
+
+Deno.test("tcp_mem: growth never puts pressure above the new max", () => {
+  // an admin left pressure above max; only the kernel flag can report pressure here
+  const d = tcpMemDecisions(
+    mem({ tcpMem: [100, 500, 450], allocatedPages: 1, underPressure: true }),
+  );
+  assert.deepEqual(changeOf(d[0]).to, [125, 562, 562]);
+});
+
+Deno.test("tcp_mem: near exhaustion grows only the max", () => {
+  const d = tcpMemDecisions(mem({ allocatedPages: 67500 }));
+  const p = changeOf(d[0]);
+  assert.equal(p.scenario, NAME.exhaustion);
+  assert.deepEqual(p.to, [40000, 60000, 112500]);
+  assert.ok(p.reason.startsWith("Due to near memory exhaustion change net.ipv4.tcp_mem"));
+  const clamped = tcpMemDecisions(mem({ tcpMem: [40000, 60000, 220000], allocatedPages: 200000 }));
+  assert.deepEqual(changeOf(clamped[0]).to, [40000, 60000, 250000]);
+});
+
+Deno.test("tcp_mem: at the ceiling near exhaustion, per-socket maxima shrink to their floors", () => {
+  const tcpMem = [62500, 125000, 250000];
+  const decisions = tcpMemDecisions(mem({
+    tcpMem,
+    allocatedPages: 249000,
+    bufferShrink: [
+      { sysctl: SYSCTL.wmem, live: WMEM, floor: 4194304 }, // already at its floor: stays
+      { sysctl: SYSCTL.rmem, live: [4096, 131072, 33554432], floor: 6291456 },
+    ],
+  }));
+  assert.equal(decisions.length, 2);
+  assert.deepEqual(decisions[0], {
+    kind: "at-ceiling",
+    sysctl: SYSCTL.mem,
+    value: tcpMem,
+    ceiling: 250000,
+  });
+  assert.deepEqual(changeOf(decisions[1]), {
+    scenario: NAME.decrease,
+    sysctl: "net.ipv4.tcp_rmem",
+    from: [4096, 131072, 33554432],
+    to: [4096, 131072, 25165824],
+    reason: "Due to near memory exhaustion change net.ipv4.tcp_rmem(min default max) from " +
+      "(4096 131072 33554432) -> (4096 131072 25165824)",
+  });
+  // while tcp_mem can still grow, the buffers are left alone
+  const growing = tcpMemDecisions(mem({
+    allocatedPages: 89000,
+    bufferShrink: [{ sysctl: SYSCTL.rmem, live: [4096, 131072, 33554432], floor: 6291456 }],
+  }));
+  assert.equal(growing.length, 1);
+  assert.equal(changeOf(growing[0]).sysctl, SYSCTL.mem);
+});
+
+Deno.test("tcp_mem: at the ceiling under mere pressure nothing shrinks", () => {
+  const tcpMem = [62500, 125000, 250000];
+  const decisions = tcpMemDecisions(mem({
+    tcpMem,
+    allocatedPages: 125000,
+    bufferShrink: [{ sysctl: SYSCTL.rmem, live: [4096, 131072, 33554432], floor: 6291456 }],
+  }));
+  assert.deepEqual(decisions, [{
+    kind: "at-ceiling",
+    sysctl: SYSCTL.mem,
+    value: tcpMem,
+    ceiling: 250000,
+  }]);
+});
+
+Deno.test("tcp_mem: values past 2^31 pages are handled exactly", () => {
+  const tcpMem = [3_000_000_000, 4_000_000_000, 6_000_000_000];
+  const big = { tcpMem, freeBufferPages: 2 ** 40 };
+  assert.deepEqual(
+    changeOf(tcpMemDecisions(mem({ ...big, allocatedPages: 3_000_000_000 }))[0]).to,
+    [3_750_000_000, 5_000_000_000, 7_500_000_000],
+  );
+  assert.deepEqual(
+    changeOf(tcpMemDecisions(mem({ ...big, allocatedPages: 4_500_000_000 }))[0]).to,
+    [3_000_000_000, 4_000_000_000, 7_500_000_000],
+  );
+  // one page under the pressure threshold (4e9 - 4e9/4): nothing
+  assert.deepEqual(tcpMemDecisions(mem({ ...big, allocatedPages: 2_999_999_999 })), []);
+  // one page under the exhaustion threshold (6e9 - 6e9/4): pressure, not exhaustion
+  assert.equal(
+    changeOf(tcpMemDecisions(mem({ ...big, allocatedPages: 4_499_999_999 }))[0]).scenario,
+    NAME.pressure,
+  );
+  // ceiling below the live max: reported, not lowered
+  assert.equal(
+    tcpMemDecisions(mem({ tcpMem, freeBufferPages: 20_000_000_000, allocatedPages: 5e9 }))[0].kind,
+    "at-ceiling",
+  );
+});
+
+Deno.test("tcp_mem: implausible inputs or no free-buffer estimate give nothing", () => {
+  assert.deepEqual(tcpMemDecisions(mem({ allocatedPages: 80000, freeBufferPages: 0 })), []);
+  assert.deepEqual(tcpMemDecisions(mem({ allocatedPages: 80000, freeBufferPages: NaN })), []);
+  assert.deepEqual(tcpMemDecisions(mem({ tcpMem: [0, 0, 0], allocatedPages: 80000 })), []);
+  assert.deepEqual(tcpMemDecisions(mem({ tcpMem: [1, -2, 3], allocatedPages: 80000 })), []);
+  assert.deepEqual(tcpMemDecisions(mem({ allocatedPages: -5 })), []);
+});
+
+// ---------------------------------------------------------------- low-memory tunables
+
+Deno.test("lowMemoryTransition: enter near exhaustion, leave only when back to normal", () => {
+  const cases: [boolean, MemoryState, string | null][] = [
+    [false, "near-exhaustion", "enter"],
+    [false, "under-pressure", null],
+    [false, "near-pressure", null],
+    [false, "normal", null],
+    [true, "near-exhaustion", null], // already in: no re-entry on every event
+    [true, "under-pressure", null],
+    [true, "near-pressure", null],
+    [true, "normal", "leave"],
+  ];
+  for (const [inLow, memory, expected] of cases) {
+    assert.equal(lowMemoryTransition(inLow, memory), expected, `${inLow} ${memory}`);
+  }
+});
+
+Deno.test("enterLowMemory sets the three flags that are off and shrinks the SYN backlog", () => {
+  const proposals = enterLowMemory(
+    { noMetricsSave: 0, noSsthreshMetricsSave: 0, highOrderAllocDisable: 0, maxSynBacklog: 2048 },
+    4,
+  );
+  assert.deepEqual(proposals.map((p) => [p.sysctl, p.from, p.to]), [
+    ["net.ipv4.tcp_no_metrics_save", [0], [1]],
+    ["net.ipv4.tcp_no_ssthresh_metrics_save", [0], [1]],
+    ["net.core.high_order_alloc_disable", [0], [1]],
+    ["net.ipv4.tcp_max_syn_backlog", [2048], [1536]],
+  ]);
+  for (const p of proposals) {
+    assert.equal(p.scenario, NAME.lowEnter);
+    assert.equal(p.reason, `Due to low memory conditions, set '${p.sysctl}'`);
+  }
+});
+
+Deno.test("enterLowMemory leaves alone what is already set, absent, or at the 128 floor", () => {
+  // flags already on, high_order_alloc_disable not in this (non-host) netns
+  const a = enterLowMemory(
+    { noMetricsSave: 1, noSsthreshMetricsSave: 1, highOrderAllocDisable: null, maxSynBacklog: 150 },
+    4,
+  );
+  assert.deepEqual(a.map((p) => [p.sysctl, p.from, p.to]), [
+    ["net.ipv4.tcp_max_syn_backlog", [150], [128]], // 112 would be under the floor: clamped
+  ]);
+  for (const backlog of [128, 100, null]) {
+    assert.deepEqual(
+      enterLowMemory(
+        {
+          noMetricsSave: 1,
+          noSsthreshMetricsSave: 1,
+          highOrderAllocDisable: 1,
+          maxSynBacklog: backlog,
+        },
+        4,
+      ),
+      [],
+      `backlog ${backlog}`,
+    );
+  }
+});
+
+Deno.test("leaveLowMemory restores exactly what entering changed, if still ours", () => {
+  const entered = enterLowMemory(
+    { noMetricsSave: 0, noSsthreshMetricsSave: 1, highOrderAllocDisable: 0, maxSynBacklog: 2048 },
+    4,
+  );
+  const memo = lowMemoryChanges(entered);
+  assert.deepEqual(memo, [
+    { sysctl: SYSCTL.noMetricsSave, before: 0, set: 1 },
+    { sysctl: SYSCTL.highOrderAllocDisable, before: 0, set: 1 },
+    { sysctl: SYSCTL.maxSynBacklog, before: 2048, set: 1536 },
+  ]);
+  const leaving = leaveLowMemory(memo, {
+    [SYSCTL.noMetricsSave]: 1,
+    [SYSCTL.noSsthreshMetricsSave]: 1, // the admin's 1 was never ours: untouched
+    [SYSCTL.highOrderAllocDisable]: 0, // someone else already cleared it
+    [SYSCTL.maxSynBacklog]: 1536,
+  });
+  assert.deepEqual(leaving.map((p) => [p.sysctl, p.from, p.to]), [
+    ["net.ipv4.tcp_no_metrics_save", [1], [0]],
+    ["net.ipv4.tcp_max_syn_backlog", [1536], [2048]],
+  ]);
+  for (const p of leaving) {
+    assert.equal(p.scenario, NAME.lowLeave);
+    assert.equal(p.reason, `Due to leaving low memory conditions, set '${p.sysctl}'`);
+  }
+  assert.deepEqual(leaveLowMemory(memo, {}), []);
+  assert.deepEqual(leaveLowMemory([], { [SYSCTL.noMetricsSave]: 1 }), []);
+});
+
+// ---------------------------------------------------------------- SYN flood
+
+function syn(overrides: Partial<SynFloodInput> = {}): SynFloodInput {
+  return {
+    maxSynBacklog: 2048,
+    syncookies: 0,
+    syncookiesEnabledByUs: false,
+    syncookiesFailed: null,
+    syncookiesRecv: null,
+    memory: "normal",
+    acceptCorrelation: null,
+    rate: 4,
+    ...overrides,
+  };
+}
+
+Deno.test("SYN flood: grows the backlog when nothing argues against it", () => {
+  assert.deepEqual(changeOf(synFloodDecision(syn())), {
+    scenario: NAME.synIncrease,
+    sysctl: "net.ipv4.tcp_max_syn_backlog",
+    from: [2048],
+    to: [2560],
+    reason: "Due to SYN flood events on a system with TCP syncookies disabled and no low memory " +
+      "issues, increase 'net.ipv4.tcp_max_syn_backlog'",
+  });
+  assert.equal(changeOf(synFloodDecision(syn({ syncookies: 1 }))).to[0], 2560);
+  assert.equal(changeOf(synFloodDecision(syn({ rate: 0 }))).to[0], 2080);
+});
+
+Deno.test("SYN flood: disables only cookies we enabled, once 1024 failed and none validated", () => {
+  const ineffective = { syncookiesEnabledByUs: true, syncookiesFailed: 1024, syncookiesRecv: 0 };
+  assert.deepEqual(changeOf(synFloodDecision(syn({ ...ineffective, syncookies: 1 }))), {
+    scenario: NAME.cookiesOff,
+    sysctl: "net.ipv4.tcp_syncookies",
+    from: [1],
+    to: [0],
+    reason: "Due to receiving 1024 invalid syncookies and no valid ones, disable " +
+      "'net.ipv4.tcp_syncookies' as they are ineffective under current network conditions",
+  });
+  assert.deepEqual(changeOf(synFloodDecision(syn({ ...ineffective, syncookies: 2 }))).from, [2]);
+  const notYet: Partial<SynFloodInput>[] = [
+    { ...ineffective, syncookies: 1, syncookiesFailed: 1023 },
+    { ...ineffective, syncookies: 1, syncookiesRecv: 1 },
+    { ...ineffective, syncookies: 1, syncookiesRecv: null },
+    { ...ineffective, syncookies: 1, syncookiesEnabledByUs: false }, // the kernel default's 1
+    { ...ineffective, syncookies: 0 },
+  ];
+  for (const o of notYet) {
+    assert.equal(changeOf(synFloodDecision(syn(o))).scenario, NAME.synIncrease, JSON.stringify(o));
+  }
+});
+
+Deno.test("SYN flood: in low memory enables syncookies instead of growing the backlog", () => {
+  for (const memory of ["near-pressure", "under-pressure", "near-exhaustion"] as MemoryState[]) {
+    assert.deepEqual(changeOf(synFloodDecision(syn({ memory }))), {
+      scenario: NAME.cookiesOn,
+      sysctl: "net.ipv4.tcp_syncookies",
+      from: [0],
+      to: [1],
+      reason: "Due to low memory conditions under SYN flood, enable 'net.ipv4.tcp_syncookies' " +
+        "rather than increasing max SYN backlog",
+    });
+    assert.equal(synFloodDecision(syn({ memory, syncookies: 1 })), null, memory);
+    assert.equal(synFloodDecision(syn({ memory, syncookies: null })), null, memory);
+  }
+});
+
+Deno.test("SYN flood: floods uncorrelated with accepted connections shrink the backlog", () => {
+  assert.deepEqual(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.5 }))), {
+    scenario: NAME.synDecrease,
+    sysctl: "net.ipv4.tcp_max_syn_backlog",
+    from: [2048],
+    to: [1536],
+    reason: "Due to SYN flood not correlated with TCP connection acceptance - suggesting an " +
+      "attack - reduce 'net.ipv4.tcp_max_syn_backlog' from 2048 -> 1536",
+  });
+  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.7499 }))).to[0], 1536);
+  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.75 }))).to[0], 2560);
+  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: -0.2 }))).to[0], 1536);
+  assert.equal(
+    changeOf(synFloodDecision(syn({ acceptCorrelation: 0.8, threshold: 0.9 }))).to[0],
+    1536,
+  );
+  // never under 128, never raised by a "decrease"
+  assert.equal(
+    changeOf(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 150 }))).to[0],
+    128,
+  );
+  assert.equal(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 128 })), null);
+  assert.equal(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 64 })), null);
+});
+
+Deno.test("SYN flood: growth stops at INT_MAX; implausible backlogs give nothing", () => {
+  assert.equal(changeOf(synFloodDecision(syn({ maxSynBacklog: 2e9 }))).to[0], INT_MAX);
+  assert.deepEqual(synFloodDecision(syn({ maxSynBacklog: INT_MAX })), {
+    kind: "at-ceiling",
+    sysctl: SYSCTL.maxSynBacklog,
+    value: [INT_MAX],
+    ceiling: INT_MAX,
+  });
+  for (const maxSynBacklog of [0, -1, NaN, 1.5]) {
+    assert.equal(synFloodDecision(syn({ maxSynBacklog })), null, String(maxSynBacklog));
+  }
+});
