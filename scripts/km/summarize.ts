@@ -22,6 +22,8 @@ export interface HookRow {
   tuner: string;
   hook: string;
   chosen: string | null;
+  /** The kernel function or tracepoint the chosen kind attaches to. */
+  target: string | null;
   /** Why the kinds that were tried and failed did not work, `kind: reason`. */
   why: string[];
 }
@@ -56,6 +58,8 @@ export interface KernelResult {
   fault: FaultRun[] | null;
   secs: number | null;
   tries: number | null;
+  /** Seconds per step inside the guest (support, daemon, fault), from `out/timings`. */
+  timings: Record<string, number>;
 }
 
 const read = (path: string): string | null => {
@@ -88,6 +92,7 @@ export function hookRows(support: Record<string, unknown>): HookRow[] {
       tuner: String(h.tuner ?? "?"),
       hook: String(h.hook ?? "?"),
       chosen: typeof h.chosen === "string" ? h.chosen : null,
+      target: typeof h.target === "string" ? h.target : null,
       why: tried.filter((t) => t.ok !== true).map((t) => `${t.kind}: ${t.reason ?? "failed"}`),
     };
   });
@@ -98,7 +103,8 @@ export function failedToLoad(output: string): string[] {
   return output.split("\n").filter((l) => /failed to load/i.test(l)).map((l) => l.trim());
 }
 
-function judgeDaemon(dir: string, failures: string[], what: string): DaemonRun {
+/** Judges one daemon run; `injected` is the hook whose failure was forced (its lines are expected). */
+function judgeDaemon(dir: string, failures: string[], what: string, injected?: string): DaemonRun {
   const output = (read(join(dir, "stderr")) ?? "") + "\n" + (read(join(dir, "stdout")) ?? "");
   const rcText = read(join(dir, "rc"));
   const exit = rcText === null ? null : Number(rcText.trim());
@@ -106,13 +112,15 @@ function judgeDaemon(dir: string, failures: string[], what: string): DaemonRun {
   const run = { exit, tuned: /Due to /.test(output), alive };
   const tail = lastLines(read(join(dir, "stderr")), 3).map((l) => `    | ${l}`).join("\n");
   if (!alive) {
-    failures.push(`${what}: exited ${exit} before the window ended; last stderr lines:\n${tail}`);
+    failures.push(`${what}: exited ${exit} before the window ended\n${tail}`);
   } else if (existsSync(join(dir, "hung"))) {
     failures.push(`${what}: did not exit within 20 s of SIGTERM (killed)`);
   } else if (exit !== 0) {
-    failures.push(`${what}: exited ${exit} after SIGTERM; last stderr lines:\n${tail}`);
+    failures.push(`${what}: exited ${exit} after SIGTERM\n${tail}`);
   }
-  for (const line of failedToLoad(output)) failures.push(`${what}: ${line}`);
+  for (const line of failedToLoad(output)) {
+    if (injected === undefined || !line.includes(injected)) failures.push(`${what}: ${line}`);
+  }
   return run;
 }
 
@@ -158,7 +166,7 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     const target = firstLine(read(join(dir, "target")));
     const hook = target.slice(target.indexOf(":") + 1);
     const what = `fault ${target}`;
-    const run = judgeDaemon(dir, r.failures, what);
+    const run = judgeDaemon(dir, r.failures, what, hook);
     const stderrText = read(join(dir, "stderr")) ?? "";
     const reported = stderrText.split("\n").some((l) => l.includes(hook) && /fail/i.test(l));
     if (!reported) r.failures.push(`${what}: no stderr line names ${hook} as failed`);
@@ -171,6 +179,12 @@ function crashLine(consoleLog: string | null): string {
   const lines = (consoleLog ?? "").split("\n");
   const crash = lines.filter((l) => /Kernel panic|Oops|BUG:|KM_FATAL|double fault/.test(l));
   return crash.length > 0 ? `: ${crash[crash.length - 1].trim()}` : "";
+}
+
+/** The script's last console lines (the harness's own KM_ markers left out), indented. */
+function consoleTail(consoleLog: string | null): string {
+  const tail = lastLines(consoleLog, 8).filter((l) => !/^KM_[A-Z]+ /.test(l)).slice(-3);
+  return tail.length > 0 ? "\n" + tail.map((l) => `    | ${l}`).join("\n") : "";
 }
 
 /** Judges one kernel's result directory. */
@@ -192,6 +206,9 @@ export function judge(dir: string): KernelResult {
     fault: null,
     secs: meta.secs ? Number(meta.secs) : null,
     tries: meta.tries ? Number(meta.tries) : null,
+    timings: Object.fromEntries(
+      Object.entries(parseMeta(read(join(out, "timings")) ?? "")).map(([k, v]) => [k, Number(v)]),
+    ),
   };
   const status = Number(meta.status ?? "-1");
   const result = firstLine(read(join(out, "result")));
@@ -210,12 +227,12 @@ export function judge(dir: string): KernelResult {
     return r;
   } else if (firstLine(read(join(out, "kind"))) === "product") {
     judgeProduct(out, r, meta.fault === "1");
-    if (status !== 0) r.failures.push(`guest script exited ${status}`);
+    if (status !== 0) r.failures.push(`guest script exited ${status}${consoleTail(consoleLog)}`);
   } else if (result.startsWith("pass") || result.startsWith("fail")) {
     (result.startsWith("pass") ? r.notes : r.failures).push(result.slice(5));
     if (status !== 0 && result.startsWith("pass")) r.failures.push(`script exited ${status}`);
   } else if (status !== 0) {
-    r.failures.push(`script exited ${status}`);
+    r.failures.push(`script exited ${status}${consoleTail(consoleLog)}`);
   }
   r.result = r.failures.length === 0 ? "pass" : "fail";
   r.reason = r.failures.length > 0
@@ -243,14 +260,16 @@ export function renderMatrix(results: KernelResult[]): string {
   ];
   for (const r of results) {
     const name = `${r.release} (${r.label})`;
-    const time = r.secs === null
-      ? ""
-      : `  [${r.secs} s${(r.tries ?? 1) > 1 ? `, ${r.tries} tries` : ""}]`;
+    const steps = Object.entries(r.timings).map(([k, v]) => `${k} ${v}`).join(", ");
+    const tries = (r.tries ?? 1) > 1 ? `, ${r.tries} tries` : "";
+    const time = r.secs === null ? "" : `  [${r.secs} s${steps ? `: ${steps}` : ""}${tries}]`;
     if (r.hooks.length === 0) {
       lines.push(pad(name, w) + pad(r.result, 7) + r.reason + time);
     }
     r.hooks.forEach((h, i) => {
-      const chosen = h.chosen ?? `none (${h.why.join("; ") || "no kind tried"})`;
+      const chosen = h.chosen === null
+        ? `none (${h.why.join("; ") || "no kind tried"})`
+        : `${h.chosen}${h.target ? ` ${h.target}` : ""}`;
       lines.push(
         pad(i === 0 ? name : "", w) + pad(i === 0 ? r.result : "", 7) + pad(h.tuner, 14) +
           pad(h.hook, 24) + chosen,
@@ -292,6 +311,7 @@ export function toJson(results: KernelResult[]): string {
         fault: r.fault,
         secs: r.secs,
         tries: r.tries,
+        timings: r.timings,
       })),
     },
     null,
