@@ -229,6 +229,9 @@ Deno.test("buffer growth: implausible inputs give no decision", () => {
     { live: [4096, 131072, 6291456.5] },
     { observed: -1 },
     { observed: NaN },
+    // values the int sysctl cannot hold or rejects are never written back
+    { live: [0, 131072, 6291456] },
+    { live: [4096, 131072, 3e9], observed: 3e9, latencyBrake: true, shrinkFloor: 0 },
   ];
   for (const o of bad) assert.equal(bufferDecision(buffer(o)), null, JSON.stringify(o));
 });
