@@ -1,0 +1,161 @@
+/**
+ * Receive-path checks, grounded in bpftune's net_buffer tuner (bpftune-behaviour.md §2.6):
+ * per-CPU backlog drops and NAPI budget squeezes from /proc/net/softnet_stat.
+ */
+import { softnetTotal } from "../proc/softnet.ts";
+import {
+  counterEvidence,
+  currentEvidence,
+  describeCounter,
+  finding,
+  noCounterReason,
+  outcome,
+  pass,
+  raiseLimit,
+  readCounter,
+  readNumeric,
+  severityFor,
+  skip,
+} from "./helpers.ts";
+import type { CheckDefinition } from "./input.ts";
+
+export const NETDEV_MAX_BACKLOG_CEILING = 262144;
+export const NETDEV_BUDGET_CEILING = 3000;
+/** Squeezes per processed packet above which a squeeze finding is a warning rather than info. */
+export const SQUEEZE_WARNING_RATIO = 0.01;
+
+export const netdevBacklogDrops: CheckDefinition = {
+  id: "BPFP-NETDEV-BACKLOG-DROPS",
+  title: "Packets dropped at a full per-CPU input backlog",
+  tunable: "net.core.netdev_max_backlog",
+  rationale: "Column 2 of /proc/net/softnet_stat counts packets dropped because a CPU's input " +
+    "backlog held netdev_max_backlog packets; recommends doubling it (cap 262144).",
+  offline: false,
+  evaluate(input) {
+    const v = readNumeric(input, this.tunable);
+    if (!v.ok) return v.outcome;
+    const backlog = v.value[0];
+    const drops = readCounter(
+      input,
+      (s) => s.softnet === null ? undefined : softnetTotal(s.softnet, "dropped"),
+    );
+    if (drops === null) return skip(noCounterReason(input, "/proc/net/softnet_stat"));
+    if (drops.sinceBoot === 0) return pass(`no backlog drops (netdev_max_backlog ${backlog})`);
+    if (backlog >= NETDEV_MAX_BACKLOG_CEILING) {
+      return pass(
+        `backlog drops ${
+          describeCounter(drops, input.windowSeconds)
+        } but netdev_max_backlog ${backlog} ` +
+          "is at the audit's ceiling: spread the load with RPS/RSS instead",
+      );
+    }
+    const evidence = counterEvidence(
+      "packets dropped at a full CPU backlog (softnet_stat dropped)",
+      drops,
+    );
+    const flow = readCounter(
+      input,
+      (s) => s.softnet === null ? undefined : softnetTotal(s.softnet, "flowLimitCount"),
+    );
+    if (flow !== null && flow.sinceBoot > 0) {
+      evidence.push(
+        ...counterEvidence("of which by the flow limit (softnet_stat flow_limit_count)", flow),
+      );
+    }
+    evidence.push(currentEvidence(`netdev_max_backlog is ${backlog}`));
+    return outcome(
+      `backlog drops ${
+        describeCounter(drops, input.windowSeconds)
+      } with netdev_max_backlog ${backlog}`,
+      finding(this, severityFor("warning", drops), [backlog], [
+        raiseLimit(backlog, NETDEV_MAX_BACKLOG_CEILING),
+      ], evidence),
+    );
+  },
+};
+
+export const netdevBudgetSqueeze: CheckDefinition = {
+  id: "BPFP-NETDEV-BUDGET-SQUEEZE",
+  title: "NAPI polls run out of budget (time_squeeze)",
+  tunable: "net.core.netdev_budget",
+  rationale: "Column 3 of /proc/net/softnet_stat counts softirq runs that stopped with work left " +
+    "because netdev_budget packets or netdev_budget_usecs ran out. Warning at >= 1 squeeze per " +
+    "100 packets, else info; recommends doubling netdev_budget (cap 3000).",
+  offline: false,
+  evaluate(input) {
+    const v = readNumeric(input, this.tunable);
+    if (!v.ok) return v.outcome;
+    const budget = v.value[0];
+    const squeezes = readCounter(
+      input,
+      (s) => s.softnet === null ? undefined : softnetTotal(s.softnet, "timeSqueeze"),
+    );
+    const processed = readCounter(
+      input,
+      (s) => s.softnet === null ? undefined : softnetTotal(s.softnet, "processed"),
+    );
+    if (squeezes === null || processed === null) {
+      return skip(noCounterReason(input, "/proc/net/softnet_stat"));
+    }
+    if (squeezes.sinceBoot === 0) return pass(`no budget squeezes (netdev_budget ${budget})`);
+    if (budget >= NETDEV_BUDGET_CEILING) {
+      return pass(
+        `squeezes ${
+          describeCounter(squeezes, input.windowSeconds)
+        } but netdev_budget ${budget} is at ` +
+          "the audit's ceiling",
+      );
+    }
+    // Rate over the window when there is one, else since boot.
+    const useWindow = squeezes.window !== null && processed.window !== null;
+    const sq = useWindow ? squeezes.window! : squeezes.sinceBoot;
+    const pk = useWindow ? processed.window! : processed.sinceBoot;
+    const ratio = pk === 0 ? (sq > 0 ? 1 : 0) : sq / pk;
+    const base = ratio >= SQUEEZE_WARNING_RATIO ? "warning" : "info";
+    return outcome(
+      `squeezes ${describeCounter(squeezes, input.windowSeconds)} (${
+        (ratio * 100).toFixed(3)
+      } % of packets)`,
+      finding(this, severityFor(base, squeezes), [budget], [
+        raiseLimit(budget, NETDEV_BUDGET_CEILING),
+      ], [
+        ...counterEvidence("NAPI runs out of budget (softnet_stat time_squeeze)", squeezes),
+        ...counterEvidence("packets processed (softnet_stat processed)", processed),
+        currentEvidence(`netdev_budget is ${budget}`),
+      ]),
+    );
+  },
+};
+
+/** Parses "6.18.44-foo" into [6, 18]; null when the release string is not a kernel version. */
+export function kernelVersion(release: string | null): [number, number] | null {
+  const m = release?.match(/^(\d+)\.(\d+)/);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+export const netHighOrderAlloc: CheckDefinition = {
+  id: "BPFP-NET-HIGH-ORDER-ALLOC",
+  title: "High-order page allocations for socket buffers are disabled",
+  tunable: "net.core.high_order_alloc_disable",
+  rationale: "Since Linux 5.14 high-order allocations for skb page frags no longer contend, so " +
+    "high_order_alloc_disable=1 only costs performance (bpftune's net_buffer tuner resets it).",
+  offline: true,
+  evaluate(input) {
+    const v = readNumeric(input, this.tunable);
+    if (!v.ok) return v.outcome;
+    if (v.value[0] === 0) return pass("high-order allocations are enabled");
+    const version = kernelVersion(input.kernelRelease);
+    if (version === null) return skip("kernel version unknown, so the 5.14 rule cannot be applied");
+    if (version[0] < 5 || (version[0] === 5 && version[1] < 14)) {
+      return pass(`disabled, which can help on kernel ${input.kernelRelease} (< 5.14)`);
+    }
+    return outcome(
+      `disabled on kernel ${input.kernelRelease} (>= 5.14)`,
+      finding(this, "info", v.value, [0], [
+        currentEvidence(
+          `high_order_alloc_disable is ${v.value[0]} on kernel ${input.kernelRelease}`,
+        ),
+      ]),
+    );
+  },
+};
