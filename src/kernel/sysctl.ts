@@ -382,19 +382,26 @@ export class SysctlDump extends Map<string, string> {
  * Parses saved `sysctl -a` output (`name = value` lines; `name=value` also accepted). Blank
  * lines and `#`/`;` comments are skipped silently; anything else that is not a sysctl line
  * (e.g. "sysctl: permission denied on key ..." captured with 2>&1) lands in `problems` with its
- * line number. A repeated name keeps the later value and is reported too.
+ * line number. sysctl(8) prints each line of a multi-line value (kernel.core_modes,
+ * dev.cdrom.info) as its own `name = line`, so consecutive lines with one name are joined with
+ * "\n"; a name repeated elsewhere keeps the later value and is reported.
  */
 export function parseSysctlDump(text: string): SysctlDump {
   const dump = new SysctlDump();
   const seenAt = new Map<string, number>();
+  let previous: string | undefined; // name on the previous sysctl line
   const lines = text.replace(/^\uFEFF/, "").split("\n");
   lines.forEach((rawLine, index) => {
     const lineNo = index + 1;
     const line = rawLine.replace(/\r$/, "");
     const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) return;
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) {
+      previous = undefined;
+      return;
+    }
     const eq = line.indexOf("=");
     if (eq < 0) {
+      previous = undefined;
       dump.problems.push({ line: lineNo, text: line, reason: 'not a "name = value" line' });
       return;
     }
@@ -402,6 +409,7 @@ export function parseSysctlDump(text: string): SysctlDump {
     try {
       name = canonicalSysctlName(line.slice(0, eq));
     } catch {
+      previous = undefined;
       dump.problems.push({
         line: lineNo,
         text: line,
@@ -410,6 +418,11 @@ export function parseSysctlDump(text: string): SysctlDump {
       return;
     }
     const value = line.slice(eq + 1).replace(/^ +/, "").replace(/\s+$/, "");
+    if (name === previous) {
+      dump.set(name, `${dump.get(name)}\n${value}`);
+      return;
+    }
+    previous = name;
     const earlier = seenAt.get(name);
     if (earlier !== undefined) {
       dump.problems.push({

@@ -231,6 +231,9 @@ Deno.test("parseSysctlDump: values with tabs, '=' and nothing; garbage reported 
     "bad key = 3",
     "net.core.rmem_max = 425984",
     "   ",
+    "kernel.core_modes = file",
+    "kernel.core_modes = pipe",
+    "kernel.core_modes = socket",
   ].join("\n");
   const dump = parseSysctlDump(text);
   assert.ok(dump instanceof Map);
@@ -244,7 +247,8 @@ Deno.test("parseSysctlDump: values with tabs, '=' and nothing; garbage reported 
   assert.equal(dump.get("net.ipv4.conf.eth0/100.rp_filter"), "1");
   assert.equal(dump.get("kernel.domainname"), "");
   assert.equal(dump.get("net.core.rmem_max"), "425984");
-  assert.equal(dump.size, 5);
+  assert.equal(dump.get("kernel.core_modes"), "file\npipe\nsocket", "multi-line value");
+  assert.equal(dump.size, 6);
   assert.deepEqual(
     dump.problems.map((p) => [p.line, p.reason]),
     [
