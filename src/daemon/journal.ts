@@ -287,8 +287,11 @@ function parseState(text: string, file: string): State {
         `or roll back with the newer version first`,
     );
   }
-  const fieldError = (path: string, want: string, got: unknown) =>
-    corrupt(file, `${path} should be ${want}, found ${JSON.stringify(got) ?? "nothing"}`);
+  const fieldError = (path: string, want: string, got: unknown) => {
+    const shown = JSON.stringify(got) ?? "nothing";
+    const found = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
+    return corrupt(file, `${path} should be ${want}, found ${found}`);
+  };
   if (typeof raw.productVersion !== "string") {
     throw fieldError("productVersion", "a string", raw.productVersion);
   }
