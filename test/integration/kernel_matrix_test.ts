@@ -1,0 +1,281 @@
+/**
+ * The kernel-matrix harness (scripts/kernel-matrix). The summarizer's judgement is tested on
+ * result directories laid out exactly as the guest script writes them; one test boots a real
+ * Debian kernel under QEMU with the harness's self-test when the kernel is already cached (the
+ * download needs the network and ~1 min, so it is not forced on every test run).
+ */
+import assert from "node:assert/strict";
+import { judge, renderMatrix, toJson } from "../../scripts/km/summarize.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const CACHE = Deno.env.get("BPFPILOT_KM_CACHE") ?? "/var/cache/bpfpilot/kernel-matrix";
+
+const SUPPORT = {
+  level: "full",
+  netnsCookie: true,
+  libbpf: { path: "/usr/lib/x86_64-linux-gnu/libbpf.so.1", version: "1.1" },
+  kernel: { release: "6.1.0-56-amd64", btf: true },
+  hooks: [
+    {
+      tuner: "tcp_buffer",
+      hook: "rcvbuf",
+      chosen: "tp_btf",
+      target: "tcp_rcv_space_adjust",
+      tried: [{ kind: "tp_btf", ok: true, reason: "attached" }],
+    },
+    {
+      tuner: "tcp_buffer",
+      hook: "sndbuf",
+      chosen: null,
+      tried: [{ kind: "fentry", ok: false, reason: "EPERM" }, {
+        kind: "kprobe",
+        ok: false,
+        reason: "no kprobes",
+      }],
+    },
+  ],
+};
+
+/** Writes `files` (relative path -> content) into a fresh result directory. */
+function resultDir(files: Record<string, string>): string {
+  const dir = Deno.makeTempDirSync({ prefix: "km-result-" });
+  for (const [path, content] of Object.entries(files)) {
+    Deno.mkdirSync(`${dir}/${path}`.replace(/\/[^/]*$/, ""), { recursive: true });
+    Deno.writeTextFileSync(`${dir}/${path}`, content);
+  }
+  return dir;
+}
+
+const META = "label=6.1\nrelease=6.1.0-56-amd64\npkg=linux-image-6.1.0-56-amd64\nmode=qemu\n" +
+  "status=0\ntries=1\nsecs=31.2\ntimeout=180\n";
+
+/** A clean product run: support, then a daemon that tuned and stopped cleanly on SIGTERM. */
+function productRun(extra: Record<string, string> = {}, meta = META): string {
+  return resultDir({
+    meta,
+    "console.log": "KM_CMD_START uptime=4.1\nKM_EXIT rc=0 uptime=30\n",
+    "out/kind": "product\n",
+    "out/uname": "6.1.0-56-amd64\n",
+    "out/support.json": JSON.stringify(SUPPORT),
+    "out/support.rc": "0\n",
+    "out/support.stderr": "",
+    "out/timings": "support=3.1\ndaemon=12.4\n",
+    "out/daemon/rc": "0\n",
+    "out/daemon/alive": "yes\n",
+    "out/daemon/stdout": "",
+    "out/daemon/stderr": "tcp_buffer: attached rcvbuf via tp_btf\n" +
+      "Due to need to increase max buffer size change net.ipv4.tcp_rmem(min default max) " +
+      "from (4096 131072 262144) -> (4096 131072 327680)\n",
+    ...extra,
+  });
+}
+
+function withDir<T>(dir: string, fn: (dir: string) => T): T {
+  try {
+    return fn(dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("kernel-matrix summary: a clean product run passes and shows each tuner's hook", () => {
+  withDir(productRun(), (dir) => {
+    const r = judge(dir);
+    assert.equal(r.result, "pass", r.failures.join("\n"));
+    assert.deepEqual(r.daemon, { exit: 0, tuned: true, alive: true });
+    assert.equal(r.hooks[0].chosen, "tp_btf");
+    assert.deepEqual(r.hooks[1].why, ["fentry: EPERM", "kprobe: no kprobes"]);
+    assert.deepEqual(r.timings, { support: 3.1, daemon: 12.4 });
+    const matrix = renderMatrix([r]);
+    assert.match(
+      matrix,
+      /6\.1\.0-56-amd64 \(6\.1\) +pass +tcp_buffer +rcvbuf +tp_btf tcp_rcv_space_adjust/,
+    );
+    assert.match(matrix, /sndbuf +none \(fentry: EPERM; kprobe: no kprobes\)/);
+    const json = JSON.parse(toJson([r]));
+    assert.equal(json.kernels[0].result, "pass");
+    assert.equal(json.kernels[0].support.level, "full");
+    assert.deepEqual(json.kernels[0].daemon, { exit: 0, tuned: true });
+  });
+});
+
+Deno.test("kernel-matrix summary: a 'failed to load' line fails the kernel, quoting it", () => {
+  const line = "tcp_buffer: program bpfp_rcvbuf failed to load: Invalid argument (-22)";
+  withDir(productRun({ "out/daemon/stderr": `started\n${line}\n` }), (dir) => {
+    const r = judge(dir);
+    assert.equal(r.result, "fail");
+    assert.deepEqual(r.failures, [`daemon: ${line}`]);
+    assert.equal(r.daemon?.tuned, false);
+  });
+});
+
+Deno.test("kernel-matrix summary: a daemon that dies in the window or exits non-zero fails", () => {
+  const died = {
+    "out/daemon/alive": "no\n",
+    "out/daemon/rc": "1\n",
+    "out/daemon/stderr": "boom\n",
+  };
+  withDir(productRun(died), (dir) => {
+    const r = judge(dir);
+    assert.equal(r.result, "fail");
+    assert.match(r.failures[0], /^daemon: exited 1 before the window ended\n +\| boom$/);
+    assert.equal(r.reason, "daemon: exited 1 before the window ended");
+  });
+  withDir(productRun({ "out/daemon/rc": "143\n" }), (dir) => {
+    assert.match(judge(dir).reason, /exited 143 after SIGTERM/);
+  });
+});
+
+Deno.test("kernel-matrix summary: support failures and level none fail", () => {
+  withDir(
+    productRun({ "out/support.rc": "1\n", "out/support.stderr": "error: no libbpf\n" }),
+    (d) => {
+      assert.equal(judge(d).reason, "support --json exited 1: error: no libbpf");
+    },
+  );
+  withDir(productRun({ "out/support.json": "{not json" }), (d) => {
+    assert.match(judge(d).reason, /printed no valid JSON/);
+  });
+  const none = JSON.stringify({ ...SUPPORT, level: "none" });
+  withDir(productRun({ "out/support.json": none }), (d) => {
+    assert.equal(judge(d).reason, "support level is none: no tuner can run");
+  });
+});
+
+Deno.test("kernel-matrix summary: an unbuilt product is a skip with its reason, not a failure", () => {
+  const dir = resultDir({
+    meta: META,
+    "out/kind": "product\n",
+    "out/result": "skip product not built (no /x/dist/bpfpilot.js; run: deno task build)\n",
+  });
+  withDir(dir, (d) => {
+    const r = judge(d);
+    assert.equal(r.result, "skip");
+    assert.equal(r.reason, "product not built (no /x/dist/bpfpilot.js; run: deno task build)");
+  });
+});
+
+Deno.test("kernel-matrix summary: a bundle without the daemon is checked on support only", () => {
+  const noDaemon = {
+    "out/daemon/alive": "no\n",
+    "out/daemon/rc": "1\n",
+    "out/daemon/absent": "",
+    "out/daemon/stderr": "error: unknown command 'run'\n",
+  };
+  withDir(productRun(noDaemon), (d) => {
+    const r = judge(d);
+    assert.equal(r.result, "pass");
+    assert.equal(r.daemon, null);
+    assert.match(r.notes.join("\n"), /daemon not in the bundle yet/);
+  });
+});
+
+Deno.test("kernel-matrix summary: a guest that died or hung fails with the reason", () => {
+  const crashed = resultDir({
+    meta: META.replace("status=0", "status=99").replace("tries=1", "tries=3"),
+    "console.log":
+      "[    2.1] BUG: kernel NULL pointer dereference, address: 0\nKernel panic - not syncing\n",
+  });
+  withDir(crashed, (d) => {
+    assert.equal(
+      judge(d).reason,
+      "guest died without reporting after 3 tries: Kernel panic - not syncing",
+    );
+  });
+  const hung = resultDir({ meta: META.replace("status=0", "status=98"), "out/kind": "product" });
+  withDir(hung, (d) => {
+    assert.equal(judge(d).reason, "guest script still running at the 180 s timeout (killed)");
+  });
+});
+
+Deno.test("kernel-matrix summary: fault injection wants the daemon up, the failure reported, exit 0", () => {
+  const meta = META + "fault=1\n";
+  const fault = (stderr: string, alive = "yes", rc = "0") => ({
+    "out/fault/1/target": "tcp_buffer:rcvbuf\n",
+    "out/fault/1/alive": alive + "\n",
+    "out/fault/1/rc": rc + "\n",
+    "out/fault/1/stderr": stderr,
+  });
+  // the injected hook's own failure line is expected, even when it says "failed to load"
+  const good = fault(
+    "tcp_buffer: hook rcvbuf failed to load (fault injected); running without it\n",
+  );
+  withDir(productRun(good, meta), (d) => {
+    const r = judge(d);
+    assert.equal(r.result, "pass", r.failures.join("\n"));
+    assert.deepEqual(r.fault?.map((f) => [f.target, f.reported, f.alive]), [[
+      "tcp_buffer:rcvbuf",
+      true,
+      true,
+    ]]);
+  });
+  withDir(productRun(fault("all fine\n"), meta), (d) => {
+    assert.deepEqual(judge(d).failures, [
+      "fault tcp_buffer:rcvbuf: no stderr line names rcvbuf as failed",
+    ]);
+  });
+  withDir(productRun(fault("rcvbuf attach failed\n", "no", "2"), meta), (d) => {
+    assert.match(judge(d).reason, /^fault tcp_buffer:rcvbuf: exited 2 before the window ended$/);
+  });
+  withDir(productRun({}, meta), (d) => {
+    assert.equal(judge(d).reason, "fault injection: no chosen hook to inject a fault into");
+  });
+});
+
+Deno.test("kernel-matrix: bad options get a clear message and exit 2", () => {
+  const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
+    args: ["--jobs", "many"],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.equal(out.code, 2);
+  assert.match(new TextDecoder().decode(out.stderr), /--jobs wants a positive number, got 'many'/);
+});
+
+// A real boot: the cached 6.1 kernel under QEMU/TCG runs the self-test (tp_btf, fentry, kprobe
+// and tracepoint programs loaded and attached through libbpf from Deno FFI), and the host row too.
+const canBoot = Deno.uid() === 0 && exists(`${CACHE}/k/6.1.0-56-amd64/.done`) &&
+  exists("/usr/bin/qemu-system-x86_64") &&
+  (exists("/usr/bin/clang-16") || exists("/usr/bin/clang"));
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "kernel-matrix: boots the cached 6.1 kernel and loads BPF through libbpf in it",
+  ignore: !canBoot,
+  fn() {
+    const results = Deno.makeTempDirSync({ prefix: "km-results-" });
+    try {
+      const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
+        args: ["--smoke", "--kernels", "6.1 host", "--json"],
+        env: { BPFPILOT_KM_RESULTS: results },
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      const doc = JSON.parse(new TextDecoder().decode(out.stdout));
+      const [guest, host] = doc.kernels;
+      assert.equal(guest.release, "6.1.0-56-amd64");
+      assert.equal(guest.result, "pass", guest.reason);
+      // every hook kind works in the Debian 6.1 guest, and the counters moved
+      for (const kind of ["tp_btf", "fentry", "kprobe", "tracepoint"]) {
+        assert.match(guest.notes[0], new RegExp(`${kind}=ok\\([1-9][0-9]* hits\\)`));
+      }
+      assert.equal(host.mode, "host");
+      assert.equal(host.release, Deno.osRelease());
+      assert.match(
+        Deno.readTextFileSync(`${results}/matrix.txt`),
+        /6\.1\.0-56-amd64 \(6\.1\) +pass/,
+      );
+    } finally {
+      Deno.removeSync(results, { recursive: true });
+    }
+  },
+});
