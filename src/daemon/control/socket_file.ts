@@ -12,6 +12,10 @@ export const DEFAULT_CONTROL_SOCKET = "/run/bpfpilot/control.sock";
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
+function tooLong(path: string): boolean {
+  return new TextEncoder().encode(path).length > MAX_SOCKET_PATH_BYTES;
+}
+
 export class ControlSocketError extends Error {
   constructor(message: string) {
     super(message);
@@ -151,10 +155,10 @@ export async function bindControlSocket(
   path: string,
   group?: string | number,
 ): Promise<BoundSocket> {
-  if (new TextEncoder().encode(path).length > MAX_SOCKET_PATH_BYTES - 16) {
+  if (tooLong(path)) {
     throw new ControlSocketError(
       `control socket path ${path} is too long: UNIX socket paths are limited to ` +
-        `${MAX_SOCKET_PATH_BYTES} bytes (and bpfpilot needs 16 spare); choose a shorter path`,
+        `${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter path`,
     );
   }
   const dir = dirname(path);
@@ -172,6 +176,14 @@ export async function bindControlSocket(
     );
   }
   const bindPath = `${privateDir}/s`;
+  if (tooLong(bindPath)) {
+    await Deno.remove(privateDir).catch(() => {});
+    throw new ControlSocketError(
+      `control socket directory ${dir} is too deep: bpfpilot binds in a temporary directory ` +
+        `there first and that path would exceed ${MAX_SOCKET_PATH_BYTES} bytes; choose a ` +
+        `shorter path`,
+    );
+  }
   let listener: Deno.Listener<Deno.UnixConn, Deno.UnixAddr> | undefined;
   try {
     listener = Deno.listen({ transport: "unix", path: bindPath });
