@@ -23,6 +23,8 @@ export const NETDEV_MAX_BACKLOG_CEILING = 262144;
 export const NETDEV_BUDGET_CEILING = 3000;
 /** Squeezes per processed packet above which a squeeze finding is a warning rather than info. */
 export const SQUEEZE_WARNING_RATIO = 0.01;
+/** Below this rate squeezes are routine (a busy softirq now and then), not worth a finding. */
+export const SQUEEZE_MIN_RATIO = 0.001;
 
 export const netdevBacklogDrops: CheckDefinition = {
   id: "BPFP-NETDEV-BACKLOG-DROPS",
@@ -80,7 +82,8 @@ export const netdevBudgetSqueeze: CheckDefinition = {
   tunable: "net.core.netdev_budget",
   rationale: "Column 3 of /proc/net/softnet_stat counts softirq runs that stopped with work left " +
     "because netdev_budget packets or netdev_budget_usecs ran out. Warning at >= 1 squeeze per " +
-    "100 packets, else info; recommends doubling netdev_budget (cap 3000).",
+    "100 packets, info from 1 per 1000, below that routine; recommends doubling netdev_budget " +
+    "(cap 3000).",
   offline: false,
   evaluate(input) {
     const v = readNumeric(input, this.tunable);
@@ -111,6 +114,12 @@ export const netdevBudgetSqueeze: CheckDefinition = {
     const sq = useWindow ? squeezes.window! : squeezes.sinceBoot;
     const pk = useWindow ? processed.window! : processed.sinceBoot;
     const ratio = pk === 0 ? (sq > 0 ? 1 : 0) : sq / pk;
+    const rate = `${(ratio * 100).toFixed(3)} % of packets`;
+    if (ratio < SQUEEZE_MIN_RATIO) {
+      return pass(
+        `squeezes ${describeCounter(squeezes, input.windowSeconds)} (${rate}): too rare to matter`,
+      );
+    }
     const base = ratio >= SQUEEZE_WARNING_RATIO ? "warning" : "info";
     return outcome(
       `squeezes ${describeCounter(squeezes, input.windowSeconds)} (${
