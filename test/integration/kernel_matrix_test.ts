@@ -279,3 +279,46 @@ Deno.test({
     }
   },
 });
+
+// The product guest script end to end on the host row, against a stand-in bundle that behaves
+// like the daemon should (support JSON, a tuning line, clean SIGTERM exit, honours
+// BPFPILOT_FAULT_INJECT): proves the collection and the judging fit together. It changes no
+// sysctl and only talks over loopback.
+const STAND_IN = `
+const [cmd] = Deno.args;
+const hooks = [{ tuner: "tcp_buffer", hook: "rcvbuf", chosen: "tp_btf", target: "tcp_rcv_space_adjust",
+  tried: [{ kind: "tp_btf", ok: true, reason: "attached" }] }];
+if (cmd === "support") {
+  console.log(JSON.stringify({ level: "full", kernel: { release: Deno.osRelease(), btf: true }, hooks }));
+} else if (cmd === "run") {
+  const fault = Deno.env.get("BPFPILOT_FAULT_INJECT");
+  console.error("up");
+  if (fault) console.error("hook " + fault + " failed to attach (fault injected)");
+  if (Deno.env.get("KM_MODE") === "host" && !fault) console.error("Due to a test, change nothing");
+  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+  setInterval(() => {}, 1000);
+}`;
+
+Deno.test({
+  name: "kernel-matrix: the product script collects support, daemon and fault runs on the host",
+  ignore: Deno.uid() !== 0,
+  fn() {
+    const tmp = Deno.makeTempDirSync({ prefix: "km-standin-" });
+    try {
+      Deno.writeTextFileSync(`${tmp}/bpfpilot.js`, STAND_IN);
+      const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
+        args: ["--kernels", "host", "--fault-injection", "--fault-kernel", "host", "--window", "2"],
+        env: { BPFPILOT_KM_RESULTS: `${tmp}/results`, BPFPILOT_KM_BUNDLE: `${tmp}/bpfpilot.js` },
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+      assert.match(text, /\(host\) +pass +tcp_buffer +rcvbuf +tp_btf tcp_rcv_space_adjust/);
+      assert.match(text, /support full, daemon exit 0, tuned yes, fault injection 1 hooks ok/);
+      assert.match(text, /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes/);
+    } finally {
+      Deno.removeSync(tmp, { recursive: true });
+    }
+  },
+});
