@@ -4,6 +4,17 @@ import { VERSION } from "../version.ts";
 import { setProcessName } from "../kernel/process.ts";
 import { describeError, EXIT, requireRoot } from "./errors.ts";
 import { buildSupportReport, renderSupportText } from "./support.ts";
+import { addRunOptions, RUN_HELP, runCommand, runDaemon, type RunFlags } from "./run.ts";
+import { enableCommand, rollbackCommand } from "./state.ts";
+import { auditCommand } from "./audit.ts";
+import { queryCommand, runQuery } from "./query.ts";
+
+function runSupport(opts: { json?: boolean; legacy?: boolean }): number {
+  requireRoot("bpfpilot support");
+  const report = buildSupportReport({ legacy: opts.legacy });
+  console.log(opts.json ? JSON.stringify(report, null, 2) : renderSupportText(report));
+  return report.level === "none" ? EXIT.failure : EXIT.ok;
+}
 
 function supportCommand(setExit: (code: number) => void) {
   return new Command("support")
@@ -19,32 +30,53 @@ function supportCommand(setExit: (code: number) => void) {
 Exit status: 0 supported (fully or in legacy mode), 1 not supported or an error.
 Needs root. Example: bpfpilot support --json | jq .level`,
     )
-    .action((opts) => {
-      requireRoot("bpfpilot support");
-      const report = buildSupportReport({ legacy: opts.legacy });
-      console.log(opts.json ? JSON.stringify(report, null, 2) : renderSupportText(report));
-      setExit(report.level === "none" ? EXIT.failure : EXIT.ok);
-    });
+    .action((opts) => setExit(runSupport(opts)));
 }
 
 export function buildProgram(setExit: (code: number) => void) {
-  const program = new Command()
-    .name("bpfpilot")
-    .description(
-      "BPF-driven auto-tuner for Linux kernel tunables: watches the kernel with BPF, raises a " +
-        "limit when it gets in the way, logs what it changed and why, backs off when the admin " +
-        "takes over, and can undo everything.",
-    )
-    .version(VERSION, "-V, --version", "print the version and exit")
-    .helpOption("-h, --help", "show help")
+  const program = addRunOptions(
+    new Command()
+      .name("bpfpilot")
+      .description(
+        "BPF-driven auto-tuner for Linux kernel tunables: watches the kernel with BPF, raises a " +
+          "limit when it gets in the way, logs what it changed and why, backs off when the admin " +
+          "takes over, and can undo everything. With no command, runs the daemon (bpftune's " +
+          "flags work: bpfpilot -dsR).",
+      )
+      .version(VERSION, "-V, --version", "print the version and exit")
+      .helpOption("-h, --help", "show help"),
+  )
+    .option("-S, --support", "same as the 'support' command")
+    .option("-q, --query <verb>", "ask the running daemon (same as 'query <verb>')")
+    .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
-  program.addCommand(supportCommand(setExit));
+  program.action(async () => {
+    const o = program.opts() as RunFlags & { support?: boolean; query?: string };
+    if (o.support) return setExit(runSupport({ legacy: o.legacy }));
+    if (o.query) {
+      const [verb, arg] = o.query.split(/\s+/, 2);
+      return setExit(await runQuery(verb, arg, {}));
+    }
+    setExit(await runDaemon(o));
+  });
+  for (
+    const c of [
+      runCommand(setExit),
+      supportCommand(setExit),
+      rollbackCommand(setExit),
+      enableCommand(setExit),
+      auditCommand({ setExit }),
+      queryCommand(setExit),
+    ]
+  ) {
+    program.addCommand(c as unknown as Command);
+  }
   program.addHelpText(
     "after",
-    `
-Exit status: 0 success, 1 failure (not supported, not root, libbpf missing), 2 usage error.
+    `${RUN_HELP}
+
 Environment: BPFPILOT_LIBBPF=<file> uses that libbpf; BPFPILOT_LIBBPF_DIR=<dir> searches only
 that directory for libbpf.so.1.`,
   );
@@ -55,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
   setProcessName("bpfpilot");
   let code: number = EXIT.ok;
   const debug = args.includes("--debug") ||
-    /^-[a-zA-Z]*d/.test(args.find((a) => /^-[^-]/.test(a)) ?? "");
+    args.some((a) => /^-[a-zA-Z]*d[a-zA-Z]*$/.test(a) && !a.startsWith("--"));
   const program = buildProgram((c) => code = c);
   try {
     await program.parseAsync(args, { from: "user" });

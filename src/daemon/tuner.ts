@@ -50,6 +50,8 @@ export interface TunerContext {
    * and ceilings, then writes (or only logs, in advise mode). Returns true if it was written.
    */
   propose(p: Proposal): boolean;
+  /** A growth that cannot happen because `value` sits at `ceiling`: logged once per situation. */
+  atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
   /** Milliseconds, monotonic; injected so tests need no sleeping. */
   now(): number;
 }

@@ -81,6 +81,8 @@ export const LIBC_SYMBOLS = {
   geteuid: { parameters: [], result: "u32" },
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  sysconf: { parameters: ["i32"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type LibbpfSymbols = Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"];

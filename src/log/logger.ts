@@ -35,6 +35,11 @@ export interface LoggerOptions {
   format?: LogFormat;
   /** Emit debug records. */
   debug?: boolean;
+  /**
+   * Append record fields as key=value to text lines (default true). The daemon turns this off
+   * outside debug so its lines keep bpftune's exact shape; JSON always carries the fields.
+   */
+  textFields?: boolean;
   /** Receives each stderr/journal line without its newline; default: synchronous stderr. */
   writer?: (line: string) => void;
   /** Syslog sink to use; null means "unavailable". Default: opens the system logger. */
@@ -183,7 +188,9 @@ function createOutput(opts: LoggerOptions): Output {
   const records = (level: LogLevel, msg: string, fields: LogFields): string[] =>
     format === "json"
       ? [jsonRecord(now(), level, msg, fields)]
-      : messageLines(msg).map((line) => line + textFields(fields));
+      : messageLines(msg).map((line) =>
+        opts.textFields === false ? line : line + textFields(fields)
+      );
 
   return {
     target: resolved,

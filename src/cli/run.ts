@@ -1,0 +1,194 @@
+/**
+ * `bpfpilot run` and bpftune's flags: the daemon's command line. The same options work on the
+ * root command, so `bpfpilot -dsR` behaves like `bpftune -dsR` in existing units and scripts.
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { spawn } from "node:child_process";
+import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
+import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
+import { parseLearningRate } from "../daemon/learning_rate.ts";
+import { createLogger, type Logger } from "../log/logger.ts";
+import { normalizeTunerName } from "../tuners/registry.ts";
+import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import { requireRoot, UserError } from "./errors.ts";
+
+export const RUN_DIR = "/run/bpfpilot";
+
+export interface RunFlags {
+  stderr?: boolean;
+  debug?: boolean;
+  learningRate?: string;
+  rollback?: boolean;
+  allow?: string[];
+  disable?: string[];
+  cgroup?: string;
+  legacy?: boolean;
+  daemon?: boolean;
+  advise?: boolean;
+  logFormat?: string;
+  stateDir?: string;
+  cooldown?: string;
+  netns?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The daemon's options, added to a command (the root and `run` share them). */
+export function addRunOptions<C extends Command<unknown[], Record<string, unknown>>>(cmd: C) {
+  return cmd
+    .option("-s, --stderr", "log to stderr (prefix 'bpfpilot: ') instead of the journal/syslog")
+    .option("-d, --debug", "also log debug lines, libbpf's included")
+    .option(
+      "-r, --learning-rate <0-4>",
+      "act when a value is within 1/64, 1/32, 1/16, 1/8 or 1/4 of its limit, and grow by as " +
+        "much (default 4)",
+    )
+    .option("-R, --rollback", "on exit, restore every value bpfpilot changed")
+    .option(
+      "-a, --allow <tuner>",
+      "run only this tuner (repeatable; tcp_buffer_tuner.so works)",
+      collect,
+    )
+    .option("--disable <tuner>", "do not run this tuner (repeatable)", collect)
+    .option("-c, --cgroup <dir>", "cgroup v2 directory cgroup programs attach to (default: root)")
+    .option("-L, --legacy", "prefer each hook's fallback attach kinds")
+    .option("-D, --daemon", "detach and run in the background")
+    .option("--advise", "observe and log proposals only; never write a sysctl")
+    .addOption(
+      new Option("--log-format <format>", "log line format").choices(["text", "json"]).default(
+        "text",
+      ),
+    )
+    .option("--state-dir <dir>", `journal and state directory (default ${DEFAULT_STATE_DIR})`)
+    .option("--cooldown <seconds>", "minimum time between two changes of one sysctl (default 5)")
+    .option(
+      "--netns <name|path>",
+      "tune only this network namespace (a name under /run/netns or a path such as " +
+        "/proc/PID/ns/net); host-wide sysctls like tcp_mem are still tuned",
+    );
+}
+
+export const RUN_HELP = `
+Logging: with -s, lines go to stderr; under systemd to the journal (with priorities); otherwise
+to syslog (ident bpfpilot). Each change is two lines:
+  Scenario '<scenario>' occurred for tunable '<sysctl>' in global ns. <description>
+  Due to <reason> change <sysctl>(min default max) from (a b c) -> (a b d)
+On SIGINT/SIGTERM: a summary per tuner, then rollback if -R, then exit 0.
+
+Admin override: when another process writes a sysctl a tuner manages, bpfpilot stops tuning it
+(in that network namespace) until 'bpfpilot enable <sysctl|tuner>'.
+
+Exit status: 0 stopped by a signal, 1 could not start (not root, libbpf missing, no tuner could
+run, another daemon running, corrupt state file), 2 usage error.
+
+Examples:
+  bpfpilot run --stderr                 tune, log to the terminal
+  bpfpilot -dsR                         as bpftune -dsR: debug, stderr, roll back on exit
+  bpfpilot run --advise -s -r 2         only say what would change, act at 1/16 of a limit
+Test switch: BPFPILOT_FAULT_INJECT=<tuner>:load|<tuner>:<hook>[,...] forces that tuner's load or
+that hook's attach to fail (the daemon must carry on without it).`;
+
+function makeLogger(flags: RunFlags): Logger {
+  return createLogger({
+    target: flags.stderr ? "stderr" : "auto",
+    format: flags.logFormat === "json" ? "json" : "text",
+    debug: flags.debug ?? false,
+    textFields: flags.debug ?? false,
+  });
+}
+
+function parseCooldown(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new UserError(`--cooldown must be a number of seconds >= 0, not '${v}'`, 2);
+  }
+  return n * 1000;
+}
+
+function resolveNetns(arg: string): string {
+  const path = arg.includes("/") ? arg : `/run/netns/${arg}`;
+  try {
+    return netnsKey(netnsInumOf(path));
+  } catch {
+    throw new UserError(
+      `--netns ${arg}: no network namespace at ${path} (list them with 'ip netns list')`,
+      2,
+    );
+  }
+}
+
+/** Re-executes this program detached from the terminal, without -D. */
+function daemonize(): number {
+  const args = Deno.args.flatMap((a) => {
+    if (a === "-D" || a === "--daemon") return [];
+    if (/^-[a-zA-Z]+$/.test(a) && a.includes("D")) {
+      return [a.replace("D", "")].filter((x) => x !== "-");
+    }
+    return [a];
+  });
+  const cmd = Deno.build.standalone
+    ? [Deno.execPath(), ...args]
+    : [Deno.execPath(), "run", "-A", "--quiet", Deno.mainModule, ...args];
+  const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: "ignore" });
+  child.unref();
+  console.error(`bpfpilot: running in the background as pid ${child.pid}`);
+  return 0;
+}
+
+export async function runDaemon(flags: RunFlags): Promise<number> {
+  requireRoot("bpfpilot run");
+  let learningRate;
+  try {
+    learningRate = parseLearningRate(flags.learningRate ?? 4);
+  } catch (e) {
+    throw new UserError((e as Error).message, 2);
+  }
+  const cooldownMs = parseCooldown(flags.cooldown);
+  const onlyNetns = flags.netns === undefined ? null : resolveNetns(flags.netns);
+  if (flags.daemon) return daemonize();
+  const log = makeLogger(flags);
+  try {
+    Deno.mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
+  } catch {
+    // the probe cache is an optimisation
+  }
+  const daemon = new Daemon({
+    log,
+    advise: flags.advise ?? false,
+    learningRate,
+    rollbackOnExit: flags.rollback ?? false,
+    allow: flags.allow?.length ? flags.allow.map(normalizeTunerName) : null,
+    disable: (flags.disable ?? []).map(normalizeTunerName),
+    cgroup: flags.cgroup ?? null,
+    legacy: flags.legacy ?? false,
+    stateDir: flags.stateDir ?? DEFAULT_STATE_DIR,
+    cooldownMs,
+    onlyNetns,
+    probeCache: `${RUN_DIR}/probe-cache.json`,
+    faultInject: (Deno.env.get("BPFPILOT_FAULT_INJECT") ?? "").split(",").map((s) => s.trim())
+      .filter(Boolean),
+  });
+  try {
+    return await daemon.run();
+  } catch (e) {
+    if (e instanceof DaemonStartError || e instanceof JournalError) {
+      log.error(e.message);
+      throw new UserError(e.message);
+    }
+    throw e;
+  } finally {
+    log.close();
+  }
+}
+
+export function runCommand(setExit: (code: number) => void) {
+  const cmd = addRunOptions(
+    new Command("run").description(
+      "run the tuning daemon: watch the kernel with BPF, change sysctls when limits get in the " +
+        "way, log each change and why",
+    ),
+  ).addHelpText("after", RUN_HELP);
+  cmd.action(async () => setExit(await runDaemon(cmd.opts() as RunFlags)));
+  return cmd;
+}

@@ -1,0 +1,99 @@
+/** `bpfpilot rollback` and `bpfpilot enable`: acting on the journal from the command line. */
+import { Command } from "@commander-js/extra-typings";
+import { DEFAULT_STATE_DIR, Journal, JournalError, valueText } from "../daemon/journal.ts";
+import { rollbackFromJournal } from "../daemon/rollback.ts";
+import { liveSysctls } from "../daemon/sysctl_io.ts";
+import { describeNetns } from "../kernel/netns.ts";
+import { sysctlWLine } from "../kernel/sysctl.ts";
+import { createLogger } from "../log/logger.ts";
+import { requireRoot, UserError } from "./errors.ts";
+
+function openJournal(dir: string): Journal {
+  try {
+    return Journal.open(dir);
+  } catch (e) {
+    if (e instanceof JournalError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export function rollbackCommand(setExit: (code: number) => void) {
+  return new Command("rollback")
+    .description(
+      "restore every sysctl bpfpilot changed, from its journal (after a crash or kill -9); " +
+        "values someone else changed since are left alone and reported",
+    )
+    .option("--state-dir <dir>", `state directory (default ${DEFAULT_STATE_DIR})`)
+    .option("-n, --dry-run", "only print what would be restored, as sysctl -w lines")
+    .addHelpText(
+      "after",
+      `
+Exit status: 0 done (or nothing to do), 1 some value could not be restored, a daemon is running,
+the state file is corrupt (it is left untouched), or not root.`,
+    )
+    .action((opts) => {
+      requireRoot("bpfpilot rollback");
+      const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
+      const pid = Journal.daemonPid(dir);
+      if (pid !== null && !opts.dryRun) {
+        throw new UserError(
+          `a bpfpilot daemon${pid ? ` (pid ${pid})` : ""} is running with state directory ` +
+            `${dir}; stop it first (with -R it rolls back on exit), or see the plan with ` +
+            `'bpfpilot rollback --dry-run'`,
+        );
+      }
+      const journal = openJournal(dir);
+      if (opts.dryRun) {
+        const plan = journal.planRollback((netns, s) => liveSysctls.read(s, netns));
+        for (const step of plan.restore) {
+          const line = typeof step.to === "string"
+            ? sysctlWLine(step.sysctl, step.to)
+            : sysctlWLine(step.sysctl, step.to);
+          console.log(
+            `${line}   # ${describeNetns(step.netns)}, now (${valueText(step.from)})`,
+          );
+        }
+        for (const s of plan.skipped) {
+          console.log(`# ${s.sysctl} in ${describeNetns(s.netns)}: ${s.reason}`);
+        }
+        if (!plan.restore.length && !plan.skipped.length) console.log("# nothing to roll back");
+        setExit(0);
+        return;
+      }
+      const log = createLogger({ target: "stderr" });
+      const r = rollbackFromJournal(journal, liveSysctls, log);
+      journal.close();
+      const changed = r.skipped.filter((s) => s.code !== "at-original").length;
+      console.log(
+        `bpfpilot: restored ${r.restored.length} value(s)` +
+          (changed ? `, left ${changed} alone` : "") +
+          (r.failed.length ? `, ${r.failed.length} failed` : ""),
+      );
+      setExit(r.failed.length ? 1 : 0);
+    });
+}
+
+export function enableCommand(setExit: (code: number) => void) {
+  return new Command("enable")
+    .description(
+      "resume tuning a sysctl (or every sysctl of a tuner) that the administrator took over",
+    )
+    .argument("<target>", "a sysctl (net.ipv4.tcp_rmem) or a tuner (tcp_buffer)")
+    .option("--state-dir <dir>", `state directory (default ${DEFAULT_STATE_DIR})`)
+    .addHelpText(
+      "after",
+      `
+A running daemon picks the change up at once. Exit status: 0 done or nothing to do, 1 error.`,
+    )
+    .action((target, opts) => {
+      requireRoot("bpfpilot enable");
+      const journal = openJournal(opts.stateDir ?? DEFAULT_STATE_DIR);
+      const n = journal.clearOverrides(target);
+      console.log(
+        n
+          ? `bpfpilot: tuning of ${target} resumes (${n} admin override(s) cleared)`
+          : `bpfpilot: nothing to enable: no admin override is recorded for ${target}`,
+      );
+      setExit(0);
+    });
+}

@@ -1,0 +1,119 @@
+/**
+ * Where every proposal goes: admin overrides, the rate gate (cool-down, coalescing), the journal
+ * (original recorded durably before the write), the write itself (or nothing in advise mode),
+ * the two bpftune-shaped log lines, and the statistics.
+ */
+import { sysctlWLine } from "../kernel/sysctl.ts";
+import { describeNetns } from "../kernel/netns.ts";
+import type { Journal } from "./journal.ts";
+import type { Proposal } from "./proposal.ts";
+import type { RateGate } from "./rate_gate.ts";
+import type { DaemonStats } from "./stats.ts";
+import type { SysctlIO } from "./sysctl_io.ts";
+import type { LogLike } from "./tuner.ts";
+
+export interface ApplierDeps {
+  journal: Journal;
+  gate: RateGate;
+  io: SysctlIO;
+  log: LogLike;
+  stats: DaemonStats;
+  advise: boolean;
+  now: () => number;
+  /** Scenario description by tuner and scenario name (for the first log line). */
+  describe: (tuner: string, scenario: string) => string;
+  /**
+   * Only this namespace's per-namespace sysctls are tuned (host-wide ones such as tcp_mem still
+   * are: they are shared); null = every namespace.
+   */
+  onlyNetns?: string | null;
+  /** Whether a sysctl is per-namespace or host-wide. */
+  scopeOf?: (sysctl: string) => "netns" | "global";
+}
+
+export class ProposalApplier {
+  #overrideNoted = new Set<string>();
+  constructor(private readonly d: ApplierDeps) {}
+
+  /** Returns true when the change was written (or, in advise mode, would have been). */
+  propose(p: Proposal): boolean {
+    const { journal, gate, log, now } = this.d;
+    const key = `${p.netns}\0${p.sysctl}`;
+    const only = this.d.onlyNetns;
+    if (only && p.netns !== only && this.d.scopeOf?.(p.sysctl) !== "global") {
+      log.debug(`ignoring ${p.sysctl} in ${describeNetns(p.netns)}: only ${only} is tuned`);
+      return false;
+    }
+    if (journal.isOverridden(p.netns, p.sysctl)) {
+      if (!this.#overrideNoted.has(key)) {
+        this.#overrideNoted.add(key);
+        log.info(
+          `not tuning '${p.sysctl}' in ${describeNetns(p.netns)}: the administrator took it over ` +
+            `(bpfpilot enable ${p.sysctl} resumes)`,
+          { tuner: p.tuner, sysctl: p.sysctl, netns: p.netns },
+        );
+      }
+      return false;
+    }
+    this.#overrideNoted.delete(key);
+    const verdict = gate.admit(p, now());
+    if (verdict.kind === "cooling-down") {
+      if (!verdict.repeat) {
+        log.debug(`deferring change of ${p.sysctl}: cooling down after the last change`, {
+          sysctl: p.sysctl,
+          netns: p.netns,
+        });
+      }
+      return false;
+    }
+    if (verdict.kind !== "apply") return false;
+
+    const fields = {
+      tuner: p.tuner,
+      scenario: p.scenario,
+      sysctl: p.sysctl,
+      netns: p.netns,
+      from: p.from,
+      to: p.to,
+    };
+    const scenarioLine = `Scenario '${p.scenario}' occurred for tunable '${p.sysctl}' in ` +
+      `${describeNetns(p.netns)}. ${this.d.describe(p.tuner, p.scenario)}`;
+    if (this.d.advise) {
+      log.info(scenarioLine, fields);
+      log.info(p.reason, fields);
+      log.info(`advise mode: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, fields);
+      gate.settle(p, "applied", now());
+      this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
+      return true;
+    }
+    try {
+      journal.recordOriginal(p.netns, p.sysctl, p.tuner, p.from, p.to);
+      this.d.io.write(p.sysctl, p.netns, p.to);
+      journal.recordWritten(p.netns, p.sysctl, p.to);
+    } catch (e) {
+      gate.settle(p, "failed", now());
+      log.error(
+        `could not change ${p.sysctl} in ${describeNetns(p.netns)}: ${(e as Error).message}`,
+        fields,
+      );
+      return false;
+    }
+    gate.settle(p, "applied", now());
+    this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
+    this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
+    log.info(scenarioLine, fields);
+    log.info(p.reason, fields);
+    return true;
+  }
+
+  /** A growth that cannot happen because the value is at its ceiling: logged once. */
+  atCeiling(tuner: string, sysctl: string, netns: string, value: number[], ceiling: number): void {
+    if (this.d.gate.reportAtCeiling(netns, sysctl, value, ceiling)) {
+      this.d.log.notice(
+        `'${sysctl}' in ${describeNetns(netns)} is at its ceiling (${value.join(" ")}, limit ` +
+          `${ceiling}); not growing it further`,
+        { tuner, sysctl, netns, value, ceiling },
+      );
+    }
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * The daemon's life: claim the state directory, probe, load every tuner that can run (reporting
+ * the rest), consume events until SIGINT/SIGTERM, then summarise, detach, roll back if asked and
+ * exit. No single tuner, hook or event can take it down.
+ */
+import { decodeEvent, EventFormatError } from "./event.ts";
+import { Journal } from "./journal.ts";
+import { RateGate } from "./rate_gate.ts";
+import { DaemonStats } from "./stats.ts";
+import { liveSysctls, type SysctlIO } from "./sysctl_io.ts";
+import { ProposalApplier } from "./applier.ts";
+import { summaryLines } from "./summary.ts";
+import { rollbackFromJournal } from "./rollback.ts";
+import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
+import type { TunerContext, TunerDefinition } from "./tuner.ts";
+import type { Logger } from "../log/logger.ts";
+import { RingBufferReader } from "../libbpf/ringbuf.ts";
+import { setLibbpfLogSink } from "../libbpf/runtime.ts";
+import { u32Key } from "../libbpf/map.ts";
+import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
+import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
+import { describeCandidate } from "../kernel/hooks.ts";
+import { allTuners } from "../tuners/registry.ts";
+
+export interface DaemonOptions {
+  log: Logger;
+  advise: boolean;
+  learningRate: number;
+  rollbackOnExit: boolean;
+  /** Only these tuners (normalised names); null = all. */
+  allow: string[] | null;
+  disable: string[];
+  /** cgroup v2 directory cgroup programs attach to; null = the cgroup2 root. */
+  cgroup: string | null;
+  legacy: boolean;
+  stateDir: string;
+  cooldownMs?: number;
+  /** Probe cache file (per boot); null disables it. */
+  probeCache: string | null;
+  faultInject: string[];
+  /** Tune only this namespace (key, see kernel/netns.ts); host-wide sysctls still are. */
+  onlyNetns?: string | null;
+  io?: SysctlIO;
+  /** Resolves once the daemon is up (all hooks attached), with the loaded tuners. */
+  onReady?: (d: Daemon) => void | Promise<void>;
+}
+
+const TICK_MS = 1000;
+
+export class DaemonStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DaemonStartError";
+  }
+}
+
+export class Daemon {
+  readonly stats = new DaemonStats();
+  readonly startedAt = new Date();
+  readonly gate: RateGate;
+  readonly io: SysctlIO;
+  journal!: Journal;
+  probe!: ProbeResult;
+  loaded: LoadedTuner[] = [];
+  unavailable: UnavailableTuner[] = [];
+  disabled: string[] = [];
+  #defs: TunerDefinition[] = [];
+  #applier!: ProposalApplier;
+  #reader: RingBufferReader | null = null;
+  #tracefs: TracefsMount | null = null;
+  #stop: (() => void) | null = null;
+  #stopped: Promise<void>;
+
+  constructor(readonly opts: DaemonOptions) {
+    this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
+    this.io = opts.io ?? liveSysctls;
+    this.#stopped = new Promise((resolve) => this.#stop = resolve);
+  }
+
+  get log(): Logger {
+    return this.opts.log;
+  }
+
+  /** Tuners that manage a sysctl, in load order. */
+  managers(sysctl: string): string[] {
+    return this.loaded.filter((t) => t.def.tunables.some((x) => x.sysctl === sysctl))
+      .map((t) => t.def.name);
+  }
+
+  describeScenario(tuner: string, scenario: string): string {
+    const def = this.#defs.find((d) => d.name === tuner);
+    return def?.scenarios.find((s) => s.name === scenario)?.description ?? "";
+  }
+
+  stop(): void {
+    this.#stop?.();
+  }
+
+  /** Runs until stop() (or a signal); returns the exit status. */
+  async run(): Promise<number> {
+    try {
+      await this.#start();
+    } catch (e) {
+      this.#teardown();
+      this.journal?.close();
+      throw e;
+    }
+    const onSignal = () => this.stop();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    const tick = setInterval(() => this.#tick(), TICK_MS);
+    const loop = this.#reader?.start();
+    await this.#stopped;
+    clearInterval(tick);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await this.#reader?.stop();
+    await loop;
+    this.#finish();
+    return 0;
+  }
+
+  async #start(): Promise<void> {
+    const { log } = this.opts;
+    setLibbpfLogSink((level, line) => {
+      if (level === "debug") log.debug(line);
+      else log.debug(line, { libbpf: level });
+    });
+    this.journal = Journal.open(this.opts.stateDir);
+    this.journal.claimDaemon();
+    this.#applier = new ProposalApplier({
+      journal: this.journal,
+      gate: this.gate,
+      io: this.io,
+      log,
+      stats: this.stats,
+      advise: this.opts.advise,
+      now: () => performance.now(),
+      describe: (t, s) => this.describeScenario(t, s),
+      onlyNetns: this.opts.onlyNetns ?? null,
+      scopeOf: (sysctl) =>
+        this.#defs.flatMap((d) => d.tunables).find((t) => t.sysctl === sysctl)?.scope ?? "netns",
+    });
+
+    const all = allTuners({
+      managers: (s) => this.managers(s),
+      override: (o) => {
+        this.journal.markOverride(o);
+        this.gate.forget(o.netns, o.sysctl);
+      },
+    });
+    this.#defs = all;
+    const wanted = all.filter((d) => {
+      const off = this.opts.disable.includes(d.name) ||
+        (this.opts.allow !== null && d.name !== "sysctl" && !this.opts.allow.includes(d.name));
+      if (off) this.disabled.push(d.name);
+      return !off;
+    });
+    for (const name of [...this.opts.allow ?? [], ...this.opts.disable]) {
+      if (!all.some((d) => d.name === name)) {
+        throw new DaemonStartError(
+          `unknown tuner '${name}'; known tuners: ${all.map((d) => d.name).join(", ")}`,
+        );
+      }
+    }
+
+    this.probe = probeKernel(wanted.map((d) => ({ tuner: d.name, hooks: d.hooks })), {
+      legacy: this.opts.legacy,
+      cacheFile: this.opts.probeCache,
+    });
+    if (!this.probe.features.btf) {
+      log.warn("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF): only hooks that need none can load");
+    }
+    const cgroup = this.opts.cgroup ?? this.probe.features.cgroup2;
+    const fault = new Set(this.opts.faultInject);
+    for (const def of wanted) {
+      const choices = this.probe.choices.filter((c) => c.tuner === def.name);
+      const r = loadTuner(def, choices, () => def.create(this.#context(def)), {
+        cgroup,
+        faultInject: fault,
+        beforeAttach: (c) => {
+          if (c.kind === "tracepoint") this.#tracefs ??= ensureTracefs();
+        },
+      });
+      if (isLoaded(r)) {
+        this.loaded.push(r);
+        const hooks = r.attached.map((a) => `${a.hook} via ${a.kind} ${a.target}`).join(", ");
+        log.info(`tuner ${def.name}: ${this.opts.advise ? "advising" : "active"}; ${hooks}`, {
+          tuner: def.name,
+          hooks: r.attached,
+        });
+        for (const m of r.missing) {
+          log.warn(`tuner ${def.name}: optional hook ${m.hook} unavailable: ${m.reason}`);
+        }
+      } else {
+        this.unavailable.push(r);
+        log.warn(`tuner ${def.name} is unavailable: ${r.reason}`, { tuner: def.name });
+      }
+    }
+    if (!this.loaded.some((t) => t.def.name !== "sysctl")) {
+      throw new DaemonStartError(
+        "no tuner could start on this kernel (see the reasons above; `bpfpilot support` shows " +
+          "every hook)",
+      );
+    }
+
+    const reader = new RingBufferReader({
+      onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
+    });
+    for (const t of this.loaded) {
+      if (!t.object) continue;
+      const counters = this.stats.tunerEvents(t.def.name);
+      reader.add(t.object.map("bpfp_events"), (bytes) => {
+        let ev;
+        try {
+          ev = decodeEvent(bytes);
+        } catch (e) {
+          counters.decodeErrors++;
+          if (counters.decodeErrors === 1 && e instanceof EventFormatError) {
+            log.error(`tuner ${t.def.name}: ${e.message}`);
+          }
+          return;
+        }
+        counters.events++;
+        counters.folded += Math.max(0, ev.count - 1);
+        t.instance.onEvent?.(ev);
+      });
+    }
+    this.#reader = reader;
+    log.info(
+      `bpfpilot started (${this.loaded.length} tuners, support level ${this.probe.level}` +
+        `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
+    );
+    await this.opts.onReady?.(this);
+  }
+
+  #context(def: TunerDefinition): TunerContext {
+    const log = this.opts.log.child({ tuner: def.name });
+    return {
+      log,
+      learningRate: this.opts.learningRate,
+      advise: this.opts.advise,
+      read: (sysctl, netns) => {
+        try {
+          return this.io.read(sysctl, netns);
+        } catch (e) {
+          log.debug(`cannot read ${sysctl}: ${(e as Error).message}`);
+          return null;
+        }
+      },
+      propose: (p) => this.#applier.propose(p),
+      atCeiling: (sysctl, netns, value, ceiling) =>
+        this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
+      now: () => performance.now(),
+    };
+  }
+
+  #tick(): void {
+    for (const t of this.loaded) {
+      try {
+        t.instance.onTick?.();
+      } catch (e) {
+        this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
+      }
+      if (t.object) {
+        try {
+          this.stats.tunerEvents(t.def.name).dropped = Number(
+            t.object.map("bpfp_stats").sumU64(u32Key(3 /* BPFP_STAT_DROPPED */)),
+          );
+        } catch {
+          // statistics only
+        }
+      }
+    }
+  }
+
+  /** Summary, detach, rollback: in that order, each step independent of the others' failures. */
+  #finish(): void {
+    const { log } = this.opts;
+    for (const t of this.loaded) {
+      for (
+        const line of summaryLines(
+          t.def.name,
+          this.stats,
+          (s) => this.describeScenario(t.def.name, s),
+          this.opts.advise,
+        )
+      ) log.info(line, { tuner: t.def.name });
+      for (const line of t.instance.summary?.() ?? []) log.info(line, { tuner: t.def.name });
+    }
+    this.#teardown();
+    if (this.opts.rollbackOnExit && !this.opts.advise) {
+      try {
+        rollbackFromJournal(this.journal, this.io, log);
+      } catch (e) {
+        log.error(`rollback failed: ${(e as Error).message}`);
+      }
+    }
+    this.journal?.close();
+    log.info("bpfpilot stopped");
+  }
+
+  #teardown(): void {
+    try {
+      this.#reader?.close();
+    } catch {
+      // already gone
+    }
+    this.#reader = null;
+    for (const t of this.loaded) {
+      try {
+        t.instance.stop?.();
+      } catch {
+        // best effort
+      }
+      t.object?.close();
+    }
+    this.#tracefs?.release();
+    this.#tracefs = null;
+  }
+
+  /** For `support`-style reporting of what happened at start. */
+  hookReport(): string[] {
+    return this.probe.choices.map((c) =>
+      `${c.tuner}/${c.hook}: ${c.chosen ? `${c.chosen} ${c.target}` : "none"}` +
+      (c.chosen
+        ? ""
+        : ` (${c.tried.map((t) => `${describeCandidate(t)}: ${t.reason}`).join("; ")})`)
+    );
+  }
+}

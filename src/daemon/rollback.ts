@@ -1,0 +1,55 @@
+/**
+ * Putting values back from the journal: on exit with --rollback, or by `bpfpilot rollback` after
+ * a crash or kill -9. A value someone else changed since our last write is left alone and
+ * reported; so is one that cannot be read any more (its namespace is gone).
+ */
+import { describeNetns } from "../kernel/netns.ts";
+import type { Journal, RollbackSkip, RollbackStep } from "./journal.ts";
+import { valueText } from "./journal.ts";
+import type { SysctlIO } from "./sysctl_io.ts";
+import type { LogLike } from "./tuner.ts";
+
+export interface RollbackResult {
+  restored: RollbackStep[];
+  skipped: RollbackSkip[];
+  failed: { step: RollbackStep; reason: string }[];
+}
+
+export function rollbackFromJournal(journal: Journal, io: SysctlIO, log: LogLike): RollbackResult {
+  const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
+  const result: RollbackResult = { restored: [], skipped: [], failed: [] };
+  for (const step of plan.restore) {
+    const where = describeNetns(step.netns);
+    if (typeof step.to === "string") {
+      result.failed.push({ step, reason: "text sysctls are restored by hand" });
+      continue;
+    }
+    try {
+      io.write(step.sysctl, step.netns, step.to);
+      journal.forget(step.netns, step.sysctl);
+      result.restored.push(step);
+      log.info(
+        `Rolling back sysctl values for '${step.sysctl}' from (${valueText(step.from)}) to ` +
+          `original values (${valueText(step.to)}) in ${where}`,
+        { sysctl: step.sysctl, netns: step.netns, from: step.from, to: step.to },
+      );
+    } catch (e) {
+      result.failed.push({ step, reason: (e as Error).message });
+      log.error(`could not roll back '${step.sysctl}' in ${where}: ${(e as Error).message}`);
+    }
+  }
+  for (const skip of plan.skipped) {
+    result.skipped.push(skip);
+    if (skip.code === "at-original") {
+      journal.forget(skip.netns, skip.sysctl);
+      continue;
+    }
+    // Someone else's value now stands; a namespace that is gone will not come back.
+    if (skip.code === "changed" || skip.netns !== "global") journal.forget(skip.netns, skip.sysctl);
+    log.notice(
+      `left '${skip.sysctl}' in ${describeNetns(skip.netns)} alone: ${skip.reason}`,
+      { sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
+    );
+  }
+  return result;
+}

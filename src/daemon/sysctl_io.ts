@@ -1,0 +1,27 @@
+/** Live sysctl access by namespace key, as the daemon and rollback use it. */
+import { valueDomain } from "./ceilings.ts";
+import { inNetns, NetnsGoneError } from "../kernel/netns.ts";
+import { readSysctl, SysctlError, writeSysctl } from "../kernel/sysctl.ts";
+
+export interface SysctlIO {
+  /** Live values, or null when the sysctl or its namespace does not exist (any more). */
+  read(sysctl: string, netns: string): number[] | null;
+  /** Writes within the sysctl's value domain; throws SysctlError or NetnsGoneError. */
+  write(sysctl: string, netns: string, values: readonly number[]): void;
+}
+
+export const liveSysctls: SysctlIO = {
+  read(sysctl, netns) {
+    try {
+      return inNetns(netns, () => readSysctl(sysctl));
+    } catch (e) {
+      if (e instanceof NetnsGoneError) return null;
+      if (e instanceof SysctlError && e.kind === "missing") return null;
+      throw e;
+    }
+  },
+  write(sysctl, netns, values) {
+    const { min, max } = valueDomain(sysctl);
+    inNetns(netns, () => writeSysctl(sysctl, values, { min, max }));
+  },
+};

@@ -1,0 +1,130 @@
+/**
+ * Network namespaces as the daemon names them. BPF programs report a namespace by its inode
+ * number (ns.inum, the inode of /proc/<pid>/ns/net); the daemon's own namespace is "global", any
+ * other is "ns:<inum>". Sysctls of another namespace are read and written from inside it: the
+ * main thread joins the namespace with setns(), does the synchronous /proc/sys I/O (Deno runs
+ * sync file operations on the calling thread) and returns at once, never across an await.
+ */
+import { cstr } from "../libbpf/cstr.ts";
+import { errno, lib } from "../libbpf/runtime.ts";
+
+const CLONE_NEWNET = 0x40000000;
+export const GLOBAL_NETNS = "global";
+
+let ownInum: bigint | null = null;
+
+export function netnsInumOf(path: string): bigint {
+  return BigInt(Deno.statSync(path).ino ?? 0);
+}
+
+export function ownNetnsInum(): bigint {
+  ownInum ??= netnsInumOf("/proc/self/ns/net");
+  return ownInum;
+}
+
+/** The journal/log key of a namespace inode; 0 (unknown) counts as global. */
+export function netnsKey(inum: bigint): string {
+  return inum === 0n || inum === ownNetnsInum() ? GLOBAL_NETNS : `ns:${inum}`;
+}
+
+export function parseNetnsKey(key: string): bigint | null {
+  if (key === GLOBAL_NETNS) return null;
+  const m = /^ns:(\d+)$/.exec(key);
+  if (!m) throw new Error(`not a network namespace key: ${key}`);
+  return BigInt(m[1]);
+}
+
+/** "global ns" or "non-global ns (inode N)", the way log lines name a namespace. */
+export function describeNetns(key: string): string {
+  return key === GLOBAL_NETNS ? "global ns" : `non-global ns (inode ${key.slice(3)})`;
+}
+
+const pathCache = new Map<bigint, string>();
+
+function matches(path: string, inum: bigint): boolean {
+  try {
+    return netnsInumOf(path) === inum;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A path that opens the namespace: a named one (/run/netns) first, else any process in it.
+ * Null when no process holds it any more (the namespace is gone).
+ */
+export function findNetnsPath(inum: bigint): string | null {
+  const cached = pathCache.get(inum);
+  if (cached && matches(cached, inum)) return cached;
+  pathCache.delete(inum);
+  const candidates: string[] = [];
+  for (const dir of ["/run/netns", "/var/run/netns"]) {
+    try {
+      for (const e of Deno.readDirSync(dir)) candidates.push(`${dir}/${e.name}`);
+    } catch {
+      // no named namespaces
+    }
+  }
+  for (const c of candidates) {
+    if (matches(c, inum)) {
+      pathCache.set(inum, c);
+      return c;
+    }
+  }
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const p = `/proc/${e.name}/ns/net`;
+    if (matches(p, inum)) {
+      pathCache.set(inum, p);
+      return p;
+    }
+  }
+  return null;
+}
+
+export class NetnsGoneError extends Error {
+  constructor(readonly key: string) {
+    super(`network namespace ${key} no longer exists`);
+    this.name = "NetnsGoneError";
+  }
+}
+
+function returnHome(self: number): void {
+  if (lib().libc.setns(self, CLONE_NEWNET) !== 0) {
+    // Staying in the wrong namespace would misdirect every later write: stop hard.
+    throw new Error(`cannot return to bpfpilot's network namespace (errno ${errno()})`);
+  }
+}
+
+/** Runs `fn` (synchronous!) inside the namespace `key`; the global one runs it directly. */
+export function inNetns<T>(key: string, fn: () => T): T {
+  const inum = parseNetnsKey(key);
+  if (inum === null || inum === ownNetnsInum()) return fn();
+  const path = findNetnsPath(inum);
+  if (!path) throw new NetnsGoneError(key);
+  const { libc } = lib();
+  const self = libc.open(cstr("/proc/self/ns/net"), 0o2000000 /* O_CLOEXEC */);
+  const target = libc.open(cstr(path), 0o2000000);
+  if (self < 0 || target < 0) {
+    if (self >= 0) libc.close(self);
+    if (target >= 0) libc.close(target);
+    throw new NetnsGoneError(key);
+  }
+  try {
+    if (libc.setns(target, CLONE_NEWNET) !== 0) {
+      throw new Error(`cannot enter network namespace ${key} (errno ${errno()})`);
+    }
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      returnHome(self);
+      throw e;
+    }
+    returnHome(self);
+    return result;
+  } finally {
+    libc.close(self);
+    libc.close(target);
+  }
+}

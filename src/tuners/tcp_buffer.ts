@@ -1,0 +1,210 @@
+/**
+ * The tcp_buffer tuner: grows tcp_rmem/tcp_wmem max when sockets' buffers approach it (never for
+ * application-locked sockets, never near memory pressure, braked while buffer size and latency
+ * correlate), grows tcp_mem under pressure within nfbp/4, and enters and leaves the low-memory
+ * settings. Decisions are the pure rules of tcp_buffer_rules.ts against live values.
+ */
+import { CorrelationTable } from "../daemon/correlation.ts";
+import {
+  INT_MAX,
+  kernelDefaultTcpBufferMax,
+  readFreeBufferPages,
+  socketBufferCeiling,
+} from "../daemon/ceilings.ts";
+import type { BpfpEvent } from "../daemon/event.ts";
+import { type LearningRate, shiftOf } from "../daemon/learning_rate.ts";
+import { toProposal } from "../daemon/proposal.ts";
+import type { TunerContext, TunerDefinition } from "../daemon/tuner.ts";
+import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
+import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
+import { TCP_BUFFER_HOOKS } from "./tcp_buffer_hooks.ts";
+import {
+  bufferDecision,
+  classifyTcpMemory,
+  type Decision,
+  enterLowMemory,
+  leaveLowMemory,
+  type LowMemoryChange,
+  lowMemoryChanges,
+  type MemoryState,
+  moderateRcvbufDecision,
+  SYSCTL,
+  TCP_BUFFER_SCENARIOS,
+  TCP_BUFFER_TUNABLES,
+  TCP_BUFFER_TUNER,
+  tcpMemDecisions,
+} from "./tcp_buffer_rules.ts";
+
+/** Event kinds of bpf/tcp_buffer.bpf.c. */
+export const TB_KIND = {
+  rmemNearMax: 1,
+  wmemNearMax: 2,
+  memPressure: 3,
+  memExhaustion: 4,
+  memExceeded: 5,
+} as const;
+
+const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
+/** Kernel-side rate limit per (netns, kind): a few events a second at most. */
+const RATE_LIMIT_NS = 250_000_000n;
+
+export const tcpBufferTuner: TunerDefinition = {
+  name: TCP_BUFFER_TUNER,
+  id: 2,
+  description: "grows TCP buffer limits and tcp_mem when they get in the way",
+  object: "tcp_buffer",
+  tunables: TCP_BUFFER_TUNABLES,
+  scenarios: [...TCP_BUFFER_SCENARIOS],
+  hooks: TCP_BUFFER_HOOKS,
+  create: (ctx) => new TcpBufferTuner(ctx),
+};
+
+class TcpBufferTuner {
+  readonly #rate: LearningRate;
+  readonly #page = pageSize();
+  readonly #nfbp: number;
+  readonly #floors: { rmem: number; wmem: number };
+  readonly #correlation = new CorrelationTable();
+  /** What entering low memory changed (host namespace), to put back exactly that. */
+  #lowMemory: LowMemoryChange[] | null = null;
+
+  constructor(private readonly ctx: TunerContext) {
+    this.#rate = ctx.learningRate as LearningRate;
+    let nfbp = 0;
+    try {
+      nfbp = readFreeBufferPages();
+    } catch (e) {
+      ctx.log.warn(`tcp_mem growth disabled: ${(e as Error).message}`);
+    }
+    this.#nfbp = nfbp;
+    this.#floors = kernelDefaultTcpBufferMax(nfbp, this.#page, kernelVersion());
+  }
+
+  configure(obj: import("../libbpf/object.ts").BpfObject): void {
+    const cfg = new Uint8Array(64);
+    const dv = new DataView(cfg.buffer);
+    dv.setBigUint64(0, RATE_LIMIT_NS, true);
+    dv.setBigUint64(16, BigInt(shiftOf(this.#rate)), true); // param[0]: learning-rate shift
+    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+  }
+
+  onEvent(ev: BpfpEvent): void {
+    switch (ev.kind) {
+      case TB_KIND.rmemNearMax:
+      case TB_KIND.wmemNearMax:
+        return this.#buffer(ev);
+      case TB_KIND.memPressure:
+      case TB_KIND.memExhaustion:
+      case TB_KIND.memExceeded:
+        return this.#memory(ev);
+    }
+  }
+
+  onTick(): void {
+    if (!this.#lowMemory) return;
+    if (this.#memoryState(false) !== "normal") return;
+    const live: Record<string, number | null> = {};
+    for (const c of this.#lowMemory) {
+      live[c.sysctl] = this.ctx.read(c.sysctl, GLOBAL_NETNS)?.[0] ?? null;
+    }
+    for (const rule of leaveLowMemory(this.#lowMemory, live)) {
+      this.ctx.propose(toProposal(rule, TCP_BUFFER_TUNER, GLOBAL_NETNS));
+    }
+    this.#lowMemory = null;
+  }
+
+  #memoryState(underPressure: boolean, allocated?: number): MemoryState | null {
+    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
+    const pages = allocated ?? tcpAllocatedPages();
+    if (!tcpMem || pages === null) return null;
+    return classifyTcpMemory({ tcpMem, allocatedPages: pages, underPressure, rate: this.#rate });
+  }
+
+  #apply(decisions: (Decision | null)[], netns: string): boolean {
+    let applied = false;
+    for (const d of decisions) {
+      if (!d) continue;
+      if (d.kind === "at-ceiling") this.ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
+      else applied = this.ctx.propose(toProposal(d.proposal, TCP_BUFFER_TUNER, netns)) || applied;
+    }
+    return applied;
+  }
+
+  #buffer(ev: BpfpEvent): void {
+    const rcv = ev.kind === TB_KIND.rmemNearMax;
+    const sysctl = rcv ? SYSCTL.rmem : SYSCTL.wmem;
+    const netns = netnsKey(ev.netns);
+    const live = this.ctx.read(sysctl, netns);
+    if (!live) return;
+    const now = this.ctx.now();
+    const srtt = Number(ev.values[2]);
+    const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
+    if (srtt > 0) corr.observe(live[2], srtt, now);
+    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
+    const memory = this.#memoryState(false) ?? "normal";
+    const locks = Number(ev.values[3]);
+    const decision = bufferDecision({
+      sysctl,
+      live,
+      observed: Number(ev.values[0]),
+      userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
+      memory,
+      latencyBrake: corr.brakes(now),
+      rate: this.#rate,
+      ceiling: tcpMem ? socketBufferCeiling(tcpMem[2], this.#page) : INT_MAX,
+      shrinkFloor: rcv ? this.#floors.rmem : this.#floors.wmem,
+    });
+    if (!this.#apply([decision], netns) || !rcv) return;
+    // A larger rmem max only helps if receive auto-tuning is on.
+    const moderate = this.ctx.read(SYSCTL.moderateRcvbuf, netns)?.[0];
+    if (moderate !== undefined) this.#apply([moderateRcvbufDecision(moderate)], netns);
+  }
+
+  #memory(ev: BpfpEvent): void {
+    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
+    if (!tcpMem || this.#nfbp === 0) return;
+    const k = kernelVersion();
+    // Before 5.16 memory_allocated counts 4 KiB quanta rather than pages.
+    const quanta = k.major < 5 || (k.major === 5 && k.minor < 16);
+    const raw = Number(ev.values[0]);
+    const allocated = quanta ? Math.ceil((raw * 4096) / this.#page) : raw;
+    const underPressure = ev.kind === TB_KIND.memExceeded;
+    const bufferShrink = [SYSCTL.rmem, SYSCTL.wmem].flatMap((sysctl) => {
+      const live = this.ctx.read(sysctl, GLOBAL_NETNS);
+      const floor = sysctl === SYSCTL.rmem ? this.#floors.rmem : this.#floors.wmem;
+      return live ? [{ sysctl, live, floor }] : [];
+    });
+    this.#apply(
+      tcpMemDecisions({
+        tcpMem,
+        allocatedPages: allocated,
+        underPressure,
+        freeBufferPages: this.#nfbp,
+        rate: this.#rate,
+        bufferShrink,
+      }),
+      GLOBAL_NETNS,
+    );
+    const memory = classifyTcpMemory({
+      tcpMem,
+      allocatedPages: allocated,
+      underPressure,
+      rate: this.#rate,
+    });
+    if (memory === "near-exhaustion" && !this.#lowMemory) this.#enterLowMemory();
+  }
+
+  #enterLowMemory(): void {
+    const read = (s: string) => this.ctx.read(s, GLOBAL_NETNS)?.[0] ?? null;
+    const rules = enterLowMemory({
+      noMetricsSave: read(SYSCTL.noMetricsSave),
+      noSsthreshMetricsSave: read(SYSCTL.noSsthreshMetricsSave),
+      highOrderAllocDisable: read(SYSCTL.highOrderAllocDisable),
+      maxSynBacklog: read(SYSCTL.maxSynBacklog),
+    }, this.#rate);
+    const applied = rules.filter((r) =>
+      this.ctx.propose(toProposal(r, TCP_BUFFER_TUNER, GLOBAL_NETNS))
+    );
+    this.#lowMemory = lowMemoryChanges(applied);
+  }
+}
