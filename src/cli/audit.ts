@@ -35,6 +35,8 @@ export interface AuditOptions {
   exitZero?: boolean;
   apply?: boolean;
   listChecks?: boolean;
+  /** Text mode: print nothing when there is nothing to report (cron mails only findings). */
+  quiet?: boolean;
 }
 
 export interface OutputStream {
@@ -187,7 +189,10 @@ export async function runAudit(options: AuditOptions, deps: AuditDeps): Promise<
     if (options.prometheus !== undefined) {
       writeTextfileAtomic(options.prometheus, renderOpenMetrics(report));
     }
-    deps.stdout.write(options.json ? renderJson(report) : renderText(report));
+    const nothingToSay = report.findings.length === 0 && report.warnings.length === 0 &&
+      report.exitCode === EXIT_OK;
+    if (options.json) deps.stdout.write(renderJson(report));
+    else if (!(options.quiet && nothingToSay)) deps.stdout.write(renderText(report));
     return report.exitCode;
   } catch (e) {
     const message = e instanceof AuditError
@@ -227,8 +232,9 @@ Examples:
   bpfpilot audit --exit-zero --prometheus /var/lib/node_exporter/textfile/bpfpilot_audit.prom
   bpfpilot audit --list-checks            what each check ID means
 
-Cron (findings mailed only when there are some; no progress bar without a terminal):
-  0 * * * *  root  bpfpilot audit --duration 300 || true
+Cron (/etc/cron.d; --quiet prints nothing on a clean run, so mail comes only with findings,
+and there is no progress bar without a terminal):
+  0 * * * *  root  bpfpilot audit --quiet --duration 300
 
 Exit status (the same for text, --json and --prometheus):
   0  nothing to recommend (or --exit-zero; or --apply applied every finding)
@@ -268,6 +274,7 @@ export function auditCommand(cmdOptions: AuditCommandOptions = {}) {
       "--apply",
       "apply the recommendations through the daemon's journal (undo: bpfpilot rollback)",
     )
+    .option("--quiet", "print nothing when there is nothing to recommend (for cron mail)")
     .option("--list-checks", "describe every check ID and exit")
     .addHelpText("after", AUDIT_HELP)
     .exitOverride()

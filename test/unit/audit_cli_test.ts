@@ -481,6 +481,29 @@ Deno.test(
   }),
 );
 
+Deno.test(
+  "cli: --quiet prints nothing on a clean run and the full report when there are findings",
+  async () => {
+    const root = Deno.makeTempDirSync({ prefix: "bpfpilot-audit-proc-" });
+    try {
+      writeProc(root);
+      const clean = fakeDeps(root);
+      assert.equal(await runAudit({ duration: 0, quiet: true }, clean), 0);
+      assert.equal(clean.out.join(""), "");
+      writeProc(root, { softnetDropped: 3 });
+      const dirty = fakeDeps(root);
+      assert.equal(await runAudit({ duration: 0, quiet: true }, dirty), 1);
+      assert.match(dirty.out.join(""), /BPFP-NETDEV-BACKLOG-DROPS/);
+      const json = fakeDeps(root);
+      writeProc(root, { softnetDropped: 0 });
+      assert.equal(await runAudit({ duration: 0, quiet: true, json: true }, json), 0);
+      assert.equal(JSON.parse(json.out.join("")).exitCode, 0, "--json always prints its document");
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+);
+
 Deno.test("cli: --list-checks describes every check", async () => {
   const deps = fakeDeps("/nonexistent");
   assert.equal(await runAudit({ listChecks: true }, deps), 0);
