@@ -524,3 +524,39 @@ Deno.test("cli: --duration accepts 0..86400 seconds and refuses anything else", 
     assert.throws(() => parseDuration(bad), /expected seconds from 0 to 86400/, bad);
   }
 });
+
+Deno.test("audit: a check that throws becomes that check's skip; the others still run", async () => {
+  const { performAudit } = await import("../../src/audit/audit.ts");
+  const { dumpSysctls } = await import("../../src/audit/sysctl_source.ts");
+  const { STATIC_CHECKS } = await import("../../src/audit/checks/registry.ts");
+  const broken = {
+    ...STATIC_CHECKS[0],
+    id: "BPFP-TEST-BROKEN",
+    evaluate(): never {
+      throw new Error("boom");
+    },
+  };
+  const report = await performAudit({
+    source: {
+      kind: "file",
+      path: "x",
+      sysctls: dumpSysctls(new Map([["net.ipv4.tcp_moderate_rcvbuf", "0"]])),
+    },
+    durationSeconds: 0,
+    runner: () => Promise.reject(new Error("not used")),
+    apply: null,
+    exitZero: false,
+    isRoot: false,
+    clock: fakeClock(),
+    wallNow: () => new Date(0),
+    signal: new AbortController().signal,
+    onProgress: () => {},
+    checks: [broken, ...STATIC_CHECKS],
+  });
+  const row = report.checks.find((c) => c.id === "BPFP-TEST-BROKEN")!;
+  assert.equal(row.status, "skip");
+  assert.equal(row.reason, "check failed internally: boom");
+  assert.deepEqual(report.findings.map((f) => f.id), ["BPFP-TCP-MODERATE-RCVBUF"]);
+  assert.equal(report.exitCode, 1);
+  assert.equal(report.host, "unknown");
+});
