@@ -197,11 +197,14 @@ export class Daemon {
         log.warn(`tuner ${def.name} is unavailable: ${r.reason}`, { tuner: def.name });
       }
     }
-    if (!this.loaded.some((t) => t.def.name !== "sysctl")) {
+    if (this.loaded.length === 0) {
       throw new DaemonStartError(
         "no tuner could start on this kernel (see the reasons above; `bpfpilot support` shows " +
           "every hook)",
       );
+    }
+    if (!this.loaded.some((t) => t.def.tunables.length > 0)) {
+      log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
     }
 
     const reader = new RingBufferReader({

@@ -143,6 +143,10 @@ class TcpBufferTuner {
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     const memory = this.#memoryState(false) ?? "normal";
     const locks = Number(ev.values[3]);
+    this.ctx.log.debug(
+      `${sysctl}: socket buffer ${ev.values[0]} near max ${ev.values[1]} (pid ${ev.pid} ` +
+        `${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
+    );
     const decision = bufferDecision({
       sysctl,
       live,

@@ -16,6 +16,7 @@ export const TCP_BUFFER_HOOKS: HookDecl[] = [
     tracepoint: "tcp/tcp_probe",
     func: "tcp_sndbuf_expand",
     prefix: "bpfp_tb_snd",
+    optional: true,
   }),
   tracepointChain({
     name: "mem_pressure",
@@ -23,5 +24,7 @@ export const TCP_BUFFER_HOOKS: HookDecl[] = [
     tracepoint: "sock/sock_exceed_buf_limit",
     func: "tcp_enter_memory_pressure",
     prefix: "bpfp_tb_mem",
+    // The buffer hooks check memory too; this one only makes pressure visible sooner.
+    optional: true,
   }),
 ];

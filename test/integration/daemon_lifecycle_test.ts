@@ -1,0 +1,241 @@
+/**
+ * The daemon's promises around change: admin writes stop the tuning of that sysctl (noticed,
+ * persisted across a restart, resumed by `enable`); -R restores originals on SIGTERM; after
+ * kill -9 `bpfpilot rollback` restores them and nothing stays attached; a corrupt state file is a
+ * clear error that loses nothing; a tuner or hook forced to fail leaves the daemon running.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { IS_ROOT, waitFor } from "../support/kernel.ts";
+import {
+  DaemonProcess,
+  LAUNCHER,
+  tempStateDir,
+  TestCgroup,
+  TestNetns,
+  tunerPrograms,
+} from "../support/daemon.ts";
+
+const LOW = [4096, 16384, 65536];
+const STARTED = /bpfpilot started/;
+const RMEM_CHANGE = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
+
+function daemonArgs(ns: TestNetns, state: string, cg: TestCgroup, extra: string[] = []) {
+  return [
+    "run",
+    "--stderr",
+    "--state-dir",
+    state,
+    "--netns",
+    ns.name,
+    "--cooldown",
+    "1",
+    "-c",
+    cg.path,
+    ...extra,
+  ];
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(LAUNCHER, args, { encoding: "utf8", env: { ...Deno.env.toObject(), ...env } });
+}
+
+async function scenario(
+  tag: string,
+  body: (ns: TestNetns, state: string, cg: TestCgroup, started: DaemonProcess[]) => Promise<void>,
+) {
+  const ns = TestNetns.create(tag);
+  const cg = TestCgroup.create(tag);
+  const state = tempStateDir();
+  const started: DaemonProcess[] = [];
+  try {
+    ns.setSysctl("net.ipv4.tcp_rmem", LOW);
+    await body(ns, state.dir, cg, started);
+  } finally {
+    for (const d of started) await d.stop("SIGKILL").catch(() => {});
+    ns.delete();
+    cg.remove();
+    state.remove();
+  }
+}
+
+Deno.test({
+  name: "admin override: a sysctl -w stops tuning it, survives a restart, enable resumes it",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("adm", async (ns, state, cg, started) => {
+      const d1 = DaemonProcess.start(daemonArgs(ns, state, cg));
+      started.push(d1);
+      await d1.waitFor(STARTED);
+      // The admin (a process in the watched cgroup, inside the namespace) sets the value.
+      cg.run(`ip netns exec ${ns.name} sysctl -qw net.ipv4.tcp_rmem="4096 16384 70000"`);
+      const notice = await d1.waitFor(/modified sysctl 'net\.ipv4\.tcp_rmem'/);
+      assert.match(
+        notice,
+        /^bpfpilot: pid \d+, cmd '(sysctl|\/usr\/sbin\/sysctl|\S*sysctl)' modified sysctl 'net\.ipv4\.tcp_rmem' that tuner 'tcp_buffer' uses; no longer tuning/,
+      );
+      ns.iperf(3);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(d1.matching(RMEM_CHANGE), [], "not tuned after the admin's write");
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), [4096, 16384, 70000]);
+      assert.equal(await d1.stop(), 0);
+
+      // The decision survives a restart.
+      const d2 = DaemonProcess.start(daemonArgs(ns, state, cg));
+      started.push(d2);
+      await d2.waitFor(STARTED);
+      ns.iperf(3);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(d2.matching(RMEM_CHANGE), [], "still not tuned after a restart");
+
+      // enable resumes it, picked up by the running daemon.
+      const en = cli(["enable", "net.ipv4.tcp_rmem", "--state-dir", state]);
+      assert.equal(en.status, 0, en.stderr);
+      assert.match(en.stdout, /tuning of net\.ipv4\.tcp_rmem resumes \(1 admin override/);
+      ns.iperf(3);
+      await d2.waitFor(RMEM_CHANGE);
+      assert.ok(ns.sysctl("net.ipv4.tcp_rmem")[2] > 70000);
+      assert.equal(await d2.stop(), 0);
+    });
+  },
+});
+
+Deno.test({
+  name: "-R restores the originals on SIGTERM and nothing stays attached",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("rb", async (ns, state, cg, started) => {
+      const d = DaemonProcess.start(daemonArgs(ns, state, cg, ["-R"]));
+      started.push(d);
+      await d.waitFor(STARTED);
+      ns.iperf(3);
+      await d.waitFor(RMEM_CHANGE);
+      assert.ok(ns.sysctl("net.ipv4.tcp_rmem")[2] > LOW[2]);
+      assert.equal(await d.stop("SIGTERM"), 0);
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), LOW, "restored on exit");
+      assert.ok(
+        d.matching(
+          /Rolling back sysctl values for 'net\.ipv4\.tcp_rmem' from \(.*\) to original values \(4096 16384 65536\)/,
+        ).length === 1,
+      );
+      assert.ok(await waitFor(() => tunerPrograms().length === 0, 3000), "programs detached");
+    });
+  },
+});
+
+Deno.test({
+  name: "after kill -9 nothing stays attached and `bpfpilot rollback` restores the originals",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("k9", async (ns, state, cg, started) => {
+      const d = DaemonProcess.start(daemonArgs(ns, state, cg));
+      started.push(d);
+      await d.waitFor(STARTED);
+      const pgrep = execFileSync("pgrep", ["-x", "bpfpilot"], { encoding: "utf8" });
+      assert.ok(pgrep.split("\n").length >= 1 && pgrep.trim().length > 0, "pgrep finds it by name");
+      ns.iperf(3);
+      await d.waitFor(RMEM_CHANGE);
+      const tuned = ns.sysctl("net.ipv4.tcp_rmem");
+      assert.ok(tuned[2] > LOW[2]);
+      // SIGKILL the daemon itself (the launcher execs into it, so this is its pid).
+      await d.stop("SIGKILL");
+      assert.ok(await waitFor(() => tunerPrograms().length === 0, 5000), "links died with it");
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), tuned, "kill -9 rolls nothing back");
+
+      const dry = cli(["rollback", "--dry-run", "--state-dir", state]);
+      assert.equal(dry.status, 0, dry.stderr);
+      assert.match(dry.stdout, /sysctl -w net\.ipv4\.tcp_rmem="4096 16384 65536"/);
+      const r = cli(["rollback", "--state-dir", state]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /restored [1-9]\d* value/); // tcp_rmem, maybe tcp_wmem too
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), LOW);
+      const again = cli(["rollback", "--state-dir", state]);
+      assert.equal(again.status, 0);
+      assert.match(again.stdout, /restored 0 value/);
+    });
+  },
+});
+
+Deno.test({
+  name: "rollback leaves a value someone changed since alone, and says so",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("chg", async (ns, state, cg, started) => {
+      const d = DaemonProcess.start(daemonArgs(ns, state, cg));
+      started.push(d);
+      await d.waitFor(STARTED);
+      ns.iperf(3);
+      await d.waitFor(RMEM_CHANGE);
+      await d.stop("SIGKILL");
+      ns.setSysctl("net.ipv4.tcp_rmem", [4096, 16384, 99999]); // not in the watched cgroup
+      const r = cli(["rollback", "--state-dir", state]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        /left 'net\.ipv4\.tcp_rmem' .* alone: changed since by someone else \(now 4096 16384 99999\)/,
+      );
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), [4096, 16384, 99999]);
+    });
+  },
+});
+
+Deno.test({
+  name: "a corrupt state file: clear error from rollback and run, file untouched, no stack trace",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("bad", (ns, state, cg) => {
+      const file = `${state}/state.json`;
+      const garbage = '{"format":"bpfpilot-state","version":1,"entries":[{"netns":';
+      writeFileSync(file, garbage);
+      const r = cli(["rollback", "--state-dir", state]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /state\.json/);
+      assert.match(r.stderr, /mv /, "says how to fix it");
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+      const run = cli(daemonArgs(ns, state, cg));
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /state\.json/);
+      assert.doesNotMatch(run.stderr, /^\s+at /m);
+      assert.equal(readFileSync(file, "utf8"), garbage, "nothing lost");
+      return Promise.resolve();
+    });
+  },
+});
+
+for (
+  const fault of [
+    "tcp_buffer:load",
+    "tcp_buffer:rcvbuf",
+    "tcp_buffer:mem_pressure",
+    "sysctl:sysctl_write",
+  ]
+) {
+  Deno.test({
+    name: `fault injection ${fault}: the daemon reports it and keeps running with the rest`,
+    ignore: !IS_ROOT,
+    async fn() {
+      await scenario("fi", async (ns, state, cg, started) => {
+        const d = DaemonProcess.start(daemonArgs(ns, state, cg), {
+          BPFPILOT_FAULT_INJECT: fault,
+        });
+        started.push(d);
+        await d.waitFor(STARTED);
+        const [tuner, hook] = fault.split(":");
+        if (hook === "load" || hook === "rcvbuf" || hook === "sysctl_write") {
+          await d.waitFor(new RegExp(`tuner ${tuner} is unavailable: .*fault injected`));
+        } else {
+          await d.waitFor(
+            new RegExp(`tuner ${tuner}: optional hook ${hook} unavailable: fault injected`),
+          );
+        }
+        // Still running, and still tuning when tcp_buffer itself survived.
+        ns.iperf(2);
+        await new Promise((r) => setTimeout(r, 500));
+        const tcpBufferUp = d.matching(/tuner tcp_buffer: active/).length === 1;
+        if (tcpBufferUp) await d.waitFor(RMEM_CHANGE);
+        assert.equal(await d.stop("SIGTERM"), 0, "clean exit");
+      });
+    },
+  });
+}

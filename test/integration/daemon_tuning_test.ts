@@ -1,0 +1,168 @@
+/**
+ * The daemon tuning for real: iperf3 over loopback in a namespace of the test's own with a
+ * deliberately low tcp_rmem/tcp_wmem max; the daemon raises it within the ceiling and logs each
+ * change once with both lines; advise mode writes nothing but logs the same proposal; a socket
+ * whose buffer the application locked does not drive growth. `--netns` keeps the host untouched.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { IS_ROOT } from "../support/kernel.ts";
+import {
+  DaemonProcess,
+  tempStateDir,
+  TestCgroup,
+  TestNetns,
+  tunerPrograms,
+} from "../support/daemon.ts";
+import { socketBufferCeiling } from "../../src/daemon/ceilings.ts";
+
+const LOW = [4096, 16384, 65536];
+const STARTED = /bpfpilot started/;
+
+interface Run {
+  ns: TestNetns;
+  daemon: DaemonProcess;
+  state: string;
+  cg: TestCgroup;
+}
+
+async function withDaemon(
+  tag: string,
+  extraArgs: string[],
+  setup: (ns: TestNetns) => void,
+  body: (r: Run) => Promise<void>,
+) {
+  const ns = TestNetns.create(tag);
+  const cg = TestCgroup.create(tag);
+  const state = tempStateDir();
+  let daemon: DaemonProcess | null = null;
+  try {
+    setup(ns);
+    daemon = DaemonProcess.start([
+      "run",
+      "--stderr",
+      "--state-dir",
+      state.dir,
+      "--netns",
+      ns.name,
+      "--cooldown",
+      "1",
+      "-c",
+      cg.path,
+      ...extraArgs,
+    ]);
+    await daemon.waitFor(STARTED);
+    await body({ ns, daemon, state: state.dir, cg });
+  } finally {
+    if (daemon) await daemon.stop("SIGKILL").catch(() => {});
+    ns.delete();
+    cg.remove();
+    state.remove();
+  }
+}
+
+function hostSysctl(name: string): string {
+  return execFileSync("sysctl", ["-n", name], { encoding: "utf8" }).trim();
+}
+
+/** Change lines for one sysctl: scenario lines and "Due to" lines, in order. */
+function changeLines(d: DaemonProcess, sysctl: string) {
+  const esc = sysctl.replaceAll(".", "\\.");
+  return {
+    scenario: d.matching(new RegExp(`Scenario '.*' occurred for tunable '${esc}' in `)),
+    due: d.matching(new RegExp(`Due to .* change ${esc}\\(min default max\\) from \\(`)),
+  };
+}
+
+for (const sysctl of ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]) {
+  Deno.test({
+    name:
+      `daemon raises a low ${sysctl} max under iperf3, within the ceiling, each change logged once`,
+    ignore: !IS_ROOT,
+    async fn() {
+      const hostBefore = hostSysctl(sysctl);
+      await withDaemon(sysctl.slice(-4), [], (ns) => ns.setSysctl(sysctl, LOW), async (r) => {
+        r.ns.iperf(4);
+        await r.daemon.waitFor(
+          new RegExp(`Due to need to increase .* change ${sysctl.replaceAll(".", "\\.")}`),
+        );
+        const code = await r.daemon.stop("SIGTERM");
+        assert.equal(code, 0, "exit 0 on SIGTERM");
+        const now = r.ns.sysctl(sysctl);
+        assert.equal(now[0], LOW[0]);
+        assert.equal(now[1], LOW[1]);
+        assert.ok(now[2] > LOW[2], `${sysctl} max grew: ${now}`);
+        const tcpMemMax = Number(hostSysctl("net.ipv4.tcp_mem").split(/\s+/)[2]);
+        assert.ok(now[2] <= socketBufferCeiling(tcpMemMax, 4096) && now[2] <= 2147483647);
+
+        const { scenario, due } = changeLines(r.daemon, sysctl);
+        assert.ok(due.length >= 1);
+        assert.equal(scenario.length, due.length, "two lines per change");
+        assert.ok(
+          scenario.every((l) =>
+            l.startsWith("bpfpilot: Scenario 'need to increase TCP buffer size(s)'")
+          ),
+        );
+        assert.equal(new Set(due).size, due.length, "no change logged twice");
+        // Each logged change starts from the previous one's result: a chain, no repeats.
+        const pairs = due.map((l) => /from \(([\d ]+)\) -> \(([\d ]+)\)/.exec(l)!.slice(1, 3));
+        assert.equal(pairs[0][0], LOW.join(" "));
+        for (let i = 1; i < pairs.length; i++) assert.equal(pairs[i][0], pairs[i - 1][1]);
+        assert.equal(pairs.at(-1)![1], now.join(" "), "the last logged value is the live one");
+        // Our own writes are not mistaken for the admin's.
+        assert.deepEqual(r.daemon.matching(/modified sysctl/), []);
+        assert.ok(
+          r.daemon.matching(/# Summary: scenario 'need to increase TCP buffer size\(s\)'/).length >=
+            1,
+        );
+        assert.ok(
+          r.daemon.matching(new RegExp(`^bpfpilot: sysctl -w ${sysctl.replaceAll(".", "\\.")}="`))
+            .length >= 1,
+        );
+      });
+      assert.equal(hostSysctl(sysctl), hostBefore, "the host's value was not touched");
+      assert.deepEqual(tunerPrograms(), [], "nothing stays attached after exit");
+    },
+  });
+}
+
+Deno.test({
+  name: "--advise writes nothing but logs the same proposal (once) with both lines",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withDaemon(
+      "adv",
+      ["--advise"],
+      (ns) => ns.setSysctl("net.ipv4.tcp_rmem", LOW),
+      async (r) => {
+        r.ns.iperf(3);
+        await r.daemon.waitFor(
+          /advise mode: not applied; to apply: sysctl -w net\.ipv4\.tcp_rmem=/,
+        );
+        r.ns.iperf(2);
+        assert.equal(await r.daemon.stop(), 0);
+        assert.deepEqual(r.ns.sysctl("net.ipv4.tcp_rmem"), LOW, "nothing written");
+        const { scenario, due } = changeLines(r.daemon, "net.ipv4.tcp_rmem");
+        assert.equal(due.length, 1, `the same proposal is logged once, got:\n${due.join("\n")}`);
+        assert.equal(scenario.length, 1);
+        assert.match(due[0], /from \(4096 16384 65536\) -> \(4096 16384 81920\)/);
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "a socket whose receive buffer the application locked (SO_RCVBUF) does not drive growth",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withDaemon("lock", [], (ns) => ns.setSysctl("net.ipv4.tcp_rmem", LOW), async (r) => {
+      // iperf3 -w sets SO_RCVBUF (and SO_SNDBUF) on both data sockets: their receive buffers sit
+      // at the 64 KiB max (the unlocked runs of the test above grow it at once), but locked.
+      r.ns.iperf(4, ["-w", "32K"]);
+      await new Promise((res) => setTimeout(res, 1500));
+      assert.equal(await r.daemon.stop(), 0);
+      assert.deepEqual(r.ns.sysctl("net.ipv4.tcp_rmem"), LOW);
+      assert.deepEqual(r.daemon.matching(/change net\.ipv4\.tcp_rmem/), []);
+    });
+  },
+});
