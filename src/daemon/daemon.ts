@@ -265,15 +265,24 @@ export class Daemon {
       } catch (e) {
         this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
       }
-      if (t.object) {
-        try {
-          this.stats.tunerEvents(t.def.name).dropped = Number(
-            t.object.map("bpfp_stats").sumU64(u32Key(3 /* BPFP_STAT_DROPPED */)),
-          );
-        } catch {
-          // statistics only
-        }
-      }
+      const k = this.kernelCounters(t);
+      if (k) this.stats.tunerEvents(t.def.name).dropped = k.dropped;
+    }
+  }
+
+  /** The BPF side's per-CPU counters (bpf/include/bpfpilot.h enum bpfp_stat), summed. */
+  kernelCounters(
+    t: LoadedTuner,
+  ):
+    | { hits: number; emitted: number; suppressed: number; dropped: number; skipped: number }
+    | null {
+    if (!t.object) return null;
+    try {
+      const m = t.object.map("bpfp_stats");
+      const at = (slot: number) => Number(m.sumU64(u32Key(slot)));
+      return { hits: at(0), emitted: at(1), suppressed: at(2), dropped: at(3), skipped: at(4) };
+    } catch {
+      return null;
     }
   }
 
@@ -290,6 +299,16 @@ export class Daemon {
         )
       ) log.info(line, { tuner: t.def.name });
       for (const line of t.instance.summary?.() ?? []) log.info(line, { tuner: t.def.name });
+      const k = this.kernelCounters(t);
+      if (k) {
+        const ev = this.stats.tunerEvents(t.def.name);
+        log.info(
+          `# Events: tuner '${t.def.name}' hooks fired ${k.hits} times; ${ev.events} events ` +
+            `reached userspace (${k.suppressed} folded by the rate limiter, ${k.skipped} ` +
+            `filtered, ${k.dropped} lost to a full ring buffer)`,
+          { tuner: t.def.name, ...k, events: ev.events },
+        );
+      }
     }
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {

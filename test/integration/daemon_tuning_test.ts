@@ -166,3 +166,23 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "kernel-side rate limiting: hooks fire thousands of times, userspace sees few events",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withDaemon("rl", [], (ns) => ns.setSysctl("net.ipv4.tcp_wmem", LOW), async (r) => {
+      r.ns.iperf(3);
+      assert.equal(await r.daemon.stop(), 0);
+      const line = r.daemon.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
+      assert.ok(line, r.daemon.lines.join("\n"));
+      const m = /fired (\d+) times; (\d+) events reached userspace \((\d+) folded.*, (\d+) lost/
+        .exec(line)!;
+      const [hits, events, folded, lost] = m.slice(1).map(Number);
+      assert.ok(hits > 10_000, `hooks fired ${hits} times`);
+      assert.ok(events >= 1 && events < 100, `${events} events reached userspace`);
+      assert.ok(folded > 0, "the rate limiter folded the rest");
+      assert.equal(lost, 0);
+    });
+  },
+});
