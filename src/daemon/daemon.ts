@@ -98,26 +98,30 @@ export class Daemon {
 
   /** Runs until stop() (or a signal); returns the exit status. */
   async run(): Promise<number> {
-    try {
-      await this.#start();
-    } catch (e) {
-      this.#teardown();
-      this.journal?.close();
-      throw e;
-    }
+    // Listen before starting: a signal during start-up must still end in a clean shutdown.
     const onSignal = () => this.stop();
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
-    const tick = setInterval(() => this.#tick(), TICK_MS);
-    const loop = this.#reader?.start();
-    await this.#stopped;
-    clearInterval(tick);
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    await this.#reader?.stop();
-    await loop;
-    this.#finish();
-    return 0;
+    try {
+      try {
+        await this.#start();
+      } catch (e) {
+        this.#teardown();
+        this.journal?.close();
+        throw e;
+      }
+      const tick = setInterval(() => this.#tick(), TICK_MS);
+      const loop = this.#reader?.start();
+      await this.#stopped;
+      clearInterval(tick);
+      await this.#reader?.stop();
+      await loop;
+      this.#finish();
+      return 0;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+    }
   }
 
   async #start(): Promise<void> {

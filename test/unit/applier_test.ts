@@ -1,0 +1,205 @@
+/**
+ * The proposal pipeline with a fake sysctl backend and a real journal in a temp dir: overrides,
+ * cool-down, coalescing, advise mode, journal-before-write, failures and the at-ceiling notice.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { ProposalApplier } from "../../src/daemon/applier.ts";
+import { Journal } from "../../src/daemon/journal.ts";
+import { RateGate } from "../../src/daemon/rate_gate.ts";
+import { DaemonStats } from "../../src/daemon/stats.ts";
+import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
+import type { Proposal } from "../../src/daemon/proposal.ts";
+
+class FakeIO implements SysctlIO {
+  values = new Map<string, number[]>();
+  writes: string[] = [];
+  failNext = false;
+  constructor(private journalDir: string) {}
+  read(sysctl: string, netns: string) {
+    return this.values.get(`${netns} ${sysctl}`) ?? null;
+  }
+  write(sysctl: string, netns: string, v: readonly number[]) {
+    // The original must already be durable in the journal when the write happens.
+    const j = Journal.open(this.journalDir);
+    assert.ok(j.entry(netns, sysctl), "original recorded before the write");
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error("the kernel rejected value");
+    }
+    this.values.set(`${netns} ${sysctl}`, [...v]);
+    this.writes.push(`${netns} ${sysctl}=${v.join(" ")}`);
+  }
+}
+
+function setup(opts: { advise?: boolean; onlyNetns?: string } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "bpfp-applier-"));
+  const journal = Journal.open(dir);
+  const io = new FakeIO(dir);
+  const lines: string[] = [];
+  const log = {
+    error: (m: string) => lines.push(`E ${m}`),
+    warn: (m: string) => lines.push(`W ${m}`),
+    notice: (m: string) => lines.push(`N ${m}`),
+    info: (m: string) => lines.push(`I ${m}`),
+    debug: (_m: string) => {},
+  };
+  let now = 0;
+  const stats = new DaemonStats();
+  const applier = new ProposalApplier({
+    journal,
+    gate: new RateGate({ cooldownMs: 5000 }),
+    io,
+    log,
+    stats,
+    advise: opts.advise ?? false,
+    now: () => now,
+    describe: () => "Need to increase buffer size(s) to maximize throughput",
+    onlyNetns: opts.onlyNetns ?? null,
+    scopeOf: (s) => s === "net.ipv4.tcp_mem" ? "global" : "netns",
+  });
+  return {
+    applier,
+    io,
+    lines,
+    stats,
+    journal,
+    tick: (ms: number) => now += ms,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function rmem(from: number, to: number, netns = "global"): Proposal {
+  return {
+    tuner: "tcp_buffer",
+    scenario: "need to increase TCP buffer size(s)",
+    sysctl: "net.ipv4.tcp_rmem",
+    netns,
+    from: [4096, 16384, from],
+    to: [4096, 16384, to],
+    reason: `Due to need to increase max buffer size to maximize throughput change ` +
+      `net.ipv4.tcp_rmem(min default max) from (4096 16384 ${from}) -> (4096 16384 ${to})`,
+  };
+}
+
+Deno.test("a change is journalled, written, logged with both lines, and counted", () => {
+  const t = setup();
+  try {
+    t.io.values.set("global net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true);
+    assert.deepEqual(t.io.writes, ["global net.ipv4.tcp_rmem=4096 16384 81920"]);
+    assert.deepEqual(t.lines, [
+      "I Scenario 'need to increase TCP buffer size(s)' occurred for tunable 'net.ipv4.tcp_rmem' " +
+      "in global ns. Need to increase buffer size(s) to maximize throughput",
+      "I Due to need to increase max buffer size to maximize throughput change " +
+      "net.ipv4.tcp_rmem(min default max) from (4096 16384 65536) -> (4096 16384 81920)",
+    ]);
+    const e = t.journal.entry("global", "net.ipv4.tcp_rmem")!;
+    assert.deepEqual(e.original, [4096, 16384, 65536]);
+    assert.deepEqual(e.lastWritten, [4096, 16384, 81920]);
+    assert.equal([...t.stats.scenarios.values()][0].count, 1);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("the same change again is coalesced; another within the cool-down waits", () => {
+  const t = setup();
+  try {
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false, "duplicate");
+    assert.equal(t.applier.propose(rmem(81920, 102400)), false, "cooling down");
+    t.tick(5001);
+    assert.equal(t.applier.propose(rmem(81920, 102400)), true);
+    assert.equal(t.io.writes.length, 2);
+    assert.equal(t.lines.filter((l) => l.includes("Due to")).length, 2, "each logged once");
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("advise mode writes nothing, logs the proposal once with the sysctl -w line", () => {
+  const t = setup({ advise: true });
+  try {
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    assert.deepEqual(t.io.writes, []);
+    assert.equal(t.journal.changedEntries().length, 0, "nothing journalled");
+    assert.equal(t.lines.length, 3);
+    assert.match(
+      t.lines[2],
+      /advise mode: not applied; to apply: sysctl -w net\.ipv4\.tcp_rmem="4096 16384 81920"/,
+    );
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("an admin override stops the change (noted once); other namespaces unaffected", () => {
+  const t = setup();
+  try {
+    t.journal.markOverride({
+      netns: "global",
+      sysctl: "net.ipv4.tcp_rmem",
+      tuner: "tcp_buffer",
+      pid: 1,
+      comm: "sysctl",
+    });
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    assert.equal(t.lines.filter((l) => l.includes("administrator took it over")).length, 1);
+    assert.equal(t.applier.propose(rmem(65536, 81920, "ns:123")), true);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("--netns: other namespaces' per-namespace sysctls are left alone, host-wide ones not", () => {
+  const t = setup({ onlyNetns: "ns:7" });
+  try {
+    assert.equal(t.applier.propose(rmem(65536, 81920, "global")), false);
+    assert.equal(t.applier.propose(rmem(65536, 81920, "ns:7")), true);
+    const mem: Proposal = {
+      ...rmem(1, 2),
+      sysctl: "net.ipv4.tcp_mem",
+      from: [1, 2, 3],
+      to: [1, 2, 4],
+    };
+    assert.equal(t.applier.propose(mem), true);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("a failed write is logged as an error, not counted, and cools down", () => {
+  const t = setup();
+  try {
+    t.io.failNext = true;
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    assert.match(
+      t.lines[0],
+      /^E could not change net\.ipv4\.tcp_rmem in global ns: the kernel rejected/,
+    );
+    assert.equal(t.stats.scenarios.size, 0);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false, "cooling down after a failure");
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("at a ceiling: one notice per situation", () => {
+  const t = setup();
+  try {
+    for (let i = 0; i < 3; i++) {
+      t.applier.atCeiling("tcp_buffer", "net.ipv4.tcp_rmem", "global", [4096, 16384, 100], 100);
+    }
+    assert.equal(t.lines.length, 1);
+    assert.match(t.lines[0], /^N 'net\.ipv4\.tcp_rmem' in global ns is at its ceiling/);
+    t.applier.atCeiling("tcp_buffer", "net.ipv4.tcp_rmem", "global", [4096, 16384, 90], 100);
+    assert.equal(t.lines.length, 2, "a new situation is reported again");
+  } finally {
+    t.cleanup();
+  }
+});
