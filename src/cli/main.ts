@@ -89,6 +89,17 @@ export async function main(args: string[]): Promise<number> {
   const debug = args.includes("--debug") ||
     args.some((a) => /^-[a-zA-Z]*d[a-zA-Z]*$/.test(a) && !a.startsWith("--"));
   const program = buildProgram((c) => code = c);
+  const first = args[0];
+  if (first !== undefined && !first.startsWith("-")) {
+    const known = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+    if (!known.includes(first) && first !== "help") {
+      console.error(
+        `bpfpilot: unknown command '${first}'; commands: ${known.join(", ")} ` +
+          `(run with --help for usage)`,
+      );
+      return EXIT.usage;
+    }
+  }
   try {
     await program.parseAsync(args, { from: "user" });
     return code;
