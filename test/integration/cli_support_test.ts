@@ -138,3 +138,39 @@ Deno.test("--help teaches and --version prints the version; a bad command is a u
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown command/);
 });
+
+Deno.test({
+  name: "libbpf older than 1.0 is refused by name and version, before any other symbol is bound",
+  ignore: !IS_ROOT,
+  fn() {
+    const dir = mkdtempSync(join(tmpdir(), "bpfp-oldlib-"));
+    try {
+      // A stand-in library that reports itself as libbpf 0.8, and one too old to report at all.
+      const src = join(dir, "v.c");
+      Deno.writeTextFileSync(
+        src,
+        "unsigned int libbpf_major_version(void) { return 0; }\n" +
+          "unsigned int libbpf_minor_version(void) { return 8; }\n",
+      );
+      spawnSync("clang-16", ["-shared", "-fPIC", "-o", join(dir, "libbpf.so.1"), src]);
+      const r = run(["support"], { BPFPILOT_LIBBPF_DIR: dir });
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `libbpf at ${dir}/libbpf\\.so\\.1 is version 0\\.8; bpfpilot needs libbpf 1\\.0 or newer`,
+        ),
+      );
+      assert.match(r.stderr, /apt install libbpf1/);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+
+      Deno.writeTextFileSync(src, "int unrelated(void) { return 0; }\n");
+      spawnSync("clang-16", ["-shared", "-fPIC", "-o", join(dir, "libbpf.so.1"), src]);
+      const r2 = run(["support"], { BPFPILOT_LIBBPF_DIR: dir });
+      assert.equal(r2.status, 1);
+      assert.match(r2.stderr, /is version older than 0\.6/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+});
