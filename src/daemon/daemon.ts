@@ -20,7 +20,7 @@ import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { describeCandidate } from "../kernel/hooks.ts";
-import { allTuners } from "../tuners/registry.ts";
+import { TUNERS } from "../tuners/registry.ts";
 
 export interface DaemonOptions {
   log: Logger;
@@ -146,13 +146,7 @@ export class Daemon {
         this.#defs.flatMap((d) => d.tunables).find((t) => t.sysctl === sysctl)?.scope ?? "netns",
     });
 
-    const all = allTuners({
-      managers: (s) => this.managers(s),
-      override: (o) => {
-        this.journal.markOverride(o);
-        this.gate.forget(o.netns, o.sysctl);
-      },
-    });
+    const all = [...TUNERS];
     this.#defs = all;
     const wanted = all.filter((d) => {
       const off = this.opts.disable.includes(d.name) ||
@@ -259,6 +253,11 @@ export class Daemon {
       atCeiling: (sysctl, netns, value, ceiling) =>
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
       now: () => performance.now(),
+      managers: (sysctl) => this.managers(sysctl),
+      markOverride: (o) => {
+        this.journal.markOverride(o);
+        this.gate.forget(o.netns, o.sysctl);
+      },
     };
   }
 

@@ -4,7 +4,6 @@
  * handlers. The daemon does everything else: probing, loading, attaching, the event loop, the
  * journal, admin-override detection, advise mode, logging and the exit summary.
  */
-import type { BpfObjectName } from "../embedded.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import type { BpfpEvent } from "./event.ts";
@@ -54,6 +53,12 @@ export interface TunerContext {
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
   /** Milliseconds, monotonic; injected so tests need no sleeping. */
   now(): number;
+  /** Tuners that manage `sysctl` (dotted), in load order: for the admin-override detector. */
+  managers(sysctl: string): string[];
+  /** Records that the admin took `sysctl` over in `netns`: it is not tuned until enabled. */
+  markOverride(
+    o: { netns: string; sysctl: string; tuner: string; pid: number; comm: string },
+  ): void;
 }
 
 export interface TunerInstance {
@@ -74,8 +79,11 @@ export interface TunerDefinition {
   /** Carried by every event of this tuner's object (bpf/include/bpfpilot.h `tuner`). */
   id: number;
   description: string;
-  /** Embedded BPF object; a tuner without one only polls. */
-  object?: BpfObjectName;
+  /**
+   * The tuner's compiled BPF object, embedded with a bytes import of
+   * `dist/bpf/<name>.bpf.o` (built from `bpf/<name>.bpf.c`); a tuner without one only polls.
+   */
+  object?: Uint8Array;
   tunables: TunableDecl[];
   scenarios: ScenarioDecl[];
   hooks: HookDecl[];

@@ -3,7 +3,6 @@
  * hook's chain when the chosen program still fails to load, configures, and attaches. Failures
  * become a reason string, never an exception that could take the daemon down.
  */
-import { BPF_OBJECTS } from "../embedded.ts";
 import { loadObject, type SkippedProgram } from "../libbpf/load.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookCandidate, HookChoice } from "../kernel/hooks.ts";
@@ -89,7 +88,7 @@ export function loadTuner(
     const selected = new Map([...pending].map(([hook, cands]) => [cands[0].program, hook]));
     let result;
     try {
-      result = loadObject(BPF_OBJECTS[def.object], {
+      result = loadObject(def.object, {
         name: `bpfp_${def.name}`.slice(0, 15),
         enable: (p) => selected.has(p.name),
       });

@@ -1,12 +1,5 @@
-/**
- * Every tuner's hook declarations, importable without loading any tuner code, so `bpfpilot
- * support` can probe the full matrix cheaply.
- */
+/** Every tuner's hook declarations, for `bpfpilot support` and the benchmark's probe. */
 import type { TunerHooks } from "../kernel/probe.ts";
-import { SYSCTL_HOOKS } from "./sysctl_hooks.ts";
-import { TCP_BUFFER_HOOKS } from "./tcp_buffer_hooks.ts";
+import { TUNERS } from "./registry.ts";
 
-export const TUNER_HOOKS: TunerHooks[] = [
-  { tuner: "sysctl", hooks: SYSCTL_HOOKS },
-  { tuner: "tcp_buffer", hooks: TCP_BUFFER_HOOKS },
-];
+export const TUNER_HOOKS: TunerHooks[] = TUNERS.map((t) => ({ tuner: t.name, hooks: t.hooks }));

@@ -17,7 +17,9 @@ import { toProposal } from "../daemon/proposal.ts";
 import type { TunerContext, TunerDefinition } from "../daemon/tuner.ts";
 import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
-import { TCP_BUFFER_HOOKS } from "./tcp_buffer_hooks.ts";
+import { tracepointChain } from "./hook_chains.ts";
+import type { HookDecl } from "../kernel/hooks.ts";
+import tcpBufferObject from "../../dist/bpf/tcp_buffer.bpf.o" with { type: "bytes" };
 import {
   bufferDecision,
   classifyTcpMemory,
@@ -44,6 +46,34 @@ export const TB_KIND = {
   memExceeded: 5,
 } as const;
 
+/** Where the tuner watches the kernel: each a tracepoint-first chain (programs in the BPF object). */
+const TCP_BUFFER_HOOKS: HookDecl[] = [
+  tracepointChain({
+    name: "rcvbuf",
+    description: "receive buffer auto-tuning (socket rcvbuf approaching tcp_rmem max)",
+    tracepoint: "tcp/tcp_rcv_space_adjust",
+    func: "tcp_rcv_space_adjust",
+    prefix: "bpfp_tb_rcv",
+  }),
+  tracepointChain({
+    name: "sndbuf",
+    description: "send buffer growth (socket sndbuf approaching tcp_wmem max)",
+    tracepoint: "tcp/tcp_probe",
+    func: "tcp_sndbuf_expand",
+    prefix: "bpfp_tb_snd",
+    optional: true,
+  }),
+  tracepointChain({
+    name: "mem_pressure",
+    description: "TCP memory pressure and exhaustion (allocated pages near tcp_mem)",
+    tracepoint: "sock/sock_exceed_buf_limit",
+    func: "tcp_enter_memory_pressure",
+    prefix: "bpfp_tb_mem",
+    // The buffer hooks check memory too; this one only makes pressure visible sooner.
+    optional: true,
+  }),
+];
+
 const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
 /** Kernel-side rate limit per (netns, kind): a few events a second at most. */
 const RATE_LIMIT_NS = 250_000_000n;
@@ -52,7 +82,7 @@ export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
   id: 2,
   description: "grows TCP buffer limits and tcp_mem when they get in the way",
-  object: "tcp_buffer",
+  object: tcpBufferObject,
   tunables: TCP_BUFFER_TUNABLES,
   scenarios: [...TCP_BUFFER_SCENARIOS],
   hooks: TCP_BUFFER_HOOKS,
