@@ -11,6 +11,8 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuners/registry.ts";
 import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import { requireRoot, UserError } from "./errors.ts";
+import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
+import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
 
 export const RUN_DIR = "/run/bpfpilot";
 
@@ -29,6 +31,11 @@ export interface RunFlags {
   stateDir?: string;
   cooldown?: string;
   netns?: string;
+  /** A path, or false for --no-control-socket. */
+  controlSocket?: string | false;
+  controlGroup?: string;
+  metricsListen?: string;
+  metricsAllowRemote?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -65,7 +72,35 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
       "--netns <name|path>",
       "tune only this network namespace (a name under /run/netns or a path such as " +
         "/proc/PID/ns/net); host-wide sysctls like tcp_mem are still tuned",
+    )
+    .option(
+      "--control-socket <path>",
+      `UNIX socket for 'bpfpilot query' (default ${DEFAULT_CONTROL_SOCKET}; with another ` +
+        "--state-dir, <state-dir>/control.sock)",
+    )
+    .option("--no-control-socket", "do not open the control socket")
+    .option("--control-group <group>", "let this group use the control socket too (mode 0660)")
+    .option(
+      "--metrics-listen <addr>",
+      "serve OpenMetrics at http://ADDR/metrics, e.g. 127.0.0.1:9101 (loopback only)",
+    )
+    .option(
+      "--metrics-allow-remote",
+      "allow a non-loopback --metrics-listen address (no authentication: firewall it)",
     );
+}
+
+/**
+ * The control socket a daemon with these flags uses, or null for none. A daemon with its own
+ * state directory gets its own socket there, so two daemons never fight over the default one.
+ */
+export function controlSocketPath(flags: Pick<RunFlags, "controlSocket" | "stateDir">) {
+  if (flags.controlSocket === false) return null;
+  if (flags.controlSocket !== undefined) return flags.controlSocket;
+  const dir = flags.stateDir?.replace(/\/+$/, "");
+  return dir === undefined || dir === DEFAULT_STATE_DIR
+    ? DEFAULT_CONTROL_SOCKET
+    : `${dir}/control.sock`;
 }
 
 export const RUN_HELP = `
@@ -106,7 +141,7 @@ function parseCooldown(v: string | undefined): number | undefined {
   return n * 1000;
 }
 
-function resolveNetns(arg: string): string {
+export function resolveNetns(arg: string): string {
   const path = arg.includes("/") ? arg : `/run/netns/${arg}`;
   try {
     return netnsKey(netnsInumOf(path));
@@ -146,6 +181,24 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   }
   const cooldownMs = parseCooldown(flags.cooldown);
   const onlyNetns = flags.netns === undefined ? null : resolveNetns(flags.netns);
+  const controlSocket = controlSocketPath(flags);
+  if (controlSocket === null && flags.controlGroup !== undefined) {
+    throw new UserError("--control-group needs the control socket; drop --no-control-socket", 2);
+  }
+  if (flags.metricsListen !== undefined) {
+    try {
+      parseListenAddress(flags.metricsListen, { allowNonLoopback: flags.metricsAllowRemote });
+    } catch (e) {
+      if (e instanceof MetricsListenError) {
+        throw new UserError(
+          `--metrics-listen: ${e.message}` +
+            (/non-loopback/.test(e.message) ? " (--metrics-allow-remote)" : ""),
+          2,
+        );
+      }
+      throw e;
+    }
+  }
   if (flags.daemon) return daemonize();
   const log = makeLogger(flags);
   try {
@@ -168,6 +221,10 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     probeCache: `${RUN_DIR}/probe-cache.json`,
     faultInject: (Deno.env.get("BPFPILOT_FAULT_INJECT") ?? "").split(",").map((s) => s.trim())
       .filter(Boolean),
+    controlSocket,
+    controlGroup: flags.controlGroup,
+    metricsListen: flags.metricsListen ?? null,
+    metricsAllowRemote: flags.metricsAllowRemote ?? false,
   });
   try {
     return await daemon.run();

@@ -21,6 +21,17 @@ import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { describeCandidate } from "../kernel/hooks.ts";
 import { TUNERS } from "../tuners/registry.ts";
+import type { Proposal } from "./proposal.ts";
+import { disabledByControl } from "./control_overrides.ts";
+import { DaemonControlProvider } from "./control_provider.ts";
+import { type ControlServer, startControlServer } from "./control/server.ts";
+import { ControlSocketError } from "./control/socket_file.ts";
+import {
+  MetricsListenError,
+  type MetricsServer,
+  renderMetrics,
+  startMetricsServer,
+} from "./metrics.ts";
 
 export interface DaemonOptions {
   log: Logger;
@@ -43,6 +54,16 @@ export interface DaemonOptions {
   io?: SysctlIO;
   /** Resolves once the daemon is up (all hooks attached), with the loaded tuners. */
   onReady?: (d: Daemon) => void | Promise<void>;
+  /** Control socket path; null or absent: none (the CLI passes its default). */
+  controlSocket?: string | null;
+  /** Group (name or gid) allowed to use the control socket: mode 0660 instead of 0600. */
+  controlGroup?: string;
+  /** HOST:PORT for the OpenMetrics endpoint; null or absent: none. */
+  metricsListen?: string | null;
+  /** Allow a non-loopback metrics address (the endpoint has no authentication). */
+  metricsAllowRemote?: boolean;
+  /** Sees every proposal a tuner makes and whether it went through (advise: would have). */
+  onProposal?: (p: Proposal, applied: boolean) => void;
 }
 
 const TICK_MS = 1000;
@@ -64,6 +85,9 @@ export class Daemon {
   loaded: LoadedTuner[] = [];
   unavailable: UnavailableTuner[] = [];
   disabled: string[] = [];
+  /** The control socket and metrics endpoint, while they serve. */
+  control: ControlServer | null = null;
+  metricsServer: MetricsServer | null = null;
   #defs: TunerDefinition[] = [];
   #applier!: ProposalApplier;
   #reader: RingBufferReader | null = null;
@@ -87,6 +111,11 @@ export class Daemon {
       .map((t) => t.def.name);
   }
 
+  /** Every tuner this daemon knows, loaded or not (empty before start). */
+  get definitions(): readonly TunerDefinition[] {
+    return this.#defs;
+  }
+
   describeScenario(tuner: string, scenario: string): string {
     const def = this.#defs.find((d) => d.name === tuner);
     return def?.scenarios.find((s) => s.name === scenario)?.description ?? "";
@@ -106,6 +135,7 @@ export class Daemon {
       try {
         await this.#start();
       } catch (e) {
+        await this.#closeServers();
         this.#teardown();
         this.journal?.close();
         throw e;
@@ -116,6 +146,7 @@ export class Daemon {
       clearInterval(tick);
       await this.#reader?.stop();
       await loop;
+      await this.#closeServers();
       this.#finish();
       return 0;
     } finally {
@@ -228,6 +259,7 @@ export class Daemon {
       });
     }
     this.#reader = reader;
+    await this.#startServers();
     log.info(
       `bpfpilot started (${this.loaded.length} tuners, support level ${this.probe.level}` +
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
@@ -249,7 +281,7 @@ export class Daemon {
           return null;
         }
       },
-      propose: (p) => this.#applier.propose(p),
+      propose: (p) => this.#propose(p),
       atCeiling: (sysctl, netns, value, ceiling) =>
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
       now: () => performance.now(),
@@ -259,6 +291,60 @@ export class Daemon {
         this.gate.forget(o.netns, o.sysctl);
       },
     };
+  }
+
+  #propose(p: Proposal): boolean {
+    const applied = !disabledByControl(this.journal, p.sysctl) && this.#applier.propose(p);
+    try {
+      this.opts.onProposal?.(p, applied);
+    } catch (e) {
+      this.log.error(`proposal observer failed: ${(e as Error).message}`);
+    }
+    return applied;
+  }
+
+  /** Control socket and metrics endpoint; either failing to start is a start error. */
+  async #startServers(): Promise<void> {
+    const { log } = this.opts;
+    const provider = new DaemonControlProvider(this);
+    const onError = (m: string) => log.error(m);
+    const path = this.opts.controlSocket;
+    if (path) {
+      try {
+        this.control = await startControlServer({
+          provider,
+          path,
+          group: this.opts.controlGroup,
+          onError,
+        });
+      } catch (e) {
+        if (e instanceof ControlSocketError) throw new DaemonStartError(e.message);
+        throw e;
+      }
+      log.info(`control socket ${path} (try: bpfpilot query help --socket ${path})`);
+    }
+    const listen = this.opts.metricsListen;
+    if (listen) {
+      try {
+        this.metricsServer = startMetricsServer(
+          listen,
+          async () => renderMetrics(await provider.metrics()),
+          { allowNonLoopback: this.opts.metricsAllowRemote, onError },
+        );
+      } catch (e) {
+        if (e instanceof MetricsListenError) throw new DaemonStartError(e.message);
+        throw e;
+      }
+      const { hostname, port } = this.metricsServer;
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      log.info(`metrics at http://${host}:${port}/metrics`);
+    }
+  }
+
+  async #closeServers(): Promise<void> {
+    const control = this.control, metrics = this.metricsServer;
+    this.control = this.metricsServer = null;
+    await Promise.allSettled([control?.close(), metrics?.close()]);
   }
 
   #tick(): void {

@@ -1,0 +1,441 @@
+/**
+ * The control socket's view of a running daemon: tuner states, tunables with live values,
+ * statistics, the rollback plan and metrics, all read when asked (nothing is cached, so an answer
+ * is never staler than the request), plus enable/disable through the journal's overrides.
+ */
+import { canonicalSysctlName } from "../kernel/sysctl.ts";
+import { findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
+import { normalizeTunerName } from "../tuners/registry.ts";
+import { ControlError } from "./control/protocol.ts";
+import type {
+  ControlProvider,
+  RollbackEntry,
+  SummaryData,
+  ToggleResult,
+  TunableInfo,
+  TunableStatus,
+  TunableValue,
+  TunerInfo,
+  TunerState,
+} from "./control/provider.ts";
+import { isControlDisable, recordDisable } from "./control_overrides.ts";
+import { JournalError, type OverrideRecord, type SysctlValue } from "./journal.ts";
+import type { Journal } from "./journal.ts";
+import { type MetricsSnapshot, sampleProcess } from "./metrics.ts";
+import type { DaemonStats } from "./stats.ts";
+import type { SysctlIO } from "./sysctl_io.ts";
+import type { TunableDecl, TunerDefinition } from "./tuner.ts";
+import type { AttachedHook } from "./tuner_loader.ts";
+
+/** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */
+export interface ProviderDaemon {
+  readonly opts: { readonly advise: boolean; readonly onlyNetns?: string | null };
+  readonly startedAt: Date;
+  readonly stats: DaemonStats;
+  readonly journal: Journal;
+  readonly io: SysctlIO;
+  readonly loaded: readonly {
+    def: TunerDefinition;
+    attached: readonly AttachedHook[];
+    missing: readonly { hook: string; reason: string }[];
+  }[];
+  readonly unavailable: readonly { def: TunerDefinition; reason: string }[];
+  /** Names switched off at start (--disable, --allow). */
+  readonly disabled: readonly string[];
+  /** Every tuner the daemon knows, loaded or not. */
+  readonly definitions: readonly TunerDefinition[];
+  describeScenario(tuner: string, scenario: string): string;
+}
+
+/** How a namespace is shown: absent for the daemon's own, else its /run/netns name or its key. */
+export function netnsDisplayName(key: string): string | undefined {
+  if (key === GLOBAL_NETNS) return undefined;
+  try {
+    const inum = parseNetnsKey(key);
+    const path = inum === null ? null : findNetnsPath(inum);
+    const named = path === null ? null : /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(path);
+    return named ? named[1] : key;
+  } catch {
+    return key;
+  }
+}
+
+function values(v: SysctlValue): TunableValue[] {
+  return typeof v === "string" ? [v] : [...v];
+}
+
+function describeOverride(o: OverrideRecord): string {
+  const where = o.netns === GLOBAL_NETNS ? "" : ` in netns ${netnsDisplayName(o.netns)}`;
+  return `admin changed ${o.sysctl}${where} (pid ${o.pid}, ${o.comm}) at ${o.at}`;
+}
+
+/** Journal trouble (a state file damaged while running) is the daemon's failure, said plainly. */
+function guarded<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (e) {
+    if (e instanceof JournalError) throw new ControlError("failed", e.message);
+    throw e;
+  }
+}
+
+interface Row {
+  tuner: string;
+  decl: TunableDecl;
+  netns: string;
+  live: number[];
+}
+
+export class DaemonControlProvider implements ControlProvider {
+  constructor(private readonly d: ProviderDaemon) {}
+
+  tuners(): TunerInfo[] {
+    return guarded(() => {
+      const overrides = this.d.journal.overrides();
+      return this.d.definitions.map((def) => ({
+        name: def.name,
+        ...this.#tunerState(def, overrides),
+      }));
+    });
+  }
+
+  tunables(): TunableInfo[] {
+    return guarded(() => {
+      const overrides = this.d.journal.overrides();
+      return this.#rows().map((r) => {
+        const off = overrides.some((o) => o.sysctl === r.decl.sysctl && isControlDisable(o));
+        const admin = overrides.some((o) =>
+          o.sysctl === r.decl.sysctl && o.netns === r.netns && !isControlDisable(o)
+        );
+        return {
+          tuner: r.tuner,
+          name: r.decl.sysctl,
+          kind: "sysctl" as const,
+          type: "integer" as const,
+          values: r.live,
+          managed: this.#running(r.tuner) && !off && !admin && this.#inScope(r),
+          overridden: admin,
+          ...this.#netnsField(r.netns),
+        };
+      });
+    });
+  }
+
+  status(): TunableStatus[] {
+    return guarded(() =>
+      this.#rows().map((r) => ({
+        tuner: r.tuner,
+        name: r.decl.sysctl,
+        values: r.live,
+        ...this.#netnsField(r.netns),
+      }))
+    );
+  }
+
+  summary(): SummaryData {
+    const { stats } = this.d;
+    return {
+      since: this.d.startedAt.toISOString(),
+      scenarios: [...stats.scenarios.values()].map((s) => ({
+        tuner: s.tuner,
+        tunable: s.sysctl,
+        scenario: s.scenario,
+        description: this.d.describeScenario(s.tuner, s.scenario),
+        count: s.count,
+        ...this.#netnsField(s.netns),
+      })),
+      changes: [...stats.changes.values()].map((c) => ({
+        tuner: c.tuner,
+        sysctl: c.sysctl,
+        initial: [...c.first],
+        current: [...c.last],
+        changes: c.changes,
+        ...this.#netnsField(c.netns),
+      })),
+    };
+  }
+
+  rollback(): RollbackEntry[] {
+    return guarded(() => {
+      const plan = this.d.journal.planRollback((netns, sysctl) => this.d.io.read(sysctl, netns));
+      return plan.restore.map((step) => ({
+        tuner: step.tuner,
+        sysctl: step.sysctl,
+        original: values(step.to),
+        current: values(step.from),
+        ...this.#netnsField(step.netns),
+      }));
+    });
+  }
+
+  enable(target: string): ToggleResult {
+    return guarded(() => {
+      const t = this.#resolve(target);
+      if (t.kind === "tuner") {
+        const def = t.defs[0];
+        const notRunning = this.#notRunningReason(def.name);
+        if (notRunning !== null) {
+          throw new ControlError("failed", `cannot enable ${def.name}: ${notRunning}`);
+        }
+        const cleared = this.d.journal.clearOverrides(def.name);
+        const state = this.#tunerState(def, this.d.journal.overrides()).state;
+        return {
+          target: def.name,
+          kind: "tuner",
+          state,
+          changed: cleared > 0,
+          message: cleared > 0
+            ? `${def.name} tunes again (${cleared} override(s) cleared); state: ${state}`
+            : `${def.name} was not disabled or overridden; state: ${state}`,
+        };
+      }
+      const cleared = this.d.journal.clearOverrides(t.sysctl);
+      const running = t.defs.filter((d) => this.#running(d.name));
+      const state = running.length > 0 ? "managed" : "unmanaged";
+      const note = running.length > 0
+        ? ""
+        : ` (no tuner that manages it is running: ${t.defs.map((d) => d.name).join(", ")})`;
+      return {
+        target: t.sysctl,
+        kind: "sysctl",
+        state,
+        changed: cleared > 0,
+        message: (cleared > 0
+          ? `${t.sysctl} is tuned again (${cleared} override(s) cleared)`
+          : `${t.sysctl} was not disabled or overridden`) + note,
+      };
+    });
+  }
+
+  disable(target: string): ToggleResult {
+    return guarded(() => {
+      const t = this.#resolve(target);
+      if (t.kind === "tuner") {
+        const def = t.defs[0];
+        if (def.tunables.length === 0) {
+          throw new ControlError(
+            "bad-args",
+            `the ${def.name} tuner changes no sysctl (it notices the administrator's changes), ` +
+              `so there is nothing to disable; to stop it, restart bpfpilot with --disable ` +
+              def.name,
+          );
+        }
+        let changed = false;
+        for (const decl of def.tunables) {
+          changed = recordDisable(this.d.journal, def.name, decl.sysctl) || changed;
+        }
+        const state = this.#tunerState(def, this.d.journal.overrides()).state;
+        const names = def.tunables.map((x) => x.sysctl).join(", ");
+        return {
+          target: def.name,
+          kind: "tuner",
+          state,
+          changed,
+          message: changed
+            ? `${def.name} disabled: bpfpilot no longer changes ${names} (values stay as they ` +
+              `are; 'enable ${def.name}' resumes)`
+            : `${def.name} was already disabled`,
+        };
+      }
+      let changed = false;
+      for (const def of t.defs) {
+        changed = recordDisable(this.d.journal, def.name, t.sysctl) || changed;
+      }
+      return {
+        target: t.sysctl,
+        kind: "sysctl",
+        state: "unmanaged",
+        changed,
+        message: changed
+          ? `${t.sysctl} disabled: bpfpilot no longer changes it in any namespace (its value ` +
+            `stays as it is; 'enable ${t.sysctl}' resumes)`
+          : `${t.sysctl} was already disabled`,
+      };
+    });
+  }
+
+  async metrics(): Promise<MetricsSnapshot> {
+    const { stats } = this.d;
+    const tunables = guarded(() => this.#rows()).map((r) => ({
+      sysctl: r.decl.sysctl,
+      netns: netnsDisplayName(r.netns),
+      values: r.live,
+      changes: stats.changes.get(`${r.netns}\0${r.decl.sysctl}`)?.changes ?? 0,
+    }));
+    // The exposition has one series per (tuner, scenario): namespaces and sysctls are summed.
+    const scenarioCounts = new Map<string, { tuner: string; scenario: string; count: number }>();
+    for (const s of stats.scenarios.values()) {
+      const key = `${s.tuner}\0${s.scenario}`;
+      const m = scenarioCounts.get(key) ?? { tuner: s.tuner, scenario: s.scenario, count: 0 };
+      m.count += s.count;
+      scenarioCounts.set(key, m);
+    }
+    const events = this.d.loaded.map((t) => {
+      const e = stats.events.get(t.def.name);
+      return { tuner: t.def.name, seen: e?.events ?? 0, dropped: e?.dropped ?? 0 };
+    });
+    const hooks = [
+      ...this.d.loaded.flatMap((t) => [
+        ...t.attached.map((a) => ({
+          tuner: t.def.name,
+          hook: a.hook,
+          kind: a.kind,
+          attached: true,
+        })),
+        ...t.missing.map((m) => ({
+          tuner: t.def.name,
+          hook: m.hook,
+          kind: "none",
+          attached: false,
+        })),
+      ]),
+      ...this.d.unavailable.flatMap((u) =>
+        u.def.hooks.map((h) => ({ tuner: u.def.name, hook: h.name, kind: "none", attached: false }))
+      ),
+    ];
+    return {
+      tunables,
+      scenarios: [...scenarioCounts.values()],
+      events,
+      hooks,
+      process: await sampleProcess(),
+    };
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  #running(tuner: string): boolean {
+    return this.d.loaded.some((t) => t.def.name === tuner);
+  }
+
+  /** Why a tuner does not run at all (unavailable, switched off at start), or null. */
+  #notRunningReason(tuner: string): string | null {
+    const u = this.d.unavailable.find((x) => x.def.name === tuner);
+    if (u) return `it is unavailable on this kernel: ${u.reason}`;
+    if (this.d.disabled.includes(tuner)) {
+      return "it was switched off when bpfpilot started (--disable or --allow); restart " +
+        "bpfpilot without that option";
+    }
+    return null;
+  }
+
+  #tunerState(
+    def: TunerDefinition,
+    overrides: readonly OverrideRecord[],
+  ): { state: TunerState; reason: string } {
+    const u = this.d.unavailable.find((x) => x.def.name === def.name);
+    if (u) return { state: "unavailable", reason: u.reason };
+    if (this.d.disabled.includes(def.name)) {
+      return { state: "disabled", reason: "switched off at start (--disable or --allow)" };
+    }
+    const sysctls = def.tunables.map((x) => x.sysctl);
+    const off = sysctls.filter((s) =>
+      overrides.some((o) => o.sysctl === s && o.tuner === def.name && isControlDisable(o))
+    );
+    if (sysctls.length > 0 && off.length === sysctls.length) {
+      return {
+        state: "disabled",
+        reason: `switched off with 'disable ${def.name}' ('enable ${def.name}' resumes)`,
+      };
+    }
+    const admin = overrides.filter((o) => sysctls.includes(o.sysctl) && !isControlDisable(o));
+    if (admin.length > 0) {
+      return {
+        state: "manual",
+        reason: admin.map(describeOverride).join("; ") +
+          `; it leaves ${admin.length === 1 ? "that sysctl" : "those sysctls"} alone until ` +
+          `'enable ${admin[0].sysctl}'`,
+      };
+    }
+    const t = this.d.loaded.find((x) => x.def.name === def.name);
+    const notes: string[] = [];
+    if (this.d.opts.advise) notes.push("advise mode: logs what it would change, changes nothing");
+    if (off.length > 0) notes.push(`disabled: ${off.join(", ")}`);
+    if (t && t.attached.length > 0) {
+      notes.push(`hooks: ${t.attached.map((a) => `${a.hook} (${a.kind})`).join(", ")}`);
+    }
+    if (t && t.missing.length > 0) {
+      notes.push(`without optional ${t.missing.map((m) => m.hook).join(", ")}`);
+    }
+    if (sysctls.length === 0) notes.push("watches sysctl writes to notice the administrator");
+    return { state: this.d.opts.advise ? "advise" : "active", reason: notes.join("; ") };
+  }
+
+  /** Namespaces worth showing: the daemon's own, its --netns, and any it changed or saw. */
+  #namespaces(): string[] {
+    const keys = new Set<string>([GLOBAL_NETNS]);
+    if (this.d.opts.onlyNetns) keys.add(this.d.opts.onlyNetns);
+    for (const c of this.d.stats.changes.values()) keys.add(c.netns);
+    for (const s of this.d.stats.scenarios.values()) keys.add(s.netns);
+    for (const e of this.d.journal.changedEntries()) keys.add(e.netns);
+    for (const o of this.d.journal.overrides()) keys.add(o.netns);
+    return [...keys];
+  }
+
+  /** Every tunable of every known tuner, per namespace it applies to, with its live value. */
+  #rows(): Row[] {
+    const namespaces = this.#namespaces();
+    const rows: Row[] = [];
+    for (const def of this.d.definitions) {
+      for (const decl of def.tunables) {
+        for (const netns of decl.scope === "global" ? [GLOBAL_NETNS] : namespaces) {
+          let live: number[] | null;
+          try {
+            live = this.d.io.read(decl.sysctl, netns);
+          } catch {
+            live = null; // unreadable now: nothing live to show
+          }
+          if (live !== null) rows.push({ tuner: def.name, decl, netns, live });
+        }
+      }
+    }
+    return rows;
+  }
+
+  /** With --netns, per-namespace sysctls elsewhere are not tuned (host-wide ones still are). */
+  #inScope(r: Row): boolean {
+    const only = this.d.opts.onlyNetns;
+    return !only || r.decl.scope === "global" || r.netns === only;
+  }
+
+  #netnsField(key: string): { netns?: string } {
+    const name = netnsDisplayName(key);
+    return name === undefined ? {} : { netns: name };
+  }
+
+  #resolve(
+    target: string,
+  ): { kind: "tuner"; defs: TunerDefinition[] } | {
+    kind: "sysctl";
+    sysctl: string;
+    defs: TunerDefinition[];
+  } {
+    const defs = this.d.definitions;
+    if (/[./]/.test(target)) {
+      let sysctl: string;
+      try {
+        sysctl = canonicalSysctlName(target);
+      } catch (e) {
+        throw new ControlError("bad-args", (e as Error).message);
+      }
+      const managers = defs.filter((d) => d.tunables.some((x) => x.sysctl === sysctl));
+      if (managers.length === 0) {
+        const known = defs.flatMap((d) => d.tunables.map((x) => x.sysctl));
+        throw new ControlError(
+          "not-found",
+          `no tuner manages ${sysctl}; sysctls bpfpilot tunes: ${known.join(", ")}`,
+        );
+      }
+      return { kind: "sysctl", sysctl, defs: managers };
+    }
+    const name = normalizeTunerName(target);
+    const def = defs.find((d) => d.name === name);
+    if (!def) {
+      throw new ControlError(
+        "not-found",
+        `no tuner or sysctl named '${target}'; tuners: ${defs.map((d) => d.name).join(", ")}`,
+      );
+    }
+    return { kind: "tuner", defs: [def] };
+  }
+}
