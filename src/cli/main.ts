@@ -4,9 +4,16 @@ import { VERSION } from "../version.ts";
 import { setProcessName } from "../kernel/process.ts";
 import { describeError, EXIT, requireRoot } from "./errors.ts";
 import { buildSupportReport, renderSupportText } from "./support.ts";
-import { addRunOptions, RUN_HELP, runCommand, runDaemon, type RunFlags } from "./run.ts";
+import {
+  addRunOptions,
+  controlSocketPath,
+  RUN_HELP,
+  runCommand,
+  runDaemon,
+  type RunFlags,
+} from "./run.ts";
 import { enableCommand, rollbackCommand } from "./state.ts";
-import { auditCommand } from "./audit.ts";
+import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
 
 function runSupport(opts: { json?: boolean; legacy?: boolean }): number {
@@ -33,6 +40,24 @@ Needs root. Example: bpfpilot support --json | jq .level`,
     .action((opts) => setExit(runSupport(opts)));
 }
 
+/**
+ * `query` also takes the daemon's own --control-socket (and the root's, as in
+ * `bpfpilot --control-socket X query tuners`), so one flag names the socket everywhere.
+ */
+function withControlSocketOption(query: ReturnType<typeof queryCommand>, root: () => RunFlags) {
+  const cmd = query as unknown as Command;
+  cmd.option("--control-socket <path>", "same as --socket (the daemon's flag)");
+  cmd.hook("preAction", () => {
+    const own = (cmd.opts() as { controlSocket?: string }).controlSocket;
+    const fromRoot = root().controlSocket;
+    const chosen = own ?? (typeof fromRoot === "string" ? fromRoot : undefined);
+    if (chosen !== undefined && cmd.getOptionValueSource("socket") === "default") {
+      cmd.setOptionValue("socket", chosen);
+    }
+  });
+  return cmd;
+}
+
 export function buildProgram(setExit: (code: number) => void) {
   const program = addRunOptions(
     new Command()
@@ -57,7 +82,7 @@ export function buildProgram(setExit: (code: number) => void) {
     if (o.support) return setExit(runSupport({ legacy: o.legacy }));
     if (o.query) {
       const [verb, arg] = o.query.split(/\s+/, 2);
-      return setExit(await runQuery(verb, arg, {}));
+      return setExit(await runQuery(verb, arg, { socket: controlSocketPath(o) ?? undefined }));
     }
     setExit(await runDaemon(o));
   });
@@ -67,8 +92,8 @@ export function buildProgram(setExit: (code: number) => void) {
       supportCommand(setExit),
       rollbackCommand(setExit),
       enableCommand(setExit),
-      auditCommand({ setExit }),
-      queryCommand(setExit),
+      daemonAuditCommand(setExit),
+      withControlSocketOption(queryCommand(setExit), () => program.opts() as RunFlags),
     ]
   ) {
     program.addCommand(c as unknown as Command);

@@ -1,0 +1,136 @@
+/**
+ * `bpfpilot audit --apply`: writes each finding's recommendation the way the daemon writes a
+ * change (original recorded durably first, then the write, then the written value), in the
+ * daemon's journal, so `bpfpilot rollback` undoes audit changes exactly like tuner changes.
+ * While a daemon holds the state directory it owns the journal, and it would also take these
+ * writes for the administrator's: the hook refuses and says how to proceed.
+ */
+import { DEFAULT_STATE_DIR, Journal, JournalError } from "../daemon/journal.ts";
+import { sameValues } from "../daemon/proposal.ts";
+import { liveSysctls, type SysctlIO } from "../daemon/sysctl_io.ts";
+import { GLOBAL_NETNS, netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import type { ApplyHook, ApplyOutcome } from "./apply.ts";
+import type { Finding } from "./types.ts";
+import { formatValues } from "./values.ts";
+
+/** The tuner name audit writes carry in the journal (shown by `rollback --dry-run`). */
+export const AUDIT_TUNER = "audit";
+
+export interface JournalApplyOptions {
+  /** State directory of the journal (default /var/lib/bpfpilot). */
+  stateDir?: string;
+  /** With `audit --netns`: only findings in this namespace (key) are applied. */
+  onlyNetns?: string | null;
+  io?: SysctlIO;
+}
+
+/** The namespace key of a finding's netns ("host", a /run/netns name or "ns:<inode>"). */
+export function findingNetnsKey(netns: string): string | null {
+  if (netns === "host") return GLOBAL_NETNS;
+  if (/^ns:\d+$/.test(netns)) return netns;
+  try {
+    return netnsKey(netnsInumOf(netns.includes("/") ? netns : `/run/netns/${netns}`));
+  } catch {
+    return null;
+  }
+}
+
+function rollbackHint(dir: string): string {
+  return dir === DEFAULT_STATE_DIR ? "bpfpilot rollback" : `bpfpilot rollback --state-dir ${dir}`;
+}
+
+/** Refuses while a daemon holds `dir`; the message says what to do instead. */
+export function refuseUnderDaemon(dir: string): void {
+  const pid = Journal.daemonPid(dir);
+  if (pid === null) return;
+  throw new Error(
+    `a bpfpilot daemon${pid ? ` (pid ${pid})` : ""} is running with state directory ${dir}: ` +
+      `it owns the journal, and it would take the audit's writes for the administrator's and ` +
+      `stop tuning those sysctls. Let the daemon tune (it acts on the same findings), or stop ` +
+      `it (systemctl stop bpfpilot) and run the audit with --apply again, or apply the printed ` +
+      `sysctl -w lines by hand`,
+  );
+}
+
+function applyOne(
+  f: Finding,
+  journal: Journal,
+  io: SysctlIO,
+  opts: JournalApplyOptions,
+  dir: string,
+): ApplyOutcome {
+  const outcome = (applied: boolean, message: string): ApplyOutcome => ({
+    id: f.id,
+    netns: f.netns,
+    tunable: f.tunable,
+    applied,
+    message,
+  });
+  const key = findingNetnsKey(f.netns);
+  if (key === null) {
+    return outcome(false, `network namespace ${f.netns} no longer exists; nothing to apply`);
+  }
+  if (opts.onlyNetns && key !== opts.onlyNetns) {
+    return outcome(
+      false,
+      "outside the namespace given with --netns, so not applied; run the audit without " +
+        `--netns to apply it, or by hand: ${f.sysctlW}`,
+    );
+  }
+  if (formatValues([10], f.tunable) !== "10") {
+    // The kernel reads this one as a hexadecimal CPU mask; the journal's writer is decimal.
+    return outcome(false, `not applied automatically; apply it by hand: ${f.sysctlW}`);
+  }
+  let live: number[] | null;
+  try {
+    live = io.read(f.tunable, key);
+  } catch (e) {
+    return outcome(false, `cannot read ${f.tunable} now: ${(e as Error).message}`);
+  }
+  if (live === null) {
+    return outcome(false, `${f.tunable} cannot be read now (the sysctl or its namespace is gone)`);
+  }
+  if (sameValues(live, f.recommended)) return outcome(true, "already at the recommended value");
+  if (!sameValues(live, f.current)) {
+    return outcome(
+      false,
+      `it changed since the audit read it (now ${live.join(" ")}, the audit saw ` +
+        `${f.current.join(" ")}); run the audit again`,
+    );
+  }
+  try {
+    journal.recordOriginal(key, f.tunable, AUDIT_TUNER, live, f.recommended);
+    io.write(f.tunable, key, f.recommended);
+    journal.recordWritten(key, f.tunable, f.recommended);
+  } catch (e) {
+    return outcome(false, `could not write ${f.tunable}: ${(e as Error).message}`);
+  }
+  return outcome(
+    true,
+    `set to ${f.recommended.join(" ")} (was ${live.join(" ")}); '${rollbackHint(dir)}' ` +
+      "restores it",
+  );
+}
+
+/** The ApplyHook for `audit --apply`. Rejects (changing nothing) when the journal is unusable. */
+export function journalApplyHook(opts: JournalApplyOptions = {}): ApplyHook {
+  return (findings) => {
+    const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
+    refuseUnderDaemon(dir);
+    const journal = Journal.open(dir);
+    try {
+      // Held while applying, so no daemon can start on this journal halfway through.
+      journal.claimDaemon();
+    } catch (e) {
+      journal.close();
+      if (e instanceof JournalError && e.kind === "busy") refuseUnderDaemon(dir);
+      throw e;
+    }
+    try {
+      const io = opts.io ?? liveSysctls;
+      return Promise.resolve(findings.map((f) => applyOne(f, journal, io, opts, dir)));
+    } finally {
+      journal.close();
+    }
+  };
+}
