@@ -23,7 +23,7 @@ import {
   renderMetrics,
   startMetricsServer,
 } from "../../src/daemon/metrics.ts";
-import { parseOpenMetrics } from "../support/openmetrics_parse.ts";
+import { familiesByName as parseOpenMetrics } from "../support/openmetrics.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DENO = `${REPO}node_modules/.bin/deno`;

@@ -21,6 +21,8 @@ export interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
+  /** The value as written (exact for integers beyond 2^53). */
+  raw: string;
   timestamp?: number;
   /** 1-based line number, for messages. */
   line: number;
@@ -240,9 +242,14 @@ export function parseOpenMetrics(text: string): MetricFamily[] {
     if (f.type === "counter" && name.endsWith("_total") && value < 0) {
       throw new OpenMetricsParseError(line, `counter ${name} is negative`);
     }
-    f.samples.push({ name, labels, value, timestamp, line });
+    f.samples.push({ name, labels, value, raw: parts[1], timestamp, line });
   });
   return [...families.values()];
+}
+
+/** The families by name (metadata name, e.g. `bpfpilot_events` for `bpfpilot_events_total`). */
+export function familiesByName(text: string): Map<string, MetricFamily> {
+  return new Map(parseOpenMetrics(text).map((f) => [f.name, f]));
 }
 
 /** The samples named `name` whose labels include every pair in `labels`. */

@@ -8,7 +8,10 @@ import {
   renderMetrics,
 } from "../../src/daemon/metrics.ts";
 import { VERSION } from "../../src/version.ts";
-import { type Family, parseOpenMetrics } from "../support/openmetrics_parse.ts";
+import {
+  familiesByName as parseOpenMetrics,
+  type MetricFamily as Family,
+} from "../support/openmetrics.ts";
 
 function snapshot(overrides: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
   return {
