@@ -152,6 +152,9 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     r.daemon = judgeDaemon(daemonDir, r.failures, "daemon");
     if (!r.daemon.tuned) r.notes.push('no tuning line ("Due to ") in the window (best effort)');
   }
+  if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
+    r.notes.push("daemon ran with --advise (the host is shared; --host-tune makes it tune)");
+  }
   const restored = read(join(out, "restored"));
   if (restored) r.notes.push(`host sysctls put back after the daemon: ${restored.trim()}`);
   if (!faultWanted || r.daemon === null) return;
@@ -168,8 +171,10 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     const what = `fault ${target}`;
     const run = judgeDaemon(dir, r.failures, what, hook);
     const stderrText = read(join(dir, "stderr")) ?? "";
-    const reported = stderrText.split("\n").some((l) => l.includes(hook) && /fail/i.test(l));
-    if (!reported) r.failures.push(`${what}: no stderr line names ${hook} as failed`);
+    const reported = stderrText.split("\n").some((l) =>
+      l.includes(hook) && /fail|unavailable|fault inject/i.test(l)
+    );
+    if (!reported) r.failures.push(`${what}: no stderr line names ${hook} as failed/unavailable`);
     r.fault.push({ ...run, target, reported });
   }
 }
