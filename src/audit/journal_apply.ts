@@ -112,25 +112,33 @@ function applyOne(
   );
 }
 
+function applyAll(findings: readonly Finding[], opts: JournalApplyOptions): ApplyOutcome[] {
+  const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  refuseUnderDaemon(dir);
+  const journal = Journal.open(dir);
+  try {
+    // Held while applying, so no daemon can start on this journal halfway through.
+    journal.claimDaemon();
+  } catch (e) {
+    journal.close();
+    if (e instanceof JournalError && e.kind === "busy") refuseUnderDaemon(dir);
+    throw e;
+  }
+  try {
+    const io = opts.io ?? liveSysctls;
+    return findings.map((f) => applyOne(f, journal, io, opts, dir));
+  } finally {
+    journal.close();
+  }
+}
+
 /** The ApplyHook for `audit --apply`. Rejects (changing nothing) when the journal is unusable. */
 export function journalApplyHook(opts: JournalApplyOptions = {}): ApplyHook {
   return (findings) => {
-    const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
-    refuseUnderDaemon(dir);
-    const journal = Journal.open(dir);
     try {
-      // Held while applying, so no daemon can start on this journal halfway through.
-      journal.claimDaemon();
+      return Promise.resolve(applyAll(findings, opts));
     } catch (e) {
-      journal.close();
-      if (e instanceof JournalError && e.kind === "busy") refuseUnderDaemon(dir);
-      throw e;
-    }
-    try {
-      const io = opts.io ?? liveSysctls;
-      return Promise.resolve(findings.map((f) => applyOne(f, journal, io, opts, dir)));
-    } finally {
-      journal.close();
+      return Promise.reject(e);
     }
   };
 }

@@ -411,6 +411,9 @@ export class DaemonControlProvider implements ControlProvider {
     defs: TunerDefinition[];
   } {
     const defs = this.d.definitions;
+    // Tuner names first: bpftune's plugin names (tcp_buffer_tuner.so) contain a dot too.
+    const tuner = defs.find((d) => d.name === normalizeTunerName(target));
+    if (tuner) return { kind: "tuner", defs: [tuner] };
     if (/[./]/.test(target)) {
       let sysctl: string;
       try {
@@ -428,14 +431,9 @@ export class DaemonControlProvider implements ControlProvider {
       }
       return { kind: "sysctl", sysctl, defs: managers };
     }
-    const name = normalizeTunerName(target);
-    const def = defs.find((d) => d.name === name);
-    if (!def) {
-      throw new ControlError(
-        "not-found",
-        `no tuner or sysctl named '${target}'; tuners: ${defs.map((d) => d.name).join(", ")}`,
-      );
-    }
-    return { kind: "tuner", defs: [def] };
+    throw new ControlError(
+      "not-found",
+      `no tuner or sysctl named '${target}'; tuners: ${defs.map((d) => d.name).join(", ")}`,
+    );
   }
 }

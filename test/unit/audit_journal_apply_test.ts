@@ -1,0 +1,175 @@
+/**
+ * `audit --apply` through the journal, with in-memory sysctls and a real journal in a temporary
+ * directory: what is written and recorded (so rollback restores it), what is refused and why,
+ * and the refusal while a daemon holds the state directory.
+ */
+import assert from "node:assert/strict";
+import { findingNetnsKey, journalApplyHook } from "../../src/audit/journal_apply.ts";
+import type { Finding } from "../../src/audit/types.ts";
+import { Journal } from "../../src/daemon/journal.ts";
+import { rollbackFromJournal } from "../../src/daemon/rollback.ts";
+import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+const NS = "ns:4000000001";
+
+function finding(over: Partial<Finding>): Finding {
+  return {
+    id: "BPFP-TCP-RMEM-MAX",
+    severity: "warning",
+    title: "t",
+    tunable: RMEM,
+    netns: NS,
+    current: [4096, 16384, 65536],
+    recommended: [4096, 16384, 81920],
+    evidence: [],
+    sysctlW: `sysctl -w ${RMEM}="4096 16384 81920"`,
+    sources: ["observed"],
+    ...over,
+  };
+}
+
+function memoryIO(initial: Record<string, number[]>) {
+  const values = new Map(Object.entries(initial));
+  const writes: string[] = [];
+  const io: SysctlIO = {
+    read: (s, ns) => values.get(`${ns}|${s}`) ?? null,
+    write: (s, ns, v) => {
+      if (s === "net.core.somaxconn") throw new Error("Invalid argument: the kernel refused it");
+      writes.push(`${ns}|${s}=${v.join(" ")}`);
+      values.set(`${ns}|${s}`, [...v]);
+    },
+  };
+  return { io, values, writes };
+}
+
+const quiet = { error() {}, warn() {}, notice() {}, info() {}, debug() {} };
+
+function withDir(body: (dir: string) => Promise<void>) {
+  return async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "bpfp-apply-" });
+    try {
+      await body(dir);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  };
+}
+
+Deno.test("finding netns names map back to namespace keys", () => {
+  assert.equal(findingNetnsKey("host"), "global");
+  assert.equal(findingNetnsKey("ns:123"), "ns:123");
+  assert.equal(findingNetnsKey("no-such-netns-bpfp"), null);
+  assert.equal(findingNetnsKey("/proc/self/ns/net"), "global");
+});
+
+Deno.test(
+  "--apply writes through the journal: original first, then the value; rollback restores it",
+  withDir(async (dir) => {
+    const { io, values, writes } = memoryIO({
+      [`${NS}|${RMEM}`]: [4096, 16384, 65536],
+      "global|net.ipv4.tcp_wmem": [4096, 16384, 4194304],
+    });
+    const hook = journalApplyHook({ stateDir: dir, io });
+    const out = await hook([
+      finding({}),
+      finding({
+        id: "BPFP-TCP-WMEM-MAX",
+        tunable: "net.ipv4.tcp_wmem",
+        netns: "host",
+        current: [4096, 16384, 4194304],
+        recommended: [4096, 16384, 4194304],
+      }),
+    ]);
+    assert.deepEqual(out.map((o) => [o.id, o.applied]), [
+      ["BPFP-TCP-RMEM-MAX", true],
+      ["BPFP-TCP-WMEM-MAX", true],
+    ]);
+    assert.match(
+      out[0].message,
+      new RegExp(
+        `set to 4096 16384 81920 \\(was 4096 16384 65536\\); 'bpfpilot rollback --state-dir ${dir}' restores it`,
+      ),
+    );
+    assert.equal(out[1].message, "already at the recommended value");
+    assert.deepEqual(writes, [`${NS}|${RMEM}=4096 16384 81920`], "only the one that differs");
+
+    const journal = Journal.open(dir);
+    const [entry] = journal.changedEntries();
+    assert.deepEqual(
+      [entry.netns, entry.sysctl, entry.tuner, entry.original, entry.lastWritten, entry.pending],
+      [NS, RMEM, "audit", [4096, 16384, 65536], [4096, 16384, 81920], null],
+    );
+    assert.equal(Journal.daemonPid(dir), null, "the apply released the state directory");
+    const r = rollbackFromJournal(journal, io, quiet);
+    assert.equal(r.restored.length, 1);
+    assert.deepEqual(values.get(`${NS}|${RMEM}`), [4096, 16384, 65536]);
+    assert.deepEqual(journal.changedEntries(), []);
+    journal.close();
+  }),
+);
+
+Deno.test(
+  "--apply refuses, per finding and with the reason: moved values, other namespaces, hex masks, kernel errors",
+  withDir(async (dir) => {
+    const { io, writes } = memoryIO({
+      [`${NS}|${RMEM}`]: [4096, 16384, 70000], // changed since the audit read it
+      "global|net.core.somaxconn": [4096],
+      "global|net.core.flow_limit_cpu_bitmap": [0],
+    });
+    const hook = journalApplyHook({ stateDir: dir, io, onlyNetns: "global" });
+    const out = await hook([
+      finding({ netns: "host" }), // absent on "host" in this fake
+      finding({}),
+      finding({
+        id: "BPFP-TCP-LISTEN-OVERFLOW",
+        tunable: "net.core.somaxconn",
+        netns: "host",
+        current: [4096],
+        recommended: [8192],
+      }),
+      finding({
+        id: "BPFP-NETDEV-FLOW-LIMIT",
+        tunable: "net.core.flow_limit_cpu_bitmap",
+        netns: "host",
+        current: [0],
+        recommended: [3],
+        sysctlW: "sysctl -w net.core.flow_limit_cpu_bitmap=3",
+      }),
+      finding({ netns: "no-such-netns-bpfp" }),
+    ]);
+    assert.ok(out.every((o) => !o.applied), JSON.stringify(out));
+    assert.match(out[0].message, /cannot be read now/);
+    assert.match(out[1].message, /outside the namespace given with --netns/);
+    assert.match(out[2].message, /could not write net\.core\.somaxconn: Invalid argument/);
+    assert.match(out[3].message, /apply it by hand: sysctl -w net\.core\.flow_limit_cpu_bitmap=3/);
+    assert.match(out[4].message, /no longer exists/);
+    assert.deepEqual(writes, []);
+
+    const moved = await journalApplyHook({ stateDir: dir, io })([finding({})]);
+    assert.match(moved[0].message, /changed since the audit read it \(now 4096 16384 70000/);
+    assert.equal(moved[0].applied, false);
+  }),
+);
+
+Deno.test(
+  "--apply refuses while a daemon holds the state directory, changing nothing",
+  withDir(async (dir) => {
+    const daemon = Journal.open(dir);
+    daemon.claimDaemon();
+    try {
+      const { io, writes } = memoryIO({ [`${NS}|${RMEM}`]: [4096, 16384, 65536] });
+      await assert.rejects(
+        () => journalApplyHook({ stateDir: dir, io })([finding({})]),
+        new RegExp(
+          `a bpfpilot daemon \\(pid ${Deno.pid}\\) is running with state directory ${dir}.*` +
+            "stop it \\(systemctl stop bpfpilot\\) and run the audit with --apply again",
+        ),
+      );
+      assert.deepEqual(writes, []);
+      assert.deepEqual(daemon.changedEntries(), []);
+    } finally {
+      daemon.close();
+    }
+  }),
+);
