@@ -36,3 +36,25 @@ int bpfp_sy_write(struct bpf_sysctl *ctx)
 	bpfp_event_submit(e);
 	return 1;
 }
+
+/* Fallback for kernels whose cgroup programs may not call bpf_get_current_task (5.10 and
+ * older): no namespace in the event; userspace looks the writer's namespace up by pid. */
+SEC("cgroup/sysctl")
+int bpfp_sy_write_nt(struct bpf_sysctl *ctx)
+{
+	struct bpfp_config *cfg = bpfp_cfg();
+	struct bpfp_event *e;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!ctx->write)
+		return 1;
+	if (cfg && cfg->param[0] == tgid)
+		return 1;
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	e = bpfp_event_reserve(TUNER_SYSCTL, SY_WRITE, 0, 1);
+	if (!e)
+		return 1;
+	bpf_sysctl_get_name(ctx, e->data.s, sizeof(e->data.s), 0);
+	bpfp_event_submit(e);
+	return 1;
+}

@@ -34,7 +34,10 @@ export interface UnavailableTuner {
 export interface LoaderOptions {
   /** cgroup v2 directory for cgroup programs. */
   cgroup: string | null;
-  /** `<tuner>:load` or `<tuner>:<hook>` entries forced to fail (BPFPILOT_FAULT_INJECT). */
+  /**
+   * Entries forced to fail (BPFPILOT_FAULT_INJECT): `<tuner>:load`, `<tuner>:<hook>` (attach), or
+   * `program:<name>` (that program fails to load, so its hook falls back along the chain).
+   */
   faultInject: ReadonlySet<string>;
   /** Called before a candidate is attached (e.g. to mount tracefs for classic tracepoints). */
   beforeAttach?: (c: HookCandidate) => void;
@@ -96,6 +99,9 @@ export function loadTuner(
       return { def, reason: `BPF object failed to load: ${(e as Error).message}` };
     }
     const lost = result.skipped.filter((s) => selected.has(s.program));
+    for (const program of selected.keys()) {
+      if (opts.faultInject.has(`program:${program}`)) lost.push({ program, reason: FAULT });
+    }
     allSkipped.push(...lost);
     if (lost.length === 0) {
       loaded = result;

@@ -10,6 +10,8 @@ import { errno, lib } from "../libbpf/runtime.ts";
 
 const CLONE_NEWNET = 0x40000000;
 export const GLOBAL_NETNS = "global";
+/** An admin override whose namespace could not be told: it applies in every namespace. */
+export const ANY_NETNS = "any";
 
 let ownInum: bigint | null = null;
 
@@ -28,7 +30,7 @@ export function netnsKey(inum: bigint): string {
 }
 
 export function parseNetnsKey(key: string): bigint | null {
-  if (key === GLOBAL_NETNS) return null;
+  if (key === GLOBAL_NETNS || key === ANY_NETNS) return null;
   const m = /^ns:(\d+)$/.exec(key);
   if (!m) throw new Error(`not a network namespace key: ${key}`);
   return BigInt(m[1]);
@@ -36,6 +38,7 @@ export function parseNetnsKey(key: string): bigint | null {
 
 /** "global ns" or "non-global ns (inode N)", the way log lines name a namespace. */
 export function describeNetns(key: string): string {
+  if (key === ANY_NETNS) return "every ns (the writer's could not be determined)";
   return key === GLOBAL_NETNS ? "global ns" : `non-global ns (inode ${key.slice(3)})`;
 }
 

@@ -5,7 +5,7 @@
  * matched a substring of the last two path components and could hit unrelated sysctls.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { describeNetns, netnsKey } from "../kernel/netns.ts";
+import { ANY_NETNS, describeNetns, netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import type { TunerDefinition } from "../daemon/tuner.ts";
 import sysctlObject from "../../dist/bpf/sysctl.bpf.o" with { type: "bytes" };
 
@@ -23,6 +23,15 @@ export function commandOf(pid: number): string | null {
   }
 }
 
+/** The writer's namespace inode when the program could not report it (0 if it has exited). */
+function writerNetns(pid: number): bigint {
+  try {
+    return netnsInumOf(`/proc/${pid}/ns/net`);
+  } catch {
+    return 0n;
+  }
+}
+
 export const sysctlTuner: TunerDefinition = {
   name: "sysctl",
   id: 1,
@@ -33,7 +42,11 @@ export const sysctlTuner: TunerDefinition = {
   hooks: [{
     name: "sysctl_write",
     description: "sysctl writes by other processes (admin override detection)",
-    candidates: [{ kind: "cgroup", target: "sysctl", program: "bpfp_sy_write" }],
+    candidates: [
+      { kind: "cgroup", target: "sysctl", program: "bpfp_sy_write" },
+      // Where cgroup programs cannot read the current task (5.10): namespace looked up by pid.
+      { kind: "cgroup", target: "sysctl", program: "bpfp_sy_write_nt" },
+    ],
   }],
   create(ctx) {
     return {
@@ -51,7 +64,9 @@ export const sysctlTuner: TunerDefinition = {
         } catch {
           return;
         }
-        const netns = netnsKey(ev.netns);
+        // Unknown namespace (old kernel, writer already gone): back off everywhere.
+        const inum = ev.netns || writerNetns(ev.pid);
+        const netns = inum ? netnsKey(inum) : ANY_NETNS;
         const tuners = ctx.managers(sysctl);
         if (tuners.length === 0) {
           ctx.log.debug(`sysctl ${sysctl} written by pid ${ev.pid} (${ev.comm}); not managed`);

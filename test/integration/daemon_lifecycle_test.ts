@@ -239,3 +239,27 @@ for (
     },
   });
 }
+
+Deno.test({
+  name:
+    "a chosen program that fails to load falls back along its hook's chain (sysctl: no-task flavour)",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("fb", async (ns, state, cg, started) => {
+      const d = DaemonProcess.start(daemonArgs(ns, state, cg, ["-d"]), {
+        BPFPILOT_FAULT_INJECT: "program:bpfp_sy_write",
+      });
+      started.push(d);
+      await d.waitFor(STARTED);
+      assert.match(await d.waitFor(/tuner sysctl: active/), /sysctl_write via cgroup sysctl/);
+      cg.run(`ip netns exec ${ns.name} sysctl -qw net.ipv4.tcp_rmem="4096 16384 70000"`);
+      // Looked up by the writer's pid; once it has exited, the override holds everywhere.
+      await d.waitFor(/modified sysctl 'net\.ipv4\.tcp_rmem' .* in (non-global ns|every ns)/);
+      ns.iperf(3);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(d.matching(RMEM_CHANGE), [], "not tuned after the admin's write");
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), [4096, 16384, 70000]);
+      assert.equal(await d.stop(), 0);
+    });
+  },
+});
