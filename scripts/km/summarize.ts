@@ -98,13 +98,29 @@ export function hookRows(support: Record<string, unknown>): HookRow[] {
   });
 }
 
-/** Lines of daemon output that report a program failing to load. */
-export function failedToLoad(output: string): string[] {
-  return output.split("\n").filter((l) => /failed to load/i.test(l)).map((l) => l.trim());
+/**
+ * Daemon lines that break the probe's promise: a program failing to load ("failed to load",
+ * "load failed"), or a hook the probe chose reported unavailable/failed/rejected. Lines about the
+ * `injected` hook (fault injection) are expected and left out.
+ */
+export function brokenPromises(output: string, hooks: HookRow[], injected?: string): string[] {
+  const chosen = hooks.filter((h) => h.chosen !== null && h.hook !== injected);
+  const names = (l: string, hook: string) => new RegExp(`\\bhook ${hook}\\b`).test(l);
+  return output.split("\n").map((l) => l.trim()).filter((l) => {
+    if (injected !== undefined && names(l, injected)) return false;
+    if (/failed to load|load failed/i.test(l)) return true;
+    return chosen.some((h) => names(l, h.hook)) && /unavailable|fail|reject/i.test(l);
+  });
 }
 
 /** Judges one daemon run; `injected` is the hook whose failure was forced (its lines are expected). */
-function judgeDaemon(dir: string, failures: string[], what: string, injected?: string): DaemonRun {
+function judgeDaemon(
+  dir: string,
+  r: KernelResult,
+  what: string,
+  injected?: string,
+): DaemonRun {
+  const failures = r.failures;
   const output = (read(join(dir, "stderr")) ?? "") + "\n" + (read(join(dir, "stdout")) ?? "");
   const rcText = read(join(dir, "rc"));
   const exit = rcText === null ? null : Number(rcText.trim());
@@ -118,8 +134,8 @@ function judgeDaemon(dir: string, failures: string[], what: string, injected?: s
   } else if (exit !== 0) {
     failures.push(`${what}: exited ${exit} after SIGTERM\n${tail}`);
   }
-  for (const line of failedToLoad(output)) {
-    if (injected === undefined || !line.includes(injected)) failures.push(`${what}: ${line}`);
+  for (const line of brokenPromises(output, r.hooks, injected)) {
+    failures.push(`${what}: the probe said this would load: ${line}`);
   }
   return run;
 }
@@ -149,7 +165,7 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
   if (existsSync(join(daemonDir, "absent"))) {
     r.notes.push("daemon not in the bundle yet (`run` is an unknown command): daemon not checked");
   } else if (existsSync(join(daemonDir, "rc"))) {
-    r.daemon = judgeDaemon(daemonDir, r.failures, "daemon");
+    r.daemon = judgeDaemon(daemonDir, r, "daemon");
     if (!r.daemon.tuned) r.notes.push('no tuning line ("Due to ") in the window (best effort)');
   }
   if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
@@ -169,7 +185,7 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     const target = firstLine(read(join(dir, "target")));
     const hook = target.slice(target.indexOf(":") + 1);
     const what = `fault ${target}`;
-    const run = judgeDaemon(dir, r.failures, what, hook);
+    const run = judgeDaemon(dir, r, what, hook);
     const stderrText = read(join(dir, "stderr")) ?? "";
     const reported = stderrText.split("\n").some((l) =>
       l.includes(hook) && /fail|unavailable|fault inject/i.test(l)

@@ -104,8 +104,23 @@ Deno.test("kernel-matrix summary: a 'failed to load' line fails the kernel, quot
   withDir(productRun({ "out/daemon/stderr": `started\n${line}\n` }), (dir) => {
     const r = judge(dir);
     assert.equal(r.result, "fail");
-    assert.deepEqual(r.failures, [`daemon: ${line}`]);
+    assert.deepEqual(r.failures, [`daemon: the probe said this would load: ${line}`]);
     assert.equal(r.daemon?.tuned, false);
+  });
+});
+
+Deno.test("kernel-matrix summary: a hook the probe chose but the daemon could not load fails", () => {
+  // seen on 5.10 with --legacy: support said the cgroup/sysctl program attaches, the daemon's
+  // own load of it got EINVAL
+  const line = "bpfpilot: tuner tcp_buffer is unavailable: hook rcvbuf: the kernel rejected it " +
+    "as invalid (EINVAL) (prog 'bpfp_rcvbuf': BPF program load failed: Invalid argument)";
+  withDir(productRun({ "out/daemon/stderr": `${line}\nbpfpilot: bpfpilot started\n` }), (dir) => {
+    assert.deepEqual(judge(dir).failures, [`daemon: the probe said this would load: ${line}`]);
+  });
+  // a hook the probe itself found unusable may be reported unavailable without failing the kernel
+  const expected = "bpfpilot: tuner tcp_buffer: optional hook sndbuf unavailable: no kind works";
+  withDir(productRun({ "out/daemon/stderr": `${expected}\nDue to x\n` }), (dir) => {
+    assert.equal(judge(dir).result, "pass");
   });
 });
 
