@@ -34,6 +34,8 @@ export interface ProviderDaemon {
   readonly stats: DaemonStats;
   readonly journal: Journal;
   readonly io: SysctlIO;
+  /** The rate gate: `enable` makes it forget, so a value reset meanwhile is tuned afresh. */
+  readonly gate: { forget(netns: string, sysctl: string): void };
   readonly loaded: readonly {
     def: TunerDefinition;
     attached: readonly AttachedHook[];
@@ -177,6 +179,7 @@ export class DaemonControlProvider implements ControlProvider {
         if (notRunning !== null) {
           throw new ControlError("failed", `cannot enable ${def.name}: ${notRunning}`);
         }
+        this.#forget(def.tunables.map((x) => x.sysctl)); // before the overrides name fewer netns
         const cleared = this.d.journal.clearOverrides(def.name);
         const state = this.#tunerState(def, this.d.journal.overrides()).state;
         return {
@@ -189,6 +192,7 @@ export class DaemonControlProvider implements ControlProvider {
             : `${def.name} was not disabled or overridden; state: ${state}`,
         };
       }
+      this.#forget([t.sysctl]);
       const cleared = this.d.journal.clearOverrides(t.sysctl);
       const running = t.defs.filter((d) => this.#running(d.name));
       const state = running.length > 0 ? "managed" : "unmanaged";
@@ -303,6 +307,16 @@ export class DaemonControlProvider implements ControlProvider {
   }
 
   // --- internals ------------------------------------------------------------------------------
+
+  /**
+   * The gate coalesces a change it already made; after a disable (or the admin's write) the
+   * value may be back where it was, and the same change must be possible again.
+   */
+  #forget(sysctls: string[]): void {
+    for (const netns of this.#namespaces()) {
+      for (const sysctl of sysctls) this.d.gate.forget(netns, sysctl);
+    }
+  }
 
   #running(tuner: string): boolean {
     return this.d.loaded.some((t) => t.def.name === tuner);

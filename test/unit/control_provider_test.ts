@@ -66,6 +66,8 @@ interface Fixture {
   journal: Journal;
   io: ReturnType<typeof fakeIO>;
   stats: DaemonStats;
+  /** `netns|sysctl` keys the provider told the rate gate to forget. */
+  forgotten: string[];
 }
 
 function withProvider(
@@ -77,7 +79,9 @@ function withProvider(
     const journal = Journal.open(dir);
     const stats = new DaemonStats();
     const io = fakeIO();
+    const forgotten: string[] = [];
     const daemon: ProviderDaemon = {
+      gate: { forget: (netns, sysctl) => void forgotten.push(`${netns}|${sysctl}`) },
       opts: { advise: options.advise ?? false, onlyNetns: options.onlyNetns ?? null },
       startedAt: new Date("2026-01-02T03:04:05Z"),
       stats,
@@ -106,7 +110,14 @@ function withProvider(
       describeScenario: (_t, s) => (s.startsWith("need") ? "grow it" : ""),
     };
     try {
-      await body({ daemon, provider: new DaemonControlProvider(daemon), journal, io, stats });
+      await body({
+        daemon,
+        provider: new DaemonControlProvider(daemon),
+        journal,
+        io,
+        stats,
+        forgotten,
+      });
     } finally {
       journal.close();
       Deno.removeSync(dir, { recursive: true });
@@ -253,7 +264,7 @@ Deno.test(
 
 Deno.test(
   "provider disable/enable of a tuner: every tunable switched off, state disabled, then active",
-  withProvider({}, ({ provider, journal }) => {
+  withProvider({}, ({ provider, journal, forgotten }) => {
     const off = provider.disable("tcp_buffer_tuner.so"); // bpftune's plugin name works too
     assert.equal(off.target, "tcp_buffer");
     assert.equal(off.state, "disabled");
@@ -269,6 +280,13 @@ Deno.test(
     assert.equal(on.changed, true);
     assert.match(on.message, /3 override\(s\) cleared/);
     assert.deepEqual(journal.overrides(), []);
+    // The rate gate starts afresh for every sysctl of the tuner in every namespace it knows.
+    assert.deepEqual(forgotten.sort(), [
+      `global|${MEM}`,
+      `global|${RMEM}`,
+      `${NS}|${MEM}`,
+      `${NS}|${RMEM}`,
+    ]);
   }),
 );
 

@@ -1,0 +1,551 @@
+/**
+ * The control socket and the metrics endpoint of a real daemon (its own namespace, child cgroup
+ * and state directory, so the host is never tuned): permissions, every verb, answers that match
+ * the kernel's live values, enable/disable that really stop and resume tuning, the admin's
+ * override shown as "manual", a fuzz of malformed requests, 100 concurrent clients, the CLI
+ * (`-q`, `query`), and OpenMetrics from both `query metrics` and --metrics-listen.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { IS_ROOT, waitFor } from "../support/kernel.ts";
+import { DaemonProcess, LAUNCHER, tempStateDir, TestCgroup, TestNetns } from "../support/daemon.ts";
+import { findSamples, type MetricFamily, parseOpenMetrics } from "../support/openmetrics.ts";
+import { requestControl } from "../../src/daemon/control/client.ts";
+import {
+  type ControlResponse,
+  parseResponseLine,
+  VERB_NAMES,
+} from "../../src/daemon/control/protocol.ts";
+import type {
+  RollbackEntry,
+  SummaryData,
+  ToggleResult,
+  TunableInfo,
+  TunableStatus,
+  TunerInfo,
+} from "../../src/daemon/control/provider.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+const WMEM = "net.ipv4.tcp_wmem";
+const LOW = [4096, 16384, 65536];
+const STARTED = /bpfpilot started/;
+const RMEM_CHANGE = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function hostValues(name: string): number[] {
+  return execFileSync("sysctl", ["-n", name], { encoding: "utf8" }).trim().split(/\s+/).map(
+    Number,
+  );
+}
+
+async function ask<T>(sock: string, verb: string, target?: string): Promise<T> {
+  const r = await requestControl(
+    { verb: verb as never, target },
+    { socketPath: sock, timeoutMs: 10_000 },
+  );
+  assert.ok(r.ok, `${verb} ${target ?? ""}: ${JSON.stringify(r)}`);
+  return r.data as T;
+}
+
+async function askError(sock: string, verb: string, target?: string) {
+  const r = await requestControl({ verb: verb as never, target }, { socketPath: sock });
+  assert.ok(!r.ok, `${verb} ${target ?? ""} should fail: ${JSON.stringify(r)}`);
+  return r.error;
+}
+
+function cli(args: string[]) {
+  return spawnSync(LAUNCHER, args, { encoding: "utf8", timeout: 60_000 });
+}
+
+/** One raw exchange: bytes in, then half-close; every answer line, until the daemon closes. */
+async function raw(sock: string, bytes: Uint8Array, halfClose: boolean): Promise<string[]> {
+  const conn = await Deno.connect({ transport: "unix", path: sock });
+  let text = "";
+  try {
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+      if (halfClose) await conn.closeWrite();
+    } catch {
+      // the daemon may close first (too large, too many bad lines): fine
+    }
+    if (!halfClose) return [];
+    const buf = new Uint8Array(65536);
+    const deadline = setTimeout(() => conn.close(), 10_000);
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        text += decoder.decode(buf.subarray(0, n), { stream: true });
+      }
+    } catch {
+      // reset by the daemon after its answer
+    } finally {
+      clearTimeout(deadline);
+    }
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed by the deadline
+    }
+  }
+  return text.split("\n").filter((l) => l !== "");
+}
+
+/** Deterministic PRNG (mulberry32), so a failing fuzz run can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function metricsValue(families: MetricFamily[], name: string, labels: Record<string, string>) {
+  const found = findSamples(families, name, labels);
+  assert.equal(found.length, 1, `${name} ${JSON.stringify(labels)}: ${JSON.stringify(found)}`);
+  return found[0].value;
+}
+
+Deno.test({
+  name: "control socket and metrics of a real daemon: every verb, enable/disable, fuzz, clients",
+  ignore: !IS_ROOT,
+  async fn(t) {
+    const ns = TestNetns.create("ctl");
+    const cg = TestCgroup.create("ctl");
+    const state = tempStateDir();
+    const sock = `${state.dir}/ctl.sock`;
+    let daemon: DaemonProcess | null = null;
+    try {
+      ns.setSysctl(RMEM, LOW);
+      daemon = DaemonProcess.start([
+        "run",
+        "--stderr",
+        "--state-dir",
+        state.dir,
+        "--netns",
+        ns.name,
+        "--cooldown",
+        "1",
+        "-c",
+        cg.path,
+        "--control-socket",
+        sock,
+        "--metrics-listen",
+        "127.0.0.1:0",
+      ]);
+      await daemon.waitFor(STARTED, 60_000);
+      const d = daemon;
+      const metricsUrl = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(
+        await d.waitFor(/metrics at http/),
+      )![1];
+      const changes = () => d.matching(RMEM_CHANGE).length;
+
+      await t.step("the socket is a socket, mode 0600, owned by root", () => {
+        const info = Deno.lstatSync(sock);
+        assert.ok(info.isSocket);
+        assert.equal(info.mode! & 0o7777, 0o600);
+        assert.equal(info.uid, 0);
+      });
+
+      await t.step("every verb answers a valid v1 envelope that matches the kernel", async () => {
+        const answered = new Set<string>();
+        for (const verb of VERB_NAMES) {
+          const target = verb === "enable" || verb === "disable" ? WMEM : undefined;
+          await ask(sock, verb, target);
+          answered.add(verb);
+        }
+        await ask(sock, "enable", WMEM); // undo the disable above
+        assert.deepEqual([...answered], VERB_NAMES);
+
+        const tuners = await ask<TunerInfo[]>(sock, "tuners");
+        assert.deepEqual(
+          tuners.map((x) => [x.name, x.state]),
+          [["sysctl", "active"], ["tcp_buffer", "active"]],
+        );
+        const tunables = await ask<TunableInfo[]>(sock, "tunables");
+        const mine = tunables.find((x) => x.name === RMEM && x.netns === ns.name)!;
+        assert.deepEqual(
+          [mine.values, mine.managed, mine.overridden, mine.type],
+          [LOW, true, false, "integer"],
+        );
+        const host = tunables.find((x) => x.name === RMEM && x.netns === undefined)!;
+        assert.deepEqual(host.values, hostValues(RMEM));
+        assert.equal(host.managed, false, "with --netns the host's own tcp_rmem is not tuned");
+        const status = await ask<TunableStatus[]>(sock, "status");
+        assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, LOW);
+        assert.deepEqual(await ask<RollbackEntry[]>(sock, "rollback"), []);
+        const summary = await ask<SummaryData>(sock, "summary");
+        assert.ok(Date.parse(summary.since) <= Date.now());
+
+        // bpftune's JSON verbs, read as raw bytes off the wire with bare-word requests.
+        for (const verb of ["jstatus", "jtunables"]) {
+          const [line] = await raw(sock, encoder.encode(`${verb}\n`), true);
+          const envelope = JSON.parse(line);
+          assert.equal(envelope.ok, true);
+          if (verb === "jstatus") {
+            assert.deepEqual(envelope.data.tcp_buffer[RMEM], hostValues(RMEM));
+          } else {
+            assert.deepEqual(envelope.data.tcp_buffer[RMEM], { type: "integer", num_values: 3 });
+          }
+        }
+      });
+
+      await t.step("tuning shows in status, summary, the rollback plan and metrics", async () => {
+        ns.iperf(3);
+        await d.waitFor(RMEM_CHANGE);
+        const live = ns.sysctl(RMEM);
+        assert.ok(live[2] > LOW[2]);
+        const status = await ask<TunableStatus[]>(sock, "status");
+        assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, live);
+        const summary = await ask<SummaryData>(sock, "summary");
+        const change = summary.changes.find((c) => c.sysctl === RMEM)!;
+        assert.deepEqual([change.netns, change.initial, change.current], [ns.name, LOW, live]);
+        assert.ok(summary.scenarios.some((s) => s.tunable === RMEM && s.count >= 1));
+
+        const plan = await ask<(RollbackEntry & { command: string })[]>(sock, "rollback");
+        const entry = plan.find((p) => p.sysctl === RMEM)!;
+        assert.deepEqual([entry.netns, entry.original, entry.current], [ns.name, LOW, live]);
+        assert.equal(
+          entry.command,
+          `ip netns exec ${ns.name} sysctl -w ${RMEM}="${LOW.join(" ")}"`,
+        );
+        assert.deepEqual(ns.sysctl(RMEM), live, "the rollback verb only plans");
+
+        const viaSocket = parseOpenMetrics(await ask<string>(sock, "metrics"));
+        const response = await fetch(metricsUrl);
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get("content-type")!, /^application\/openmetrics-text/);
+        const viaHttp = parseOpenMetrics(await response.text());
+        for (const families of [viaSocket, viaHttp]) {
+          const now = ns.sysctl(RMEM);
+          assert.equal(
+            metricsValue(families, "bpfpilot_tunable_value", {
+              sysctl: RMEM,
+              netns: ns.name,
+              index: "2",
+            }),
+            now[2],
+          );
+          assert.equal(
+            metricsValue(families, "bpfpilot_tunable_value", {
+              sysctl: RMEM,
+              netns: "global",
+              index: "2",
+            }),
+            hostValues(RMEM)[2],
+          );
+          assert.ok(
+            metricsValue(families, "bpfpilot_tunable_changes_total", {
+              sysctl: RMEM,
+              netns: ns.name,
+            }) >= 1,
+          );
+          assert.ok(metricsValue(families, "bpfpilot_events_total", { tuner: "tcp_buffer" }) > 0);
+          assert.equal(
+            metricsValue(families, "bpfpilot_events_dropped_total", { tuner: "tcp_buffer" }),
+            0,
+          );
+          assert.ok(
+            metricsValue(families, "bpfpilot_scenario_total", { tuner: "tcp_buffer" }) >= 1,
+          );
+          assert.equal(
+            metricsValue(families, "bpfpilot_hook_info", { tuner: "tcp_buffer", hook: "rcvbuf" }),
+            1,
+          );
+          assert.equal(
+            metricsValue(families, "bpfpilot_hook_info", { tuner: "sysctl", hook: "sysctl_write" }),
+            1,
+          );
+          assert.ok(metricsValue(families, "bpfpilot_process_resident_memory_bytes", {}) > 1e6);
+          assert.ok(metricsValue(families, "bpfpilot_process_cpu_seconds_total", {}) > 0);
+        }
+      });
+
+      await t.step("disable stops the tuning for real, enable resumes it", async () => {
+        const off = await ask<ToggleResult>(sock, "disable", "tcp_buffer");
+        assert.deepEqual([off.kind, off.state, off.changed], ["tuner", "disabled", true]);
+        const tuners = await ask<TunerInfo[]>(sock, "tuners");
+        assert.equal(tuners.find((x) => x.name === "tcp_buffer")!.state, "disabled");
+        const tunables = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(tunables.filter((x) => x.tuner === "tcp_buffer").every((x) => !x.managed));
+
+        ns.setSysctl(RMEM, LOW); // outside the watched cgroup: not an admin override
+        const before = changes();
+        ns.iperf(3);
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.deepEqual(ns.sysctl(RMEM), LOW, "disabled: not tuned under traffic");
+        assert.equal(changes(), before);
+
+        const on = await ask<ToggleResult>(sock, "enable", "tcp_buffer");
+        assert.deepEqual([on.state, on.changed], ["active", true]);
+        ns.iperf(3);
+        assert.ok(
+          await waitFor(() => changes() > before && ns.sysctl(RMEM)[2] > LOW[2], 15_000),
+          `enabled again: tuned under traffic; daemon said:\n${d.lines.slice(-12).join("\n")}`,
+        );
+
+        // One sysctl only: the tuner stays active, that sysctl is unmanaged, then managed again.
+        await ask(sock, "disable", WMEM);
+        let rows = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(rows.filter((x) => x.name === WMEM).every((x) => !x.managed));
+        assert.ok(rows.some((x) => x.name === RMEM && x.managed));
+        const t2 = (await ask<TunerInfo[]>(sock, "tuners")).find((x) => x.name === "tcp_buffer")!;
+        assert.equal(t2.state, "active");
+        assert.match(t2.reason, /disabled: net\.ipv4\.tcp_wmem/);
+        await ask(sock, "enable", WMEM);
+        rows = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(rows.some((x) => x.name === WMEM && x.netns === ns.name && x.managed));
+
+        const ghost = await askError(sock, "disable", "ghost");
+        assert.equal(ghost.code, "not-found");
+        const sysctlTuner = await askError(sock, "disable", "sysctl");
+        assert.equal(sysctlTuner.code, "bad-args");
+      });
+
+      await t.step(
+        "the admin's write shows the tuner as manual; enable <sysctl> resumes",
+        async () => {
+          cg.run(`ip netns exec ${ns.name} sysctl -qw ${RMEM}="4096 16384 70000"`);
+          await d.waitFor(/modified sysctl 'net\.ipv4\.tcp_rmem'/);
+          const tuner = (await ask<TunerInfo[]>(sock, "tuners")).find((x) =>
+            x.name === "tcp_buffer"
+          )!;
+          assert.equal(tuner.state, "manual");
+          assert.match(
+            tuner.reason,
+            new RegExp(`admin changed ${RMEM} in netns ${ns.name} \\(pid`),
+          );
+          const row = (await ask<TunableInfo[]>(sock, "tunables")).find((x) =>
+            x.name === RMEM && x.netns === ns.name
+          )!;
+          assert.deepEqual([row.overridden, row.managed], [true, false]);
+          const on = await ask<ToggleResult>(sock, "enable", RMEM);
+          assert.deepEqual([on.changed, on.state], [true, "managed"]);
+          const after = (await ask<TunerInfo[]>(sock, "tuners")).find((x) =>
+            x.name === "tcp_buffer"
+          )!;
+          assert.equal(after.state, "active");
+        },
+      );
+
+      await t.step("a fuzz of 3000 malformed requests leaves the daemon answering", async () => {
+        const seed = Number(Deno.env.get("BPFPILOT_FUZZ_SEED") ?? Date.now() % 1e9);
+        const random = prng(seed);
+        const int = (n: number) => Math.floor(random() * n);
+        const valid = VERB_NAMES.map((verb) => JSON.stringify({ v: 1, verb, args: {} }));
+        const cases = [
+          () => Uint8Array.from({ length: 1 + int(600) }, () => int(256)), // random bytes
+          () => encoder.encode("x".repeat(4097 + int(20000))), // too large
+          () => { // a valid request, truncated or with a character flipped
+            const v = valid[int(valid.length)];
+            const cut = int(v.length);
+            return encoder.encode(
+              random() < 0.5 ? v.slice(0, cut) : v.slice(0, cut) + '"}{,\\'[int(5)] + v.slice(cut),
+            );
+          },
+          () => new Uint8Array([0x73, 0xc3, 0x28, 0xff]), // invalid UTF-8
+          () => encoder.encode(`{"v":${int(5)},"verb":"status","args":{"target":"${int(9)}"}}`),
+          () => encoder.encode(`${["enable", "disable", "help", "status"][int(4)]} a b c`),
+          () => encoder.encode(`{"v":1,"verb":"enable","args":{"target":"../../etc;rm -rf"}}`),
+          () => encoder.encode(Array.from({ length: 30 }, () => `junk${int(99)}`).join("\n")),
+        ];
+        let answers = 0;
+        let next = 0;
+        const TOTAL = 3000;
+        const worker = async () => {
+          while (next < TOTAL) {
+            next++;
+            const body = cases[int(cases.length)]();
+            const vanish = random() < 0.1; // send part of it and disappear
+            const bytes = vanish
+              ? body.slice(0, int(body.length))
+              : new Uint8Array([...body, 0x0a]);
+            const lines = await raw(sock, bytes, !vanish);
+            for (const line of lines) {
+              const r: ControlResponse = parseResponseLine(line);
+              if (!r.ok) assert.notEqual(r.error.code, "internal", `seed ${seed}: ${line}`);
+              answers++;
+            }
+            if (!vanish) assert.ok(lines.length >= 1, `seed ${seed}: no answer`);
+          }
+        };
+        await Promise.all(Array.from({ length: 16 }, worker));
+        assert.ok(answers >= TOTAL * 0.8, `seed ${seed}: ${answers} answers`);
+
+        const status = await ask<TunableStatus[]>(sock, "status");
+        assert.deepEqual(
+          status.find((x) => x.name === RMEM && x.netns === ns.name)!.values,
+          ns.sysctl(RMEM),
+        );
+        assert.deepEqual(d.matching(/control connection failed|internal error/), []);
+        // Garbage never switched anything off.
+        const tuners = await ask<TunerInfo[]>(sock, "tuners");
+        assert.ok(tuners.every((x) => x.state === "active"), JSON.stringify(tuners));
+      });
+
+      await t.step("100 concurrent clients all get the right answer", async () => {
+        const expected = await ask<TunableStatus[]>(sock, "status");
+        // More than the daemon's 64 served at once: the rest are told `busy` and retry.
+        const replies = await Promise.allSettled(
+          Array.from(
+            { length: 100 },
+            () => requestControl({ verb: "status" }, { socketPath: sock, timeoutMs: 20_000 }),
+          ),
+        );
+        const lost = replies.filter((r) => r.status === "rejected");
+        assert.deepEqual(
+          lost.map((r) => String((r as PromiseRejectedResult).reason)).slice(0, 3),
+          [],
+          `${lost.length} of 100 clients got no answer`,
+        );
+        for (const r of replies) {
+          const reply = (r as PromiseFulfilledResult<ControlResponse>).value;
+          assert.ok(reply.ok, JSON.stringify(reply));
+          assert.deepEqual(reply.data, expected);
+        }
+      });
+
+      await t.step("the CLI: bpfpilot -q tuners, query jstatus, query metrics", () => {
+        const q = cli(["-q", "tuners", "--control-socket", sock]);
+        assert.equal(q.status, 0, q.stderr);
+        assert.match(q.stdout, /^TUNER\s+STATE\s+REASON\n/);
+        assert.match(q.stdout, /\ntcp_buffer\s+active\s+hooks: rcvbuf/);
+        const root = cli(["--control-socket", sock, "query", "tuners"]);
+        assert.equal(root.status, 0, root.stderr);
+
+        const js = cli(["query", "jstatus", "--control-socket", sock]);
+        assert.equal(js.status, 0, js.stderr);
+        const jstatus = JSON.parse(js.stdout);
+        assert.deepEqual(jstatus.tcp_buffer[RMEM], hostValues(RMEM));
+        const qj = cli(["-q", "jtunables", "--control-socket", sock]);
+        assert.equal(qj.status, 0, qj.stderr);
+        assert.deepEqual(JSON.parse(qj.stdout).tcp_buffer[RMEM], {
+          type: "integer",
+          num_values: 3,
+        });
+
+        const m = cli(["query", "metrics", "--control-socket", sock]);
+        assert.equal(m.status, 0, m.stderr);
+        const families = parseOpenMetrics(m.stdout);
+        assert.ok(findSamples(families, "bpfpilot_tunable_value", { sysctl: RMEM }).length >= 6);
+
+        const bad = cli(["query", "disable", "ghost", "--control-socket", sock]);
+        assert.equal(bad.status, 1);
+        assert.match(bad.stderr, /no tuner or sysctl named 'ghost'/);
+      });
+
+      await t.step(
+        "a second daemon on the same socket is refused with a clear message",
+        async () => {
+          const other = tempStateDir();
+          try {
+            const second = DaemonProcess.start([
+              "run",
+              "--stderr",
+              "--state-dir",
+              other.dir,
+              "--netns",
+              ns.name,
+              "-c",
+              cg.path,
+              "--control-socket",
+              sock,
+            ]);
+            assert.equal(await second.exited(), 1);
+            assert.ok(
+              second.matching(/another bpfpilot daemon is already running \(its control socket/)
+                .length > 0,
+              second.lines.join("\n"),
+            );
+          } finally {
+            other.remove();
+          }
+          await ask(sock, "help"); // the first one is unharmed
+        },
+      );
+
+      await t.step("on SIGTERM the socket goes away and the endpoint closes", async () => {
+        assert.equal(await d.stop("SIGTERM"), 0);
+        daemon = null;
+        assert.throws(() => Deno.lstatSync(sock), Deno.errors.NotFound);
+        await assert.rejects(() => fetch(metricsUrl).then((r) => r.body?.cancel()));
+      });
+    } finally {
+      if (daemon) await daemon.stop("SIGKILL").catch(() => {});
+      ns.delete();
+      cg.remove();
+      state.remove();
+    }
+  },
+});
+
+Deno.test({
+  name: "control socket start-up: refused paths and addresses are clear errors; it can be off",
+  ignore: !IS_ROOT,
+  async fn() {
+    const ns = TestNetns.create("cts");
+    const cg = TestCgroup.create("cts");
+    const state = tempStateDir();
+    const args = (extra: string[]) => [
+      "run",
+      "--stderr",
+      "--state-dir",
+      state.dir,
+      "--netns",
+      ns.name,
+      "-c",
+      cg.path,
+      ...extra,
+    ];
+    try {
+      const remote = cli(args(["--metrics-listen", "0.0.0.0:9101"]));
+      assert.equal(remote.status, 2);
+      assert.match(remote.stderr, /refusing to serve metrics on non-loopback address 0\.0\.0\.0/);
+      assert.match(remote.stderr, /--metrics-allow-remote/);
+
+      const file = `${state.dir}/not-a-socket`;
+      Deno.writeTextFileSync(file, "precious");
+      const blocked = DaemonProcess.start(args(["--control-socket", file]));
+      assert.equal(await blocked.exited(), 1);
+      assert.ok(
+        blocked.matching(/not-a-socket exists and is not a socket; refusing to replace it/).length,
+        blocked.lines.join("\n"),
+      );
+      assert.ok(blocked.lines.every((l) => !/^\s+at /.test(l)), "no stack trace");
+      assert.equal(Deno.readTextFileSync(file), "precious");
+
+      // Without --control-socket, a daemon with its own state directory listens there, and
+      // `-q` given the same --state-dir finds it.
+      const derived = DaemonProcess.start(args([]));
+      try {
+        await derived.waitFor(STARTED, 60_000);
+        assert.ok(Deno.lstatSync(`${state.dir}/control.sock`).isSocket);
+        const q = cli(["-q", "tuners", "--state-dir", state.dir]);
+        assert.equal(q.status, 0, q.stderr);
+        assert.match(q.stdout, /tcp_buffer\s+active/);
+      } finally {
+        assert.equal(await derived.stop(), 0);
+      }
+
+      const off = DaemonProcess.start(args(["--no-control-socket"]));
+      try {
+        await off.waitFor(STARTED, 60_000);
+        const names = [...Deno.readDirSync(state.dir)].map((e) => e.name);
+        assert.ok(!names.includes("control.sock"), names.join(" "));
+        assert.deepEqual(off.matching(/control socket/), []);
+      } finally {
+        assert.equal(await off.stop(), 0);
+      }
+    } finally {
+      ns.delete();
+      cg.remove();
+      state.remove();
+    }
+  },
+});
