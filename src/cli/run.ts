@@ -11,7 +11,11 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuners/registry.ts";
 import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import { requireRoot, UserError } from "./errors.ts";
-import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
+import {
+  ControlSocketError,
+  DEFAULT_CONTROL_SOCKET,
+  resolveGroup,
+} from "../daemon/control/socket_file.ts";
 import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
 
 export const RUN_DIR = "/run/bpfpilot";
@@ -184,6 +188,14 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   const controlSocket = controlSocketPath(flags);
   if (controlSocket === null && flags.controlGroup !== undefined) {
     throw new UserError("--control-group needs the control socket; drop --no-control-socket", 2);
+  }
+  if (flags.controlGroup !== undefined) {
+    try {
+      await resolveGroup(flags.controlGroup); // before any BPF is loaded
+    } catch (e) {
+      if (e instanceof ControlSocketError) throw new UserError(e.message, 2);
+      throw e;
+    }
   }
   if (flags.metricsListen !== undefined) {
     try {

@@ -520,12 +520,22 @@ Deno.test({
       assert.ok(blocked.lines.every((l) => !/^\s+at /.test(l)), "no stack trace");
       assert.equal(Deno.readTextFileSync(file), "precious");
 
+      const group = cli(args(["--control-group", "no-such-group-bpfp"]));
+      assert.equal(group.status, 2);
+      assert.match(group.stderr, /control group 'no-such-group-bpfp' does not exist; create it/);
+
       // Without --control-socket, a daemon with its own state directory listens there, and
-      // `-q` given the same --state-dir finds it.
-      const derived = DaemonProcess.start(args([]));
+      // `-q` given the same --state-dir finds it. --control-group opens it to that group.
+      const nogroup = Deno.readTextFileSync("/etc/group").split("\n").map((l) => l.split(":"))
+        .find((f) => f[0] === "nogroup");
+      assert.ok(nogroup, "Debian's nogroup exists");
+      const derived = DaemonProcess.start(args(["--control-group", "nogroup"]));
       try {
         await derived.waitFor(STARTED, 60_000);
-        assert.ok(Deno.lstatSync(`${state.dir}/control.sock`).isSocket);
+        const info = Deno.lstatSync(`${state.dir}/control.sock`);
+        assert.ok(info.isSocket);
+        assert.equal(info.mode! & 0o7777, 0o660);
+        assert.equal(info.gid, Number(nogroup[2]));
         const q = cli(["-q", "tuners", "--state-dir", state.dir]);
         assert.equal(q.status, 0, q.stderr);
         assert.match(q.stdout, /tcp_buffer\s+active/);
