@@ -22,6 +22,7 @@ import {
 } from "../support/daemon.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import type { AuditReport } from "../../src/audit/report.ts";
+import { daemonAdviseRunner } from "../../src/audit/daemon_runner.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const LOW = [4096, 16384, 65536];
@@ -109,6 +110,13 @@ async function withTrafficNetns(
     await load?.stop();
     ns.delete();
   }
+}
+
+/** The advise runner's temporary state directories that exist now. */
+function auditTempDirs(): string[] {
+  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
+    n.startsWith("bpfpilot-audit-")
+  );
 }
 
 function rmemFinding(report: AuditReport, netns: string) {
@@ -358,6 +366,53 @@ Deno.test({
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "advise runner: an abort ends the window early with what was seen, and nothing stays behind",
+  ignore: !IS_ROOT,
+  sanitizeOps: false, // the ring buffer's epoll wait settles on its own thread after stop
+  sanitizeResources: false,
+  async fn() {
+    const ns = TestNetns.create("abr");
+    try {
+      const key = `ns:${Deno.statSync(`/run/netns/${ns.name}`).ino}`;
+      const lines: string[] = [];
+      const progress: number[] = [];
+      const abort = new AbortController();
+      const before = auditTempDirs();
+      const started = performance.now();
+      const running = daemonAdviseRunner({ onlyNetns: key, onLogLine: (l) => lines.push(l) })({
+        durationMs: 60_000,
+        onProgress: (f) => progress.push(f),
+        signal: abort.signal,
+      });
+      while (!lines.some((l) => /bpfpilot started/.test(l))) {
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok(performance.now() - started < 60_000, lines.join("\n"));
+      }
+      await new Promise((r) => setTimeout(r, 600));
+      abort.abort();
+      const result = await running;
+      assert.ok(performance.now() - started < 30_000, "stopped long before the 60 s window");
+      assert.equal(result.unavailable, undefined);
+      assert.deepEqual(
+        result.tuners.find((t) => t.tuner === "tcp_buffer")?.status,
+        "active",
+      );
+      assert.ok(progress.length > 0 && progress.every((f) => f >= 0 && f <= 1), `${progress}`);
+      assert.ok(lines.some((l) => /bpfpilot stopped/.test(l)), "the daemon shut down cleanly");
+      assert.ok(lines.some((l) => /advise mode: nothing will be changed/.test(l)));
+      assert.deepEqual(
+        auditTempDirs().filter((d) => !before.includes(d)),
+        [],
+        "temp state dir removed",
+      );
+    } finally {
+      ns.delete();
     }
   },
 });
