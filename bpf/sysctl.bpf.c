@@ -12,6 +12,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define TUNER_SYSCTL 1
 #define SY_WRITE 1
+#define SY_FLAG_NO_WRITER 1
 
 SEC("cgroup/sysctl")
 int bpfp_sy_write(struct bpf_sysctl *ctx)
@@ -37,24 +38,34 @@ int bpfp_sy_write(struct bpf_sysctl *ctx)
 	return 1;
 }
 
-/* Fallback for kernels whose cgroup programs may not call bpf_get_current_task (5.10 and
- * older): no namespace in the event; userspace looks the writer's namespace up by pid. */
+/* Fallback for kernels whose cgroup/sysctl programs may call none of the current-task helpers
+ * (5.10: no bpf_get_current_pid_tgid, comm or task): only the sysctl's name and the new value.
+ * Userspace then cannot tell the writer; it recognises its own writes by name, value and time. */
 SEC("cgroup/sysctl")
 int bpfp_sy_write_nt(struct bpf_sysctl *ctx)
 {
-	struct bpfp_config *cfg = bpfp_cfg();
 	struct bpfp_event *e;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	__u64 *hits;
 
 	if (!ctx->write)
 		return 1;
-	if (cfg && cfg->param[0] == tgid)
-		return 1;
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	e = bpfp_event_reserve(TUNER_SYSCTL, SY_WRITE, 0, 1);
+	hits = bpf_map_lookup_elem(&bpfp_stats, &zero);
+	if (hits)
+		__sync_fetch_and_add(hits, 1);
+	e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
 	if (!e)
 		return 1;
-	bpf_sysctl_get_name(ctx, e->data.s, sizeof(e->data.s), 0);
-	bpfp_event_submit(e);
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = BPFP_EVENT_VERSION;
+	e->tuner = TUNER_SYSCTL;
+	e->kind = SY_WRITE;
+	e->flags = SY_FLAG_NO_WRITER;
+	e->count = 1;
+	e->ts_ns = bpf_ktime_get_ns();
+	/* Name in the first 40 bytes, the written text in the other 24 (enough for 3 numbers). */
+	bpf_sysctl_get_name(ctx, e->data.s, 40, 0);
+	bpf_sysctl_get_new_value(ctx, e->data.s + 40, 24);
+	bpf_ringbuf_submit(e, 0);
 	return 1;
 }

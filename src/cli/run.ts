@@ -242,7 +242,8 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     return await daemon.run();
   } catch (e) {
     if (e instanceof DaemonStartError || e instanceof JournalError) {
-      log.error(e.message);
+      // On stderr the CLI prints it anyway; elsewhere it must reach the journal/syslog too.
+      if (log.target !== "stderr") log.error(e.message);
       throw new UserError(e.message);
     }
     throw e;

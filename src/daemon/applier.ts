@@ -31,8 +31,13 @@ export interface ApplierDeps {
   scopeOf?: (sysctl: string) => "netns" | "global";
 }
 
+/** How long a write of ours can still show up as a sysctl event. */
+const OWN_WRITE_WINDOW_MS = 5000;
+
 export class ProposalApplier {
   #overrideNoted = new Set<string>();
+  /** sysctl -> our recent writes (values as text, time) for writer-less sysctl events. */
+  #ownWrites = new Map<string, { text: string; at: number }[]>();
   constructor(private readonly d: ApplierDeps) {}
 
   /** Returns true when the change was written (or, in advise mode, would have been). */
@@ -88,6 +93,7 @@ export class ProposalApplier {
     }
     try {
       journal.recordOriginal(p.netns, p.sysctl, p.tuner, p.from, p.to);
+      this.#rememberWrite(p.sysctl, p.to.join(" "));
       this.d.io.write(p.sysctl, p.netns, p.to);
       journal.recordWritten(p.netns, p.sysctl, p.to);
     } catch (e) {
@@ -104,6 +110,23 @@ export class ProposalApplier {
     log.info(scenarioLine, fields);
     log.info(p.reason, fields);
     return true;
+  }
+
+  #rememberWrite(sysctl: string, text: string): void {
+    const now = this.d.now();
+    const recent = (this.#ownWrites.get(sysctl) ?? []).filter((w) =>
+      now - w.at < OWN_WRITE_WINDOW_MS
+    );
+    recent.push({ text, at: now });
+    this.#ownWrites.set(sysctl, recent);
+  }
+
+  isOwnRecentWrite(sysctl: string, values: string): boolean {
+    const text = values.trim().split(/\s+/).join(" ");
+    const now = this.d.now();
+    return (this.#ownWrites.get(sysctl) ?? []).some((w) =>
+      w.text === text && now - w.at < OWN_WRITE_WINDOW_MS
+    );
   }
 
   /** A growth that cannot happen because the value is at its ceiling: logged once. */

@@ -193,10 +193,13 @@ export class Daemon {
       }
     }
 
-    this.probe = probeKernel(wanted.map((d) => ({ tuner: d.name, hooks: d.hooks })), {
-      legacy: this.opts.legacy,
-      cacheFile: this.opts.probeCache,
-    });
+    this.probe = probeKernel(
+      wanted.map((d) => ({ tuner: d.name, hooks: d.hooks, object: d.object })),
+      {
+        legacy: this.opts.legacy,
+        cacheFile: this.opts.probeCache,
+      },
+    );
     if (!this.probe.features.btf) {
       log.warn("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF): only hooks that need none can load");
     }
@@ -286,6 +289,7 @@ export class Daemon {
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
       now: () => performance.now(),
       managers: (sysctl) => this.managers(sysctl),
+      isOwnRecentWrite: (sysctl, values) => this.#applier.isOwnRecentWrite(sysctl, values),
       markOverride: (o) => {
         this.journal.markOverride(o);
         this.gate.forget(o.netns, o.sysctl);

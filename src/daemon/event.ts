@@ -24,6 +24,8 @@ export interface BpfpEvent {
   values: bigint[];
   /** Payload as a NUL-terminated string (sysctl names). */
   text: string;
+  /** The raw payload (64 bytes), for tuner-specific layouts. */
+  data: Uint8Array;
   comm: string;
 }
 
@@ -36,7 +38,7 @@ export class EventFormatError extends Error {
 
 const dec = new TextDecoder();
 
-function cString(bytes: Uint8Array): string {
+export function cString(bytes: Uint8Array): string {
   const end = bytes.indexOf(0);
   return dec.decode(end < 0 ? bytes : bytes.subarray(0, end));
 }
@@ -65,6 +67,7 @@ export function decodeEvent(bytes: Uint8Array): BpfpEvent {
     tsNs: dv.getBigUint64(24, true),
     values,
     text: cString(bytes.subarray(DATA_OFFSET, DATA_OFFSET + DATA_LEN)),
+    data: bytes.slice(DATA_OFFSET, DATA_OFFSET + DATA_LEN),
     comm: cString(bytes.subarray(COMM_OFFSET, COMM_OFFSET + 16)),
   };
 }

@@ -55,6 +55,11 @@ export interface TunerContext {
   now(): number;
   /** Tuners that manage `sysctl` (dotted), in load order: for the admin-override detector. */
   managers(sysctl: string): string[];
+  /**
+   * True when bpfpilot itself wrote `values` (text, as the kernel got it) to `sysctl` in the
+   * last few seconds: how writes are told apart where the kernel does not name the writer.
+   */
+  isOwnRecentWrite(sysctl: string, values: string): boolean;
   /** Records that the admin took `sysctl` over in `netns`: it is not tuned until enabled. */
   markOverride(
     o: { netns: string; sysctl: string; tuner: string; pid: number; comm: string },

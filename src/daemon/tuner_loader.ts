@@ -53,10 +53,10 @@ function remainingCandidates(def: TunerDefinition, choice: HookChoice): HookCand
     c.kind === choice.chosen && c.target === choice.target && c.program === choice.program
   );
   const failedByProbe = new Set(
-    choice.tried.filter((t) => !t.ok).map((t) => describeCandidate(t)),
+    choice.tried.filter((t) => !t.ok).map((t) => t.program ?? describeCandidate(t)),
   );
   return decl.candidates.slice(Math.max(start, 0)).filter((c) =>
-    !failedByProbe.has(describeCandidate(c))
+    !failedByProbe.has(c.program) && !failedByProbe.has(describeCandidate(c))
   );
 }
 

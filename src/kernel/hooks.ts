@@ -28,6 +28,8 @@ export interface HookDecl {
 export interface TryResult {
   kind: AttachKind;
   target: string;
+  /** The candidate's program (several candidates may share a kind and target). */
+  program?: string;
   ok: boolean;
   reason: string;
 }

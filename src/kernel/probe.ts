@@ -3,10 +3,12 @@
  * trivial program at the hook's real target), helpers, ring buffer, netns cookies. Results are
  * cached per boot, kernel and product version, since the answers cannot change in between.
  */
+import { createHash } from "node:crypto";
 import { BPF_OBJECTS } from "../embedded.ts";
 import { KernelBtf } from "../libbpf/btf.ts";
 import { BpfError } from "../libbpf/errors.ts";
 import { BpfObject } from "../libbpf/object.ts";
+import { loadObject } from "../libbpf/load.ts";
 import { lib, withCapturedLog } from "../libbpf/runtime.ts";
 import { VERSION } from "../version.ts";
 import { cgroup2Root, makeChildCgroup } from "./cgroup.ts";
@@ -42,6 +44,11 @@ export type SupportLevel = "full" | "legacy" | "none";
 export interface TunerHooks {
   tuner: string;
   hooks: HookDecl[];
+  /**
+   * The tuner's BPF object: the chosen programs themselves are load-tested, since a trivial probe
+   * program can attach where the real one is refused (e.g. a helper the kernel lacks).
+   */
+  object?: Uint8Array;
 }
 
 /**
@@ -60,7 +67,7 @@ export function chooseHooks(
       const tried: TryResult[] = [];
       let chosen: HookCandidate | null = null;
       for (const c of orderCandidates(h, legacy)) {
-        const r = prober.tryCandidate(c);
+        const r = { ...prober.tryCandidate(c), program: c.program };
         tried.push(r);
         if (r.ok && !chosen) {
           chosen = c;
@@ -99,6 +106,63 @@ export function supportLevel(
   const degraded = runnable.length < tuners.length ||
     choices.some((c) => c.chosen === null || !c.tried[0]?.ok);
   return degraded ? "legacy" : "full";
+}
+
+/**
+ * Loads each tuner's object with its chosen programs; a chosen program the kernel refuses is
+ * marked failed (with the verifier's reason) and its hook moves on along the chain.
+ */
+export function verifyPrograms(
+  tuners: TunerHooks[],
+  choices: HookChoice[],
+  prober: Prober,
+  legacy: boolean,
+): void {
+  for (const t of tuners) {
+    if (!t.object) continue;
+    const mine = choices.filter((c) => c.tuner === t.tuner);
+    for (let round = 0; round < 16; round++) {
+      const selected = new Map(mine.filter((c) => c.program).map((c) => [c.program!, c]));
+      if (selected.size === 0) break;
+      let lost;
+      try {
+        const r = loadObject(t.object, {
+          name: "bpfp_verify",
+          enable: (p) => selected.has(p.name),
+        });
+        r.object.close();
+        lost = r.skipped.filter((s) => selected.has(s.program));
+      } catch {
+        break; // the object as a whole failed: the daemon reports that with its own words
+      }
+      if (lost.length === 0) break;
+      for (const s of lost) {
+        const c = selected.get(s.program)!;
+        const entry = c.tried.find((x) => x.program === s.program && x.ok);
+        if (entry) {
+          entry.ok = false;
+          entry.reason = `a probe attached here, but ${s.program} does not load: ${s.reason}`;
+        }
+        const decl = t.hooks.find((h) => h.name === c.hook)!;
+        const order = orderCandidates(decl, legacy);
+        const next = order.slice(order.findIndex((x) => x.program === s.program) + 1);
+        c.chosen = c.target = c.program = null;
+        for (const cand of next) {
+          let r = c.tried.find((x) => x.program === cand.program);
+          if (!r) {
+            r = { ...prober.tryCandidate(cand), program: cand.program };
+            c.tried.push(r);
+          }
+          if (r.ok) {
+            c.chosen = cand.kind;
+            c.target = cand.target;
+            c.program = cand.program;
+            break;
+          }
+        }
+      }
+    }
+  }
 }
 
 /** Reasons for kinds a feature rules out before any load is tried. */
@@ -307,7 +371,11 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
     release: Deno.osRelease(),
     legacy: opts.legacy ?? false,
     exhaustive: opts.exhaustive ?? false,
-    tuners,
+    tuners: tuners.map((t) => ({
+      tuner: t.tuner,
+      hooks: t.hooks,
+      object: t.object ? createHash("sha256").update(t.object).digest("hex") : null,
+    })),
   });
   const cacheFile = opts.cacheFile;
   if (cacheFile) {
@@ -322,6 +390,7 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
   try {
     const features = prober.features();
     const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive);
+    verifyPrograms(tuners, choices, prober, opts.legacy ?? false);
     const result = { features, choices, level: supportLevel(choices, tuners, features) };
     if (cacheFile) {
       try {

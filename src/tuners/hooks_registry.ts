@@ -2,4 +2,8 @@
 import type { TunerHooks } from "../kernel/probe.ts";
 import { TUNERS } from "./registry.ts";
 
-export const TUNER_HOOKS: TunerHooks[] = TUNERS.map((t) => ({ tuner: t.name, hooks: t.hooks }));
+export const TUNER_HOOKS: TunerHooks[] = TUNERS.map((t) => ({
+  tuner: t.name,
+  hooks: t.hooks,
+  object: t.object,
+}));

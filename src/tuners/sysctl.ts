@@ -5,12 +5,15 @@
  * matched a substring of the last two path components and could hit unrelated sysctls.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
+import { cString } from "../daemon/event.ts";
 import { ANY_NETNS, describeNetns, netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import type { TunerDefinition } from "../daemon/tuner.ts";
 import sysctlObject from "../../dist/bpf/sysctl.bpf.o" with { type: "bytes" };
 
-/** Event kind of bpf/sysctl.bpf.c. */
+/** Event kind and flag of bpf/sysctl.bpf.c. */
 const SY_WRITE = 1;
+/** The kernel could not name the writer: the event carries the name and new value instead. */
+const SY_FLAG_NO_WRITER = 1;
 
 /** The first word of a process's command line, or null once it has exited. */
 export function commandOf(pid: number): string | null {
@@ -67,12 +70,16 @@ export const sysctlTuner: TunerDefinition = {
         // Unknown namespace (old kernel, writer already gone): back off everywhere.
         const inum = ev.netns || writerNetns(ev.pid);
         const netns = inum ? netnsKey(inum) : ANY_NETNS;
+        const noWriter = (ev.flags & SY_FLAG_NO_WRITER) !== 0;
+        if (noWriter && ctx.isOwnRecentWrite(sysctl, cString(ev.data.subarray(40)))) return;
         const tuners = ctx.managers(sysctl);
         if (tuners.length === 0) {
           ctx.log.debug(`sysctl ${sysctl} written by pid ${ev.pid} (${ev.comm}); not managed`);
           return;
         }
-        const cmd = commandOf(ev.pid) ?? ev.comm;
+        const cmd = noWriter
+          ? "unknown (this kernel does not name sysctl writers)"
+          : commandOf(ev.pid) ?? ev.comm;
         for (const tuner of tuners) {
           ctx.log.notice(
             `pid ${ev.pid}, cmd '${cmd}' modified sysctl '${sysctl}' that tuner '${tuner}' ` +

@@ -20,3 +20,10 @@ int bpfp_bad_unchecked(void *ctx)
 	__u64 *v = bpf_map_lookup_elem(&vals, &k);
 	return *v; /* no NULL check: rejected */
 }
+
+/* The same hook done right: where the rejected flavour above was chosen, this one is next. */
+SEC("tp_btf/sched_process_exec")
+int bpfp_bad_fixed(void *ctx)
+{
+	return 0;
+}

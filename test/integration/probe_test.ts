@@ -1,0 +1,36 @@
+/**
+ * The probe against the real kernel: a trivial program proves an attach point works, and the
+ * tuner's own chosen program is then load-tested too; one the verifier refuses is marked failed
+ * with its reason and the hook moves on to the next candidate (the 5.10 cgroup/sysctl case).
+ */
+import assert from "node:assert/strict";
+import selftestBad from "../../dist/bpf/selftest_bad.bpf.o" with { type: "bytes" };
+import { probeKernel, type TunerHooks } from "../../src/kernel/probe.ts";
+import { IS_ROOT } from "../support/kernel.ts";
+
+Deno.test({
+  name: "probe: a chosen program the verifier refuses is marked failed; the next candidate wins",
+  ignore: !IS_ROOT,
+  fn() {
+    const tuners: TunerHooks[] = [{
+      tuner: "t",
+      object: selftestBad,
+      hooks: [{
+        name: "exec",
+        description: "",
+        candidates: [
+          { kind: "tp_btf", target: "sched_process_exec", program: "bpfp_bad_unchecked" },
+          { kind: "tp_btf", target: "sched_process_exec", program: "bpfp_bad_fixed" },
+        ],
+      }],
+    }];
+    const r = probeKernel(tuners, { cacheFile: null });
+    const [c] = r.choices;
+    assert.equal(c.program, "bpfp_bad_fixed");
+    assert.equal(c.chosen, "tp_btf");
+    assert.equal(c.tried[0].ok, false);
+    assert.match(c.tried[0].reason, /bpfp_bad_unchecked does not load: .*verifier/);
+    assert.equal(c.tried[1].ok, true);
+    assert.equal(r.level, "legacy", "a hook fell back");
+  },
+});
