@@ -106,6 +106,18 @@ function prng(seed: number): () => number {
   };
 }
 
+/** The namespace's tcp_rmem once it stopped changing (a change may land after the traffic). */
+async function settled(ns: TestNetns): Promise<number[]> {
+  let last = ns.sysctl(RMEM);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 1200));
+    const now = ns.sysctl(RMEM);
+    if (now.join(" ") === last.join(" ")) return now;
+    last = now;
+  }
+  return last;
+}
+
 function metricsValue(families: MetricFamily[], name: string, labels: Record<string, string>) {
   const found = findSamples(families, name, labels);
   assert.equal(found.length, 1, `${name} ${JSON.stringify(labels)}: ${JSON.stringify(found)}`);
@@ -196,10 +208,51 @@ Deno.test({
         }
       });
 
-      await t.step("tuning shows in status, summary, the rollback plan and metrics", async () => {
+      // First, while the namespace is at LOW and the tuner has no history there (a buffer/latency
+      // correlation from earlier growth could brake the growth after enable).
+      await t.step("disable stops the tuning for real, enable resumes it", async () => {
+        const off = await ask<ToggleResult>(sock, "disable", "tcp_buffer");
+        assert.deepEqual([off.kind, off.state, off.changed], ["tuner", "disabled", true]);
+        const tuners = await ask<TunerInfo[]>(sock, "tuners");
+        assert.equal(tuners.find((x) => x.name === "tcp_buffer")!.state, "disabled");
+        const tunables = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(tunables.filter((x) => x.tuner === "tcp_buffer").every((x) => !x.managed));
+
+        const before = changes();
         ns.iperf(3);
-        await d.waitFor(RMEM_CHANGE);
-        const live = ns.sysctl(RMEM);
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.deepEqual(ns.sysctl(RMEM), LOW, "disabled: not tuned under traffic");
+        assert.equal(changes(), before);
+
+        const on = await ask<ToggleResult>(sock, "enable", "tcp_buffer");
+        assert.deepEqual([on.state, on.changed], ["active", true]);
+        ns.iperf(3);
+        assert.ok(
+          await waitFor(() => changes() > before && ns.sysctl(RMEM)[2] > LOW[2], 15_000),
+          `enabled again: tuned under traffic; daemon said:\n${d.lines.slice(-12).join("\n")}`,
+        );
+
+        // One sysctl only: the tuner stays active, that sysctl is unmanaged, then managed again.
+        await ask(sock, "disable", WMEM);
+        let rows = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(rows.filter((x) => x.name === WMEM).every((x) => !x.managed));
+        assert.ok(rows.some((x) => x.name === RMEM && x.managed));
+        const t2 = (await ask<TunerInfo[]>(sock, "tuners")).find((x) => x.name === "tcp_buffer")!;
+        assert.equal(t2.state, "active");
+        assert.match(t2.reason, /disabled: net\.ipv4\.tcp_wmem/);
+        await ask(sock, "enable", WMEM);
+        rows = await ask<TunableInfo[]>(sock, "tunables");
+        assert.ok(rows.some((x) => x.name === WMEM && x.netns === ns.name && x.managed));
+
+        const ghost = await askError(sock, "disable", "ghost");
+        assert.equal(ghost.code, "not-found");
+        const sysctlTuner = await askError(sock, "disable", "sysctl");
+        assert.equal(sysctlTuner.code, "bad-args");
+      });
+
+      await t.step("tuning shows in status, summary, the rollback plan and metrics", async () => {
+        await d.waitFor(RMEM_CHANGE); // the growth after enable, above
+        const live = await settled(ns);
         assert.ok(live[2] > LOW[2]);
         const status = await ask<TunableStatus[]>(sock, "status");
         assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, live);
@@ -265,47 +318,6 @@ Deno.test({
           assert.ok(metricsValue(families, "bpfpilot_process_resident_memory_bytes", {}) > 1e6);
           assert.ok(metricsValue(families, "bpfpilot_process_cpu_seconds_total", {}) > 0);
         }
-      });
-
-      await t.step("disable stops the tuning for real, enable resumes it", async () => {
-        const off = await ask<ToggleResult>(sock, "disable", "tcp_buffer");
-        assert.deepEqual([off.kind, off.state, off.changed], ["tuner", "disabled", true]);
-        const tuners = await ask<TunerInfo[]>(sock, "tuners");
-        assert.equal(tuners.find((x) => x.name === "tcp_buffer")!.state, "disabled");
-        const tunables = await ask<TunableInfo[]>(sock, "tunables");
-        assert.ok(tunables.filter((x) => x.tuner === "tcp_buffer").every((x) => !x.managed));
-
-        ns.setSysctl(RMEM, LOW); // outside the watched cgroup: not an admin override
-        const before = changes();
-        ns.iperf(3);
-        await new Promise((r) => setTimeout(r, 1500));
-        assert.deepEqual(ns.sysctl(RMEM), LOW, "disabled: not tuned under traffic");
-        assert.equal(changes(), before);
-
-        const on = await ask<ToggleResult>(sock, "enable", "tcp_buffer");
-        assert.deepEqual([on.state, on.changed], ["active", true]);
-        ns.iperf(3);
-        assert.ok(
-          await waitFor(() => changes() > before && ns.sysctl(RMEM)[2] > LOW[2], 15_000),
-          `enabled again: tuned under traffic; daemon said:\n${d.lines.slice(-12).join("\n")}`,
-        );
-
-        // One sysctl only: the tuner stays active, that sysctl is unmanaged, then managed again.
-        await ask(sock, "disable", WMEM);
-        let rows = await ask<TunableInfo[]>(sock, "tunables");
-        assert.ok(rows.filter((x) => x.name === WMEM).every((x) => !x.managed));
-        assert.ok(rows.some((x) => x.name === RMEM && x.managed));
-        const t2 = (await ask<TunerInfo[]>(sock, "tuners")).find((x) => x.name === "tcp_buffer")!;
-        assert.equal(t2.state, "active");
-        assert.match(t2.reason, /disabled: net\.ipv4\.tcp_wmem/);
-        await ask(sock, "enable", WMEM);
-        rows = await ask<TunableInfo[]>(sock, "tunables");
-        assert.ok(rows.some((x) => x.name === WMEM && x.netns === ns.name && x.managed));
-
-        const ghost = await askError(sock, "disable", "ghost");
-        assert.equal(ghost.code, "not-found");
-        const sysctlTuner = await askError(sock, "disable", "sysctl");
-        assert.equal(sysctlTuner.code, "bad-args");
       });
 
       await t.step(
