@@ -1,5 +1,6 @@
 /** The `bpfpilot` command line: subcommands and bpftune-compatible root flags. */
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, Option } from "@commander-js/extra-typings";
+import { ATTACH_KINDS, type AttachKind } from "../kernel/hooks.ts";
 import { VERSION } from "../version.ts";
 import { setProcessName } from "../kernel/process.ts";
 import { describeError, EXIT, requireRoot } from "./errors.ts";
@@ -16,9 +17,12 @@ import { enableCommand, rollbackCommand } from "./state.ts";
 import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
 
-function runSupport(opts: { json?: boolean; legacy?: boolean }): number {
+function runSupport(opts: { json?: boolean; legacy?: boolean; prefer?: string }): number {
   requireRoot("bpfpilot support");
-  const report = buildSupportReport({ legacy: opts.legacy });
+  const report = buildSupportReport({
+    legacy: opts.legacy,
+    prefer: (opts.prefer as AttachKind | undefined) ?? null,
+  });
   console.log(opts.json ? JSON.stringify(report, null, 2) : renderSupportText(report));
   return report.level === "none" ? EXIT.failure : EXIT.ok;
 }
@@ -31,6 +35,11 @@ function supportCommand(setExit: (code: number) => void) {
     )
     .option("--json", "print one JSON object instead of text")
     .option("-L, --legacy", "prefer each hook's fallback attach kinds")
+    .addOption(
+      new Option("--prefer <kind>", "try this attach kind first on every hook").choices(
+        ATTACH_KINDS,
+      ),
+    )
     .addHelpText(
       "after",
       `
@@ -79,7 +88,7 @@ export function buildProgram(setExit: (code: number) => void) {
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
   program.action(async () => {
     const o = program.opts() as RunFlags & { support?: boolean; query?: string };
-    if (o.support) return setExit(runSupport({ legacy: o.legacy }));
+    if (o.support) return setExit(runSupport({ legacy: o.legacy, prefer: o.prefer }));
     if (o.query) {
       const [verb, arg] = o.query.split(/\s+/, 2);
       return setExit(await runQuery(verb, arg, { socket: controlSocketPath(o) ?? undefined }));

@@ -10,6 +10,7 @@ import { parseLearningRate } from "../daemon/learning_rate.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuners/registry.ts";
 import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import { ATTACH_KINDS, type AttachKind } from "../kernel/hooks.ts";
 import { requireRoot, UserError } from "./errors.ts";
 import {
   ControlSocketError,
@@ -40,6 +41,7 @@ export interface RunFlags {
   controlGroup?: string;
   metricsListen?: string;
   metricsAllowRemote?: boolean;
+  prefer?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -63,6 +65,10 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     .option("--disable <tuner>", "do not run this tuner (repeatable)", collect)
     .option("-c, --cgroup <dir>", "cgroup v2 directory cgroup programs attach to (default: root)")
     .option("-L, --legacy", "prefer each hook's fallback attach kinds")
+    .addOption(
+      new Option("--prefer <kind>", "try this attach kind first on every hook (testing)")
+        .choices(ATTACH_KINDS),
+    )
     .option("-D, --daemon", "detach and run in the background")
     .option("--advise", "observe and log proposals only; never write a sysctl")
     .addOption(
@@ -227,6 +233,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     disable: (flags.disable ?? []).map(normalizeTunerName),
     cgroup: flags.cgroup ?? null,
     legacy: flags.legacy ?? false,
+    prefer: (flags.prefer as AttachKind | undefined) ?? null,
     stateDir: flags.stateDir ?? DEFAULT_STATE_DIR,
     cooldownMs,
     onlyNetns,

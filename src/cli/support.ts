@@ -7,6 +7,7 @@ import {
   type ProbeResult,
 } from "../kernel/probe.ts";
 import { TUNER_HOOKS } from "../tuners/hooks_registry.ts";
+import type { AttachKind } from "../kernel/hooks.ts";
 
 export interface SupportReport {
   level: ProbeResult["level"];
@@ -25,9 +26,15 @@ export interface SupportReport {
   }[];
 }
 
-export function buildSupportReport(opts: { legacy?: boolean } = {}): SupportReport {
+export function buildSupportReport(
+  opts: { legacy?: boolean; prefer?: AttachKind | null } = {},
+): SupportReport {
   const l = lib();
-  const probe = probeKernel(TUNER_HOOKS, { legacy: opts.legacy, exhaustive: true });
+  const probe = probeKernel(TUNER_HOOKS, {
+    legacy: opts.legacy,
+    prefer: opts.prefer,
+    exhaustive: true,
+  });
   return {
     level: probe.level,
     netnsCookie: probe.features.netnsCookie,

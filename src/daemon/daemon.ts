@@ -19,7 +19,7 @@ import { setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
-import { describeCandidate } from "../kernel/hooks.ts";
+import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { TUNERS } from "../tuners/registry.ts";
 import type { Proposal } from "./proposal.ts";
 import { disabledByControl } from "./control_overrides.ts";
@@ -44,6 +44,8 @@ export interface DaemonOptions {
   /** cgroup v2 directory cgroup programs attach to; null = the cgroup2 root. */
   cgroup: string | null;
   legacy: boolean;
+  /** Try this attach kind first on every hook (testing a flavour on purpose). */
+  prefer?: AttachKind | null;
   stateDir: string;
   cooldownMs?: number;
   /** Probe cache file (per boot); null disables it. */
@@ -197,6 +199,7 @@ export class Daemon {
       wanted.map((d) => ({ tuner: d.name, hooks: d.hooks, object: d.object })),
       {
         legacy: this.opts.legacy,
+        prefer: this.opts.prefer ?? null,
         cacheFile: this.opts.probeCache,
       },
     );

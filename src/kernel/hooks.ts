@@ -44,10 +44,28 @@ export interface HookChoice {
   tried: TryResult[];
 }
 
-/** Legacy mode prefers each hook's fallback kinds: the chain is tried from its end. */
-export function orderCandidates(decl: HookDecl, legacy: boolean): HookCandidate[] {
-  return legacy ? [...decl.candidates].reverse() : decl.candidates;
+/**
+ * The order a hook's candidates are tried in. Legacy mode prefers the fallback kinds (the chain
+ * from its end); `prefer` puts one kind first (to exercise a flavour, e.g. fentry, on purpose).
+ */
+export function orderCandidates(
+  decl: HookDecl,
+  legacy: boolean,
+  prefer?: AttachKind | null,
+): HookCandidate[] {
+  const base = legacy ? [...decl.candidates].reverse() : decl.candidates;
+  if (!prefer) return base;
+  return [...base.filter((c) => c.kind === prefer), ...base.filter((c) => c.kind !== prefer)];
 }
+
+export const ATTACH_KINDS: readonly AttachKind[] = [
+  "tp_btf",
+  "tracepoint",
+  "raw_tp",
+  "fentry",
+  "kprobe",
+  "cgroup",
+];
 
 export function describeCandidate(c: { kind: AttachKind; target: string }): string {
   return `${c.kind}:${c.target}`;

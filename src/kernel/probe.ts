@@ -60,13 +60,14 @@ export function chooseHooks(
   prober: Prober,
   legacy = false,
   exhaustive = false,
+  prefer: AttachKind | null = null,
 ): HookChoice[] {
   const out: HookChoice[] = [];
   for (const t of tuners) {
     for (const h of t.hooks) {
       const tried: TryResult[] = [];
       let chosen: HookCandidate | null = null;
-      for (const c of orderCandidates(h, legacy)) {
+      for (const c of orderCandidates(h, legacy, prefer)) {
         const r = { ...prober.tryCandidate(c), program: c.program };
         tried.push(r);
         if (r.ok && !chosen) {
@@ -117,6 +118,7 @@ export function verifyPrograms(
   choices: HookChoice[],
   prober: Prober,
   legacy: boolean,
+  prefer: AttachKind | null = null,
 ): void {
   for (const t of tuners) {
     if (!t.object) continue;
@@ -144,7 +146,7 @@ export function verifyPrograms(
           entry.reason = `a probe attached here, but ${s.program} does not load: ${s.reason}`;
         }
         const decl = t.hooks.find((h) => h.name === c.hook)!;
-        const order = orderCandidates(decl, legacy);
+        const order = orderCandidates(decl, legacy, prefer);
         const next = order.slice(order.findIndex((x) => x.program === s.program) + 1);
         c.chosen = c.target = c.program = null;
         for (const cand of next) {
@@ -346,6 +348,8 @@ export interface ProbeOptions {
   legacy?: boolean;
   /** Try every candidate, not just up to the first that works (the support matrix). */
   exhaustive?: boolean;
+  /** Try this attach kind first on every hook. */
+  prefer?: AttachKind | null;
   /** Cache file; null disables caching. */
   cacheFile?: string | null;
 }
@@ -371,6 +375,7 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
     release: Deno.osRelease(),
     legacy: opts.legacy ?? false,
     exhaustive: opts.exhaustive ?? false,
+    prefer: opts.prefer ?? null,
     tuners: tuners.map((t) => ({
       tuner: t.tuner,
       hooks: t.hooks,
@@ -389,9 +394,12 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
   const prober = new LiveProber();
   try {
     const features = prober.features();
-    const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive);
-    verifyPrograms(tuners, choices, prober, opts.legacy ?? false);
-    const result = { features, choices, level: supportLevel(choices, tuners, features) };
+    const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive, opts.prefer);
+    verifyPrograms(tuners, choices, prober, opts.legacy ?? false, opts.prefer ?? null);
+    let level = supportLevel(choices, tuners, features);
+    // Asked for fallbacks: whatever attached, this is not the full (first-preference) setup.
+    if ((opts.legacy || opts.prefer) && level === "full") level = "legacy";
+    const result = { features, choices, level };
     if (cacheFile) {
       try {
         const tmp = `${cacheFile}.${Deno.pid}.tmp`;

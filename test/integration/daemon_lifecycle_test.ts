@@ -11,10 +11,11 @@ import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import {
   DaemonProcess,
   LAUNCHER,
+  programIdsOf,
+  stillLoaded,
   tempStateDir,
   TestCgroup,
   TestNetns,
-  tunerPrograms,
 } from "../support/daemon.ts";
 
 const LOW = [4096, 16384, 65536];
@@ -112,6 +113,8 @@ Deno.test({
       ns.iperf(3);
       await d.waitFor(RMEM_CHANGE);
       assert.ok(ns.sysctl("net.ipv4.tcp_rmem")[2] > LOW[2]);
+      const ids = programIdsOf(d.pid);
+      assert.ok(ids.length >= 2, "the daemon holds its programs");
       assert.equal(await d.stop("SIGTERM"), 0);
       assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), LOW, "restored on exit");
       assert.ok(
@@ -119,7 +122,7 @@ Deno.test({
           /Rolling back sysctl values for 'net\.ipv4\.tcp_rmem' from \(.*\) to original values \(4096 16384 65536\)/,
         ).length === 1,
       );
-      assert.ok(await waitFor(() => tunerPrograms().length === 0, 3000), "programs detached");
+      assert.ok(await waitFor(() => stillLoaded(ids).length === 0, 3000), "programs detached");
     });
   },
 });
@@ -133,14 +136,16 @@ Deno.test({
       started.push(d);
       await d.waitFor(STARTED);
       const pgrep = execFileSync("pgrep", ["-x", "bpfpilot"], { encoding: "utf8" });
-      assert.ok(pgrep.split("\n").length >= 1 && pgrep.trim().length > 0, "pgrep finds it by name");
+      assert.ok(pgrep.split("\n").includes(String(d.pid)), "pgrep finds it by name");
       ns.iperf(3);
       await d.waitFor(RMEM_CHANGE);
       const tuned = ns.sysctl("net.ipv4.tcp_rmem");
       assert.ok(tuned[2] > LOW[2]);
+      const ids = programIdsOf(d.pid);
+      assert.ok(ids.length >= 2, "the daemon holds its programs");
       // SIGKILL the daemon itself (the launcher execs into it, so this is its pid).
       await d.stop("SIGKILL");
-      assert.ok(await waitFor(() => tunerPrograms().length === 0, 5000), "links died with it");
+      assert.ok(await waitFor(() => stillLoaded(ids).length === 0, 5000), "links died with it");
       assert.deepEqual(ns.sysctl("net.ipv4.tcp_rmem"), tuned, "kill -9 rolls nothing back");
 
       const dry = cli(["rollback", "--dry-run", "--state-dir", state]);

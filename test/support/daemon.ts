@@ -200,12 +200,27 @@ export class TestCgroup {
   }
 }
 
-/** Names of loaded BPF programs of bpfpilot's tuners. */
-export function tunerPrograms(): string[] {
-  const out = execFileSync("bpftool", ["prog", "show", "--json"], { encoding: "utf8" });
-  return (JSON.parse(out) as { name?: string }[]).map((p) => p.name ?? "")
-    .filter((n) => n.startsWith("bpfp_tb_") || n.startsWith("bpfp_sy_"));
+/** IDs of the BPF programs a process holds (program and link fds, from /proc/PID/fdinfo). */
+export function programIdsOf(pid: number): number[] {
+  const ids = new Set<number>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^prog_id:\s+(\d+)$/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return [...ids];
 }
+
+/** Which of these program IDs the kernel still has loaded. */
+export function stillLoaded(ids: number[]): number[] {
+  const out = execFileSync("bpftool", ["prog", "show", "--json"], { encoding: "utf8" });
+  const live = new Set((JSON.parse(out) as { id: number }[]).map((p) => p.id));
+  return ids.filter((id) => live.has(id));
+}
+
 
 /** Reads a host sysctl, runs fn, and restores the value whatever happens. */
 export async function withHostSysctls<T>(names: string[], fn: () => Promise<T>): Promise<T> {

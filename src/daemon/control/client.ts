@@ -92,7 +92,14 @@ async function exchange(
 ): Promise<ControlResponse> {
   const out = new TextEncoder().encode(encodeRequest(request));
   let offset = 0;
-  while (offset < out.length) offset += await conn.write(out.subarray(offset));
+  try {
+    while (offset < out.length) offset += await conn.write(out.subarray(offset));
+  } catch (error) {
+    // Over its client limit the daemon answers `busy` and closes before reading: read that.
+    if (
+      !(error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset)
+    ) throw error;
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
   const buffer = new Uint8Array(65536);
