@@ -110,11 +110,21 @@ export function adviceFindings(
       current: liveValue(sysctls, first.sysctl, first.netns, first.from.length) ?? [...first.from],
       recommended,
       evidence: [...evidence.values()],
-      sysctlW: sysctlWLine(first.sysctl, recommended),
+      sysctlW: inNetnsLine(first.netns, sysctlWLine(first.sysctl, recommended)),
       sources: ["observed"],
     });
   }
   return out;
+}
+
+/**
+ * The command for a finding's namespace: as is on the host, through `ip netns exec` for a named
+ * namespace, and for an unnamed one (only its inode is known) with a note saying where.
+ */
+export function inNetnsLine(netns: string, line: string): string {
+  if (netns === "host") return line;
+  if (/^ns:\d+$/.test(netns)) return `${line}   # inside network namespace inode ${netns.slice(3)}`;
+  return `ip netns exec ${netns} ${line}`;
 }
 
 /** The value in the kernel now; only readable for the host namespace. */

@@ -170,3 +170,11 @@ Deno.test("merge: findings are ordered worst first, then by ID", () => {
     ["info", "BPFP-TCP-RMEM-MAX"],
   ]);
 });
+
+Deno.test("a finding in another namespace says how to run its sysctl -w there", async () => {
+  const { inNetnsLine } = await import("../../src/audit/advice_findings.ts");
+  const line = 'sysctl -w net.ipv4.tcp_rmem="4096 16384 81920"';
+  assert.equal(inNetnsLine("host", line), line);
+  assert.equal(inNetnsLine("web", line), `ip netns exec web ${line}`);
+  assert.match(inNetnsLine("ns:4026532177", line), /# inside network namespace inode 4026532177$/);
+});
