@@ -1,72 +1,109 @@
 /**
- * `deno task bench`: prints figures (never asserts). Sections grow with the product; each says
- * what it measured and how. Run as root on an otherwise idle machine.
+ * `deno task bench`: prints figures (never asserts). Sections grow with the product; each row says
+ * what it measured and how, with the target next to it. Run as root on an otherwise idle machine.
+ *
+ * Sections (BPFPILOT_BENCH_SECTIONS=foundation,lifecycle,hooks,throughput picks some):
+ *   foundation  libbpf binding, hook probe, bundle start
+ *   lifecycle   daemon exec to hooks attached (cold and warm probe cache), idle RSS/CPU, SIGTERM
+ *   hooks       daemon CPU and events to userspace while a tcp_buffer hook fires ~10k/s
+ *   throughput  iperf3 over a constrained veth link with and without the daemon, settle time
+ * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
+ *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
+ * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
+ * also on error and Ctrl-C. The host's own network namespace is never tuned: every daemon runs
+ * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or
+ * --rollback (undoes its changes on exit, host-wide tcp_mem included).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
-import selftest from "../dist/bpf/selftest.bpf.o" with { type: "bytes" };
-import { lib, u32Key } from "../src/libbpf/mod.ts";
-import { loadObject } from "../src/libbpf/load.ts";
-import { probeKernel } from "../src/kernel/probe.ts";
-import { TUNER_HOOKS } from "../src/tuners/hooks_registry.ts";
+import { cleanupOnSignals, runCleanups } from "./bench/cleanup.ts";
+import { foundationSection } from "./bench/foundation.ts";
+import { watchHostSysctls } from "./bench/host_guard.ts";
+import { hookLoadSection } from "./bench/hook_load.ts";
+import { lifecycleSection } from "./bench/lifecycle.ts";
+import { envSeconds, row } from "./bench/report.ts";
+import { throughputSection } from "./bench/throughput.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
+const ALL = ["foundation", "lifecycle", "hooks", "throughput"];
 
-function row(name: string, value: string, note = "") {
-  console.log(`${name.padEnd(44)} ${value.padStart(14)}  ${note}`);
+function config() {
+  const picked = (Deno.env.get("BPFPILOT_BENCH_SECTIONS") ?? "").split(",").map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = picked.filter((s) => !ALL.includes(s));
+  if (unknown.length) {
+    throw new Error(
+      `BPFPILOT_BENCH_SECTIONS: unknown section(s) ${unknown.join(", ")}; known: ${ALL.join(", ")}`,
+    );
+  }
+  return {
+    sections: picked.length ? picked : ALL,
+    idleS: envSeconds("BPFPILOT_BENCH_IDLE_S", 60),
+    loadS: envSeconds("BPFPILOT_BENCH_LOAD_S", 10),
+    iperfS: envSeconds("BPFPILOT_BENCH_IPERF_S", 8),
+    tuneS: envSeconds("BPFPILOT_BENCH_TUNE_S", 45),
+    settleS: envSeconds("BPFPILOT_BENCH_SETTLE_S", 10),
+  };
 }
 
-function ms(t0: number) {
-  return `${(performance.now() - t0).toFixed(1)} ms`;
+/** The tools a section needs, or the first one missing. */
+function missingTool(tools: string[]): string | null {
+  for (const t of tools) {
+    if (spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0) return t;
+  }
+  return null;
+}
+
+function configOrExit(): ReturnType<typeof config> {
+  try {
+    return config();
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
+}
+
+const cfg = configOrExit();
+if (Deno.uid() !== 0) {
+  console.error("bench: needs root (BPF programs, network namespaces); run it with sudo");
+  Deno.exit(1);
 }
 
 console.log("bpfpilot benchmark", new Date().toISOString(), Deno.osRelease());
-console.log("-- foundation");
-let t = performance.now();
-lib();
-row("dlopen libbpf + libc", ms(t));
-
-t = performance.now();
-const { object } = loadObject(selftest, { name: "bpfp_bench" });
-row("open from bytes + load (3-program object)", ms(t));
-const m = object.map("bpfp_config");
-const key = u32Key(0), val = new Uint8Array(m.lookupSize);
-const N = 100_000;
-t = performance.now();
-for (let i = 0; i < N; i++) m.update(key, val);
-row("map update", `${((performance.now() - t) * 1000 / N).toFixed(2)} µs`, `${N} calls`);
-t = performance.now();
-for (let i = 0; i < N; i++) m.lookup(key);
-row("map lookup", `${((performance.now() - t) * 1000 / N).toFixed(2)} µs`, `${N} calls`);
-const stats = object.map("bpfp_stats");
-t = performance.now();
-for (let i = 0; i < 10_000; i++) stats.sumU64(key);
-row("per-CPU sum over possible CPUs", `${((performance.now() - t) / 10).toFixed(2)} µs`);
-object.close();
-
-t = performance.now();
-probeKernel(TUNER_HOOKS, { cacheFile: null });
-row("hook probe, every declared hook (cold)", ms(t), "real loads + attaches");
-
-const bundle = join(ROOT, "dist/bpfpilot.js");
-try {
-  execFileSync(DENO, ["run", "-A", join(ROOT, "scripts/build.ts"), "--quiet"]);
-  const r = spawnSync("/usr/bin/time", [
-    "-f",
-    "%e %M",
-    DENO,
-    "run",
-    "-A",
-    "--no-config",
-    bundle,
-    "--version",
-  ], {
-    encoding: "utf8",
-  });
-  const [wall, rssKb] = r.stderr.trim().split("\n").pop()!.split(" ");
-  row("bundle --version: wall", `${(Number(wall) * 1000).toFixed(0)} ms`);
-  row("bundle --version: max RSS", `${(Number(rssKb) / 1024).toFixed(1)} MB`);
-} catch (e) {
-  row("bundle --version", "n/a", (e as Error).message);
+cleanupOnSignals();
+const sections: [string, string[], () => Promise<void> | void][] = [
+  ["foundation", [], () => foundationSection(ROOT, DENO)],
+  ["lifecycle", ["ip", "bpftool"], () => lifecycleSection(ROOT, cfg.idleS)],
+  ["hooks", ["ip", "bpftool"], () => hookLoadSection(ROOT, cfg.loadS)],
+  ["throughput", ["ip", "tc", "iperf3", "ss"], () => throughputSection(ROOT, cfg)],
+];
+let failed = 0;
+for (const [name, tools, run] of sections) {
+  if (!cfg.sections.includes(name)) continue;
+  const missing = missingTool(tools);
+  if (missing) {
+    row(`${name}: skipped`, "n/a", `${missing} is not installed (bash scripts/setup installs it)`);
+    continue;
+  }
+  const t0 = performance.now();
+  const moved = watchHostSysctls();
+  try {
+    await run();
+  } catch (e) {
+    failed++;
+    row(`${name}: failed`, "n/a", (e as Error).message.split("\n").join("\n    "));
+  } finally {
+    await runCleanups(); // this section's namespaces, processes, probe cache, ...
+  }
+  const changed = moved();
+  if (changed.length) {
+    console.log(
+      `   NOTE: host-wide sysctls changed during this section (by another process, or a daemon ` +
+        `of ours reacting to host memory pressure): ${changed.join(", ")}`,
+    );
+  }
+  console.log(`   (${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 }
+await runCleanups();
+Deno.exit(failed ? 1 : 0);

@@ -1,0 +1,133 @@
+/**
+ * The daemon while a tcp_buffer hook fires about 10 000 times a second: loopback TCP at a paced
+ * message rate inside namespaces of our own, the hook rate read from the tcp_buffer object's
+ * bpfp_stats (hits and emitted deltas), the daemon's CPU from /proc. Two cases: buffers far from
+ * the limits (hits only, the normal case) and every hit near tcp_rmem/tcp_wmem max (the rate
+ * limiter folds all but a few events a second; the daemon runs with --advise so it keeps
+ * proposing instead of raising the limit).
+ * The hook counts hits in every namespace, so TCP of other processes on the host shows up too:
+ * it is measured first with no traffic of ours and subtracted from the rates.
+ */
+import { join } from "node:path";
+import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
+import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
+import { BenchNetns } from "./netns.ts";
+import { type CpuUse, cpuWindow } from "./proc.ts";
+import { fmtPct, fmtRate, row, section, sleep, withTarget } from "./report.ts";
+import { tempDir } from "./tempdir.ts";
+
+const TARGET_HITS_S = 10_000;
+const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3;
+const LOW_BUFFER = "4096 16384 16384";
+
+interface Window {
+  seconds: number;
+  hits: number;
+  emitted: number;
+  suppressed: number;
+  dropped: number;
+  cpu: CpuUse;
+  /** Messages per second the generator achieved over its whole run. */
+  sendRate: number;
+}
+
+export async function hookLoadSection(root: string, windowS: number): Promise<void> {
+  section(`daemon under hook load (~${TARGET_HITS_S} hits/s for ${windowS} s)`);
+  const far = BenchNetns.create("far");
+  const near = BenchNetns.create("near");
+  near.setSysctl("net.ipv4.tcp_rmem", LOW_BUFFER);
+  near.setSysctl("net.ipv4.tcp_wmem", LOW_BUFFER);
+  // Loopback's 64 KiB MTU makes the kernel expand every socket's sndbuf close to tcp_wmem max
+  // at once; at an Ethernet MTU buffers stay far from the limits, as on most real links.
+  for (const ns of [far, near]) ns.exec(["ip", "link", "set", "lo", "mtu", "1500"]);
+  const { argv } = daemonArgv(root);
+  const deno = join(root, "node_modules/.bin/deno");
+  const generator = join(root, "scripts/bench/paced_tcp.ts");
+  const d = new BenchDaemon(argv, [
+    "run",
+    "--stderr",
+    "--advise",
+    "--netns",
+    near.name,
+    "--state-dir",
+    tempDir("load"),
+  ]);
+  await d.waitFor(/^bpfpilot: bpfpilot started \(/);
+  const mapId = tcpBufferStatsMap(d.pid);
+
+  const measure = async (ns: BenchNetns | null, rate: number, seconds: number) => {
+    const gen = ns?.spawn(
+      [deno, "run", "-A", "--no-config", generator, `${rate}`, `${seconds + 0.5}`],
+      { stdout: "piped" },
+    );
+    await gen?.waitLine("ready");
+    const s0 = readHookStats(mapId), cpu = cpuWindow(d.pid), t0 = performance.now();
+    await sleep(seconds * 1000);
+    const s1 = readHookStats(mapId), use = cpu(), t = (performance.now() - t0) / 1000;
+    let sendRate = 0;
+    if (gen) {
+      const out = await gen.finished(30_000);
+      const r = JSON.parse(out.stdout.trim().split("\n").pop()!) as {
+        sent: number;
+        seconds: number;
+      };
+      sendRate = r.sent / r.seconds;
+    }
+    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate } satisfies Window;
+  };
+
+  for (
+    const [ns, label, note] of [
+      [far, "buffers far from limits", "default tcp_rmem/tcp_wmem"],
+      [near, "every hit near the max", `tcp_rmem=tcp_wmem='${LOW_BUFFER}', --advise`],
+    ] as const
+  ) {
+    const before = await measure(null, 0, BACKGROUND_S);
+    // Hits per message differ with buffer sizes: calibrate in each namespace.
+    const cal = await measure(ns, CALIBRATE_RATE, CALIBRATE_S);
+    const perMessage = Math.max(
+      0.5,
+      (cal.hits / cal.seconds - before.hits / before.seconds) / cal.sendRate,
+    );
+    const rate = Math.round(TARGET_HITS_S / perMessage);
+    const w = await measure(ns, rate, windowS);
+    const after = await measure(null, 0, BACKGROUND_S);
+    const bg = (k: "hits" | "emitted") =>
+      (before[k] / before.seconds + after[k] / after.seconds) / 2;
+    const bgRange = [before, after].map((b) => (b.hits / b.seconds).toFixed(0)).join("/");
+    const noisy = Math.max(before.hits / before.seconds, after.hits / after.seconds) >
+      0.1 * TARGET_HITS_S;
+    const hits = w.hits / w.seconds - bg("hits"), emitted = w.emitted / w.seconds - bg("emitted");
+    row(
+      `hook hits/s, ${label}`,
+      hits > 0 ? fmtRate(hits, "hits/s") : "n/a",
+      `${w.sendRate.toFixed(0)} msgs/s (asked ${rate}) of 64 B, loopback TCP (NODELAY, ` +
+        `MTU 1500) in own netns, ${note}; bpfp_stats hits delta over ${w.seconds.toFixed(1)} s ` +
+        `(${fmtRate(w.hits / w.seconds, "hits/s")}) minus background before/after ${bgRange}` +
+        (noisy ? " (APPROXIMATE: other TCP traffic on this host during the run)" : ""),
+    );
+    row(
+      `events to userspace/s, ${label}`,
+      fmtRate(Math.max(0, emitted), "events/s"),
+      withTarget(
+        "≤ 100/s",
+        `bpfp_stats emitted delta (${fmtRate(w.emitted / w.seconds, "/s")}) minus background ` +
+          `${fmtRate(bg("emitted"), "/s")}; folded ` +
+          `${fmtRate(w.suppressed / w.seconds, "/s")}, dropped ${w.dropped}`,
+      ),
+    );
+    row(
+      `daemon CPU, ${label}`,
+      fmtPct(w.cpu.pctTicks),
+      withTarget(
+        "≤ 1 % of a core",
+        `utime+stime delta ${w.cpu.ticks} ticks; schedstat ${fmtPct(w.cpu.pctSched)}; ` +
+          `background (no traffic of ours) ${fmtPct(before.cpu.pctSched)}`,
+      ),
+    );
+  }
+  const stop = await d.stop();
+  if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
+  await near.delete();
+  await far.delete();
+}

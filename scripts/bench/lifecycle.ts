@@ -1,0 +1,90 @@
+/**
+ * The daemon's fixed costs: exec to every hook attached (the "bpfpilot started" line), with and
+ * without the probe cache; RSS and CPU while idle; SIGTERM to reaped exit.
+ */
+import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
+import { removeProbeCache } from "./host_guard.ts";
+import { BenchNetns } from "./netns.ts";
+import { cpuWindow, memoryKb } from "./proc.ts";
+import { fmtMb, fmtMs, fmtPct, median, row, section, sleep, withTarget } from "./report.ts";
+import { tempDir } from "./tempdir.ts";
+
+const STARTED = /^bpfpilot: bpfpilot started \(/;
+const WARM_RUNS = 3;
+
+async function start(argv: string[], args: string[]): Promise<{ d: BenchDaemon; ms: number }> {
+  const d = new BenchDaemon(argv, args);
+  const line = await d.waitFor(STARTED);
+  return { d, ms: line.at - d.spawnedAt };
+}
+
+async function stopChecked(d: BenchDaemon): Promise<number> {
+  const r = await d.stop();
+  if (r.code !== 0) {
+    throw new Error(`daemon exited ${r.code}${r.signal ? ` (${r.signal})` : ""} on SIGTERM, not 0`);
+  }
+  return r.exitMs;
+}
+
+export async function lifecycleSection(root: string, idleS: number): Promise<void> {
+  section(`daemon: start, idle ${idleS} s, stop`);
+  const { argv, what } = daemonArgv(root);
+  const ns = BenchNetns.create("idle");
+  // --advise: same hooks, objects and event path, but no sysctl write can reach the host, even
+  // if other TCP traffic on it brings tcp_mem near pressure during the idle minute.
+  const args = ["run", "--stderr", "--advise", "--netns", ns.name, "--state-dir", tempDir("idle")];
+  const how = `exec of 'deno run ${what} run --stderr --advise --netns <own ns>' to the line ` +
+    "on its pipe";
+
+  removeProbeCache();
+  const cold = await start(argv, args);
+  const coldExit = await stopChecked(cold.d);
+  row("exec -> 'bpfpilot started', no probe cache", fmtMs(cold.ms), withTarget("≤ 150 ms", how));
+
+  const warm: number[] = [], quickExits = [coldExit];
+  let last: BenchDaemon | null = null;
+  for (let i = 0; i < WARM_RUNS; i++) {
+    const r = await start(argv, args);
+    warm.push(r.ms);
+    if (i < WARM_RUNS - 1) quickExits.push(await stopChecked(r.d));
+    else last = r.d;
+  }
+  row(
+    `exec -> 'bpfpilot started', probe cache warm`,
+    fmtMs(median(warm)),
+    withTarget(
+      "≤ 150 ms",
+      `median of ${WARM_RUNS} (${warm.map((x) => x.toFixed(0)).join(", ")} ms); ` +
+        "cache /run/bpfpilot/probe-cache.json from the run before",
+    ),
+  );
+
+  const d = last!;
+  const cpu = cpuWindow(d.pid);
+  await sleep(idleS * 1000);
+  const use = cpu();
+  const mem = memoryKb(d.pid);
+  row(
+    `idle RSS (VmRSS) after ${idleS} s`,
+    fmtMb(mem.rss),
+    withTarget("≤ 48 MB", "/proc/<pid>/status, no traffic in its namespace"),
+  );
+  row(`idle peak RSS (VmHWM)`, fmtMb(mem.hwm), withTarget("≤ 48 MB", "start included"));
+  row(
+    `idle CPU over ${idleS} s`,
+    fmtPct(use.pctTicks),
+    `utime+stime delta ${use.ticks} ticks of /proc/<pid>/stat; ` +
+      `schedstat: ${fmtPct(use.pctSched)} of a core`,
+  );
+  const idleExit = await stopChecked(d);
+  row(
+    "SIGTERM -> exit, idle",
+    fmtMs(idleExit),
+    withTarget(
+      "≤ 300 ms",
+      `kill() to waitpid reaping it, exit status 0; right after start: ` +
+        `${quickExits.map((x) => x.toFixed(0)).join(", ")} ms`,
+    ),
+  );
+  await ns.delete();
+}

@@ -1,0 +1,75 @@
+/** What /proc says about one process: memory high-water marks and CPU time consumed. */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+let ticksPerSecond: number | null = null;
+
+/** USER_HZ (utime/stime unit); 100 on every Linux we run on, asked once to be sure. */
+export function clockTicks(): number {
+  if (ticksPerSecond === null) {
+    try {
+      ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    } catch {
+      ticksPerSecond = 100;
+    }
+    if (!Number.isFinite(ticksPerSecond) || ticksPerSecond <= 0) ticksPerSecond = 100;
+  }
+  return ticksPerSecond;
+}
+
+/** VmRSS and VmHWM from /proc/<pid>/status, in kB. */
+export function memoryKb(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => {
+    const m = status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"));
+    if (!m) throw new Error(`/proc/${pid}/status has no ${name}`);
+    return Number(m[1]);
+  };
+  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+/** utime + stime of the whole process (all threads, live and exited), in clock ticks. */
+export function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The command name may contain spaces and parentheses: fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
+}
+
+/** Time on CPU of the live threads in ns (schedstat): finer than ticks, for short windows. */
+export function runtimeNs(pid: number): number {
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // thread exited between readdir and read
+    }
+  }
+  return sum;
+}
+
+export interface CpuUse {
+  seconds: number;
+  /** utime+stime delta as a percentage of one core over the window. */
+  pctTicks: number;
+  /** schedstat delta as a percentage of one core (ns resolution). */
+  pctSched: number;
+  ticks: number;
+}
+
+/** Starts a CPU-time window on pid; the returned function ends it. */
+export function cpuWindow(pid: number): () => CpuUse {
+  const t0 = performance.now(), ticks0 = cpuTicks(pid), ns0 = runtimeNs(pid);
+  return () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const ticks = cpuTicks(pid) - ticks0;
+    const ns = runtimeNs(pid) - ns0;
+    return {
+      seconds,
+      ticks,
+      pctTicks: (ticks / clockTicks()) / seconds * 100,
+      pctSched: ns / 1e9 / seconds * 100,
+    };
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * iperf3 over a constrained link, with and without the daemon. Two namespaces joined by a veth
+ * pair: the data path is limited to 100 Mbit/s by tbf, and the ACK path (10 Mbit/s tbf) is kept
+ * full by a UDP stream so every ACK waits ~40 ms in its queue: a ~50 ms RTT, since this kernel
+ * has no netem to add delay directly. The receiving namespace starts with a deliberately low
+ * tcp_rmem/tcp_wmem max (64 KiB, far below the ~600 KB bandwidth-delay product) and is the one
+ * the daemon tunes (--netns). The sender uses cubic: BBR reads the jammed ACK path as a
+ * bandwidth signal and swings wildly, which would hide the effect of the buffers.
+ */
+import { BenchDaemon, daemonArgv, type Line } from "./daemon_process.ts";
+import { BenchNetns, tbf, vethLink } from "./netns.ts";
+import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
+import { fmtRate, row, section, sleep, withTarget } from "./report.ts";
+import { tempDir } from "./tempdir.ts";
+
+const LOW_RMEM = "4096 65536 65536", LOW_WMEM = "4096 16384 65536";
+const KERNEL_RMEM = "4096 131072 6291456";
+const DATA_PORT = 5201, UDP_PORT = 5202;
+const COOLDOWN_S = 1;
+/** Length of each transfer while the daemon tunes. */
+const TRANSFER_S = 5;
+const CHANGE = /Due to .* change (\S+)\(.*\) from \(([^)]*)\) -> \(([^)]*)\)/;
+
+export interface ThroughputOptions {
+  iperfS: number;
+  tuneS: number;
+  settleS: number;
+}
+
+interface IperfResult {
+  mbps: number;
+  /** Per-second throughput at the sender, Mbit/s. */
+  intervals: number[];
+}
+
+function mbit(bps: number): string {
+  return `${bps.toFixed(1)} Mbit/s`;
+}
+
+export async function throughputSection(root: string, o: ThroughputOptions): Promise<void> {
+  section(
+    "iperf3 over veth: 100 Mbit/s tbf, ~50 ms RTT, receiver namespace starts at 64 KiB buffer max",
+  );
+  const rx = BenchNetns.create("rx"), tx = BenchNetns.create("tx");
+  const { addrA: rxAddr, addrB: txAddr } = vethLink(rx, tx);
+  tbf(tx, "bpfb1", "100mbit", "32kb", "20ms"); // data path, queue ≤ 20 ms
+  tbf(rx, "bpfb0", "10mbit", "16kb", "40ms"); // ACK path, kept full below
+
+  const udpServer = tx.spawn(["iperf3", "-s", "-p", `${UDP_PORT}`]);
+  await tx.waitListening(UDP_PORT);
+  const udpFlood = rx.spawn([
+    "iperf3",
+    "-u",
+    "-c",
+    txAddr,
+    "-p",
+    `${UDP_PORT}`,
+    "-b",
+    "10.5M",
+    "-t",
+    "900",
+  ]);
+  await sleep(1000); // let the ACK-path queue fill
+
+  const iperf = async (seconds: number): Promise<IperfResult> => {
+    const server = rx.spawn(["iperf3", "-s", "-1", "-p", `${DATA_PORT}`]);
+    await rx.waitListening(DATA_PORT);
+    const client = tx.spawn(
+      ["iperf3", "-c", rxAddr, "-p", `${DATA_PORT}`, "-t", `${seconds}`, "-C", "cubic", "-J"],
+      { stdout: "piped" },
+    );
+    const out = await client.finished((seconds + 30) * 1000);
+    await server.finished(10_000);
+    if (out.code !== 0) throw new Error(`iperf3 failed: ${out.stdout.slice(0, 500)} ${out.stderr}`);
+    const j = JSON.parse(out.stdout) as {
+      end: { sum_received: { bits_per_second: number } };
+      intervals: { sum: { bits_per_second: number } }[];
+    };
+    return {
+      mbps: j.end.sum_received.bits_per_second / 1e6,
+      intervals: j.intervals.map((i) => i.sum.bits_per_second / 1e6),
+    };
+  };
+
+  rx.setSysctl("net.ipv4.tcp_rmem", KERNEL_RMEM);
+  const capacity = await iperf(o.iperfS);
+  row(
+    "link capacity (rmem max 6 MiB, no daemon)",
+    mbit(capacity.mbps),
+    `iperf3 -C cubic ${o.iperfS} s, receiver side; tcp_rmem='${KERNEL_RMEM}'`,
+  );
+
+  rx.setSysctl("net.ipv4.tcp_rmem", LOW_RMEM);
+  rx.setSysctl("net.ipv4.tcp_wmem", LOW_WMEM);
+  const low = await iperf(o.iperfS);
+  row(
+    "64 KiB buffer max, no daemon",
+    mbit(low.mbps),
+    `tcp_rmem='${LOW_RMEM}' tcp_wmem='${LOW_WMEM}' in the receiver namespace`,
+  );
+
+  const { argv } = daemonArgv(root);
+  const d = new BenchDaemon(argv, [
+    "run",
+    "--stderr",
+    "--rollback",
+    "--netns",
+    rx.name,
+    "--cooldown",
+    `${COOLDOWN_S}`,
+    "--state-dir",
+    tempDir("iperf"),
+  ]);
+  await d.waitFor(/^bpfpilot: bpfpilot started \(/);
+  const statsMap = tcpBufferStatsMap(d.pid);
+  const s0 = readHookStats(statsMap);
+  // A series of short transfers rather than one long one: a long-lived connection's receive
+  // auto-tuning only grows its buffer when its per-RTT throughput grows, which a window-limited
+  // connection rarely sees, so a raised max mostly helps the connections that come after it.
+  const t0 = performance.now();
+  const runs: number[] = [];
+  let left: number, reached: number | null = null;
+  while ((left = o.tuneS - (performance.now() - t0) / 1000) >= 2) {
+    runs.push((await iperf(Math.min(TRANSFER_S, Math.floor(left)))).mbps);
+    if (reached === null && runs.at(-1)! >= 0.9 * capacity.mbps) reached = performance.now() - t0;
+  }
+  const t1 = performance.now();
+  const events = statsDelta(s0, readHookStats(statsMap));
+  const changes = d.matching(CHANGE, t0, t1);
+  const tunedRmem = rx.sysctl("net.ipv4.tcp_rmem"), tunedWmem = rx.sysctl("net.ipv4.tcp_wmem");
+  const stop = await d.stop();
+  if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
+  row(
+    `while tuning (${o.tuneS} s, daemon running)`,
+    mbit(runs.at(-1) ?? 0),
+    `last of ${runs.length} transfers of ≤ ${TRANSFER_S} s: ` +
+      `${runs.map((r) => r.toFixed(0)).join(" → ")} Mbit/s; daemon run --netns <rx> --cooldown ` +
+      `${COOLDOWN_S} --rollback (default cooldown 5 s); ` +
+      `${fmtRate(events.hits / ((t1 - t0) / 1000), "hits/s")}, ` +
+      `${fmtRate(events.emitted / ((t1 - t0) / 1000), "events/s")} to userspace`,
+  );
+  row(
+    "time until a transfer gets 90 % of capacity",
+    reached === null ? `> ${o.tuneS} s` : `${(reached / 1000).toFixed(1)} s`,
+    `from the first transfer's start to the end of the first one at ≥ ` +
+      `${(0.9 * capacity.mbps).toFixed(1)} Mbit/s`,
+  );
+  printSettle(changes, t0, t1, o.settleS);
+
+  // The daemon rolled its changes back on exit: set the tuned values by hand, and compare the
+  // same values without a daemon and with one that observes and decides but changes nothing.
+  rx.setSysctl("net.ipv4.tcp_rmem", tunedRmem);
+  rx.setSysctl("net.ipv4.tcp_wmem", tunedWmem);
+  const without = await iperf(o.iperfS);
+  row(
+    "tuned values, no daemon",
+    mbit(without.mbps),
+    `tcp_rmem='${tunedRmem}' tcp_wmem='${tunedWmem}' (where tuning left them) set by hand`,
+  );
+  const observer = new BenchDaemon(argv, [
+    "run",
+    "--stderr",
+    "--advise",
+    "--netns",
+    rx.name,
+    "--state-dir",
+    tempDir("iperf-advise"),
+  ]);
+  await observer.waitFor(/^bpfpilot: bpfpilot started \(/);
+  const observed = await iperf(o.iperfS);
+  const proposals = observer.matching(CHANGE).length;
+  const stopObserver = await observer.stop();
+  if (stopObserver.code !== 0) throw new Error(`daemon exited ${stopObserver.code} on SIGTERM`);
+  row(
+    "tuned values, daemon --advise running",
+    mbit(observed.mbps),
+    withTarget(
+      "no throughput loss vs no daemon",
+      `same values; every hook, event and decision, no write (${proposals} proposals); ` +
+        `${(observed.mbps / without.mbps * 100).toFixed(1)} % of no daemon`,
+    ),
+  );
+
+  await udpFlood.stop();
+  await udpServer.stop();
+  await tx.delete();
+  await rx.delete();
+}
+
+function printSettle(changes: Line[], t0: number, t1: number, settleS: number): void {
+  const parsed = changes.map((l) => ({ at: l.at, m: l.text.match(CHANGE)! }));
+  const rmem = parsed.filter((c) => c.m[1] === "net.ipv4.tcp_rmem");
+  const span = rmem.length
+    ? `tcp_rmem max ${rmem[0].m[2].split(" ")[2]} -> ${rmem.at(-1)!.m[3].split(" ")[2]}`
+    : "tcp_rmem unchanged";
+  const last = parsed.at(-1)?.at;
+  const quietS = (t1 - (last ?? t0)) / 1000;
+  const settled = quietS >= settleS;
+  const value = last === undefined
+    ? "no change"
+    : settled
+    ? `${((last - t0) / 1000).toFixed(1)} s`
+    : `> ${((t1 - t0) / 1000).toFixed(0)} s`;
+  row(
+    "time until the tuned value settles",
+    value,
+    `from traffic start to the last change logged, settled = none for ${settleS} s after it` +
+      `${settled ? "" : ` (not settled: last change ${quietS.toFixed(1)} s before the end)`}; ` +
+      `${parsed.length} changes (${rmem.length} tcp_rmem), ${span}`,
+  );
+}
