@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import {
   DaemonProcess,
+  isolatedRunArgs,
   LAUNCHER,
   programIdsOf,
   stillLoaded,
@@ -23,19 +24,7 @@ const STARTED = /bpfpilot started/;
 const RMEM_CHANGE = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
 
 function daemonArgs(ns: TestNetns, state: string, cg: TestCgroup, extra: string[] = []) {
-  return [
-    "run",
-    "--stderr",
-    "--state-dir",
-    state,
-    "--netns",
-    ns.name,
-    "--cooldown",
-    "1",
-    "-c",
-    cg.path,
-    ...extra,
-  ];
+  return isolatedRunArgs(ns, state, cg, extra);
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {

@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
 import {
   DaemonProcess,
+  isolatedRunArgs,
   tempStateDir,
   TestCgroup,
   TestNetns,
@@ -43,18 +44,7 @@ Deno.test({
       try {
         const tiny = [1500, 2000, 3000];
         execFileSync("sysctl", ["-qw", `net.ipv4.tcp_mem=${tiny.join(" ")}`]);
-        d = DaemonProcess.start([
-          "run",
-          "--stderr",
-          "--state-dir",
-          state.dir,
-          "--netns",
-          ns.name,
-          "--cooldown",
-          "1",
-          "-c",
-          cg.path,
-        ]);
+        d = DaemonProcess.start(isolatedRunArgs(ns, state.dir, cg));
         await d.waitFor(/bpfpilot started/);
         ns.iperf(6, ["-P", "8"]);
         await d.waitFor(

@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import {
   DaemonProcess,
+  isolatedRunArgs,
   programIdsOf,
   stillLoaded,
   tempStateDir,
@@ -39,19 +40,7 @@ async function withDaemon(
   let daemon: DaemonProcess | null = null;
   try {
     setup(ns);
-    daemon = DaemonProcess.start([
-      "run",
-      "--stderr",
-      "--state-dir",
-      state.dir,
-      "--netns",
-      ns.name,
-      "--cooldown",
-      "1",
-      "-c",
-      cg.path,
-      ...extraArgs,
-    ]);
+    daemon = DaemonProcess.start(isolatedRunArgs(ns, state.dir, cg, extraArgs));
     await daemon.waitFor(STARTED);
     await body({ ns, daemon, state: state.dir, cg });
   } finally {

@@ -105,6 +105,31 @@ export class DaemonProcess {
   }
 }
 
+/**
+ * `run` arguments for a daemon that touches nothing of the host's: logs to stderr, its own state
+ * directory, only the test's namespace tuned, admin writes watched in the test's child cgroup.
+ */
+export function isolatedRunArgs(
+  ns: { name: string },
+  stateDir: string,
+  cg: { path: string },
+  extra: string[] = [],
+): string[] {
+  return [
+    "run",
+    "--stderr",
+    "--state-dir",
+    stateDir,
+    "--netns",
+    ns.name,
+    "--cooldown",
+    "1",
+    "-c",
+    cg.path,
+    ...extra,
+  ];
+}
+
 export function tempStateDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "bpfp-state-"));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
@@ -220,7 +245,6 @@ export function stillLoaded(ids: number[]): number[] {
   const live = new Set((JSON.parse(out) as { id: number }[]).map((p) => p.id));
   return ids.filter((id) => live.has(id));
 }
-
 
 /** Reads a host sysctl, runs fn, and restores the value whatever happens. */
 export async function withHostSysctls<T>(names: string[], fn: () => Promise<T>): Promise<T> {
