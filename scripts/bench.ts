@@ -16,7 +16,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
-import { cleanupOnSignals, runCleanups } from "./bench/cleanup.ts";
+import { cleanupOnSignals, interrupted, runCleanups } from "./bench/cleanup.ts";
 import { foundationSection } from "./bench/foundation.ts";
 import { watchHostSysctls } from "./bench/host_guard.ts";
 import { hookLoadSection } from "./bench/hook_load.ts";
@@ -72,6 +72,13 @@ if (Deno.uid() !== 0) {
 
 console.log("bpfpilot benchmark", new Date().toISOString(), Deno.osRelease());
 cleanupOnSignals();
+// The daemon sections run the bundle, as installed: build it from this checkout first.
+const build = spawnSync(DENO, ["run", "-A", join(ROOT, "scripts/build.ts"), "--quiet"], {
+  encoding: "utf8",
+});
+if (build.status !== 0) {
+  row("build dist/bpfpilot.js", "failed", `${build.stderr.trim()} (daemon rows use the old one)`);
+}
 const sections: [string, string[], () => Promise<void> | void][] = [
   ["foundation", [], () => foundationSection(ROOT, DENO)],
   ["lifecycle", ["ip", "bpftool"], () => lifecycleSection(ROOT, cfg.idleS)],
@@ -91,6 +98,7 @@ for (const [name, tools, run] of sections) {
   try {
     await run();
   } catch (e) {
+    if (interrupted()) break;
     failed++;
     row(`${name}: failed`, "n/a", (e as Error).message.split("\n").join("\n    "));
   } finally {
@@ -106,4 +114,4 @@ for (const [name, tools, run] of sections) {
   console.log(`   (${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 }
 await runCleanups();
-Deno.exit(failed ? 1 : 0);
+Deno.exit(interrupted()?.code ?? (failed ? 1 : 0));

@@ -30,11 +30,20 @@ export async function runCleanups(): Promise<void> {
   }
 }
 
+let stoppedBy: { signal: Deno.Signal; code: number } | null = null;
+
+/** The signal that interrupted the run, if any (a section failing after it is no news). */
+export function interrupted(): { signal: Deno.Signal; code: number } | null {
+  return stoppedBy;
+}
+
 /** On Ctrl-C or SIGTERM: undo everything, then exit 130/143. */
 export function cleanupOnSignals(): void {
-  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    Deno.addSignalListener(sig, () => {
-      console.error(`bench: ${sig}, cleaning up`);
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    Deno.addSignalListener(signal, () => {
+      if (stoppedBy) return;
+      stoppedBy = { signal, code };
+      console.error(`bench: ${signal}, cleaning up`);
       runCleanups().finally(() => Deno.exit(code));
     });
   }

@@ -1,5 +1,5 @@
 /** Building blocks: libbpf binding costs, hook probing, and the bundle's own start. */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import selftest from "../../dist/bpf/selftest.bpf.o" with { type: "bytes" };
 import { lib, u32Key } from "../../src/libbpf/mod.ts";
@@ -42,7 +42,6 @@ export function foundationSection(root: string, deno: string): void {
 
   const bundle = join(root, "dist/bpfpilot.js");
   try {
-    execFileSync(deno, ["run", "-A", join(root, "scripts/build.ts"), "--quiet"]);
     const r = spawnSync("/usr/bin/time", [
       "-f",
       "%e %M",

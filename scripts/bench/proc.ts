@@ -17,15 +17,20 @@ export function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** VmRSS and VmHWM from /proc/<pid>/status, in kB. */
-export function memoryKb(pid: number): { rss: number; hwm: number } {
+/** VmRSS, VmHWM and the RSS split (anonymous vs file-backed) from /proc/<pid>/status, in kB. */
+export function memoryKb(pid: number): { rss: number; hwm: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => {
     const m = status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"));
     if (!m) throw new Error(`/proc/${pid}/status has no ${name}`);
     return Number(m[1]);
   };
-  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+  return {
+    rss: field("VmRSS"),
+    hwm: field("VmHWM"),
+    anon: field("RssAnon"),
+    file: field("RssFile"),
+  };
 }
 
 /** utime + stime of the whole process (all threads, live and exited), in clock ticks. */
