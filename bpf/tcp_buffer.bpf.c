@@ -120,6 +120,12 @@ static __always_inline void check_buffer(struct sock *sk, int rcv)
 	}
 	if (!nearly_full(buf, limit, lr_shift()))
 		return;
+	/* The send buffer grows eagerly with cwnd (at once to the max on loopback's 64 KiB MSS):
+	 * only a full one, data queued up to its size, means the application is held back. */
+	if (!rcv && !nearly_full(BPF_CORE_READ(sk, sk_wmem_queued), buf, lr_shift())) {
+		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
+		return;
+	}
 	kind = rcv ? TB_RMEM_NEAR_MAX : TB_WMEM_NEAR_MAX;
 	n = bpfp_rate_limit(netns, kind);
 	if (!n)

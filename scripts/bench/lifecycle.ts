@@ -55,7 +55,7 @@ export async function lifecycleSection(root: string, idleS: number): Promise<voi
     withTarget(
       "≤ 150 ms",
       `median of ${WARM_RUNS} (${warm.map((x) => x.toFixed(0)).join(", ")} ms); ` +
-        "cache /run/bpfpilot/probe-cache.json from the run before",
+        "probe cache (in its --state-dir) from the run before",
     ),
   );
 

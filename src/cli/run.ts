@@ -4,6 +4,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { spawn } from "node:child_process";
+import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
 import { parseLearningRate } from "../daemon/learning_rate.ts";
@@ -219,8 +220,13 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   }
   if (flags.daemon) return daemonize();
   const log = makeLogger(flags);
+  // The probe cache (valid for one boot) lives with the runtime files of a standard daemon, or in
+  // the state directory of one given its own, so such a daemon leaves nothing elsewhere.
+  const probeCache = flags.stateDir
+    ? `${flags.stateDir}/probe-cache.json`
+    : `${RUN_DIR}/probe-cache.json`;
   try {
-    Deno.mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
+    Deno.mkdirSync(dirname(probeCache), { recursive: true, mode: flags.stateDir ? 0o700 : 0o755 });
   } catch {
     // the probe cache is an optimisation
   }
@@ -237,7 +243,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     stateDir: flags.stateDir ?? DEFAULT_STATE_DIR,
     cooldownMs,
     onlyNetns,
-    probeCache: `${RUN_DIR}/probe-cache.json`,
+    probeCache,
     faultInject: (Deno.env.get("BPFPILOT_FAULT_INJECT") ?? "").split(",").map((s) => s.trim())
       .filter(Boolean),
     controlSocket,

@@ -75,8 +75,11 @@ const TCP_BUFFER_HOOKS: HookDecl[] = [
 ];
 
 const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
-/** Kernel-side rate limit per (netns, kind): a few events a second at most. */
-const RATE_LIMIT_NS = 250_000_000n;
+/**
+ * Kernel-side rate limit per (netns, kind): one event a second. Changes are at most one per
+ * cool-down (5 s by default) anyway, and each event costs userspace ~2 ms of CPU.
+ */
+const RATE_LIMIT_NS = 1_000_000_000n;
 
 export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
