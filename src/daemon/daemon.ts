@@ -15,6 +15,7 @@ import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./
 import type { TunerContext, TunerDefinition } from "./tuner.ts";
 import type { Logger } from "../log/logger.ts";
 import { RingBufferReader } from "../libbpf/ringbuf.ts";
+import { releaseKernelBtf } from "../libbpf/load.ts";
 import { setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
@@ -242,6 +243,7 @@ export class Daemon {
       log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
     }
 
+    releaseKernelBtf(); // loading is over: give the parsed BTF's memory back
     const reader = new RingBufferReader({
       onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
     });

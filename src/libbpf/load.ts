@@ -34,6 +34,12 @@ function kernelBtf(): KernelBtf | null {
   return btfCache;
 }
 
+/** Frees the parsed kernel BTF (megabytes) once loading is over; the next load reparses it. */
+export function releaseKernelBtf(): void {
+  btfCache?.close();
+  btfCache = undefined;
+}
+
 /** The kernel target a section names, when it names one that BTF can confirm. */
 export function sectionTarget(
   section: string,
