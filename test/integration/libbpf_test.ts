@@ -88,6 +88,10 @@ Deno.test({
       assert.ok(estCount, "ESTABLISHED counted in the hash map");
       assert.ok(new DataView(estCount.buffer).getBigUint64(0, true) >= 1n);
       assert.ok([...counts.keys()].length >= 2, "several TCP states counted");
+      // Delete: present once, then gone.
+      assert.equal(counts.delete(u32Key(TCP_ESTABLISHED)), true);
+      assert.equal(counts.lookup(u32Key(TCP_ESTABLISHED)), null);
+      assert.equal(counts.delete(u32Key(TCP_ESTABLISHED)), false);
       // Per-CPU stats summed over possible CPUs: hits >= events emitted.
       const stats = object.map("bpfp_stats");
       assert.ok(stats.perCpu);
