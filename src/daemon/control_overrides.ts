@@ -5,7 +5,7 @@
  * switch a sysctl off in every namespace: the user asked for the tunable, not for one namespace.
  */
 import type { Journal, OverrideRecord } from "./journal.ts";
-import { GLOBAL_NETNS } from "../kernel/netns.ts";
+import { ANY_NETNS } from "../kernel/netns.ts";
 
 /** The `comm` of overrides written by `disable`; pid 0 marks them as not from a process. */
 export const DISABLE_COMM = "bpfpilot disable";
@@ -25,6 +25,7 @@ export function recordDisable(journal: Journal, tuner: string, sysctl: string): 
     o.sysctl === sysctl && o.tuner === tuner && isControlDisable(o)
   );
   if (already) return false;
-  journal.markOverride({ netns: GLOBAL_NETNS, sysctl, tuner, pid: 0, comm: DISABLE_COMM });
+  // Recorded for every namespace (ANY_NETNS), which the proposal pipeline honours everywhere.
+  journal.markOverride({ netns: ANY_NETNS, sysctl, tuner, pid: 0, comm: DISABLE_COMM });
   return true;
 }

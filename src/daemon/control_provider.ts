@@ -4,7 +4,7 @@
  * is never staler than the request), plus enable/disable through the journal's overrides.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
+import { ANY_NETNS, findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
 import { normalizeTunerName } from "../tuners/registry.ts";
 import { ControlError } from "./control/protocol.ts";
 import type {
@@ -383,6 +383,7 @@ export class DaemonControlProvider implements ControlProvider {
     for (const s of this.d.stats.scenarios.values()) keys.add(s.netns);
     for (const e of this.d.journal.changedEntries()) keys.add(e.netns);
     for (const o of this.d.journal.overrides()) keys.add(o.netns);
+    keys.delete(ANY_NETNS); // "every namespace" is a scope of overrides, not a namespace
     return [...keys];
   }
 

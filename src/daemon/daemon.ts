@@ -23,7 +23,6 @@ import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { TUNERS } from "../tuners/registry.ts";
 import type { Proposal } from "./proposal.ts";
-import { disabledByControl } from "./control_overrides.ts";
 import { DaemonControlProvider } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
@@ -303,7 +302,7 @@ export class Daemon {
   }
 
   #propose(p: Proposal): boolean {
-    const applied = !disabledByControl(this.journal, p.sysctl) && this.#applier.propose(p);
+    const applied = this.#applier.propose(p);
     try {
       this.opts.onProposal?.(p, applied);
     } catch (e) {

@@ -236,7 +236,7 @@ Deno.test(
     assert.match(off.message, /no longer changes it in any namespace/);
     const [o] = journal.overrides();
     assert.deepEqual([o.netns, o.sysctl, o.tuner, o.pid, o.comm], [
-      "global",
+      "any", // every namespace
       RMEM,
       "tcp_buffer",
       0,
