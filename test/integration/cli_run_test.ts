@@ -6,85 +6,59 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { Journal } from "../../src/daemon/journal.ts";
-import {
-  DaemonProcess,
-  isolatedRunArgs,
-  LAUNCHER,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
-} from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
 
 Deno.test({
   name: "bpfpilot -dsR -a tcp_buffer_tuner.so runs the daemon like bpftune -dsR",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("flags");
-    const cg = TestCgroup.create("flags");
-    const state = tempStateDir();
-    const d = DaemonProcess.start([
-      "-dsR",
-      "-a",
-      "tcp_buffer_tuner.so",
-      "--state-dir",
-      state.dir,
-      "--netns",
-      ns.name,
-      "-c",
-      cg.path,
-    ]);
-    try {
-      await d.waitFor(/bpfpilot started \(2 tuners/);
-      assert.ok(d.matching(/^bpfpilot: /).length > 0, "-s: stderr with the bpfpilot: prefix");
-      assert.ok(d.lines.some((l) => /libbpf|tuner=/.test(l)), "-d: debug lines");
-      assert.equal(await d.stop("SIGINT"), 0, "SIGINT exits 0 too");
-      assert.ok(d.matching(/# Events: tuner 'tcp_buffer'/).length === 1, "summary on exit");
-    } finally {
-      await d.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+  fn: () =>
+    withTestEnv("flags", async ({ ns, cg, state }) => {
+      const d = DaemonProcess.start([
+        "-dsR",
+        "-a",
+        "tcp_buffer_tuner.so",
+        "--state-dir",
+        state,
+        "--netns",
+        ns.name,
+        "-c",
+        cg.path,
+      ]);
+      try {
+        await d.waitFor(/bpfpilot started \(2 tuners/);
+        assert.ok(d.matching(/^bpfpilot: /).length > 0, "-s: stderr with the bpfpilot: prefix");
+        assert.ok(d.lines.some((l) => /libbpf|tuner=/.test(l)), "-d: debug lines");
+        assert.equal(await d.stop("SIGINT"), 0, "SIGINT exits 0 too");
+        assert.ok(d.matching(/# Events: tuner 'tcp_buffer'/).length === 1, "summary on exit");
+      } finally {
+        await d.stop("SIGKILL").catch(() => {});
+      }
+    }),
 });
 
 Deno.test({
   name: "--log-format json: one JSON object per line with level, msg and fields",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("json");
-    const cg = TestCgroup.create("json");
-    const state = tempStateDir();
-    const d = DaemonProcess.start([
-      "run",
-      "-s",
-      "--log-format",
-      "json",
-      "--state-dir",
-      state.dir,
-      "--netns",
-      ns.name,
-      "-c",
-      cg.path,
-    ]);
-    try {
-      await d.waitFor(/bpfpilot started/);
-      assert.equal(await d.stop(), 0);
-      const records = d.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-      assert.ok(records.length >= 3);
-      for (const r of records) {
-        assert.equal(typeof r.ts, "string");
-        assert.ok(["error", "warning", "notice", "info", "debug"].includes(r.level));
-        assert.equal(typeof r.msg, "string");
+  fn: () =>
+    withTestEnv("json", async ({ ns, cg, state }) => {
+      const d = DaemonProcess.start(
+        isolatedRunArgs(ns, state, cg, ["--log-format", "json"]),
+      );
+      try {
+        await d.waitFor(/bpfpilot started/);
+        assert.equal(await d.stop(), 0);
+        const records = d.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+        assert.ok(records.length >= 3);
+        for (const r of records) {
+          assert.equal(typeof r.ts, "string");
+          assert.ok(["error", "warning", "notice", "info", "debug"].includes(r.level));
+          assert.equal(typeof r.msg, "string");
+        }
+        assert.ok(records.some((r) => r.tuner === "tcp_buffer" && Array.isArray(r.hooks)));
+      } finally {
+        await d.stop("SIGKILL").catch(() => {});
       }
-      assert.ok(records.some((r) => r.tuner === "tcp_buffer" && Array.isArray(r.hooks)));
-    } finally {
-      await d.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+    }),
 });
 
 Deno.test("usage errors exit 2 with a clear message; -S prints the support report", () => {
@@ -118,37 +92,32 @@ Deno.test("usage errors exit 2 with a clear message; -S prints the support repor
 Deno.test({
   name: "-D detaches: the launcher returns at once and the daemon runs on, named bpfpilot",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("bg");
-    const cg = TestCgroup.create("bg");
-    const state = tempStateDir();
-    let pid = 0;
-    try {
-      const r = spawnSync(LAUNCHER, isolatedRunArgs(ns, state.dir, cg, ["-D"]), {
-        encoding: "utf8",
-        timeout: 30_000,
-      });
-      assert.equal(r.status, 0, r.stderr);
-      pid = Number(/background as pid (\d+)/.exec(r.stderr)?.[1]);
-      assert.ok(pid > 0, r.stderr);
-      // Up once it holds the state directory's daemon lock.
-      const up = await waitFor(() => Journal.daemonPid(state.dir) === pid, 20_000, 100);
-      assert.ok(up, "the detached daemon claimed its state directory");
-      assert.equal(Deno.readTextFileSync(`/proc/${pid}/comm`).trim(), "bpfpilot");
-      Deno.kill(pid, "SIGTERM");
-      assert.ok(await waitFor(() => Journal.daemonPid(state.dir) === null, 10_000, 50), "it exits");
-      pid = 0;
-    } finally {
-      if (pid) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch {
-          // gone
+  fn: () =>
+    withTestEnv("bg", async ({ ns, cg, state }) => {
+      let pid = 0;
+      try {
+        const r = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg, ["-D"]), {
+          encoding: "utf8",
+          timeout: 30_000,
+        });
+        assert.equal(r.status, 0, r.stderr);
+        pid = Number(/background as pid (\d+)/.exec(r.stderr)?.[1]);
+        assert.ok(pid > 0, r.stderr);
+        // Up once it holds the state directory's daemon lock.
+        const up = await waitFor(() => Journal.daemonPid(state) === pid, 20_000, 100);
+        assert.ok(up, "the detached daemon claimed its state directory");
+        assert.equal(Deno.readTextFileSync(`/proc/${pid}/comm`).trim(), "bpfpilot");
+        Deno.kill(pid, "SIGTERM");
+        assert.ok(await waitFor(() => Journal.daemonPid(state) === null, 10_000, 50), "it exits");
+        pid = 0;
+      } finally {
+        if (pid) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
         }
       }
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+    }),
 });

@@ -130,6 +130,23 @@ export function isolatedRunArgs(
   ];
 }
 
+/** A namespace, a child cgroup and a state directory of the test's own, removed afterwards. */
+export async function withTestEnv(
+  tag: string,
+  fn: (env: { ns: TestNetns; cg: TestCgroup; state: string }) => Promise<void>,
+): Promise<void> {
+  const ns = TestNetns.create(tag);
+  const cg = TestCgroup.create(tag);
+  const state = tempStateDir();
+  try {
+    await fn({ ns, cg, state: state.dir });
+  } finally {
+    ns.delete();
+    cg.remove();
+    state.remove();
+  }
+}
+
 export function tempStateDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "bpfp-state-"));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
