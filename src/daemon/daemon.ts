@@ -201,6 +201,7 @@ export class Daemon {
         legacy: this.opts.legacy,
         prefer: this.opts.prefer ?? null,
         cacheFile: this.opts.probeCache,
+        verify: false, // loadTuner below falls back along the chains itself
       },
     );
     if (!this.probe.features.btf) {

@@ -94,6 +94,7 @@ export function loadTuner(
       result = loadObject(def.object, {
         name: `bpfp_${def.name}`.slice(0, 15),
         enable: (p) => selected.has(p.name),
+        checkTargets: false, // the probe chose these; a vanished target still fails and falls back
       });
     } catch (e) {
       return { def, reason: `BPF object failed to load: ${(e as Error).message}` };

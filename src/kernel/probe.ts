@@ -348,6 +348,11 @@ export interface ProbeOptions {
   legacy?: boolean;
   /** Try every candidate, not just up to the first that works (the support matrix). */
   exhaustive?: boolean;
+  /**
+   * Load-test each tuner's chosen programs (default true). The daemon skips it: its own load of
+   * the same objects falls back along the chains the same way, so doing both costs twice.
+   */
+  verify?: boolean;
   /** Try this attach kind first on every hook. */
   prefer?: AttachKind | null;
   /** Cache file; null disables caching. */
@@ -375,6 +380,7 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
     release: Deno.osRelease(),
     legacy: opts.legacy ?? false,
     exhaustive: opts.exhaustive ?? false,
+    verify: opts.verify ?? true,
     prefer: opts.prefer ?? null,
     tuners: tuners.map((t) => ({
       tuner: t.tuner,
@@ -395,7 +401,9 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
   try {
     const features = prober.features();
     const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive, opts.prefer);
-    verifyPrograms(tuners, choices, prober, opts.legacy ?? false, opts.prefer ?? null);
+    if (opts.verify ?? true) {
+      verifyPrograms(tuners, choices, prober, opts.legacy ?? false, opts.prefer ?? null);
+    }
     let level = supportLevel(choices, tuners, features);
     // Asked for fallbacks: whatever attached, this is not the full (first-preference) setup.
     if ((opts.legacy || opts.prefer) && level === "full") level = "legacy";

@@ -16,6 +16,12 @@ export interface LoadOptions {
   required?: ReadonlySet<string>;
   /** Before load, after autoload decisions (e.g. attach targets of generic programs). */
   prepare?: (object: BpfObject) => void;
+  /**
+   * Check each enabled program's kernel target in BTF before loading (default true). Callers
+   * whose programs a probe already chose skip it: parsing vmlinux BTF costs ~20 ms, and a
+   * target that vanished still fails the load and is skipped the same way.
+   */
+  checkTargets?: boolean;
 }
 
 export interface SkippedProgram {
@@ -91,7 +97,9 @@ export function loadObject(bytes: Uint8Array, opts: LoadOptions): LoadResult {
           p.setAutoload(false);
           continue;
         }
-        const missing = missingTarget(p.sectionName, kernelBtf());
+        const missing = opts.checkTargets === false
+          ? null
+          : missingTarget(p.sectionName, kernelBtf());
         if (missing) {
           if (required.has(name)) throw new Error(`program ${name}: ${missing}`);
           skipped.push({ program: name, reason: missing });
