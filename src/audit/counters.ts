@@ -5,10 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "./proc/snmp.ts";
-import { parseSoftnetStat, type SoftnetRow } from "./proc/softnet.ts";
-import { parseStatTable, type StatTable } from "./proc/stat_table.ts";
-import { parseSockstat } from "./proc/sockstat.ts";
+import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "../kernel/proc/snmp.ts";
+import { parseSoftnetStat, type SoftnetRow } from "../kernel/proc/softnet.ts";
+import { parseStatTable, type StatTable } from "../kernel/proc/stat_table.ts";
+import { parseSockstat } from "../kernel/proc/sockstat.ts";
 
 export interface CounterSnapshot {
   /** /proc/net/snmp: Ip, Icmp, Tcp, Udp, ... */

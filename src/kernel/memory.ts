@@ -1,5 +1,6 @@
 /** Memory facts the TCP decisions need: page size and TCP's allocated pages. */
 import { lib } from "../libbpf/runtime.ts";
+import { parseSockstat } from "./proc/sockstat.ts";
 
 const SC_PAGESIZE = 30;
 
@@ -12,15 +13,11 @@ export function pageSize(): number {
   }
 }
 
-/** TCP's allocated memory in pages, from /proc/net/sockstat ("TCP: ... mem N"); null if absent. */
-export function parseTcpMemPages(sockstat: string): number | null {
-  const m = /^TCP:.*\bmem (\d+)/m.exec(sockstat);
-  return m ? Number(m[1]) : null;
-}
-
+/** TCP's allocated memory in pages (/proc/net/sockstat "TCP: ... mem N"); null if absent. */
 export function tcpAllocatedPages(): number | null {
   try {
-    return parseTcpMemPages(Deno.readTextFileSync("/proc/net/sockstat"));
+    return parseSockstat(Deno.readTextFileSync("/proc/net/sockstat")).get("TCP")?.get("mem") ??
+      null;
   } catch {
     return null;
   }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { CounterSnapshot } from "../../src/audit/counters.ts";
 import type { CheckDefinition, CheckInput } from "../../src/audit/checks/input.ts";
 import { STATIC_CHECKS } from "../../src/audit/checks/registry.ts";
-import type { SoftnetRow } from "../../src/audit/proc/softnet.ts";
+import type { SoftnetRow } from "../../src/kernel/proc/softnet.ts";
 import { type SysctlSource } from "../../src/audit/sysctl_source.ts";
 import type { CheckStatus, Severity } from "../../src/audit/types.ts";
 

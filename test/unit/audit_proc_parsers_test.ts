@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { readCounters } from "../../src/audit/counters.ts";
-import { counter, parseHeaderValuePairs, parseSnmp6 } from "../../src/audit/proc/snmp.ts";
-import { parseSockstat } from "../../src/audit/proc/sockstat.ts";
-import { parseSoftnetStat, softnetTotal } from "../../src/audit/proc/softnet.ts";
-import { parseStatTable, statGauge, statTotal } from "../../src/audit/proc/stat_table.ts";
+import { counter, parseHeaderValuePairs, parseSnmp6 } from "../../src/kernel/proc/snmp.ts";
+import { parseSockstat } from "../../src/kernel/proc/sockstat.ts";
+import { parseSoftnetStat, softnetTotal } from "../../src/kernel/proc/softnet.ts";
+import { parseStatTable, statGauge, statTotal } from "../../src/kernel/proc/stat_table.ts";
 
 /**
  * Samples captured from this project's test machine (Linux 6.18, 2 CPUs) with `cat`, kept

@@ -4,7 +4,7 @@
  * so only failures beyond ReasmTimeout count as evidence against high_thresh.
  */
 import type { CounterSnapshot } from "../counters.ts";
-import { counter } from "../proc/snmp.ts";
+import { counter } from "../../kernel/proc/snmp.ts";
 import {
   counterEvidence,
   type CounterGetter,

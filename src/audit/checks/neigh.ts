@@ -3,8 +3,8 @@
  * /proc/net/stat/{arp,ndisc}_cache count "table_fulls", neighbour creations refused because the
  * table held gc_thresh3 entries even after garbage collection.
  */
-import type { StatTable } from "../proc/stat_table.ts";
-import { statGauge, statTotal } from "../proc/stat_table.ts";
+import type { StatTable } from "../../kernel/proc/stat_table.ts";
+import { statGauge, statTotal } from "../../kernel/proc/stat_table.ts";
 import type { CounterSnapshot } from "../counters.ts";
 import {
   counterEvidence,

@@ -2,7 +2,7 @@
  * Receive-path checks, grounded in bpftune's net_buffer tuner (bpftune-behaviour.md §2.6):
  * per-CPU backlog drops and NAPI budget squeezes from /proc/net/softnet_stat.
  */
-import { softnetTotal } from "../proc/softnet.ts";
+import { softnetTotal } from "../../kernel/proc/softnet.ts";
 import {
   counterEvidence,
   currentEvidence,

@@ -2,7 +2,7 @@
  * TCP checks, grounded in what bpftune's tcp_buffer tuner watches (bpftune-behaviour.md §2.1):
  * buffer maxima, the tcp_mem pool, receive-buffer auto-tuning, SYN/accept queues.
  */
-import { counter } from "../proc/snmp.ts";
+import { counter } from "../../kernel/proc/snmp.ts";
 import {
   counterEvidence,
   currentEvidence,

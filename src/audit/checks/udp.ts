@@ -2,7 +2,7 @@
  * UDP checks, grounded in bpftune's udp_buffer tuner (bpftune-behaviour.md §2.9): receive
  * buffer overflows and the udp_mem pool.
  */
-import { counter } from "../proc/snmp.ts";
+import { counter } from "../../kernel/proc/snmp.ts";
 import {
   counterEvidence,
   currentEvidence,
