@@ -5,9 +5,10 @@
  */
 
 import { readFileSync } from "node:fs";
+import { INT_MAX } from "../kernel/sysctl.ts";
 
 /** Largest value an `int` sysctl holds; bpftune grew tcp_rmem past it (issues #36, #93). */
-export const INT_MAX = 2147483647;
+export { INT_MAX };
 
 interface ValueDomain {
   /** Smallest acceptable written value (values below it mean something else to the kernel). */
