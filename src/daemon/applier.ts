@@ -4,7 +4,7 @@
  * the two bpftune-shaped log lines, and the statistics.
  */
 import { sysctlWLine } from "../kernel/sysctl.ts";
-import { ANY_NETNS, describeNetns } from "../kernel/netns.ts";
+import { describeNetns } from "../kernel/netns.ts";
 import type { Journal } from "./journal.ts";
 import type { Proposal } from "./proposal.ts";
 import type { RateGate } from "./rate_gate.ts";
@@ -49,7 +49,7 @@ export class ProposalApplier {
       log.debug(`ignoring ${p.sysctl} in ${describeNetns(p.netns)}: only ${only} is tuned`);
       return false;
     }
-    if (journal.isOverridden(p.netns, p.sysctl) || journal.isOverridden(ANY_NETNS, p.sysctl)) {
+    if (journal.isOverridden(p.netns, p.sysctl)) {
       if (!this.#overrideNoted.has(key)) {
         this.#overrideNoted.add(key);
         log.info(

@@ -31,6 +31,7 @@
  */
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
+import { ANY_NETNS } from "../kernel/netns.ts";
 import { VERSION } from "../version.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
@@ -740,10 +741,13 @@ export class Journal {
     });
   }
 
+  /** True if `sysctl` is overridden in `netns`, or everywhere (an ANY_NETNS override). */
   isOverridden(netns: string, sysctl: string): boolean {
     this.refresh();
     const name = canonicalSysctlName(sysctl);
-    return this.#state.overrides.some((o) => o.netns === netns && o.sysctl === name);
+    return this.#state.overrides.some((o) =>
+      (o.netns === netns || o.netns === ANY_NETNS) && o.sysctl === name
+    );
   }
 
   /** True if an admin override switched `tuner` off in `netns`. */

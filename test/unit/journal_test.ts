@@ -526,3 +526,22 @@ Deno.test(
     assert.deepEqual(names(dir), ["state.json", "state.lock"]);
   }),
 );
+
+Deno.test("an override for every namespace (ANY_NETNS) holds in each of them", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "bpfp-journal-any-" });
+  try {
+    const j = Journal.open(dir);
+    j.markOverride({
+      netns: "any",
+      sysctl: "net.ipv4.tcp_rmem",
+      tuner: "tcp_buffer",
+      pid: 0,
+      comm: "x",
+    });
+    assert.equal(j.isOverridden("global", "net.ipv4.tcp_rmem"), true);
+    assert.equal(j.isOverridden("ns:42", "net.ipv4.tcp_rmem"), true);
+    assert.equal(j.isOverridden("global", "net.ipv4.tcp_wmem"), false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
