@@ -100,6 +100,8 @@ class TcpBufferTuner {
   readonly #correlation = new CorrelationTable();
   /** What entering low memory changed (host namespace), to put back exactly that. */
   #lowMemory: LowMemoryChange[] | null = null;
+  /** Before 5.16 the kernel's memory_allocated counts 4 KiB quanta rather than pages. */
+  readonly #allocatedInQuanta: boolean;
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -110,7 +112,9 @@ class TcpBufferTuner {
       ctx.log.warn(`tcp_mem growth disabled: ${(e as Error).message}`);
     }
     this.#nfbp = nfbp;
-    this.#floors = kernelDefaultTcpBufferMax(nfbp, this.#page, kernelVersion());
+    const k = kernelVersion();
+    this.#floors = kernelDefaultTcpBufferMax(nfbp, this.#page, k);
+    this.#allocatedInQuanta = k.major < 5 || (k.major === 5 && k.minor < 16);
   }
 
   configure(obj: import("../libbpf/object.ts").BpfObject): void {
@@ -146,9 +150,11 @@ class TcpBufferTuner {
     this.#lowMemory = null;
   }
 
-  #memoryState(underPressure: boolean, allocated?: number): MemoryState | null {
-    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
-    const pages = allocated ?? tcpAllocatedPages();
+  #memoryState(
+    underPressure: boolean,
+    tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS),
+  ): MemoryState | null {
+    const pages = tcpAllocatedPages();
     if (!tcpMem || pages === null) return null;
     return classifyTcpMemory({ tcpMem, allocatedPages: pages, underPressure, rate: this.#rate });
   }
@@ -174,7 +180,7 @@ class TcpBufferTuner {
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
-    const memory = this.#memoryState(false) ?? "normal";
+    const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = Number(ev.values[3]);
     this.ctx.log.debug(
       `${sysctl}: socket buffer ${ev.values[0]} near max ${ev.values[1]} (pid ${ev.pid} ` +
@@ -200,11 +206,8 @@ class TcpBufferTuner {
   #memory(ev: BpfpEvent): void {
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     if (!tcpMem || this.#nfbp === 0) return;
-    const k = kernelVersion();
-    // Before 5.16 memory_allocated counts 4 KiB quanta rather than pages.
-    const quanta = k.major < 5 || (k.major === 5 && k.minor < 16);
     const raw = Number(ev.values[0]);
-    const allocated = quanta ? Math.ceil((raw * 4096) / this.#page) : raw;
+    const allocated = this.#allocatedInQuanta ? Math.ceil((raw * 4096) / this.#page) : raw;
     const underPressure = ev.kind === TB_KIND.memExceeded;
     const bufferShrink = [SYSCTL.rmem, SYSCTL.wmem].flatMap((sysctl) => {
       const live = this.ctx.read(sysctl, GLOBAL_NETNS);
