@@ -1,58 +1,50 @@
 /**
- * One self-contained binary per distro libdir layout (libbpf search order baked in):
- * dist/bpfpilot-multiarch (Debian/Ubuntu), dist/bpfpilot-lib64 (Fedora/RHEL/SUSE),
- * dist/bpfpilot-lib (Arch/CachyOS). Each is `deno compile` of the bundle built for that layout,
- * compiled in an isolated directory so no package.json or node_modules is swept in.
+ * One self-contained binary per CPU architecture: `deno compile` of the bundle, compiled in a
+ * scratch directory so no package.json or node_modules is swept in. The libbpf search detects
+ * the distribution's libdir layout at run time (src/libbpf/loader.ts), so the same binary serves
+ * Debian, Fedora and Arch.
  *
  * `deno compile` needs the `denort` runtime of the same Deno version. It downloads it unless
  * DENORT_BIN names a local copy; where neither works this stops with a message saying so.
  *
- *   deno task compile [--layout lib64]
+ *   deno task compile [--arch x86_64|aarch64] [--out-dir DIR]  -> DIR/bpfpilot-<arch>-linux
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
-const LAYOUTS = ["multiarch", "lib64", "lib"];
+const TARGETS: Record<string, string> = {
+  x86_64: "x86_64-unknown-linux-gnu",
+  aarch64: "aarch64-unknown-linux-gnu",
+};
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { layout: { type: "string", multiple: true } },
+  options: { arch: { type: "string" }, "out-dir": { type: "string" } },
 });
-const layouts = values.layout?.length ? values.layout : LAYOUTS;
-for (const l of layouts) {
-  if (!LAYOUTS.includes(l)) {
-    console.error(`compile: unknown layout ${l}; use ${LAYOUTS.join(", ")}`);
-    process.exit(2);
-  }
+const arch = values.arch ?? (process.arch === "arm64" ? "aarch64" : "x86_64");
+const target = TARGETS[arch];
+if (!target) {
+  console.error(`compile: unknown --arch ${arch}; use ${Object.keys(TARGETS).join(" or ")}`);
+  process.exit(2);
 }
-
+const outDir = resolve(values["out-dir"] ?? join(ROOT, "dist"));
+const out = join(outDir, `bpfpilot-${arch}-linux`);
 const denoVersion = execFileSync(process.execPath, ["--version"], { encoding: "utf8" })
   .split(" ")[1];
-const target = process.arch === "arm64" ? "aarch64-unknown-linux-gnu" : "x86_64-unknown-linux-gnu";
 
-for (const layout of layouts) {
-  const work = join(ROOT, "dist", "compile", layout);
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "bpfpilot-compile-"));
+try {
   const bundle = join(work, "bpfpilot.js");
   execFileSync(
     process.execPath,
-    [
-      "run",
-      "-A",
-      join(ROOT, "scripts", "build.ts"),
-      "--layout",
-      layout,
-      "--out",
-      bundle,
-      "--quiet",
-    ],
+    ["run", "-A", join(ROOT, "scripts", "build.ts"), "--out", bundle, "--quiet"],
     { stdio: "inherit" },
   );
-  const out = join(ROOT, "dist", `bpfpilot-${layout}`);
+  mkdirSync(outDir, { recursive: true });
   const r = spawnSync(
     process.execPath,
     [
@@ -63,7 +55,7 @@ for (const layout of layouts) {
       "-A",
       "--target",
       target,
-      "--output",
+      "-o",
       out,
       bundle,
     ],
@@ -80,17 +72,15 @@ for (const layout of layouts) {
           `${why}.\nProvide it: on a connected machine fetch denort-${target}.zip of ` +
           `v${denoVersion} from the Deno releases, unzip it, and run: ` +
           `DENORT_BIN=/path/to/denort deno task compile\n` +
-          `(The bundle itself is ready: ${bundle}; run it with \`deno run -A ${bundle}\`.)`,
+          `(Or run the bundle: deno task build, then \`deno run -A dist/bpfpilot.js\`.)`,
       );
     } else {
-      console.error(`compile: deno compile failed for layout ${layout}:\n${text}`);
+      console.error(`compile: deno compile failed for ${target}:\n${text}`);
     }
-    process.exit(1);
+    process.exitCode = 1;
+  } else {
+    console.error(`compile: wrote ${out} (${statSync(out).size} bytes)`);
   }
-  console.error(`compile: wrote ${out} (${statSync(out).size} bytes)`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
 }
-// Keep a copy of the default bundle next to the binaries for `deno run` users.
-copyFileSync(
-  join(ROOT, "dist", "compile", layouts[0], "bpfpilot.js"),
-  join(ROOT, "dist", "bpfpilot-bundle.js"),
-);

@@ -1,14 +1,16 @@
 /**
- * Finds and opens the system libbpf. The search order follows the libdir layout the program was
- * built for (Debian multiarch, lib64, lib), then the other layouts, then the bare soname through
- * the dynamic loader. libbpf older than 1.0 is refused before any other symbol is bound.
+ * Finds and opens the system libbpf. The search starts in the libdir layout of this system
+ * (Debian multiarch, lib64, lib: baked in by a packager's build, else detected at run time), then
+ * tries the other layouts, then the bare soname through the dynamic loader. So one binary per
+ * architecture serves every distribution. libbpf older than 1.0 is refused before any other
+ * symbol is bound.
  */
 import { LIBBPF_SYMBOLS, type LibbpfSymbols, LIBC_SYMBOLS, type LibcSymbols } from "./symbols.ts";
 
 export type LibdirLayout = "multiarch" | "lib64" | "lib";
 export const LAYOUTS: readonly LibdirLayout[] = ["multiarch", "lib64", "lib"];
 
-/** Replaced at bundle time by scripts/build.ts (esbuild --define) for per-layout binaries. */
+/** Replaced at bundle time by scripts/build.ts (esbuild --define) for a distribution's package. */
 declare const BPFPILOT_LIBDIR_LAYOUT: string | undefined;
 
 export class LibbpfUnavailableError extends Error {
@@ -47,6 +49,29 @@ export function builtLayout(): LibdirLayout | null {
   return LAYOUTS.includes(v as LibdirLayout) ? v as LibdirLayout : null;
 }
 
+/** What layout detection needs to know about a path (lstat: a symlink is not a directory). */
+export type PathKind = (path: string) => "dir" | "symlink" | "other" | "missing";
+
+function lstatKind(path: string): ReturnType<PathKind> {
+  try {
+    const st = Deno.lstatSync(path);
+    return st.isSymlink ? "symlink" : st.isDirectory ? "dir" : "other";
+  } catch {
+    return "missing";
+  }
+}
+
+/**
+ * This system's layout: a multiarch directory means Debian/Ubuntu; a real /usr/lib64 directory
+ * means Fedora/RHEL/SUSE; otherwise (Arch/CachyOS, where /usr/lib64 is a symlink to /usr/lib)
+ * libraries live in /usr/lib.
+ */
+export function detectLayout(kind: PathKind = lstatKind): LibdirLayout {
+  if (kind(`/usr/lib/${multiarchTriplet()}`) === "dir") return "multiarch";
+  if (kind("/usr/lib64") === "dir") return "lib64";
+  return "lib";
+}
+
 /**
  * Candidate files in search order. BPFPILOT_LIBBPF names one exact file; BPFPILOT_LIBBPF_DIR
  * restricts the search to one directory (no system fallback: tests use it to put libbpf out of
@@ -54,15 +79,14 @@ export function builtLayout(): LibdirLayout | null {
  */
 export function libbpfCandidates(
   env: { get(k: string): string | undefined } = Deno.env,
-  layout: LibdirLayout | null = builtLayout(),
+  layout: LibdirLayout = builtLayout() ?? detectLayout(),
 ): string[] {
   const exact = env.get("BPFPILOT_LIBBPF");
   if (exact) return [exact];
   const onlyDir = env.get("BPFPILOT_LIBBPF_DIR");
   const dirs = onlyDir
     ? [onlyDir]
-    : [layout ?? "multiarch", ...LAYOUTS.filter((l) => l !== (layout ?? "multiarch"))]
-      .flatMap(layoutDirs);
+    : [layout, ...LAYOUTS.filter((l) => l !== layout)].flatMap(layoutDirs);
   const out: string[] = [];
   for (const soname of ["libbpf.so.1", "libbpf.so.0"]) {
     for (const d of dirs) out.push(`${d}/${soname}`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { libbpfCandidates } from "../../src/libbpf/loader.ts";
+import { detectLayout, libbpfCandidates, type PathKind } from "../../src/libbpf/loader.ts";
 import { sectionTarget } from "../../src/libbpf/load.ts";
 
 const env = (vars: Record<string, string>) => ({ get: (k: string) => vars[k] });
@@ -15,8 +15,38 @@ Deno.test("libbpf search: the build's layout first, then the others, then the ba
   assert.match(multi[0], /^\/usr\/lib\/(x86_64|aarch64)-linux-gnu\/libbpf\.so\.1$/);
 });
 
+/** A system described by its directories and symlinks; everything else is missing. */
+const system = (dirs: string[], links: string[] = []): PathKind => (p) =>
+  dirs.includes(p) ? "dir" : links.includes(p) ? "symlink" : "missing";
+const triplet = Deno.build.arch === "aarch64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
+
+Deno.test("libbpf search: one binary finds each distribution's own libdir first", () => {
+  // Arch/CachyOS: /usr/lib64 is a symlink to /usr/lib, no multiarch directory.
+  const arch = detectLayout(system(["/usr/lib"], ["/usr/lib64", "/lib64"]));
+  assert.equal(arch, "lib");
+  assert.equal(libbpfCandidates(env({}), arch)[0], "/usr/lib/libbpf.so.1");
+  // Fedora/RHEL/SUSE: a real /usr/lib64.
+  assert.equal(detectLayout(system(["/usr/lib", "/usr/lib64"])), "lib64");
+  // Debian/Ubuntu: the multiarch directory wins even where /usr/lib64 exists (it holds only ld.so).
+  const debian = detectLayout(system(["/usr/lib", `/usr/lib/${triplet}`, "/usr/lib64"]));
+  assert.equal(debian, "multiarch");
+  assert.equal(libbpfCandidates(env({}), debian)[0], `/usr/lib/${triplet}/libbpf.so.1`);
+});
+
+Deno.test("libbpf search: with no layout baked in, this machine's is detected", () => {
+  const debianHere = (() => {
+    try {
+      return Deno.lstatSync(`/usr/lib/${triplet}`).isDirectory;
+    } catch {
+      return false;
+    }
+  })();
+  if (debianHere) assert.equal(detectLayout(), "multiarch");
+  assert.equal(libbpfCandidates(env({}))[0], libbpfCandidates(env({}), detectLayout())[0]);
+});
+
 Deno.test("libbpf search: every .so.1 before any .so.0, so 0.x is only found to be reported", () => {
-  const c = libbpfCandidates(env({}), null);
+  const c = libbpfCandidates(env({}));
   const lastV1 = Math.max(...c.map((p, i) => p.endsWith(".so.1") ? i : -1));
   const firstV0 = c.findIndex((p) => p.endsWith(".so.0"));
   assert.ok(lastV1 < firstV0);
