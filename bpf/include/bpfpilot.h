@@ -1,6 +1,6 @@
 /* Shared by every bpfpilot BPF object: the one event format (versioned, parsed with DataView in
- * src/daemon/event.ts), per-CPU statistics and the kernel-side rate limiter. Keep the layout in
- * sync with src/daemon/event.ts; bump BPFP_EVENT_VERSION on any change. */
+ * src/tuning/event.ts), per-CPU statistics and the kernel-side rate limiter. Keep the layout in
+ * sync with src/tuning/event.ts; bump BPFP_EVENT_VERSION on any change. */
 #ifndef BPFPILOT_H
 #define BPFPILOT_H
 

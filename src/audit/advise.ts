@@ -3,7 +3,7 @@
  * runs its tuners in advise mode (they decide but never write) and hands back what they would
  * have changed. The audit defines the interface; the daemon supplies the implementation.
  */
-import type { Proposal } from "../daemon/proposal.ts";
+import type { Proposal } from "../tuning/proposal.ts";
 
 /** A change a tuner would have made, and how many times it wanted it during the window. */
 export interface AdviceProposal extends Proposal {

@@ -5,8 +5,9 @@
  * daemon service; its log lines are kept, not printed, and only quoted when it fails.
  */
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
-import { parseLearningRate } from "../daemon/learning_rate.ts";
-import type { Proposal } from "../daemon/proposal.ts";
+import { parseLearningRate } from "../tuning/learning_rate.ts";
+import type { Proposal } from "../tuning/proposal.ts";
+import { TUNERS } from "../tuners/registry.ts";
 import { LibbpfUnavailableError } from "../libbpf/loader.ts";
 import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { netnsDisplayName } from "../daemon/control_provider.ts";
@@ -137,6 +138,7 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
     const ready = new Promise<"ready">((resolve) => markReady = () => resolve("ready"));
     const daemon = new Daemon({
       log,
+      tuners: TUNERS,
       advise: true,
       learningRate: parseLearningRate(options.learningRate ?? 4),
       rollbackOnExit: false,

@@ -6,8 +6,9 @@
  * writes for the administrator's: the hook refuses and says how to proceed.
  */
 import { DEFAULT_STATE_DIR, Journal, JournalError } from "../daemon/journal.ts";
-import { sameValues } from "../daemon/proposal.ts";
+import { sameValues } from "../tuning/proposal.ts";
 import { liveSysctls, type SysctlIO } from "../daemon/sysctl_io.ts";
+import { tunableDomain } from "../tuners/registry.ts";
 import { GLOBAL_NETNS, netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import type { ApplyHook, ApplyOutcome } from "./apply.ts";
 import type { Finding } from "./types.ts";
@@ -125,7 +126,7 @@ function applyAll(findings: readonly Finding[], opts: JournalApplyOptions): Appl
     throw e;
   }
   try {
-    const io = opts.io ?? liveSysctls;
+    const io = opts.io ?? liveSysctls(tunableDomain);
     return findings.map((f) => applyOne(f, journal, io, opts, dir));
   } finally {
     journal.close();

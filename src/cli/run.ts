@@ -7,9 +7,10 @@ import { spawn } from "node:child_process";
 import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
-import { parseLearningRate } from "../daemon/learning_rate.ts";
+import { parseLearningRate } from "../tuning/learning_rate.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { normalizeTunerName } from "../tuners/registry.ts";
+import { normalizeTunerName } from "../tuning/names.ts";
+import { TUNERS } from "../tuners/registry.ts";
 import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import { ATTACH_KINDS, type AttachKind } from "../kernel/hooks.ts";
 import { requireRoot, UserError } from "./errors.ts";
@@ -232,6 +233,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   }
   const daemon = new Daemon({
     log,
+    tuners: TUNERS,
     advise: flags.advise ?? false,
     learningRate,
     rollbackOnExit: flags.rollback ?? false,

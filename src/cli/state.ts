@@ -3,6 +3,7 @@ import { Command } from "@commander-js/extra-typings";
 import { DEFAULT_STATE_DIR, Journal, JournalError, valueText } from "../daemon/journal.ts";
 import { rollbackFromJournal } from "../daemon/rollback.ts";
 import { liveSysctls } from "../daemon/sysctl_io.ts";
+import { tunableDomain } from "../tuners/registry.ts";
 import { describeNetns } from "../kernel/netns.ts";
 import { sysctlWLine } from "../kernel/sysctl.ts";
 import { createLogger } from "../log/logger.ts";
@@ -44,7 +45,7 @@ the state file is corrupt (it is left untouched), or not root.`,
       }
       const journal = openJournal(dir);
       if (opts.dryRun) {
-        const plan = journal.planRollback((netns, s) => liveSysctls.read(s, netns));
+        const plan = journal.planRollback((netns, s) => liveSysctls().read(s, netns));
         for (const step of plan.restore) {
           const line = typeof step.to === "string"
             ? sysctlWLine(step.sysctl, step.to)
@@ -61,7 +62,7 @@ the state file is corrupt (it is left untouched), or not root.`,
         return;
       }
       const log = createLogger({ target: "stderr" });
-      const r = rollbackFromJournal(journal, liveSysctls, log);
+      const r = rollbackFromJournal(journal, liveSysctls(tunableDomain), log);
       journal.close();
       const changed = r.skipped.filter((s) => s.code !== "at-original").length;
       console.log(

@@ -6,11 +6,11 @@
 import { sysctlWLine } from "../kernel/sysctl.ts";
 import { describeNetns } from "../kernel/netns.ts";
 import type { Journal } from "./journal.ts";
-import type { Proposal } from "./proposal.ts";
+import type { Proposal } from "../tuning/proposal.ts";
 import type { RateGate } from "./rate_gate.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
-import type { LogLike } from "./tuner.ts";
+import type { LogLike } from "../tuning/tuner.ts";
 
 export interface ApplierDeps {
   journal: Journal;

@@ -5,7 +5,7 @@
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { ANY_NETNS, findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
-import { normalizeTunerName } from "../tuners/registry.ts";
+import { normalizeTunerName } from "../tuning/names.ts";
 import { ControlError } from "./control/protocol.ts";
 import type {
   ControlProvider,
@@ -24,7 +24,7 @@ import type { Journal } from "./journal.ts";
 import { type MetricsSnapshot, sampleProcess } from "./metrics.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
-import type { TunableDecl, TunerDefinition } from "./tuner.ts";
+import type { TunableDecl, TunerDefinition } from "../tuning/tuner.ts";
 import type { AttachedHook } from "./tuner_loader.ts";
 
 /** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */

@@ -3,16 +3,18 @@
  * the rest), consume events until SIGINT/SIGTERM, then summarise, detach, roll back if asked and
  * exit. No single tuner, hook or event can take it down.
  */
-import { decodeEvent, EventFormatError } from "./event.ts";
+import { decodeEvent, EventFormatError } from "../tuning/event.ts";
 import { Journal } from "./journal.ts";
 import { RateGate } from "./rate_gate.ts";
 import { DaemonStats } from "./stats.ts";
 import { liveSysctls, type SysctlIO } from "./sysctl_io.ts";
+import { domainLookup } from "../tuning/domain.ts";
+import { applyDecisions } from "../tuning/context.ts";
 import { ProposalApplier } from "./applier.ts";
 import { summaryLines } from "./summary.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
-import type { TunerContext, TunerDefinition } from "./tuner.ts";
+import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { Logger } from "../log/logger.ts";
 import { RingBufferReader } from "../libbpf/ringbuf.ts";
 import { releaseKernelBtf } from "../libbpf/load.ts";
@@ -21,8 +23,7 @@ import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
-import { TUNERS } from "../tuners/registry.ts";
-import type { Proposal } from "./proposal.ts";
+import type { Proposal } from "../tuning/proposal.ts";
 import { DaemonControlProvider } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
@@ -35,6 +36,8 @@ import {
 
 export interface DaemonOptions {
   log: Logger;
+  /** Every tuner this daemon may run, in load order (the CLI passes src/tuners/registry.ts). */
+  tuners: readonly TunerDefinition[];
   advise: boolean;
   learningRate: number;
   rollbackOnExit: boolean;
@@ -99,7 +102,7 @@ export class Daemon {
 
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
-    this.io = opts.io ?? liveSysctls;
+    this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners));
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
   }
 
@@ -179,11 +182,11 @@ export class Daemon {
         this.#defs.flatMap((d) => d.tunables).find((t) => t.sysctl === sysctl)?.scope ?? "netns",
     });
 
-    const all = [...TUNERS];
+    const all = [...this.opts.tuners];
     this.#defs = all;
     const wanted = all.filter((d) => {
       const off = this.opts.disable.includes(d.name) ||
-        (this.opts.allow !== null && d.name !== "sysctl" && !this.opts.allow.includes(d.name));
+        (this.opts.allow !== null && !d.alwaysOn && !this.opts.allow.includes(d.name));
       if (off) this.disabled.push(d.name);
       return !off;
     });
@@ -277,7 +280,7 @@ export class Daemon {
 
   #context(def: TunerDefinition): TunerContext {
     const log = this.opts.log.child({ tuner: def.name });
-    return {
+    const ctx: TunerContext = {
       log,
       learningRate: this.opts.learningRate,
       advise: this.opts.advise,
@@ -299,7 +302,9 @@ export class Daemon {
         this.journal.markOverride(o);
         this.gate.forget(o.netns, o.sysctl);
       },
+      apply: (decisions, netns) => applyDecisions(ctx, def.name, decisions, netns),
     };
+    return ctx;
   }
 
   #propose(p: Proposal): boolean {

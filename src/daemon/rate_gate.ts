@@ -8,7 +8,7 @@
  * sysctl (high_order_alloc_disable) share its cool-down instead of fighting over it.
  */
 
-import { type Proposal, sameChange, sameValues } from "./proposal.ts";
+import { type Proposal, sameChange, sameValues } from "../tuning/proposal.ts";
 
 export const DEFAULT_COOLDOWN_MS = 5000;
 

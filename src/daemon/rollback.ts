@@ -7,7 +7,7 @@ import { describeNetns } from "../kernel/netns.ts";
 import type { Journal, RollbackSkip, RollbackStep } from "./journal.ts";
 import { valueText } from "./journal.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
-import type { LogLike } from "./tuner.ts";
+import type { LogLike } from "../tuning/tuner.ts";
 
 export interface RollbackResult {
   restored: RollbackStep[];

@@ -1,5 +1,5 @@
 /** Live sysctl access by namespace key, as the daemon and rollback use it. */
-import { valueDomain } from "./ceilings.ts";
+import { DEFAULT_DOMAIN, type ValueDomain } from "../tuning/domain.ts";
 import { inNetns, NetnsGoneError } from "../kernel/netns.ts";
 import { readSysctl, SysctlError, writeSysctl } from "../kernel/sysctl.ts";
 
@@ -10,18 +10,23 @@ export interface SysctlIO {
   write(sysctl: string, netns: string, values: readonly number[]): void;
 }
 
-export const liveSysctls: SysctlIO = {
-  read(sysctl, netns) {
-    try {
-      return inNetns(netns, () => readSysctl(sysctl));
-    } catch (e) {
-      if (e instanceof NetnsGoneError) return null;
-      if (e instanceof SysctlError && e.kind === "missing") return null;
-      throw e;
-    }
-  },
-  write(sysctl, netns, values) {
-    const { min, max } = valueDomain(sysctl);
-    inNetns(netns, () => writeSysctl(sysctl, values, { min, max }));
-  },
-};
+/** The live sysctls; writes are checked against `domainOf` (the tunables' declared domains). */
+export function liveSysctls(
+  domainOf: (sysctl: string) => ValueDomain = () => DEFAULT_DOMAIN,
+): SysctlIO {
+  return {
+    read(sysctl, netns) {
+      try {
+        return inNetns(netns, () => readSysctl(sysctl));
+      } catch (e) {
+        if (e instanceof NetnsGoneError) return null;
+        if (e instanceof SysctlError && e.kind === "missing") return null;
+        throw e;
+      }
+    },
+    write(sysctl, netns, values) {
+      const { min, max } = domainOf(sysctl);
+      inNetns(netns, () => writeSysctl(sysctl, values, { min, max }));
+    },
+  };
+}

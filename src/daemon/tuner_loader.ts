@@ -7,7 +7,7 @@ import { loadObject, type SkippedProgram } from "../libbpf/load.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookCandidate, HookChoice } from "../kernel/hooks.ts";
 import { describeCandidate } from "../kernel/hooks.ts";
-import type { TunerDefinition, TunerInstance } from "./tuner.ts";
+import type { TunerDefinition, TunerInstance } from "../tuning/tuner.ts";
 
 export interface AttachedHook {
   hook: string;

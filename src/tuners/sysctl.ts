@@ -5,9 +5,9 @@
  * matched a substring of the last two path components and could hit unrelated sysctls.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { cString } from "../daemon/event.ts";
+import { cString } from "../tuning/event.ts";
 import { ANY_NETNS, describeNetns, netnsInumOf, netnsKey } from "../kernel/netns.ts";
-import type { TunerDefinition } from "../daemon/tuner.ts";
+import type { TunerDefinition } from "../tuning/tuner.ts";
 import sysctlObject from "../../dist/bpf/sysctl.bpf.o" with { type: "bytes" };
 
 /** Event kind and flag of bpf/sysctl.bpf.c. */
@@ -39,6 +39,7 @@ export const sysctlTuner: TunerDefinition = {
   name: "sysctl",
   id: 1,
   description: "detects sysctl writes by the administrator and stops tuning those sysctls",
+  alwaysOn: true,
   object: sysctlObject,
   tunables: [],
   scenarios: [],

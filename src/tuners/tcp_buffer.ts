@@ -4,26 +4,22 @@
  * correlate), grows tcp_mem under pressure within nfbp/4, and enters and leaves the low-memory
  * settings. Decisions are the pure rules of tcp_buffer_rules.ts against live values.
  */
-import { CorrelationTable } from "../daemon/correlation.ts";
-import {
-  INT_MAX,
-  kernelDefaultTcpBufferMax,
-  readFreeBufferPages,
-  socketBufferCeiling,
-} from "../daemon/ceilings.ts";
-import type { BpfpEvent } from "../daemon/event.ts";
-import { type LearningRate, shiftOf } from "../daemon/learning_rate.ts";
-import { toProposal } from "../daemon/proposal.ts";
-import type { TunerContext, TunerDefinition } from "../daemon/tuner.ts";
+import { CorrelationTable } from "../tuning/correlation.ts";
+import { INT_MAX } from "../tuning/domain.ts";
+import { kernelDefaultTcpBufferMax, socketBufferCeiling } from "./tcp_buffer_limits.ts";
+import { readFreeBufferPages } from "../kernel/proc/zoneinfo.ts";
+import type { BpfpEvent } from "../tuning/event.ts";
+import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
+import { changeDecision } from "../tuning/proposal.ts";
+import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
-import { tracepointChain } from "./hook_chains.ts";
+import { tracepointChain } from "../tuning/hook_chains.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import tcpBufferObject from "../../dist/bpf/tcp_buffer.bpf.o" with { type: "bytes" };
 import {
   bufferDecision,
   classifyTcpMemory,
-  type Decision,
   enterLowMemory,
   leaveLowMemory,
   type LowMemoryChange,
@@ -144,9 +140,7 @@ class TcpBufferTuner {
     for (const c of this.#lowMemory) {
       live[c.sysctl] = this.ctx.read(c.sysctl, GLOBAL_NETNS)?.[0] ?? null;
     }
-    for (const rule of leaveLowMemory(this.#lowMemory, live)) {
-      this.ctx.propose(toProposal(rule, TCP_BUFFER_TUNER, GLOBAL_NETNS));
-    }
+    this.ctx.apply(leaveLowMemory(this.#lowMemory, live).map(changeDecision), GLOBAL_NETNS);
     this.#lowMemory = null;
   }
 
@@ -157,16 +151,6 @@ class TcpBufferTuner {
     const pages = tcpAllocatedPages();
     if (!tcpMem || pages === null) return null;
     return classifyTcpMemory({ tcpMem, allocatedPages: pages, underPressure, rate: this.#rate });
-  }
-
-  #apply(decisions: (Decision | null)[], netns: string): boolean {
-    let applied = false;
-    for (const d of decisions) {
-      if (!d) continue;
-      if (d.kind === "at-ceiling") this.ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
-      else applied = this.ctx.propose(toProposal(d.proposal, TCP_BUFFER_TUNER, netns)) || applied;
-    }
-    return applied;
   }
 
   #buffer(ev: BpfpEvent): void {
@@ -197,10 +181,10 @@ class TcpBufferTuner {
       ceiling: tcpMem ? socketBufferCeiling(tcpMem[2], this.#page) : INT_MAX,
       shrinkFloor: rcv ? this.#floors.rmem : this.#floors.wmem,
     });
-    if (!this.#apply([decision], netns) || !rcv) return;
+    if (!this.ctx.apply([decision], netns) || !rcv) return;
     // A larger rmem max only helps if receive auto-tuning is on.
     const moderate = this.ctx.read(SYSCTL.moderateRcvbuf, netns)?.[0];
-    if (moderate !== undefined) this.#apply([moderateRcvbufDecision(moderate)], netns);
+    if (moderate !== undefined) this.ctx.apply([moderateRcvbufDecision(moderate)], netns);
   }
 
   #memory(ev: BpfpEvent): void {
@@ -214,7 +198,7 @@ class TcpBufferTuner {
       const floor = sysctl === SYSCTL.rmem ? this.#floors.rmem : this.#floors.wmem;
       return live ? [{ sysctl, live, floor }] : [];
     });
-    this.#apply(
+    this.ctx.apply(
       tcpMemDecisions({
         tcpMem,
         allocatedPages: allocated,
@@ -242,9 +226,7 @@ class TcpBufferTuner {
       highOrderAllocDisable: read(SYSCTL.highOrderAllocDisable),
       maxSynBacklog: read(SYSCTL.maxSynBacklog),
     }, this.#rate);
-    const applied = rules.filter((r) =>
-      this.ctx.propose(toProposal(r, TCP_BUFFER_TUNER, GLOBAL_NETNS))
-    );
+    const applied = rules.filter((r) => this.ctx.apply([changeDecision(r)], GLOBAL_NETNS));
     this.#lowMemory = lowMemoryChanges(applied);
   }
 }

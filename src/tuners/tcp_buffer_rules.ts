@@ -11,15 +11,18 @@
  */
 
 import {
+  BOOLEAN_DOMAIN,
   clampGrowth,
   clampShrink,
+  domainLookup,
   INT_MAX,
-  tcpMemCeilings,
+  POSITIVE_INT_DOMAIN,
   withinDomain,
-} from "../daemon/ceilings.ts";
-import { grow, type LearningRate, nearlyFull, shrink } from "../daemon/learning_rate.ts";
-import type { RuleProposal } from "../daemon/proposal.ts";
-import type { ScenarioDecl, TunableDecl } from "../daemon/tuner.ts";
+} from "../tuning/domain.ts";
+import { grow, type LearningRate, nearlyFull, shrink } from "../tuning/learning_rate.ts";
+import type { Decision, RuleProposal } from "../tuning/proposal.ts";
+import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
+import { tcpMemCeilings } from "./tcp_buffer_limits.ts";
 
 export const TCP_BUFFER_TUNER = "tcp_buffer";
 
@@ -40,19 +43,35 @@ export const SYSCTL = {
  * bpftune's ten tunables, in its order. Differences: high_order_alloc_disable exists only in the
  * host namespace, so it is global (bpftune wrote it inside containers and failed); tcp_syncookies
  * is optional (absent without CONFIG_SYN_COOKIES; bpftune set the flag in the wrong field).
+ * Domains: a minimum of 1 is where writing 0 would not mean "a small value": tcp_rmem/tcp_wmem
+ * reject 0 (extra1 = 1), tcp_mem 0 starves TCP entirely, a 0 SYN backlog is silently raised.
  */
 export const TCP_BUFFER_TUNABLES: TunableDecl[] = [
-  { sysctl: SYSCTL.wmem, values: 3, scope: "netns" },
-  { sysctl: SYSCTL.rmem, values: 3, scope: "netns" },
-  { sysctl: SYSCTL.mem, values: 3, scope: "global" },
-  { sysctl: SYSCTL.moderateRcvbuf, values: 1, scope: "netns" },
-  { sysctl: SYSCTL.noMetricsSave, values: 1, scope: "netns" },
-  { sysctl: SYSCTL.noSsthreshMetricsSave, values: 1, scope: "netns" },
-  { sysctl: SYSCTL.highOrderAllocDisable, values: 1, scope: "global" },
-  { sysctl: SYSCTL.syncookies, values: 1, scope: "netns", optional: true },
-  { sysctl: SYSCTL.maxSynBacklog, values: 1, scope: "netns" },
-  { sysctl: SYSCTL.maxOrphans, values: 1, scope: "global" },
+  { sysctl: SYSCTL.wmem, values: 3, scope: "netns", domain: POSITIVE_INT_DOMAIN },
+  { sysctl: SYSCTL.rmem, values: 3, scope: "netns", domain: POSITIVE_INT_DOMAIN },
+  // An unsigned long vector in pages: the safe-integer bound is ours, not the kernel's.
+  {
+    sysctl: SYSCTL.mem,
+    values: 3,
+    scope: "global",
+    domain: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  },
+  { sysctl: SYSCTL.moderateRcvbuf, values: 1, scope: "netns", domain: BOOLEAN_DOMAIN },
+  { sysctl: SYSCTL.noMetricsSave, values: 1, scope: "netns", domain: BOOLEAN_DOMAIN },
+  { sysctl: SYSCTL.noSsthreshMetricsSave, values: 1, scope: "netns", domain: BOOLEAN_DOMAIN },
+  { sysctl: SYSCTL.highOrderAllocDisable, values: 1, scope: "global", domain: BOOLEAN_DOMAIN },
+  {
+    sysctl: SYSCTL.syncookies,
+    values: 1,
+    scope: "netns",
+    optional: true,
+    domain: { min: 0, max: 2 },
+  },
+  { sysctl: SYSCTL.maxSynBacklog, values: 1, scope: "netns", domain: POSITIVE_INT_DOMAIN },
+  { sysctl: SYSCTL.maxOrphans, values: 1, scope: "global", domain: POSITIVE_INT_DOMAIN },
 ];
+
+const domainOf = domainLookup([{ tunables: TCP_BUFFER_TUNABLES }]);
 
 /** Scenario ids, as in bpftune's tcp_buffer_tuner.h. */
 export const SCENARIO = {
@@ -169,10 +188,7 @@ export const MEMORY_STATE_LABEL: Readonly<Record<MemoryState, string>> = {
   normal: "normal memory conditions",
 };
 
-/** A change to make, or a growth that is impossible because the value sits at its ceiling. */
-export type Decision =
-  | { kind: "change"; proposal: RuleProposal }
-  | { kind: "at-ceiling"; sysctl: string; value: number[]; ceiling: number };
+export type { Decision };
 
 function scenarioName(id: number): string {
   return TCP_BUFFER_SCENARIOS[id].name;
@@ -194,7 +210,7 @@ function change(
   to: readonly number[],
   reason: string,
 ): Decision | null {
-  if (from.every((v, i) => v === to[i]) || !withinDomain(sysctl, to)) return null;
+  if (from.every((v, i) => v === to[i]) || !withinDomain(domainOf(sysctl), to)) return null;
   return {
     kind: "change",
     proposal: { scenario: scenarioName(scenario), sysctl, from: [...from], to: [...to], reason },
@@ -314,7 +330,7 @@ export interface TcpMemInput {
   allocatedPages: number;
   /** The kernel's tcp_memory_pressure flag is set. */
   underPressure?: boolean;
-  /** nr_free_buffer_pages(), see ceilings.ts freeBufferPages(). */
+  /** nr_free_buffer_pages(), see src/kernel/proc/zoneinfo.ts freeBufferPages(). */
   freeBufferPages: number;
   rate: LearningRate;
   /**

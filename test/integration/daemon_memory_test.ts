@@ -15,7 +15,7 @@ import {
   TestNetns,
   withHostSysctls,
 } from "../support/daemon.ts";
-import { readFreeBufferPages } from "../../src/daemon/ceilings.ts";
+import { readFreeBufferPages } from "../../src/kernel/proc/zoneinfo.ts";
 
 const TOUCHED = [
   "net.ipv4.tcp_mem",

@@ -16,7 +16,7 @@ import {
   TestCgroup,
   TestNetns,
 } from "../support/daemon.ts";
-import { socketBufferCeiling } from "../../src/daemon/ceilings.ts";
+import { socketBufferCeiling } from "../../src/tuners/tcp_buffer_limits.ts";
 
 const LOW = [4096, 16384, 65536];
 const STARTED = /bpfpilot started/;

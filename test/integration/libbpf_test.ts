@@ -9,7 +9,7 @@ import selftest from "../../dist/bpf/selftest.bpf.o" with { type: "bytes" };
 import selftestBad from "../../dist/bpf/selftest_bad.bpf.o" with { type: "bytes" };
 import { BpfError, RingBufferReader, u32Key } from "../../src/libbpf/mod.ts";
 import { loadObject } from "../../src/libbpf/load.ts";
-import { decodeEvent } from "../../src/daemon/event.ts";
+import { decodeEvent } from "../../src/tuning/event.ts";
 import { ensureTracefs } from "../../src/kernel/tracefs.ts";
 import { IS_ROOT, loadedPrograms, waitFor } from "../support/kernel.ts";
 

@@ -11,7 +11,7 @@ import { Journal } from "../../src/daemon/journal.ts";
 import { RateGate } from "../../src/daemon/rate_gate.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
-import type { Proposal } from "../../src/daemon/proposal.ts";
+import type { Proposal } from "../../src/tuning/proposal.ts";
 
 class FakeIO implements SysctlIO {
   values = new Map<string, number[]>();

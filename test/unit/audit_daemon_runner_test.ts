@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { auditNetnsName, ProposalCollector } from "../../src/audit/daemon_runner.ts";
-import type { Proposal } from "../../src/daemon/proposal.ts";
+import type { Proposal } from "../../src/tuning/proposal.ts";
 
 const NS = "ns:4000000001";
 

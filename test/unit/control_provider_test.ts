@@ -11,7 +11,7 @@ import { Journal } from "../../src/daemon/journal.ts";
 import { renderMetrics } from "../../src/daemon/metrics.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
-import type { TunerDefinition } from "../../src/daemon/tuner.ts";
+import type { TunerDefinition } from "../../src/tuning/tuner.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";

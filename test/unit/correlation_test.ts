@@ -5,7 +5,7 @@ import {
   DEFAULT_HALF_LIFE_MS,
   DEFAULT_MIN_SAMPLES,
   DEFAULT_THRESHOLD,
-} from "../../src/daemon/correlation.ts";
+} from "../../src/tuning/correlation.ts";
 
 /** Deterministic pseudo-random numbers in [0, 1) (a 32-bit LCG), so tests are repeatable. */
 function lcg(seed: number): () => number {

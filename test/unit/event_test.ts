@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeEvent, encodeEvent, EVENT_SIZE, EventFormatError } from "../../src/daemon/event.ts";
+import { decodeEvent, encodeEvent, EVENT_SIZE, EventFormatError } from "../../src/tuning/event.ts";
 
 Deno.test("events round-trip through the shared layout", () => {
   const bytes = encodeEvent({

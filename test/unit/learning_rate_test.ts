@@ -11,7 +11,7 @@ import {
   parseLearningRate,
   shiftOf,
   shrink,
-} from "../../src/daemon/learning_rate.ts";
+} from "../../src/tuning/learning_rate.ts";
 
 // rate -> [shift, denominator]
 const RATES: [LearningRate, number, number][] = [

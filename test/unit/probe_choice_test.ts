@@ -7,7 +7,7 @@ import {
   supportLevel,
   type TunerHooks,
 } from "../../src/kernel/probe.ts";
-import { tracepointChain } from "../../src/tuners/hook_chains.ts";
+import { tracepointChain } from "../../src/tuning/hook_chains.ts";
 
 /** A kernel described by which kinds work; every call is recorded. */
 class FakeProber implements Prober {

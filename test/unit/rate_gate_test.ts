@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Proposal } from "../../src/daemon/proposal.ts";
+import type { Proposal } from "../../src/tuning/proposal.ts";
 import { DEFAULT_COOLDOWN_MS, RateGate } from "../../src/daemon/rate_gate.ts";
 
 function rmem(from: number, to: number, netns = "1", sysctl = "net.ipv4.tcp_rmem"): Proposal {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { INT_MAX } from "../../src/daemon/ceilings.ts";
-import type { RuleProposal } from "../../src/daemon/proposal.ts";
+import { INT_MAX } from "../../src/tuning/domain.ts";
+import type { RuleProposal } from "../../src/tuning/proposal.ts";
 import {
   bufferDecision,
   type BufferInput,

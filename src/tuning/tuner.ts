@@ -1,13 +1,15 @@
 /**
- * The tuner framework's contract. A tuner is one `src/tuners/<name>.ts` (this definition) plus one
- * `bpf/<name>.bpf.c`: it declares its tunables, scenarios, BPF object and hooks, and supplies
- * handlers. The daemon does everything else: probing, loading, attaching, the event loop, the
- * journal, admin-override detection, advise mode, logging and the exit summary.
+ * The tuner contract. A tuner is one `src/tuners/<name>.ts` (this definition) plus one
+ * `bpf/<name>.bpf.c`: it declares its tunables (each with its value domain), scenarios, BPF object
+ * and hooks, and supplies handlers. The daemon does everything else: probing, loading, attaching,
+ * the event loop, the journal, admin-override detection, advise mode, logging and the exit summary.
+ * See docs/adding-a-tuner.md.
  */
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import type { BpfpEvent } from "./event.ts";
-import type { Proposal } from "./proposal.ts";
+import type { ValueDomain } from "./domain.ts";
+import type { Decision, Proposal } from "./proposal.ts";
 
 export interface TunableDecl {
   /** Dotted sysctl name. */
@@ -18,6 +20,11 @@ export interface TunableDecl {
   scope: "netns" | "global";
   /** Absent on some kernels: skipped rather than failing the tuner. */
   optional?: boolean;
+  /**
+   * Values the sysctl takes with their plain meaning (min 1 where 0 means "off", "reject" or
+   * "starve"); nothing outside it is ever written. Default: a non-negative `int`.
+   */
+  domain?: ValueDomain;
 }
 
 export interface ScenarioDecl {
@@ -49,6 +56,12 @@ export interface TunerContext {
    * and ceilings, then writes (or only logs, in advise mode). Returns true if it was written.
    */
   propose(p: Proposal): boolean;
+  /**
+   * Hands the decisions of a tuner's pure rules to the daemon, in order, in namespace `netns`
+   * (nulls skipped): changes go through propose() with this tuner's name filled in, at-ceiling
+   * decisions through atCeiling(). Returns true if any change was written.
+   */
+  apply(decisions: readonly (Decision | null)[], netns: string): boolean;
   /** A growth that cannot happen because `value` sits at `ceiling`: logged once per situation. */
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
   /** Milliseconds, monotonic; injected so tests need no sleeping. */
@@ -84,6 +97,11 @@ export interface TunerDefinition {
   /** Carried by every event of this tuner's object (bpf/include/bpfpilot.h `tuner`). */
   id: number;
   description: string;
+  /**
+   * Runs whatever `--allow` lists (only `--disable` stops it): the admin-override detector,
+   * which protects every other tuner's sysctls.
+   */
+  alwaysOn?: boolean;
   /**
    * The tuner's compiled BPF object, embedded with a bytes import of
    * `dist/bpf/<name>.bpf.o` (built from `bpf/<name>.bpf.c`); a tuner without one only polls.

@@ -22,6 +22,19 @@ export interface Proposal {
 
 export type RuleProposal = Omit<Proposal, "tuner" | "netns">;
 
+/**
+ * What a tuner's pure rules return: a change to make, or a growth that is impossible because the
+ * value sits at its ceiling. TunerContext.apply() turns a list of them into proposals.
+ */
+export type Decision =
+  | { kind: "change"; proposal: RuleProposal }
+  | { kind: "at-ceiling"; sysctl: string; value: number[]; ceiling: number };
+
+/** A decision that changes something, from a rule proposal. */
+export function changeDecision(proposal: RuleProposal): Decision {
+  return { kind: "change", proposal };
+}
+
 export function toProposal(rule: RuleProposal, tuner: string, netns: string): Proposal {
   return { tuner, netns, ...rule, from: [...rule.from], to: [...rule.to] };
 }

@@ -1,0 +1,19 @@
+/** TunerContext.apply(): decisions of a tuner's pure rules become proposals of that tuner. */
+import { type Decision, toProposal } from "./proposal.ts";
+import type { TunerContext } from "./tuner.ts";
+
+/** Applies `decisions` in order through `ctx.propose`/`ctx.atCeiling`; true if any was written. */
+export function applyDecisions(
+  ctx: Pick<TunerContext, "propose" | "atCeiling">,
+  tuner: string,
+  decisions: readonly (Decision | null)[],
+  netns: string,
+): boolean {
+  let applied = false;
+  for (const d of decisions) {
+    if (!d) continue;
+    if (d.kind === "at-ceiling") ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
+    else applied = ctx.propose(toProposal(d.proposal, tuner, netns)) || applied;
+  }
+  return applied;
+}

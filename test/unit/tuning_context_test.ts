@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { applyDecisions } from "../../src/tuning/context.ts";
+import type { Decision, Proposal } from "../../src/tuning/proposal.ts";
+import { sysctlTuner } from "../../src/tuners/sysctl.ts";
+import { TUNERS } from "../../src/tuners/registry.ts";
+
+const change = (sysctl: string, to: number): Decision => ({
+  kind: "change",
+  proposal: { scenario: "s", sysctl, from: [1], to: [to], reason: "r" },
+});
+
+Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling is reported, nulls skipped", () => {
+  const proposed: Proposal[] = [];
+  const ceilings: unknown[][] = [];
+  const ctx = {
+    propose: (p: Proposal) => (proposed.push(p), p.sysctl !== "b"),
+    atCeiling: (...a: unknown[]) => void ceilings.push(a),
+  };
+  const applied = applyDecisions(ctx, "toy", [
+    null,
+    change("b", 2),
+    { kind: "at-ceiling", sysctl: "c", value: [9], ceiling: 9 },
+    change("a", 3),
+  ], "ns1");
+  assert.equal(applied, true);
+  assert.deepEqual(proposed.map((p) => [p.tuner, p.netns, p.sysctl, p.to]), [
+    ["toy", "ns1", "b", [2]],
+    ["toy", "ns1", "a", [3]],
+  ]);
+  assert.deepEqual(ceilings, [["c", "ns1", [9], 9]]);
+  assert.equal(applyDecisions(ctx, "toy", [change("b", 2)], "ns1"), false, "refused: not applied");
+});
+
+Deno.test("the admin-override detector is always on by its definition, no other tuner is", () => {
+  assert.equal(sysctlTuner.alwaysOn, true);
+  assert.deepEqual(TUNERS.filter((t) => t.alwaysOn).map((t) => t.name), ["sysctl"]);
+});
