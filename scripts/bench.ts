@@ -7,6 +7,7 @@
  *   lifecycle   daemon exec to hooks attached (cold and warm probe cache), idle RSS/CPU, SIGTERM
  *   hooks       daemon CPU and events to userspace while a tcp_buffer hook fires ~10k/s
  *   throughput  iperf3 over a constrained veth link with and without the daemon, settle time
+ *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
  * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
@@ -20,13 +21,14 @@ import { cleanupOnSignals, interrupted, runCleanups } from "./bench/cleanup.ts";
 import { foundationSection } from "./bench/foundation.ts";
 import { watchHostSysctls } from "./bench/host_guard.ts";
 import { hookLoadSection } from "./bench/hook_load.ts";
+import { journalSection } from "./bench/journal.ts";
 import { lifecycleSection } from "./bench/lifecycle.ts";
 import { envSeconds, row } from "./bench/report.ts";
 import { throughputSection } from "./bench/throughput.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
-const ALL = ["foundation", "lifecycle", "hooks", "throughput"];
+const ALL = ["foundation", "lifecycle", "hooks", "throughput", "journal"];
 
 function config() {
   const picked = (Deno.env.get("BPFPILOT_BENCH_SECTIONS") ?? "").split(",").map((s) => s.trim())
@@ -84,6 +86,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["lifecycle", ["ip", "bpftool"], () => lifecycleSection(ROOT, cfg.idleS)],
   ["hooks", ["ip", "bpftool"], () => hookLoadSection(ROOT, cfg.loadS)],
   ["throughput", ["ip", "tc", "iperf3", "ss"], () => throughputSection(ROOT, cfg)],
+  ["journal", [], () => journalSection(ROOT, DENO)],
 ];
 let failed = 0;
 for (const [name, tools, run] of sections) {

@@ -17,13 +17,21 @@
  * space-separated text form, so a reader may return either.
  *
  * Files and locks (all in `dir`, which is created 0700):
- *   - `state.json` (0600): replaced atomically (temp file in `dir`, fsync, rename, fsync dir).
- *     When it is invalid it is never modified; every operation fails with a JournalError that
- *     says how to fix it, and `Journal.quarantine` moves it aside only when a user asks.
+ *   - `state.json` (0600): the state as of log record `logSeq`; replaced atomically (temp file
+ *     in `dir`, fsync, rename, fsync dir) when the log is folded into it (compaction: when the
+ *     log holds more records than twice the entries, at least 256, and when the journal closes
+ *     after writing). When it is invalid it is never modified; every operation fails with a
+ *     JournalError that says how to fix it, and `Journal.quarantine` moves it aside only when a
+ *     user asks. Version 1 files (no log) are read as they are.
+ *   - `state.log` (0600): every change since, one JSON line each (journal_log.ts): a change is
+ *     one append, fdatasync'ed when it announces a write (recordOriginal); a recordWritten line
+ *     is not synced on its own (a crash before the next sync leaves the write "pending", which
+ *     rollback restores all the same). The file's last line, if torn, is ignored.
  *   - `state.lock`: exclusive flock held only around each read-modify-write, so the daemon and
  *     a concurrent `bpfpilot rollback`/`enable` never lose each other's updates. Every change
- *     re-reads the file under the lock; readers need no lock because the file is only ever
- *     replaced by rename, and they re-read it when its content changed.
+ *     first catches up with the files under the lock; readers need no lock: `state.json` is only
+ *     ever replaced by rename and the log only appended to or replaced by rename, and they read
+ *     only what changed (a stat of each file when nothing did).
  *   - `daemon.lock`: exclusive flock held for the daemon's lifetime (`claimDaemon`), with its pid
  *     inside. A second daemon fails with kind "busy"; the CLI can ask `Journal.daemonPid(dir)`
  *     before a rollback (rolling back under a running daemon races with its next write). The
@@ -33,14 +41,27 @@
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
 import { VERSION } from "../version.ts";
+import {
+  appendLines,
+  type FileStamp,
+  readTail,
+  replaceWithEmpty,
+  sameStamp,
+  stampOf,
+} from "./journal_log.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
 export const STATE_FORMAT = "bpfpilot-state";
-export const STATE_VERSION = 1;
+/** 2: `logSeq` and the change log `state.log`; version 1 files (no log) are read as well. */
+export const STATE_VERSION = 2;
 const STATE_FILE = "state.json";
+const LOG_FILE = "state.log";
 const LOCK_FILE = "state.lock";
 const DAEMON_LOCK_FILE = "daemon.lock";
 const TEMP_PREFIX = ".state.json.tmp-";
+const LOG_TEMP_PREFIX = ".state.log.tmp-";
+/** Fold the log into state.json once it holds this many records, or twice the entries. */
+const COMPACT_MIN_RECORDS = 256;
 
 /** "busy": another daemon holds `daemon.lock`. */
 export type JournalErrorKind = "corrupt" | "foreign" | "newer" | "io" | "busy";
@@ -133,6 +154,8 @@ interface State {
   version: typeof STATE_VERSION;
   productVersion: string;
   updatedAt: string;
+  /** The last log record this state includes. */
+  logSeq: number;
   entries: JournalEntry[];
   overrides: OverrideRecord[];
 }
@@ -288,15 +311,15 @@ function parseState(text: string, file: string): State {
         `or roll back with the newer version first`,
     );
   }
-  const fieldError = (path: string, want: string, got: unknown) => {
-    const shown = JSON.stringify(got) ?? "nothing";
-    const found = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
-    return corrupt(file, `${path} should be ${want}, found ${found}`);
-  };
+  const fieldError = fieldErrorIn(file);
   if (typeof raw.productVersion !== "string") {
     throw fieldError("productVersion", "a string", raw.productVersion);
   }
   if (!isTimestamp(raw.updatedAt)) throw fieldError("updatedAt", "a timestamp", raw.updatedAt);
+  const logSeq = version === 1 ? 0 : raw.logSeq;
+  if (!Number.isSafeInteger(logSeq) || (logSeq as number) < 0) {
+    throw fieldError("logSeq", "a count", raw.logSeq);
+  }
   if (!Array.isArray(raw.entries)) throw fieldError("entries", "a list", raw.entries);
   if (!Array.isArray(raw.overrides)) throw fieldError("overrides", "a list", raw.overrides);
 
@@ -304,69 +327,141 @@ function parseState(text: string, file: string): State {
   const seen = new Set<string>();
   raw.entries.forEach((e: unknown, i: number) => {
     const at = `entries[${i}]`;
-    if (!isObject(e)) throw fieldError(at, "an object", e);
-    if (!isKey(e.netns)) throw fieldError(`${at}.netns`, "a netns key", e.netns);
-    if (!isCanonicalSysctl(e.sysctl)) throw fieldError(`${at}.sysctl`, "a sysctl name", e.sysctl);
-    if (!isKey(e.tuner)) throw fieldError(`${at}.tuner`, "a tuner name", e.tuner);
-    if (!isValue(e.original)) throw fieldError(`${at}.original`, "a value", e.original);
-    for (const f of ["lastWritten", "pending"] as const) {
-      if (e[f] !== null && !isValue(e[f])) throw fieldError(`${at}.${f}`, "a value or null", e[f]);
-    }
-    if (!Number.isSafeInteger(e.changes) || (e.changes as number) < 0) {
-      throw fieldError(`${at}.changes`, "a count", e.changes);
-    }
-    if (!isTimestamp(e.recordedAt)) {
-      throw fieldError(`${at}.recordedAt`, "a timestamp", e.recordedAt);
-    }
-    if (e.changedAt !== null && !isTimestamp(e.changedAt)) {
-      throw fieldError(`${at}.changedAt`, "a timestamp or null", e.changedAt);
-    }
-    const key = `${e.netns}\0${e.sysctl}`;
-    if (seen.has(key)) throw corrupt(file, `${at} repeats ${e.sysctl} in netns ${e.netns}`);
+    const entry = parseEntry(e, at, fieldError);
+    const key = entryKey(entry.netns, entry.sysctl);
+    if (seen.has(key)) throw corrupt(file, `${at} repeats ${entry.sysctl} in netns ${entry.netns}`);
     seen.add(key);
-    entries.push({
-      netns: e.netns,
-      sysctl: e.sysctl,
-      tuner: e.tuner,
-      original: e.original,
-      lastWritten: e.lastWritten as SysctlValue | null,
-      pending: e.pending as SysctlValue | null,
-      changes: e.changes as number,
-      recordedAt: e.recordedAt,
-      changedAt: e.changedAt as string | null,
-    });
+    entries.push(entry);
   });
-
-  const overrides: OverrideRecord[] = [];
-  raw.overrides.forEach((o: unknown, i: number) => {
-    const at = `overrides[${i}]`;
-    if (!isObject(o)) throw fieldError(at, "an object", o);
-    if (!isKey(o.netns)) throw fieldError(`${at}.netns`, "a netns key", o.netns);
-    if (!isCanonicalSysctl(o.sysctl)) throw fieldError(`${at}.sysctl`, "a sysctl name", o.sysctl);
-    if (!isKey(o.tuner)) throw fieldError(`${at}.tuner`, "a tuner name", o.tuner);
-    if (!Number.isSafeInteger(o.pid) || (o.pid as number) < 0) {
-      throw fieldError(`${at}.pid`, "a process id", o.pid);
-    }
-    if (typeof o.comm !== "string") throw fieldError(`${at}.comm`, "a string", o.comm);
-    if (!isTimestamp(o.at)) throw fieldError(`${at}.at`, "a timestamp", o.at);
-    overrides.push({
-      netns: o.netns,
-      sysctl: o.sysctl,
-      tuner: o.tuner,
-      pid: o.pid as number,
-      comm: o.comm,
-      at: o.at,
-    });
-  });
+  const overrides = parseOverrides(raw.overrides, "overrides", fieldError);
 
   return {
     format: STATE_FORMAT,
     version: STATE_VERSION,
     productVersion: raw.productVersion,
     updatedAt: raw.updatedAt,
+    logSeq: logSeq as number,
     entries,
     overrides,
   };
+}
+
+type FieldError = (path: string, want: string, got: unknown) => JournalError;
+
+function fieldErrorIn(file: string): FieldError {
+  return (path, want, got) => {
+    const shown = JSON.stringify(got) ?? "nothing";
+    const found = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
+    return corrupt(file, `${path} should be ${want}, found ${found}`);
+  };
+}
+
+function parseEntry(e: unknown, at: string, fieldError: FieldError): JournalEntry {
+  if (!isObject(e)) throw fieldError(at, "an object", e);
+  if (!isKey(e.netns)) throw fieldError(`${at}.netns`, "a netns key", e.netns);
+  if (!isCanonicalSysctl(e.sysctl)) throw fieldError(`${at}.sysctl`, "a sysctl name", e.sysctl);
+  if (!isKey(e.tuner)) throw fieldError(`${at}.tuner`, "a tuner name", e.tuner);
+  if (!isValue(e.original)) throw fieldError(`${at}.original`, "a value", e.original);
+  for (const f of ["lastWritten", "pending"] as const) {
+    if (e[f] !== null && !isValue(e[f])) throw fieldError(`${at}.${f}`, "a value or null", e[f]);
+  }
+  if (!Number.isSafeInteger(e.changes) || (e.changes as number) < 0) {
+    throw fieldError(`${at}.changes`, "a count", e.changes);
+  }
+  if (!isTimestamp(e.recordedAt)) {
+    throw fieldError(`${at}.recordedAt`, "a timestamp", e.recordedAt);
+  }
+  if (e.changedAt !== null && !isTimestamp(e.changedAt)) {
+    throw fieldError(`${at}.changedAt`, "a timestamp or null", e.changedAt);
+  }
+  return {
+    netns: e.netns,
+    sysctl: e.sysctl,
+    tuner: e.tuner,
+    original: e.original,
+    lastWritten: e.lastWritten as SysctlValue | null,
+    pending: e.pending as SysctlValue | null,
+    changes: e.changes as number,
+    recordedAt: e.recordedAt,
+    changedAt: e.changedAt as string | null,
+  };
+}
+
+function parseOverrides(list: unknown[], at: string, fieldError: FieldError): OverrideRecord[] {
+  return list.map((o: unknown, i: number) => {
+    const here = `${at}[${i}]`;
+    if (!isObject(o)) throw fieldError(here, "an object", o);
+    if (!isKey(o.netns)) throw fieldError(`${here}.netns`, "a netns key", o.netns);
+    if (!isCanonicalSysctl(o.sysctl)) {
+      throw fieldError(`${here}.sysctl`, "a sysctl name", o.sysctl);
+    }
+    if (!isKey(o.tuner)) throw fieldError(`${here}.tuner`, "a tuner name", o.tuner);
+    if (!Number.isSafeInteger(o.pid) || (o.pid as number) < 0) {
+      throw fieldError(`${here}.pid`, "a process id", o.pid);
+    }
+    if (typeof o.comm !== "string") throw fieldError(`${here}.comm`, "a string", o.comm);
+    if (!isTimestamp(o.at)) throw fieldError(`${here}.at`, "a timestamp", o.at);
+    return {
+      netns: o.netns,
+      sysctl: o.sysctl,
+      tuner: o.tuner,
+      pid: o.pid as number,
+      comm: o.comm,
+      at: o.at,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The change log: one record per line, `{"s": seq, <change>}` with <change> one of
+// `"put": <entry>` (added or changed), `"del": {"netns", "sysctl"}` (forgotten) and
+// `"overrides": [<override>...]` (the whole list, which stays small).
+
+type LogChange =
+  | { put: JournalEntry }
+  | { del: { netns: string; sysctl: string } }
+  | { overrides: OverrideRecord[] };
+
+function entryKey(netns: string, sysctl: string): string {
+  return `${netns}\0${sysctl}`;
+}
+
+/** Applies one log line to `state` (skipping records it already includes). */
+function applyLogLine(state: State, line: string, where: string, file: string): LogChange | null {
+  const fieldError = fieldErrorIn(file);
+  let rec: unknown;
+  try {
+    rec = JSON.parse(line);
+  } catch (err) {
+    throw corrupt(file, `${where} is not valid JSON (${(err as Error).message})`);
+  }
+  if (!isObject(rec)) throw fieldError(where, "an object", rec);
+  if (!Number.isSafeInteger(rec.s) || (rec.s as number) < 1) {
+    throw fieldError(`${where}.s`, "a sequence number", rec.s);
+  }
+  if ((rec.s as number) <= state.logSeq) return null; // already folded into state.json
+  let change: LogChange;
+  if ("put" in rec) {
+    const entry = parseEntry(rec.put, `${where}.put`, fieldError);
+    const i = state.entries.findIndex((e) => e.netns === entry.netns && e.sysctl === entry.sysctl);
+    if (i >= 0) state.entries[i] = entry;
+    else state.entries.push(entry);
+    change = { put: entry };
+  } else if ("del" in rec) {
+    const d = rec.del;
+    if (!isObject(d) || !isKey(d.netns) || !isCanonicalSysctl(d.sysctl)) {
+      throw fieldError(`${where}.del`, "a netns and sysctl", d);
+    }
+    state.entries = state.entries.filter((e) => !(e.netns === d.netns && e.sysctl === d.sysctl));
+    change = { del: { netns: d.netns, sysctl: d.sysctl } };
+  } else if ("overrides" in rec && Array.isArray(rec.overrides)) {
+    state.overrides = parseOverrides(rec.overrides, `${where}.overrides`, fieldError);
+    change = { overrides: state.overrides };
+  } else {
+    throw fieldError(where, "a put, del or overrides record", rec);
+  }
+  state.logSeq = rec.s as number;
+  return change;
 }
 
 /** One record per line: diffable, and readable by an admin restoring values by hand. */
@@ -381,6 +476,7 @@ function serializeState(state: State): string {
     `  "version": ${state.version},`,
     `  "productVersion": ${JSON.stringify(state.productVersion)},`,
     `  "updatedAt": ${JSON.stringify(state.updatedAt)},`,
+    `  "logSeq": ${state.logSeq},`,
     `  "entries": ${list(state.entries)},`,
     `  "overrides": ${list(state.overrides)}`,
     "}",
@@ -462,7 +558,9 @@ function withLock<T>(dir: string, fn: () => T): T {
 
 function removeStaleTemps(dir: string): void {
   for (const item of Deno.readDirSync(dir)) {
-    if (item.isFile && item.name.startsWith(TEMP_PREFIX)) {
+    if (
+      item.isFile && (item.name.startsWith(TEMP_PREFIX) || item.name.startsWith(LOG_TEMP_PREFIX))
+    ) {
       try {
         Deno.removeSync(`${dir}/${item.name}`);
       } catch { /* another cleaner won */ }
@@ -476,25 +574,39 @@ function compactTimestamp(date: Date): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A stamp no file has: forces the next refresh to read everything again. */
+const UNKNOWN: FileStamp = { ino: -1, size: -1, mtimeMs: -1 };
+
 export class Journal {
   readonly file: string;
+  /** The change log next to `file`. */
+  readonly logFile: string;
   #state: State;
-  #text: string | null;
+  /** The version of state.json #state was read from. */
+  #snap: FileStamp | null = UNKNOWN;
+  /** The log inode read (null: none) and the offset after its last complete record. */
+  #logIno: number | null = null;
+  #logEnd = 0;
+  /** Records in the log (not yet in state.json), and how many of them this instance wrote. */
+  #logRecords = 0;
+  #appended = 0;
+  /** Each entry as last recorded, serialized: what a change is compared against. */
+  #entryJson = new Map<string, string>();
   #now: () => Date;
   #daemonLock: Deno.FsFile | undefined;
 
-  private constructor(readonly dir: string, text: string | null, now: () => Date) {
+  private constructor(readonly dir: string, now: () => Date) {
     this.file = `${dir}/${STATE_FILE}`;
+    this.logFile = `${dir}/${LOG_FILE}`;
     this.#now = now;
-    this.#text = text;
-    this.#state = text === null ? this.#emptyState() : parseState(text, this.file);
+    this.#state = this.#emptyState();
+    this.refresh();
   }
 
   /** Opens (creating the directory 0700 if needed) and validates the state file. */
   static open(dir: string = DEFAULT_STATE_DIR, opts: JournalOptions = {}): Journal {
     ensureDir(dir);
-    const file = `${dir}/${STATE_FILE}`;
-    const journal = new Journal(dir, readStateText(file), opts.now ?? (() => new Date()));
+    const journal = new Journal(dir, opts.now ?? (() => new Date()));
     try {
       withLock(dir, () => removeStaleTemps(dir));
     } catch (err) {
@@ -582,18 +694,101 @@ export class Journal {
     this.#daemonLock = f;
   }
 
-  /** Releases the daemon claim. */
+  /**
+   * Folds the change log into state.json (so the file alone tells the whole story again) when
+   * this instance wrote to it, and releases the daemon claim. A failure to fold is harmless:
+   * the log stays valid and is read next time.
+   */
   close(): void {
+    if (this.#appended > 0) {
+      try {
+        withLock(this.dir, () => {
+          this.refresh();
+          if (this.#logRecords > 0) this.#compact();
+        });
+      } catch { /* the log keeps every record */ }
+      this.#appended = 0;
+    }
     this.#daemonLock?.close();
     this.#daemonLock = undefined;
   }
 
-  /** Re-reads the file if another process replaced it (cheap when unchanged). */
+  /**
+   * Catches up with the files: reads state.json again if it was replaced, else only the log
+   * records added since the last look (a stat of each file when nothing changed).
+   */
   refresh(): void {
-    const text = readStateText(this.file);
-    if (text === this.#text) return;
-    this.#state = text === null ? this.#emptyState() : parseState(text, this.file);
-    this.#text = text;
+    const snap = this.#stamp(this.file);
+    if (!sameStamp(snap, this.#snap)) return this.#reload(snap);
+    const tail = this.#readLog(this.#logEnd);
+    if (tail === null) {
+      if (this.#logIno !== null) this.#reload(snap);
+      return;
+    }
+    if (tail.ino !== this.#logIno) {
+      // A new log: from scratch, unless ours held nothing yet (then it is the same story).
+      if (this.#logIno !== null || this.#logEnd !== 0) return this.#reload(snap);
+      this.#logIno = tail.ino;
+    }
+    if (tail.size < this.#logEnd) return this.#reload(snap);
+    this.#applyLog(tail.lines, tail.end);
+  }
+
+  #stamp(path: string): FileStamp | null {
+    try {
+      return stampOf(path);
+    } catch (err) {
+      throw ioError("read", path, err);
+    }
+  }
+
+  #readLog(offset: number): ReturnType<typeof readTail> {
+    try {
+      return readTail(this.logFile, offset);
+    } catch (err) {
+      throw ioError("read", this.logFile, err);
+    }
+  }
+
+  /** Reads state.json and the whole log; again if state.json was replaced meanwhile. */
+  #reload(snap: FileStamp | null): void {
+    for (let attempt = 0;; attempt++) {
+      const text = snap === null ? null : readStateText(this.file);
+      const state = text === null ? this.#emptyState() : parseState(text, this.file);
+      const tail = this.#readLog(0);
+      const after = this.#stamp(this.file);
+      if (!sameStamp(after, snap) && attempt < 3) {
+        snap = after; // a compaction ran between the two reads
+        continue;
+      }
+      this.#state = state;
+      this.#snap = snap;
+      this.#logIno = tail?.ino ?? null;
+      this.#logEnd = 0;
+      this.#logRecords = 0;
+      this.#entryJson = new Map(
+        state.entries.map((e) => [entryKey(e.netns, e.sysctl), JSON.stringify(e)]),
+      );
+      if (tail) this.#applyLog(tail.lines, tail.end);
+      return;
+    }
+  }
+
+  #applyLog(lines: string[], end: number): void {
+    for (const line of lines) {
+      const where = `line ${this.#logRecords + 1}`;
+      const change = applyLogLine(this.#state, line, where, this.logFile);
+      this.#logRecords++;
+      if (change && "put" in change) {
+        this.#entryJson.set(
+          entryKey(change.put.netns, change.put.sysctl),
+          JSON.stringify(change.put),
+        );
+      } else if (change && "del" in change) {
+        this.#entryJson.delete(entryKey(change.del.netns, change.del.sysctl));
+      }
+    }
+    this.#logEnd = end;
   }
 
   // --- originals and writes ------------------------------------------------------------------
@@ -614,7 +809,8 @@ export class Journal {
     checkTuner(tuner);
     const original = copyValue(current, "original value");
     const pending = next === undefined ? undefined : copyValue(next, "next value");
-    return this.#mutate((state) => {
+    // Durable: the sysctl write that follows must never be ahead of its record.
+    return this.#mutate(true, [entryKey(key.netns, key.sysctl)], (state) => {
       let entry = findEntry(state, key.netns, key.sysctl);
       let created = false;
       if (!entry) {
@@ -641,7 +837,8 @@ export class Journal {
     const name = canonicalSysctlName(sysctl);
     const written = copyValue(values, "written value");
     checkNetns(netns);
-    this.#mutate((state) => {
+    // Not synced by itself: if lost, the write stays "pending", which rollback handles the same.
+    this.#mutate(false, [entryKey(netns, name)], (state) => {
       const entry = findEntry(state, netns, name);
       if (!entry) {
         throw new Error(
@@ -671,7 +868,7 @@ export class Journal {
   /** Drops an entry after a successful restore (or "already at original"). */
   forget(netns: string, sysctl: string): boolean {
     const name = canonicalSysctlName(sysctl);
-    return this.#mutate((state) => {
+    return this.#mutate(true, null, (state) => {
       const before = state.entries.length;
       state.entries = state.entries.filter((e) => !(e.netns === netns && e.sysctl === name));
       return state.entries.length !== before;
@@ -733,7 +930,7 @@ export class Journal {
       comm: String(o.comm).slice(0, 256),
       at: this.#now().toISOString(),
     };
-    this.#mutate((state) => {
+    this.#mutate(true, null, (state) => {
       state.overrides = state.overrides.filter((x) =>
         !(x.netns === record.netns && x.sysctl === record.sysctl && x.tuner === record.tuner)
       );
@@ -768,7 +965,7 @@ export class Journal {
   clearOverrides(match: string): number {
     const isSysctl = /[./]/.test(match);
     const key = isSysctl ? canonicalSysctlName(match) : match;
-    return this.#mutate((state) => {
+    return this.#mutate(true, null, (state) => {
       const before = state.overrides.length;
       state.overrides = state.overrides.filter((o) => (isSysctl ? o.sysctl : o.tuner) !== key);
       return before - state.overrides.length;
@@ -783,30 +980,114 @@ export class Journal {
       version: STATE_VERSION,
       productVersion: VERSION,
       updatedAt: new Date(0).toISOString(), // set on the first write
+      logSeq: 0,
       entries: [],
       overrides: [],
     };
   }
 
-  /** Read-modify-write under the lock, from the file as it is now; writes only if changed. */
-  #mutate<T>(change: (state: State) => T): T {
+  /**
+   * Read-modify-write under the lock, from the files as they are now: what `change` altered is
+   * appended to the log as one write (fdatasync'ed when `durable`), nothing when it altered
+   * nothing. The log is folded into state.json when it has grown long. `touches`: the only
+   * entries `change` can add or alter (compared alone: a change stays O(1) in the entries);
+   * null compares them all.
+   */
+  #mutate<T>(durable: boolean, touches: string[] | null, change: (state: State) => T): T {
     return withLock(this.dir, () => {
-      const text = readStateText(this.file);
-      const state = text === null ? this.#emptyState() : parseState(text, this.file);
-      const before = JSON.stringify([state.entries, state.overrides]);
+      this.refresh();
+      const state = this.#state;
+      const overridesBefore = JSON.stringify(state.overrides);
       const result = change(state);
-      if (JSON.stringify([state.entries, state.overrides]) !== before) {
-        state.productVersion = VERSION;
-        state.updatedAt = this.#now().toISOString();
-        const out = serializeState(state);
-        writeAtomically(this.dir, this.file, out);
-        this.#text = out;
-      } else {
-        this.#text = text;
+      let changes = touches ? this.#changesOf(state, touches) : null;
+      const added = changes?.filter((c) =>
+        "put" in c && !this.#entryJson.has(entryKey(c.put.netns, c.put.sysctl))
+      ).length ?? 0;
+      if (!changes || state.entries.length !== this.#entryJson.size + added) {
+        changes = this.#allChanges(state); // `change` did more than it said: compare everything
       }
-      this.#state = state;
+      if (JSON.stringify(state.overrides) !== overridesBefore) {
+        changes.push({ overrides: state.overrides });
+      }
+      if (changes.length === 0) {
+        return result;
+      }
+      let seq = state.logSeq;
+      const text = changes.map((c) =>
+        `${JSON.stringify({ s: ++seq, ...c })}\n`
+      ).join("");
+      try {
+        const written = appendLines(this.logFile, text, durable, this.#logEnd);
+        this.#logIno = written.ino;
+        this.#logEnd = written.size;
+      } catch (err) {
+        this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
+        throw ioError("write", this.logFile, err);
+      }
+      state.logSeq = seq;
+      for (const c of changes) {
+        if ("put" in c) {
+          this.#entryJson.set(entryKey(c.put.netns, c.put.sysctl), JSON.stringify(c.put));
+        } else if ("del" in c) this.#entryJson.delete(entryKey(c.del.netns, c.del.sysctl));
+      }
+      this.#logRecords += changes.length;
+      this.#appended += changes.length;
+      if (this.#logRecords >= Math.max(COMPACT_MIN_RECORDS, 2 * state.entries.length)) {
+        this.#compact();
+      }
       return result;
     });
+  }
+
+  /** The entries among `keys` that differ from what was last recorded. */
+  #changesOf(state: State, keys: string[]): LogChange[] {
+    const changes: LogChange[] = [];
+    for (const key of keys) {
+      const [netns, sysctl] = key.split("\0");
+      const e = findEntry(state, netns, sysctl);
+      if (e && this.#entryJson.get(key) !== JSON.stringify(e)) changes.push({ put: e });
+    }
+    return changes;
+  }
+
+  /** Every entry added, altered or dropped since last recorded. */
+  #allChanges(state: State): LogChange[] {
+    const changes: LogChange[] = [];
+    const present = new Set<string>();
+    for (const e of state.entries) {
+      const key = entryKey(e.netns, e.sysctl);
+      present.add(key);
+      if (this.#entryJson.get(key) !== JSON.stringify(e)) changes.push({ put: e });
+    }
+    for (const key of this.#entryJson.keys()) {
+      if (present.has(key)) continue;
+      const [netns, sysctl] = key.split("\0");
+      changes.push({ del: { netns, sysctl } });
+    }
+    return changes;
+  }
+
+  /**
+   * Under the lock: writes the state (including every log record) as state.json, then replaces
+   * the log by an empty one. A crash in between leaves records state.json already includes
+   * (by their sequence number): they are skipped when read.
+   */
+  #compact(): void {
+    const state = this.#state;
+    state.productVersion = VERSION;
+    state.updatedAt = this.#now().toISOString();
+    try {
+      writeAtomically(this.dir, this.file, serializeState(state));
+      replaceWithEmpty(this.dir, this.logFile, LOG_TEMP_PREFIX);
+      fsyncDir(this.dir);
+    } catch (err) {
+      this.#snap = UNKNOWN;
+      throw ioError("compact", this.logFile, err);
+    }
+    this.#snap = this.#stamp(this.file);
+    this.#logIno = this.#readLog(0)?.ino ?? null;
+    this.#logEnd = 0;
+    this.#logRecords = 0;
   }
 }
 

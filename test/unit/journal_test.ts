@@ -49,7 +49,7 @@ function live(values: Record<string, SysctlValue | null>): ReadLive {
 }
 
 Deno.test(
-  "open creates the directory 0700; the first record writes state.json 0600 atomically",
+  "open creates the directory 0700; a record appends to state.log 0600; close folds it into state.json",
   withDir((base) => {
     const dir = `${base}/var/lib/bpfpilot`;
     const j = Journal.open(dir);
@@ -59,11 +59,16 @@ Deno.test(
       j.recordOriginal("global", "net/ipv4/tcp_rmem", "tcp_buffer", [4096, 131072, 6291456]),
       true,
     );
-    assert.deepEqual(names(dir), ["state.json", "state.lock"], "no temp file left behind");
+    assert.deepEqual(names(dir), ["state.lock", "state.log"], "one append, no temp file");
+    assert.equal(Deno.statSync(`${dir}/state.log`).mode! & 0o777, 0o600);
+    j.close();
+    assert.deepEqual(names(dir), ["state.json", "state.lock", "state.log"]);
+    assert.equal(Deno.statSync(`${dir}/state.log`).size, 0, "folded into state.json");
     assert.equal(Deno.statSync(`${dir}/state.json`).mode! & 0o777, 0o600);
     const raw = JSON.parse(Deno.readTextFileSync(`${dir}/state.json`));
     assert.equal(raw.format, STATE_FORMAT);
-    assert.equal(raw.version, 1);
+    assert.equal(raw.version, 2);
+    assert.equal(raw.logSeq, 1);
     assert.equal(raw.productVersion, VERSION);
     assert.deepEqual(raw.entries[0].original, [4096, 131072, 6291456]);
     assert.equal(raw.entries[0].sysctl, RMEM);
@@ -282,9 +287,9 @@ const BAD_FILES: [string, string, JournalError["kind"], RegExp][] = [
   ],
   [
     "newer",
-    `{"format": "${STATE_FORMAT}", "version": 2, "productVersion": "9.0.0"}`,
+    `{"format": "${STATE_FORMAT}", "version": 3, "productVersion": "9.0.0"}`,
     "newer",
-    /written by a newer bpfpilot 9\.0\.0 \(state version 2\).*Upgrade bpfpilot/,
+    /written by a newer bpfpilot 9\.0\.0 \(state version 3\).*Upgrade bpfpilot/,
   ],
   [
     "bad version",
@@ -523,7 +528,7 @@ Deno.test(
       j.changedEntries().map((e) => [e.netns, e.original]).sort(),
       [["ns1", [0, 0, 0]], ["ns2", [0, 0, 0]], ["ns3", [0, 0, 0]], ["ns4", [0, 0, 0]]],
     );
-    assert.deepEqual(names(dir), ["state.json", "state.lock"]);
+    assert.deepEqual(names(dir), ["state.lock", "state.log"], "no temp files");
   }),
 );
 
@@ -545,3 +550,145 @@ Deno.test("an override for every namespace (ANY_NETNS) holds in each of them", (
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+// --- the change log (state.log) -----------------------------------------------------------------
+
+Deno.test(
+  "a version 1 state file (no log) is read; changes append to the log; close writes version 2",
+  withDir((dir) => {
+    Deno.writeTextFileSync(`${dir}/state.json`, validState(() => {}));
+    const j = Journal.open(dir);
+    j.recordOriginal("global", WMEM, "tcp_buffer", [4, 5, 6], [4, 5, 7]);
+    j.recordWritten("global", WMEM, [4, 5, 7]);
+    assert.equal(
+      JSON.parse(Deno.readTextFileSync(`${dir}/state.json`)).version,
+      1,
+      "the old file is left as it is until the log is folded in",
+    );
+    const other = Journal.open(dir);
+    assert.deepEqual(other.changedEntries().map((e) => [e.sysctl, e.original, e.lastWritten]), [
+      [RMEM, [1, 2, 3], [1, 2, 4]],
+      [WMEM, [4, 5, 6], [4, 5, 7]],
+    ]);
+    assert.equal(other.isOverridden("global", WMEM), true, "the v1 file's override holds");
+    j.close();
+    const raw = JSON.parse(Deno.readTextFileSync(`${dir}/state.json`));
+    assert.equal(raw.version, 2);
+    assert.equal(raw.entries.length, 2);
+    assert.equal(Deno.statSync(`${dir}/state.log`).size, 0);
+    assert.deepEqual(other.changedEntries().length, 2, "a reader follows the compaction");
+  }),
+);
+
+Deno.test(
+  "a torn last log line (power loss mid-append) is ignored, then cut off by the next writer",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    const log = `${dir}/state.log`;
+    const intact = Deno.readTextFileSync(log);
+    Deno.writeTextFileSync(log, '{"s":2,"put":{"netns":"glo', { append: true });
+    const reader = Journal.open(dir);
+    assert.deepEqual(reader.entry("global", RMEM)!.pending, [1, 2, 4]);
+    reader.recordWritten("global", RMEM, [1, 2, 4]);
+    const lines = Deno.readTextFileSync(log).split("\n");
+    assert.equal(lines[0], intact.trimEnd());
+    assert.deepEqual(JSON.parse(lines[1]).s, 2, "appended where the torn record began");
+    assert.deepEqual(Journal.open(dir).entry("global", RMEM)!.lastWritten, [1, 2, 4]);
+  }),
+);
+
+Deno.test(
+  "a damaged log record → JournalError naming state.log and the line; nothing is overwritten",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    const log = `${dir}/state.log`;
+    Deno.writeTextFileSync(log, 'garbage\n{"s":9,"put":{}}\n', { append: true });
+    const before = Deno.readFileSync(log);
+    const err = journalError(() => Journal.open(dir));
+    assert.equal(err.kind, "corrupt");
+    assert.equal(err.file, log);
+    assert.match(err.message, /state\.log is damaged: line 2 is not valid JSON/);
+    assert.ok(err.message.includes(`mv ${log} ${log}.bad`), err.message);
+    assert.equal(journalError(() => j.recordWritten("global", RMEM, [1, 2, 4])).kind, "corrupt");
+    assert.deepEqual(Deno.readFileSync(log), before);
+  }),
+);
+
+Deno.test(
+  "a crash between writing the compacted state.json and emptying the log replays nothing twice",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    j.recordWritten("global", RMEM, [1, 2, 4]);
+    const log = Deno.readTextFileSync(`${dir}/state.log`);
+    j.close(); // compacts: state.json includes records 1 and 2, the log is emptied
+    Deno.writeTextFileSync(`${dir}/state.log`, log); // as if the crash came before the emptying
+    const e = Journal.open(dir).entry("global", RMEM)!;
+    assert.equal(e.changes, 1);
+    assert.deepEqual(e.lastWritten, [1, 2, 4]);
+  }),
+);
+
+Deno.test(
+  "the log is folded into state.json once it grows long; every change survives",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    for (let i = 0; i < 300; i++) {
+      j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3 + i], [1, 2, 4 + i]);
+      j.recordWritten("global", RMEM, [1, 2, 4 + i]);
+    }
+    const raw = JSON.parse(Deno.readTextFileSync(`${dir}/state.json`));
+    assert.ok(raw.logSeq >= 256, `compacted at ${raw.logSeq}`);
+    const lines = Deno.readTextFileSync(`${dir}/state.log`).split("\n").length - 1;
+    assert.equal(raw.logSeq + lines, 600);
+    const e = Journal.open(dir).entry("global", RMEM)!;
+    assert.deepEqual([e.original, e.lastWritten, e.changes], [[1, 2, 3], [1, 2, 303], 300]);
+  }),
+);
+
+Deno.test(
+  "kill -9 at arbitrary points of appends and compactions: rollback restores every original",
+  withDir(async (dir) => {
+    const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
+    // Entry k's original is [k, 0, 0]; each change writes [k, round, step].
+    const writer = `
+      import { Journal } from ${JSON.stringify(journalUrl)};
+      const j = Journal.open(${JSON.stringify(dir)});
+      console.log("ready");
+      for (let step = 0;; step++) {
+        const k = step % 40, ns = "ns" + k;
+        const cur = j.entry(ns, "net.ipv4.tcp_rmem")?.lastWritten ?? [k, 0, 0];
+        const next = [k, 1, step + 1];
+        j.recordOriginal(ns, "net.ipv4.tcp_rmem", "tcp_buffer", cur, next);
+        j.recordWritten(ns, "net.ipv4.tcp_rmem", next);
+      }
+    `;
+    for (const delay of [5, 40, 90, 15, 160, 70]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--no-check", writer],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      await reader.read();
+      reader.releaseLock();
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      const j = Journal.open(dir);
+      const entries = j.changedEntries();
+      if (delay >= 40) assert.ok(entries.length > 0, "the writer got to record changes");
+      // The live value after the kill: the pending write (it may have happened) or the last one.
+      const liveOf = new Map(entries.map((e) => [e.netns, e.pending ?? e.lastWritten]));
+      const plan = j.planRollback((netns) => liveOf.get(netns) ?? null);
+      assert.equal(plan.skipped.length, 0, JSON.stringify(plan.skipped));
+      for (const step of plan.restore) {
+        const k = Number(step.netns.slice(2));
+        assert.deepEqual(step.to, [k, 0, 0], `${step.netns} restores its original`);
+      }
+    }
+  }),
+);

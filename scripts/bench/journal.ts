@@ -1,0 +1,104 @@
+/**
+ * What recording one change costs the daemon: the applier's recordOriginal (durable, before the
+ * sysctl write) + recordWritten, measured on a state directory on disk (tmpfs would make fsync
+ * free) holding 1 and 1,000 entries, compactions included. fdatasync calls are counted with
+ * strace when it is installed (one durable write per change is the target).
+ */
+import { spawnSync } from "node:child_process";
+import { Journal } from "../../src/daemon/journal.ts";
+import { fmtMs, median, row, section, withTarget } from "./report.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+const CHANGES = 300;
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+/** Milliseconds per change on a journal holding `entries` entries. */
+function timeChanges(dir: string, entries: number): number[] {
+  const j = Journal.open(dir);
+  for (let i = 0; i < entries; i++) {
+    j.recordOriginal(`ns${i}`, RMEM, "tcp_buffer", [4096, 131072, 6291456], [4096, 131072, 7e6]);
+    j.recordWritten(`ns${i}`, RMEM, [4096, 131072, 7e6]);
+  }
+  const times: number[] = [];
+  for (let c = 0; c < CHANGES; c++) {
+    const ns = `ns${c % entries}`;
+    const t0 = performance.now();
+    j.recordOriginal(ns, RMEM, "tcp_buffer", [4096, 131072, 7e6 + c], [4096, 131072, 7e6 + c + 1]);
+    j.recordWritten(ns, RMEM, [4096, 131072, 7e6 + c + 1]);
+    times.push(performance.now() - t0);
+  }
+  j.close();
+  return times;
+}
+
+export function journalSection(root: string, deno: string): void {
+  section("journal: cost of recording one change (state dir on disk)");
+  const base = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "bpfp-bench-journal-" });
+  try {
+    for (const entries of [1, 1000]) {
+      const dir = `${base}/e${entries}`;
+      const times = timeChanges(dir, entries);
+      const mean = times.reduce((a, b) => a + b, 0) / times.length;
+      row(
+        `one change at ${entries} entr${entries === 1 ? "y" : "ies"}`,
+        `${fmtMs(median(times))}`,
+        withTarget(
+          entries === 1000 ? "≤ 5 ms" : "-",
+          `median of ${CHANGES} changes; mean ${fmtMs(mean)}, p99 ` +
+            `${fmtMs(percentile(times, 0.99))}, max ${fmtMs(Math.max(...times))} (the log is ` +
+            `folded into state.json every max(128, entries) changes)`,
+        ),
+      );
+    }
+    syncsPerChange(root, deno, `${base}/strace`);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+}
+
+/** fsync/fdatasync calls per change, counted by strace over 100 changes at 1 entry. */
+function syncsPerChange(root: string, deno: string, dir: string): void {
+  if (spawnSync("sh", ["-c", "command -v strace"]).status !== 0) {
+    row("durable writes per change", "n/a", "strace is not installed");
+    return;
+  }
+  const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
+  const script = `
+    import { Journal } from ${JSON.stringify(journalUrl)};
+    const j = Journal.open(${JSON.stringify(dir)});
+    j.recordOriginal("global", "${RMEM}", "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    j.recordWritten("global", "${RMEM}", [1, 2, 4]);
+    console.error("BEGIN");
+    for (let i = 0; i < 100; i++) {
+      j.recordOriginal("global", "${RMEM}", "tcp_buffer", [1, 2, 4 + i], [1, 2, 5 + i]);
+      j.recordWritten("global", "${RMEM}", [1, 2, 5 + i]);
+    }
+    console.error("END");
+  `;
+  const out = spawnSync("strace", [
+    "-f",
+    "-e",
+    "trace=fsync,fdatasync,write",
+    deno,
+    "eval",
+    "--no-check",
+    script,
+  ], { encoding: "utf8", cwd: root });
+  const lines = out.stderr.split("\n");
+  const begin = lines.findIndex((l) => l.includes('"BEGIN'));
+  const end = lines.findIndex((l) => l.includes('"END'));
+  if (begin < 0 || end < 0) {
+    row("durable writes per change", "n/a", `strace run failed: ${out.stderr.slice(-200)}`);
+    return;
+  }
+  const syncs = lines.slice(begin, end).filter((l) => /\bf(data)?sync\(/.test(l)).length;
+  row(
+    "durable writes (fsync/fdatasync) per change",
+    `${(syncs / 100).toFixed(2)}`,
+    withTarget("1", "strace over 100 changes at 1 entry (was 4: two whole-file rewrites)"),
+  );
+}

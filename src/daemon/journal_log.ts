@@ -1,0 +1,124 @@
+/**
+ * The journal's append-only change log (`state.log` next to `state.json`): one JSON record per
+ * line, so recording a change costs one small append (and one fdatasync when it must be durable)
+ * instead of rewriting every entry. The journal folds the log into `state.json` now and then
+ * (compaction) and replaces the log with an empty one.
+ *
+ * Crash safety, by construction:
+ *   - a record is one write(2) of a whole line; `kill -9` cannot split it. A power loss can leave
+ *     a torn last line (no newline): it is never consumed, and the next writer (holding the
+ *     journal's lock) cuts it off before appending. A torn record was never fsynced, so the
+ *     sysctl write it announced never happened.
+ *   - records carry a sequence number; `state.json` says up to which one it includes, so a crash
+ *     between writing a compacted `state.json` and emptying the log replays nothing twice.
+ *   - the log is only ever replaced by rename, so readers detect a new log by its inode.
+ */
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What identifies one version of a file: a rename gives a new inode, an append a new size. */
+export interface FileStamp {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export function stampOf(path: string): FileStamp | null {
+  try {
+    const s = Deno.statSync(path);
+    return { ino: s.ino ?? 0, size: s.size, mtimeMs: s.mtime?.getTime() ?? 0 };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+export function sameStamp(a: FileStamp | null, b: FileStamp | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** Complete lines from `offset` on, and where the next unread byte is (after the last newline). */
+export interface LogTail {
+  /** The inode read (a compaction replaces the log: a new inode). */
+  ino: number;
+  /** The file's size when read. */
+  size: number;
+  lines: string[];
+  /** Offset just past the last complete line. */
+  end: number;
+  /** Bytes after `end` that do not end in a newline (a torn or in-progress record). */
+  torn: number;
+}
+
+/** Reads the complete lines of `path` from byte `offset` on; null when the file is missing. */
+export function readTail(path: string, offset: number): LogTail | null {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  try {
+    const st = f.statSync();
+    const size = st.size, ino = st.ino ?? 0;
+    if (size <= offset) return { ino, size, lines: [], end: Math.min(offset, size), torn: 0 };
+    f.seekSync(offset, Deno.SeekMode.Start);
+    const buf = new Uint8Array(size - offset);
+    for (let done = 0; done < buf.length;) {
+      const n = f.readSync(buf.subarray(done));
+      if (n === null) break;
+      done += n;
+    }
+    const last = buf.lastIndexOf(0x0a);
+    const complete = last < 0 ? 0 : last + 1;
+    const text = decoder.decode(buf.subarray(0, complete));
+    const lines = text === "" ? [] : text.slice(0, -1).split("\n");
+    return { ino, size, lines, end: offset + complete, torn: buf.length - complete };
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Appends `text` (whole lines) to `path`, creating it 0600, after cutting it to `validEnd` when a
+ * torn record lies beyond. `durable`: fdatasync before returning. Returns the new size and the
+ * inode written to.
+ */
+export function appendLines(
+  path: string,
+  text: string,
+  durable: boolean,
+  validEnd: number,
+): { size: number; ino: number } {
+  const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  try {
+    const st = f.statSync();
+    if (st.size > validEnd) f.truncateSync(validEnd);
+    f.seekSync(validEnd, Deno.SeekMode.Start);
+    const bytes = encoder.encode(text);
+    // One write(2) for the whole record batch: a process kill cannot leave half of it.
+    for (let done = 0; done < bytes.length;) done += f.writeSync(bytes.subarray(done));
+    if (durable) f.syncDataSync();
+    return { size: validEnd + bytes.length, ino: st.ino ?? 0 };
+  } finally {
+    f.close();
+  }
+}
+
+/** Replaces `path` by an empty file (through a rename: readers notice the new inode). */
+export function replaceWithEmpty(dir: string, path: string, tempPrefix: string): void {
+  const temp = `${dir}/${tempPrefix}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const f = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
+  f.close();
+  try {
+    Deno.renameSync(temp, path);
+  } catch (err) {
+    try {
+      Deno.removeSync(temp);
+    } catch { /* never mind */ }
+    throw err;
+  }
+}
