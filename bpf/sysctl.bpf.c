@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sysctl tuner (admin-override detection): every sysctl write by a process in the watched cgroup
  * is reported with the writer's pid, command and network namespace, except bpfpilot's own writes
- * (config.param[0] = the daemon's tgid). The program always allows the write: it only watches.
+ * (params.own_tgid = the daemon's tgid). The program always allows the write: it only watches.
  * Attached with a link, so it goes away with the daemon even after kill -9. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -10,9 +10,28 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TUNER_SYSCTL 1
-#define SY_WRITE 1
+enum sy_kind {
+	SY_WRITE = 1,
+};
+
+/* event flags */
 #define SY_FLAG_NO_WRITER 1
+
+union sy_payload {
+	struct {
+		char name[BPFP_DATA_LEN];	/* relative to /proc/sys, e.g. "net/ipv4/tcp_rmem" */
+	} write;
+	struct {			/* SY_FLAG_NO_WRITER */
+		char name[40];
+		char value[24];		/* the written text: enough for 3 numbers */
+	} no_writer;
+};
+
+struct sy_params {
+	__u64 own_tgid;		/* the daemon: its own writes are not reported */
+};
+
+BPFP_CONTRACT(sysctl, 1, enum sy_kind, union sy_payload, struct sy_params)
 
 SEC("cgroup/sysctl")
 int bpfp_sy_write(struct bpf_sysctl *ctx)
@@ -24,14 +43,13 @@ int bpfp_sy_write(struct bpf_sysctl *ctx)
 
 	if (!ctx->write)
 		return 1;
-	if (cfg && cfg->param[0] == tgid)
+	if (cfg && bpfp_params(cfg)->own_tgid == tgid)
 		return 1;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	e = bpfp_event_reserve(TUNER_SYSCTL, SY_WRITE, 0, 1);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, SY_WRITE, 0, 1);
 	if (!e)
 		return 1;
-	/* Full name relative to /proc/sys, e.g. "net/ipv4/tcp_rmem". */
-	bpf_sysctl_get_name(ctx, e->data.s, sizeof(e->data.s), 0);
+	bpf_sysctl_get_name(ctx, bpfp_payload(e)->write.name, sizeof(bpfp_payload(e)->write.name), 0);
 	task = (struct task_struct *)bpf_get_current_task();
 	e->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	bpfp_event_submit(e);
@@ -58,14 +76,15 @@ int bpfp_sy_write_nt(struct bpf_sysctl *ctx)
 		return 1;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->version = BPFP_EVENT_VERSION;
-	e->tuner = TUNER_SYSCTL;
+	e->tuner = BPFP_TUNER_ID;
 	e->kind = SY_WRITE;
 	e->flags = SY_FLAG_NO_WRITER;
 	e->count = 1;
 	e->ts_ns = bpf_ktime_get_ns();
-	/* Name in the first 40 bytes, the written text in the other 24 (enough for 3 numbers). */
-	bpf_sysctl_get_name(ctx, e->data.s, 40, 0);
-	bpf_sysctl_get_new_value(ctx, e->data.s + 40, 24);
+	bpf_sysctl_get_name(ctx, bpfp_payload(e)->no_writer.name,
+			    sizeof(bpfp_payload(e)->no_writer.name), 0);
+	bpf_sysctl_get_new_value(ctx, bpfp_payload(e)->no_writer.value,
+				 sizeof(bpfp_payload(e)->no_writer.value));
 	bpf_ringbuf_submit(e, 0);
 	return 1;
 }

@@ -2,7 +2,7 @@
 /* tcp_buffer tuner: notices sockets whose buffers approach the namespace's tcp_rmem/tcp_wmem max
  * and TCP memory approaching tcp_mem, and tells userspace (rate-limited per netns and kind),
  * which re-reads the live sysctls and decides. Each hook exists in four flavours, tried in the
- * order src/tuners/tcp_buffer_hooks.ts declares: tp_btf, classic tracepoint, fentry, kprobe; only
+ * order src/tuners/tcp_buffer.ts declares: tp_btf, classic tracepoint, fentry, kprobe; only
  * the flavour the probe chose is loaded. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -13,10 +13,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TUNER_TCP_BUFFER 2
-
-/* Event kinds; keep in sync with src/tuners/tcp_buffer.ts. */
-enum {
+enum tb_kind {
 	TB_RMEM_NEAR_MAX = 1,
 	TB_WMEM_NEAR_MAX = 2,
 	TB_MEM_PRESSURE = 3,
@@ -24,7 +21,26 @@ enum {
 	TB_MEM_EXCEEDED = 5,
 };
 
-/* config.param[0]: learning-rate shift (act within limit >> shift of the limit; 2..6). */
+union tb_payload {
+	struct {		/* TB_RMEM_NEAR_MAX, TB_WMEM_NEAR_MAX */
+		__u64 buf;	/* sk_rcvbuf / sk_sndbuf */
+		__u64 limit;	/* tcp_rmem[2] / tcp_wmem[2] */
+		__u64 srtt_us;
+		__u64 userlocks;
+	} buffer;
+	struct {		/* TB_MEM_* */
+		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
+		__u64 tcp_mem[3];
+	} mem;
+};
+
+struct tb_params {
+	__u64 lr_shift;		/* act within limit >> shift of the limit; 2..6 */
+};
+
+BPFP_CONTRACT(tcp_buffer, 2, enum tb_kind, union tb_payload, struct tb_params)
+
+/* params.lr_shift: learning-rate shift (act within limit >> shift of the limit; 2..6). */
 static __always_inline int nearly_full(long val, long limit, __u64 shift)
 {
 	if (shift < 2 || shift > 6)
@@ -35,7 +51,7 @@ static __always_inline int nearly_full(long val, long limit, __u64 shift)
 static __always_inline __u64 lr_shift(void)
 {
 	struct bpfp_config *cfg = bpfp_cfg();
-	return cfg ? cfg->param[0] : 2;
+	return cfg ? bpfp_params(cfg)->lr_shift : 2;
 }
 
 /* tcp_mem (pages) and pages allocated, from the protocol the socket uses. */
@@ -61,13 +77,13 @@ static __always_inline void emit_mem(__u16 kind, __u64 netns, long allocated, lo
 
 	if (!n)
 		return;
-	e = bpfp_event_reserve(TUNER_TCP_BUFFER, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
 	if (!e)
 		return;
-	e->data.v[0] = allocated;
-	e->data.v[1] = mem[0];
-	e->data.v[2] = mem[1];
-	e->data.v[3] = mem[2];
+	bpfp_payload(e)->mem.allocated = allocated;
+	bpfp_payload(e)->mem.tcp_mem[0] = mem[0];
+	bpfp_payload(e)->mem.tcp_mem[1] = mem[1];
+	bpfp_payload(e)->mem.tcp_mem[2] = mem[2];
 	bpfp_event_submit(e);
 }
 
@@ -130,13 +146,13 @@ static __always_inline void check_buffer(struct sock *sk, int rcv)
 	n = bpfp_rate_limit(netns, kind);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(TUNER_TCP_BUFFER, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
 	if (!e)
 		return;
-	e->data.v[0] = buf;
-	e->data.v[1] = limit;
-	e->data.v[2] = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-	e->data.v[3] = locks;
+	bpfp_payload(e)->buffer.buf = buf;
+	bpfp_payload(e)->buffer.limit = limit;
+	bpfp_payload(e)->buffer.srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	bpfp_payload(e)->buffer.userlocks = locks;
 	bpfp_event_submit(e);
 }
 

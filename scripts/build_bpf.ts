@@ -21,6 +21,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
+import { ContractError, extractContract, renderContractModule } from "../src/tuning/contract.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const OUT = join(ROOT, "dist", "bpf");
@@ -138,6 +139,34 @@ for (const dir of SOURCE_DIRS) {
   }
 }
 if (!quiet || built > 0) console.error(`build-bpf: ${built} built, ${fresh} up to date`);
+generateContracts();
+
+/**
+ * dist/bpf/<name>.contract.ts for every tuner object (bpf/*.bpf.c with BPFP_CONTRACT): the
+ * contract read from the object's BTF, typed, for the tuner to import (bpf2go's idea).
+ */
+function generateContracts() {
+  for (const file of readdirSync(join(ROOT, "bpf")).filter((f) => f.endsWith(".bpf.c")).sort()) {
+    const name = basename(file, ".bpf.c");
+    const obj = join(OUT, `${name}.bpf.o`);
+    if (!readFileSync(join(ROOT, "bpf", file), "utf8").includes("BPFP_CONTRACT(")) continue;
+    let text: string;
+    try {
+      const contract = extractContract(new Uint8Array(readFileSync(obj)));
+      if (contract.tuner !== name) {
+        fail(`bpf/${file}: BPFP_CONTRACT names tuner '${contract.tuner}'; it must be '${name}'`);
+      }
+      text = renderContractModule(contract, `dist/bpf/${name}.bpf.o`);
+    } catch (e) {
+      if (e instanceof ContractError) fail(`bpf/${file}: ${e.message}`);
+      throw e;
+    }
+    const out = join(OUT, `${name}.contract.ts`);
+    if (existsSync(out) && readFileSync(out, "utf8") === text) continue;
+    writeFileSync(out + ".tmp", text);
+    renameSync(out + ".tmp", out);
+  }
+}
 
 /** Every program must be named bpfp_* so `bpftool prog` shows which programs are ours. */
 function checkProgramNames(obj: string, src: string) {

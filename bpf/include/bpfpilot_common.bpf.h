@@ -41,6 +41,37 @@ static __always_inline struct bpfp_config *bpfp_cfg(void)
 	return bpf_map_lookup_elem(&bpfp_config, &zero);
 }
 
+/* One tuner's contract with its TypeScript side, declared once, here in C:
+ *   BPFP_CONTRACT(tcp_buffer, 2, enum tb_kind, union tb_payload, struct tb_params);
+ * names the tuner and its id (BPFP_TUNER_ID), its event kinds, its payload (a union with one
+ * struct per event shape, written through bpfp_payload(e)) and its parameters (the config map's
+ * param area, read through bpfp_params(cfg)). The never-called function below carries all of it
+ * into the object's BTF, from which scripts/build_bpf.ts generates dist/bpf/<name>.contract.ts;
+ * test/unit/contract_test.ts checks both against each other. Not loaded, so it costs nothing. */
+#define BPFP_CONTRACT(name_, id_, kinds_t, payload_t, params_t)					\
+	enum bpfp_tuner { BPFP_TUNER_ID = id_ };						\
+	typedef payload_t bpfp_payload_t;							\
+	typedef params_t bpfp_params_t;								\
+	_Static_assert(sizeof(payload_t) <= BPFP_DATA_LEN, #payload_t " exceeds the event payload"); \
+	_Static_assert(sizeof(params_t) <= sizeof(((struct bpfp_config *)0)->param),		\
+		       #params_t " exceeds bpfp_config.param");					\
+	struct bpfp_contract_##name_ {								\
+		enum bpfp_tuner id;								\
+		kinds_t kind;									\
+		payload_t payload;								\
+		params_t params;								\
+		struct bpfp_event event;							\
+		struct bpfp_config config;							\
+	};											\
+	__attribute__((used)) int bpfp_contract_##name_(struct bpfp_contract_##name_ *c)	\
+	{											\
+		return 0;									\
+	}
+
+/* The event's payload as this tuner's union, the config's param area as its parameters. */
+#define bpfp_payload(e) ((bpfp_payload_t *)(e)->data.s)
+#define bpfp_params(cfg) ((bpfp_params_t *)(cfg)->param)
+
 static __always_inline void bpfp_stat_add(__u32 slot, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&bpfp_stats, &slot);

@@ -5,13 +5,13 @@
  * matched a substring of the last two path components and could hit unrelated sysctls.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { cString } from "../tuning/event.ts";
 import { ANY_NETNS, describeNetns, netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import type { TunerDefinition } from "../tuning/tuner.ts";
 import sysctlObject from "../../dist/bpf/sysctl.bpf.o" with { type: "bytes" };
+import { contract } from "../../dist/bpf/sysctl.contract.ts";
+import { configBytes, readPayload } from "../tuning/contract.ts";
+import { u32Key } from "../libbpf/map.ts";
 
-/** Event kind and flag of bpf/sysctl.bpf.c. */
-const SY_WRITE = 1;
 /** The kernel could not name the writer: the event carries the name and new value instead. */
 const SY_FLAG_NO_WRITER = 1;
 
@@ -37,10 +37,11 @@ function writerNetns(pid: number): bigint {
 
 export const sysctlTuner: TunerDefinition = {
   name: "sysctl",
-  id: 1,
+  id: contract.id,
   description: "detects sysctl writes by the administrator and stops tuning those sysctls",
   alwaysOn: true,
   object: sysctlObject,
+  contract,
   tunables: [],
   scenarios: [],
   hooks: [{
@@ -55,24 +56,25 @@ export const sysctlTuner: TunerDefinition = {
   create(ctx) {
     return {
       configure(obj) {
-        // Ignore our own writes: the program compares the writer's tgid with param[0].
-        const cfg = new Uint8Array(64);
-        new DataView(cfg.buffer).setBigUint64(16, BigInt(Deno.pid), true);
-        obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+        // Ignore our own writes: the program compares the writer's tgid with own_tgid.
+        obj.map("bpfp_config").update(u32Key(0), configBytes(contract, { own_tgid: Deno.pid }));
       },
       onEvent(ev) {
-        if (ev.kind !== SY_WRITE || !ev.text) return;
+        if (ev.kind !== contract.kinds.SY_WRITE) return;
+        const noWriter = (ev.flags & SY_FLAG_NO_WRITER) !== 0;
+        const payload = noWriter
+          ? readPayload(ev.data, contract.payload.no_writer)
+          : { ...readPayload(ev.data, contract.payload.write), value: "" };
         let sysctl: string;
         try {
-          sysctl = canonicalSysctlName(ev.text);
+          sysctl = canonicalSysctlName(payload.name);
         } catch {
           return;
         }
         // Unknown namespace (old kernel, writer already gone): back off everywhere.
         const inum = ev.netns || writerNetns(ev.pid);
         const netns = inum ? netnsKey(inum) : ANY_NETNS;
-        const noWriter = (ev.flags & SY_FLAG_NO_WRITER) !== 0;
-        if (noWriter && ctx.isOwnRecentWrite(sysctl, cString(ev.data.subarray(40)))) return;
+        if (noWriter && ctx.isOwnRecentWrite(sysctl, payload.value)) return;
         const tuners = ctx.managers(sysctl);
         if (tuners.length === 0) {
           ctx.log.debug(`sysctl ${sysctl} written by pid ${ev.pid} (${ev.comm}); not managed`);

@@ -17,6 +17,9 @@ import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts"
 import { tracepointChain } from "../tuning/hook_chains.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import tcpBufferObject from "../../dist/bpf/tcp_buffer.bpf.o" with { type: "bytes" };
+import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
+import { configBytes, readPayload } from "../tuning/contract.ts";
+import { u32Key } from "../libbpf/map.ts";
 import {
   bufferDecision,
   classifyTcpMemory,
@@ -33,14 +36,7 @@ import {
   tcpMemDecisions,
 } from "./tcp_buffer_rules.ts";
 
-/** Event kinds of bpf/tcp_buffer.bpf.c. */
-export const TB_KIND = {
-  rmemNearMax: 1,
-  wmemNearMax: 2,
-  memPressure: 3,
-  memExhaustion: 4,
-  memExceeded: 5,
-} as const;
+const KIND = contract.kinds;
 
 /** Where the tuner watches the kernel: each a tracepoint-first chain (programs in the BPF object). */
 const TCP_BUFFER_HOOKS: HookDecl[] = [
@@ -79,9 +75,10 @@ const RATE_LIMIT_NS = 1_000_000_000n;
 
 export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
-  id: 2,
+  id: contract.id,
   description: "grows TCP buffer limits and tcp_mem when they get in the way",
   object: tcpBufferObject,
+  contract,
   tunables: TCP_BUFFER_TUNABLES,
   scenarios: [...TCP_BUFFER_SCENARIOS],
   hooks: TCP_BUFFER_HOOKS,
@@ -114,21 +111,21 @@ class TcpBufferTuner {
   }
 
   configure(obj: import("../libbpf/object.ts").BpfObject): void {
-    const cfg = new Uint8Array(64);
-    const dv = new DataView(cfg.buffer);
-    dv.setBigUint64(0, RATE_LIMIT_NS, true);
-    dv.setBigUint64(16, BigInt(shiftOf(this.#rate)), true); // param[0]: learning-rate shift
-    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+    const cfg = configBytes(contract, {
+      rl_interval_ns: RATE_LIMIT_NS,
+      lr_shift: shiftOf(this.#rate),
+    });
+    obj.map("bpfp_config").update(u32Key(0), cfg);
   }
 
   onEvent(ev: BpfpEvent): void {
     switch (ev.kind) {
-      case TB_KIND.rmemNearMax:
-      case TB_KIND.wmemNearMax:
+      case KIND.TB_RMEM_NEAR_MAX:
+      case KIND.TB_WMEM_NEAR_MAX:
         return this.#buffer(ev);
-      case TB_KIND.memPressure:
-      case TB_KIND.memExhaustion:
-      case TB_KIND.memExceeded:
+      case KIND.TB_MEM_PRESSURE:
+      case KIND.TB_MEM_EXHAUSTION:
+      case KIND.TB_MEM_EXCEEDED:
         return this.#memory(ev);
     }
   }
@@ -154,26 +151,27 @@ class TcpBufferTuner {
   }
 
   #buffer(ev: BpfpEvent): void {
-    const rcv = ev.kind === TB_KIND.rmemNearMax;
+    const rcv = ev.kind === KIND.TB_RMEM_NEAR_MAX;
+    const p = readPayload(ev.data, contract.payload.buffer);
     const sysctl = rcv ? SYSCTL.rmem : SYSCTL.wmem;
     const netns = netnsKey(ev.netns);
     const live = this.ctx.read(sysctl, netns);
     if (!live) return;
     const now = this.ctx.now();
-    const srtt = Number(ev.values[2]);
+    const srtt = p.srtt_us;
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
-    const locks = Number(ev.values[3]);
+    const locks = p.userlocks;
     this.ctx.log.debug(
-      `${sysctl}: socket buffer ${ev.values[0]} near max ${ev.values[1]} (pid ${ev.pid} ` +
+      `${sysctl}: socket buffer ${p.buf} near max ${p.limit} (pid ${ev.pid} ` +
         `${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
     const decision = bufferDecision({
       sysctl,
       live,
-      observed: Number(ev.values[0]),
+      observed: p.buf,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,
       latencyBrake: corr.brakes(now),
@@ -190,9 +188,9 @@ class TcpBufferTuner {
   #memory(ev: BpfpEvent): void {
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     if (!tcpMem || this.#nfbp === 0) return;
-    const raw = Number(ev.values[0]);
+    const raw = readPayload(ev.data, contract.payload.mem).allocated;
     const allocated = this.#allocatedInQuanta ? Math.ceil((raw * 4096) / this.#page) : raw;
-    const underPressure = ev.kind === TB_KIND.memExceeded;
+    const underPressure = ev.kind === KIND.TB_MEM_EXCEEDED;
     const bufferShrink = [SYSCTL.rmem, SYSCTL.wmem].flatMap((sysctl) => {
       const live = this.ctx.read(sysctl, GLOBAL_NETNS);
       const floor = sysctl === SYSCTL.rmem ? this.#floors.rmem : this.#floors.wmem;

@@ -5,9 +5,24 @@
 
 export const EVENT_VERSION = 1;
 export const EVENT_SIZE = 112;
-const DATA_OFFSET = 32;
-const DATA_LEN = 64;
-const COMM_OFFSET = 96;
+
+/** struct bpfp_event's fields; checked against every tuner object's BTF (contract_check.ts). */
+export const EVENT_LAYOUT = {
+  version: { offset: 0, size: 2 },
+  tuner: { offset: 2, size: 2 },
+  kind: { offset: 4, size: 2 },
+  flags: { offset: 6, size: 2 },
+  pid: { offset: 8, size: 4 },
+  count: { offset: 12, size: 4 },
+  netns: { offset: 16, size: 8 },
+  ts_ns: { offset: 24, size: 8 },
+  data: { offset: 32, size: 64 },
+  comm: { offset: 96, size: 1, count: 16, text: true },
+} as const;
+
+const DATA_OFFSET = EVENT_LAYOUT.data.offset;
+const DATA_LEN = EVENT_LAYOUT.data.size;
+const COMM_OFFSET = EVENT_LAYOUT.comm.offset;
 
 export interface BpfpEvent {
   version: number;

@@ -10,6 +10,7 @@ import type { HookDecl } from "../kernel/hooks.ts";
 import type { BpfpEvent } from "./event.ts";
 import type { ValueDomain } from "./domain.ts";
 import type { Decision, Proposal } from "./proposal.ts";
+import type { Contract } from "./contract.ts";
 
 export interface TunableDecl {
   /** Dotted sysctl name. */
@@ -107,6 +108,11 @@ export interface TunerDefinition {
    * `dist/bpf/<name>.bpf.o` (built from `bpf/<name>.bpf.c`); a tuner without one only polls.
    */
   object?: Uint8Array;
+  /**
+   * The object's contract, generated from its BTF: `import { contract } from
+   * "../../dist/bpf/<name>.contract.ts"` (event kinds, payload and parameter layouts, id).
+   */
+  contract?: Contract;
   tunables: TunableDecl[];
   scenarios: ScenarioDecl[];
   hooks: HookDecl[];
