@@ -1,9 +1,11 @@
 /**
- * Loads one tuner's BPF object with exactly the programs the probe chose, falls back along a
- * hook's chain when the chosen program still fails to load, configures, and attaches. Failures
- * become a reason string, never an exception that could take the daemon down.
+ * Loads one tuner's BPF object with exactly the programs the probe chose, configures and
+ * attaches; the fallback engine (kernel/hook_fallback.ts) moves a hook along its chain when its
+ * program fails to load or attach. Failures become a reason string, never an exception that
+ * could take the daemon down.
  */
 import { loadObject, type SkippedProgram } from "../libbpf/load.ts";
+import { type ChainHook, FAULT, loadWithFallback, withFaults } from "../kernel/hook_fallback.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookCandidate, HookChoice } from "../kernel/hooks.ts";
 import { describeCandidate } from "../kernel/hooks.ts";
@@ -43,21 +45,29 @@ export interface LoaderOptions {
   beforeAttach?: (c: HookCandidate) => void;
 }
 
-const FAULT = "fault injected by BPFPILOT_FAULT_INJECT";
-
-/** Candidates still worth trying for a hook: the chosen one, then the rest of its chain. */
-function remainingCandidates(def: TunerDefinition, choice: HookChoice): HookCandidate[] {
+/**
+ * A hook's candidates in the order the probe tried them (its choice last among those), then the
+ * ones it did not get to; `probeRefusal` says which the probe already found unworkable.
+ */
+function chainOf(def: TunerDefinition, choice: HookChoice): ChainHook<HookCandidate> {
   const decl = def.hooks.find((h) => h.name === choice.hook)!;
-  if (choice.chosen === null) return [];
-  const start = decl.candidates.findIndex((c) =>
-    c.kind === choice.chosen && c.target === choice.target && c.program === choice.program
-  );
-  const failedByProbe = new Set(
-    choice.tried.filter((t) => !t.ok).map((t) => t.program ?? describeCandidate(t)),
-  );
-  return decl.candidates.slice(Math.max(start, 0)).filter((c) =>
-    !failedByProbe.has(c.program) && !failedByProbe.has(describeCandidate(c))
-  );
+  const tried = choice.tried.map((t) =>
+    decl.candidates.find((c) =>
+      t.program ? c.program === t.program : c.kind === t.kind && c.target === t.target
+    )
+  ).filter((c): c is HookCandidate => c !== undefined);
+  const rest = decl.candidates.filter((c) => !tried.includes(c));
+  return { name: choice.hook, optional: choice.optional, candidates: [...tried, ...rest] };
+}
+
+function probeRefusal(choices: HookChoice[], c: HookCandidate): string | null {
+  for (const choice of choices) {
+    const t = choice.tried.find((t) =>
+      t.program ? t.program === c.program : describeCandidate(t) === describeCandidate(c)
+    );
+    if (t && !t.ok) return `${t.kind} ${t.target}: ${t.reason}`;
+  }
+  return null;
 }
 
 export function loadTuner(
@@ -70,93 +80,52 @@ export function loadTuner(
   if (!def.object) {
     return { def, object: null, instance: create(), attached: [], missing: [], skipped: [] };
   }
-
-  const pending = new Map<string, HookCandidate[]>();
-  const missing: { hook: string; reason: string }[] = [];
-  for (const c of choices) {
-    const rest = remainingCandidates(def, c);
-    if (rest.length) pending.set(c.hook, rest);
-    else {
-      const why = c.tried.map((t) => `${t.kind} ${t.target}: ${t.reason}`).join("; ");
-      if (!c.optional) {
-        return { def, reason: `hook ${c.hook} cannot attach on this kernel (${why})` };
-      }
-      missing.push({ hook: c.hook, reason: why || "no attach kind works" });
-    }
+  const object = def.object;
+  let instance: TunerInstance | null = null;
+  const ops = withFaults<BpfObject, HookCandidate>(
+    {
+      program: (c) => c.program,
+      rule: (c) => probeRefusal(choices, c),
+      load(programs) {
+        const result = loadObject(object, {
+          name: `bpfp_${def.name}`.slice(0, 15),
+          enable: (p) => programs.includes(p.name),
+          checkTargets: false, // the probe chose these; a vanished target still fails and falls back
+        });
+        return { object: result.object, refused: result.skipped };
+      },
+      prepare(obj) {
+        instance ??= create();
+        instance.configure?.(obj);
+      },
+      attach(obj, _hook, c) {
+        opts.beforeAttach?.(c);
+        let target = c.target;
+        if (c.kind === "cgroup") {
+          if (!opts.cgroup) throw new Error("no cgroup v2 hierarchy to attach to");
+          target = opts.cgroup;
+        }
+        obj.program(c.program).attach(c.kind, target);
+      },
+      close: (obj) => obj.close(),
+    },
+    opts.faultInject,
+    def.name,
+  );
+  const r = loadWithFallback(choices.map((c) => chainOf(def, c)), ops);
+  const skipped = r.refused.filter((x) => x.stage === "load")
+    .map((x) => ({ program: x.program, reason: x.reason }));
+  if (!r.ok) {
+    (instance as TunerInstance | null)?.stop?.();
+    return { def, reason: r.reason };
   }
-
-  let loaded: { object: BpfObject; skipped: SkippedProgram[] } | null = null;
-  const allSkipped: SkippedProgram[] = [];
-  for (let attempt = 0; attempt < 16 && !loaded; attempt++) {
-    const selected = new Map([...pending].map(([hook, cands]) => [cands[0].program, hook]));
-    let result;
-    try {
-      result = loadObject(def.object, {
-        name: `bpfp_${def.name}`.slice(0, 15),
-        enable: (p) => selected.has(p.name),
-        checkTargets: false, // the probe chose these; a vanished target still fails and falls back
-      });
-    } catch (e) {
-      return { def, reason: `BPF object failed to load: ${(e as Error).message}` };
-    }
-    const lost = result.skipped.filter((s) => selected.has(s.program));
-    for (const program of selected.keys()) {
-      if (opts.faultInject.has(`program:${program}`)) lost.push({ program, reason: FAULT });
-    }
-    allSkipped.push(...lost);
-    if (lost.length === 0) {
-      loaded = result;
-      break;
-    }
-    result.object.close();
-    for (const s of lost) {
-      const hook = selected.get(s.program)!;
-      const rest = pending.get(hook)!.slice(1);
-      if (rest.length) pending.set(hook, rest);
-      else {
-        pending.delete(hook);
-        const optional = choices.find((c) => c.hook === hook)?.optional;
-        if (!optional) return { def, reason: `hook ${hook}: ${s.reason}` };
-        missing.push({ hook, reason: s.reason });
-      }
-    }
-  }
-  if (!loaded) return { def, reason: "BPF object failed to load after every fallback" };
-
-  const object = loaded.object;
-  let instance: TunerInstance;
-  try {
-    instance = create();
-    instance.configure?.(object);
-  } catch (e) {
-    object.close();
-    return { def, reason: `configuring failed: ${(e as Error).message}` };
-  }
-  const attached: AttachedHook[] = [];
-  for (const [hook, cands] of pending) {
-    const c = cands[0];
-    const optional = choices.find((x) => x.hook === hook)?.optional ?? false;
-    try {
-      if (opts.faultInject.has(`${def.name}:${hook}`)) throw new Error(FAULT);
-      opts.beforeAttach?.(c);
-      let target = c.target;
-      if (c.kind === "cgroup") {
-        if (!opts.cgroup) throw new Error("no cgroup v2 hierarchy to attach to");
-        target = opts.cgroup;
-      }
-      object.program(c.program).attach(c.kind, target);
-      attached.push({ hook, kind: c.kind, target: c.target, program: c.program });
-    } catch (e) {
-      const reason = (e as Error).message;
-      if (!optional) {
-        instance.stop?.();
-        object.close();
-        return { def, reason: `hook ${hook} (${c.kind} ${c.target}) failed to attach: ${reason}` };
-      }
-      missing.push({ hook, reason });
-    }
-  }
-  return { def, object, instance, attached, missing, skipped: allSkipped };
+  const attached = r.chosen.map(({ hook, candidate: c }) => ({
+    hook,
+    kind: c.kind,
+    target: c.target,
+    program: c.program,
+  }));
+  return { def, object: r.object, instance: instance!, attached, missing: r.missing, skipped };
 }
 
 export function isLoaded(t: LoadedTuner | UnavailableTuner): t is LoadedTuner {

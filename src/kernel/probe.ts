@@ -21,6 +21,7 @@ import {
   type TryResult,
 } from "./hooks.ts";
 import { ensureTracefs, tracefsMounted, tracefsSupported } from "./tracefs.ts";
+import { loadWithFallback } from "./hook_fallback.ts";
 
 export interface KernelFeatures {
   release: string;
@@ -111,7 +112,8 @@ export function supportLevel(
 
 /**
  * Loads each tuner's object with its chosen programs; a chosen program the kernel refuses is
- * marked failed (with the verifier's reason) and its hook moves on along the chain.
+ * marked failed (with the verifier's reason) and its hook moves on along the chain (the fallback
+ * engine, with the prober's verdict on candidates it had not tried yet).
  */
 export function verifyPrograms(
   tuners: TunerHooks[],
@@ -122,47 +124,60 @@ export function verifyPrograms(
 ): void {
   for (const t of tuners) {
     if (!t.object) continue;
-    const mine = choices.filter((c) => c.tuner === t.tuner);
-    for (let round = 0; round < 16; round++) {
-      const selected = new Map(mine.filter((c) => c.program).map((c) => [c.program!, c]));
-      if (selected.size === 0) break;
-      let lost;
-      try {
-        const r = loadObject(t.object, {
+    const object = t.object;
+    const mine = choices.filter((c) => c.tuner === t.tuner && c.program);
+    if (mine.length === 0) continue;
+    const chains = mine.map((c) => {
+      const order = orderCandidates(t.hooks.find((h) => h.name === c.hook)!, legacy, prefer);
+      // Verification only finds what works: no hook is required here.
+      return {
+        name: c.hook,
+        optional: true,
+        candidates: order.slice(order.findIndex((x) => x.program === c.program)),
+      };
+    });
+    const choiceOf = (hook: string) => mine.find((c) => c.hook === hook)!;
+    const tried = (hook: string, cand: HookCandidate) => {
+      const c = choiceOf(hook);
+      let r = c.tried.find((x) => x.program === cand.program);
+      if (!r) {
+        r = { ...prober.tryCandidate(cand), program: cand.program };
+        c.tried.push(r);
+      }
+      return r;
+    };
+    const hookOf = new Map(chains.flatMap((h) => h.candidates.map((c) => [c, h.name] as const)));
+    const r = loadWithFallback<{ close(): void }, HookCandidate>(chains, {
+      program: (c) => c.program,
+      rule: (c) => {
+        const verdict = tried(hookOf.get(c)!, c);
+        return verdict.ok ? null : verdict.reason;
+      },
+      load(programs) {
+        const loaded = loadObject(object, {
           name: "bpfp_verify",
-          enable: (p) => selected.has(p.name),
+          enable: (p) => programs.includes(p.name),
         });
-        r.object.close();
-        lost = r.skipped.filter((s) => selected.has(s.program));
-      } catch {
-        break; // the object as a whole failed: the daemon reports that with its own words
+        return { object: loaded.object, refused: loaded.skipped };
+      },
+      attach() {}, // the prober attached a program at this target already
+      close: (o) => o.close(),
+    });
+    // The object as a whole failed: the daemon reports that with its own words.
+    if (!r.ok) continue;
+    r.object.close();
+    for (const x of r.refused.filter((x) => x.stage === "load")) {
+      const entry = choiceOf(x.hook).tried.find((e) => e.program === x.program && e.ok);
+      if (entry) {
+        entry.ok = false;
+        entry.reason = `a probe attached here, but ${x.program} does not load: ${x.reason}`;
       }
-      if (lost.length === 0) break;
-      for (const s of lost) {
-        const c = selected.get(s.program)!;
-        const entry = c.tried.find((x) => x.program === s.program && x.ok);
-        if (entry) {
-          entry.ok = false;
-          entry.reason = `a probe attached here, but ${s.program} does not load: ${s.reason}`;
-        }
-        const decl = t.hooks.find((h) => h.name === c.hook)!;
-        const order = orderCandidates(decl, legacy, prefer);
-        const next = order.slice(order.findIndex((x) => x.program === s.program) + 1);
-        c.chosen = c.target = c.program = null;
-        for (const cand of next) {
-          let r = c.tried.find((x) => x.program === cand.program);
-          if (!r) {
-            r = { ...prober.tryCandidate(cand), program: cand.program };
-            c.tried.push(r);
-          }
-          if (r.ok) {
-            c.chosen = cand.kind;
-            c.target = cand.target;
-            c.program = cand.program;
-            break;
-          }
-        }
-      }
+    }
+    for (const c of mine) {
+      const chosen = r.chosen.find((x) => x.hook === c.hook)?.candidate ?? null;
+      c.chosen = chosen?.kind ?? null;
+      c.target = chosen?.target ?? null;
+      c.program = chosen?.program ?? null;
     }
   }
 }
