@@ -5,6 +5,7 @@
  */
 
 import { INT_MAX } from "../tuning/domain.ts";
+import { kernelVersion } from "../kernel/memory.ts";
 
 /** Bounds for growing tcp_mem, in pages (bpftune: min < 1/16, pressure < 1/8, max <= 1/4). */
 export interface TcpMemCeilings {
@@ -59,4 +60,13 @@ export function kernelDefaultTcpBufferMax(
  */
 export function socketBufferCeiling(tcpMemMaxPages: number, pageSize: number): number {
   return Math.min(INT_MAX, Math.floor((tcpMemMaxPages * pageSize) / 8));
+}
+
+/**
+ * The kernel's stock tcp_wmem/tcp_rmem max where memory does not cap them (tcp_init's caps), for
+ * a `uname -r` release; an unknown release gets the newer, higher rmem cap. The audit's
+ * "below the kernel default" comes from here, so audit and tuner agree.
+ */
+export function stockTcpBufferMax(release: string | null): { wmem: number; rmem: number } {
+  return kernelDefaultTcpBufferMax(2 ** 40, 4096, release ? kernelVersion(release) : undefined);
 }

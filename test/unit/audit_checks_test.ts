@@ -138,6 +138,7 @@ const CASES: Case[] = [
   {
     name: "rmem: default max, no drops",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(6291456),
     counters: tcpExt({ RcvPruned: 0, OfoPruned: 0, TCPRcvQDrop: 0 }),
     expect: { status: "pass", reason: /no receive-buffer drops/ },
@@ -145,6 +146,7 @@ const CASES: Case[] = [
   {
     name: "rmem: below default offline is info",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(1048576),
     expect: {
       status: "finding",
@@ -156,6 +158,7 @@ const CASES: Case[] = [
   {
     name: "rmem: drops double the max",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(6291456),
     counters: tcpExt({ RcvPruned: 5, TCPRcvQDrop: 7 }),
     expect: {
@@ -168,6 +171,7 @@ const CASES: Case[] = [
   {
     name: "rmem: drops with a small max raise at least to the default",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(1000000),
     counters: tcpExt({ RcvPruned: 1 }),
     expect: { status: "finding", severity: "warning", recommended: [4096, 131072, 6291456] },
@@ -175,6 +179,7 @@ const CASES: Case[] = [
   {
     name: "rmem: drops only before the window are info",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(6291456),
     counters: tcpExt({ RcvPruned: 9 }),
     baseline: tcpExt({ RcvPruned: 9 }),
@@ -183,6 +188,7 @@ const CASES: Case[] = [
   {
     name: "rmem: drops at the 256 MiB ceiling pass",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(268435456),
     counters: tcpExt({ RcvPruned: 3 }),
     expect: { status: "pass", reason: /ceiling/ },
@@ -190,6 +196,7 @@ const CASES: Case[] = [
   {
     name: "rmem: ceiling caps the doubling",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(200000000),
     counters: tcpExt({ RcvPruned: 3 }),
     expect: { status: "finding", recommended: [4096, 131072, 268435456] },
@@ -197,6 +204,7 @@ const CASES: Case[] = [
   {
     name: "rmem: missing sysctl skips",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: {},
     counters: {},
     expect: { status: "skip", reason: /does not exist on this kernel/ },
@@ -204,12 +212,14 @@ const CASES: Case[] = [
   {
     name: "rmem: missing from a dump skips",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: {},
     expect: { status: "skip", reason: /not in the dump/ },
   },
   {
     name: "rmem: unreadable without root",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(1),
     denied: ["net.ipv4.tcp_rmem"],
     counters: {},
@@ -219,6 +229,7 @@ const CASES: Case[] = [
   {
     name: "rmem: unreadable as root skips",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(1),
     denied: ["net.ipv4.tcp_rmem"],
     counters: {},
@@ -228,6 +239,7 @@ const CASES: Case[] = [
   {
     name: "rmem: two fields is malformed",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: { "net.ipv4.tcp_rmem": "4096 87380" },
     counters: {},
     expect: { status: "skip", reason: /not 3 integer/ },
@@ -235,6 +247,7 @@ const CASES: Case[] = [
   {
     name: "rmem: garbage value",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: { "net.ipv4.tcp_rmem": "a b c" },
     counters: {},
     expect: { status: "skip" },
@@ -242,6 +255,7 @@ const CASES: Case[] = [
   {
     name: "rmem: wrapped counter has no window count",
     check: RMEM,
+    kernel: "6.15.0", // rmem max default 6 MiB before 6.16
     sysctls: rmem(6291456),
     counters: tcpExt({ RcvPruned: 2 }),
     baseline: tcpExt({ RcvPruned: 50 }),
@@ -252,6 +266,24 @@ const CASES: Case[] = [
     },
   },
 
+  {
+    name: "rmem: since 6.16 the default is the tuner's 32 MiB",
+    check: RMEM,
+    sysctls: rmem(6291456),
+    expect: {
+      status: "finding",
+      severity: "info",
+      recommended: [4096, 131072, 33554432],
+      reason: /below the kernel default 33554432/,
+    },
+  },
+  {
+    name: "rmem: an unknown kernel gets the newer default",
+    check: RMEM,
+    kernel: null,
+    sysctls: rmem(33554432),
+    expect: { status: "pass" },
+  },
   // tcp_wmem max
   {
     name: "wmem: default passes",

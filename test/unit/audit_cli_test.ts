@@ -11,7 +11,7 @@ import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 const QUIET_SYSCTLS: Record<string, string> = {
   "kernel.hostname": "testbox",
   "kernel.osrelease": "6.18.0-test",
-  "net.ipv4.tcp_rmem": "4096\t131072\t6291456",
+  "net.ipv4.tcp_rmem": "4096\t131072\t33554432",
   "net.ipv4.tcp_wmem": "4096\t16384\t4194304",
   "net.ipv4.tcp_mem": "100000\t200000\t300000",
   "net.ipv4.tcp_moderate_rcvbuf": "1",

@@ -4,6 +4,7 @@ import {
   kernelDefaultTcpBufferMax,
   kernelDefaultTcpMem,
   socketBufferCeiling,
+  stockTcpBufferMax,
   tcpMemCeilings,
 } from "../../src/tuners/tcp_buffer_limits.ts";
 
@@ -48,4 +49,11 @@ Deno.test("socketBufferCeiling: an eighth of tcp_mem[2] in bytes, never past INT
   assert.equal(socketBufferCeiling(10_000_000, 4096), INT_MAX);
   assert.equal(socketBufferCeiling(4194304, 4096), INT_MAX); // exactly 2^31 bytes -> INT_MAX
   assert.equal(socketBufferCeiling(0, 4096), 0);
+});
+
+Deno.test("stockTcpBufferMax: tcp_init's caps by release (what the audit calls the default)", () => {
+  assert.deepEqual(stockTcpBufferMax("6.15.3-arch1"), { wmem: 4194304, rmem: 6291456 });
+  assert.deepEqual(stockTcpBufferMax("6.18.44"), { wmem: 4194304, rmem: 33554432 });
+  assert.deepEqual(stockTcpBufferMax("5.10.0-21-amd64").rmem, 6291456);
+  assert.deepEqual(stockTcpBufferMax(null).rmem, 33554432);
 });

@@ -21,6 +21,7 @@ import {
   skip,
 } from "./helpers.ts";
 import type { CheckDefinition, CheckInput } from "./input.ts";
+import { DEFAULT_LEARNING_RATE, nearlyFull } from "../../tuning/learning_rate.ts";
 
 export const GC_THRESH3_CEILING = 65536;
 
@@ -60,9 +61,10 @@ function evaluateNeigh(
       ], evidence),
     );
   }
-  // bpftune's NEARLY_FULL at its default learning rate: within 25 % of the limit.
+  // The tuners' NEARLY_FULL at the default learning rate: within 25 % of the limit.
   if (
-    entries !== undefined && entries + (thresh3 >> 2) >= thresh3 && thresh3 < GC_THRESH3_CEILING
+    entries !== undefined && nearlyFull(entries, thresh3, DEFAULT_LEARNING_RATE) &&
+    thresh3 < GC_THRESH3_CEILING
   ) {
     return outcome(
       `${entries} entries, within 25 % of gc_thresh3 ${thresh3}`,

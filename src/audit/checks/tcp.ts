@@ -20,10 +20,10 @@ import {
   sumDefined,
 } from "./helpers.ts";
 import type { CheckDefinition } from "./input.ts";
+import { stockTcpBufferMax } from "../../tuners/tcp_buffer_limits.ts";
+import { moderateRcvbufDecision } from "../../tuners/tcp_buffer_rules.ts";
 
-/** Kernel defaults (>= 4.20): below them a limit is smaller than a stock kernel's. */
-export const TCP_RMEM_MAX_DEFAULT = 6291456;
-export const TCP_WMEM_MAX_DEFAULT = 4194304;
+/** Kernel default (>= 5.4): below it a limit is smaller than a stock kernel's. */
 export const SOMAXCONN_DEFAULT = 4096;
 /** The audit never recommends a per-socket buffer above 256 MiB (bpftune issue #93: runaway growth). */
 export const SOCKET_BUFFER_CEILING = 268435456;
@@ -34,12 +34,13 @@ export const tcpRmemMax: CheckDefinition = {
   tunable: "net.ipv4.tcp_rmem",
   rationale: "Receive-queue drops (TcpExt RcvPruned, OfoPruned, TCPRcvQDrop) mean sockets hit " +
     "their receive buffer; recommends doubling the max (cap 256 MiB). A max below the kernel " +
-    "default 6 MiB is reported as info.",
+    "default (the tcp_buffer tuner's: 6 MiB, 32 MiB since Linux 6.16) is reported as info.",
   offline: true,
   evaluate(input) {
     const rmem = readNumeric(input, this.tunable, 3);
     if (!rmem.ok) return rmem.outcome;
     const [min, def, max] = rmem.value;
+    const rmemDefault = stockTcpBufferMax(input.kernelRelease).rmem;
     const drops = readCounter(input, (s) =>
       sumDefined(
         counter(s.netstat, "TcpExt", "RcvPruned"),
@@ -56,7 +57,7 @@ export const tcpRmemMax: CheckDefinition = {
             "is already at the 256 MiB ceiling: applications are reading too slowly",
         );
       }
-      const rec = raiseLimit(max, SOCKET_BUFFER_CEILING, TCP_RMEM_MAX_DEFAULT);
+      const rec = raiseLimit(max, SOCKET_BUFFER_CEILING, rmemDefault);
       return outcome(
         `receive-buffer drops ${describeCounter(drops, input.windowSeconds)} with max ${max}`,
         finding(this, severityFor("warning", drops), [min, def, max], [min, def, rec], [
@@ -65,18 +66,18 @@ export const tcpRmemMax: CheckDefinition = {
         ]),
       );
     }
-    if (max < TCP_RMEM_MAX_DEFAULT) {
+    if (max < rmemDefault) {
       return outcome(
-        `max ${max} is below the kernel default ${TCP_RMEM_MAX_DEFAULT}`,
-        finding(this, "info", [min, def, max], [min, def, TCP_RMEM_MAX_DEFAULT], [
+        `max ${max} is below the kernel default ${rmemDefault}`,
+        finding(this, "info", [min, def, max], [min, def, rmemDefault], [
           currentEvidence(
-            `tcp_rmem max ${max} is below the kernel default ${TCP_RMEM_MAX_DEFAULT}`,
+            `tcp_rmem max ${max} is below the kernel default ${rmemDefault}`,
           ),
         ]),
       );
     }
     return pass(
-      `max ${max} >= ${TCP_RMEM_MAX_DEFAULT}` +
+      `max ${max} >= ${rmemDefault}` +
         (drops === null
           ? ` (drop counters: ${noCounterReason(input, "TcpExt")})`
           : "; no receive-buffer drops"),
@@ -96,17 +97,18 @@ export const tcpWmemMax: CheckDefinition = {
     const wmem = readNumeric(input, this.tunable, 3);
     if (!wmem.ok) return wmem.outcome;
     const [min, def, max] = wmem.value;
-    if (max < TCP_WMEM_MAX_DEFAULT) {
+    const wmemDefault = stockTcpBufferMax(input.kernelRelease).wmem;
+    if (max < wmemDefault) {
       return outcome(
-        `max ${max} is below the kernel default ${TCP_WMEM_MAX_DEFAULT}`,
-        finding(this, "info", [min, def, max], [min, def, TCP_WMEM_MAX_DEFAULT], [
+        `max ${max} is below the kernel default ${wmemDefault}`,
+        finding(this, "info", [min, def, max], [min, def, wmemDefault], [
           currentEvidence(
-            `tcp_wmem max ${max} is below the kernel default ${TCP_WMEM_MAX_DEFAULT}`,
+            `tcp_wmem max ${max} is below the kernel default ${wmemDefault}`,
           ),
         ]),
       );
     }
-    return pass(`max ${max} >= ${TCP_WMEM_MAX_DEFAULT}`);
+    return pass(`max ${max} >= ${wmemDefault}`);
   },
 };
 
@@ -196,10 +198,12 @@ export const tcpModerateRcvbuf: CheckDefinition = {
   evaluate(input) {
     const v = readNumeric(input, this.tunable);
     if (!v.ok) return v.outcome;
-    if (v.value[0] !== 0) return pass("receive buffer auto-tuning is on");
+    // The tcp_buffer tuner's own rule decides, so audit and daemon cannot disagree.
+    const decision = moderateRcvbufDecision(v.value[0]);
+    if (decision?.kind !== "change") return pass("receive buffer auto-tuning is on");
     return outcome(
       "tcp_moderate_rcvbuf is 0",
-      finding(this, "warning", v.value, [1], [
+      finding(this, "warning", v.value, decision.proposal.to, [
         currentEvidence("tcp_moderate_rcvbuf is 0 (auto-tuning off)"),
       ]),
     );
