@@ -1,0 +1,117 @@
+/**
+ * A TunerContext with no daemon behind it: sysctls in a map, proposals recorded (and, when
+ * accepted, written to the map), a settable clock. For unit tests of a tuner's glue: events in,
+ * proposals out.
+ */
+import { applyDecisions } from "../../src/tuning/context.ts";
+import type { Proposal } from "../../src/tuning/proposal.ts";
+import type {
+  LogLike,
+  TunerContext,
+  TunerDefinition,
+  TunerInstance,
+} from "../../src/tuning/tuner.ts";
+import type { BpfObject } from "../../src/libbpf/object.ts";
+import { type BpfpEvent, decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
+
+export interface Override {
+  netns: string;
+  sysctl: string;
+  tuner: string;
+  pid: number;
+  comm: string;
+}
+
+export class FakeTunerContext implements TunerContext {
+  readonly values = new Map<string, number[]>();
+  readonly proposals: Proposal[] = [];
+  readonly ceilings: { sysctl: string; netns: string; value: number[]; ceiling: number }[] = [];
+  readonly overrides: Override[] = [];
+  readonly lines: { level: string; msg: string }[] = [];
+  readonly log: LogLike;
+  learningRate = 4;
+  advise = false;
+  clock = 0;
+  /** Whether a proposal goes through (the daemon's journal, gate and write); default yes. */
+  accept: (p: Proposal) => boolean = () => true;
+  /** sysctl -> tuners that manage it. */
+  managed: Record<string, string[]> = {};
+  /** "sysctl\0values" of bpfpilot's own recent writes. */
+  readonly ownWrites = new Set<string>();
+
+  constructor(readonly tuner: string) {
+    const at = (level: string) => (msg: string) => void this.lines.push({ level, msg });
+    this.log = {
+      error: at("error"),
+      warn: at("warn"),
+      notice: at("notice"),
+      info: at("info"),
+      debug: at("debug"),
+    };
+  }
+
+  set(sysctl: string, values: number[], netns = "global"): this {
+    this.values.set(`${netns}\0${sysctl}`, [...values]);
+    return this;
+  }
+
+  read(sysctl: string, netns: string): number[] | null {
+    const v = this.values.get(`${netns}\0${sysctl}`);
+    return v ? [...v] : null;
+  }
+
+  propose(p: Proposal): boolean {
+    this.proposals.push(p);
+    const ok = this.accept(p);
+    if (ok && !this.advise) this.set(p.sysctl, p.to, p.netns);
+    return ok;
+  }
+
+  apply(decisions: Parameters<TunerContext["apply"]>[0], netns: string): boolean {
+    return applyDecisions(this, this.tuner, decisions, netns);
+  }
+
+  atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void {
+    this.ceilings.push({ sysctl, netns, value, ceiling });
+  }
+
+  now(): number {
+    return this.clock;
+  }
+
+  managers(sysctl: string): string[] {
+    return this.managed[sysctl] ?? [];
+  }
+
+  isOwnRecentWrite(sysctl: string, values: string): boolean {
+    return this.ownWrites.has(`${sysctl}\0${values}`);
+  }
+
+  markOverride(o: Override): void {
+    this.overrides.push(o);
+  }
+}
+
+/** A BPF object stand-in that records what configure() writes to its maps. */
+export function fakeObject(): { object: BpfObject; writes: Map<string, Uint8Array> } {
+  const writes = new Map<string, Uint8Array>();
+  const object = {
+    map: (name: string) => ({
+      update: (_key: Uint8Array, value: Uint8Array) => void writes.set(name, value.slice()),
+    }),
+  } as unknown as BpfObject;
+  return { object, writes };
+}
+
+/** Runs a tuner definition against a fake context. */
+export function startTuner(
+  def: TunerDefinition,
+  ctx = new FakeTunerContext(def.name),
+): { ctx: FakeTunerContext; tuner: TunerInstance; event(e: Partial<BpfpEvent>): void } {
+  const tuner = def.create(ctx);
+  return {
+    ctx,
+    tuner,
+    event: (e) => tuner.onEvent?.(decodeEvent(encodeEvent({ tuner: def.id, ...e }))),
+  };
+}

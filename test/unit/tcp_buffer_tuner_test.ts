@@ -1,0 +1,77 @@
+/** The tcp_buffer tuner's glue on a fake context: BPF events in, proposals out. */
+import assert from "node:assert/strict";
+import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
+import { tcpBufferTuner } from "../../src/tuners/tcp_buffer.ts";
+import { fakeObject, startTuner } from "../support/fake_context.ts";
+
+const K = contract.kinds;
+const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem", MEM = "net.ipv4.tcp_mem";
+/** tcp_mem far above anything this host allocates: memory is "normal" whatever the host does. */
+const ROOMY = [2 ** 40, 2 ** 41, 2 ** 42];
+
+function tuner() {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set(MEM, ROOMY).set(RMEM, [4096, 131072, 6291456]).set(WMEM, [4096, 16384, 4194304])
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1]);
+  return t;
+}
+
+Deno.test("tcp_buffer: a receive buffer near the max grows tcp_rmem max by the learning rate", () => {
+  const t = tuner();
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [6000000n, 6291456n, 500n, 0n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.tuner, p.netns, p.sysctl, p.from, p.to]), [
+    ["tcp_buffer", "global", RMEM, [4096, 131072, 6291456], [4096, 131072, 7864320]],
+  ]);
+  assert.equal(t.ctx.proposals[0].scenario, "need to increase TCP buffer size(s)");
+});
+
+Deno.test("tcp_buffer: growing rmem turns receive auto-tuning on when it is off", () => {
+  const t = tuner();
+  t.ctx.set("net.ipv4.tcp_moderate_rcvbuf", [0]);
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [6000000n, 6291456n, 0n, 0n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.sysctl, p.to]), [
+    [RMEM, [4096, 131072, 7864320]],
+    ["net.ipv4.tcp_moderate_rcvbuf", [1]],
+  ]);
+});
+
+Deno.test("tcp_buffer: an application-locked socket never drives growth", () => {
+  const t = tuner();
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [6000000n, 6291456n, 0n, 2n /* RCVBUF_LOCK */] });
+  t.event({ kind: K.TB_WMEM_NEAR_MAX, values: [4000000n, 4194304n, 0n, 1n /* SNDBUF_LOCK */] });
+  assert.deepEqual(t.ctx.proposals, []);
+});
+
+Deno.test("tcp_buffer: an event from another namespace tunes that namespace", () => {
+  const t = tuner();
+  t.ctx.set(WMEM, [4096, 16384, 4194304], "ns:4026532000");
+  t.event({ kind: K.TB_WMEM_NEAR_MAX, netns: 4026532000n, values: [4000000n, 4194304n, 0n, 0n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.netns, p.sysctl, p.to]), [
+    ["ns:4026532000", WMEM, [4096, 16384, 5242880]],
+  ]);
+});
+
+Deno.test("tcp_buffer: a max at INT_MAX is reported at its ceiling, not proposed", () => {
+  const t = tuner();
+  t.ctx.set(RMEM, [4096, 131072, 2147483647]);
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [2147483000n, 2147483647n, 0n, 0n] });
+  assert.deepEqual(t.ctx.proposals, []);
+  assert.deepEqual(t.ctx.ceilings.map((c) => [c.sysctl, c.ceiling]), [[RMEM, 2147483647]]);
+});
+
+Deno.test("tcp_buffer: a sysctl that cannot be read gives nothing", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [6000000n, 6291456n, 0n, 0n] });
+  t.event({ kind: K.TB_MEM_EXCEEDED, values: [1n, 2n, 3n, 4n] });
+  t.event({ kind: 99, values: [1n] });
+  assert.deepEqual(t.ctx.proposals, []);
+});
+
+Deno.test("tcp_buffer: configure writes the rate limit and learning-rate shift at the contract's offsets", () => {
+  const t = tuner();
+  const { object, writes } = fakeObject();
+  t.tuner.configure?.(object);
+  const cfg = new DataView(writes.get("bpfp_config")!.buffer);
+  assert.equal(cfg.getBigUint64(contract.config.rl_interval_ns.offset, true), 1_000_000_000n);
+  assert.equal(cfg.getBigUint64(contract.params.lr_shift.offset, true), 2n); // rate 4: 1/4
+});
