@@ -142,23 +142,27 @@ if (!quiet || built > 0) console.error(`build-bpf: ${built} built, ${fresh} up t
 generateContracts();
 
 /**
- * dist/bpf/<name>.contract.ts for every tuner object (bpf/*.bpf.c with BPFP_CONTRACT): the
+ * dist/bpf/<name>.contract.ts for every object whose source declares BPFP_CONTRACT: the
  * contract read from the object's BTF, typed, for the tuner to import (bpf2go's idea).
  */
 function generateContracts() {
-  for (const file of readdirSync(join(ROOT, "bpf")).filter((f) => f.endsWith(".bpf.c")).sort()) {
+  const sources = SOURCE_DIRS.filter(existsSync).flatMap((dir) =>
+    readdirSync(dir).filter((f) => f.endsWith(".bpf.c")).sort().map((f) => join(dir, f))
+  );
+  for (const src of sources) {
+    const file = basename(src);
     const name = basename(file, ".bpf.c");
     const obj = join(OUT, `${name}.bpf.o`);
-    if (!readFileSync(join(ROOT, "bpf", file), "utf8").includes("BPFP_CONTRACT(")) continue;
+    if (!readFileSync(src, "utf8").includes("BPFP_CONTRACT(")) continue;
     let text: string;
     try {
       const contract = extractContract(new Uint8Array(readFileSync(obj)));
       if (contract.tuner !== name) {
-        fail(`bpf/${file}: BPFP_CONTRACT names tuner '${contract.tuner}'; it must be '${name}'`);
+        fail(`${src}: BPFP_CONTRACT names tuner '${contract.tuner}'; it must be '${name}'`);
       }
       text = renderContractModule(contract, `dist/bpf/${name}.bpf.o`);
     } catch (e) {
-      if (e instanceof ContractError) fail(`bpf/${file}: ${e.message}`);
+      if (e instanceof ContractError) fail(`${src}: ${e.message}`);
       throw e;
     }
     const out = join(OUT, `${name}.contract.ts`);

@@ -14,10 +14,10 @@ import {
   LAUNCHER,
   programIdsOf,
   stillLoaded,
-  tempStateDir,
   TestCgroup,
   TestNetns,
 } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 const LOW = [4096, 16384, 65536];
 const STARTED = /bpfpilot started/;
@@ -35,19 +35,10 @@ async function scenario(
   tag: string,
   body: (ns: TestNetns, state: string, cg: TestCgroup, started: DaemonProcess[]) => Promise<void>,
 ) {
-  const ns = TestNetns.create(tag);
-  const cg = TestCgroup.create(tag);
-  const state = tempStateDir();
-  const started: DaemonProcess[] = [];
-  try {
-    ns.setSysctl("net.ipv4.tcp_rmem", LOW);
-    await body(ns, state.dir, cg, started);
-  } finally {
-    for (const d of started) await d.stop("SIGKILL").catch(() => {});
-    ns.delete();
-    cg.remove();
-    state.remove();
-  }
+  await withSandbox(tag, async (sb) => {
+    sb.ns.setSysctl("net.ipv4.tcp_rmem", LOW);
+    await body(sb.ns, sb.state, sb.cg, sb.daemons);
+  });
 }
 
 Deno.test({

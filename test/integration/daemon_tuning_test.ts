@@ -9,13 +9,12 @@ import { execFileSync } from "node:child_process";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import {
   DaemonProcess,
-  isolatedRunArgs,
   programIdsOf,
   stillLoaded,
-  tempStateDir,
   TestCgroup,
   TestNetns,
 } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { socketBufferCeiling } from "../../src/tuners/tcp_buffer_limits.ts";
 
 const LOW = [4096, 16384, 65536];
@@ -34,21 +33,12 @@ async function withDaemon(
   setup: (ns: TestNetns) => void,
   body: (r: Run) => Promise<void>,
 ) {
-  const ns = TestNetns.create(tag);
-  const cg = TestCgroup.create(tag);
-  const state = tempStateDir();
-  let daemon: DaemonProcess | null = null;
-  try {
-    setup(ns);
-    daemon = DaemonProcess.start(isolatedRunArgs(ns, state.dir, cg, extraArgs));
+  await withSandbox(tag, async (sb) => {
+    setup(sb.ns);
+    const daemon = sb.start(extraArgs);
     await daemon.waitFor(STARTED);
-    await body({ ns, daemon, state: state.dir, cg });
-  } finally {
-    if (daemon) await daemon.stop("SIGKILL").catch(() => {});
-    ns.delete();
-    cg.remove();
-    state.remove();
-  }
+    await body({ ns: sb.ns, daemon, state: sb.state, cg: sb.cg });
+  });
 }
 
 function hostSysctl(name: string): string {
