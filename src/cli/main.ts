@@ -16,6 +16,7 @@ import {
 import { enableCommand, rollbackCommand } from "./state.ts";
 import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
+import { readinessChannel } from "./readiness.ts";
 
 function runSupport(opts: { json?: boolean; legacy?: boolean; prefer?: string }): number {
   requireRoot("bpfpilot support");
@@ -50,17 +51,25 @@ Needs root. Example: bpfpilot support --json | jq .level`,
 }
 
 /**
- * `query` also takes the daemon's own --control-socket (and the root's, as in
- * `bpfpilot --control-socket X query tuners`), so one flag names the socket everywhere.
+ * `query` also takes the daemon's own --control-socket and --state-dir (and the root's, as in
+ * `bpfpilot --control-socket X query tuners`), so the flags that started a daemon find it.
  */
 function withControlSocketOption(query: ReturnType<typeof queryCommand>, root: () => RunFlags) {
   const cmd = query as unknown as Command;
   cmd.option("--control-socket <path>", "same as --socket (the daemon's flag)");
+  cmd.option(
+    "--state-dir <dir>",
+    "the daemon's --state-dir: ask the daemon that uses it (its socket is <dir>/control.sock)",
+  );
   cmd.hook("preAction", () => {
-    const own = (cmd.opts() as { controlSocket?: string }).controlSocket;
-    const fromRoot = root().controlSocket;
-    const chosen = own ?? (typeof fromRoot === "string" ? fromRoot : undefined);
-    if (chosen !== undefined && cmd.getOptionValueSource("socket") === "default") {
+    const own = cmd.opts() as { controlSocket?: string; stateDir?: string };
+    const r = root();
+    const chosen = controlSocketPath({
+      controlSocket: own.controlSocket ??
+        (typeof r.controlSocket === "string" ? r.controlSocket : undefined),
+      stateDir: own.stateDir ?? r.stateDir,
+    });
+    if (chosen !== null && cmd.getOptionValueSource("socket") === "default") {
       cmd.setOptionValue("socket", chosen);
     }
   });
@@ -141,7 +150,12 @@ export async function main(args: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    console.error(`bpfpilot: ${describeError(e, debug)}`);
-    return (e as { exitCode?: number }).exitCode ?? EXIT.failure;
+    const message = describeError(e, debug);
+    const exitCode = (e as { exitCode?: number }).exitCode ?? EXIT.failure;
+    const readiness = readinessChannel();
+    // A background child's start error goes to the parent, which prints it (once).
+    if (readiness?.pending) readiness.report({ ready: false, error: message, exitCode });
+    else console.error(`bpfpilot: ${message}`);
+    return exitCode;
   }
 }

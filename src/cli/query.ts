@@ -6,6 +6,8 @@ import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typin
 import { ControlClientError, requestControl } from "../daemon/control/client.ts";
 import { isVerb, VERB_NAMES, VERBS } from "../daemon/control/protocol.ts";
 import type {
+  DaemonInfo,
+  StatusData,
   SummaryData,
   ToggleResult,
   TunableInfo,
@@ -107,7 +109,30 @@ function renderTunables(tunables: TunableInfo[]): string {
   );
 }
 
-function renderStatus(status: TunableStatus[]): string {
+/** 3725 -> "1h 2m 5s". */
+export function formatUptime(seconds: number): string {
+  const d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24;
+  const m = Math.floor(seconds / 60) % 60, s = Math.floor(seconds) % 60;
+  const parts = [d && `${d}d`, (d || h) && `${h}h`, (d || h || m) && `${m}m`, `${s}s`];
+  return parts.filter(Boolean).join(" ");
+}
+
+function renderDaemon(d: DaemonInfo): string {
+  return [
+    `bpfpilot ${clean(d.version)}: pid ${d.pid}, up ${formatUptime(d.uptimeSeconds)} ` +
+    `(since ${clean(d.startedAt)})${d.advise ? ", advise mode" : ""}`,
+    `state dir ${clean(d.stateDir)}${d.pidFile ? `, pid file ${clean(d.pidFile)}` : ""}`,
+  ].join("\n");
+}
+
+function renderStatus(data: StatusData | TunableStatus[]): string {
+  // A daemon from before `status` named itself answers with the bare table.
+  const status = Array.isArray(data) ? data : data.tunables;
+  const head = !Array.isArray(data) && data.daemon ? renderDaemon(data.daemon) + "\n\n" : "";
+  return head + renderTunableStatus(status);
+}
+
+function renderTunableStatus(status: TunableStatus[]): string {
   if (status.length === 0) return "no tunables";
   const ns = netnsColumn(status);
   return formatTable(
@@ -168,7 +193,7 @@ export function renderAnswer(verb: string, data: unknown): string {
     case "tunables":
       return renderTunables(data as TunableInfo[]);
     case "status":
-      return renderStatus(data as TunableStatus[]);
+      return renderStatus(data as StatusData);
     case "summary":
       return renderSummary(data as SummaryData);
     case "rollback":

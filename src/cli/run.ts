@@ -3,7 +3,6 @@
  * root command, so `bpfpilot -dsR` behaves like `bpftune -dsR` in existing units and scripts.
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import { spawn } from "node:child_process";
 import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
@@ -20,6 +19,9 @@ import {
   resolveGroup,
 } from "../daemon/control/socket_file.ts";
 import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
+import { startInBackground } from "./background.ts";
+import { readinessChannel } from "./readiness.ts";
+import { removePidFile, writePidFile } from "./pid_file.ts";
 
 export const RUN_DIR = "/run/bpfpilot";
 
@@ -71,7 +73,12 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
       new Option("--prefer <kind>", "try this attach kind first on every hook (testing)")
         .choices(ATTACH_KINDS),
     )
-    .option("-D, --daemon", "detach and run in the background")
+    .option(
+      "-D, --daemon",
+      "run in the background; returns once the daemon runs (exit 0, pid file bpfpilot.pid in " +
+        "/run/bpfpilot or the --state-dir) or with its start error (exit 1); with -s it keeps " +
+        "logging to this stderr",
+    )
     .option("--advise", "observe and log proposals only; never write a sysctl")
     .addOption(
       new Option("--log-format <format>", "log line format").choices(["text", "json"]).default(
@@ -165,22 +172,10 @@ export function resolveNetns(arg: string): string {
   }
 }
 
-/** Re-executes this program detached from the terminal, without -D. */
-function daemonize(): number {
-  const args = Deno.args.flatMap((a) => {
-    if (a === "-D" || a === "--daemon") return [];
-    if (/^-[a-zA-Z]+$/.test(a) && a.includes("D")) {
-      return [a.replace("D", "")].filter((x) => x !== "-");
-    }
-    return [a];
-  });
-  const cmd = Deno.build.standalone
-    ? [Deno.execPath(), ...args]
-    : [Deno.execPath(), "run", "-A", "--quiet", Deno.mainModule, ...args];
-  const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: "ignore" });
-  child.unref();
-  console.error(`bpfpilot: running in the background as pid ${child.pid}`);
-  return 0;
+/** Where a daemon with these flags keeps its runtime files (pid file, probe cache). */
+export function runtimeDir(flags: Pick<RunFlags, "stateDir">): string {
+  const dir = flags.stateDir?.replace(/\/+$/, "");
+  return dir === undefined || dir === DEFAULT_STATE_DIR ? RUN_DIR : dir;
 }
 
 export async function runDaemon(flags: RunFlags): Promise<number> {
@@ -219,7 +214,10 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
       throw e;
     }
   }
-  if (flags.daemon) return daemonize();
+  if (flags.daemon) {
+    return await startInBackground(Deno.args, { keepStdio: flags.stderr ?? false });
+  }
+  const readiness = readinessChannel();
   const log = makeLogger(flags);
   // The probe cache (valid for one boot) lives with the runtime files of a standard daemon, or in
   // the state directory of one given its own, so such a daemon leaves nothing elsewhere.
@@ -252,7 +250,19 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     controlGroup: flags.controlGroup,
     metricsListen: flags.metricsListen ?? null,
     metricsAllowRemote: flags.metricsAllowRemote ?? false,
+    onReady: (d) => {
+      if (!readiness) return;
+      try {
+        Deno.mkdirSync(runtimeDir(flags), { recursive: true, mode: 0o755 });
+        pidFile = writePidFile(runtimeDir(flags));
+      } catch (e) {
+        log.warn(`cannot write the pid file in ${runtimeDir(flags)}: ${(e as Error).message}`);
+      }
+      d.pidFile = pidFile;
+      readiness.report({ ready: true, pid: Deno.pid, pidFile });
+    },
   });
+  let pidFile: string | null = null;
   try {
     return await daemon.run();
   } catch (e) {
@@ -263,6 +273,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     }
     throw e;
   } finally {
+    if (pidFile) removePidFile(pidFile);
     log.close();
   }
 }

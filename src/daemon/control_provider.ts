@@ -4,11 +4,13 @@
  * is never staler than the request), plus enable/disable through the journal's overrides.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
+import { VERSION } from "../version.ts";
 import { ANY_NETNS, findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { ControlError } from "./control/protocol.ts";
 import type {
   ControlProvider,
+  DaemonInfo,
   RollbackEntry,
   SummaryData,
   ToggleResult,
@@ -29,7 +31,13 @@ import type { AttachedHook } from "./tuner_loader.ts";
 
 /** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */
 export interface ProviderDaemon {
-  readonly opts: { readonly advise: boolean; readonly onlyNetns?: string | null };
+  readonly opts: {
+    readonly advise: boolean;
+    readonly onlyNetns?: string | null;
+    readonly stateDir?: string;
+  };
+  /** Pid file of a background daemon (absent or null: none). */
+  readonly pidFile?: string | null;
   readonly startedAt: Date;
   readonly stats: DaemonStats;
   readonly journal: Journal;
@@ -121,6 +129,18 @@ export class DaemonControlProvider implements ControlProvider {
         };
       });
     });
+  }
+
+  daemon(): DaemonInfo {
+    return {
+      pid: Deno.pid,
+      version: VERSION,
+      stateDir: this.d.opts.stateDir ?? this.d.journal.dir,
+      pidFile: this.d.pidFile ?? null,
+      startedAt: this.d.startedAt.toISOString(),
+      uptimeSeconds: Math.max(0, Math.round((Date.now() - this.d.startedAt.getTime()) / 1000)),
+      advise: this.d.opts.advise,
+    };
   }
 
   status(): TunableStatus[] {

@@ -90,6 +90,8 @@ export class Daemon {
   loaded: LoadedTuner[] = [];
   unavailable: UnavailableTuner[] = [];
   disabled: string[] = [];
+  /** The pid file of a background (`-D`) daemon, once written. */
+  pidFile: string | null = null;
   /** The control socket and metrics endpoint, while they serve. */
   control: ControlServer | null = null;
   metricsServer: MetricsServer | null = null;

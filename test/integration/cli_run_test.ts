@@ -4,8 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { Journal } from "../../src/daemon/journal.ts";
+import { IS_ROOT } from "../support/kernel.ts";
 import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
 
 Deno.test({
@@ -87,37 +86,4 @@ Deno.test("usage errors exit 2 with a clear message; -S prints the support repor
   const help = spawnSync(LAUNCHER, ["run", "--help"], { encoding: "utf8" });
   assert.match(help.stdout, /Exit status: 0 stopped by a signal/);
   assert.match(help.stdout, /BPFPILOT_FAULT_INJECT/);
-});
-
-Deno.test({
-  name: "-D detaches: the launcher returns at once and the daemon runs on, named bpfpilot",
-  ignore: !IS_ROOT,
-  fn: () =>
-    withTestEnv("bg", async ({ ns, cg, state }) => {
-      let pid = 0;
-      try {
-        const r = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg, ["-D"]), {
-          encoding: "utf8",
-          timeout: 30_000,
-        });
-        assert.equal(r.status, 0, r.stderr);
-        pid = Number(/background as pid (\d+)/.exec(r.stderr)?.[1]);
-        assert.ok(pid > 0, r.stderr);
-        // Up once it holds the state directory's daemon lock.
-        const up = await waitFor(() => Journal.daemonPid(state) === pid, 20_000, 100);
-        assert.ok(up, "the detached daemon claimed its state directory");
-        assert.equal(Deno.readTextFileSync(`/proc/${pid}/comm`).trim(), "bpfpilot");
-        Deno.kill(pid, "SIGTERM");
-        assert.ok(await waitFor(() => Journal.daemonPid(state) === null, 10_000, 50), "it exits");
-        pid = 0;
-      } finally {
-        if (pid) {
-          try {
-            Deno.kill(pid, "SIGKILL");
-          } catch {
-            // gone
-          }
-        }
-      }
-    }),
 });

@@ -18,6 +18,7 @@ import {
 } from "../../src/daemon/control/protocol.ts";
 import type {
   RollbackEntry,
+  StatusData,
   SummaryData,
   ToggleResult,
   TunableInfo,
@@ -189,8 +190,13 @@ Deno.test({
         const host = tunables.find((x) => x.name === RMEM && x.netns === undefined)!;
         assert.deepEqual(host.values, hostValues(RMEM));
         assert.equal(host.managed, false, "with --netns the host's own tcp_rmem is not tuned");
-        const status = await ask<TunableStatus[]>(sock, "status");
+        const answer = await ask<StatusData>(sock, "status");
+        const status = answer.tunables;
         assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, LOW);
+        // The daemon names itself: which process, which state directory, up since when.
+        assert.equal(answer.daemon?.pid, d.pid);
+        assert.equal(answer.daemon?.stateDir, state.dir);
+        assert.ok(answer.daemon!.uptimeSeconds >= 0 && answer.daemon!.uptimeSeconds < 600);
         assert.deepEqual(await ask<RollbackEntry[]>(sock, "rollback"), []);
         const summary = await ask<SummaryData>(sock, "summary");
         assert.ok(Date.parse(summary.since) <= Date.now());
@@ -254,7 +260,7 @@ Deno.test({
         await d.waitFor(RMEM_CHANGE); // the growth after enable, above
         const live = await settled(ns);
         assert.ok(live[2] > LOW[2]);
-        const status = await ask<TunableStatus[]>(sock, "status");
+        const status = (await ask<StatusData>(sock, "status")).tunables;
         assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, live);
         const summary = await ask<SummaryData>(sock, "summary");
         const change = summary.changes.find((c) => c.sysctl === RMEM)!;
@@ -390,7 +396,7 @@ Deno.test({
         await Promise.all(Array.from({ length: 16 }, worker));
         assert.ok(answers >= TOTAL * 0.8, `seed ${seed}: ${answers} answers`);
 
-        const status = await ask<TunableStatus[]>(sock, "status");
+        const status = (await ask<StatusData>(sock, "status")).tunables;
         assert.deepEqual(
           status.find((x) => x.name === RMEM && x.netns === ns.name)!.values,
           ns.sysctl(RMEM),
@@ -402,7 +408,7 @@ Deno.test({
       });
 
       await t.step("100 concurrent clients all get the right answer", async () => {
-        const expected = await ask<TunableStatus[]>(sock, "status");
+        const expected = (await ask<StatusData>(sock, "status")).tunables;
         // More than the daemon's 64 served at once: the rest are told `busy` and retry.
         const replies = await Promise.allSettled(
           Array.from(
@@ -419,7 +425,7 @@ Deno.test({
         for (const r of replies) {
           const reply = (r as PromiseFulfilledResult<ControlResponse>).value;
           assert.ok(reply.ok, JSON.stringify(reply));
-          assert.deepEqual(reply.data, expected);
+          assert.deepEqual((reply.data as StatusData).tunables, expected);
         }
       });
 

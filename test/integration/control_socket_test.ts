@@ -88,7 +88,10 @@ function fakeProvider(): ControlProvider {
   };
 }
 
-const EXPECTED_STATUS = JSON.parse(JSON.stringify(fakeProvider().status()));
+const EXPECTED_STATUS = {
+  daemon: null, // the fake models no daemon process
+  tunables: JSON.parse(JSON.stringify(fakeProvider().status())),
+};
 
 async function withServer(
   options: { limits?: Partial<ControlLimits>; group?: string; path?: string },

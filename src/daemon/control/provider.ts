@@ -49,6 +49,25 @@ export interface TunableStatus {
   netns?: string;
 }
 
+/** Who answers: the daemon process itself (`query status`). */
+export interface DaemonInfo {
+  pid: number;
+  version: string;
+  stateDir: string;
+  /** Pid file of a background (`-D`) daemon; null otherwise. */
+  pidFile: string | null;
+  /** ISO 8601 time the daemon started. */
+  startedAt: string;
+  uptimeSeconds: number;
+  advise: boolean;
+}
+
+/** `query status`: the daemon, then every tunable's live values. */
+export interface StatusData {
+  daemon: DaemonInfo | null;
+  tunables: TunableStatus[];
+}
+
 export interface ScenarioCount {
   tuner: string;
   tunable: string;
@@ -98,6 +117,8 @@ export interface ControlProvider {
   tuners(): Awaitable<TunerInfo[]>;
   tunables(): Awaitable<TunableInfo[]>;
   status(): Awaitable<TunableStatus[]>;
+  /** The daemon process (pid, state dir, uptime); absent in fakes that do not model one. */
+  daemon?(): Awaitable<DaemonInfo>;
   summary(): Awaitable<SummaryData>;
   /** What to restore; the server turns it into `sysctl -w` lines and restores nothing. */
   rollback(): Awaitable<RollbackEntry[]>;

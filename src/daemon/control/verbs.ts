@@ -6,7 +6,7 @@
 import { sysctlWLine } from "../../kernel/sysctl.ts";
 import { renderMetrics } from "../metrics.ts";
 import { ControlError, type ControlRequest, VERB_NAMES, VERBS } from "./protocol.ts";
-import type { ControlProvider, RollbackEntry, TunableValue } from "./provider.ts";
+import type { ControlProvider, RollbackEntry, StatusData, TunableValue } from "./provider.ts";
 
 export interface HelpEntry {
   verb: string;
@@ -84,8 +84,13 @@ export async function runVerb(
       return await provider.tuners();
     case "tunables":
       return await provider.tunables();
-    case "status":
-      return await provider.status();
+    case "status": {
+      const data: StatusData = {
+        daemon: (await provider.daemon?.()) ?? null,
+        tunables: await provider.status(),
+      };
+      return data;
+    }
     case "summary":
       return await provider.summary();
     case "rollback": {
