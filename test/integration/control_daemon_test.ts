@@ -22,7 +22,6 @@ import type {
   SummaryData,
   ToggleResult,
   TunableInfo,
-  TunableStatus,
   TunerInfo,
 } from "../../src/daemon/control/provider.ts";
 
