@@ -72,8 +72,10 @@ int bpfp_sy_write_nt(struct bpf_sysctl *ctx)
 	if (hits)
 		__sync_fetch_and_add(hits, 1);
 	e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		bpfp_stat_add(BPFP_STAT_DROPPED, 1);
 		return 1;
+	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->version = BPFP_EVENT_VERSION;
 	e->tuner = BPFP_TUNER_ID;
@@ -85,6 +87,6 @@ int bpfp_sy_write_nt(struct bpf_sysctl *ctx)
 			    sizeof(bpfp_payload(e)->no_writer.name), 0);
 	bpf_sysctl_get_new_value(ctx, bpfp_payload(e)->no_writer.value,
 				 sizeof(bpfp_payload(e)->no_writer.value));
-	bpf_ringbuf_submit(e, 0);
+	bpfp_event_submit(e);
 	return 1;
 }

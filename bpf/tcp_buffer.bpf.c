@@ -200,6 +200,7 @@ int bpfp_tb_snd_tp(struct trace_event_raw_tcp_probe *ctx)
 {
 	/* skaddr joined tcp_probe's record in later kernels; without it this flavour is blind. */
 	if (!bpf_core_field_exists(ctx->skaddr)) {
+		bpfp_stat_add(BPFP_STAT_HITS, 1); /* every outcome follows its hit */
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
 		return 0;
 	}

@@ -127,7 +127,9 @@ Logging: with -s, lines go to stderr; under systemd to the journal (with priorit
 to syslog (ident bpfpilot). Each change is two lines:
   Scenario '<scenario>' occurred for tunable '<sysctl>' in global ns. <description>
   Due to <reason> change <sysctl>(min default max) from (a b c) -> (a b d)
-On SIGINT/SIGTERM: a summary per tuner, then rollback if -R, then exit 0.
+On SIGINT/SIGTERM: a summary per tuner, then rollback if -R, then exit 0. Changes stay after
+the daemon stops: the summary ends with the undo line ('bpfpilot rollback' restores every value
+bpfpilot changed, or the sysctl -w lines printed there); -R restores them on exit instead.
 
 Admin override: when another process writes a sysctl a tuner manages, bpfpilot stops tuning it
 (in that network namespace) until 'bpfpilot enable <sysctl|tuner>'.

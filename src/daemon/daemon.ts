@@ -4,14 +4,15 @@
  * exit. No single tuner, hook or event can take it down.
  */
 import { decodeEvent, EventFormatError } from "../tuning/event.ts";
-import { Journal } from "./journal.ts";
+import { DEFAULT_STATE_DIR, Journal } from "./journal.ts";
 import { RateGate } from "./rate_gate.ts";
 import { DaemonStats } from "./stats.ts";
 import { liveSysctls, type SysctlIO } from "./sysctl_io.ts";
 import { domainLookup } from "../tuning/domain.ts";
 import { applyDecisions } from "../tuning/context.ts";
 import { ProposalApplier } from "./applier.ts";
-import { summaryLines } from "./summary.ts";
+import { summaryLines, undoLines } from "./summary.ts";
+import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
@@ -24,7 +25,7 @@ import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import type { Proposal } from "../tuning/proposal.ts";
-import { DaemonControlProvider } from "./control_provider.ts";
+import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
 import {
@@ -385,7 +386,9 @@ export class Daemon {
     try {
       const m = t.object.map("bpfp_stats");
       const at = (slot: number) => Number(m.sumU64(u32Key(slot)));
-      return { hits: at(0), emitted: at(1), suppressed: at(2), dropped: at(3), skipped: at(4) };
+      // Outcomes first, hits last: each outcome is counted after its hit (event_accounting.ts).
+      const emitted = at(1), suppressed = at(2), dropped = at(3), skipped = at(4);
+      return { hits: at(0), emitted, suppressed, dropped, skipped };
     } catch {
       return null;
     }
@@ -407,14 +410,21 @@ export class Daemon {
       const k = this.kernelCounters(t);
       if (k) {
         const ev = this.stats.tunerEvents(t.def.name);
-        log.info(
-          `# Events: tuner '${t.def.name}' hooks fired ${k.hits} times; ${ev.events} events ` +
-            `reached userspace (${k.suppressed} folded by the rate limiter, ${k.skipped} ` +
-            `filtered, ${k.dropped} lost to a full ring buffer)`,
-          { tuner: t.def.name, ...k, events: ev.events },
-        );
+        const buckets = eventBuckets(k);
+        log.info(eventsLine(t.def.name, buckets, ev.events), {
+          tuner: t.def.name,
+          ...buckets,
+          events: ev.events,
+        });
       }
     }
+    const undo = undoLines(this.stats, {
+      advise: this.opts.advise,
+      rollbackOnExit: this.opts.rollbackOnExit,
+      stateDir: this.opts.stateDir === DEFAULT_STATE_DIR ? null : this.opts.stateDir,
+      netnsName: (key) => netnsDisplayName(key),
+    });
+    for (const line of undo) log.info(line);
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {
       try {

@@ -161,9 +161,16 @@ Deno.test({
       assert.equal(await r.daemon.stop(), 0);
       const line = r.daemon.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
       assert.ok(line, r.daemon.lines.join("\n"));
-      const m = /fired (\d+) times; (\d+) events reached userspace \((\d+) folded.*, (\d+) lost/
-        .exec(line)!;
-      const [hits, events, folded, lost] = m.slice(1).map(Number);
+      const m = new RegExp(
+        String.raw`fired (\d+) times = (\d+) with no limit near \+ (\d+) filtered \+ (\d+) ` +
+          String.raw`folded by the rate limiter \+ (\d+) sent as events \+ (\d+) lost to a full ` +
+          String.raw`ring buffer; (\d+) events reached userspace`,
+      ).exec(line);
+      assert.ok(m, line);
+      const [hits, quiet, filtered, folded, sent, lost, events] = m.slice(1).map(Number);
+      assert.equal(quiet + filtered + folded + sent + lost, hits, line);
+      assert.ok(quiet >= 0, `every outcome the programs count follows a counted hit: ${line}`);
+      assert.ok(events <= sent, "userspace cannot receive more than was sent");
       assert.ok(hits > 10_000, `hooks fired ${hits} times`);
       assert.ok(events >= 1 && events < 100, `${events} events reached userspace`);
       assert.ok(folded > 0, "the rate limiter folded the rest");

@@ -1,0 +1,55 @@
+/**
+ * Where every hook hit went, for the exit summary and metrics: each hit lands in exactly one
+ * bucket, so the buckets add up to the hits. The BPF side counts hits and four outcomes
+ * (bpf/include/bpfpilot.h enum bpfp_stat); a hit with none of them found no limit near, which the
+ * programs do not count separately (the hot path stays one atomic add).
+ */
+
+/** The BPF side's counters, summed over CPUs. */
+export interface KernelCounters {
+  hits: number;
+  emitted: number;
+  suppressed: number;
+  dropped: number;
+  skipped: number;
+}
+
+export interface EventBuckets {
+  hits: number;
+  /** Nothing near a limit: no event needed. */
+  quiet: number;
+  /** Filtered (e.g. an application chose its own buffer size). */
+  filtered: number;
+  /** Folded into a later event by the rate limiter. */
+  folded: number;
+  /** Sent to userspace as events. */
+  sent: number;
+  /** Lost to a full ring buffer. */
+  lost: number;
+}
+
+/**
+ * Splits the hits into buckets. Counters are read outcome-first, hits last, so a hit still in
+ * flight shows as quiet; a negative `quiet` means a program counted an outcome without its hit
+ * (a bug, shown rather than hidden).
+ */
+export function eventBuckets(k: KernelCounters): EventBuckets {
+  const outcomes = k.skipped + k.suppressed + k.emitted + k.dropped;
+  return {
+    hits: k.hits,
+    quiet: k.hits - outcomes,
+    filtered: k.skipped,
+    folded: k.suppressed,
+    sent: k.emitted,
+    lost: k.dropped,
+  };
+}
+
+/** "# Events: ..." for the exit summary; `received` is what userspace decoded. */
+export function eventsLine(tuner: string, b: EventBuckets, received: number): string {
+  const n = String;
+  return `# Events: tuner '${tuner}' hooks fired ${n(b.hits)} times = ${n(b.quiet)} with no ` +
+    `limit near + ${n(b.filtered)} filtered + ${n(b.folded)} folded by the rate limiter + ` +
+    `${n(b.sent)} sent as events + ${n(b.lost)} lost to a full ring buffer; ` +
+    `${n(received)} events reached userspace`;
+}

@@ -1,0 +1,82 @@
+/** The exit summary's undo line and the event buckets, and README command 1 agreeing with --help. */
+import assert from "node:assert/strict";
+import { DaemonStats } from "../../src/daemon/stats.ts";
+import { undoLines } from "../../src/daemon/summary.ts";
+import { eventBuckets, eventsLine } from "../../src/daemon/event_accounting.ts";
+import { RUN_HELP } from "../../src/cli/run.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+
+function stats(): DaemonStats {
+  const s = new DaemonStats();
+  s.recordChange("tcp_buffer", RMEM, "global", [4096, 131072, 6291456], [4096, 131072, 7864320]);
+  s.recordChange("tcp_buffer", RMEM, "global", [4096, 131072, 7864320], [4096, 131072, 9830400]);
+  s.recordChange("tcp_buffer", RMEM, "ns:4026532999", [4096, 16384, 65536], [4096, 16384, 81920]);
+  s.recordChange("tcp_buffer", RMEM, "ns:4026533000", [1, 2, 3], [1, 2, 4]);
+  return s;
+}
+
+const names = (key: string) => key === "ns:4026532999" ? "blue" : undefined;
+
+Deno.test("the undo line names bpfpilot rollback and the sysctl -w lines that restore", () => {
+  const lines = undoLines(stats(), {
+    advise: false,
+    rollbackOnExit: false,
+    stateDir: null,
+    netnsName: names,
+  });
+  assert.match(lines[0], /^# Undo: .* run 'bpfpilot rollback'/);
+  assert.deepEqual(lines.slice(1), [
+    'sysctl -w net.ipv4.tcp_rmem="4096 131072 6291456"', // the value before the first change
+    'ip netns exec blue sysctl -w net.ipv4.tcp_rmem="4096 16384 65536"',
+    '# (in non-global ns (inode 4026533000), now gone or unnamed) sysctl -w net.ipv4.tcp_rmem="1 2 3"',
+  ]);
+  const own = undoLines(stats(), {
+    advise: false,
+    rollbackOnExit: false,
+    stateDir: "/tmp/my state",
+    netnsName: names,
+  });
+  assert.match(own[0], /'bpfpilot rollback --state-dir '\/tmp\/my state''/);
+});
+
+Deno.test("no undo line when nothing changed or in advise mode; -R says it restores now", () => {
+  const base = { rollbackOnExit: false, stateDir: null, netnsName: names };
+  assert.deepEqual(undoLines(new DaemonStats(), { ...base, advise: false }), []);
+  assert.deepEqual(undoLines(stats(), { ...base, advise: true }), []);
+  const r = undoLines(stats(), { ...base, advise: false, rollbackOnExit: true });
+  assert.deepEqual(r.length, 1);
+  assert.match(r[0], /-R given/);
+});
+
+Deno.test("event buckets: every hit in exactly one; a counting bug shows as negative quiet", () => {
+  const b = eventBuckets({
+    hits: 1002735,
+    emitted: 234633,
+    suppressed: 38065,
+    dropped: 0,
+    skipped: 22,
+  });
+  assert.equal(b.quiet + b.filtered + b.folded + b.sent + b.lost, b.hits);
+  assert.equal(b.quiet, 1002735 - 22 - 38065 - 234633);
+  assert.match(
+    eventsLine("tcp_buffer", b, 17),
+    /hooks fired 1002735 times = 730015 with no limit near \+ 22 filtered \+ 38065 folded .* \+ 234633 sent as events \+ 0 lost .*; 17 events reached userspace/,
+  );
+  assert.equal(
+    eventBuckets({ hits: 1, emitted: 2, suppressed: 0, dropped: 0, skipped: 0 }).quiet,
+    -1,
+  );
+});
+
+Deno.test("README command 1 and run --help say the same about undoing", () => {
+  const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
+  const command1 = readme.slice(readme.indexOf("Run the daemon"), readme.indexOf("Run the whole"));
+  for (const text of [command1, RUN_HELP]) {
+    assert.match(text, /stay[s]? (changed )?after/, "changes outlive the daemon");
+    assert.match(text, /bpfpilot rollback/);
+    assert.match(text, /`?sysctl -w`? lines/);
+    assert.match(text, /-R restores them on exit|add `-R` to restore them on exit/);
+    assert.match(text, /undo line/);
+  }
+});
