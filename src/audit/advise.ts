@@ -3,6 +3,7 @@
  * runs its tuners in advise mode (they decide but never write) and hands back what they would
  * have changed. The audit defines the interface; the daemon supplies the implementation.
  */
+import { TUNERS } from "../tuners/registry.ts";
 import type { Proposal } from "../tuning/proposal.ts";
 
 /** A change a tuner would have made, and how many times it wanted it during the window. */
@@ -37,15 +38,12 @@ export interface AdviseOptions {
 /** Contract: resolves with the window's advice; rejects only on a real failure. */
 export type AdviseRunner = (opts: AdviseOptions) => Promise<AdviceResult>;
 
-/** The tuners an observation window covers (bpftune's observing tuners). */
-export const OBSERVED_TUNERS = [
-  "tcp_buffer",
-  "tcp_conn",
-  "net_buffer",
-  "neigh_table",
-  "ip_frag",
-  "udp_buffer",
-] as const;
+/**
+ * The tuners an observation window covers: every tuner this build ships that tunes something
+ * (a tuner bpfpilot does not have yet gets no check row).
+ */
+export const OBSERVED_TUNERS: readonly string[] = TUNERS.filter((t) => t.tunables.length > 0)
+  .map((t) => t.name);
 
 /** Stand-in until the daemon's advise runner is wired in. */
 export const unavailableRunner: AdviseRunner = () =>

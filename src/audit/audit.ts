@@ -178,6 +178,11 @@ function tunerStatuses(window: WindowResult): TunerAdviceStatus[] {
   });
 }
 
+/** The check ID of a tuner's observation row: BPFP-OBSERVE-TCP-BUFFER. */
+export function observeCheckId(tuner: string): string {
+  return `BPFP-OBSERVE-${tuner.toUpperCase().replace(/[^A-Z0-9]+/g, "-")}`;
+}
+
 /** One check row per tuner, so missing observation (no root, unsupported kernel) is visible. */
 function observationChecks(
   window: WindowResult,
@@ -185,7 +190,7 @@ function observationChecks(
   observed: readonly Finding[],
 ): CheckResult[] {
   return tuners.map((t) => {
-    const id = `BPFP-OBSERVE-${t.tuner.toUpperCase().replace(/[^A-Z0-9]+/g, "-")}`;
+    const id = observeCheckId(t.tuner);
     const title = `Observation by the ${t.tuner} tuner`;
     if (window.state === "needs-root") {
       return { id, title, status: "needs-root", reason: window.reason };

@@ -5,9 +5,9 @@
  * output format, no terminal noise when stderr is not a TTY.
  */
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
-import { type AdviseRunner, unavailableRunner } from "../audit/advise.ts";
+import { type AdviseRunner, OBSERVED_TUNERS, unavailableRunner } from "../audit/advise.ts";
 import type { ApplyHook } from "../audit/apply.ts";
-import { type AuditSource, performAudit } from "../audit/audit.ts";
+import { type AuditSource, observeCheckId, performAudit } from "../audit/audit.ts";
 import { STATIC_CHECKS } from "../audit/checks/registry.ts";
 import { readCounters } from "../audit/counters.ts";
 import { AuditError } from "../audit/errors.ts";
@@ -126,11 +126,18 @@ function usageChecks(o: AuditOptions, deps: AuditDeps): void {
 }
 
 export function renderCheckList(): string {
-  return STATIC_CHECKS.map((c) =>
+  const statics = STATIC_CHECKS.map((c) =>
     `${c.id}  (${c.tunable}${
       c.offline ? "; also with --from" : ""
     })\n  ${c.title}\n  ${c.rationale}\n`
-  ).join("\n");
+  );
+  const observed = OBSERVED_TUNERS.map((t) =>
+    `${observeCheckId(t)}  (the ${t} tuner; not with --from)\n  Observation by the ${t} tuner\n` +
+    `  Runs the ${t} tuner in advise mode for the window (--duration): pass when it observed ` +
+    `(what it would change are findings of their own), skip when it could not run here (the ` +
+    `reason says why), needs-root without root. Never a finding itself.\n`
+  );
+  return [...statics, ...observed].join("\n");
 }
 
 /** Runs the audit with `deps`; returns the exit code (0 nothing to recommend, 1 findings, 2 error). */

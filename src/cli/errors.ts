@@ -29,11 +29,11 @@ export function describeError(e: unknown, debug = false): string {
     : `internal error: ${msg} (run with --debug for details)`;
 }
 
-export function requireRoot(what: string): void {
+export function requireRoot(
+  what: string,
+  why = "it loads BPF programs and writes sysctls",
+): void {
   if (Deno.uid() !== 0) {
-    throw new UserError(
-      `${what} needs root (it loads BPF programs and writes sysctls); ` +
-        `run it as root, e.g. with sudo`,
-    );
+    throw new UserError(`${what} needs root (${why}); run it as root, e.g. with sudo`);
   }
 }

@@ -133,9 +133,19 @@ export async function main(args: string[]): Promise<number> {
     args.some((a) => /^-[a-zA-Z]*d[a-zA-Z]*$/.test(a) && !a.startsWith("--"));
   const program = buildProgram((c) => code = c);
   const first = args[0];
+  if (first === "help") {
+    // `bpfpilot help [command]`, as git and systemctl users type it.
+    const sub = program.commands.find((c) => c.name() === args[1]);
+    if (args[1] !== undefined && !sub) {
+      console.error(`bpfpilot: no command '${args[1]}' (run 'bpfpilot help' for the commands)`);
+      return EXIT.usage;
+    }
+    (sub ?? program).outputHelp();
+    return EXIT.ok;
+  }
   if (first !== undefined && !first.startsWith("-")) {
     const known = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
-    if (!known.includes(first) && first !== "help") {
+    if (!known.includes(first)) {
       console.error(
         `bpfpilot: unknown command '${first}'; commands: ${known.join(", ")} ` +
           `(run with --help for usage)`,

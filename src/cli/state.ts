@@ -33,8 +33,10 @@ Exit status: 0 done (or nothing to do), 1 some value could not be restored, a da
 the state file is corrupt (it is left untouched), or not root.`,
     )
     .action((opts) => {
-      requireRoot("bpfpilot rollback");
       const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
+      if (opts.dryRun) {
+        requireRoot("bpfpilot rollback --dry-run", `it reads the journal in ${dir}, root's only`);
+      } else requireRoot("bpfpilot rollback", "it writes sysctls");
       const pid = Journal.daemonPid(dir);
       if (pid !== null && !opts.dryRun) {
         throw new UserError(
@@ -87,7 +89,7 @@ export function enableCommand(setExit: (code: number) => void) {
 A running daemon picks the change up at once. Exit status: 0 done or nothing to do, 1 error.`,
     )
     .action((target, opts) => {
-      requireRoot("bpfpilot enable");
+      requireRoot("bpfpilot enable", "it writes the journal in the state directory");
       const journal = openJournal(opts.stateDir ?? DEFAULT_STATE_DIR);
       const n = journal.clearOverrides(target);
       console.log(

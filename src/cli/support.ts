@@ -22,7 +22,9 @@ export interface SupportReport {
     optional: boolean;
     chosen: string | null;
     target: string | null;
-    tried: { kind: string; target: string; ok: boolean; reason: string }[];
+    /** The chosen program (one hook may offer two programs of the same kind and target). */
+    program?: string | null;
+    tried: { kind: string; target: string; ok: boolean; reason: string; program?: string }[];
   }[];
 }
 
@@ -48,6 +50,7 @@ export function buildSupportReport(
       optional: c.optional,
       chosen: c.chosen,
       target: c.target,
+      program: c.program,
       tried: c.tried,
     })),
   };
@@ -93,9 +96,17 @@ export function renderSupportText(r: SupportReport): string {
       ? "none (optional: the tuner runs without it)"
       : "none: the tuner cannot run";
     out.push(`  ${h.tuner}/${h.hook}: ${state}`);
+    const same = (a: { kind: string; target: string }, b: { kind: string; target: string }) =>
+      a.kind === b.kind && a.target === b.target;
     for (const t of h.tried) {
-      const mark = t.ok && t.kind === h.chosen && t.target === h.target ? "*" : t.ok ? "+" : "-";
-      out.push(`    ${mark} ${`${t.kind} ${t.target}`.padEnd(40)} ${t.ok ? "works" : t.reason}`);
+      // Two flavours of one kind and target (e.g. the sysctl hook's writer-less program) are
+      // told apart by program name, and only the chosen program is marked.
+      const twin = h.tried.filter((x) => same(x, t)).length > 1;
+      const chosen = t.ok && t.kind === h.chosen && t.target === h.target &&
+        (!twin || !h.program || t.program === h.program);
+      const mark = chosen ? "*" : t.ok ? "+" : "-";
+      const label = `${t.kind} ${t.target}${twin && t.program ? ` (${t.program})` : ""}`;
+      out.push(`    ${mark} ${label.padEnd(40)} ${t.ok ? "works" : t.reason}`);
     }
   }
   return out.join("\n");

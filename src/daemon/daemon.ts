@@ -193,10 +193,35 @@ export class Daemon {
       if (off) this.disabled.push(d.name);
       return !off;
     });
-    for (const name of [...this.opts.allow ?? [], ...this.opts.disable]) {
+    const known = all.map((d) => d.name).join(", ");
+    for (const name of this.opts.disable) {
       if (!all.some((d) => d.name === name)) {
-        throw new DaemonStartError(
-          `unknown tuner '${name}'; known tuners: ${all.map((d) => d.name).join(", ")}`,
+        throw new DaemonStartError(`unknown tuner '${name}'; known tuners: ${known}`);
+      }
+    }
+    // bpftune loads the allowed tuners it has: a unit naming one bpfpilot lacks still starts.
+    const allow = this.opts.allow ?? [];
+    const unknown = allow.filter((name) => !all.some((d) => d.name === name));
+    if (allow.length > 0 && unknown.length === allow.length) {
+      throw new DaemonStartError(
+        `none of the tuners given with -a (${unknown.join(", ")}) exists in bpfpilot; known ` +
+          `tuners: ${known}`,
+      );
+    }
+    for (const name of unknown) {
+      log.warn(`-a ${name}: bpfpilot has no such tuner (known: ${known}); ignored`);
+    }
+    if (!wanted.some((d) => d.tunables.length > 0)) {
+      throw new DaemonStartError(
+        `every tuner that tunes is switched off (${this.disabled.join(", ")}): nothing to run; ` +
+          "drop a --disable, or name the tuners to run with -a",
+      );
+    }
+    if (this.opts.allow !== null) {
+      for (const d of wanted.filter((d) => d.alwaysOn && !allow.includes(d.name))) {
+        log.info(
+          `tuner ${d.name} runs although -a did not name it: it notices the administrator's ` +
+            `own sysctl writes so the other tuners back off (--disable ${d.name} turns it off)`,
         );
       }
     }

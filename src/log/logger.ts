@@ -202,7 +202,8 @@ function createOutput(opts: LoggerOptions): Output {
         for (const record of records(level, msg, fields)) {
           if (resolved === "syslog") sink!.send(priority, record);
           else if (resolved === "journal") write(`<${priority}>${record}`);
-          else write(format === "json" ? record : `bpfpilot: ${record}`);
+          else if (format === "json" || /^bpfpilot /.test(record)) write(record); // not "bpfpilot: bpfpilot started"
+          else write(`bpfpilot: ${record}`);
         }
       } catch {
         // A closed stderr or a dead syslog socket must not take the daemon down.

@@ -1,9 +1,29 @@
 import assert from "node:assert/strict";
-import type { AdviceResult, AdviseRunner } from "../../src/audit/advise.ts";
+import { type AdviceResult, type AdviseRunner, OBSERVED_TUNERS } from "../../src/audit/advise.ts";
 import type { ApplyHook } from "../../src/audit/apply.ts";
 import type { AuditReport } from "../../src/audit/report.ts";
 import type { Clock } from "../../src/audit/window.ts";
-import { type AuditDeps, type AuditOptions, parseDuration, runAudit } from "../../src/cli/audit.ts";
+import {
+  type AuditDeps,
+  type AuditOptions,
+  parseDuration,
+  renderCheckList,
+  runAudit,
+} from "../../src/cli/audit.ts";
+
+const has = (tuner: string) => OBSERVED_TUNERS.includes(tuner);
+
+Deno.test("--list-checks explains every observation row the report can have", () => {
+  const list = renderCheckList();
+  assert.ok(OBSERVED_TUNERS.length >= 1);
+  for (const t of OBSERVED_TUNERS) {
+    const id = `BPFP-OBSERVE-${t.toUpperCase().replace(/_/g, "-")}`;
+    assert.match(list, new RegExp(`^${id}  \\(the ${t} tuner`, "m"));
+  }
+  // Only tuners this build ships: each listed row is one the report can hold.
+  const listed = [...list.matchAll(/^BPFP-OBSERVE-(\S+)/gm)].map((m) => m[1]);
+  assert.equal(listed.length, OBSERVED_TUNERS.length);
+});
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 
 // ---- a fake /proc tree ----------------------------------------------------------------------
@@ -448,7 +468,9 @@ Deno.test(
     );
     assert.equal(observe["BPFP-OBSERVE-NET-BUFFER"], "pass");
     assert.equal(observe["BPFP-OBSERVE-UDP-BUFFER"], "skip");
-    assert.equal(observe["BPFP-OBSERVE-TCP-CONN"], "skip");
+    // A row for each tuner this build has; none for one it does not have yet.
+    assert.equal(observe["BPFP-OBSERVE-TCP-CONN"], has("tcp_conn") ? "skip" : undefined);
+    assert.equal(observe["BPFP-OBSERVE-NOSUCH"], undefined);
     assert.equal(
       new Set(report.findings.map((f) => `${f.id}/${f.netns}`)).size,
       report.findings.length,
@@ -464,7 +486,8 @@ Deno.test(
     assert.equal(code, 0);
     assert.equal(report.window.observation, "needs-root");
     const observe = report.checks.filter((c) => c.id.startsWith("BPFP-OBSERVE-"));
-    assert.ok(observe.length >= 6 && observe.every((c) => c.status === "needs-root"));
+    assert.equal(observe.length, OBSERVED_TUNERS.length);
+    assert.ok(observe.every((c) => c.status === "needs-root"));
     assert.equal(report.summary.checks["needs-root"], observe.length);
   }),
 );

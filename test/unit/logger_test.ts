@@ -42,11 +42,13 @@ Deno.test("stderr text: 'bpfpilot: ' prefix, fields as key=value, one line per m
   logger.notice("Scenario 'need to increase TCP buffer size(s)' occurred for tunable 'tcp_rmem'");
   logger.warn("two\nlines\n", { tuner: "tcp_buffer", value: "4096 131072", n: 3 });
   logger.error('quote"s and = in fields', { why: 'a "b"', ok: true, none: null });
+  logger.info("bpfpilot started (2 tuners)");
   assert.deepEqual(lines, [
     "bpfpilot: Scenario 'need to increase TCP buffer size(s)' occurred for tunable 'tcp_rmem'",
     'bpfpilot: two tuner=tcp_buffer value="4096 131072" n=3',
     'bpfpilot: lines tuner=tcp_buffer value="4096 131072" n=3',
     'bpfpilot: quote"s and = in fields why="a \\"b\\"" ok=true none=null',
+    "bpfpilot started (2 tuners)", // named once, not "bpfpilot: bpfpilot started"
   ]);
 });
 
