@@ -17,6 +17,7 @@ import { enableCommand, rollbackCommand } from "./state.ts";
 import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
 import { readinessChannel } from "./readiness.ts";
+import { TUNERS } from "../tuners/registry.ts";
 
 function runSupport(opts: { json?: boolean; legacy?: boolean; prefer?: string }): number {
   requireRoot("bpfpilot support");
@@ -76,6 +77,13 @@ function withControlSocketOption(query: ReturnType<typeof queryCommand>, root: (
   return cmd;
 }
 
+/** -P: bpftune prints its plugin directory; bpfpilot's tuners are built in, so it lists them. */
+function printTuners(): number {
+  console.error("bpfpilot: no plugin directory: the tuners are built in; they are:");
+  for (const t of TUNERS) console.log(t.name);
+  return EXIT.ok;
+}
+
 export function buildProgram(setExit: (code: number) => void) {
   const program = addRunOptions(
     new Command()
@@ -90,13 +98,22 @@ export function buildProgram(setExit: (code: number) => void) {
       .helpOption("-h, --help", "show help"),
   )
     .option("-S, --support", "same as the 'support' command")
+    .option(
+      "-P, --print-libdir",
+      "bpftune's plugin directory: bpfpilot has none, so print its built-in tuners and exit",
+    )
     .option("-q, --query <verb>", "ask the running daemon (same as 'query <verb>')")
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
   program.action(async () => {
-    const o = program.opts() as RunFlags & { support?: boolean; query?: string };
+    const o = program.opts() as RunFlags & {
+      support?: boolean;
+      query?: string;
+      printLibdir?: boolean;
+    };
+    if (o.printLibdir) return setExit(printTuners());
     if (o.support) return setExit(runSupport({ legacy: o.legacy, prefer: o.prefer }));
     if (o.query) {
       const [verb, arg] = o.query.split(/\s+/, 2);

@@ -46,6 +46,10 @@ export interface RunFlags {
   metricsListen?: string;
   metricsAllowRemote?: boolean;
   prefer?: string;
+  /** bpftune's spellings: accepted so its units and scripts start (see bpftuneNotices). */
+  learning_rate?: string;
+  libdir?: string;
+  port?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -60,6 +64,7 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
       "act when a value is within 1/64, 1/32, 1/16, 1/8 or 1/4 of its limit, and grow by as " +
         "much (default 4)",
     )
+    .option("--learning_rate <0-4>", "bpftune's spelling of --learning-rate")
     .option("-R, --rollback", "on exit, restore every value bpfpilot changed")
     .option(
       "-a, --allow <tuner>",
@@ -106,7 +111,33 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     .option(
       "--metrics-allow-remote",
       "allow a non-loopback --metrics-listen address (no authentication: firewall it)",
+    )
+    .option(
+      "-l, --libdir <dir>",
+      "bpftune's plugin directory: accepted and ignored (bpfpilot's tuners are built in)",
+    )
+    .option(
+      "-p, --port <port>",
+      "bpftune's query TCP port: accepted and ignored (queries use the UNIX control socket)",
     );
+}
+
+/** One line each for bpftune flags that mean nothing to bpfpilot (they are accepted). */
+export function bpftuneNotices(flags: Pick<RunFlags, "libdir" | "port">): string[] {
+  const out: string[] = [];
+  if (flags.libdir !== undefined) {
+    out.push(
+      `-l/--libdir ${flags.libdir} ignored: bpfpilot's tuners are built in (bpfpilot -P lists ` +
+        "them)",
+    );
+  }
+  if (flags.port !== undefined) {
+    out.push(
+      `-p/--port ${flags.port} ignored: bpfpilot answers queries on a UNIX socket, not TCP ` +
+        "(see --control-socket)",
+    );
+  }
+  return out;
 }
 
 /**
@@ -184,7 +215,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   requireRoot("bpfpilot run");
   let learningRate;
   try {
-    learningRate = parseLearningRate(flags.learningRate ?? 4);
+    learningRate = parseLearningRate(flags.learningRate ?? flags.learning_rate ?? 4);
   } catch (e) {
     throw new UserError((e as Error).message, 2);
   }
@@ -221,6 +252,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   }
   const readiness = readinessChannel();
   const log = makeLogger(flags);
+  for (const notice of bpftuneNotices(flags)) log.notice(notice);
   // The probe cache (valid for one boot) lives with the runtime files of a standard daemon, or in
   // the state directory of one given its own, so such a daemon leaves nothing elsewhere.
   const probeCache = flags.stateDir

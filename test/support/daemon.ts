@@ -20,8 +20,8 @@ export class DaemonProcess {
   #reading: Promise<void>;
   #waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
 
-  private constructor(args: string[], env: Record<string, string>) {
-    this.#child = new Deno.Command(LAUNCHER, {
+  private constructor(args: string[], env: Record<string, string>, command = LAUNCHER) {
+    this.#child = new Deno.Command(command, {
       args,
       env,
       stdin: "null",
@@ -41,6 +41,11 @@ export class DaemonProcess {
 
   static start(args: string[], env: Record<string, string> = {}): DaemonProcess {
     return new DaemonProcess(args, env);
+  }
+
+  /** The daemon behind a wrapper (e.g. unshare) that ends by exec'ing the launcher. */
+  static startVia(command: string, args: string[]): DaemonProcess {
+    return new DaemonProcess(args, {}, command);
   }
 
   async #read(stream: ReadableStream<Uint8Array>) {
