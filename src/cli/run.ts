@@ -20,6 +20,7 @@ import {
 } from "../daemon/control/socket_file.ts";
 import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
 import { startInBackground } from "./background.ts";
+import { OVERRIDE_LIFETIMES, type OverrideLifetime } from "../daemon/override_lifetime.ts";
 import { readinessChannel } from "./readiness.ts";
 import { removePidFile, writePidFile } from "./pid_file.ts";
 
@@ -46,6 +47,7 @@ export interface RunFlags {
   metricsListen?: string;
   metricsAllowRemote?: boolean;
   prefer?: string;
+  overrides?: string;
   /** bpftune's spellings: accepted so its units and scripts start (see bpftuneNotices). */
   learning_rate?: string;
   libdir?: string;
@@ -85,6 +87,13 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
         "logging to this stderr",
     )
     .option("--advise", "observe and log proposals only; never write a sysctl")
+    .addOption(
+      new Option(
+        "--overrides <lifetime>",
+        "how long an admin's write to a tuned sysctl holds bpfpilot off it: persistent (until " +
+          "'bpfpilot enable', across restarts) or session (until bpfpilot stops, as bpftune)",
+      ).choices(OVERRIDE_LIFETIMES).default("persistent"),
+    )
     .addOption(
       new Option("--log-format <format>", "log line format").choices(["text", "json"]).default(
         "text",
@@ -284,6 +293,7 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     controlGroup: flags.controlGroup,
     metricsListen: flags.metricsListen ?? null,
     metricsAllowRemote: flags.metricsAllowRemote ?? false,
+    overrides: (flags.overrides as OverrideLifetime | undefined) ?? "persistent",
     onReady: (d) => {
       if (!readiness) return;
       try {

@@ -12,6 +12,7 @@ import { domainLookup } from "../tuning/domain.ts";
 import { applyDecisions } from "../tuning/context.ts";
 import { ProposalApplier } from "./applier.ts";
 import { summaryLines, undoLines } from "./summary.ts";
+import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
@@ -68,6 +69,8 @@ export interface DaemonOptions {
   metricsListen?: string | null;
   /** Allow a non-loopback metrics address (the endpoint has no authentication). */
   metricsAllowRemote?: boolean;
+  /** How long an admin write holds bpfpilot off (default persistent: until `enable`). */
+  overrides?: OverrideLifetime;
   /** Sees every proposal a tuner makes and whether it went through (advise: would have). */
   onProposal?: (p: Proposal, applied: boolean) => void;
 }
@@ -171,6 +174,7 @@ export class Daemon {
     });
     this.journal = Journal.open(this.opts.stateDir);
     this.journal.claimDaemon();
+    applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#applier = new ProposalApplier({
       journal: this.journal,
       gate: this.gate,

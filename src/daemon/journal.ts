@@ -972,6 +972,18 @@ export class Journal {
     });
   }
 
+  /**
+   * Drops the overrides `which` selects (e.g. the admin writes, for `--overrides session`, which
+   * forgets them as bpftune does when it stops). Returns how many.
+   */
+  dropOverrides(which: (o: OverrideRecord) => boolean): number {
+    return this.#mutate(true, null, (state) => {
+      const before = state.overrides.length;
+      state.overrides = state.overrides.filter((o) => !which(structuredClone(o)));
+      return before - state.overrides.length;
+    });
+  }
+
   // --- internals ------------------------------------------------------------------------------
 
   #emptyState(): State {

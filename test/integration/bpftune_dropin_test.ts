@@ -17,6 +17,7 @@ import {
   withTestEnv,
 } from "../support/daemon.ts";
 import { cgroup2Root } from "../../src/kernel/cgroup.ts";
+import { Journal } from "../../src/daemon/journal.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 
 /** bpftune's own unit (bpftune.service): `ExecStart=/usr/sbin/bpftune -s`. */
@@ -63,7 +64,19 @@ Deno.test({
   ignore: !IS_ROOT,
   fn: () =>
     withTestEnv("spell", async ({ ns, cg, state }) => {
+      // An admin write remembered from an earlier run: bpftune's semantics forget it.
+      const j = Journal.open(state);
+      j.markOverride({
+        netns: "global",
+        sysctl: "net.ipv4.tcp_rmem",
+        tuner: "tcp_buffer",
+        pid: 7,
+        comm: "sysctl",
+      });
+      j.close();
       const d = DaemonProcess.start(isolatedRunArgs(ns, state, cg, [
+        "--overrides",
+        "session",
         "-a",
         "tcp_buffer_tuner.so",
         "-a",
@@ -84,6 +97,8 @@ Deno.test({
         );
         assert.equal(d.matching(/-p\/--port 0 ignored: .*UNIX socket/).length, 1);
         assert.equal(d.matching(/tuner sysctl runs although -a did not name it/).length, 1);
+        assert.equal(d.matching(/forgot 1 admin override\(s\) from an earlier run/).length, 1);
+        assert.deepEqual(d.matching(/not tuning net\.ipv4\.tcp_rmem/), []);
         assert.equal(await d.stop(), 0);
       } finally {
         await d.stop("SIGKILL").catch(() => {});
