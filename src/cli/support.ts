@@ -6,7 +6,7 @@ import {
   probeKernel,
   type ProbeResult,
 } from "../kernel/probe.ts";
-import { TUNER_HOOKS } from "../tuners/hooks_registry.ts";
+import { TUNER_HOOKS, unavailableTuners } from "../tuners/hooks_registry.ts";
 import type { AttachKind } from "../kernel/hooks.ts";
 
 export interface SupportReport {
@@ -16,6 +16,8 @@ export interface SupportReport {
   kernel: { release: string; btf: boolean };
   features: ProbeResult["features"];
   kinds: KindResult[];
+  /** Tuners with nothing to do on this kernel whatever attaches (not probed), and why. */
+  unavailable: { tuner: string; reason: string }[];
   hooks: {
     tuner: string;
     hook: string;
@@ -44,6 +46,7 @@ export function buildSupportReport(
     kernel: { release: probe.features.release, btf: probe.features.btf },
     features: probe.features,
     kinds: probeAttachKinds(),
+    unavailable: unavailableTuners(),
     hooks: probe.choices.map((c) => ({
       tuner: c.tuner,
       hook: c.hook,
@@ -87,6 +90,10 @@ export function renderSupportText(r: SupportReport): string {
   const kw = Math.max(...r.kinds.map((k) => k.kind.length));
   for (const k of r.kinds) {
     out.push(`  ${k.kind.padEnd(kw)}  ${k.ok ? "yes" : "no "}  ${k.ok ? "" : k.reason}`.trimEnd());
+  }
+  if (r.unavailable.length > 0) {
+    out.push("", "Tuners unavailable on this kernel:");
+    for (const u of r.unavailable) out.push(`  ${u.tuner}: ${u.reason}`);
   }
   out.push("", "Hooks (preference order; the chosen one is marked *):");
   for (const h of r.hooks) {

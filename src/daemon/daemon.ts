@@ -16,7 +16,11 @@ import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetim
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
-import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
+import {
+  type TunerContext,
+  type TunerDefinition,
+  unavailableOnThisKernel,
+} from "../tuning/tuner.ts";
 import type { Logger } from "../log/logger.ts";
 import { RingBufferReader } from "../libbpf/ringbuf.ts";
 import { releaseKernelBtf } from "../libbpf/load.ts";
@@ -25,6 +29,7 @@ import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
+import { ANY_NETNS } from "../kernel/netns.ts";
 import type { Proposal } from "../tuning/proposal.ts";
 import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
@@ -230,8 +235,15 @@ export class Daemon {
       }
     }
 
+    const runnable = wanted.filter((d) => {
+      const reason = unavailableOnThisKernel(d);
+      if (reason === null) return true;
+      this.unavailable.push({ def: d, reason });
+      log.info(`tuner ${d.name} is unavailable: ${reason}`, { tuner: d.name });
+      return false;
+    });
     this.probe = probeKernel(
-      wanted.map((d) => ({ tuner: d.name, hooks: d.hooks, object: d.object })),
+      runnable.map((d) => ({ tuner: d.name, hooks: d.hooks, object: d.object })),
       {
         legacy: this.opts.legacy,
         prefer: this.opts.prefer ?? null,
@@ -244,7 +256,7 @@ export class Daemon {
     }
     const cgroup = this.opts.cgroup ?? this.probe.features.cgroup2;
     const fault = new Set(this.opts.faultInject);
-    for (const def of wanted) {
+    for (const def of runnable) {
       const choices = this.probe.choices.filter((c) => c.tuner === def.name);
       const r = loadTuner(def, choices, () => def.create(this.#context(def)), {
         cgroup,
@@ -330,6 +342,9 @@ export class Daemon {
       now: () => performance.now(),
       managers: (sysctl) => this.managers(sysctl),
       isOwnRecentWrite: (sysctl, values) => this.#applier.isOwnRecentWrite(sysctl, values),
+      tunerOverridden: (netns) =>
+        this.journal.isTunerOverridden(netns, def.name) ||
+        this.journal.isTunerOverridden(ANY_NETNS, def.name),
       markOverride: (o) => {
         this.journal.markOverride(o);
         this.gate.forget(o.netns, o.sysctl);

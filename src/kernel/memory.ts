@@ -1,4 +1,4 @@
-/** Memory facts the TCP decisions need: page size and TCP's allocated pages. */
+/** Memory facts the tuners need: page size, TCP's allocated pages, physical memory. */
 import { lib } from "../libbpf/runtime.ts";
 import { parseSockstat } from "./proc/sockstat.ts";
 
@@ -27,4 +27,14 @@ export function tcpAllocatedPages(): number | null {
 export function kernelVersion(release = Deno.osRelease()): { major: number; minor: number } {
   const m = /^(\d+)\.(\d+)/.exec(release);
   return m ? { major: Number(m[1]), minor: Number(m[2]) } : { major: 0, minor: 0 };
+}
+
+/** Physical memory in bytes (/proc/meminfo MemTotal); 0 when unreadable. */
+export function memTotalBytes(text?: string): number {
+  try {
+    const m = /^MemTotal:\s+(\d+)\s+kB/m.exec(text ?? Deno.readTextFileSync("/proc/meminfo"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }

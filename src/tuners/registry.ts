@@ -7,8 +7,13 @@ import type { TunerDefinition } from "../tuning/tuner.ts";
 import { domainLookup } from "../tuning/domain.ts";
 import { sysctlTuner } from "./sysctl.ts";
 import { tcpBufferTuner } from "./tcp_buffer.ts";
+import { neighTableTuner } from "./neigh_table.ts";
 
-export const TUNERS: readonly TunerDefinition[] = [sysctlTuner, tcpBufferTuner];
+export const TUNERS: readonly TunerDefinition[] = [
+  sysctlTuner,
+  tcpBufferTuner,
+  neighTableTuner,
+];
 
 /** Each tuned sysctl's value domain, as its tuner declares it. */
 export const tunableDomain = domainLookup(TUNERS);

@@ -74,6 +74,12 @@ export interface TunerContext {
    * last few seconds: how writes are told apart where the kernel does not name the writer.
    */
   isOwnRecentWrite(sysctl: string, values: string): boolean;
+  /**
+   * True when the administrator took over any of this tuner's sysctls in `netns` (or in every
+   * namespace): for tuners whose sysctls only make sense changed together (bpftune §2.11 disables
+   * the whole tuner per namespace), e.g. neigh_table's three thresholds.
+   */
+  tunerOverridden(netns: string): boolean;
   /** Records that the admin took `sysctl` over in `netns`: it is not tuned until enabled. */
   markOverride(
     o: { netns: string; sysctl: string; tuner: string; pid: number; comm: string },
@@ -116,5 +122,20 @@ export interface TunerDefinition {
   tunables: TunableDecl[];
   scenarios: ScenarioDecl[];
   hooks: HookDecl[];
+  /**
+   * Why the tuner has nothing to do on this kernel whatever attaches (e.g. a limit the kernel no
+   * longer enforces), or null. Checked before probing: such a tuner is neither probed nor loaded,
+   * and `support`, `query tuners` and the start-up log give the reason.
+   */
+  unavailable?(): string | null;
   create(ctx: TunerContext): TunerInstance;
+}
+
+/** The definition's own reason for being unavailable here; a failing check is a reason too. */
+export function unavailableOnThisKernel(def: TunerDefinition): string | null {
+  try {
+    return def.unavailable?.() ?? null;
+  } catch (e) {
+    return `cannot tell whether it can work here: ${(e as Error).message}`;
+  }
 }

@@ -148,7 +148,7 @@ Deno.test({
         assert.equal(report.window.observation, "completed", report.window.reason);
         assert.deepEqual(
           report.tuners.filter((t) => t.status === "active").map((t) => t.tuner),
-          ["tcp_buffer"],
+          ["tcp_buffer", "neigh_table"],
         );
         const f = rmemFinding(report, ns.name);
         assert.deepEqual(f.current, LOW);

@@ -177,8 +177,12 @@ Deno.test({
 
         const tuners = await ask<TunerInfo[]>(sock, "tuners");
         assert.deepEqual(
-          tuners.map((x) => [x.name, x.state]),
-          [["sysctl", "active"], ["tcp_buffer", "active"]],
+          Object.fromEntries(tuners.map((x) => [x.name, x.state])),
+          {
+            sysctl: "active",
+            tcp_buffer: "active",
+            neigh_table: "active",
+          },
         );
         const tunables = await ask<TunableInfo[]>(sock, "tunables");
         const mine = tunables.find((x) => x.name === RMEM && x.netns === ns.name)!;
