@@ -8,11 +8,13 @@ import { domainLookup } from "../tuning/domain.ts";
 import { sysctlTuner } from "./sysctl.ts";
 import { tcpBufferTuner } from "./tcp_buffer.ts";
 import { neighTableTuner } from "./neigh_table.ts";
+import { routeTableTuner } from "./route_table.ts";
 
 export const TUNERS: readonly TunerDefinition[] = [
   sysctlTuner,
   tcpBufferTuner,
   neighTableTuner,
+  routeTableTuner,
 ];
 
 /** Each tuned sysctl's value domain, as its tuner declares it. */

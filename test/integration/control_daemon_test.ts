@@ -182,6 +182,7 @@ Deno.test({
             sysctl: "active",
             tcp_buffer: "active",
             neigh_table: "active",
+            route_table: "unavailable", // max_size is not enforced on this 6.x kernel
           },
         );
         const tunables = await ask<TunableInfo[]>(sock, "tunables");
@@ -407,7 +408,10 @@ Deno.test({
         assert.deepEqual(d.matching(/control connection failed|internal error/), []);
         // Garbage never switched anything off.
         const tuners = await ask<TunerInfo[]>(sock, "tuners");
-        assert.ok(tuners.every((x) => x.state === "active"), JSON.stringify(tuners));
+        assert.ok(
+          tuners.filter((x) => x.name !== "route_table").every((x) => x.state === "active"),
+          JSON.stringify(tuners),
+        );
       });
 
       await t.step("100 concurrent clients all get the right answer", async () => {

@@ -1,0 +1,107 @@
+/**
+ * The route_table tuner: grows a namespace's net.ipv6.route.max_size when its IPv6 destination
+ * cache nears it, on the kernels that still enforce it (up to Linux 6.2). Elsewhere it is
+ * unavailable with the plain reason ("not enforced by this kernel", "no attach point"): in
+ * `support`, `query tuners` and the start-up log, never a load failure.
+ *
+ * bpftune bugs fixed here (bpftune-behaviour.md §2.5, kernel-compat-lessons.md (b)): its
+ * fentry/fib6_age is not traceable on many kernels and failed the whole tuner ("could not load
+ * skeleton: No such process", issues #81, #146) or, once optional, left it loaded but blind; here
+ * every hook is a chain (ip6_dst_gc, then bpftune's fib6_run_gc; fentry then kprobe) and a kernel
+ * without any is reported, not loaded. On 6.3+ kernels, where max_size limits nothing, it does not
+ * pretend to tune. Growth is bounded by memory (bpftune had no ceiling); the decision re-reads the
+ * live value instead of trusting a value computed in BPF.
+ */
+import type { BpfpEvent } from "../daemon/event.ts";
+import { type LearningRate, shiftOf } from "../daemon/learning_rate.ts";
+import { toProposal } from "../daemon/proposal.ts";
+import type { TunerContext, TunerDefinition } from "../daemon/tuner.ts";
+import type { HookDecl } from "../kernel/hooks.ts";
+import { kernelVersion, memTotalBytes } from "../kernel/memory.ts";
+import { netnsKey } from "../kernel/netns.ts";
+import { sysctlPath } from "../kernel/sysctl.ts";
+import type { BpfObject } from "../libbpf/object.ts";
+import routeTableObject from "../../dist/bpf/route_table.bpf.o" with { type: "bytes" };
+import {
+  MAX_SIZE,
+  maxSizeDecision,
+  ROUTE_TABLE_SCENARIOS,
+  ROUTE_TABLE_TUNABLES,
+  ROUTE_TABLE_TUNER,
+  routeMemoryCeiling,
+  unavailableReason,
+} from "./route_table_rules.ts";
+
+/** Event kinds of bpf/route_table.bpf.c. */
+export const RT_KIND = { nearFull: 1 } as const;
+
+const RATE_LIMIT_NS = 1_000_000_000n;
+
+const ROUTE_TABLE_HOOKS: HookDecl[] = [{
+  name: "dst_gc",
+  description: "IPv6 destination cache garbage collection (entries approaching max_size)",
+  candidates: [
+    { kind: "fentry", target: "ip6_dst_gc", program: "bpfp_rt_gc_fe" },
+    { kind: "kprobe", target: "ip6_dst_gc", program: "bpfp_rt_gc_kp" },
+    { kind: "fentry", target: "fib6_run_gc", program: "bpfp_rt_fib_fe" },
+    { kind: "kprobe", target: "fib6_run_gc", program: "bpfp_rt_fib_kp" },
+  ],
+}];
+
+function maxSizeExists(): boolean {
+  try {
+    Deno.statSync(sysctlPath(MAX_SIZE));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const routeTableTuner: TunerDefinition = {
+  name: ROUTE_TABLE_TUNER,
+  id: 6,
+  description: "grows net.ipv6.route.max_size when the IPv6 destination cache fills up (< 6.3)",
+  object: routeTableObject,
+  tunables: ROUTE_TABLE_TUNABLES,
+  scenarios: [...ROUTE_TABLE_SCENARIOS],
+  hooks: ROUTE_TABLE_HOOKS,
+  unavailable: () => unavailableReason(kernelVersion(), maxSizeExists()),
+  create: (ctx) => new RouteTableTuner(ctx),
+};
+
+class RouteTableTuner {
+  readonly #rate: LearningRate;
+  readonly #ceiling = routeMemoryCeiling(memTotalBytes());
+
+  constructor(private readonly ctx: TunerContext) {
+    this.#rate = ctx.learningRate as LearningRate;
+  }
+
+  configure(obj: BpfObject): void {
+    const cfg = new Uint8Array(64);
+    const dv = new DataView(cfg.buffer);
+    dv.setBigUint64(0, RATE_LIMIT_NS, true);
+    dv.setBigUint64(16, BigInt(shiftOf(this.#rate)), true); // param[0]: learning-rate shift
+    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+  }
+
+  onEvent(ev: BpfpEvent): void {
+    if (ev.kind !== RT_KIND.nearFull) return;
+    const netns = netnsKey(ev.netns);
+    const live = this.ctx.read(MAX_SIZE, netns);
+    if (!live) return;
+    this.ctx.log.debug(
+      `${MAX_SIZE}: ${ev.values[0]} dst entries, max_size ${ev.values[1]}, gc_thresh ` +
+        `${ev.values[2]} (${ev.count} hits)`,
+    );
+    const d = maxSizeDecision({
+      live,
+      entries: Number(ev.values[0]),
+      rate: this.#rate,
+      ceiling: this.#ceiling,
+    });
+    if (!d) return;
+    if (d.kind === "at-ceiling") this.ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
+    else this.ctx.propose(toProposal(d.proposal, ROUTE_TABLE_TUNER, netns));
+  }
+}
