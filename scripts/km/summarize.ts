@@ -140,6 +140,19 @@ function judgeDaemon(
   return run;
 }
 
+/**
+ * What the daemon said about tuners that may not run everywhere: route_table tuning (kernels
+ * before 6.3 enforce max_size) or the reason it is unavailable.
+ */
+export function tunerNotes(stderr: string): string[] {
+  const notes: string[] = [];
+  const unavailable = /tuner (route_table) is unavailable: (.*)$/m.exec(stderr);
+  if (unavailable) notes.push(`${unavailable[1]} unavailable: ${unavailable[2]}`);
+  const grew = stderr.match(/change net\.ipv6\.route\.max_size from \d+ -> \d+/g);
+  if (grew) notes.push(`route_table: ${grew.length} change(s), last: ${grew.at(-1)}`);
+  return notes;
+}
+
 /** Judges the product guest script's artifacts in `out`. */
 function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void {
   const rc = Number(firstLine(read(join(out, "support.rc"))) || "-1");
@@ -167,6 +180,7 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
   } else if (existsSync(join(daemonDir, "rc"))) {
     r.daemon = judgeDaemon(daemonDir, r, "daemon");
     if (!r.daemon.tuned) r.notes.push('no tuning line ("Due to ") in the window (best effort)');
+    r.notes.push(...tunerNotes(read(join(daemonDir, "stderr")) ?? ""));
   }
   if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
     r.notes.push("daemon ran with --advise (the host is shared; --host-tune makes it tune)");
