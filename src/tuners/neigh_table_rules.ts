@@ -11,7 +11,7 @@
  * (bpftune shrank on every removal, down to the kernel defaults, over an administrator's
  * settings); thresh1 <= thresh2 <= thresh3 is kept.
  */
-import { clampGrowth, clampShrink, INT_MAX } from "../tuning/domain.ts";
+import { clampGrowth, clampShrink, INT_MAX, POSITIVE_INT_DOMAIN } from "../tuning/domain.ts";
 import {
   grow,
   type LearningRate,
@@ -71,9 +71,13 @@ export const NEIGH_TABLE_TUNABLES: TunableDecl[] = (["ipv4", "ipv6"] as const).f
   return [
     { sysctl: `${p}gc_interval`, values: 1, scope: "global" as const, ...optional },
     { sysctl: `${p}gc_stale_time`, values: 1, scope: "netns" as const, ...optional },
-    { sysctl: `${p}gc_thresh1`, values: 1, scope: "global" as const, ...optional },
-    { sysctl: `${p}gc_thresh2`, values: 1, scope: "global" as const, ...optional },
-    { sysctl: `${p}gc_thresh3`, values: 1, scope: "global" as const, ...optional },
+    ...[1, 2, 3].map((i) => ({
+      sysctl: `${p}gc_thresh${i}`,
+      values: 1,
+      scope: "global" as const,
+      domain: POSITIVE_INT_DOMAIN, // 0 would refuse every entry (thresh3) or run gc constantly
+      ...optional,
+    })),
   ];
 });
 

@@ -12,10 +12,9 @@
  * pretend to tune. Growth is bounded by memory (bpftune had no ceiling); the decision re-reads the
  * live value instead of trusting a value computed in BPF.
  */
-import type { BpfpEvent } from "../daemon/event.ts";
-import { type LearningRate, shiftOf } from "../daemon/learning_rate.ts";
-import { toProposal } from "../daemon/proposal.ts";
-import type { TunerContext, TunerDefinition } from "../daemon/tuner.ts";
+import type { BpfpEvent } from "../tuning/event.ts";
+import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
+import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import { kernelVersion, memTotalBytes } from "../kernel/memory.ts";
 import { netnsKey } from "../kernel/netns.ts";
@@ -100,8 +99,6 @@ class RouteTableTuner {
       rate: this.#rate,
       ceiling: this.#ceiling,
     });
-    if (!d) return;
-    if (d.kind === "at-ceiling") this.ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
-    else this.ctx.propose(toProposal(d.proposal, ROUTE_TABLE_TUNER, netns));
+    this.ctx.apply([d], netns);
   }
 }

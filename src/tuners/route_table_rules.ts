@@ -8,10 +8,10 @@
  * on kernels that do not enforce max_size (6.3 and later) or where no hook attaches, the tuner
  * says so instead of failing to load (bpftune #81, #146) or loading and never firing.
  */
-import { clampGrowth, INT_MAX } from "../daemon/ceilings.ts";
-import { grow, type LearningRate, nearlyFull } from "../daemon/learning_rate.ts";
-import type { ScenarioDecl, TunableDecl } from "../daemon/tuner.ts";
-import type { Decision } from "./tcp_buffer_rules.ts";
+import { clampGrowth, INT_MAX, POSITIVE_INT_DOMAIN } from "../tuning/domain.ts";
+import { grow, type LearningRate, nearlyFull } from "../tuning/learning_rate.ts";
+import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
+import type { Decision } from "../tuning/proposal.ts";
 
 export type { Decision };
 
@@ -20,7 +20,7 @@ export const MAX_SIZE = "net.ipv6.route.max_size";
 
 /** Per namespace; absent when IPv6 is disabled. */
 export const ROUTE_TABLE_TUNABLES: TunableDecl[] = [
-  { sysctl: MAX_SIZE, values: 1, scope: "netns", optional: true },
+  { sysctl: MAX_SIZE, values: 1, scope: "netns", optional: true, domain: POSITIVE_INT_DOMAIN },
 ];
 
 export const ROUTE_TABLE_SCENARIOS: readonly ScenarioDecl[] = [

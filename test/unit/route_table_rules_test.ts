@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { INT_MAX } from "../../src/daemon/ceilings.ts";
+import { INT_MAX } from "../../src/tuning/domain.ts";
 import {
   KERNEL_DEFAULT_MAX_SIZE,
   MAX_SIZE,
@@ -10,12 +10,18 @@ import {
   unavailableReason,
 } from "../../src/tuners/route_table_rules.ts";
 import { routeTableTuner } from "../../src/tuners/route_table.ts";
-import { unavailableOnThisKernel } from "../../src/daemon/tuner.ts";
+import { unavailableOnThisKernel } from "../../src/tuning/tuner.ts";
 import { kernelVersion } from "../../src/kernel/memory.ts";
 
 Deno.test("route_table: bpftune's tunable and scenario, per namespace, optional", () => {
   assert.deepEqual(ROUTE_TABLE_TUNABLES, [
-    { sysctl: "net.ipv6.route.max_size", values: 1, scope: "netns", optional: true },
+    {
+      sysctl: "net.ipv6.route.max_size",
+      values: 1,
+      scope: "netns",
+      optional: true,
+      domain: { min: 1, max: INT_MAX },
+    },
   ]);
   assert.equal(ROUTE_TABLE_SCENARIOS[0].name, "destination table nearly full");
   assert.equal(routeTableTuner.id, 6);
