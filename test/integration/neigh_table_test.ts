@@ -76,7 +76,7 @@ async function withNeighDaemon(
       addVeth(ns);
       setHostThresholds(LOW);
       daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state.dir, cg, ["--allow", "neigh_table", ...extra]),
+        isolatedRunArgs(ns, state.dir, cg, extra.length ? extra : ["--allow", "neigh_table"]),
       );
       await daemon.waitFor(STARTED);
       await body({ ns, daemon, state: state.dir, cg });
@@ -123,7 +123,7 @@ Deno.test({
   name: "neigh_table grows gc_thresh1..3 as the ARP table fills; -R restores all three",
   ignore: !IS_ROOT,
   async fn() {
-    await withNeighDaemon("nt", ["-R"], async ({ ns, daemon }) => {
+    await withNeighDaemon("nt", ["-R", "--allow", "neigh_table"], async ({ ns, daemon }) => {
       const grown = () => hostThresholds()[2] >= 160;
       await addEntries(ns, 0, 400, grown);
       assert.ok(grown(), `gc_thresh3 grew: ${hostThresholds()}`);
@@ -164,7 +164,9 @@ Deno.test({
   name: "neigh_table: an admin sysctl -w of gc_thresh3 stops it (thresh1 and thresh2 too)",
   ignore: !IS_ROOT,
   async fn() {
-    await withNeighDaemon("ntadm", [], async ({ ns, daemon, cg }) => {
+    // bpftune's plugin names work too: every tuner but this one is switched off.
+    const off = ["--disable", "tcp_buffer_tuner.so", "--disable", "route_table_tuner.so"];
+    await withNeighDaemon("ntadm", off, async ({ ns, daemon, cg }) => {
       cg.run(`sysctl -qw ${THRESH[2]}=${LOW[2]}`);
       await daemon.waitFor(
         /modified sysctl 'net\.ipv4\.neigh\.default\.gc_thresh3' that tuner 'neigh_table' uses/,
@@ -174,6 +176,35 @@ Deno.test({
       assert.equal(await daemon.stop("SIGTERM"), 0);
       assert.deepEqual(hostThresholds(), LOW, "nothing changed");
       assert.deepEqual(daemon.matching(/updated thresholds|change net\.ipv4\.neigh/), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "neigh_table shrinks the thresholds back to the start values once the table stays empty",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withNeighDaemon("ntsh", ["--allow", "neigh_table"], async ({ ns, daemon }) => {
+      await addEntries(ns, 0, 400, () => hostThresholds()[2] >= 100);
+      assert.ok(hostThresholds()[2] >= 100, `${hostThresholds()}`);
+      ns.exec(["ip", "neigh", "flush", "dev", "nt0"]);
+      // 30 s of a nearly empty table, then one step a cool-down (1 s) down to the start values.
+      await daemon.waitFor(/reduced thresholds for arp_cache table/, 45_000);
+      const back = await new Promise<boolean>((resolve) => {
+        const t0 = Date.now();
+        const poll = () => {
+          if (hostThresholds().every((v, i) => v === LOW[i])) resolve(true);
+          else if (Date.now() - t0 > 15_000) resolve(false);
+          else setTimeout(poll, 250);
+        };
+        poll();
+      });
+      assert.ok(back, `back at the start values: ${hostThresholds()}`);
+      assert.equal(await daemon.stop("SIGTERM"), 0);
+      assert.ok(
+        daemon.matching(/Scenario 'neighbour table nearly empty' occurred for tunable/).length >= 1,
+      );
+      assert.deepEqual(hostThresholds(), LOW, "not below them either");
     });
   },
 });
