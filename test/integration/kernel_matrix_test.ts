@@ -5,7 +5,7 @@
  * download needs the network and ~1 min, so it is not forced on every test run).
  */
 import assert from "node:assert/strict";
-import { judge, renderMatrix, toJson } from "../../scripts/km/summarize.ts";
+import { judge, renderMatrix, toJson, tunerNotes } from "../../scripts/km/summarize.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = Deno.env.get("BPFPILOT_KM_CACHE") ?? "/var/cache/bpfpilot/kernel-matrix";
@@ -235,6 +235,27 @@ Deno.test("kernel-matrix summary: fault injection wants the daemon up, the failu
   withDir(productRun({}, meta), (d) => {
     assert.equal(judge(d).reason, "fault injection: no chosen hook to inject a fault into");
   });
+});
+
+Deno.test("kernel-matrix summary: route_table's changes or its reason are noted, not judged", () => {
+  assert.deepEqual(
+    tunerNotes(
+      "bpfpilot: tuner route_table is unavailable: net.ipv6.route.max_size is not enforced by " +
+        "this kernel (Linux 6.3 and later ...)\nbpfpilot: bpfpilot started (3 tuners)\n",
+    ),
+    [
+      "route_table unavailable: net.ipv6.route.max_size is not enforced by this kernel " +
+      "(Linux 6.3 and later ...)",
+    ],
+  );
+  assert.deepEqual(
+    tunerNotes(
+      "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 32 -> 40\n" +
+        "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 40 -> 50\n",
+    ),
+    ["route_table: 2 change(s), last: change net.ipv6.route.max_size from 40 -> 50"],
+  );
+  assert.deepEqual(tunerNotes("bpfpilot: bpfpilot started\n"), []);
 });
 
 Deno.test("kernel-matrix: bad options get a clear message and exit 2", () => {
