@@ -153,9 +153,16 @@ Deno.test({
       await daemon.waitFor(UPDATED, 5000);
       await daemon.stop("SIGKILL");
       assert.ok(hostThresholds()[2] > LOW[2]);
-      const out = execFileSync(LAUNCHER, ["rollback", "--state-dir", state], { encoding: "utf8" });
-      assert.deepEqual(hostThresholds(), LOW, out);
-      for (const n of THRESH) assert.match(out, new RegExp(n.replaceAll(".", "\\.")));
+      const r = spawnSync(LAUNCHER, ["rollback", "--state-dir", state], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(hostThresholds(), LOW, r.stderr);
+      assert.match(r.stdout, /restored 3 value\(s\)/);
+      for (const n of THRESH) {
+        assert.match(
+          r.stderr,
+          new RegExp(`Rolling back sysctl values for '${n.replaceAll(".", "\\.")}'`),
+        );
+      }
     });
   },
 });
