@@ -17,7 +17,7 @@ export interface SupportReport {
   features: ProbeResult["features"];
   kinds: KindResult[];
   /** Tuners with nothing to do on this kernel whatever attaches (not probed), and why. */
-  unavailable: { tuner: string; reason: string }[];
+  unavailable?: { tuner: string; reason: string }[];
   hooks: {
     tuner: string;
     hook: string;
@@ -91,7 +91,7 @@ export function renderSupportText(r: SupportReport): string {
   for (const k of r.kinds) {
     out.push(`  ${k.kind.padEnd(kw)}  ${k.ok ? "yes" : "no "}  ${k.ok ? "" : k.reason}`.trimEnd());
   }
-  if (r.unavailable.length > 0) {
+  if (r.unavailable?.length) {
     out.push("", "Tuners unavailable on this kernel:");
     for (const u of r.unavailable) out.push(`  ${u.tuner}: ${u.reason}`);
   }

@@ -38,6 +38,8 @@ export class FakeTunerContext implements TunerContext {
   managed: Record<string, string[]> = {};
   /** "sysctl\0values" of bpfpilot's own recent writes. */
   readonly ownWrites = new Set<string>();
+  /** Namespaces where the admin took one of this tuner's sysctls over. */
+  readonly tunerOverrides = new Set<string>();
 
   constructor(readonly tuner: string) {
     const at = (level: string) => (msg: string) => void this.lines.push({ level, msg });
@@ -85,6 +87,10 @@ export class FakeTunerContext implements TunerContext {
 
   isOwnRecentWrite(sysctl: string, values: string): boolean {
     return this.ownWrites.has(`${sysctl}\0${values}`);
+  }
+
+  tunerOverridden(netns: string): boolean {
+    return this.tunerOverrides.has(netns) || this.tunerOverrides.has("any");
   }
 
   markOverride(o: Override): void {
