@@ -16,39 +16,68 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TUNER_NEIGH_TABLE 3
 #define NT_AF_INET 2
 #define NT_AF_INET6 10
+#define NT_IFNAMSIZ 16
 
-/* Event kinds; keep in sync with src/tuners/neigh_table.ts (NT_KIND). */
-enum {
-	NT_NEAR_FULL = 1,
-	NT_NEAR_EMPTY = 2,
+enum nt_kind {
+	NT_NEAR_FULL = 1,  /* created (or refused) near gc_thresh3 */
+	NT_NEAR_EMPTY = 2, /* released with the table nearly empty */
 };
 
 /* Event flags. */
 #define NT_FLAG_ALLOC_FAILED 1 /* the neighbour could not be created: the table was full */
 #define NT_FLAG_NO_THRESH 2    /* thresholds from userspace's copy (classic tracepoint) */
 
-/* Payload (ev.values): v[0] family, v[1] gc entries, v[2..4] gc_thresh1..3, v[5] ifindex,
- * then the device name in the last 16 bytes (data.s + 48). */
-#define NT_DEV_OFFSET 48
+union nt_payload {
+	struct {
+		__u64 family;	   /* AF_INET, AF_INET6 */
+		__u64 entries;	   /* gc_entries (entries before 4.19) */
+		__u64 thresh[3];   /* gc_thresh1..3 */
+		__u64 ifindex;	   /* 0: unknown */
+		char dev[NT_IFNAMSIZ]; /* "": unknown */
+	} table;
+};
 
-/* config.param[0]: learning-rate shift (2..6); param[1], param[4]: the ARP and ND thresh3 at or
- * below which no nearly-empty event is sent (nothing to shrink); param[2], param[3]: the ARP and
- * ND gc_thresh3 for flavours that cannot read the table (classic tracepoint). */
-static __always_inline __u64 cfg_param(int i, __u64 dflt)
+struct nt_params {
+	__u64 lr_shift;	     /* act within limit >> shift of the limit; 2..6 */
+	__u64 floor_arp;     /* ARP thresh3 at or below which releases are not reported */
+	__u64 thresh3_arp;   /* gc_thresh3 for the classic tracepoint, which cannot read it */
+	__u64 thresh3_nd;
+	__u64 floor_nd;
+};
+
+BPFP_CONTRACT(neigh_table, 3, enum nt_kind, union nt_payload, struct nt_params)
+
+static __always_inline __u64 param_or(__u64 v, __u64 dflt)
 {
-	struct bpfp_config *cfg = bpfp_cfg();
-	if (!cfg || i < 0 || i > 5)
-		return dflt;
-	return cfg->param[i] ? cfg->param[i] : dflt;
+	return v ? v : dflt;
 }
 
 static __always_inline __u64 lr_shift(void)
 {
-	__u64 shift = cfg_param(0, 2);
+	struct bpfp_config *cfg = bpfp_cfg();
+	__u64 shift = cfg ? bpfp_params(cfg)->lr_shift : 2;
 	return shift < 2 || shift > 6 ? 2 : shift;
+}
+
+/* The release threshold (floor) or classic-tracepoint thresh3 of a family, default 1024. */
+static __always_inline long family_floor(long family)
+{
+	struct bpfp_config *cfg = bpfp_cfg();
+	if (!cfg)
+		return 1024;
+	return param_or(family == NT_AF_INET6 ? bpfp_params(cfg)->floor_nd :
+						bpfp_params(cfg)->floor_arp, 1024);
+}
+
+static __always_inline long family_thresh3(long family)
+{
+	struct bpfp_config *cfg = bpfp_cfg();
+	if (!cfg)
+		return 1024;
+	return param_or(family == NT_AF_INET6 ? bpfp_params(cfg)->thresh3_nd :
+						bpfp_params(cfg)->thresh3_arp, 1024);
 }
 
 static __always_inline int nearly_full(long val, long limit)
@@ -81,18 +110,18 @@ static __always_inline void emit(__u16 kind, __u16 flags, struct net_device *dev
 		return;
 	if (dev)
 		netns = bpfp_net_inum(BPF_CORE_READ(dev, nd_net.net));
-	e = bpfp_event_reserve(TUNER_NEIGH_TABLE, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
 	if (!e)
 		return;
 	e->flags = flags;
-	e->data.v[0] = family;
-	e->data.v[1] = entries;
-	e->data.v[2] = t1;
-	e->data.v[3] = t2;
-	e->data.v[4] = t3;
+	bpfp_payload(e)->table.family = family;
+	bpfp_payload(e)->table.entries = entries;
+	bpfp_payload(e)->table.thresh[0] = t1;
+	bpfp_payload(e)->table.thresh[1] = t2;
+	bpfp_payload(e)->table.thresh[2] = t3;
 	if (dev) {
-		e->data.v[5] = BPF_CORE_READ(dev, ifindex);
-		bpf_core_read_str(&e->data.s[NT_DEV_OFFSET], BPFP_DATA_LEN - NT_DEV_OFFSET, &dev->name);
+		bpfp_payload(e)->table.ifindex = BPF_CORE_READ(dev, ifindex);
+		bpf_core_read_str(bpfp_payload(e)->table.dev, NT_IFNAMSIZ, &dev->name);
 	}
 	bpfp_event_submit(e);
 }
@@ -127,8 +156,8 @@ static __always_inline void on_release(struct neighbour *n)
 		return;
 	family = BPF_CORE_READ(tbl, family);
 	t3 = BPF_CORE_READ(tbl, gc_thresh3);
-	/* Only a table grown past where the tuner started can shrink (param[1] ARP, param[4] ND). */
-	if (t3 <= (long)cfg_param(family == NT_AF_INET6 ? 4 : 1, 1024))
+	/* Only a table grown past where the tuner started can shrink (params floor_arp, floor_nd). */
+	if (t3 <= family_floor(family))
 		return;
 	entries = table_entries(tbl);
 	if (!nearly_empty(entries, t3))
@@ -166,7 +195,7 @@ int bpfp_nt_cre_tp(struct trace_event_raw_neigh_create *ctx)
 	family = BPF_CORE_READ(ctx, family);
 	entries = BPF_CORE_READ(ctx, entries);
 	failed = !BPF_CORE_READ(ctx, created);
-	t3 = cfg_param(family == NT_AF_INET6 ? 3 : 2, 1024);
+	t3 = family_thresh3(family);
 	if (!failed && !nearly_full(entries, t3))
 		return 0;
 	emit(NT_NEAR_FULL, NT_FLAG_NO_THRESH | (failed ? NT_FLAG_ALLOC_FAILED : 0), NULL, family,

@@ -13,19 +13,28 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TUNER_ROUTE_TABLE 6
-
-/* Event kinds; keep in sync with src/tuners/route_table.ts (RT_KIND). */
-enum {
-	RT_NEAR_FULL = 1,
+enum rt_kind {
+	RT_NEAR_FULL = 1, /* the namespace's dst cache nears max_size */
 };
 
-/* Payload: v[0] dst entries, v[1] max_size, v[2] gc_thresh. config.param[0]: learning-rate
- * shift (2..6). */
+union rt_payload {
+	struct {
+		__u64 entries;	 /* dst entries (the per-CPU counter's shared part) */
+		__u64 max_size;	 /* net.ipv6.route.max_size */
+		__u64 gc_thresh; /* net.ipv6.route.gc_thresh */
+	} dst;
+};
+
+struct rt_params {
+	__u64 lr_shift; /* act within limit >> shift of the limit; 2..6 */
+};
+
+BPFP_CONTRACT(route_table, 6, enum rt_kind, union rt_payload, struct rt_params)
+
 static __always_inline __u64 lr_shift(void)
 {
 	struct bpfp_config *cfg = bpfp_cfg();
-	__u64 shift = cfg ? cfg->param[0] : 2;
+	__u64 shift = cfg ? bpfp_params(cfg)->lr_shift : 2;
 	return shift < 2 || shift > 6 ? 2 : shift;
 }
 
@@ -48,12 +57,12 @@ static __always_inline void check_net(struct net *net)
 	n = bpfp_rate_limit(netns, RT_NEAR_FULL);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(TUNER_ROUTE_TABLE, RT_NEAR_FULL, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, RT_NEAR_FULL, netns, n);
 	if (!e)
 		return;
-	e->data.v[0] = entries;
-	e->data.v[1] = max_size;
-	e->data.v[2] = BPF_CORE_READ(net, ipv6.ip6_dst_ops.gc_thresh);
+	bpfp_payload(e)->dst.entries = entries;
+	bpfp_payload(e)->dst.max_size = max_size;
+	bpfp_payload(e)->dst.gc_thresh = BPF_CORE_READ(net, ipv6.ip6_dst_ops.gc_thresh);
 	bpfp_event_submit(e);
 }
 

@@ -16,7 +16,6 @@
  * growth is bounded where the prefixes give no limit; shrinking waits for a sustained empty table
  * and never undercuts the start values; missing IPv6 sysctls leave IPv4 tuned (bpftune #13).
  */
-import { cString } from "../tuning/event.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
@@ -27,6 +26,9 @@ import { type AddrPrefix, readAddrPrefixes } from "../kernel/proc/addr_prefixes.
 import { parseStatTable, statGauge } from "../kernel/proc/stat_table.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import neighTableObject from "../../dist/bpf/neigh_table.bpf.o" with { type: "bytes" };
+import { contract } from "../../dist/bpf/neigh_table.contract.ts";
+import { configBytes, readPayload } from "../tuning/contract.ts";
+import { u32Key } from "../libbpf/map.ts";
 import {
   type Decision,
   FAMILIES,
@@ -44,21 +46,10 @@ import {
   type Thresholds,
 } from "./neigh_table_rules.ts";
 
-/** Event kinds and flags of bpf/neigh_table.bpf.c. */
-export const NT_KIND = { nearFull: 1, nearEmpty: 2 } as const;
+/** Event kinds of bpf/neigh_table.bpf.c (from its contract). */
+export const NT_KIND = contract.kinds;
+/** Event flag: the kernel refused a new entry (the table was full). */
 const NT_FLAG_ALLOC_FAILED = 1;
-/** Byte offset of the device name in the payload. */
-const NT_DEV_OFFSET = 48;
-
-/** Config params (bpf/neigh_table.bpf.c): byte offsets in struct bpfp_config. */
-const CFG = {
-  rateLimitNs: 0,
-  shift: 16,
-  /** param[1] / param[4]: thresh3 at or below which releases are not reported, per family. */
-  floor: { ipv4: 24, ipv6: 48 },
-  /** param[2] / param[3]: gc_thresh3 for the classic tracepoint, which cannot read the table. */
-  thresh3: { ipv4: 32, ipv6: 40 },
-} as const;
 
 const RATE_LIMIT_NS = 1_000_000_000n;
 /** The classic tracepoint's copy of gc_thresh3 is refreshed this often (netlink changes). */
@@ -92,7 +83,8 @@ const NEIGH_TABLE_HOOKS: HookDecl[] = [
 
 export const neighTableTuner: TunerDefinition = {
   name: NEIGH_TABLE_TUNER,
-  id: 3,
+  id: contract.id,
+  contract,
   description: "grows the ARP/ND neighbour table thresholds when the table fills up",
   object: neighTableObject,
   tunables: NEIGH_TABLE_TUNABLES,
@@ -135,16 +127,16 @@ class NeighTableTuner {
 
   #writeConfig(): void {
     if (!this.#object) return;
-    const cfg = new Uint8Array(64);
-    const dv = new DataView(cfg.buffer);
-    dv.setBigUint64(CFG.rateLimitNs, RATE_LIMIT_NS, true);
-    dv.setBigUint64(CFG.shift, BigInt(shiftOf(this.#rate)), true);
-    for (const [family, floor] of this.#floor) {
-      dv.setBigUint64(CFG.floor[family], BigInt(floor[2]), true);
-      const live = this.#thresholds(FAMILIES[family]);
-      if (live) dv.setBigUint64(CFG.thresh3[family], BigInt(live[2]), true);
-    }
-    this.#object.map("bpfp_config").update(new Uint8Array(4), cfg);
+    const t3 = (f: NeighFamily) => this.#floor.has(f) ? this.#thresholds(FAMILIES[f])?.[2] ?? 0 : 0;
+    const cfg = configBytes(contract, {
+      rl_interval_ns: RATE_LIMIT_NS,
+      lr_shift: shiftOf(this.#rate),
+      floor_arp: this.#floor.get("ipv4")?.[2] ?? 0,
+      floor_nd: this.#floor.get("ipv6")?.[2] ?? 0,
+      thresh3_arp: t3("ipv4"),
+      thresh3_nd: t3("ipv6"),
+    });
+    this.#object.map("bpfp_config").update(u32Key(0), cfg);
   }
 
   #thresholds(fam: FamilyInfo): Thresholds | null {
@@ -166,29 +158,30 @@ class NeighTableTuner {
   }
 
   onEvent(ev: BpfpEvent): void {
-    const fam = familyOfAf(Number(ev.values[0]));
+    const p = readPayload(ev.data, contract.payload.table);
+    const fam = familyOfAf(Number(p.family));
     if (!fam || !this.#floor.has(fam.family)) return;
-    if (ev.kind === NT_KIND.nearEmpty) {
+    if (ev.kind === NT_KIND.NT_NEAR_EMPTY) {
       this.#streak.get(fam.family)!.empty(this.ctx.now());
       return;
     }
-    if (ev.kind !== NT_KIND.nearFull) return;
+    if (ev.kind !== NT_KIND.NT_NEAR_FULL) return;
     this.#streak.get(fam.family)!.reset();
     if (this.#overridden()) return;
     const live = this.#thresholds(fam);
     if (!live) return;
-    const dev = cString(ev.data.subarray(NT_DEV_OFFSET));
-    const ifindex = Number(ev.values[5]);
+    const dev = p.dev;
+    const ifindex = Number(p.ifindex);
     const netns = netnsKey(ev.netns);
     this.ctx.log.debug(
-      `${fam.table}: ${ev.values[1]} entries, gc_thresh3 ${live[2]} (dev '${dev}', ` +
+      `${fam.table}: ${p.entries} entries, gc_thresh3 ${live[2]} (dev '${dev}', ` +
         `${describeNetns(netns)}, pid ${ev.pid} ${ev.comm}, ${ev.count} hits` +
         `${ev.flags & NT_FLAG_ALLOC_FAILED ? ", an entry was refused" : ""})`,
     );
     const r = growDecisions({
       fam,
       live,
-      entries: Number(ev.values[1]),
+      entries: Number(p.entries),
       allocFailed: (ev.flags & NT_FLAG_ALLOC_FAILED) !== 0,
       rate: this.#rate,
       dev,

@@ -21,6 +21,9 @@ import { netnsKey } from "../kernel/netns.ts";
 import { sysctlPath } from "../kernel/sysctl.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import routeTableObject from "../../dist/bpf/route_table.bpf.o" with { type: "bytes" };
+import { contract } from "../../dist/bpf/route_table.contract.ts";
+import { configBytes, readPayload } from "../tuning/contract.ts";
+import { u32Key } from "../libbpf/map.ts";
 import {
   MAX_SIZE,
   maxSizeDecision,
@@ -31,8 +34,8 @@ import {
   unavailableReason,
 } from "./route_table_rules.ts";
 
-/** Event kinds of bpf/route_table.bpf.c. */
-export const RT_KIND = { nearFull: 1 } as const;
+/** Event kinds of bpf/route_table.bpf.c (from its contract). */
+export const RT_KIND = contract.kinds;
 
 const RATE_LIMIT_NS = 1_000_000_000n;
 
@@ -58,7 +61,8 @@ function maxSizeExists(): boolean {
 
 export const routeTableTuner: TunerDefinition = {
   name: ROUTE_TABLE_TUNER,
-  id: 6,
+  id: contract.id,
+  contract,
   description: "grows net.ipv6.route.max_size when the IPv6 destination cache fills up (< 6.3)",
   object: routeTableObject,
   tunables: ROUTE_TABLE_TUNABLES,
@@ -77,25 +81,26 @@ class RouteTableTuner {
   }
 
   configure(obj: BpfObject): void {
-    const cfg = new Uint8Array(64);
-    const dv = new DataView(cfg.buffer);
-    dv.setBigUint64(0, RATE_LIMIT_NS, true);
-    dv.setBigUint64(16, BigInt(shiftOf(this.#rate)), true); // param[0]: learning-rate shift
-    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+    const cfg = configBytes(contract, {
+      rl_interval_ns: RATE_LIMIT_NS,
+      lr_shift: shiftOf(this.#rate),
+    });
+    obj.map("bpfp_config").update(u32Key(0), cfg);
   }
 
   onEvent(ev: BpfpEvent): void {
-    if (ev.kind !== RT_KIND.nearFull) return;
+    if (ev.kind !== RT_KIND.RT_NEAR_FULL) return;
+    const p = readPayload(ev.data, contract.payload.dst);
     const netns = netnsKey(ev.netns);
     const live = this.ctx.read(MAX_SIZE, netns);
     if (!live) return;
     this.ctx.log.debug(
-      `${MAX_SIZE}: ${ev.values[0]} dst entries, max_size ${ev.values[1]}, gc_thresh ` +
-        `${ev.values[2]} (${ev.count} hits)`,
+      `${MAX_SIZE}: ${p.entries} dst entries, max_size ${p.max_size}, gc_thresh ` +
+        `${p.gc_thresh} (${ev.count} hits)`,
     );
     const d = maxSizeDecision({
       live,
-      entries: Number(ev.values[0]),
+      entries: Number(p.entries),
       rate: this.#rate,
       ceiling: this.#ceiling,
     });

@@ -50,7 +50,7 @@ function nearFull(af: number, entries: number, flags = 0) {
   const dv = new DataView(data.buffer);
   dv.setBigUint64(0, BigInt(af), true);
   dv.setBigUint64(8, BigInt(entries), true);
-  const ev = decodeEvent(encodeEvent({ tuner: 3, kind: NT_KIND.nearFull, flags }));
+  const ev = decodeEvent(encodeEvent({ tuner: 3, kind: NT_KIND.NT_NEAR_FULL, flags }));
   // dev name "lo" at byte 48 of the payload; ifindex 1 in v[5]
   data.set(new TextEncoder().encode("lo"), 48);
   dv.setBigUint64(40, 1n, true);
@@ -114,7 +114,7 @@ Deno.test({
     f.t.onEvent!(nearFull(2, 80));
     const grown = f.values[T("ipv4", 3)];
     assert.equal(grown, 100);
-    const empty = { ...nearFull(2, 0), kind: NT_KIND.nearEmpty };
+    const empty = { ...nearFull(2, 0), kind: NT_KIND.NT_NEAR_EMPTY };
     f.t.onEvent!(empty);
     const before = f.proposals.length;
     f.state.now = NEARLY_EMPTY_SUSTAIN_MS - 1;
