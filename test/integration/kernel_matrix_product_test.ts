@@ -24,6 +24,7 @@ interface KernelResult {
     | null;
   daemon: { exit: number; tuned: boolean } | null;
   fault: { hook: string; ok: boolean }[] | null;
+  notes: string[];
 }
 
 Deno.test({
@@ -61,6 +62,21 @@ Deno.test({
         assert.ok(rcv?.chosen, `${k.label}: rcvbuf attached`);
         const sy = k.support!.hooks.find((h) => h.tuner === "sysctl");
         assert.equal(sy?.chosen, "cgroup", `${k.label}: admin-override detection attached`);
+        const nc = k.support!.hooks.find((h) =>
+          h.tuner === "neigh_table" && h.hook === "neigh_create"
+        );
+        assert.ok(nc?.chosen, `${k.label}: neigh_table's neigh_create attached`);
+        // route_table: loads where max_size is enforced (5.10, 6.1), else says why not.
+        const rt = k.support!.hooks.find((h) => h.tuner === "route_table");
+        if (k.label === "5.10" || k.label === "6.1") {
+          assert.ok(rt?.chosen, `${k.label}: route_table's dst_gc attached`);
+        } else {
+          assert.equal(rt, undefined, `${k.label}: route_table not probed`);
+          assert.ok(
+            k.notes.some((n) => /^route_table unavailable: .*not enforced by this kernel/.test(n)),
+            `${k.label}: ${k.notes.join("; ")}`,
+          );
+        }
       }
     } finally {
       rmSync(results, { recursive: true, force: true });
