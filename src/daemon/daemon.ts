@@ -4,7 +4,7 @@
  * exit. No single tuner, hook or event can take it down.
  */
 import { decodeEvent, EventFormatError } from "../tuning/event.ts";
-import { DEFAULT_STATE_DIR, Journal } from "./journal.ts";
+import { DEFAULT_STATE_DIR, Journal, valueText } from "./journal.ts";
 import { RateGate } from "./rate_gate.ts";
 import { DaemonStats } from "./stats.ts";
 import { liveSysctls, type SysctlIO } from "./sysctl_io.ts";
@@ -15,6 +15,7 @@ import { summaryLines, undoLines } from "./summary.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
+import { findLostOverrides } from "./lost_overrides.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
 import {
   type TunerContext,
@@ -27,6 +28,7 @@ import { releaseKernelBtf } from "../libbpf/load.ts";
 import { setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
+import { describeNetns } from "../kernel/netns.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -109,6 +111,8 @@ export class Daemon {
   #reader: RingBufferReader | null = null;
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
+  /** Override-detector events lost so far (a rise triggers a comparison of live values). */
+  #overrideEventsLost = 0;
   #stopped: Promise<void>;
 
   constructor(readonly opts: DaemonOptions) {
@@ -341,6 +345,12 @@ export class Daemon {
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
       now: () => performance.now(),
       managers: (sysctl) => this.managers(sysctl),
+      managedSysctls: () => [
+        ...new Set(
+          this.#defs.filter((d) => !this.disabled.includes(d.name))
+            .flatMap((d) => d.tunables.map((t) => t.sysctl)),
+        ),
+      ],
       isOwnRecentWrite: (sysctl, values) => this.#applier.isOwnRecentWrite(sysctl, values),
       tunerOverridden: (netns) =>
         this.journal.isTunerOverridden(netns, def.name) ||
@@ -417,6 +427,37 @@ export class Daemon {
       }
       const k = this.kernelCounters(t);
       if (k) this.stats.tunerEvents(t.def.name).dropped = k.dropped;
+      if (k && t.def.name === "sysctl" && k.dropped > this.#overrideEventsLost) {
+        this.#overrideEventsLost = k.dropped;
+        this.#recoverLostOverrides();
+      }
+    }
+  }
+
+  /** Admin writes whose events were lost: any value we wrote that is no longer live. */
+  #recoverLostOverrides(): void {
+    const found = findLostOverrides(
+      this.journal.changedEntries(),
+      (netns, sysctl) => this.journal.isOverridden(netns, sysctl),
+      (netns, sysctl) => this.io.read(sysctl, netns),
+    );
+    for (const o of found) {
+      for (const tuner of this.managers(o.sysctl)) {
+        this.log.notice(
+          `sysctl '${o.sysctl}' that tuner '${tuner}' uses was changed by someone else ` +
+            `(override events were lost; now ${valueText(o.live)}); no longer tuning it in ` +
+            `${describeNetns(o.netns)} (run 'bpfpilot enable ${o.sysctl}' to resume)`,
+          { tuner, sysctl: o.sysctl, netns: o.netns },
+        );
+        this.journal.markOverride({
+          netns: o.netns,
+          sysctl: o.sysctl,
+          tuner,
+          pid: 0,
+          comm: "unknown (its event was lost)",
+        });
+        this.gate.forget(o.netns, o.sysctl);
+      }
     }
   }
 

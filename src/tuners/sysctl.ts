@@ -1,8 +1,10 @@
 /**
- * The sysctl tuner: admin-override detection. A cgroup/sysctl program reports every sysctl write
- * by another process; when the sysctl is one a tuner manages, that sysctl is no longer touched in
- * that namespace (persisted in the journal until `bpfpilot enable`). Exact name matching: bpftune
- * matched a substring of the last two path components and could hit unrelated sysctls.
+ * The sysctl tuner: admin-override detection. A cgroup/sysctl program reports writes to the
+ * sysctls tuners manage (this tuner fills the program's name map) by a privileged writer (root or
+ * CAP_NET_ADMIN in the initial user namespace), folded per (namespace, sysctl); that sysctl is no
+ * longer touched in that namespace (persisted in the journal until `bpfpilot enable`). Exact name
+ * matching: bpftune matched a substring of the last two path components and could hit unrelated
+ * sysctls.
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { ANY_NETNS, describeNetns, netnsInumOf, netnsKey } from "../kernel/netns.ts";
@@ -14,6 +16,16 @@ import { u32Key } from "../libbpf/map.ts";
 
 /** The kernel could not name the writer: the event carries the name and new value instead. */
 const SY_FLAG_NO_WRITER = 1;
+
+/** Key of the program's managed-name map: the name relative to /proc/sys, NUL-padded. */
+export const SY_NAME_LEN = 64;
+export function managedNameKey(sysctl: string): Uint8Array | null {
+  const bytes = new TextEncoder().encode(sysctl.replaceAll(".", "/"));
+  if (bytes.length >= SY_NAME_LEN) return null;
+  const key = new Uint8Array(SY_NAME_LEN);
+  key.set(bytes);
+  return key;
+}
 
 /** The first word of a process's command line, or null once it has exited. */
 export function commandOf(pid: number): string | null {
@@ -58,6 +70,12 @@ export const sysctlTuner: TunerDefinition = {
       configure(obj) {
         // Ignore our own writes: the program compares the writer's tgid with own_tgid.
         obj.map("bpfp_config").update(u32Key(0), configBytes(contract, { own_tgid: Deno.pid }));
+        // Only writes to these reach userspace; the index keys the per-sysctl folding.
+        const managed = obj.map("bpfp_sy_managed");
+        ctx.managedSysctls().forEach((sysctl, i) => {
+          const key = managedNameKey(sysctl);
+          if (key) managed.update(key, u32Key(i + 1));
+        });
       },
       onEvent(ev) {
         if (ev.kind !== contract.kinds.SY_WRITE) return;

@@ -85,6 +85,10 @@ export class FakeTunerContext implements TunerContext {
     return this.managed[sysctl] ?? [];
   }
 
+  managedSysctls(): string[] {
+    return Object.keys(this.managed);
+  }
+
   isOwnRecentWrite(sysctl: string, values: string): boolean {
     return this.ownWrites.has(`${sysctl}\0${values}`);
   }
