@@ -83,6 +83,8 @@ export interface DaemonOptions {
 }
 
 const TICK_MS = 1000;
+/** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
+const FATAL_EXIT_MS = 5000;
 
 export class DaemonStartError extends Error {
   constructor(message: string) {
@@ -114,6 +116,8 @@ export class Daemon {
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
   #stopped: Promise<void>;
+  /** An error nothing caught (the global handler saw it): the daemon stops and exits 1. */
+  #fatal: unknown = null;
 
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
@@ -151,6 +155,22 @@ export class Daemon {
     const onSignal = () => this.stop();
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
+    // A bug anywhere must not kill the daemon silently: log it, shut down the normal way (summary,
+    // detach, rollback with -R) and exit 1; if that hangs, exit 1 anyway.
+    const onUncaught = (e: Event) => {
+      e.preventDefault();
+      const err = (e as PromiseRejectionEvent).reason ?? (e as ErrorEvent).error;
+      if (this.#fatal !== null) return;
+      this.#fatal = err ?? "unknown error";
+      this.log.error(
+        `internal error: ${err instanceof Error ? err.message : String(err)}; stopping` +
+          (this.opts.rollbackOnExit ? " and restoring the original values" : ""),
+      );
+      this.stop();
+      Deno.unrefTimer(setTimeout(() => Deno.exit(1), FATAL_EXIT_MS));
+    };
+    globalThis.addEventListener("unhandledrejection", onUncaught);
+    globalThis.addEventListener("error", onUncaught);
     try {
       try {
         await this.#start();
@@ -168,8 +188,10 @@ export class Daemon {
       await loop;
       await this.#closeServers();
       this.#finish();
-      return 0;
+      return this.#fatal === null ? 0 : 1;
     } finally {
+      globalThis.removeEventListener("unhandledrejection", onUncaught);
+      globalThis.removeEventListener("error", onUncaught);
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGTERM", onSignal);
     }
@@ -324,6 +346,10 @@ export class Daemon {
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
     );
     await this.opts.onReady?.(this);
+    if (this.opts.faultInject.includes("daemon:uncaught")) {
+      // Test switch: an error nothing catches, to exercise the global handler.
+      setTimeout(() => Promise.reject(new Error("injected uncaught error")), 100);
+    }
   }
 
   #context(def: TunerDefinition): TunerContext {

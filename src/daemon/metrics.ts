@@ -7,6 +7,7 @@
  * (`_bytes`, `_seconds`), `_total` on counters, label values escaped.
  */
 import { VERSION } from "../version.ts";
+import { type HttpLimits, OPENMETRICS_CONTENT_TYPE, serveMetricsHttp } from "./metrics_http.ts";
 
 /** A sysctl value as the kernel reports it; numeric strings are accepted, others are skipped. */
 export type MetricValue = number | bigint | string;
@@ -79,8 +80,7 @@ export async function sampleProcess(): Promise<ProcessSample> {
   };
 }
 
-export const OPENMETRICS_CONTENT_TYPE =
-  "application/openmetrics-text; version=1.0.0; charset=utf-8";
+export { OPENMETRICS_CONTENT_TYPE };
 
 /** Escapes a label value: backslash, double quote and line feed (OpenMetrics ABNF). */
 export function escapeLabelValue(value: string): string {
@@ -297,20 +297,16 @@ export interface MetricsServer {
 
 export interface MetricsServerOptions {
   allowNonLoopback?: boolean;
-  /** Where render failures are reported (the scrape itself gets a 500). */
+  /** Where render and accept failures are reported (a scrape itself gets a 500). */
   onError?: (message: string) => void;
-}
-
-function textResponse(status: number, body: string, headers: Record<string, string> = {}) {
-  return new Response(body, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
-  });
+  /** Connection cap, deadlines, cache lifetime (tests); default DEFAULT_HTTP_LIMITS. */
+  limits?: HttpLimits;
 }
 
 /**
- * Serves `GET /metrics` with `render()`'s output. Binding happens before this returns, so an
- * address in use or a bad address is reported to the caller at once.
+ * Serves `GET /metrics` with `render()`'s output (see metrics_http.ts for the limits that keep a
+ * local user from exhausting the daemon). Binding happens before this returns, so an address in
+ * use or a bad address is reported to the caller at once.
  */
 export function startMetricsServer(
   addr: string,
@@ -318,28 +314,9 @@ export function startMetricsServer(
   options: MetricsServerOptions = {},
 ): MetricsServer {
   const { hostname, port } = parseListenAddress(addr, options);
-  const handler = async (request: Request): Promise<Response> => {
-    const path = new URL(request.url).pathname;
-    if (path !== "/metrics") {
-      return textResponse(404, "not found; metrics are served at /metrics\n");
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return textResponse(405, "only GET and HEAD are supported\n", { allow: "GET, HEAD" });
-    }
-    try {
-      const body = await render();
-      return new Response(request.method === "HEAD" ? null : body, {
-        headers: { "content-type": OPENMETRICS_CONTENT_TYPE },
-      });
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      options.onError?.(`metrics rendering failed: ${message}`);
-      return textResponse(500, "metrics rendering failed; see the bpfpilot log\n");
-    }
-  };
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Deno.TcpListener;
   try {
-    server = Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    listener = Deno.listen({ hostname, port, transport: "tcp" });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new MetricsListenError(
@@ -364,9 +341,5 @@ export function startMetricsServer(
       }`,
     );
   }
-  return {
-    hostname: server.addr.hostname,
-    port: server.addr.port,
-    close: () => server.shutdown(),
-  };
+  return serveMetricsHttp(listener, render, options.onError ?? (() => {}), options.limits);
 }
