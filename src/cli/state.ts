@@ -1,7 +1,7 @@
 /** `bpfpilot rollback` and `bpfpilot enable`: acting on the journal from the command line. */
 import { Command } from "@commander-js/extra-typings";
 import { DEFAULT_STATE_DIR, Journal, JournalError, valueText } from "../daemon/journal.ts";
-import { rollbackFromJournal } from "../daemon/rollback.ts";
+import { rollbackFromJournal, vettedRollbackPlan } from "../daemon/rollback.ts";
 import { liveSysctls } from "../daemon/sysctl_io.ts";
 import { tunableDomain } from "../tuners/registry.ts";
 import { describeNetns } from "../kernel/netns.ts";
@@ -9,9 +9,10 @@ import { sysctlWLine } from "../kernel/sysctl.ts";
 import { createLogger } from "../log/logger.ts";
 import { requireRoot, UserError } from "./errors.ts";
 
+/** The journal of an existing state directory (rollback and enable never create one). */
 function openJournal(dir: string): Journal {
   try {
-    return Journal.open(dir);
+    return Journal.open(dir, { create: false });
   } catch (e) {
     if (e instanceof JournalError) throw new UserError(e.message);
     throw e;
@@ -37,6 +38,7 @@ the state file is corrupt (it is left untouched), or not root.`,
       if (opts.dryRun) {
         requireRoot("bpfpilot rollback --dry-run", `it reads the journal in ${dir}, root's only`);
       } else requireRoot("bpfpilot rollback", "it writes sysctls");
+      const journal = openJournal(dir);
       const pid = Journal.daemonPid(dir);
       if (pid !== null && !opts.dryRun) {
         throw new UserError(
@@ -45,9 +47,8 @@ the state file is corrupt (it is left untouched), or not root.`,
             `'bpfpilot rollback --dry-run'`,
         );
       }
-      const journal = openJournal(dir);
       if (opts.dryRun) {
-        const plan = journal.planRollback((netns, s) => liveSysctls().read(s, netns));
+        const plan = vettedRollbackPlan(journal, liveSysctls(tunableDomain));
         for (const step of plan.restore) {
           const line = typeof step.to === "string"
             ? sysctlWLine(step.sysctl, step.to)
@@ -66,13 +67,16 @@ the state file is corrupt (it is left untouched), or not root.`,
       const log = createLogger({ target: "stderr" });
       const r = rollbackFromJournal(journal, liveSysctls(tunableDomain), log);
       journal.close();
-      const changed = r.skipped.filter((s) => s.code !== "at-original").length;
+      const changed = r.skipped.filter((s) => s.code !== "at-original" && s.code !== "refused")
+        .length;
+      const refused = r.skipped.filter((s) => s.code === "refused").length;
       console.log(
         `bpfpilot: restored ${r.restored.length} value(s)` +
           (changed ? `, left ${changed} alone` : "") +
+          (refused ? `, refused ${refused} not bpfpilot's` : "") +
           (r.failed.length ? `, ${r.failed.length} failed` : ""),
       );
-      setExit(r.failed.length ? 1 : 0);
+      setExit(r.failed.length || refused ? 1 : 0);
     });
 }
 

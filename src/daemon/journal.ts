@@ -49,6 +49,7 @@ import {
   sameStamp,
   stampOf,
 } from "./journal_log.ts";
+import { prepareStateDir, StateDirError, StateDirIoError } from "./state_dir.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
 export const STATE_FORMAT = "bpfpilot-state";
@@ -64,7 +65,14 @@ const LOG_TEMP_PREFIX = ".state.log.tmp-";
 const COMPACT_MIN_RECORDS = 256;
 
 /** "busy": another daemon holds `daemon.lock`. */
-export type JournalErrorKind = "corrupt" | "foreign" | "newer" | "io" | "busy";
+export type JournalErrorKind =
+  | "corrupt"
+  | "foreign"
+  | "newer"
+  | "io"
+  | "busy"
+  | "missing"
+  | "untrusted";
 
 export class JournalError extends Error {
   override name = "JournalError";
@@ -124,8 +132,9 @@ export interface RollbackStep {
 }
 
 /** "at-original": nothing to do (safe to forget); "changed": someone else wrote it since;
- * "unreadable": the sysctl or its namespace cannot be read now. */
-export type RollbackSkipCode = "at-original" | "changed" | "unreadable";
+ * "unreadable": the sysctl or its namespace cannot be read now; "refused": not a sysctl or value
+ * bpfpilot would ever have written (see restorable.ts). */
+export type RollbackSkipCode = "at-original" | "changed" | "unreadable" | "refused";
 
 export interface RollbackSkip {
   netns: string;
@@ -147,6 +156,8 @@ export type ReadLive = (netns: string, sysctl: string) => SysctlValue | null;
 export interface JournalOptions {
   /** Clock for timestamps (tests). */
   now?: () => Date;
+  /** Create the state directory when absent (the daemon); false: it must exist (rollback). */
+  create?: boolean;
 }
 
 interface State {
@@ -487,12 +498,63 @@ function serializeState(state: State): string {
 // ---------------------------------------------------------------------------------------------
 // Files
 
+/** Far above any real journal (records are pruned and capped); a bigger file is not ours. */
+export const MAX_STATE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The state file's text, or null when absent. Only a regular file is read (a FIFO would hang the
+ * daemon, a device would never end), checked again after opening, and at most MAX_STATE_BYTES.
+ */
 function readStateText(file: string): string | null {
+  let f: Deno.FsFile;
   try {
-    return Deno.readTextFileSync(file);
+    const before = Deno.lstatSync(file);
+    if (before.isDirectory) throw ioError("read", file, { code: "EISDIR" });
+    if (!before.isFile) {
+      throw new JournalError(
+        "corrupt",
+        file,
+        `${file} is not a regular file (a symlink, FIFO or device); bpfpilot does not read it. ` +
+          `Move it away (the journal is recreated empty) and check who put it there`,
+      );
+    }
+    f = Deno.openSync(file, { read: true });
+    const after = f.statSync();
+    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
+      f.close();
+      throw new JournalError("corrupt", file, `${file} was replaced while being opened; retry`);
+    }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw ioError("read", file, err);
+  }
+  try {
+    // Sized by fstat, grown only if the file grows meanwhile, never past the cap.
+    let buf = new Uint8Array(Math.min((f.statSync().size ?? 0) + 1, MAX_STATE_BYTES + 1));
+    let used = 0;
+    for (;;) {
+      if (used === buf.length) {
+        const bigger = new Uint8Array(Math.min(buf.length * 2, MAX_STATE_BYTES + 1));
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = f.readSync(buf.subarray(used));
+      if (n === null || n === 0) break;
+      used += n;
+      if (used > MAX_STATE_BYTES) {
+        throw new JournalError(
+          "corrupt",
+          file,
+          `${file} is larger than ${MAX_STATE_BYTES} bytes, far more than bpfpilot ever writes; ` +
+            `move it away and check who wrote it`,
+        );
+      }
+    }
+    return new TextDecoder().decode(buf.subarray(0, used));
+  } catch (err) {
+    throw ioError("read", file, err);
+  } finally {
+    f.close();
   }
 }
 
@@ -529,14 +591,6 @@ function writeAtomically(dir: string, file: string, text: string): void {
     fsyncDir(dir);
   } catch (err) {
     throw ioError("flush the directory of", file, err);
-  }
-}
-
-function ensureDir(dir: string): void {
-  try {
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw ioError("create the state directory", dir, err);
   }
 }
 
@@ -605,7 +659,13 @@ export class Journal {
 
   /** Opens (creating the directory 0700 if needed) and validates the state file. */
   static open(dir: string = DEFAULT_STATE_DIR, opts: JournalOptions = {}): Journal {
-    ensureDir(dir);
+    try {
+      prepareStateDir(dir, { create: opts.create ?? true });
+    } catch (e) {
+      if (e instanceof StateDirError) throw new JournalError(e.kind, dir, e.message);
+      if (e instanceof StateDirIoError) throw ioError(e.action, e.path, e.cause);
+      throw e;
+    }
     const journal = new Journal(dir, opts.now ?? (() => new Date()));
     try {
       withLock(dir, () => removeStaleTemps(dir));

@@ -4,7 +4,8 @@
  * reported; so is one that cannot be read any more (its namespace is gone).
  */
 import { describeNetns } from "../kernel/netns.ts";
-import type { Journal, RollbackSkip, RollbackStep } from "./journal.ts";
+import type { Journal, RollbackPlan, RollbackSkip, RollbackStep } from "./journal.ts";
+import { refuseRestore } from "./restorable.ts";
 import { valueText } from "./journal.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
 import type { LogLike } from "../tuning/tuner.ts";
@@ -15,8 +16,20 @@ export interface RollbackResult {
   failed: { step: RollbackStep; reason: string }[];
 }
 
-export function rollbackFromJournal(journal: Journal, io: SysctlIO, log: LogLike): RollbackResult {
+/** The journal's plan with every step restorable.ts refuses moved to the skipped ones. */
+export function vettedRollbackPlan(journal: Journal, io: SysctlIO): RollbackPlan {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
+  const restore: RollbackStep[] = [];
+  for (const step of plan.restore) {
+    const why = refuseRestore(step.sysctl, step.to);
+    if (why === null) restore.push(step);
+    else plan.skipped.push({ ...step, code: "refused", reason: why });
+  }
+  return { restore, skipped: plan.skipped };
+}
+
+export function rollbackFromJournal(journal: Journal, io: SysctlIO, log: LogLike): RollbackResult {
+  const plan = vettedRollbackPlan(journal, io);
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   for (const step of plan.restore) {
     const where = describeNetns(step.netns);
@@ -40,6 +53,14 @@ export function rollbackFromJournal(journal: Journal, io: SysctlIO, log: LogLike
   }
   for (const skip of plan.skipped) {
     result.skipped.push(skip);
+    if (skip.code === "refused") {
+      log.error(
+        `refused to roll back '${skip.sysctl}' in ${describeNetns(skip.netns)}: ` +
+          skip.reason,
+        { sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
+      );
+      continue;
+    }
     if (skip.code === "at-original") {
       journal.forget(skip.netns, skip.sysctl);
       continue;
