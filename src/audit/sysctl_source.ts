@@ -2,8 +2,8 @@
  * Where the audit reads sysctls from: the live /proc/sys, or a saved `sysctl -a` dump (--from).
  * Both go through src/kernel/sysctl.ts; this module only adapts its errors to check outcomes.
  */
-import { readFileSync } from "node:fs";
 import { parseSysctlDump, readSysctlText, SysctlError } from "../kernel/sysctl.ts";
+import { readRegularFile, SafeFileError } from "../kernel/safe_file.ts";
 import { AuditError } from "./errors.ts";
 import { normaliseValue } from "./values.ts";
 
@@ -61,7 +61,28 @@ export function dumpSysctls(values: ReadonlyMap<string, string>): SysctlSource {
   };
 }
 
-/** Parses dump text; fails only when nothing in it is a sysctl line. */
+/** A `sysctl -a` of a busy host is a few MB at most; a bigger file is something else. */
+export const MAX_DUMP_BYTES = 16 * 1024 * 1024;
+/** Problem lines listed one by one; the rest are counted. */
+const MAX_SKIPPED_LISTED = 20;
+/** The top-level directories of /proc/sys: a name under none of them is no sysctl. */
+const SYSCTL_ROOTS = new Set([
+  "abi",
+  "crypto",
+  "debug",
+  "dev",
+  "fs",
+  "kernel",
+  "net",
+  "sunrpc",
+  "user",
+  "vm",
+]);
+
+/**
+ * Parses dump text. Fails when it is not `sysctl -a` output: binary, no sysctl of the kernel's
+ * families, or more lines that are not sysctls than lines that are (os-release, random text).
+ */
 export function loadSysctlDump(text: string, label: string): LoadedDump {
   if (text.includes("\0")) {
     throw new AuditError(
@@ -75,11 +96,28 @@ export function loadSysctlDump(text: string, label: string): LoadedDump {
         "create one with `sysctl -a > FILE`",
     );
   }
+  const known = new Map<string, string>();
+  for (const [name, value] of dump) {
+    if (SYSCTL_ROOTS.has(name.split(".")[0])) known.set(name, value);
+  }
+  const strangers = dump.problems.length + dump.size - known.size;
+  if (known.size === 0 || strangers > known.size) {
+    throw new AuditError(
+      `${label} is not \`sysctl -a\` output: ${known.size} of its lines name a sysctl ` +
+        `(kernel.*, net.*, vm.*, ...) and ${strangers} do not; create one with ` +
+        "`sysctl -a > FILE`",
+    );
+  }
   const lines = text.split("\n");
-  const skipped = dump.problems
-    .filter((p) => !continuesMultiLineValue(lines, p.line))
-    .map((p) => `${label}:${p.line}: ${p.reason}`);
-  return { source: dumpSysctls(dump), skipped };
+  const skipped: string[] = [];
+  let more = 0;
+  for (const p of dump.problems) {
+    if (continuesMultiLineValue(lines, p.line)) continue;
+    if (skipped.length < MAX_SKIPPED_LISTED) skipped.push(`${label}:${p.line}: ${p.reason}`);
+    else more++;
+  }
+  if (more) skipped.push(`${label}: ${more} more lines skipped`);
+  return { source: dumpSysctls(known), skipped };
 }
 
 /**
@@ -96,16 +134,12 @@ function continuesMultiLineValue(lines: readonly string[], lineNo: number): bool
 export function readSysctlDumpFile(path: string): LoadedDump {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    // A regular file only (a FIFO would hang, /dev/zero never ends), at most MAX_DUMP_BYTES.
+    text = readRegularFile(path, MAX_DUMP_BYTES);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why = code === "ENOENT"
-      ? "does not exist"
-      : code === "EACCES"
-      ? "is not readable (permission denied)"
-      : code === "EISDIR"
-      ? "is a directory"
-      : `cannot be read (${code ?? String(e)})`;
+    const why = e instanceof SafeFileError
+      ? e.message.replace(/^it /, "")
+      : `cannot be read (${String(e)})`;
     throw new AuditError(`--from ${path} ${why}; pass a file made with \`sysctl -a > FILE\``);
   }
   return loadSysctlDump(text, path);

@@ -156,7 +156,7 @@ export async function runAudit(options: AuditOptions, deps: AuditDeps): Promise<
     const warnings: string[] = [];
     if (options.from !== undefined) {
       const dump = readSysctlDumpFile(options.from);
-      warnings.push(...dump.skipped);
+      for (const w of dump.skipped) warnings.push(w);
       source = { kind: "file", path: options.from, sysctls: dump.source };
     } else {
       const sysctls = liveSysctls(sysctlRoot);
