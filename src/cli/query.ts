@@ -16,7 +16,8 @@ import type {
   TunerInfo,
 } from "../daemon/control/provider.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
-import type { HelpEntry, PlannedRollback } from "../daemon/control/verbs.ts";
+import { type HelpEntry, type PlannedRollback, rollbackCommand } from "../daemon/control/verbs.ts";
+import { refuseRestore } from "../daemon/restorable.ts";
 
 /** Exit statuses of `bpfpilot query`; the same in text and --json mode. */
 export const QUERY_EXIT = {
@@ -167,6 +168,22 @@ function renderSummary(summary: SummaryData): string {
   return lines.join("\n");
 }
 
+/**
+ * The command is rebuilt here from the sysctl's name and values, never copied from the answer:
+ * whatever answers on the socket must not get a line of its choosing under "run these as root".
+ * Only a sysctl a tuner manages, with values in its domain, gets one.
+ */
+function localRollbackCommand(entry: PlannedRollback): string {
+  const numbers = entry.original.map((v) => (/^-?\d+$/.test(String(v)) ? Number(v) : NaN));
+  const refused = refuseRestore(String(entry.sysctl), numbers);
+  if (refused !== null) return `# not restored: ${clean(refused)}`;
+  try {
+    return rollbackCommand({ ...entry, original: numbers });
+  } catch {
+    return "# not restored: the answer names no valid sysctl";
+  }
+}
+
 function renderRollback(plan: PlannedRollback[]): string {
   if (plan.length === 0) return "# nothing to roll back: bpfpilot has not changed any sysctl";
   const lines = [
@@ -177,7 +194,7 @@ function renderRollback(plan: PlannedRollback[]): string {
     lines.push(
       `# ${clean(entry.tuner)}: '${clean(entry.sysctl)}'${where(entry.netns)} is now ` +
         `(${clean(values(entry.current))}), was (${clean(values(entry.original))})`,
-      clean(entry.command),
+      localRollbackCommand(entry),
     );
   }
   return lines.join("\n");
@@ -220,6 +237,7 @@ function exitForClientError(error: ControlClientError): number {
     case "not-running":
       return QUERY_EXIT.notRunning;
     case "permission-denied":
+    case "untrusted":
       return QUERY_EXIT.permission;
     default:
       return QUERY_EXIT.noAnswer;

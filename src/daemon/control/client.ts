@@ -9,8 +9,14 @@ import {
   parseResponseLine,
 } from "./protocol.ts";
 import { DEFAULT_CONTROL_SOCKET, groupName } from "./socket_file.ts";
+import { checkTrustedDir, lstatPath, UntrustedPathError } from "../../kernel/trusted_path.ts";
 
-export type ClientFailure = "not-running" | "permission-denied" | "timeout" | "protocol";
+export type ClientFailure =
+  | "not-running"
+  | "permission-denied"
+  | "untrusted"
+  | "timeout"
+  | "protocol";
 
 export class ControlClientError extends Error {
   constructor(readonly kind: ClientFailure, message: string) {
@@ -53,7 +59,47 @@ async function permissionMessage(path: string): Promise<string> {
   return `permission denied on the bpfpilot control socket ${path}: querying the daemon ${who}`;
 }
 
+/**
+ * Whatever answers on the socket is believed (its rollback plan is printed for root to run), so
+ * the socket must be owned by root (or this user) and sit in a directory no one else can write:
+ * otherwise another account could have put its own socket there.
+ */
+export function checkSocketTrust(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return; // absent: connect() says the daemon is not running
+  }
+  const self = Deno.uid() ?? 0;
+  const why = !info.isSocket
+    ? "it is not a socket"
+    : info.uid !== 0 && info.uid !== self
+    ? `it is owned by uid ${info.uid}, not root`
+    : null;
+  if (why) {
+    throw new ControlClientError(
+      "untrusted",
+      `refusing the control socket ${path}: ${why}; it is not bpfpilot's. Check who created it`,
+    );
+  }
+  try {
+    const cut = path.lastIndexOf("/");
+    const dir = Deno.realPathSync(cut < 0 ? "." : cut === 0 ? "/" : path.slice(0, cut));
+    checkTrustedDir(dir, "control socket directory", lstatPath, self);
+  } catch (e) {
+    if (e instanceof UntrustedPathError) {
+      throw new ControlClientError(
+        "untrusted",
+        `refusing the control socket ${path}: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
 async function connect(path: string): Promise<Deno.UnixConn> {
+  checkSocketTrust(path);
   try {
     return await Deno.connect({ transport: "unix", path });
   } catch (error) {
