@@ -10,7 +10,7 @@ import { REPORT_SCHEMA, REPORT_SCHEMA_VERSION } from "../audit/report.ts";
 import { DEFAULT_STATE_DIR } from "../daemon/journal.ts";
 import { auditCommand, type AuditDeps, defaultAuditDeps } from "./audit.ts";
 import { UserError } from "./errors.ts";
-import { resolveNetns } from "./run.ts";
+import { resolveNetns } from "./run_paths.ts";
 
 interface DaemonAuditFlags {
   netns?: string;

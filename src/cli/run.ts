@@ -10,9 +10,10 @@ import { parseLearningRate } from "../tuning/learning_rate.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { TUNERS } from "../tuners/registry.ts";
-import { netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import { CgroupDirError, mountCgroup2 } from "../kernel/cgroup_dir.ts";
 import { ATTACH_KINDS, type AttachKind } from "../kernel/hooks.ts";
 import { requireRoot, UserError } from "./errors.ts";
+import { checkPathArg, parseCooldown, resolveCgroup, resolveNetns } from "./run_paths.ts";
 import {
   ControlSocketError,
   DEFAULT_CONTROL_SOCKET,
@@ -52,6 +53,7 @@ export interface RunFlags {
   learning_rate?: string;
   libdir?: string;
   port?: string;
+  allowDegraded?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -75,6 +77,10 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     )
     .option("--disable <tuner>", "do not run this tuner (repeatable)", collect)
     .option("-c, --cgroup <dir>", "cgroup v2 directory cgroup programs attach to (default: root)")
+    .option(
+      "--allow-degraded",
+      "start even when admin-override detection or a tuner named with -a cannot load",
+    )
     .option("-L, --legacy", "prefer each hook's fallback attach kinds")
     .addOption(
       new Option("--prefer <kind>", "try this attach kind first on every hook (testing)")
@@ -193,27 +199,6 @@ function makeLogger(flags: RunFlags): Logger {
   });
 }
 
-function parseCooldown(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) {
-    throw new UserError(`--cooldown must be a number of seconds >= 0, not '${v}'`, 2);
-  }
-  return n * 1000;
-}
-
-export function resolveNetns(arg: string): string {
-  const path = arg.includes("/") ? arg : `/run/netns/${arg}`;
-  try {
-    return netnsKey(netnsInumOf(path));
-  } catch {
-    throw new UserError(
-      `--netns ${arg}: no network namespace at ${path} (list them with 'ip netns list')`,
-      2,
-    );
-  }
-}
-
 /** Where a daemon with these flags keeps its runtime files (pid file, probe cache). */
 export function runtimeDir(flags: Pick<RunFlags, "stateDir">): string {
   const dir = flags.stateDir?.replace(/\/+$/, "");
@@ -230,6 +215,11 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   }
   const cooldownMs = parseCooldown(flags.cooldown);
   const onlyNetns = flags.netns === undefined ? null : resolveNetns(flags.netns);
+  const cgroup = flags.cgroup === undefined ? null : resolveCgroup(flags.cgroup);
+  if (flags.stateDir !== undefined) checkPathArg("--state-dir", flags.stateDir);
+  if (typeof flags.controlSocket === "string") {
+    checkPathArg("--control-socket", flags.controlSocket);
+  }
   const controlSocket = controlSocketPath(flags);
   if (controlSocket === null && flags.controlGroup !== undefined) {
     throw new UserError("--control-group needs the control socket; drop --no-control-socket", 2);
@@ -262,6 +252,15 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   const readiness = readinessChannel();
   const log = makeLogger(flags);
   for (const notice of bpftuneNotices(flags)) log.notice(notice);
+  if (cgroup?.mount) {
+    try {
+      mountCgroup2(cgroup.path);
+    } catch (e) {
+      if (e instanceof CgroupDirError) throw new UserError(e.message);
+      throw e;
+    }
+    log.info(`mounted cgroup2 on ${cgroup.path} (-c)`);
+  }
   // The probe cache (valid for one boot) lives with the runtime files of a standard daemon, or in
   // the state directory of one given its own, so such a daemon leaves nothing elsewhere.
   const probeCache = flags.stateDir
@@ -280,7 +279,8 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     rollbackOnExit: flags.rollback ?? false,
     allow: flags.allow?.length ? flags.allow.map(normalizeTunerName) : null,
     disable: (flags.disable ?? []).map(normalizeTunerName),
-    cgroup: flags.cgroup ?? null,
+    cgroup: cgroup?.path ?? null,
+    allowDegraded: flags.allowDegraded ?? false,
     legacy: flags.legacy ?? false,
     prefer: (flags.prefer as AttachKind | undefined) ?? null,
     stateDir: flags.stateDir ?? DEFAULT_STATE_DIR,

@@ -56,6 +56,8 @@ export interface DaemonOptions {
   /** cgroup v2 directory cgroup programs attach to; null = the cgroup2 root. */
   cgroup: string | null;
   legacy: boolean;
+  /** Start even when override detection or a tuner named in `allow` cannot load. */
+  allowDegraded?: boolean;
   /** Try this attach kind first on every hook (testing a flavour on purpose). */
   prefer?: AttachKind | null;
   stateDir: string;
@@ -312,6 +314,7 @@ export class Daemon {
           "every hook)",
       );
     }
+    this.#refuseDegraded();
     if (!this.loaded.some((t) => t.def.tunables.length > 0)) {
       log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
     }
@@ -342,7 +345,7 @@ export class Daemon {
     this.#reader = reader;
     await this.#startServers();
     log.info(
-      `bpfpilot started (${this.loaded.length} tuners, support level ${this.probe.level}` +
+      `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
     );
     await this.opts.onReady?.(this);
@@ -350,6 +353,41 @@ export class Daemon {
       // Test switch: an error nothing catches, to exercise the global handler.
       setTimeout(() => Promise.reject(new Error("injected uncaught error")), 100);
     }
+  }
+
+  /**
+   * Without override detection the daemon would overwrite the administrator's values; a tuner the
+   * user named with -a is what they asked for. Either missing is a start error unless accepted.
+   */
+  #refuseDegraded(): void {
+    // In advise mode nothing is written, so nothing of the administrator's can be overwritten.
+    const missing = this.unavailable.filter((u) =>
+      (u.def.name === "sysctl" && !this.opts.advise) ||
+      (this.opts.allow?.includes(u.def.name) ?? false)
+    );
+    if (missing.length === 0 || this.opts.allowDegraded) return;
+    const what = missing.map((u) =>
+      u.def.name === "sysctl"
+        ? `admin-override detection (tuner sysctl: ${u.reason})`
+        : `tuner ${u.def.name} (${u.reason})`
+    ).join("; ");
+    throw new DaemonStartError(
+      `refusing to start without ${what}: without it bpfpilot would ${
+        missing.some((u) => u.def.name === "sysctl")
+          ? "overwrite values the administrator sets"
+          : "not do what was asked"
+      }. Fix the cause (\`bpfpilot support\` shows every hook), or start anyway with ` +
+        `--allow-degraded`,
+    );
+  }
+
+  /**
+   * The support level that is true of this daemon: the probe's, lowered to "legacy" when a tuner
+   * it wanted is unavailable or a hook is missing.
+   */
+  get level(): string {
+    const degraded = this.unavailable.length > 0 || this.loaded.some((t) => t.missing.length > 0);
+    return degraded && this.probe.level === "full" ? "legacy" : this.probe.level;
   }
 
   #context(def: TunerDefinition): TunerContext {

@@ -82,6 +82,8 @@ export const LIBC_SYMBOLS = {
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
   setns: { parameters: ["i32", "i32"], result: "i32" },
+  // Variadic in C; one integer argument (NS_GET_NSTYPE takes none).
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -201,7 +201,9 @@ for (
     ignore: !IS_ROOT,
     async fn() {
       await scenario("fi", async (ns, state, cg, started) => {
-        const d = DaemonProcess.start(daemonArgs(ns, state, cg), {
+        // Without override detection the daemon refuses unless told to run degraded.
+        const extra = fault.startsWith("sysctl:") ? ["--allow-degraded"] : [];
+        const d = DaemonProcess.start(daemonArgs(ns, state, cg, extra), {
           BPFPILOT_FAULT_INJECT: fault,
         });
         started.push(d);

@@ -1,0 +1,113 @@
+/**
+ * Typos must not silently switch safety off: a wrong -c, --netns, empty strings and non-UTF-8
+ * paths are usage errors (exit 2) naming the fix; an empty directory as -c gets cgroup2 mounted
+ * on it, as bpftune does; without override detection, or without a tuner named with -a, the
+ * daemon refuses to start unless --allow-degraded, and the level it prints is the true one.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { IS_ROOT } from "../support/kernel.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(LAUNCHER, ["run", "--stderr", "--no-control-socket", ...args], {
+    encoding: "utf8",
+    timeout: 30_000,
+    env: { ...Deno.env.toObject(), ...env },
+  });
+}
+
+Deno.test({
+  name: "run: wrong -c, --netns, empty strings and non-UTF-8 paths are usage errors (exit 2)",
+  ignore: !IS_ROOT,
+  fn() {
+    const cases: [string[], RegExp][] = [
+      [["-c", "/nonexistent-cg"], /-c \/nonexistent-cg: no such directory; give a cgroup v2/],
+      [["-c", "/etc/passwd"], /-c \/etc\/passwd is not a directory/],
+      [["-c", "/etc"], /-c \/etc is not a cgroup v2 directory .* and not empty/],
+      [["-c", ""], /empty string/],
+      [["--netns", "/etc/passwd"], /--netns \/etc\/passwd: .* is not a network namespace/],
+      [["--netns", "/proc/self/ns/user"], /is not a network namespace/],
+      [["--cooldown", ""], /--cooldown must be a number of seconds >= 0, not ''/],
+      [["--control-socket", ""], /--control-socket is an empty string/],
+      [["--state-dir", ""], /--state-dir is an empty string/],
+    ];
+    for (const [args, re] of cases) {
+      const r = run(args);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+    }
+    const bad = spawnSync(
+      "sh",
+      ["-c", `exec "$0" run --stderr --state-dir "$(printf '/tmp/bpfp-\\377')"`, LAUNCHER],
+      { encoding: "utf8" },
+    );
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /bytes that are not UTF-8/);
+  },
+});
+
+Deno.test({
+  name: "run -c <empty dir>: cgroup2 is mounted there and override detection attaches to it",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withTestEnv("cgmnt", async ({ ns, cg, state }) => {
+      const dir = Deno.makeTempDirSync({ prefix: "bpfp-cgmnt-" });
+      let mounted = false;
+      try {
+        const args = isolatedRunArgs(ns, state, cg).map((a) => (a === cg.path ? dir : a));
+        const d = DaemonProcess.start(args);
+        try {
+          await d.waitFor(/mounted cgroup2 on/);
+          mounted = true;
+          await d.waitFor(/tuner sysctl: active/);
+          await d.waitFor(/bpfpilot started/);
+          assert.equal(await d.stop(), 0);
+        } finally {
+          await d.stop("SIGKILL").catch(() => {});
+        }
+      } finally {
+        if (mounted) spawnSync("umount", [dir]);
+        Deno.removeSync(dir);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "no override detection, or a tuner named with -a missing: refused unless --allow-degraded",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withTestEnv("degr", async ({ ns, cg, state }) => {
+      const refused = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg), {
+        encoding: "utf8",
+        timeout: 30_000,
+        env: { ...Deno.env.toObject(), BPFPILOT_FAULT_INJECT: "sysctl:load" },
+      });
+      assert.equal(refused.status, 1, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /refusing to start without admin-override detection .*--allow-degraded/,
+      );
+      const named = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg, ["-a", "tcp_buffer"]), {
+        encoding: "utf8",
+        timeout: 30_000,
+        env: { ...Deno.env.toObject(), BPFPILOT_FAULT_INJECT: "tcp_buffer:load" },
+      });
+      assert.equal(named.status, 1, named.stderr);
+      assert.match(named.stderr, /refusing to start without tuner tcp_buffer/);
+
+      const d = DaemonProcess.start(isolatedRunArgs(ns, state, cg, ["--allow-degraded"]), {
+        BPFPILOT_FAULT_INJECT: "sysctl:load",
+      });
+      try {
+        const started = await d.waitFor(/bpfpilot started/);
+        assert.match(started, /support level legacy/, "not 'full' without override detection");
+        assert.equal(await d.stop(), 0);
+      } finally {
+        await d.stop("SIGKILL").catch(() => {});
+      }
+    });
+  },
+});
