@@ -28,7 +28,7 @@ import { releaseKernelBtf } from "../libbpf/load.ts";
 import { setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
-import { describeNetns } from "../kernel/netns.ts";
+import { describeNetns, findNetnsPath, parseNetnsKey } from "../kernel/netns.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -85,6 +85,8 @@ export interface DaemonOptions {
 }
 
 const TICK_MS = 1000;
+/** Journal records of namespaces that are gone are looked for every this many ticks. */
+const PRUNE_EVERY_TICKS = 30;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
 const FATAL_EXIT_MS = 5000;
 
@@ -115,6 +117,7 @@ export class Daemon {
   #reader: RingBufferReader | null = null;
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
+  #ticks = 0;
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
   #stopped: Promise<void>;
@@ -483,6 +486,7 @@ export class Daemon {
   }
 
   #tick(): void {
+    if (++this.#ticks % PRUNE_EVERY_TICKS === 1) this.#pruneGoneNamespaces();
     for (const t of this.loaded) {
       try {
         t.instance.onTick?.();
@@ -495,6 +499,19 @@ export class Daemon {
         this.#overrideEventsLost = k.dropped;
         this.#recoverLostOverrides();
       }
+    }
+  }
+
+  /** Journal records of namespaces that are gone (see Journal.pruneNetns). */
+  #pruneGoneNamespaces(): void {
+    try {
+      const n = this.journal.pruneNetns((key) => {
+        const inum = parseNetnsKey(key);
+        return inum !== null && findNetnsPath(inum) === null;
+      });
+      if (n > 0) this.log.info(`forgot ${n} journal record(s) of network namespaces that are gone`);
+    } catch (e) {
+      this.log.error(`pruning the journal failed: ${(e as Error).message}`);
     }
   }
 

@@ -39,7 +39,7 @@
  */
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { ANY_NETNS } from "../kernel/netns.ts";
+import { ANY_NETNS, GLOBAL_NETNS } from "../kernel/netns.ts";
 import { VERSION } from "../version.ts";
 import {
   appendLines,
@@ -995,6 +995,7 @@ export class Journal {
         !(x.netns === record.netns && x.sysctl === record.sysctl && x.tuner === record.tuner)
       );
       state.overrides.push(record);
+      capOverrides(state);
     });
   }
 
@@ -1041,6 +1042,30 @@ export class Journal {
       const before = state.overrides.length;
       state.overrides = state.overrides.filter((o) => !which(structuredClone(o)));
       return before - state.overrides.length;
+    });
+  }
+
+  // --- bounded state -------------------------------------------------------------------------
+
+  /**
+   * Forgets the entries and overrides of other namespaces that `gone` says no longer exist (their
+   * values cannot be restored, and an inode number is reused by a later namespace). Returns how
+   * many records went.
+   */
+  pruneNetns(gone: (netns: string) => boolean): number {
+    this.refresh();
+    const keys = new Set<string>();
+    for (const e of this.#state.entries) keys.add(e.netns);
+    for (const o of this.#state.overrides) keys.add(o.netns);
+    const dead = new Set(
+      [...keys].filter((k) => k !== GLOBAL_NETNS && k !== ANY_NETNS && gone(k)),
+    );
+    if (dead.size === 0) return 0;
+    return this.#mutate(true, null, (state) => {
+      const before = state.entries.length + state.overrides.length;
+      state.entries = state.entries.filter((e) => !dead.has(e.netns));
+      state.overrides = state.overrides.filter((o) => !dead.has(o.netns));
+      return before - state.entries.length - state.overrides.length;
     });
   }
 
@@ -1161,6 +1186,21 @@ export class Journal {
     this.#logEnd = 0;
     this.#logRecords = 0;
   }
+}
+
+/** Override records kept at most; past it the oldest of other namespaces go first. */
+export const MAX_OVERRIDES = 1024;
+
+function capOverrides(state: State): void {
+  let excess = state.overrides.length - MAX_OVERRIDES;
+  if (excess <= 0) return;
+  state.overrides = state.overrides.filter((o) => {
+    if (excess > 0 && o.netns !== GLOBAL_NETNS && o.netns !== ANY_NETNS) {
+      excess--;
+      return false;
+    }
+    return true;
+  });
 }
 
 function findEntry(state: State, netns: string, sysctl: string): JournalEntry | undefined {

@@ -52,35 +52,61 @@ function matches(path: string, inum: bigint): boolean {
   }
 }
 
+/** Lookups that miss rescan /proc at most this often (named namespaces are always re-read). */
+const PROC_RESCAN_MS = 1000;
+let procScan: { at: number; paths: Map<bigint, string> } | null = null;
+
+function addPath(paths: Map<bigint, string>, p: string): void {
+  try {
+    const inum = netnsInumOf(p);
+    if (!paths.has(inum)) paths.set(inum, p);
+  } catch {
+    // gone meanwhile
+  }
+}
+
+function namedNetnsPaths(): Map<bigint, string> {
+  const paths = new Map<bigint, string>();
+  for (const dir of ["/run/netns", "/var/run/netns"]) {
+    try {
+      for (const e of Deno.readDirSync(dir)) addPath(paths, `${dir}/${e.name}`);
+    } catch {
+      // no named namespaces
+    }
+  }
+  return paths;
+}
+
+/** inum -> /proc/<pid>/ns/net of some process in it, for every namespace in one pass. */
+function procNetnsPaths(): Map<bigint, string> {
+  const paths = new Map<bigint, string>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (/^\d+$/.test(e.name)) addPath(paths, `/proc/${e.name}/ns/net`);
+  }
+  return paths;
+}
+
 /**
  * A path that opens the namespace: a named one (/run/netns) first, else any process in it.
- * Null when no process holds it any more (the namespace is gone).
+ * Null when no process holds it any more (the namespace is gone). One pass over /proc answers
+ * every lookup for PROC_RESCAN_MS, so a thousand gone or unnamed namespaces cost one scan, not a
+ * thousand, and a request never waits for more than one.
  */
 export function findNetnsPath(inum: bigint): string | null {
   const cached = pathCache.get(inum);
   if (cached && matches(cached, inum)) return cached;
   pathCache.delete(inum);
-  const candidates: string[] = [];
-  for (const dir of ["/run/netns", "/var/run/netns"]) {
-    try {
-      for (const e of Deno.readDirSync(dir)) candidates.push(`${dir}/${e.name}`);
-    } catch {
-      // no named namespaces
+  let found = namedNetnsPaths().get(inum);
+  if (!found) {
+    const now = performance.now();
+    if (!procScan || now - procScan.at > PROC_RESCAN_MS) {
+      procScan = { at: now, paths: procNetnsPaths() };
     }
+    found = procScan.paths.get(inum);
   }
-  for (const c of candidates) {
-    if (matches(c, inum)) {
-      pathCache.set(inum, c);
-      return c;
-    }
-  }
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    const p = `/proc/${e.name}/ns/net`;
-    if (matches(p, inum)) {
-      pathCache.set(inum, p);
-      return p;
-    }
+  if (found && matches(found, inum)) {
+    pathCache.set(inum, found);
+    return found;
   }
   return null;
 }
