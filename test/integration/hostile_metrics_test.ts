@@ -30,7 +30,7 @@ function openFds(pid: number): number {
 
 async function scrape(url: string): Promise<{ status: number; body: string; ms: number }> {
   const t0 = performance.now();
-  const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
   return { status: r.status, body: await r.text(), ms: performance.now() - t0 };
 }
 
