@@ -25,17 +25,18 @@ Deno.test({
     const state = tempStateDir();
     try {
       const inum = Deno.statSync(`/run/netns/${ns.name}`).ino;
-      assert.deepEqual(ns.sysctl("net.ipv4.ip_forward"), [0]);
+      // The forged "original" is the opposite of the live value, which we "last wrote".
+      const [now] = ns.sysctl("net.ipv4.ip_forward");
       const j = Journal.open(state.dir);
-      j.recordOriginal(`ns:${inum}`, "net.ipv4.ip_forward", "tcp_buffer", [1], [0]);
-      j.recordWritten(`ns:${inum}`, "net.ipv4.ip_forward", [0]);
+      j.recordOriginal(`ns:${inum}`, "net.ipv4.ip_forward", "tcp_buffer", [1 - now], [now]);
+      j.recordWritten(`ns:${inum}`, "net.ipv4.ip_forward", [now]);
       j.close();
       const dry = cli(["rollback", "--dry-run", "--state-dir", state.dir]);
       assert.doesNotMatch(dry.stdout, /^sysctl -w net\.ipv4\.ip_forward/m, dry.stdout);
       const r = cli(["rollback", "--state-dir", state.dir]);
       assert.equal(r.status, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /refused to roll back 'net\.ipv4\.ip_forward'.*no bpfpilot tuner/);
-      assert.deepEqual(ns.sysctl("net.ipv4.ip_forward"), [0], "not written");
+      assert.deepEqual(ns.sysctl("net.ipv4.ip_forward"), [now], "not written");
     } finally {
       ns.delete();
       state.remove();
