@@ -3,13 +3,13 @@
  * alive. The daemon records nothing for them and still answers `query status` in under 100 ms.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
 import { DaemonProcess, isolatedRunArgs, withTestEnv } from "../support/daemon.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 
 const NAMESPACES = 1000;
-const HOLD_S = 40;
+const HOLD_S = 90; // ended early through the cgroup; creating 1,000 takes ~30 s
 
 Deno.test({
   name: "1,000 unprivileged namespaces leave no records; query status stays under 100 ms",
@@ -57,8 +57,10 @@ Deno.test({
         }
         times.sort((a, b) => a - b);
         assert.ok(times[2] < 100, `query status took ${times.map(Math.round).join(", ")} ms`);
-        const saved = JSON.parse(readFileSync(`${state}/state.json`, "utf8"));
-        assert.equal(saved.overrides.length, 0, "nothing recorded for the users' namespaces");
+        // No state file at all, or one without overrides: nothing recorded for their namespaces.
+        const file = `${state}/state.json`;
+        const overrides = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")).overrides : [];
+        assert.deepEqual(overrides, [], "nothing recorded for the users' namespaces");
         assert.deepEqual(daemon.matching(/modified sysctl/), []);
         assert.equal(await daemon.stop(), 0);
       } finally {
