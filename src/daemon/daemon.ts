@@ -118,6 +118,8 @@ export class Daemon {
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
+  /** Tuners with nothing to do on this kernel: unavailable by design, not a degraded start. */
+  #nothingToDo = new Set<string>();
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
   #stopped: Promise<void>;
@@ -270,6 +272,7 @@ export class Daemon {
       const reason = unavailableOnThisKernel(d);
       if (reason === null) return true;
       this.unavailable.push({ def: d, reason });
+      this.#nothingToDo.add(d.name);
       log.info(`tuner ${d.name} is unavailable: ${reason}`, { tuner: d.name });
       return false;
     });
@@ -386,10 +389,11 @@ export class Daemon {
 
   /**
    * The support level that is true of this daemon: the probe's, lowered to "legacy" when a tuner
-   * it wanted is unavailable or a hook is missing.
+   * it wanted could not load or a hook is missing (a tuner with nothing to do here does not count).
    */
   get level(): string {
-    const degraded = this.unavailable.length > 0 || this.loaded.some((t) => t.missing.length > 0);
+    const degraded = this.unavailable.some((u) => !this.#nothingToDo.has(u.def.name)) ||
+      this.loaded.some((t) => t.missing.length > 0);
     return degraded && this.probe.level === "full" ? "legacy" : this.probe.level;
   }
 

@@ -72,7 +72,7 @@ export const sysctlTuner: TunerDefinition = {
         obj.map("bpfp_config").update(u32Key(0), configBytes(contract, { own_tgid: Deno.pid }));
         // Only writes to these reach userspace; the index keys the per-sysctl folding.
         const managed = obj.map("bpfp_sy_managed");
-        ctx.managedSysctls().forEach((sysctl, i) => {
+        (ctx.managedSysctls?.() ?? []).forEach((sysctl, i) => {
           const key = managedNameKey(sysctl);
           if (key) managed.update(key, u32Key(i + 1));
         });

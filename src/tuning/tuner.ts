@@ -69,8 +69,9 @@ export interface TunerContext {
   now(): number;
   /** Tuners that manage `sysctl` (dotted), in load order: for the admin-override detector. */
   managers(sysctl: string): string[];
-  /** Every sysctl (dotted) a tuner this daemon runs declares: what the detector filters on. */
-  managedSysctls(): string[];
+  /** Every sysctl (dotted) a tuner this daemon runs declares: what the detector filters on (the
+   * daemon always gives it; a fake context without it watches nothing). */
+  managedSysctls?(): string[];
   /**
    * True when bpfpilot itself wrote `values` (text, as the kernel got it) to `sysctl` in the
    * last few seconds: how writes are told apart where the kernel does not name the writer.
