@@ -187,8 +187,10 @@ Examples:
   bpfpilot run --stderr                 tune, log to the terminal
   bpfpilot -dsR                         as bpftune -dsR: debug, stderr, roll back on exit
   bpfpilot run --advise -s -r 2         only say what would change, act at 1/16 of a limit
-Test switch: BPFPILOT_FAULT_INJECT=<tuner>:load|<tuner>:<hook>[,...] forces that tuner's load or
-that hook's attach to fail (the daemon must carry on without it).`;
+Test switch: BPFPILOT_FAULT_INJECT, comma-separated: <tuner>:load, <tuner>:<hook> or
+program:<name> forces that tuner's load, that hook's attach or that program's load to fail (the
+daemon carries on without it, or falls back along the hook's chain); start:<step> fails start-up
+after <step> (journal, probe, tuners, ringbuf, servers), which must release what it acquired.`;
 
 function makeLogger(flags: RunFlags): Logger {
   return createLogger({

@@ -90,6 +90,13 @@ const PRUNE_EVERY_TICKS = 30;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
 const FATAL_EXIT_MS = 5000;
 
+/**
+ * Start-up steps after which BPFPILOT_FAULT_INJECT=start:<step> fails the start (to prove that
+ * whatever was acquired until then is released).
+ */
+export const START_STEPS = ["journal", "probe", "tuners", "ringbuf", "servers"] as const;
+export type StartStep = typeof START_STEPS[number];
+
 export class DaemonStartError extends Error {
   constructor(message: string) {
     super(message);
@@ -114,6 +121,12 @@ export class Daemon {
   metricsServer: MetricsServer | null = null;
   #defs: TunerDefinition[] = [];
   #applier!: ProposalApplier;
+  /**
+   * Everything start-up acquires in the kernel (tracefs mount, each tuner's object with its
+   * links, the ring buffer reader), owned here from the moment it exists and released in reverse
+   * order on every exit path: failed start, stop, or a throw anywhere in between.
+   */
+  #owned = new DisposableStack();
   #reader: RingBufferReader | null = null;
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
@@ -213,6 +226,7 @@ export class Daemon {
     this.journal = Journal.open(this.opts.stateDir);
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
+    this.#checkpoint("journal");
     this.#applier = new ProposalApplier({
       journal: this.journal,
       gate: this.gate,
@@ -285,6 +299,7 @@ export class Daemon {
         verify: false, // loadTuner below falls back along the chains itself
       },
     );
+    this.#checkpoint("probe");
     if (!this.probe.features.btf) {
       log.warn("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF): only hooks that need none can load");
     }
@@ -296,11 +311,20 @@ export class Daemon {
         cgroup,
         faultInject: fault,
         beforeAttach: (c) => {
-          if (c.kind === "tracepoint") this.#tracefs ??= ensureTracefs();
+          if (c.kind === "tracepoint" && !this.#tracefs) {
+            this.#tracefs = this.#owned.adopt(ensureTracefs(), (m) => m.release());
+          }
         },
       });
       if (isLoaded(r)) {
         this.loaded.push(r);
+        this.#owned.defer(() => {
+          try {
+            r.instance.stop?.();
+          } finally {
+            r.object?.close();
+          }
+        });
         const hooks = r.attached.map((a) => `${a.hook} via ${a.kind} ${a.target}`).join(", ");
         log.info(`tuner ${def.name}: ${this.opts.advise ? "advising" : "active"}; ${hooks}`, {
           tuner: def.name,
@@ -325,10 +349,14 @@ export class Daemon {
       log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
     }
 
+    this.#checkpoint("tuners");
     releaseKernelBtf(); // loading is over: give the parsed BTF's memory back
-    const reader = new RingBufferReader({
-      onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
-    });
+    const reader = this.#owned.adopt(
+      new RingBufferReader({
+        onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
+      }),
+      (r) => r.close(),
+    );
     for (const t of this.loaded) {
       if (!t.object) continue;
       const counters = this.stats.tunerEvents(t.def.name);
@@ -349,7 +377,9 @@ export class Daemon {
       });
     }
     this.#reader = reader;
+    this.#checkpoint("ringbuf");
     await this.#startServers();
+    this.#checkpoint("servers");
     log.info(
       `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
@@ -609,21 +639,20 @@ export class Daemon {
 
   #teardown(): void {
     try {
-      this.#reader?.close();
-    } catch {
-      // already gone
+      this.#owned.dispose();
+    } catch (e) {
+      this.log.debug(`releasing resources: ${(e as Error).message}`);
     }
     this.#reader = null;
-    for (const t of this.loaded) {
-      try {
-        t.instance.stop?.();
-      } catch {
-        // best effort
-      }
-      t.object?.close();
-    }
-    this.#tracefs?.release();
     this.#tracefs = null;
+  }
+
+  #checkpoint(step: StartStep): void {
+    if (this.opts.faultInject.includes(`start:${step}`)) {
+      throw new DaemonStartError(
+        `start-up step '${step}' failed: fault injected by BPFPILOT_FAULT_INJECT`,
+      );
+    }
   }
 
   /** For `support`-style reporting of what happened at start. */
