@@ -106,7 +106,10 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
       ),
     )
     .option("--state-dir <dir>", `journal and state directory (default ${DEFAULT_STATE_DIR})`)
-    .option("--cooldown <seconds>", "minimum time between two changes of one sysctl (default 5)")
+    .option(
+      "--cooldown <seconds>",
+      "minimum time between two changes of one sysctl that reverse direction (default 5)",
+    )
     .option(
       "--netns <name|path>",
       "tune only this network namespace (a name under /run/netns or a path such as " +

@@ -1,6 +1,9 @@
 /**
- * Decides whether a proposal may be written now, per (netns, sysctl): one change per cool-down,
- * identical proposals coalesced (the same change is never applied or logged twice), and "can't
+ * Decides whether a proposal may be written now, per (netns, sysctl): a change that reverses the
+ * previous one's direction (or follows a reversal: oscillation) waits out the cool-down; one that
+ * continues in the same direction on fresh evidence waits only the short growth gap, so a limit
+ * far too small grows in a few seconds instead of one step per cool-down. Identical proposals
+ * are coalesced (the same change is never applied or logged twice), and "can't
  * grow, at ceiling" reported once per situation instead of on every event (bpftune #155, #93).
  *
  * Time is passed in (`now`, milliseconds on any monotonic clock), so callers and tests control it.
@@ -11,6 +14,8 @@
 import { type Proposal, sameChange, sameValues } from "../tuning/proposal.ts";
 
 export const DEFAULT_COOLDOWN_MS = 5000;
+/** Between two changes in the same direction (fresh evidence after the previous change). */
+export const DEFAULT_GROWTH_GAP_MS = 500;
 
 export type GateVerdict =
   /** Write it, then call settle() with the outcome. */
@@ -22,26 +27,48 @@ export type GateVerdict =
   /** Another change for this key was admitted and not yet settled. */
   | { kind: "in-flight" }
   /**
-   * A change for this key happened less than the cool-down ago. `repeat` is true when this is
+   * A change for this key happened less than the cool-down (or, continuing in the same
+   * direction, the growth gap) ago. `repeat` is true when this is
    * the same proposal as the previous refused one, so callers can log deferrals once.
    */
   | { kind: "cooling-down"; until: number; repeat: boolean };
 
 export interface RateGateOptions {
-  /** Minimum time between two changes of one sysctl in one netns; default 5000 ms. */
+  /**
+   * Minimum time between two changes of one sysctl in one netns that go in opposite directions
+   * (or any change after such a reversal, and after a failed write); default 5000 ms.
+   */
   cooldownMs?: number;
+  /** Minimum time between two changes in the same direction; default min(500 ms, cooldownMs). */
+  growthGapMs?: number;
+}
+
+/** +1 when every value grows or stays, -1 when every value shrinks or stays, 0 when mixed. */
+export function directionOf(p: Pick<Proposal, "from" | "to">): -1 | 0 | 1 {
+  let up = false, down = false;
+  p.to.forEach((v, i) => {
+    if (v > p.from[i]) up = true;
+    else if (v < p.from[i]) down = true;
+  });
+  return up && !down ? 1 : down && !up ? -1 : 0;
 }
 
 interface KeyState {
   pending?: Proposal;
   lastApplied?: Proposal;
-  cooldownUntil: number;
+  /** When the last change (or failed write) settled; -Infinity before any. */
+  settledAt: number;
+  /** The full cool-down applies to the next change whatever its direction (failed write). */
+  fullCooldown: boolean;
+  /** Directions of the last two applied changes, most recent first. */
+  directions: number[];
   deferred?: Proposal;
   ceilingSituation?: string;
 }
 
 export class RateGate {
   readonly cooldownMs: number;
+  readonly growthGapMs: number;
   readonly #keys = new Map<string, KeyState>();
 
   constructor(options: RateGateOptions = {}) {
@@ -53,6 +80,21 @@ export class RateGate {
       );
     }
     this.cooldownMs = ms;
+    const gap = options.growthGapMs ?? Math.min(DEFAULT_GROWTH_GAP_MS, ms);
+    if (typeof gap !== "number" || !Number.isFinite(gap) || gap < 0) {
+      throw new RangeError(
+        `invalid growth gap ${JSON.stringify(gap)}: use a non-negative number of milliseconds`,
+      );
+    }
+    this.growthGapMs = Math.min(gap, ms);
+  }
+
+  /** Until when a change in direction `dir` must wait. */
+  #waitUntil(state: KeyState, dir: number): number {
+    const [last, before] = state.directions;
+    const continuing = !state.fullCooldown && dir !== 0 && dir === last &&
+      (before === undefined || before === last);
+    return state.settledAt + (continuing ? this.growthGapMs : this.cooldownMs);
   }
 
   admit(proposal: Proposal, now: number): GateVerdict {
@@ -62,10 +104,21 @@ export class RateGate {
       return sameChange(state.pending, proposal) ? { kind: "duplicate" } : { kind: "in-flight" };
     }
     if (state.lastApplied && sameChange(state.lastApplied, proposal)) return { kind: "duplicate" };
-    if (now < state.cooldownUntil) {
+    // The same move from the same value, only a revised target (proportional growth follows the
+    // evidence): nothing changed since it was decided (advise mode, or a write that did not
+    // take), so it is not news either.
+    const last = state.lastApplied;
+    if (
+      last && last.sysctl === proposal.sysctl && sameValues(last.from, proposal.from) &&
+      directionOf(last) === directionOf(proposal)
+    ) {
+      return { kind: "duplicate" };
+    }
+    const until = this.#waitUntil(state, directionOf(proposal));
+    if (now < until) {
       const repeat = state.deferred !== undefined && sameChange(state.deferred, proposal);
       state.deferred = proposal;
-      return { kind: "cooling-down", until: state.cooldownUntil, repeat };
+      return { kind: "cooling-down", until, repeat };
     }
     state.pending = proposal;
     state.deferred = undefined;
@@ -81,10 +134,12 @@ export class RateGate {
     const state = this.#keys.get(keyOf(proposal.netns, proposal.sysctl));
     if (!state?.pending || !sameChange(state.pending, proposal)) return false;
     state.pending = undefined;
-    state.cooldownUntil = now + this.cooldownMs;
+    state.settledAt = now;
+    state.fullCooldown = outcome === "failed";
     if (outcome === "applied") {
       state.lastApplied = proposal;
       state.ceilingSituation = undefined;
+      state.directions = [directionOf(proposal), ...state.directions].slice(0, 2);
     }
     return true;
   }
@@ -135,7 +190,7 @@ export class RateGate {
     const key = keyOf(netns, sysctl);
     let state = this.#keys.get(key);
     if (!state) {
-      state = { cooldownUntil: -Infinity };
+      state = { settledAt: -Infinity, fullCooldown: false, directions: [] };
       this.#keys.set(key, state);
     }
     return state;

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import type { Proposal } from "../../src/tuning/proposal.ts";
-import { DEFAULT_COOLDOWN_MS, RateGate } from "../../src/daemon/rate_gate.ts";
+import {
+  DEFAULT_COOLDOWN_MS,
+  DEFAULT_GROWTH_GAP_MS,
+  directionOf,
+  RateGate,
+} from "../../src/daemon/rate_gate.ts";
 
 function rmem(from: number, to: number, netns = "1", sysctl = "net.ipv4.tcp_rmem"): Proposal {
   return {
@@ -26,13 +31,48 @@ Deno.test("default cool-down is 5 s", () => {
   assert.equal(new RateGate().cooldownMs, 5000);
 });
 
-Deno.test("cool-down: no second change of a key until the cool-down has passed", () => {
+Deno.test("cool-down: no change in the other direction until the cool-down has passed", () => {
   const gate = new RateGate({ cooldownMs: 5000 });
   assert.equal(applyAt(gate, rmem(100, 125), 1000), "apply");
-  const next = rmem(125, 156);
+  const next = rmem(125, 110);
   assert.deepEqual(gate.admit(next, 1001), { kind: "cooling-down", until: 6000, repeat: false });
   assert.deepEqual(gate.admit(next, 5999), { kind: "cooling-down", until: 6000, repeat: true });
   assert.deepEqual(gate.admit(next, 6000), { kind: "apply" }); // exactly at the boundary
+});
+
+Deno.test("growth on fresh evidence: the short gap, not the cool-down", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(DEFAULT_GROWTH_GAP_MS, 500);
+  assert.equal(gate.growthGapMs, 500);
+  assert.equal(applyAt(gate, rmem(100, 400), 1000), "apply");
+  assert.deepEqual(gate.admit(rmem(400, 1600), 1499), {
+    kind: "cooling-down",
+    until: 1500,
+    repeat: false,
+  });
+  assert.equal(applyAt(gate, rmem(400, 1600), 1500), "apply");
+  assert.equal(applyAt(gate, rmem(1600, 3200), 2000), "apply");
+  assert.equal(new RateGate({ cooldownMs: 200 }).growthGapMs, 200, "never above the cool-down");
+});
+
+Deno.test("oscillation: after a reversal every change waits out the cool-down", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 200), 0), "apply");
+  assert.equal(gate.admit(rmem(200, 150), 600).kind, "cooling-down", "a reversal waits");
+  assert.equal(applyAt(gate, rmem(200, 150), 5000), "apply");
+  assert.equal(gate.admit(rmem(150, 120), 5600).kind, "cooling-down", "right after a reversal");
+  assert.equal(applyAt(gate, rmem(150, 120), 10_000), "apply");
+  assert.equal(applyAt(gate, rmem(120, 100), 10_500), "apply", "settled in one direction again");
+});
+
+Deno.test("direction of a change: up, down, or mixed", () => {
+  assert.equal(directionOf({ from: [1, 2, 3], to: [1, 2, 4] }), 1);
+  assert.equal(directionOf({ from: [1, 2, 3], to: [1, 1, 3] }), -1);
+  assert.equal(directionOf({ from: [1, 2, 3], to: [2, 2, 2] }), 0);
+  const gate = new RateGate({ cooldownMs: 5000 });
+  const mixed = (from: number[], to: number[]) => ({ ...rmem(0, 0), from, to });
+  assert.equal(applyAt(gate, mixed([1, 2, 9], [2, 3, 8]), 0), "apply");
+  assert.equal(gate.admit(mixed([2, 3, 8], [3, 4, 7]), 600).kind, "cooling-down");
 });
 
 Deno.test("cool-down is per (netns, sysctl)", () => {
@@ -87,6 +127,7 @@ Deno.test("while a write is in flight: same change coalesces, a different one wa
   assert.equal(gate.admit(rmem(100, 150), 1).kind, "in-flight");
   assert.equal(gate.settle(p, "applied", 2), true);
   assert.equal(gate.admit(rmem(125, 156), 3).kind, "cooling-down");
+  assert.equal(gate.admit(rmem(125, 156), 502).kind, "apply", "growth again after the gap");
 });
 
 Deno.test("a failed write starts the cool-down but is not remembered as applied", () => {
@@ -151,4 +192,12 @@ Deno.test("forgetNetns drops only that namespace's state; forget drops one key",
   assert.equal(gate.admit(rmem(125, 156, "70"), 1).kind, "cooling-down");
   gate.forget("70", "net.ipv4.tcp_rmem");
   assert.equal(gate.admit(rmem(125, 156, "70"), 1).kind, "apply");
+});
+
+Deno.test("a revised target for the same move from the same value is a duplicate (advise mode)", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 400), 0), "apply");
+  // the value did not change (advise mode wrote nothing): a new target is not news
+  assert.equal(gate.admit(rmem(100, 380), 10_000).kind, "duplicate");
+  assert.equal(gate.admit(rmem(100, 90), 10_000).kind, "apply", "the other direction is");
 });
