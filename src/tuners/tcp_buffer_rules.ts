@@ -20,6 +20,7 @@ import {
   withinDomain,
 } from "../tuning/domain.ts";
 import { grow, type LearningRate, nearlyFull, shrink } from "../tuning/learning_rate.ts";
+import { proportionalGrowth } from "../tuning/growth.ts";
 import type { Decision, RuleProposal } from "../tuning/proposal.ts";
 import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
 import { tcpMemCeilings } from "./tcp_buffer_limits.ts";
@@ -249,6 +250,13 @@ export interface BufferInput {
   live: Triple;
   /** The socket's sk_rcvbuf / sk_sndbuf, bytes. */
   observed: number;
+  /**
+   * The size the kernel tried to grow the buffer to (receive auto-tuning's target, the send
+   * buffer expansion's), bytes; 0 when unknown. Growth goes this far in one change.
+   */
+  wanted?: number;
+  /** Hook hits the event stands for (how often sockets ran into the max). */
+  hits?: number;
   /** SO_RCVBUF / SO_SNDBUF set by the application: the kernel does not auto-tune it. */
   userLocked: boolean;
   memory: MemoryState;
@@ -271,7 +279,8 @@ export function bufferDecision(input: BufferInput): Decision | null {
   if (!isTriple(live) || live[2] === 0 || !isCount(observed)) return null;
   if (input.userLocked || input.memory !== "normal") return null;
   const max = live[2];
-  if (!nearlyFull(observed, max, rate)) return null;
+  const wanted = isCount(input.wanted) ? input.wanted : 0;
+  if (!nearlyFull(Math.max(observed, wanted), max, rate)) return null;
 
   if (input.latencyBrake) {
     // bpftune never shrinks the max to or below the default ([1]); we also keep the kernel's.
@@ -294,7 +303,10 @@ export function bufferDecision(input: BufferInput): Decision | null {
 
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
-  const to = [live[0], live[1], clampGrowth(max, grow(max, rate), ceiling)];
+  // As far as the kernel wanted to go (auto-tuning's target already has its own headroom), or
+  // more steps the more often sockets hit the max when it did not say.
+  const grown = proportionalGrowth({ current: max, wanted, hits: input.hits, rate });
+  const to = [live[0], live[1], clampGrowth(max, grown, ceiling)];
   return change(
     SCENARIO.bufferIncrease,
     sysctl,
@@ -342,10 +354,12 @@ export interface TcpMemInput {
 
 /**
  * TCP memory is nearly at tcp_mem[1] or [2]: raise the limits (bpftune TCP_MEM_PRESSURE /
- * TCP_MEM_EXHAUSTION) within min < nfbp/16, pressure < nfbp/8, max <= nfbp/4. No element is ever
- * lowered (bpftune's min() could lower a max already above nfbp/4), and the order min <=
- * pressure <= max is never broken by the change. Near exhaustion with tcp_mem[2] at its ceiling,
- * the per-socket maxima shrink instead (TCP_BUFFER_DECREASE).
+ * TCP_MEM_EXHAUSTION) within min < nfbp/16, pressure < nfbp/8, max <= nfbp/4, in proportion to
+ * the memory in use (pressure and min to what is allocated plus headroom, max to twice that)
+ * rather than by a fixed step. As bpftune does, the max becomes min(nfbp/4, grown max): an absurd
+ * max (above nfbp/4) comes down to nfbp/4, but never below the new pressure threshold; min and
+ * pressure are never lowered. Near exhaustion with tcp_mem[2] at its ceiling, the per-socket
+ * maxima shrink instead (TCP_BUFFER_DECREASE).
  */
 export function tcpMemDecisions(input: TcpMemInput): Decision[] {
   const { tcpMem, rate } = input;
@@ -355,19 +369,31 @@ export function tcpMemDecisions(input: TcpMemInput): Decision[] {
   const caps = tcpMemCeilings(input.freeBufferPages);
   const label = MEMORY_STATE_LABEL[memory];
   const [min, pressure, max] = tcpMem;
-  const newMax = clampGrowth(max, grow(max, rate), caps.max);
+  const allocated = input.allocatedPages;
+  const grownMax = proportionalGrowth({ current: max, wanted: 2 * allocated, rate });
+  let newMax = Math.min(caps.max, grownMax);
 
   let to: number[];
   let scenario: number;
   if (memory === "near-exhaustion") {
     scenario = SCENARIO.memExhaustion;
+    newMax = Math.max(newMax, pressure);
     to = [min, pressure, newMax];
   } else {
     scenario = SCENARIO.memPressure;
     let newPressure = pressure < caps.pressure
-      ? clampGrowth(pressure, grow(pressure, rate), caps.pressure)
+      ? clampGrowth(
+        pressure,
+        proportionalGrowth({ current: pressure, wanted: allocated, headroom: true, rate }),
+        caps.pressure,
+      )
       : pressure;
-    let newMin = min < caps.min ? clampGrowth(min, grow(min, rate), caps.min) : min;
+    // min keeps its proportion to pressure (the kernel's defaults are 2/3 of it).
+    const minWanted = Math.floor(min * (newPressure / pressure));
+    let newMin = min < caps.min
+      ? clampGrowth(min, proportionalGrowth({ current: min, wanted: minWanted, rate }), caps.min)
+      : min;
+    newMax = Math.max(newMax, newPressure);
     newPressure = Math.min(newPressure, Math.max(pressure, newMax));
     newMin = Math.min(newMin, Math.max(min, newPressure));
     to = [newMin, newPressure, newMax];

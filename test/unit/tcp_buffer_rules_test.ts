@@ -116,6 +116,24 @@ function buffer(overrides: Partial<BufferInput> = {}): BufferInput {
   };
 }
 
+Deno.test("buffer growth: as far as the kernel wanted in one change (at most 4x)", () => {
+  const low = [4096, 65536, 65536];
+  const at = (wanted: number, observed = 65536) =>
+    changeOf(bufferDecision(buffer({ live: low, observed, wanted, shrinkFloor: 0 }))).to[2];
+  assert.equal(at(300_000), 262144, "4x at most");
+  assert.equal(at(150_000), 150_000);
+  assert.equal(at(70_000), 81920, "at least bpftune's step");
+  // the buffer is still below the max but auto-tuning asks for more than the max
+  assert.equal(at(150_000, 40000), 150_000);
+  assert.equal(bufferDecision(buffer({ live: low, observed: 40000, wanted: 41000 })), null);
+  // no figure: steps by how often sockets hit the max
+  assert.equal(
+    changeOf(bufferDecision(buffer({ live: low, observed: 65536, hits: 8, shrinkFloor: 0 })))
+      .to[2],
+    131072,
+  );
+});
+
 Deno.test("buffer growth: nearly full grows the max by the rate, in bpftune's words", () => {
   const p = changeOf(bufferDecision(buffer()));
   assert.deepEqual(p, {
@@ -314,14 +332,28 @@ Deno.test("tcp_mem: growth is clamped to nfbp/16, nfbp/8 and nfbp/4", () => {
   assert.deepEqual(changeOf(d[0]).to, [62500, 125000, 250000]);
 });
 
-Deno.test("tcp_mem: a max above nfbp/4 is never lowered (bpftune's min() lowered it)", () => {
+Deno.test("tcp_mem: an absurd max (above nfbp/4) comes down to min(nfbp/4, grown max)", () => {
   const over = [70000, 130000, 260000];
-  assert.deepEqual(tcpMemDecisions(mem({ tcpMem: over, allocatedPages: 120000 })), [
-    { kind: "at-ceiling", sysctl: SYSCTL.mem, value: over, ceiling: 250000 },
-  ]);
-  // min and pressure still grow when they can, the max stays
-  const d = tcpMemDecisions(mem({ tcpMem: [40000, 60000, 260000], allocatedPages: 50000 }));
-  assert.deepEqual(changeOf(d[0]).to, [50000, 75000, 260000]);
+  assert.deepEqual(
+    changeOf(tcpMemDecisions(mem({ tcpMem: over, allocatedPages: 120000 }))[0]).to,
+    [70000, 130000, 250000],
+  );
+  // min and pressure still grow when they can
+  const d = tcpMemDecisions(mem({ tcpMem: [40000, 60000, 9e9], allocatedPages: 50000 }));
+  assert.deepEqual(changeOf(d[0]).to, [50000, 75000, 250000]);
+  // never below the pressure threshold (an admin's pressure above nfbp/4 is theirs)
+  const high = tcpMemDecisions(mem({ tcpMem: [40000, 300000, 9e9], allocatedPages: 290000 }));
+  assert.deepEqual(changeOf(high[0]).to, [50000, 300000, 300000]);
+});
+
+Deno.test("tcp_mem: growth follows the memory in use, not one step per event", () => {
+  // bpftune: (50 100 1000) -> (62 125 1250) per event; here pressure goes past what is in use
+  const d = tcpMemDecisions(mem({ tcpMem: [50, 100, 1000], allocatedPages: 300 }));
+  assert.equal(changeOf(d[0]).scenario, NAME.pressure);
+  assert.deepEqual(changeOf(d[0]).to, [187, 375, 1250]);
+  // near exhaustion the max goes to twice the memory in use, at most 4x in one change
+  const e = tcpMemDecisions(mem({ tcpMem: [50, 100, 150], allocatedPages: 300 }));
+  assert.deepEqual(changeOf(e[0]).to, [50, 100, 600]);
 });
 
 Deno.test("tcp_mem: the kernel pressure flag alone counts as pressure", () => {
@@ -336,14 +368,14 @@ Deno.test("tcp_mem: growth never puts pressure above the new max", () => {
   const d = tcpMemDecisions(
     mem({ tcpMem: [100, 500, 450], allocatedPages: 1, underPressure: true }),
   );
-  assert.deepEqual(changeOf(d[0]).to, [125, 562, 562]);
+  assert.deepEqual(changeOf(d[0]).to, [125, 625, 625]);
 });
 
 Deno.test("tcp_mem: near exhaustion grows only the max", () => {
   const d = tcpMemDecisions(mem({ allocatedPages: 67500 }));
   const p = changeOf(d[0]);
   assert.equal(p.scenario, NAME.exhaustion);
-  assert.deepEqual(p.to, [40000, 60000, 112500]);
+  assert.deepEqual(p.to, [40000, 60000, 135000], "to twice the memory in use");
   assert.ok(p.reason.startsWith("Due to near memory exhaustion change net.ipv4.tcp_mem"));
   const clamped = tcpMemDecisions(mem({ tcpMem: [40000, 60000, 220000], allocatedPages: 200000 }));
   assert.deepEqual(changeOf(clamped[0]).to, [40000, 60000, 250000]);
@@ -407,7 +439,7 @@ Deno.test("tcp_mem: values past 2^31 pages are handled exactly", () => {
   );
   assert.deepEqual(
     changeOf(tcpMemDecisions(mem({ ...big, allocatedPages: 4_500_000_000 }))[0]).to,
-    [3_000_000_000, 4_000_000_000, 7_500_000_000],
+    [3_000_000_000, 4_000_000_000, 9_000_000_000],
   );
   // one page under the pressure threshold (4e9 - 4e9/4): nothing
   assert.deepEqual(tcpMemDecisions(mem({ ...big, allocatedPages: 2_999_999_999 })), []);
@@ -417,9 +449,11 @@ Deno.test("tcp_mem: values past 2^31 pages are handled exactly", () => {
     NAME.pressure,
   );
   // ceiling below the live max: reported, not lowered
-  assert.equal(
-    tcpMemDecisions(mem({ tcpMem, freeBufferPages: 20_000_000_000, allocatedPages: 5e9 }))[0].kind,
-    "at-ceiling",
+  assert.deepEqual(
+    changeOf(
+      tcpMemDecisions(mem({ tcpMem, freeBufferPages: 20_000_000_000, allocatedPages: 5e9 }))[0],
+    ).to,
+    [3e9, 4e9, 5e9],
   );
 });
 
