@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tcp_buffer tuner: notices sockets whose buffers approach the namespace's tcp_rmem/tcp_wmem max
- * and TCP memory approaching tcp_mem, and tells userspace (rate-limited per netns and kind),
- * which re-reads the live sysctls and decides. Each hook exists in four flavours, tried in the
+ * and TCP memory approaching tcp_mem, and tells userspace (rate-limited per netns and kind)
+ * with what the kernel tried to grow the buffer to, so userspace grows the limit in proportion;
+ * it re-reads the live sysctls and decides. Hot hooks read through the typed tp_btf context and
+ * bail out on the cheapest test first. Each hook exists in four flavours, tried in the
  * order src/tuners/tcp_buffer.ts declares: tp_btf, classic tracepoint, fentry, kprobe; only
  * the flavour the probe chose is loaded. */
 #include "vmlinux.h"
@@ -27,6 +29,7 @@ union tb_payload {
 		__u64 limit;	/* tcp_rmem[2] / tcp_wmem[2] */
 		__u64 srtt_us;
 		__u64 userlocks;
+		__u64 want;	/* the size the kernel tried to grow the buffer to; 0: unknown */
 	} buffer;
 	struct {		/* TB_MEM_* */
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
@@ -105,45 +108,20 @@ static __always_inline int check_mem(struct sock *sk, __u64 netns, int force)
 	return 0;
 }
 
-static __always_inline void check_buffer(struct sock *sk, int rcv)
+/* Field reads: tp_btf programs get typed pointers and read fields with plain loads (~1 ns each);
+ * the classic tracepoint, fentry-less kprobe flavours go through bpf_probe_read_kernel (~20 ns).
+ * `btf` is a compile-time constant in every caller, so clang drops the other branch. */
+#define RD(btf, p, ...) ((btf) ? (p)->__VA_ARGS__ : BPF_CORE_READ(p, __VA_ARGS__))
+
+/* SOCK_NOSPACE in socket->flags (bit 2 since 2.6): the application found the send buffer full. */
+#define BPFP_SOCK_NOSPACE 2
+
+static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
+					long limit, long want, __u32 srtt, __u32 locks)
 {
 	struct bpfp_event *e;
-	struct net *net;
-	__u64 netns;
-	__u32 locks, n;
-	__u16 kind;
-	int buf, limit;
+	__u32 n = bpfp_rate_limit(netns, kind);
 
-	if (!sk)
-		return;
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	/* Applications that set SO_RCVBUF/SO_SNDBUF chose their size: they never drive growth. */
-	locks = bpfp_sk_userlocks(sk);
-	if (locks & (rcv ? BPFP_SOCK_RCVBUF_LOCK : BPFP_SOCK_SNDBUF_LOCK)) {
-		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
-		return;
-	}
-	net = bpfp_sk_net(sk);
-	netns = bpfp_net_inum(net);
-	if (check_mem(sk, netns, 0))
-		return; /* no buffer growth near memory pressure */
-	if (rcv) {
-		buf = BPF_CORE_READ(sk, sk_rcvbuf);
-		limit = BPF_CORE_READ(net, ipv4.sysctl_tcp_rmem[2]);
-	} else {
-		buf = BPF_CORE_READ(sk, sk_sndbuf);
-		limit = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[2]);
-	}
-	if (!nearly_full(buf, limit, lr_shift()))
-		return;
-	/* The send buffer grows eagerly with cwnd (at once to the max on loopback's 64 KiB MSS):
-	 * only a full one, data queued up to its size, means the application is held back. */
-	if (!rcv && !nearly_full(BPF_CORE_READ(sk, sk_wmem_queued), buf, lr_shift())) {
-		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
-		return;
-	}
-	kind = rcv ? TB_RMEM_NEAR_MAX : TB_WMEM_NEAR_MAX;
-	n = bpfp_rate_limit(netns, kind);
 	if (!n)
 		return;
 	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
@@ -151,47 +129,170 @@ static __always_inline void check_buffer(struct sock *sk, int rcv)
 		return;
 	bpfp_payload(e)->buffer.buf = buf;
 	bpfp_payload(e)->buffer.limit = limit;
-	bpfp_payload(e)->buffer.srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	bpfp_payload(e)->buffer.srtt_us = srtt >> 3;
 	bpfp_payload(e)->buffer.userlocks = locks;
+	bpfp_payload(e)->buffer.want = want;
 	bpfp_event_submit(e);
 }
 
-/* --- receive side: tcp_rcv_space_adjust (DRS grows sk_rcvbuf toward tcp_rmem[2]) --- */
+/* The receive buffer the kernel's auto-tuning (tcp_rcvbuf_grow / tcp_rcv_space_adjust) is about
+ * to ask for: twice what the application read in the last RTT, plus the slow-start allowance,
+ * turned from window into buffer bytes. Mirrors net/ipv4/tcp_input.c; 0 when not growing. */
+static __always_inline long rcv_want(struct tcp_sock *tp, int btf)
+{
+	__u32 copied_seq = RD(btf, tp, copied_seq);
+	__u32 space = RD(btf, tp, rcvq_space.space);
+	__u32 copied = copied_seq - RD(btf, tp, rcvq_space.seq);
+	__u32 inq = RD(btf, tp, rcv_nxt) - copied_seq;
+	__u64 win, grow;
+
+	if (inq < copied)
+		copied -= inq;
+	if (!space || copied <= space || copied > (1U << 30))
+		return 0;
+	win = ((__u64)copied << 1) + 16 * (__u64)RD(btf, tp, advmss);
+	grow = win * (copied - space) / space;
+	win += grow << 1;
+	if (bpf_core_field_exists(tp->scaling_ratio)) {
+		__u8 ratio = RD(btf, tp, scaling_ratio);
+		if (ratio)
+			return (win << 8) / ratio;
+	}
+	return win << 1; /* tcp_adv_win_scale 1: half the buffer is window */
+}
+
+/* Receive side. The cheapest test first: only sockets whose rcvbuf is near the namespace's
+ * tcp_rmem max go further (most hits are not). `grow_hook`: the hook fires only when the kernel
+ * grows the buffer (tcp_rcvbuf_grow), so "near" is judged by what it wants, not what it has. */
+static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
+{
+	struct tcp_sock *tp;
+	struct net *net;
+	long buf, limit, want;
+	__u32 locks;
+	__u64 netns;
+
+	if (!sk)
+		return;
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	net = RD(btf, sk, __sk_common.skc_net.net);
+	buf = RD(btf, sk, sk_rcvbuf);
+	limit = RD(btf, net, ipv4.sysctl_tcp_rmem[2]);
+	if (!grow_hook && !nearly_full(buf, limit, lr_shift()))
+		return;
+	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
+	if (!tp)
+		return;
+	want = rcv_want(tp, btf);
+	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, lr_shift()))
+		return;
+	/* Applications that set SO_RCVBUF chose their size: they never drive growth. */
+	locks = bpfp_sk_userlocks(sk);
+	if (locks & BPFP_SOCK_RCVBUF_LOCK) {
+		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
+		return;
+	}
+	netns = RD(btf, net, ns.inum);
+	if (check_mem(sk, netns, 0))
+		return; /* no buffer growth near memory pressure */
+	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, RD(btf, tp, srtt_us), locks);
+}
+
+/* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the
+ * kernel tries to grow it. The kernel grows it (tcp_new_space) only for an application that found
+ * it full (SOCK_NOSPACE) while the congestion window is not: that is tested first, so receivers
+ * and unhurried senders cost two loads. A connection that has not yet had data acknowledged is
+ * skipped: its buffer has its initial size (loopback's 64 KiB MSS sizes it to the max at once). */
+static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
+{
+	struct tcp_sock *tp;
+	struct socket *sock;
+	struct net *net;
+	long buf, limit, want, per_mss;
+	__u32 locks, cwnd, in_flight;
+	__u64 netns;
+
+	if (!sk)
+		return;
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	if (!expanding) {
+		sock = RD(btf, sk, sk_socket);
+		if (!sock || !(RD(btf, sock, flags) & (1UL << BPFP_SOCK_NOSPACE)))
+			return;
+	}
+	net = RD(btf, sk, __sk_common.skc_net.net);
+	buf = RD(btf, sk, sk_sndbuf);
+	limit = RD(btf, net, ipv4.sysctl_tcp_wmem[2]);
+	if (!nearly_full(buf, limit, lr_shift()))
+		return;
+	/* Typed access to tcp_sock fields needs the checked cast (a helper call): past the tests. */
+	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
+	if (!tp || !RD(btf, tp, bytes_acked))
+		return;
+	cwnd = RD(btf, tp, snd_cwnd);
+	in_flight = RD(btf, tp, packets_out) - RD(btf, tp, sacked_out) - RD(btf, tp, lost_out) +
+		    RD(btf, tp, retrans_out);
+	if (!expanding && in_flight >= cwnd)
+		return; /* the network, not the buffer, holds it back */
+	/* tcp_sndbuf_expand's size: two segments' truesize per packet the window allows. */
+	per_mss = RD(btf, tp, mss_cache) + 320 + 384;
+	want = 2 * per_mss * (long)(cwnd > 10 ? cwnd : 10);
+	locks = bpfp_sk_userlocks(sk);
+	if (locks & BPFP_SOCK_SNDBUF_LOCK) {
+		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
+		return;
+	}
+	netns = RD(btf, net, ns.inum);
+	if (check_mem(sk, netns, 0))
+		return;
+	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, RD(btf, tp, srtt_us), locks);
+}
+
+/* --- receive side: tcp_rcvbuf_grow (6.17+: only when auto-tuning grows a buffer), else
+ * tcp_rcv_space_adjust (every read; the cheap test bails out early) --- */
+
+SEC("tp_btf/tcp_rcvbuf_grow")
+int BPF_PROG(bpfp_tb_rcvgrow_btf, struct sock *sk, int time)
+{
+	check_rcv(sk, 1, 1);
+	return 0;
+}
 
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(bpfp_tb_rcv_btf, struct sock *sk)
 {
-	check_buffer(sk, 1);
+	check_rcv(sk, 1, 0);
 	return 0;
 }
 
 SEC("tp/tcp/tcp_rcv_space_adjust")
 int bpfp_tb_rcv_tp(struct trace_event_raw_tcp_event_sk *ctx)
 {
-	check_buffer((struct sock *)BPF_CORE_READ(ctx, skaddr), 1);
+	check_rcv((struct sock *)BPF_CORE_READ(ctx, skaddr), 0, 0);
 	return 0;
 }
 
 SEC("fentry/tcp_rcv_space_adjust")
 int BPF_PROG(bpfp_tb_rcv_fe, struct sock *sk)
 {
-	check_buffer(sk, 1);
+	check_rcv(sk, 1, 0);
 	return 0;
 }
 
 SEC("kprobe/tcp_rcv_space_adjust")
 int BPF_KPROBE(bpfp_tb_rcv_kp, struct sock *sk)
 {
-	check_buffer(sk, 1);
+	check_rcv(sk, 0, 0);
 	return 0;
 }
 
-/* --- send side: tcp_probe (every ACK) or tcp_sndbuf_expand (may be inlined) --- */
+/* --- send side: tcp_probe (every received segment: bails out on the SOCK_NOSPACE test) or
+ * tcp_sndbuf_expand itself (may be inlined) --- */
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(bpfp_tb_snd_btf, struct sock *sk, struct sk_buff *skb)
 {
-	check_buffer(sk, 0);
+	check_snd(sk, 1, 0);
 	return 0;
 }
 
@@ -204,21 +305,21 @@ int bpfp_tb_snd_tp(struct trace_event_raw_tcp_probe *ctx)
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
 		return 0;
 	}
-	check_buffer((struct sock *)BPF_CORE_READ(ctx, skaddr), 0);
+	check_snd((struct sock *)BPF_CORE_READ(ctx, skaddr), 0, 0);
 	return 0;
 }
 
 SEC("fentry/tcp_sndbuf_expand")
 int BPF_PROG(bpfp_tb_snd_fe, struct sock *sk)
 {
-	check_buffer(sk, 0);
+	check_snd(sk, 1, 1);
 	return 0;
 }
 
 SEC("kprobe/tcp_sndbuf_expand")
 int BPF_KPROBE(bpfp_tb_snd_kp, struct sock *sk)
 {
-	check_buffer(sk, 0);
+	check_snd(sk, 0, 1);
 	return 0;
 }
 

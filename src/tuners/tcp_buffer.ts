@@ -39,14 +39,23 @@ import {
 const KIND = contract.kinds;
 
 /** Where the tuner watches the kernel: each a tracepoint-first chain (programs in the BPF object). */
+const RCV_CHAIN = tracepointChain({
+  name: "rcvbuf",
+  description: "receive buffer auto-tuning (socket rcvbuf approaching tcp_rmem max)",
+  tracepoint: "tcp/tcp_rcv_space_adjust",
+  func: "tcp_rcv_space_adjust",
+  prefix: "bpfp_tb_rcv",
+});
 const TCP_BUFFER_HOOKS: HookDecl[] = [
-  tracepointChain({
-    name: "rcvbuf",
-    description: "receive buffer auto-tuning (socket rcvbuf approaching tcp_rmem max)",
-    tracepoint: "tcp/tcp_rcv_space_adjust",
-    func: "tcp_rcv_space_adjust",
-    prefix: "bpfp_tb_rcv",
-  }),
+  {
+    ...RCV_CHAIN,
+    // 6.17+: fires only when auto-tuning grows a buffer (once per RTT per growing socket) rather
+    // than on every read; older kernels fall back to tcp_rcv_space_adjust.
+    candidates: [
+      { kind: "tp_btf", target: "tcp_rcvbuf_grow", program: "bpfp_tb_rcvgrow_btf" },
+      ...RCV_CHAIN.candidates,
+    ],
+  },
   tracepointChain({
     name: "sndbuf",
     description: "send buffer growth (socket sndbuf approaching tcp_wmem max)",
@@ -68,10 +77,10 @@ const TCP_BUFFER_HOOKS: HookDecl[] = [
 
 const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
 /**
- * Kernel-side rate limit per (netns, kind): one event a second. Changes are at most one per
- * cool-down (5 s by default) anyway, and each event costs userspace ~2 ms of CPU.
+ * Kernel-side rate limit per (netns, kind): two events a second, the pace of consecutive growth
+ * (the rate gate's growth gap); each event costs userspace ~2 ms of CPU.
  */
-const RATE_LIMIT_NS = 1_000_000_000n;
+const RATE_LIMIT_NS = 500_000_000n;
 
 export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
@@ -165,13 +174,15 @@ class TcpBufferTuner {
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
-      `${sysctl}: socket buffer ${p.buf} near max ${p.limit} (pid ${ev.pid} ` +
-        `${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
+      `${sysctl}: socket buffer ${p.buf} near max ${p.limit}, kernel wanted ${p.want || "?"} ` +
+        `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
     const decision = bufferDecision({
       sysctl,
       live,
       observed: p.buf,
+      wanted: p.want,
+      hits: ev.count,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,
       latencyBrake: corr.brakes(now),

@@ -55,12 +55,12 @@ Deno.test("the check rejects a deliberately mismatched declaration, naming what 
     ],
     [
       "section target",
-      (_c, d) => d.hooks[0].candidates[1].target = "tcp/tcp_probe",
+      (_c, d) => d.hooks[0].candidates[2].target = "tcp/tcp_probe",
       /bpfp_tb_rcv_tp is in section 'tp\/tcp\/tcp_rcv_space_adjust', but the hook declares tracepoint tcp\/tcp_probe/,
     ],
     [
       "program flavour",
-      (_c, d) => d.hooks[0].candidates[2].kind = "kprobe",
+      (_c, d) => d.hooks[0].candidates[3].kind = "kprobe",
       /bpfp_tb_rcv_fe is in section 'fentry\/tcp_rcv_space_adjust', but the hook declares kprobe/,
     ],
     [
@@ -92,6 +92,7 @@ Deno.test("payloads read and configs write at the contract's offsets", () => {
     limit: 200,
     srtt_us: 300,
     userlocks: 1,
+    want: 0,
   });
   assert.deepEqual(readPayload(ev.data, c.payload.mem), { allocated: 100, tcp_mem: [200, 300, 1] });
   const cfg = new DataView(configBytes(c, { rl_interval_ns: 5n, lr_shift: 4 }).buffer);

@@ -25,6 +25,16 @@ Deno.test("tcp_buffer: a receive buffer near the max grows tcp_rmem max by the l
   assert.equal(t.ctx.proposals[0].scenario, "need to increase TCP buffer size(s)");
 });
 
+Deno.test("tcp_buffer: the size the kernel wanted (payload want) sets how far the max grows", () => {
+  const t = tuner();
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [6000000n, 6291456n, 500n, 0n, 15000000n] });
+  t.event({ kind: K.TB_WMEM_NEAR_MAX, values: [4000000n, 4194304n, 500n, 0n, 99000000n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.sysctl, p.to[2]]), [
+    [RMEM, 15000000],
+    [WMEM, 4 * 4194304], // at most 4x in one change
+  ]);
+});
+
 Deno.test("tcp_buffer: growing rmem turns receive auto-tuning on when it is off", () => {
   const t = tuner();
   t.ctx.set("net.ipv4.tcp_moderate_rcvbuf", [0]);
@@ -72,6 +82,6 @@ Deno.test("tcp_buffer: configure writes the rate limit and learning-rate shift a
   const { object, writes } = fakeObject();
   t.tuner.configure?.(object);
   const cfg = new DataView(writes.get("bpfp_config")!.buffer);
-  assert.equal(cfg.getBigUint64(contract.config.rl_interval_ns.offset, true), 1_000_000_000n);
+  assert.equal(cfg.getBigUint64(contract.config.rl_interval_ns.offset, true), 500_000_000n);
   assert.equal(cfg.getBigUint64(contract.params.lr_shift.offset, true), 2n); // rate 4: 1/4
 });
