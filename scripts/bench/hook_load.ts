@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
+import { costDelta, enableBpfStats, perTuner, type ProgCost, readProgCosts } from "./prog_stats.ts";
 import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
 import { BenchNetns } from "./netns.ts";
 import { type CpuUse, cpuWindow } from "./proc.ts";
@@ -29,6 +30,8 @@ interface Window {
   cpu: CpuUse;
   /** Messages per second the generator achieved over its whole run. */
   sendRate: number;
+  /** Kernel-side run time of each tuner program over the window. */
+  costs: ProgCost[];
 }
 
 export async function hookLoadSection(root: string, windowS: number): Promise<void> {
@@ -54,6 +57,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   ]);
   await d.waitFor(/^bpfpilot: bpfpilot started \(/);
   const mapId = tcpBufferStatsMap(d.pid);
+  enableBpfStats();
 
   const measure = async (ns: BenchNetns | null, rate: number, seconds: number) => {
     const gen = ns?.spawn(
@@ -61,9 +65,11 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       { stdout: "piped" },
     );
     await gen?.waitLine("ready");
+    const c0 = readProgCosts(d.pid);
     const s0 = readHookStats(mapId), cpu = cpuWindow(d.pid), t0 = performance.now();
     await sleep(seconds * 1000);
     const s1 = readHookStats(mapId), use = cpu(), t = (performance.now() - t0) / 1000;
+    const costs = costDelta(c0, readProgCosts(d.pid));
     let sendRate = 0;
     if (gen) {
       const out = await gen.finished(30_000);
@@ -73,7 +79,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       };
       sendRate = r.sent / r.seconds;
     }
-    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate } satisfies Window;
+    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate, costs } satisfies Window;
   };
 
   for (
@@ -116,6 +122,20 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
           `${fmtRate(w.suppressed / w.seconds, "/s")}, dropped ${w.dropped}`,
       ),
     );
+    for (const t of perTuner(w.costs)) {
+      const hot = t.hot
+        ? `hottest ${t.hot.program} ${(t.hot.runNs / Math.max(1, t.hot.runs)).toFixed(0)} ns ` +
+          `x ${t.hot.runs}`
+        : "no hits";
+      row(
+        `kernel cost per hit, ${t.tuner}, ${label}`,
+        t.runs ? `${t.nsPerRun.toFixed(0)} ns` : "n/a",
+        withTarget(
+          "≤ 200 ns",
+          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs; ${hot}`,
+        ),
+      );
+    }
     row(
       `daemon CPU, ${label}`,
       fmtPct(w.cpu.pctTicks),
