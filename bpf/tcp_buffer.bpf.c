@@ -30,6 +30,7 @@ union tb_payload {
 		__u64 srtt_us;
 		__u64 userlocks;
 		__u64 want;	/* the size the kernel tried to grow the buffer to; 0: unknown */
+		__u64 used;	/* rcv: the buffer the last RTT's data needed; 0: unknown */
 	} buffer;
 	struct {		/* TB_MEM_* */
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
@@ -116,14 +117,17 @@ static __always_inline int check_mem(struct sock *sk, __u64 netns, int force)
 /* SOCK_NOSPACE in socket->flags (bit 2 since 2.6): the application found the send buffer full. */
 #define BPFP_SOCK_NOSPACE 2
 
+/* Rate limit first, then the memory check (several probe reads): a folded hit costs neither. */
 static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
-					long limit, long want, __u32 srtt, __u32 locks)
+					long limit, long want, long used, __u32 srtt, __u32 locks)
 {
 	struct bpfp_event *e;
 	__u32 n = bpfp_rate_limit(netns, kind);
 
 	if (!n)
 		return;
+	if (check_mem(sk, netns, 0))
+		return; /* no buffer growth near memory pressure */
 	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
 	if (!e)
 		return;
@@ -132,13 +136,28 @@ static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns
 	bpfp_payload(e)->buffer.srtt_us = srtt >> 3;
 	bpfp_payload(e)->buffer.userlocks = locks;
 	bpfp_payload(e)->buffer.want = want;
+	bpfp_payload(e)->buffer.used = used;
 	bpfp_event_submit(e);
+}
+
+/* Buffer bytes for a window of `win` bytes: tcp_space_from_win (scaling_ratio since 6.6, else
+ * tcp_adv_win_scale 1: half the buffer is window). */
+static __always_inline __u64 space_from_win(struct tcp_sock *tp, int btf, __u64 win)
+{
+	if (bpf_core_field_exists(tp->scaling_ratio)) {
+		__u8 ratio = RD(btf, tp, scaling_ratio);
+		if (ratio)
+			return (win << 8) / ratio;
+	}
+	return win << 1;
 }
 
 /* The receive buffer the kernel's auto-tuning (tcp_rcvbuf_grow / tcp_rcv_space_adjust) is about
  * to ask for: twice what the application read in the last RTT, plus the slow-start allowance,
- * turned from window into buffer bytes. Mirrors net/ipv4/tcp_input.c; 0 when not growing. */
-static __always_inline long rcv_want(struct tcp_sock *tp, int btf)
+ * turned from window into buffer bytes (mirrors net/ipv4/tcp_input.c); 0 when not growing.
+ * `*used`: the buffer the last RTT's data alone needed (what the path delivers, not the 2x
+ * auto-tuning adds for losses). */
+static __always_inline long rcv_want(struct tcp_sock *tp, int btf, long *used)
 {
 	__u32 copied_seq = RD(btf, tp, copied_seq);
 	__u32 space = RD(btf, tp, rcvq_space.space);
@@ -146,19 +165,16 @@ static __always_inline long rcv_want(struct tcp_sock *tp, int btf)
 	__u32 inq = RD(btf, tp, rcv_nxt) - copied_seq;
 	__u64 win, grow;
 
+	*used = 0;
 	if (inq < copied)
 		copied -= inq;
 	if (!space || copied <= space || copied > (1U << 30))
 		return 0;
+	*used = space_from_win(tp, btf, copied);
 	win = ((__u64)copied << 1) + 16 * (__u64)RD(btf, tp, advmss);
 	grow = win * (copied - space) / space;
 	win += grow << 1;
-	if (bpf_core_field_exists(tp->scaling_ratio)) {
-		__u8 ratio = RD(btf, tp, scaling_ratio);
-		if (ratio)
-			return (win << 8) / ratio;
-	}
-	return win << 1; /* tcp_adv_win_scale 1: half the buffer is window */
+	return space_from_win(tp, btf, win);
 }
 
 /* Receive side. The cheapest test first: only sockets whose rcvbuf is near the namespace's
@@ -168,7 +184,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 {
 	struct tcp_sock *tp;
 	struct net *net;
-	long buf, limit, want;
+	long buf, limit, want, used;
 	__u32 locks;
 	__u64 netns;
 
@@ -183,7 +199,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
 	if (!tp)
 		return;
-	want = rcv_want(tp, btf);
+	want = rcv_want(tp, btf, &used);
 	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, lr_shift()))
 		return;
 	/* Applications that set SO_RCVBUF chose their size: they never drive growth. */
@@ -193,9 +209,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	if (check_mem(sk, netns, 0))
-		return; /* no buffer growth near memory pressure */
-	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, RD(btf, tp, srtt_us), locks);
+	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, RD(btf, tp, srtt_us), locks);
 }
 
 /* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the
@@ -243,9 +257,7 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	if (check_mem(sk, netns, 0))
-		return;
-	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, RD(btf, tp, srtt_us), locks);
+	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, 0, RD(btf, tp, srtt_us), locks);
 }
 
 /* --- receive side: tcp_rcvbuf_grow (6.17+: only when auto-tuning grows a buffer), else

@@ -30,6 +30,8 @@ interface IperfResult {
   mbps: number;
   /** Per-second throughput at the sender, Mbit/s. */
   intervals: number[];
+  /** The sender's mean smoothed RTT, microseconds (0 when iperf3 does not report it). */
+  rttUs: number;
 }
 
 function mbit(bps: number): string {
@@ -88,12 +90,16 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     await server.finished(10_000);
     if (out.code !== 0) throw new Error(`iperf3 failed: ${out.stdout.slice(0, 500)} ${out.stderr}`);
     const j = JSON.parse(out.stdout) as {
-      end: { sum_received: { bits_per_second: number } };
+      end: {
+        sum_received: { bits_per_second: number };
+        streams?: { sender?: { mean_rtt?: number } }[];
+      };
       intervals: { sum: { bits_per_second: number } }[];
     };
     return {
       mbps: j.end.sum_received.bits_per_second / 1e6,
       intervals: j.intervals.map((i) => i.sum.bits_per_second / 1e6),
+      rttUs: j.end.streams?.[0]?.sender?.mean_rtt ?? 0,
     };
   };
 
@@ -148,6 +154,16 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   );
   printSettle(changes, t0, t1, o.settleS);
   const finalMax = Number(tunedRmem.split(" ")[2]);
+  const bdp = capacity.mbps * 1e6 / 8 * capacity.rttUs / 1e6;
+  row(
+    "final tcp_rmem max vs the bandwidth-delay product",
+    bdp > 0 ? `${(finalMax / bdp).toFixed(2)} x` : "n/a",
+    withTarget(
+      "≤ 3.2 x (2 x the ~1.6 x BDP, ~1 MB, that gives full rate)",
+      `${(finalMax / 1e6).toFixed(2)} MB vs BDP ${(bdp / 1e6).toFixed(2)} MB (capacity x mean ` +
+        `RTT ${(capacity.rttUs / 1000).toFixed(0)} ms of the capacity run)`,
+    ),
+  );
   row(
     "final tcp_rmem max vs the path's need",
     `${(finalMax / Math.max(1, need)).toFixed(2)} x`,

@@ -174,7 +174,8 @@ class TcpBufferTuner {
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
-      `${sysctl}: socket buffer ${p.buf} near max ${p.limit}, kernel wanted ${p.want || "?"} ` +
+      `${sysctl}: socket buffer ${p.buf} near max ${p.limit}, kernel wanted ${p.want || "?"}, ` +
+        `last RTT needed ${p.used || "?"} ` +
         `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
     const decision = bufferDecision({
@@ -182,6 +183,7 @@ class TcpBufferTuner {
       live,
       observed: p.buf,
       wanted: p.want,
+      used: p.used,
       hits: ev.count,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,

@@ -184,10 +184,13 @@ Deno.test({
         assert.equal(text.code, 1, text.stderr);
         assert.match(text.stdout, /BPFP-TCP-RMEM-MAX: tcp_buffer: need to increase/);
         assert.match(text.stdout, new RegExp(`\\n  netns\\s+${ns.name}\\n`));
+        // Growth follows the evidence of each window: same shape, not necessarily the same max.
         assert.match(
           text.stdout,
           new RegExp(
-            `\\n  current\\s+${LOW.join(" ")}\\n  recommended\\s+${f.recommended.join(" ")}\\n`,
+            `\\n  current\\s+${LOW.join(" ")}\\n  recommended\\s+${
+              LOW.slice(0, 2).join(" ")
+            } \\d+\\n`,
           ),
         );
         assert.match(text.stdout, /Exit code 1\.\n$/);
@@ -195,7 +198,9 @@ Deno.test({
         assert.equal(zero.code, 0, zero.stderr);
         const zeroReport = JSON.parse(zero.stdout) as AuditReport;
         assert.equal(zeroReport.exitCode, 0);
-        assert.deepEqual(rmemFinding(zeroReport, ns.name).recommended, f.recommended);
+        const zeroRec = rmemFinding(zeroReport, ns.name).recommended;
+        assert.deepEqual(zeroRec.slice(0, 2), LOW.slice(0, 2));
+        assert.ok(zeroRec[2] > LOW[2], `a higher max: ${zeroRec}`);
 
         assert.deepEqual(ns.sysctl(RMEM), LOW, "the audit changed nothing in the namespace");
         assert.deepEqual(ns.sysctl("net.ipv4.tcp_wmem"), wmemBefore);

@@ -93,6 +93,7 @@ Deno.test("payloads read and configs write at the contract's offsets", () => {
     srtt_us: 300,
     userlocks: 1,
     want: 0,
+    used: 0,
   });
   assert.deepEqual(readPayload(ev.data, c.payload.mem), { allocated: 100, tcp_mem: [200, 300, 1] });
   const cfg = new DataView(configBytes(c, { rl_interval_ns: 5n, lr_shift: 4 }).buffer);

@@ -134,6 +134,41 @@ Deno.test("buffer growth: as far as the kernel wanted in one change (at most 4x)
   );
 });
 
+Deno.test("buffer growth stops near what the path needs (what the last RTT's data needed)", () => {
+  const at = (max: number, used: number, wanted: number) =>
+    bufferDecision(
+      buffer({
+        live: [4096, 65536, max],
+        observed: max,
+        wanted,
+        used,
+        stopNearNeed: true,
+        shrinkFloor: 0,
+      }),
+    );
+  // window-limited: the last RTT used the whole max; growth to twice that, not to 4x
+  assert.equal(changeOf(at(1_000_000, 950_000, 3_600_000)).to[2], 1_900_000);
+  // the max already holds the path's data more than 1/0.6 times over: no growth
+  assert.equal(at(1_900_000, 950_000, 3_600_000), null);
+  // unknown (0): the kernel's want alone decides
+  assert.equal(changeOf(at(1_000_000, 0, 3_600_000)).to[2], 3_600_000);
+  // off by default
+  assert.equal(
+    changeOf(
+      bufferDecision(
+        buffer({
+          live: [4096, 65536, 1_900_000],
+          observed: 1_900_000,
+          wanted: 3_600_000,
+          used: 950_000,
+          shrinkFloor: 0,
+        }),
+      ),
+    ).to[2],
+    3_600_000,
+  );
+});
+
 Deno.test("buffer growth: nearly full grows the max by the rate, in bpftune's words", () => {
   const p = changeOf(bufferDecision(buffer()));
   assert.deepEqual(p, {
