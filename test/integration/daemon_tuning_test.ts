@@ -181,3 +181,26 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "the classic-tracepoint flavour of every hook (--prefer tracepoint) tunes as well",
+  ignore: !IS_ROOT,
+  async fn() {
+    const setup = (ns: TestNetns) => {
+      ns.setSysctl("net.ipv4.tcp_rmem", LOW);
+      ns.setSysctl("net.ipv4.tcp_wmem", LOW);
+    };
+    await withDaemon("tpfl", ["--prefer", "tracepoint"], setup, async (r) => {
+      r.ns.iperf(4);
+      assert.equal(await r.daemon.stop(), 0);
+      const active = r.daemon.matching(/tuner tcp_buffer: active; /)[0] ?? "";
+      for (const hook of ["rcvbuf", "sndbuf"]) {
+        assert.match(active, new RegExp(`${hook} via tracepoint tcp/`), r.daemon.lines.join("\n"));
+      }
+      for (const sysctl of ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]) {
+        const now = r.ns.sysctl(sysctl);
+        assert.ok(now[2] > LOW[2], `${sysctl} max grew: ${now}`);
+      }
+    });
+  },
+});
