@@ -55,7 +55,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
     "--state-dir",
     tempDir("load"),
   ]);
-  await d.waitFor(/^bpfpilot: bpfpilot started \(/);
+  await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const mapId = tcpBufferStatsMap(d.pid);
   enableBpfStats();
 

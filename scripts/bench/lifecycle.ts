@@ -9,7 +9,7 @@ import { cpuWindow, memoryKb } from "./proc.ts";
 import { fmtMb, fmtMs, fmtPct, median, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
 
-const STARTED = /^bpfpilot: bpfpilot started \(/;
+const STARTED = /^(bpfpilot: )?bpfpilot started \(/;
 const WARM_RUNS = 3;
 
 async function start(argv: string[], args: string[]): Promise<{ d: BenchDaemon; ms: number }> {

@@ -131,7 +131,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     "--state-dir",
     tempDir("iperf"),
   ]);
-  await d.waitFor(/^bpfpilot: bpfpilot started \(/);
+  await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const statsMap = tcpBufferStatsMap(d.pid);
   const s0 = readHookStats(statsMap);
   // One long transfer from the low buffers, the daemon at its defaults: how soon the running
@@ -203,7 +203,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     "--state-dir",
     tempDir("iperf-advise"),
   ]);
-  await observer.waitFor(/^bpfpilot: bpfpilot started \(/);
+  await observer.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const observed = await iperf(o.iperfS);
   const proposals = observer.matching(CHANGE).length;
   const stopObserver = await observer.stop();
