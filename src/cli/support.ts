@@ -22,6 +22,8 @@ export interface SupportReport {
     tuner: string;
     hook: string;
     optional: boolean;
+    /** What the tuner does when no candidate attaches. */
+    fallback?: string | null;
     chosen: string | null;
     target: string | null;
     /** The chosen program (one hook may offer two programs of the same kind and target). */
@@ -51,6 +53,8 @@ export function buildSupportReport(
       tuner: c.tuner,
       hook: c.hook,
       optional: c.optional,
+      fallback: TUNER_HOOKS.find((t) => t.tuner === c.tuner)?.hooks.find((h) => h.name === c.hook)
+        ?.fallback ?? null,
       chosen: c.chosen,
       target: c.target,
       program: c.program,
@@ -99,6 +103,8 @@ export function renderSupportText(r: SupportReport): string {
   for (const h of r.hooks) {
     const state = h.chosen
       ? `${h.chosen} ${h.target}`
+      : h.fallback
+      ? `none; instead: ${h.fallback}`
       : h.optional
       ? "none (optional: the tuner runs without it)"
       : "none: the tuner cannot run";

@@ -33,6 +33,7 @@ import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
 import type { Proposal } from "../tuning/proposal.ts";
+import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
@@ -138,11 +139,16 @@ export class Daemon {
   #stopped: Promise<void>;
   /** An error nothing caught (the global handler saw it): the daemon stops and exits 1. */
   #fatal: unknown = null;
+  /** Sysctls read as absent (fault injection `sysctl:<name>`), to test optional tunables. */
+  readonly #missingSysctls: ReadonlySet<string>;
 
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
     this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners));
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
+    this.#missingSysctls = new Set(
+      opts.faultInject.filter((f) => f.startsWith("sysctl:")).map((f) => f.slice(7)),
+    );
   }
 
   get log(): Logger {
@@ -331,7 +337,11 @@ export class Daemon {
           hooks: r.attached,
         });
         for (const m of r.missing) {
-          log.warn(`tuner ${def.name}: optional hook ${m.hook} unavailable: ${m.reason}`);
+          const instead = def.hooks.find((h) => h.name === m.hook)?.fallback;
+          log.warn(
+            `tuner ${def.name}: optional hook ${m.hook} unavailable: ${m.reason}` +
+              (instead ? `; instead: ${instead}` : ""),
+          );
         }
       } else {
         this.unavailable.push(r);
@@ -434,6 +444,7 @@ export class Daemon {
       learningRate: this.opts.learningRate,
       advise: this.opts.advise,
       read: (sysctl, netns) => {
+        if (this.#missingSysctls.has(sysctl)) return null;
         try {
           return this.io.read(sysctl, netns);
         } catch (e) {
@@ -444,6 +455,7 @@ export class Daemon {
       propose: (p) => this.#propose(p),
       atCeiling: (sysctl, netns, value, ceiling) =>
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
+      watchedNetns: () => [this.opts.onlyNetns ?? GLOBAL_NETNS],
       now: () => performance.now(),
       managers: (sysctl) => this.managers(sysctl),
       managedSysctls: () => [

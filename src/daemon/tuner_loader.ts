@@ -38,7 +38,8 @@ export interface LoaderOptions {
   cgroup: string | null;
   /**
    * Entries forced to fail (BPFPILOT_FAULT_INJECT): `<tuner>:load`, `<tuner>:<hook>` (attach), or
-   * `program:<name>` (that program fails to load, so its hook falls back along the chain).
+   * `program:<name>` (that program fails to load, so its hook falls back along the chain), or
+   * `sysctl:<name>` (the daemon reads that sysctl as absent, e.g. IPv6 disabled).
    */
   faultInject: ReadonlySet<string>;
   /** Called before a candidate is attached (e.g. to mount tracefs for classic tracepoints). */
@@ -125,6 +126,13 @@ export function loadTuner(
     target: c.target,
     program: c.program,
   }));
+  try {
+    instance!.onAttached?.(attached.map((a) => a.hook));
+  } catch (e) {
+    instance!.stop?.();
+    r.object.close();
+    return { def, reason: `starting failed: ${(e as Error).message}` };
+  }
   return { def, object: r.object, instance: instance!, attached, missing: r.missing, skipped };
 }
 

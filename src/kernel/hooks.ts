@@ -22,6 +22,8 @@ export interface HookDecl {
   description: string;
   /** An optional hook that cannot attach leaves the tuner running with less insight. */
   optional?: boolean;
+  /** What the tuner does instead when no candidate attaches (e.g. a bounded /proc poll). */
+  fallback?: string;
   candidates: HookCandidate[];
 }
 

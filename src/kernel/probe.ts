@@ -105,8 +105,12 @@ export function supportLevel(
     choices.filter((c) => c.tuner === t.tuner && !c.optional).every((c) => c.chosen !== null)
   );
   if (runnable.length === 0) return "none";
+  // A hook whose tuner has a designed fallback (e.g. a /proc poll) does not degrade the level.
+  const hasFallback = (c: HookChoice) =>
+    tuners.find((t) => t.tuner === c.tuner)?.hooks.find((h) => h.name === c.hook)?.fallback !==
+      undefined;
   const degraded = runnable.length < tuners.length ||
-    choices.some((c) => c.chosen === null || !c.tried[0]?.ok);
+    choices.some((c) => !hasFallback(c) && (c.chosen === null || !c.tried[0]?.ok));
   return degraded ? "legacy" : "full";
 }
 

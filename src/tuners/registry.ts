@@ -9,12 +9,16 @@ import { sysctlTuner } from "./sysctl.ts";
 import { tcpBufferTuner } from "./tcp_buffer.ts";
 import { neighTableTuner } from "./neigh_table.ts";
 import { routeTableTuner } from "./route_table.ts";
+import { udpBufferTuner } from "./udp_buffer.ts";
+import { ipFragTuner } from "./ip_frag.ts";
 
 export const TUNERS: readonly TunerDefinition[] = [
   sysctlTuner,
   tcpBufferTuner,
   neighTableTuner,
   routeTableTuner,
+  ipFragTuner,
+  udpBufferTuner,
 ];
 
 /** Each tuned sysctl's value domain, as its tuner declares it. */

@@ -65,6 +65,11 @@ export interface TunerContext {
   apply(decisions: readonly (Decision | null)[], netns: string): boolean;
   /** A growth that cannot happen because `value` sits at `ceiling`: logged once per situation. */
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
+  /**
+   * Namespaces a polling tuner looks at (keys): the one `--netns` names, else the host's. Event-
+   * driven hooks see every namespace; a poll cannot enumerate them cheaply.
+   */
+  watchedNetns(): string[];
   /** Milliseconds, monotonic; injected so tests need no sleeping. */
   now(): number;
   /** Tuners that manage `sysctl` (dotted), in load order: for the admin-override detector. */
@@ -92,6 +97,8 @@ export interface TunerContext {
 export interface TunerInstance {
   /** After load, before attach: fill the object's `config` map, seed state. */
   configure?(obj: BpfObject): void;
+  /** After attach: the hooks that did attach (a tuner may poll for the ones that did not). */
+  onAttached?(hooks: readonly string[]): void;
   /** One decoded event from this tuner's BPF object. */
   onEvent?(ev: BpfpEvent): void;
   /** Called about once a second: polling work, decay of windows. */

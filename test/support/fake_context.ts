@@ -77,6 +77,13 @@ export class FakeTunerContext implements TunerContext {
     this.ceilings.push({ sysctl, netns, value, ceiling });
   }
 
+  /** What watchedNetns() answers (the `--netns` namespace, else the host's). */
+  watched: string[] = ["global"];
+
+  watchedNetns(): string[] {
+    return [...this.watched];
+  }
+
   now(): number {
     return this.clock;
   }

@@ -32,6 +32,7 @@ function fakeContext(values: Record<string, number>) {
     },
     atCeiling: (sysctl) => logs.push(`at ceiling ${sysctl}`),
     now: () => state.now,
+    watchedNetns: () => [GLOBAL_NETNS],
     managers: () => [],
     isOwnRecentWrite: () => false,
     tunerOverridden: () => state.overridden,

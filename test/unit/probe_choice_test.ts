@@ -100,3 +100,27 @@ Deno.test("support level: one tuner unavailable while another runs is legacy, no
   assert.equal(choices[1].chosen, null);
   assert.equal(supportLevel(choices, two, p.features()), "legacy");
 });
+
+Deno.test("support level: an optional hook with a designed fallback (a poll) does not degrade it", () => {
+  const feats = new FakeProber(new Set()).features();
+  const polled: TunerHooks[] = [
+    { tuner: "a", hooks: [rcv] },
+    {
+      tuner: "p",
+      hooks: [{
+        name: "frag",
+        description: "",
+        optional: true,
+        fallback: "a poll of /proc",
+        candidates: [{ kind: "fentry", target: "ip_defrag", program: "fe" }],
+      }],
+    },
+  ];
+  const choices = chooseHooks(polled, new FakeProber(new Set(["tp_btf"])));
+  assert.equal(choices.find((c) => c.tuner === "p")!.chosen, null);
+  assert.equal(supportLevel(choices, polled, feats), "full");
+  const withoutFallback = polled.map((t) =>
+    t.tuner === "p" ? { ...t, hooks: [{ ...t.hooks[0], fallback: undefined }] } : t
+  );
+  assert.equal(supportLevel(choices, withoutFallback, feats), "legacy");
+});

@@ -4,6 +4,7 @@
  * so only failures beyond ReasmTimeout count as evidence against high_thresh.
  */
 import type { CounterSnapshot } from "../counters.ts";
+import { IP_FRAG_THRESH_CEILING } from "../../tuners/ip_frag_rules.ts";
 import { counter } from "../../kernel/proc/snmp.ts";
 import {
   counterEvidence,
@@ -22,7 +23,8 @@ import {
 } from "./helpers.ts";
 import type { CheckDefinition, CheckInput } from "./input.ts";
 
-export const FRAG_THRESH_CEILING = 67108864;
+/** The ip_frag tuner's growth ceiling: audit recommends no more than the tuner would set. */
+export const FRAG_THRESH_CEILING = IP_FRAG_THRESH_CEILING;
 /** Memory failures per reassembly request above which the finding is a warning. */
 export const REASM_WARNING_RATIO = 0.01;
 

@@ -20,7 +20,8 @@ import {
   sumDefined,
 } from "./helpers.ts";
 import type { CheckDefinition } from "./input.ts";
-import { SOCKET_BUFFER_CEILING } from "./tcp.ts";
+// The udp_buffer tuner's ceiling: audit never recommends more than the tuner would set.
+import { UDP_BUFFER_MAX } from "../../tuners/udp_buffer_rules.ts";
 
 export const udpRcvbufErrors: CheckDefinition = {
   id: "BPFP-UDP-RCVBUF-ERRORS",
@@ -41,7 +42,7 @@ export const udpRcvbufErrors: CheckDefinition = {
     );
     if (errors === null) return skip(noCounterReason(input, "Udp RcvbufErrors"));
     if (errors.sinceBoot === 0) return pass(`no UDP receive-buffer drops (rmem_max ${rmemMax})`);
-    if (rmemMax >= SOCKET_BUFFER_CEILING) {
+    if (rmemMax >= UDP_BUFFER_MAX) {
       return pass(
         `UDP receive-buffer drops ${
           describeCounter(errors, input.windowSeconds)
@@ -54,7 +55,7 @@ export const udpRcvbufErrors: CheckDefinition = {
         describeCounter(errors, input.windowSeconds)
       } with rmem_max ${rmemMax}`,
       finding(this, severityFor("warning", errors), [rmemMax], [
-        raiseLimit(rmemMax, SOCKET_BUFFER_CEILING),
+        raiseLimit(rmemMax, UDP_BUFFER_MAX),
       ], [
         ...counterEvidence(
           "UDP datagrams dropped at a full receive buffer (Udp/Udp6 RcvbufErrors)",

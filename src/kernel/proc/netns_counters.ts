@@ -1,0 +1,44 @@
+/**
+ * A namespace's /proc/net counter files, read from inside it (the thread's own view through
+ * /proc/thread-self/net). Each file is null where this kernel or namespace has none (IPv6
+ * disabled: no snmp6); a namespace that is gone gives null for all.
+ */
+import { inNetns } from "../netns.ts";
+import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "./snmp.ts";
+import { parseSockstat } from "./sockstat.ts";
+
+export type NetFile = "snmp" | "snmp6" | "sockstat" | "sockstat6";
+
+export interface NetnsCounters {
+  snmp: CounterTable | null;
+  snmp6: ReadonlyMap<string, number> | null;
+  sockstat: CounterTable | null;
+  sockstat6: CounterTable | null;
+}
+
+function readOptional(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Reads only the files asked for (each read costs a /proc walk). */
+export function readNetnsCounters(netns: string, files: readonly NetFile[]): NetnsCounters {
+  const out: NetnsCounters = { snmp: null, snmp6: null, sockstat: null, sockstat6: null };
+  try {
+    inNetns(netns, () => {
+      for (const f of files) {
+        const text = readOptional(`/proc/thread-self/net/${f}`);
+        if (text === null) continue;
+        if (f === "snmp6") out.snmp6 = parseSnmp6(text);
+        else if (f === "snmp") out.snmp = parseHeaderValuePairs(text);
+        else out[f] = parseSockstat(text);
+      }
+    });
+  } catch {
+    // the namespace is gone or cannot be entered: nothing to read
+  }
+  return out;
+}
