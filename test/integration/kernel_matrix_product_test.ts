@@ -20,7 +20,10 @@ interface KernelResult {
   result: string;
   reason: string;
   support:
-    | { level: string; hooks: { tuner: string; hook: string; chosen: string | null }[] }
+    | {
+      level: string;
+      hooks: { tuner: string; hook: string; chosen: string | null; fallback?: string | null }[];
+    }
     | null;
   daemon: { exit: number; tuned: boolean } | null;
   fault: { hook: string; ok: boolean }[] | null;
@@ -66,6 +69,14 @@ Deno.test({
           h.tuner === "neigh_table" && h.hook === "neigh_create"
         );
         assert.ok(nc?.chosen, `${k.label}: neigh_table's neigh_create attached`);
+        const udp = k.support!.hooks.find((h) => h.tuner === "udp_buffer" && h.hook === "udp_rcvq");
+        assert.ok(udp?.chosen, `${k.label}: udp_buffer's udp_rcvq attached`);
+        // ip_frag: fentry/kprobe in the guests; on the host neither, and support names the poll.
+        const frag = k.support!.hooks.find((h) => h.tuner === "ip_frag" && h.hook === "frag4");
+        if (k.label === "host") {
+          assert.equal(frag?.chosen, null, "host: no reassembly hook attaches");
+          assert.match(frag?.fallback ?? "", /poll of \/proc\/net\/sockstat/);
+        } else assert.ok(frag?.chosen, `${k.label}: ip_frag's frag4 attached`);
         // route_table: loads where max_size is enforced (5.10, 6.1), else says why not.
         const rt = k.support!.hooks.find((h) => h.tuner === "route_table");
         if (k.label === "5.10" || k.label === "6.1") {
