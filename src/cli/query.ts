@@ -92,6 +92,8 @@ function renderTuners(tuners: TunerInfo[]): string {
 
 function control(t: TunableInfo): string {
   if (t.overridden) return "overridden (admin)";
+  const pin = t.pinnedBy ? `pinned by ${clean(t.pinnedBy)}` : "";
+  if (pin) return t.managed ? `managed above the value ${pin}` : pin;
   return t.managed ? "managed" : "not managed";
 }
 

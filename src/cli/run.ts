@@ -49,6 +49,7 @@ export interface RunFlags {
   metricsAllowRemote?: boolean;
   prefer?: string;
   overrides?: string;
+  tuneAbovePinned?: boolean;
   /** bpftune's spellings: accepted so its units and scripts start (see bpftuneNotices). */
   learning_rate?: string;
   libdir?: string;
@@ -93,6 +94,11 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
         "logging to this stderr",
     )
     .option("--advise", "observe and log proposals only; never write a sysctl")
+    .option(
+      "--tune-above-pinned",
+      "let bpfpilot raise a sysctl that a boot-time sysctl.d file sets (never below that value); " +
+        "by default such sysctls are the administrator's and left alone",
+    )
     .addOption(
       new Option(
         "--overrides <lifetime>",
@@ -182,6 +188,9 @@ bpfpilot changed, or the sysctl -w lines printed there); -R restores them on exi
 
 Admin override: when another process writes a sysctl a tuner manages, bpfpilot stops tuning it
 (in that network namespace) until 'bpfpilot enable <sysctl|tuner>'.
+
+Boot-time values: a sysctl a sysctl.d file (or /etc/sysctl.conf) sets is the administrator's and
+is not tuned in the host's namespace (--tune-above-pinned: only raised). SIGHUP re-reads them.
 
 Exit status: 0 stopped by a signal, 1 could not start (not root, libbpf missing, no tuner could
 run, another daemon running, corrupt state file), 2 usage error.
@@ -300,6 +309,9 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     metricsListen: flags.metricsListen ?? null,
     metricsAllowRemote: flags.metricsAllowRemote ?? false,
     overrides: (flags.overrides as OverrideLifetime | undefined) ?? "persistent",
+    tuneAbovePinned: flags.tuneAbovePinned ?? false,
+    // Test switch: read sysctl.d under this directory instead of /.
+    bootSysctls: { root: Deno.env.get("BPFPILOT_SYSCTL_D_ROOT") ?? "" },
     onReady: (d) => {
       if (!readiness) return;
       try {

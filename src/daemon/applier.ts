@@ -29,6 +29,8 @@ export interface ApplierDeps {
   onlyNetns?: string | null;
   /** Whether a sysctl is per-namespace or host-wide. */
   scopeOf?: (sysctl: string) => "netns" | "global";
+  /** Why the operator's policy refuses a proposal (boot-time pin, ...), or null. */
+  refusal?: (p: Proposal) => string | null;
 }
 
 /** How long a write of ours can still show up as a sysctl event. */
@@ -36,6 +38,7 @@ const OWN_WRITE_WINDOW_MS = 5000;
 
 export class ProposalApplier {
   #overrideNoted = new Set<string>();
+  #refusalNoted = new Set<string>();
   /** sysctl -> our recent writes (values as text, time) for writer-less sysctl events. */
   #ownWrites = new Map<string, { text: string; at: number }[]>();
   constructor(private readonly d: ApplierDeps) {}
@@ -61,6 +64,19 @@ export class ProposalApplier {
       return false;
     }
     this.#overrideNoted.delete(key);
+    const refused = this.d.refusal?.(p) ?? null;
+    if (refused !== null) {
+      if (!this.#refusalNoted.has(key)) {
+        this.#refusalNoted.add(key);
+        log.info(`not tuning '${p.sysctl}' in ${describeNetns(p.netns)}: ${refused}`, {
+          tuner: p.tuner,
+          sysctl: p.sysctl,
+          netns: p.netns,
+        });
+      }
+      return false;
+    }
+    this.#refusalNoted.delete(key);
     const verdict = gate.admit(p, now());
     if (verdict.kind === "cooling-down") {
       if (!verdict.repeat) {

@@ -36,6 +36,11 @@ export interface ProviderDaemon {
     readonly onlyNetns?: string | null;
     readonly stateDir?: string;
   };
+  /** Boot-time sysctl.d values (absent or null: not read). */
+  readonly pinned?: {
+    pin(sysctl: string, netns: string): { file: string; line: number } | null;
+    frozen(sysctl: string, netns: string): boolean;
+  } | null;
   /** Pid file of a background daemon (absent or null: none). */
   readonly pidFile?: string | null;
   readonly startedAt: Date;
@@ -123,12 +128,19 @@ export class DaemonControlProvider implements ControlProvider {
           kind: "sysctl" as const,
           type: "integer" as const,
           values: r.live,
-          managed: this.#running(r.tuner) && !off && !admin && this.#inScope(r),
+          managed: this.#running(r.tuner) && !off && !admin && this.#inScope(r) &&
+            !(this.d.pinned?.frozen(r.decl.sysctl, r.netns) ?? false),
           overridden: admin,
+          ...this.#pinnedField(r.decl.sysctl, r.netns),
           ...this.#netnsField(r.netns),
         };
       });
     });
+  }
+
+  #pinnedField(sysctl: string, netns: string): { pinnedBy?: string } {
+    const pin = this.d.pinned?.pin(sysctl, netns);
+    return pin ? { pinnedBy: `${pin.file}:${pin.line}` } : {};
   }
 
   daemon(): DaemonInfo {

@@ -12,6 +12,7 @@ import { domainLookup } from "../tuning/domain.ts";
 import { applyDecisions } from "../tuning/context.ts";
 import { ProposalApplier } from "./applier.ts";
 import { summaryLines, undoLines } from "./summary.ts";
+import { PinnedPolicy } from "./pinned_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
@@ -79,6 +80,10 @@ export interface DaemonOptions {
   metricsListen?: string | null;
   /** Allow a non-loopback metrics address (the endpoint has no authentication). */
   metricsAllowRemote?: boolean;
+  /** Where to read sysctl.d from (`root` prefix for tests); false: do not read it. */
+  bootSysctls?: { root: string } | false;
+  /** Let bpfpilot raise a value a sysctl.d file pins (never lower it). */
+  tuneAbovePinned?: boolean;
   /** How long an admin write holds bpfpilot off (default persistent: until `enable`). */
   overrides?: OverrideLifetime;
   /** Sees every proposal a tuner makes and whether it went through (advise: would have). */
@@ -115,6 +120,8 @@ export class Daemon {
   loaded: LoadedTuner[] = [];
   unavailable: UnavailableTuner[] = [];
   disabled: string[] = [];
+  /** Boot-time sysctl.d values (null when not read). */
+  pinned: PinnedPolicy | null = null;
   /** The pid file of a background (`-D`) daemon, once written. */
   pidFile: string | null = null;
   /** The control socket and metrics endpoint, while they serve. */
@@ -155,6 +162,41 @@ export class Daemon {
     return this.opts.log;
   }
 
+  /** Per-namespace or host-wide, as the tuner that manages it declares. */
+  scopeOf(sysctl: string): "netns" | "global" {
+    return this.#defs.flatMap((d) => d.tunables).find((t) => t.sysctl === sysctl)?.scope ??
+      "netns";
+  }
+
+  /** The boot-time sysctl.d values, read at start and on SIGHUP. */
+  #loadPinned(): void {
+    if (this.opts.bootSysctls === false) return;
+    this.pinned = new PinnedPolicy({
+      tuneAbove: this.opts.tuneAbovePinned ?? false,
+      scopeOf: (s) => this.scopeOf(s),
+    }, this.opts.bootSysctls?.root ?? "");
+    this.#reportPinned();
+  }
+
+  #reportPinned(): void {
+    const p = this.pinned;
+    if (!p) return;
+    for (const problem of p.problems) this.log.warn(`sysctl.d: ${problem}`);
+    this.log.info(
+      `boot-time sysctl settings read from ${p.files.length} file(s); the values they set are ` +
+        `the administrator's${this.opts.tuneAbovePinned ? " (bpfpilot may raise them)" : ""}`,
+    );
+  }
+
+  /** SIGHUP: re-read what may change without a restart (state is kept). */
+  reload(): void {
+    if (this.pinned) {
+      this.pinned.reload();
+      this.#reportPinned();
+    }
+    this.log.info("configuration reloaded (SIGHUP)");
+  }
+
   /** Tuners that manage a sysctl, in load order. */
   managers(sysctl: string): string[] {
     return this.loaded.filter((t) => t.def.tunables.some((x) => x.sysctl === sysctl))
@@ -179,8 +221,16 @@ export class Daemon {
   async run(): Promise<number> {
     // Listen before starting: a signal during start-up must still end in a clean shutdown.
     const onSignal = () => this.stop();
+    const onHangup = () => {
+      try {
+        this.reload();
+      } catch (e) {
+        this.log.error(`reload failed, the previous settings stay: ${(e as Error).message}`);
+      }
+    };
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
+    Deno.addSignalListener("SIGHUP", onHangup);
     // A bug anywhere must not kill the daemon silently: log it, shut down the normal way (summary,
     // detach, rollback with -R) and exit 1; if that hangs, exit 1 anyway.
     const onUncaught = (e: Event) => {
@@ -220,6 +270,7 @@ export class Daemon {
       globalThis.removeEventListener("error", onUncaught);
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGTERM", onSignal);
+      Deno.removeSignalListener("SIGHUP", onHangup);
     }
   }
 
@@ -243,9 +294,10 @@ export class Daemon {
       now: () => performance.now(),
       describe: (t, s) => this.describeScenario(t, s),
       onlyNetns: this.opts.onlyNetns ?? null,
-      scopeOf: (sysctl) =>
-        this.#defs.flatMap((d) => d.tunables).find((t) => t.sysctl === sysctl)?.scope ?? "netns",
+      scopeOf: (sysctl) => this.scopeOf(sysctl),
+      refusal: (p) => this.pinned?.refusal(p) ?? null,
     });
+    this.#loadPinned();
 
     const all = [...this.opts.tuners];
     this.#defs = all;

@@ -44,8 +44,12 @@ export class DaemonProcess {
   }
 
   /** The daemon behind a wrapper (e.g. unshare) that ends by exec'ing the launcher. */
-  static startVia(command: string, args: string[]): DaemonProcess {
-    return new DaemonProcess(args, {}, command);
+  static startVia(
+    command: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ): DaemonProcess {
+    return new DaemonProcess(args, env, command);
   }
 
   async #read(stream: ReadableStream<Uint8Array>) {

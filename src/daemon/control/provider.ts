@@ -37,6 +37,8 @@ export interface TunableInfo {
   managed: boolean;
   /** The admin changed it; bpfpilot leaves it alone. */
   overridden: boolean;
+  /** A boot-time sysctl.d file sets it (`/etc/sysctl.d/x.conf:3`): the administrator's value. */
+  pinnedBy?: string;
   /** Named network namespace; absent = the initial namespace. */
   netns?: string;
 }
