@@ -22,6 +22,8 @@ const why = !have("dpkg-deb")
   ? "lintian is missing (bash scripts/setup installs it)"
   : alreadyInstalled
   ? "a bpfpilot package is installed here already; this test will not replace or purge it"
+  : existsSync("/var/lib/bpfpilot")
+  ? "/var/lib/bpfpilot exists on this machine; the purge this test runs would delete it"
   : null;
 if (why) console.error(`package_deb_test skipped: ${why}`);
 
