@@ -139,8 +139,6 @@ export class Daemon {
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
-  /** Tuners with nothing to do on this kernel: unavailable by design, not a degraded start. */
-  #nothingToDo = new Set<string>();
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
   #stopped: Promise<void>;
@@ -344,7 +342,6 @@ export class Daemon {
       const reason = unavailableOnThisKernel(d);
       if (reason === null) return true;
       this.unavailable.push({ def: d, reason });
-      this.#nothingToDo.add(d.name);
       log.info(`tuner ${d.name} is unavailable: ${reason}`, { tuner: d.name });
       return false;
     });
@@ -480,12 +477,16 @@ export class Daemon {
   }
 
   /**
-   * The support level that is true of this daemon: the probe's, lowered to "legacy" when a tuner
-   * it wanted could not load or a hook is missing (a tuner with nothing to do here does not count).
+   * The support level that is true of this daemon: the probe's, lowered to "legacy" when
+   * admin-override detection or a tuner named with -a did not load (accepted with
+   * --allow-degraded), or a loaded tuner misses a hook. Other tuners that cannot run here are
+   * reported on their own and do not change it.
    */
   get level(): string {
-    const degraded = this.unavailable.some((u) => !this.#nothingToDo.has(u.def.name)) ||
-      this.loaded.some((t) => t.missing.length > 0);
+    const degraded =
+      this.unavailable.some((u) =>
+        u.def.name === "sysctl" || (this.opts.allow?.includes(u.def.name) ?? false)
+      ) || this.loaded.some((t) => t.missing.length > 0);
     return degraded && this.probe.level === "full" ? "legacy" : this.probe.level;
   }
 
