@@ -17,7 +17,8 @@ import type {
 } from "../daemon/control/provider.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
 import { type HelpEntry, type PlannedRollback, rollbackCommand } from "../daemon/control/verbs.ts";
-import { refuseRestore } from "../daemon/restorable.ts";
+import { restoreGuard } from "../daemon/restorable.ts";
+import { TUNERS } from "../tuners/registry.ts";
 
 /** Exit statuses of `bpfpilot query`; the same in text and --json mode. */
 export const QUERY_EXIT = {
@@ -177,7 +178,7 @@ function renderSummary(summary: SummaryData): string {
  */
 function localRollbackCommand(entry: PlannedRollback): string {
   const numbers = entry.original.map((v) => (/^-?\d+$/.test(String(v)) ? Number(v) : NaN));
-  const refused = refuseRestore(String(entry.sysctl), numbers);
+  const refused = restoreGuard(TUNERS)(String(entry.sysctl), numbers);
   if (refused !== null) return `# not restored: ${clean(refused)}`;
   try {
     return rollbackCommand({ ...entry, original: numbers });

@@ -3,7 +3,8 @@ import { Command } from "@commander-js/extra-typings";
 import { DEFAULT_STATE_DIR, Journal, JournalError, valueText } from "../daemon/journal.ts";
 import { rollbackFromJournal, vettedRollbackPlan } from "../daemon/rollback.ts";
 import { liveSysctls } from "../daemon/sysctl_io.ts";
-import { tunableDomain } from "../tuners/registry.ts";
+import { tunableDomain, TUNERS } from "../tuners/registry.ts";
+import { restoreGuard } from "../daemon/restorable.ts";
 import { describeNetns } from "../kernel/netns.ts";
 import { sysctlWLine } from "../kernel/sysctl.ts";
 import { createLogger } from "../log/logger.ts";
@@ -48,7 +49,7 @@ the state file is corrupt (it is left untouched), or not root.`,
         );
       }
       if (opts.dryRun) {
-        const plan = vettedRollbackPlan(journal, liveSysctls(tunableDomain));
+        const plan = vettedRollbackPlan(journal, liveSysctls(tunableDomain), restoreGuard(TUNERS));
         for (const step of plan.restore) {
           const line = typeof step.to === "string"
             ? sysctlWLine(step.sysctl, step.to)
@@ -65,7 +66,7 @@ the state file is corrupt (it is left untouched), or not root.`,
         return;
       }
       const log = createLogger({ target: "stderr" });
-      const r = rollbackFromJournal(journal, liveSysctls(tunableDomain), log);
+      const r = rollbackFromJournal(journal, liveSysctls(tunableDomain), log, restoreGuard(TUNERS));
       journal.close();
       const changed = r.skipped.filter((s) => s.code !== "at-original" && s.code !== "refused")
         .length;

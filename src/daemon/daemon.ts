@@ -16,6 +16,7 @@ import { PinnedPolicy } from "./pinned_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
+import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
 import {
@@ -693,7 +694,7 @@ export class Daemon {
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {
       try {
-        rollbackFromJournal(this.journal, this.io, log);
+        rollbackFromJournal(this.journal, this.io, log, restoreGuard(this.opts.tuners));
       } catch (e) {
         log.error(`rollback failed: ${(e as Error).message}`);
       }

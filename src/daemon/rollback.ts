@@ -5,7 +5,7 @@
  */
 import { describeNetns } from "../kernel/netns.ts";
 import type { Journal, RollbackPlan, RollbackSkip, RollbackStep } from "./journal.ts";
-import { refuseRestore } from "./restorable.ts";
+import type { RestoreGuard } from "./restorable.ts";
 import { valueText } from "./journal.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
 import type { LogLike } from "../tuning/tuner.ts";
@@ -17,7 +17,11 @@ export interface RollbackResult {
 }
 
 /** The journal's plan with every step restorable.ts refuses moved to the skipped ones. */
-export function vettedRollbackPlan(journal: Journal, io: SysctlIO): RollbackPlan {
+export function vettedRollbackPlan(
+  journal: Journal,
+  io: SysctlIO,
+  refuseRestore: RestoreGuard,
+): RollbackPlan {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
   const restore: RollbackStep[] = [];
   for (const step of plan.restore) {
@@ -28,8 +32,13 @@ export function vettedRollbackPlan(journal: Journal, io: SysctlIO): RollbackPlan
   return { restore, skipped: plan.skipped };
 }
 
-export function rollbackFromJournal(journal: Journal, io: SysctlIO, log: LogLike): RollbackResult {
-  const plan = vettedRollbackPlan(journal, io);
+export function rollbackFromJournal(
+  journal: Journal,
+  io: SysctlIO,
+  log: LogLike,
+  refuseRestore: RestoreGuard,
+): RollbackResult {
+  const plan = vettedRollbackPlan(journal, io, refuseRestore);
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   for (const step of plan.restore) {
     const where = describeNetns(step.netns);

@@ -8,6 +8,8 @@ import { findingNetnsKey, journalApplyHook } from "../../src/audit/journal_apply
 import type { Finding } from "../../src/audit/types.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import { rollbackFromJournal } from "../../src/daemon/rollback.ts";
+import { restoreGuard } from "../../src/daemon/restorable.ts";
+import { TUNERS } from "../../src/tuners/registry.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
@@ -101,7 +103,7 @@ Deno.test(
       [NS, RMEM, "audit", [4096, 16384, 65536], [4096, 16384, 81920], null],
     );
     assert.equal(Journal.daemonPid(dir), null, "the apply released the state directory");
-    const r = rollbackFromJournal(journal, io, quiet);
+    const r = rollbackFromJournal(journal, io, quiet, restoreGuard(TUNERS));
     assert.equal(r.restored.length, 1);
     assert.deepEqual(values.get(`${NS}|${RMEM}`), [4096, 16384, 65536]);
     assert.deepEqual(journal.changedEntries(), []);

@@ -6,7 +6,10 @@ import {
   UntrustedPathError,
 } from "../../src/kernel/trusted_path.ts";
 import { prepareStateDir, StateDirError } from "../../src/daemon/state_dir.ts";
-import { refuseRestore } from "../../src/daemon/restorable.ts";
+import { restoreGuard } from "../../src/daemon/restorable.ts";
+import { TUNERS } from "../../src/tuners/registry.ts";
+
+const refuseRestore = restoreGuard(TUNERS);
 
 function fakeStat(tree: Record<string, Partial<PathOwner>>) {
   return (p: string): PathOwner | null =>
