@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tcp_conn tuner: per-connection congestion control from a sockops program attached to the
+ * cgroup given with -c. The learning happens in userspace (src/tuners/tcp_conn_learner.ts): it
+ * writes each path's choice into tc_paths, keyed by (netns, remote address). Here:
+ *  - at ESTABLISHED, a connection to a path with a choice gets it (or, 1 in `explore`, a random
+ *    algorithm of the path's candidate mask: the epsilon of bpftune's epsilon-greedy learner);
+ *    a socket whose algorithm the application (or another program) already set is left alone;
+ *  - at RETRANS, a connection whose retransmissions exceed segs_out >> loss_shift (1/64) is
+ *    switched to BBR once;
+ *  - at FIN_WAIT1/CLOSE_WAIT, one sample (min RTT, delivery rate, algorithm, retransmissions) is
+ *    sent to userspace, rate-limited per path.
+ * Advise mode (config flags) never calls setsockopt: it reports what it would have done.
+ * Only context fields and stable helpers are used; the netns comes from the socket through
+ * bpf_skc_to_tcp_sock (5.9+). */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "bpfpilot_common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TUNER_TCP_CONN 7
+
+/* Event kind; keep in sync with src/tuners/tcp_conn.ts. */
+#define TC_SAMPLE 1
+
+#define TC_ALG_MAX 8
+#define TC_NAME_LEN 16
+#define TC_NO_ALG 0xff
+
+#define SOL_TCP 6
+#define TCP_CONGESTION 13
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE_WAIT 8
+
+/* config.flags */
+#define TC_CFG_ADVISE 1
+/* config.param[]: see src/tuners/tcp_conn.ts */
+#define TC_P_BBR 0         /* index of bbr in tc_algs, TC_NO_ALG if the kernel has none */
+#define TC_P_EXPLORE 1     /* explore one connection in this many (bpftune: 20) */
+#define TC_P_LOSS_SHIFT 2  /* switch to BBR when total_retrans > segs_out >> shift (6) */
+
+/* Per-socket flags, also sent in the sample (userspace reads them). */
+#define TC_F_LEARNED 1     /* the path's choice was applied */
+#define TC_F_EXPLORED 2    /* a random candidate was applied */
+#define TC_F_FORCED 4      /* switched to BBR for loss */
+#define TC_F_APP 8         /* the application had chosen: left alone */
+#define TC_F_ADVISE 16     /* nothing was applied (advise mode): the flags say what would be */
+#define TC_F_ECN 32        /* ECN negotiated */
+#define TC_F_IS_BBR 64     /* currently running bbr (no loss switch needed) */
+
+/* Counter slots of tc_counts (summed over CPUs in userspace). */
+#define TC_C_CHOSEN 0      /* + alg index: connections given that algorithm */
+#define TC_C_FORCED 8      /* switched to BBR for loss */
+#define TC_C_EXPLORED 9
+#define TC_C_APP 10
+#define TC_C_UNKNOWN 11    /* no choice yet for the path: kernel default */
+#define TC_C_FAILED 12     /* setsockopt refused */
+#define TC_C_MAX 16
+
+struct tc_path_key {
+	__u64 netns;          /* ns.inum of the socket's namespace */
+	__u8 addr[16];        /* remote address; IPv4 as ::ffff:a.b.c.d */
+};
+
+struct tc_path_choice {
+	__u32 alg;            /* index into tc_algs */
+	__u32 mask;           /* candidates for exploration (bit = index into tc_algs) */
+};
+
+struct tc_alg_name {
+	char name[TC_NAME_LEN];
+};
+
+struct tc_sock {
+	char initial[TC_NAME_LEN]; /* algorithm at ESTABLISHED, after our choice */
+	__u32 flags;
+	__u32 pad;
+};
+
+/* Sample payload in bpfp_event.data; keep in sync with src/tuners/tcp_conn.ts. */
+struct tc_sample {
+	__u8 addr[16];
+	char initial[TC_NAME_LEN];
+	__u32 min_rtt_us;
+	__u32 flags;
+	__u32 rate_delivered;   /* packets delivered in the last rate sample */
+	__u32 rate_interval_us;
+	__u32 mss;
+	__u32 total_retrans;
+	__u32 segs_out;
+	__u32 srtt_us;          /* smoothed RTT << 3, as the kernel keeps it */
+};
+_Static_assert(sizeof(struct tc_sample) == BPFP_DATA_LEN, "sample fills the event payload");
+
+/* Written by userspace only; LRU bounds it even if userspace lags behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tc_path_key);
+	__type(value, struct tc_path_choice);
+} tc_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TC_ALG_MAX);
+	__type(key, __u32);
+	__type(value, struct tc_alg_name);
+} tc_algs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TC_C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tc_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tc_sock);
+} tc_socks SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&tc_counts, &slot);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline __u64 param(struct bpfp_config *cfg, int i, __u64 dflt)
+{
+	return cfg && cfg->param[i] ? cfg->param[i] : dflt;
+}
+
+/* Remote address as 16 bytes (IPv4 mapped); returns -1 for loopback and other families. */
+static __always_inline int remote_key(struct bpf_sock_ops *ops, struct bpf_sock *sk,
+				      struct tc_path_key *key)
+{
+	struct tcp_sock *tp;
+	__u32 a[4];
+
+	if (ops->family == AF_INET) {
+		a[0] = 0;
+		a[1] = 0;
+		a[2] = bpf_htonl(0xffff);
+		a[3] = ops->remote_ip4;
+	} else if (ops->family == AF_INET6) {
+		a[0] = ops->remote_ip6[0];
+		a[1] = ops->remote_ip6[1];
+		a[2] = ops->remote_ip6[2];
+		a[3] = ops->remote_ip6[3];
+		if (!a[0] && !a[1] && !a[2] && a[3] == bpf_htonl(1))
+			return -1; /* ::1 */
+	} else {
+		return -1;
+	}
+	if (a[2] == bpf_htonl(0xffff) && !a[0] && !a[1] && (bpf_ntohl(a[3]) >> 24) == 127)
+		return -1; /* loopback has no path to learn */
+	__builtin_memcpy(key->addr, a, sizeof(a));
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return -1;
+	key->netns = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+/* Did someone set this socket's algorithm explicitly (TCP_CONGESTION)? Field exists on 5.9+. */
+static __always_inline int app_chose(struct bpf_sock *sk)
+{
+	struct inet_connection_sock *icsk;
+	struct tcp_sock *tp;
+
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	icsk = &tp->inet_conn;
+	if (!bpf_core_field_exists(icsk->icsk_ca_setsockopt))
+		return 0;
+	return BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_setsockopt);
+}
+
+static __always_inline int is_bbr(const char *name)
+{
+	return name[0] == 'b' && name[1] == 'b' && name[2] == 'r' && name[3] == 0;
+}
+
+/* A random algorithm of `mask`, or `dflt` when the mask is empty. */
+static __always_inline __u32 explore(__u32 mask, __u32 dflt)
+{
+	__u32 start = bpf_get_prandom_u32() % TC_ALG_MAX;
+
+#pragma unroll
+	for (int i = 0; i < TC_ALG_MAX; i++) {
+		__u32 idx = (start + i) % TC_ALG_MAX;
+		if (mask & (1u << idx))
+			return idx;
+	}
+	return dflt;
+}
+
+static __always_inline int set_alg(struct bpf_sock_ops *ops, __u32 idx)
+{
+	struct tc_alg_name *n;
+	__u32 i = idx;
+
+	n = bpf_map_lookup_elem(&tc_algs, &i);
+	if (!n || !n->name[0])
+		return -1;
+	return bpf_setsockopt(ops, SOL_TCP, TCP_CONGESTION, n->name, TC_NAME_LEN);
+}
+
+static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_sock *sk,
+					struct bpfp_config *cfg)
+{
+	struct tc_path_key key = {};
+	struct tc_path_choice *choice;
+	struct tc_sock *s;
+	int advise = cfg && (cfg->flags & TC_CFG_ADVISE);
+	__u32 alg, flags = 0;
+
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	if (remote_key(ops, sk, &key))
+		return;
+	s = bpf_sk_storage_get(&tc_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return;
+	if (advise)
+		flags |= TC_F_ADVISE;
+	choice = bpf_map_lookup_elem(&tc_paths, &key);
+	if (app_chose(sk)) {
+		flags |= TC_F_APP;
+		count(TC_C_APP);
+	} else if (!choice) {
+		count(TC_C_UNKNOWN);
+	} else {
+		alg = choice->alg;
+		flags |= TC_F_LEARNED;
+		if (bpf_get_prandom_u32() % param(cfg, TC_P_EXPLORE, 20) == 0) {
+			alg = explore(choice->mask, alg);
+			flags |= TC_F_EXPLORED;
+			count(TC_C_EXPLORED);
+		}
+		if (alg < TC_ALG_MAX) {
+			if (advise || set_alg(ops, alg) == 0)
+				count(TC_C_CHOSEN + alg);
+			else
+				count(TC_C_FAILED);
+		}
+	}
+	if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s->initial, TC_NAME_LEN))
+		s->initial[0] = 0;
+	if (is_bbr(s->initial))
+		flags |= TC_F_IS_BBR;
+	if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
+		flags |= TC_F_ECN;
+	s->flags = flags;
+	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG |
+				       (flags & (TC_F_IS_BBR | TC_F_APP) ? 0 : BPF_SOCK_OPS_RETRANS_CB_FLAG));
+}
+
+static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_sock *sk,
+					  struct bpfp_config *cfg)
+{
+	__u64 bbr = param(cfg, TC_P_BBR, TC_NO_ALG);
+	struct tc_sock *s;
+
+	if (ops->total_retrans <= ops->segs_out >> param(cfg, TC_P_LOSS_SHIFT, 6))
+		return;
+	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
+	if (!s || (s->flags & (TC_F_FORCED | TC_F_IS_BBR | TC_F_APP)) || bbr >= TC_ALG_MAX)
+		return;
+	if (!(s->flags & TC_F_ADVISE) && set_alg(ops, bbr)) {
+		count(TC_C_FAILED);
+		return;
+	}
+	s->flags |= TC_F_FORCED;
+	count(TC_C_FORCED);
+	count(TC_C_CHOSEN + bbr);
+	/* Done with retransmissions: only the close is still of interest. */
+	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *sk)
+{
+	struct tc_path_key key = {};
+	struct tc_sample *smp;
+	struct bpfp_event *e;
+	struct tc_sock *s;
+	__u32 n;
+
+	if (ops->args[1] != TCP_FIN_WAIT1 && ops->args[1] != TCP_CLOSE_WAIT)
+		return;
+	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
+	if (!s || remote_key(ops, sk, &key))
+		return;
+	/* One sample per path per interval: a busy path cannot flood userspace. */
+	n = bpfp_rate_limit(key.netns ^ *(__u64 *)&key.addr[8] ^ *(__u64 *)&key.addr[0], TC_SAMPLE);
+	if (!n)
+		return;
+	/* Not bpfp_event_reserve: sockops may not read the current task (and runs in softirq). */
+	e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
+	if (!e) {
+		bpfp_stat_add(BPFP_STAT_DROPPED, 1);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = BPFP_EVENT_VERSION;
+	e->tuner = TUNER_TCP_CONN;
+	e->kind = TC_SAMPLE;
+	e->count = n;
+	e->netns = key.netns;
+	e->ts_ns = bpf_ktime_get_ns();
+	smp = (struct tc_sample *)e->data.s;
+	__builtin_memcpy(smp->addr, key.addr, sizeof(key.addr));
+	__builtin_memcpy(smp->initial, s->initial, TC_NAME_LEN);
+	smp->flags = s->flags;
+	smp->min_rtt_us = ops->rtt_min;
+	smp->srtt_us = ops->srtt_us;
+	smp->rate_delivered = ops->rate_delivered;
+	smp->rate_interval_us = ops->rate_interval_us;
+	smp->mss = ops->mss_cache;
+	smp->total_retrans = ops->total_retrans;
+	smp->segs_out = ops->segs_out;
+	bpfp_event_submit(e);
+}
+
+SEC("sockops")
+int bpfp_tc_sockops(struct bpf_sock_ops *ops)
+{
+	struct bpfp_config *cfg = bpfp_cfg();
+	struct bpf_sock *sk = ops->sk;
+
+	if (!sk)
+		return 1;
+	switch (ops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		established(ops, sk, cfg);
+		break;
+	case BPF_SOCK_OPS_RETRANS_CB:
+		retransmitted(ops, sk, cfg);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		closing(ops, sk);
+		break;
+	}
+	return 1;
+}
