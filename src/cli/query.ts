@@ -14,6 +14,7 @@ import type {
   TunableStatus,
   TunableValue,
   TunerInfo,
+  TunerTableData,
 } from "../daemon/control/provider.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
 import { type HelpEntry, type PlannedRollback, rollbackCommand } from "../daemon/control/verbs.ts";
@@ -145,6 +146,20 @@ function renderTunableStatus(status: TunableStatus[]): string {
   );
 }
 
+/** Tuner tables (tcp_conn's paths): one aligned table each, columns as the tuner lists them. */
+function renderTables(tables: TunerTableData[], what: string): string {
+  const shown = tables.filter((t) => t.rows.length > 0);
+  if (shown.length === 0) return `no ${what} yet`;
+  return shown.map((t) => {
+    // A column no row fills (netns when every path is in the daemon's own namespace) is left out.
+    const cols = t.columns.filter((c) => t.rows.some((r) => r[c] !== undefined));
+    return formatTable(
+      cols.map((c) => c.toUpperCase()),
+      t.rows.map((r) => cols.map((c) => r[c] === undefined ? "global" : String(r[c]))),
+    );
+  }).join("\n\n");
+}
+
 function where(netns: string | undefined): string {
   return netns === undefined ? "" : ` in netns ${clean(netns)}`;
 }
@@ -223,6 +238,8 @@ export function renderAnswer(verb: string, data: unknown): string {
       return clean((data as ToggleResult).message);
     case "metrics":
       return String(data).replace(/\n$/, "");
+    case "paths":
+      return renderTables(data as TunerTableData[], "paths (tcp_conn has seen no connection)");
     default: // jtunables, jstatus: JSON is their human form too
       return JSON.stringify(data, null, 2);
   }

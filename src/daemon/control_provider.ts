@@ -19,6 +19,7 @@ import type {
   TunableValue,
   TunerInfo,
   TunerState,
+  TunerTableData,
 } from "./control/provider.ts";
 import { isControlDisable, recordDisable } from "./control_overrides.ts";
 import { JournalError, type OverrideRecord, type SysctlValue } from "./journal.ts";
@@ -26,7 +27,7 @@ import type { Journal } from "./journal.ts";
 import { type MetricsSnapshot, sampleProcess } from "./metrics.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
-import type { TunableDecl, TunerDefinition } from "../tuning/tuner.ts";
+import type { TunableDecl, TunerDefinition, TunerInstance } from "../tuning/tuner.ts";
 import type { AttachedHook } from "./tuner_loader.ts";
 
 /** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */
@@ -51,6 +52,7 @@ export interface ProviderDaemon {
   readonly gate: { forget(netns: string, sysctl: string): void };
   readonly loaded: readonly {
     def: TunerDefinition;
+    instance?: Pick<TunerInstance, "tables" | "metrics">;
     attached: readonly AttachedHook[];
     missing: readonly { hook: string; reason: string }[];
   }[];
@@ -334,8 +336,29 @@ export class DaemonControlProvider implements ControlProvider {
       scenarios: [...scenarioCounts.values()],
       events,
       hooks,
+      tunerMetrics: this.d.loaded.flatMap((t) =>
+        this.#tunerOwn(t.def.name, () => t.instance?.metrics?.() ?? []).map((m) => ({
+          tuner: t.def.name,
+          ...m,
+        }))
+      ),
       process: await sampleProcess(),
     };
+  }
+
+  tables(name: string): TunerTableData[] {
+    return this.d.loaded.flatMap((t) =>
+      this.#tunerOwn(t.def.name, () => t.instance?.tables?.() ?? [])
+        .filter((x) => x.name === name)
+        .map((x) => ({
+          tuner: t.def.name,
+          columns: x.columns,
+          // Namespaces as everywhere else: their /run/netns name where they have one.
+          rows: x.rows.map((r) =>
+            typeof r.netns === "string" ? { ...r, netns: netnsDisplayName(r.netns) } : r
+          ),
+        }))
+    );
   }
 
   // --- internals ------------------------------------------------------------------------------
@@ -347,6 +370,15 @@ export class DaemonControlProvider implements ControlProvider {
   #forget(sysctls: string[]): void {
     for (const netns of this.#namespaces()) {
       for (const sysctl of sysctls) this.d.gate.forget(netns, sysctl);
+    }
+  }
+
+  /** A tuner's own answer; its failure is reported as the daemon's, never taking it down. */
+  #tunerOwn<T>(tuner: string, read: () => T[]): T[] {
+    try {
+      return read();
+    } catch (e) {
+      throw new ControlError("failed", `tuner ${tuner}: ${(e as Error).message}`);
     }
   }
 

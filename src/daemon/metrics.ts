@@ -48,8 +48,20 @@ export interface ProcessSample {
   cpuSeconds: number;
 }
 
+/** A tuner's own sample (TunerMetric): `bpfpilot_<name>`, labelled with the tuner. */
+export interface TunerMetricSample {
+  tuner: string;
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
 export interface MetricsSnapshot {
   tunables: TunableMetric[];
+  /** Tuner-specific metrics (tcp_conn's choices per algorithm, ...). */
+  tunerMetrics?: TunerMetricSample[];
   scenarios: ScenarioMetric[];
   events: EventMetric[];
   hooks: HookMetric[];
@@ -221,7 +233,16 @@ export function renderMetrics(snapshot: MetricsSnapshot): string {
   );
   if (isCount(snapshot.process.cpuSeconds)) cpu.add({}, snapshot.process.cpuSeconds);
 
-  const families = [build, value, changes, scenarios, events, dropped, hooks, rss, cpu];
+  const own = new Map<string, Family>();
+  for (const m of snapshot.tunerMetrics ?? []) {
+    if (!/^[a-z][a-z0-9_]*$/.test(m.name) || !isCount(m.value)) continue;
+    let f = own.get(m.name);
+    if (!f) own.set(m.name, f = new Family(`bpfpilot_${m.name}`, m.type, m.help));
+    f.add({ tuner: m.tuner, ...m.labels }, m.value);
+  }
+
+  const families = [build, value, changes, scenarios, events, dropped, hooks, ...own.values()];
+  families.push(rss, cpu);
   return families.flatMap((f) => f.render()).join("\n") + "\n# EOF\n";
 }
 

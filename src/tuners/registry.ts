@@ -11,6 +11,7 @@ import { neighTableTuner } from "./neigh_table.ts";
 import { routeTableTuner } from "./route_table.ts";
 import { udpBufferTuner } from "./udp_buffer.ts";
 import { ipFragTuner } from "./ip_frag.ts";
+import { tcpConnTuner } from "./tcp_conn.ts";
 
 export const TUNERS: readonly TunerDefinition[] = [
   sysctlTuner,
@@ -19,6 +20,7 @@ export const TUNERS: readonly TunerDefinition[] = [
   routeTableTuner,
   ipFragTuner,
   udpBufferTuner,
+  tcpConnTuner,
 ];
 
 /** Each tuned sysctl's value domain, as its tuner declares it. */

@@ -94,6 +94,24 @@ export interface TunerContext {
   ): void;
 }
 
+/** A table a tuner shows through the control socket (tcp_conn: `bpfpilot query paths`). */
+export interface TunerTable {
+  /** The query verb that shows it. */
+  name: string;
+  /** Columns of the text form, in order; the JSON form carries every field of each row. */
+  columns: string[];
+  rows: Record<string, unknown>[];
+}
+
+/** A tuner's own metric sample, exposed as `bpfpilot_<name>` (`_total` added for counters). */
+export interface TunerMetric {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
 export interface TunerInstance {
   /** After load, before attach: fill the object's `config` map, seed state. */
   configure?(obj: BpfObject): void;
@@ -105,6 +123,10 @@ export interface TunerInstance {
   onTick?(): void;
   /** Per-tuner lines for the exit summary beyond the generic ones. */
   summary?(): string[];
+  /** Tables for the control socket's tuner-specific verbs (read when asked). */
+  tables?(): TunerTable[];
+  /** Metrics beyond the generic ones (read when asked). */
+  metrics?(): TunerMetric[];
   stop?(): void;
 }
 

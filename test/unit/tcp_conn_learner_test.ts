@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import {
   candidates,
-  type ConnSample,
   CongestionLearner,
   connectionCost,
+  type ConnSample,
   deliveryRate,
   formatAddress,
   LOSS_COST,
@@ -81,7 +81,10 @@ Deno.test("learns the algorithm with the lower RTT inflation and the higher deli
   }
   const path = l.paths()[0];
   const m = (a: string) => path.algorithms.get(a)!.metric;
-  assert.ok(m("bbr") < m("reno") && m("reno") < m("cubic"), `${m("bbr")} ${m("reno")} ${m("cubic")}`);
+  assert.ok(
+    m("bbr") < m("reno") && m("reno") < m("cubic"),
+    `${m("bbr")} ${m("reno")} ${m("cubic")}`,
+  );
   assert.equal(path.choice, "bbr");
   assert.ok(path.algorithms.get("bbr")!.greedy > 0);
 });

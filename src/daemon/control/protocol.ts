@@ -45,6 +45,10 @@ export const VERBS = {
   enable: { arg: true, description: "let bpfpilot tune <tuner|sysctl> again" },
   disable: { arg: true, description: "stop tuning <tuner|sysctl> (leaves values as they are)" },
   metrics: { arg: false, description: "show metrics (OpenMetrics text)" },
+  paths: {
+    arg: false,
+    description: "show tcp_conn's congestion control per path (address, algorithm, metric, count)",
+  },
   jtunables: { arg: false, description: "show list of tunables (bpftune json)" },
   jstatus: { arg: false, description: "show status of tunables (bpftune json)" },
 } as const satisfies Record<string, { arg: boolean; description: string }>;

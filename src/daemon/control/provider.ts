@@ -115,6 +115,14 @@ export interface ToggleResult {
   message: string;
 }
 
+/** One tuner's table for a tuner-specific verb (tcp_conn's `paths`). */
+export interface TunerTableData {
+  tuner: string;
+  /** Columns of the text form, in order; rows carry more fields for JSON readers. */
+  columns: string[];
+  rows: Record<string, unknown>[];
+}
+
 export interface ControlProvider {
   tuners(): Awaitable<TunerInfo[]>;
   tunables(): Awaitable<TunableInfo[]>;
@@ -127,4 +135,6 @@ export interface ControlProvider {
   enable(target: string): Awaitable<ToggleResult>;
   disable(target: string): Awaitable<ToggleResult>;
   metrics(): Awaitable<MetricsSnapshot>;
+  /** Tables named `name` of the running tuners (none when no tuner has one). */
+  tables?(name: string): Awaitable<TunerTableData[]>;
 }

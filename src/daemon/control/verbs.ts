@@ -103,6 +103,8 @@ export async function runVerb(
       return await provider.disable(requireTarget(request));
     case "metrics":
       return renderMetrics(await provider.metrics());
+    case "paths":
+      return (await provider.tables?.("paths")) ?? [];
     case "jtunables":
       return bpftuneTunables(await provider.tunables());
     case "jstatus":

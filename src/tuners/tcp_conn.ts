@@ -1,0 +1,342 @@
+/**
+ * The tcp_conn tuner (bpftune's tcp_conn_tuner.so): per path, learns which congestion control
+ * gives the lowest RTT inflation and the highest delivery rate, and gives new connections that
+ * algorithm from a sockops program attached to the `-c` cgroup (bpf/tcp_conn.bpf.c); switches a
+ * connection to BBR when it retransmits more than 1/64 of the segments it sent. The learning is
+ * the pure tcp_conn_learner.ts; this file moves samples in and choices out.
+ *
+ * bpftune bugs fixed here (bpftune-behaviour.md §2.2, §5.3):
+ *  - learning is keyed by remote address and namespace, not by the route's gateway (which made
+ *    every on-link peer share one record), in a bounded LRU table;
+ *  - dctcp and other datacenter-only algorithms are never chosen for a path not known to be
+ *    ECN-clean (bpftune explored dctcp/htcp on Internet paths);
+ *  - no sysctl is written: bpf_setsockopt needs no entry in tcp_allowed_congestion_control, and
+ *    no modules are loaded (bpftune ran `modprobe` through system() and rewrote the allowed list);
+ *  - `summary` reads counters and changes none (bpftune added the metric counts to the scenario
+ *    counter on every call, so each query inflated them);
+ *  - an application's own TCP_CONGESTION choice is left alone (bpftune overrode it);
+ *  - samples reach userspace rate-limited per path, so a busy path cannot flood the daemon.
+ */
+import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
+import { availableCongestionControl } from "../kernel/congestion.ts";
+import type { BpfObject } from "../libbpf/object.ts";
+import { u32Key } from "../libbpf/map.ts";
+import type { BpfpEvent } from "../tuning/event.ts";
+import { cString } from "../tuning/event.ts";
+import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
+import type { TunerContext, TunerDefinition, TunerMetric, TunerTable } from "../tuning/tuner.ts";
+import tcpConnObject from "../../dist/bpf/tcp_conn.bpf.o" with { type: "bytes" };
+import {
+  candidates,
+  CongestionLearner,
+  type ConnSample,
+  deliveryRate,
+  EXPLORE_ONE_IN,
+  formatAddress,
+  LOSS_SHIFT,
+  MAX_ALGORITHMS,
+  type PathRecord,
+  SAMPLE_FLAG,
+} from "./tcp_conn_learner.ts";
+
+export const TCP_CONN_TUNER = "tcp_conn";
+
+/** Event kind of bpf/tcp_conn.bpf.c. */
+export const TC_KIND = { sample: 1 } as const;
+
+/** bpf/tcp_conn.bpf.c `struct tc_sample`, in the event payload. */
+const SAMPLE = {
+  addr: 0,
+  initial: 16,
+  minRttUs: 32,
+  flags: 36,
+  rateDelivered: 40,
+  rateIntervalUs: 44,
+  mss: 48,
+  totalRetrans: 52,
+  segsOut: 56,
+} as const;
+
+/** bpf/tcp_conn.bpf.c config: flags and param[] slots. */
+const CFG_ADVISE = 1;
+const PARAM = { bbr: 0, explore: 1, lossShift: 2 } as const;
+const NO_ALG = 0xff;
+
+/** tc_counts slots. */
+const COUNT = { chosen: 0, forced: 8, explored: 9, app: 10, unknown: 11, failed: 12 } as const;
+
+/** Paths remembered: the BPF map's size, so both forget the same ones. */
+export const PATH_CAPACITY = 4096;
+/** One sample per path per 10 ms at most reaches userspace. */
+const SAMPLE_INTERVAL_NS = 10_000_000n;
+
+export const TCP_CONN_SCENARIOS = [{
+  id: 0,
+  name: "specify TCP congestion control algorithm",
+  description: "To optimize TCP performance, a TCP congestion control algorithm was chosen to " +
+    "mimimize round-trip time and maximize delivery rate.",
+}];
+
+export const tcpConnTuner: TunerDefinition = {
+  name: TCP_CONN_TUNER,
+  id: 7,
+  description: "chooses each connection's congestion control per path (sockops)",
+  object: tcpConnObject,
+  tunables: [],
+  scenarios: TCP_CONN_SCENARIOS,
+  hooks: [{
+    name: "sockops",
+    description: "TCP connections of the -c cgroup: established, retransmitting, closing",
+    candidates: [{ kind: "cgroup", target: "sockops", program: "bpfp_tc_sockops" }],
+  }],
+  create: (ctx) => new TcpConnTuner(ctx),
+};
+
+/** The sample in an event's payload. */
+export function decodeSample(ev: BpfpEvent): ConnSample {
+  const d = ev.data;
+  const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  const u32 = (o: number) => dv.getUint32(o, true);
+  return {
+    netns: netnsKey(ev.netns),
+    addr: formatAddress(d.subarray(SAMPLE.addr, SAMPLE.addr + 16)),
+    initial: cString(d.subarray(SAMPLE.initial, SAMPLE.initial + 16)),
+    flags: u32(SAMPLE.flags),
+    minRttUs: u32(SAMPLE.minRttUs),
+    rate: deliveryRate(u32(SAMPLE.rateDelivered), u32(SAMPLE.rateIntervalUs), u32(SAMPLE.mss)),
+    retrans: u32(SAMPLE.totalRetrans),
+    segsOut: u32(SAMPLE.segsOut),
+  };
+}
+
+/** The BPF map key of a path: netns inode (u64) and the 16-byte address. */
+export function pathKey(netnsInum: bigint, addr16: Uint8Array): Uint8Array {
+  const k = new Uint8Array(24);
+  new DataView(k.buffer).setBigUint64(0, netnsInum, true);
+  k.set(addr16, 8);
+  return k;
+}
+
+/** Summary lines as bpftune prints them: a header, then one line per algorithm. */
+export function choiceSummary(counts: Map<string, number>, forced: number): string[] {
+  const col = (a: string, b: string) =>
+    `# Summary: tcp_conn_tuner: ${a.padStart(20)} ${b.padStart(20)}`;
+  const out = [col("CongAlg", "Count")];
+  for (const [alg, n] of counts) out.push(col(alg, String(n)));
+  if (forced > 0) {
+    out.push(
+      `# Summary: tcp_conn_tuner: switched ${forced} connections to bbr as they retransmitted ` +
+        `more than 1/64 of the segments they sent`,
+    );
+  }
+  return out;
+}
+
+class TcpConnTuner {
+  readonly #learner: CongestionLearner;
+  /** Algorithm names in tc_algs order (BPF indexes them). */
+  readonly #algorithms: string[];
+  /** Raw keys of the paths written to the BPF map, by learner key. */
+  readonly #keys = new Map<string, Uint8Array>();
+  #object: BpfObject | null = null;
+
+  constructor(private readonly ctx: TunerContext) {
+    let available: string[] = [];
+    try {
+      available = availableCongestionControl();
+    } catch (e) {
+      ctx.log.warn(`tcp_conn: ${(e as Error).message}; leaving congestion control alone`);
+    }
+    // Datacenter-only ones stay in the name table (an ECN-clean path may get them), after the
+    // general-purpose candidates.
+    const general = candidates(available, false);
+    this.#algorithms = [
+      ...general,
+      ...candidates(available, true)
+        .filter((a) => !general.includes(a)),
+    ].slice(0, MAX_ALGORITHMS);
+    this.#learner = new CongestionLearner({
+      available: this.#algorithms,
+      capacity: PATH_CAPACITY,
+      shift: shiftOf(ctx.learningRate as LearningRate),
+    });
+    ctx.log.debug(`tcp_conn: candidates ${this.#algorithms.join(", ") || "none"}`);
+  }
+
+  configure(obj: BpfObject): void {
+    this.#object = obj;
+    const names = obj.map("tc_algs");
+    this.#algorithms.forEach((name, i) => {
+      const v = new Uint8Array(16);
+      v.set(new TextEncoder().encode(name).subarray(0, 15));
+      names.update(u32Key(i), v);
+    });
+    const cfg = new Uint8Array(64);
+    const dv = new DataView(cfg.buffer);
+    dv.setBigUint64(0, SAMPLE_INTERVAL_NS, true);
+    dv.setUint32(12, this.ctx.advise ? CFG_ADVISE : 0, true);
+    const bbr = this.#algorithms.indexOf("bbr");
+    dv.setBigUint64(16 + 8 * PARAM.bbr, BigInt(bbr < 0 ? NO_ALG : bbr), true);
+    dv.setBigUint64(16 + 8 * PARAM.explore, BigInt(EXPLORE_ONE_IN), true);
+    dv.setBigUint64(16 + 8 * PARAM.lossShift, BigInt(LOSS_SHIFT), true);
+    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+  }
+
+  onEvent(ev: BpfpEvent): void {
+    if (ev.kind !== TC_KIND.sample) return;
+    const s = decodeSample(ev);
+    const { path, changed, evicted } = this.#learner.observe(s);
+    if (evicted) this.#forget(evicted);
+    if (!changed) return;
+    const key = CongestionLearner.key(path.netns, path.addr);
+    const raw = this.#keys.get(key) ??
+      pathKey(ev.netns, ev.data.subarray(SAMPLE.addr, SAMPLE.addr + 16));
+    this.#keys.set(key, raw);
+    this.#writeChoice(raw, path);
+  }
+
+  #writeChoice(raw: Uint8Array, path: PathRecord): void {
+    const paths = this.#object?.map("tc_paths");
+    if (!paths) return;
+    const alg = path.choice === null ? -1 : this.#algorithms.indexOf(path.choice);
+    try {
+      if (alg < 0) {
+        paths.delete(raw);
+        return;
+      }
+      let mask = 0;
+      for (const c of this.#learner.candidatesFor(path)) {
+        const i = this.#algorithms.indexOf(c);
+        if (i >= 0) mask |= 1 << i;
+      }
+      const v = new Uint8Array(8);
+      const dv = new DataView(v.buffer);
+      dv.setUint32(0, alg, true);
+      dv.setUint32(4, mask, true);
+      paths.update(raw, v);
+      this.ctx.log.debug(
+        `tcp_conn: ${describePath(path)}: ${this.ctx.advise ? "would choose" : "choosing"} ` +
+          `${path.choice} after ${path.instances} connections`,
+      );
+    } catch (e) {
+      this.ctx.log.warn(
+        `tcp_conn: cannot record the choice for ${path.addr}: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  #forget(path: PathRecord): void {
+    const key = CongestionLearner.key(path.netns, path.addr);
+    const raw = this.#keys.get(key);
+    this.#keys.delete(key);
+    if (!raw) return;
+    try {
+      this.#object?.map("tc_paths").delete(raw);
+    } catch {
+      // already evicted by the kernel's LRU
+    }
+  }
+
+  #counts(): { chosen: Map<string, number>; forced: number; explored: number; app: number } {
+    const chosen = new Map<string, number>();
+    let forced = 0, explored = 0, app = 0;
+    try {
+      const m = this.#object?.map("tc_counts");
+      if (m) {
+        const at = (slot: number) => Number(m.sumU64(u32Key(slot)));
+        this.#algorithms.forEach((a, i) => chosen.set(a, at(COUNT.chosen + i)));
+        forced = at(COUNT.forced);
+        explored = at(COUNT.explored);
+        app = at(COUNT.app);
+      }
+    } catch {
+      // object closed: nothing to count
+    }
+    return { chosen, forced, explored, app };
+  }
+
+  summary(): string[] {
+    const c = this.#counts();
+    const out = choiceSummary(c.chosen, c.forced);
+    if (this.ctx.advise) {
+      out.push("# (advise mode: no connection's congestion control was changed)");
+    }
+    for (const p of this.#learner.paths()) this.ctx.log.debug(`tcp_conn: ${describePathRow(p)}`);
+    return out;
+  }
+
+  tables(): TunerTable[] {
+    const rows = this.#learner.paths().reverse().map((p) => {
+      const chosen = p.choice ?? "(default)";
+      const a = p.choice ? p.algorithms.get(p.choice) : undefined;
+      return {
+        ...(p.netns === GLOBAL_NETNS ? {} : { netns: p.netns }),
+        address: p.addr,
+        algorithm: chosen,
+        metric: a?.metric ?? 0,
+        count: p.instances,
+        greedy: a?.greedy ?? 0,
+        forced: p.forced,
+        minRttUs: p.minRttUs,
+        maxRateBytesPerSec: p.maxRate,
+        ran: Object.fromEntries(p.ran),
+        algorithms: Object.fromEntries(
+          [...p.algorithms].map(([n, r]) => [n, { metric: r.metric, count: r.count }]),
+        ),
+      };
+    });
+    return [{
+      name: "paths",
+      columns: ["netns", "address", "algorithm", "metric", "count", "forced", "minRttUs"],
+      rows,
+    }];
+  }
+
+  metrics(): TunerMetric[] {
+    const c = this.#counts();
+    const m = (
+      name: string,
+      type: TunerMetric["type"],
+      help: string,
+      value: number,
+      labels = {},
+    ) => ({ name: `tcp_conn_${name}`, type, help, labels, value });
+    return [
+      ...[...c.chosen].map(([algorithm, n]) =>
+        m(
+          "choices",
+          "counter",
+          "Connections given a congestion control algorithm (choices and switches to bbr).",
+          n,
+          { algorithm },
+        )
+      ),
+      m(
+        "switched_to_bbr",
+        "counter",
+        "Connections switched to bbr as they retransmitted more than 1/64 of the segments sent.",
+        c.forced,
+      ),
+      m("explored", "counter", "Connections given a random candidate (exploration).", c.explored),
+      m(
+        "paths",
+        "gauge",
+        "Paths (namespace, remote address) the learner remembers.",
+        this.#learner.size,
+      ),
+    ];
+  }
+}
+
+function describePath(p: PathRecord): string {
+  return p.netns === GLOBAL_NETNS ? p.addr : `${p.addr} (netns ${p.netns})`;
+}
+
+function describePathRow(p: PathRecord): string {
+  const algs = [...p.algorithms].map(([n, r]) => `${n} metric ${r.metric} count ${r.count}`);
+  return `${describePath(p)}: ${p.choice ?? "default"}; ${p.instances} connections, ` +
+    `${p.forced} switched to bbr, min RTT ${p.minRttUs} us, max rate ${p.maxRate} B/s; ` +
+    algs.join(", ");
+}
+
+export { SAMPLE_FLAG };
