@@ -7,8 +7,10 @@
  *    a socket whose algorithm the application (or another program) already set is left alone;
  *  - at RETRANS, a connection whose retransmissions exceed segs_out >> loss_shift (1/64) is
  *    switched to BBR once;
- *  - at FIN_WAIT1/CLOSE_WAIT, one sample (min RTT, delivery rate, algorithm, retransmissions) is
- *    sent to userspace, rate-limited per path.
+ *  - at TCP_CLOSE, one sample (min RTT, delivery rate, algorithm, retransmissions) is sent to
+ *    userspace, rate-limited per path (the event's count says how many connections it stands
+ *    for). bpftune sampled at FIN_WAIT1/CLOSE_WAIT, with data still in flight and the loss switch
+ *    possibly still to come; at TCP_CLOSE the counters are final.
  * Advise mode (config flags) never calls setsockopt: it reports what it would have done.
  * Only context fields and stable helpers are used; the netns comes from the socket through
  * bpf_skc_to_tcp_sock (5.9+). */
@@ -32,8 +34,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_CONGESTION 13
 #define AF_INET 2
 #define AF_INET6 10
-#define TCP_FIN_WAIT1 4
-#define TCP_CLOSE_WAIT 8
+#define TCP_CLOSE 7
 
 /* config.flags */
 #define TC_CFG_ADVISE 1
@@ -292,7 +293,7 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	struct tc_sock *s;
 	__u32 n;
 
-	if (ops->args[1] != TCP_FIN_WAIT1 && ops->args[1] != TCP_CLOSE_WAIT)
+	if (ops->args[1] != TCP_CLOSE)
 		return;
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
 	if (!s || remote_key(ops, sk, &key))

@@ -106,6 +106,7 @@ export function decodeSample(ev: BpfpEvent): ConnSample {
     rate: deliveryRate(u32(SAMPLE.rateDelivered), u32(SAMPLE.rateIntervalUs), u32(SAMPLE.mss)),
     retrans: u32(SAMPLE.totalRetrans),
     segsOut: u32(SAMPLE.segsOut),
+    connections: Math.max(1, ev.count),
   };
 }
 
@@ -275,6 +276,7 @@ class TcpConnTuner {
         algorithm: chosen,
         metric: a?.metric ?? 0,
         count: p.instances,
+        samples: p.samples,
         greedy: a?.greedy ?? 0,
         forced: p.forced,
         minRttUs: p.minRttUs,

@@ -57,6 +57,8 @@ export interface ConnSample {
   rate: number;
   retrans: number;
   segsOut: number;
+  /** Connections this sample stands for (the BPF side sends one per path per interval). */
+  connections?: number;
 }
 
 export interface AlgorithmRecord {
@@ -73,13 +75,15 @@ export interface AlgorithmRecord {
 export interface PathRecord {
   netns: string;
   addr: string;
-  /** Connections seen (closed). */
+  /** Connections seen (closed), sampled or not. */
   instances: number;
+  /** Of those, connections sampled. */
+  samples: number;
   minRttUs: number;
   maxRate: number;
-  /** Connections switched to BBR for loss (or that would have been, in advise mode). */
+  /** Sampled connections switched to BBR for loss (or that would have been, in advise mode). */
   forced: number;
-  /** Final algorithm of each connection, counted. */
+  /** Final algorithm of each sampled connection, counted. */
   ran: Map<string, number>;
   algorithms: Map<string, AlgorithmRecord>;
   /** What the next connections get; null = the kernel's default (too few connections yet). */
@@ -178,6 +182,7 @@ export class CongestionLearner {
         netns: s.netns,
         addr: s.addr,
         instances: 0,
+        samples: 0,
         minRttUs: 0,
         maxRate: 0,
         forced: 0,
@@ -193,7 +198,8 @@ export class CongestionLearner {
       }
     }
     this.#paths.set(key, path);
-    path.instances++;
+    path.instances += Math.max(1, s.connections ?? 1);
+    path.samples++;
     const ran = ranWith(s);
     path.ran.set(ran, (path.ran.get(ran) ?? 0) + 1);
     if (s.flags & SAMPLE_FLAG.forced) path.forced++;

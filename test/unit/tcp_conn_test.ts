@@ -32,6 +32,7 @@ Deno.test("a sample event decodes into the learner's terms", () => {
     rate: 14_480_000,
     retrans: 12,
     segsOut: 600,
+    connections: 1,
   });
 });
 
