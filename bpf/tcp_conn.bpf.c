@@ -268,8 +268,12 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 {
 	__u64 bbr = param(cfg, TC_P_BBR, TC_NO_ALG);
 	struct tc_sock *s;
+	__u64 retrans;
 
-	if (ops->total_retrans <= ops->segs_out >> param(cfg, TC_P_LOSS_SHIFT, 6))
+	/* The callback runs before total_retrans counts this retransmission (args[1] segments, sent
+	 * when args[2] == 0): a connection whose only loss is one large skb would never qualify. */
+	retrans = ops->total_retrans + (ops->args[2] == 0 ? ops->args[1] : 0);
+	if (retrans <= ops->segs_out >> param(cfg, TC_P_LOSS_SHIFT, 6))
 		return;
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
 	if (!s || (s->flags & (TC_F_FORCED | TC_F_IS_BBR | TC_F_APP)) || bbr >= TC_ALG_MAX)

@@ -56,6 +56,10 @@ class TwoPaths {
       this.client.exec(["ip", "link", "set", `c${i}`, "up"]);
       this.server.exec(["ip", "link", "set", `s${i}`, "up"]);
       if (lossy) {
+        // One segment per packet, so that 2 % of packets is 2 % of segments (with GSO a drop
+        // takes up to 44 segments at once).
+        this.client.exec(["ip", "link", "set", "dev", `c${i}`, "gso_max_segs", "1"]);
+        this.client.exec(["ip", "link", "set", "dev", `c${i}`, "gso_max_size", "1500"]);
         this.client.exec(["tc", "qdisc", "add", "dev", `c${i}`, "clsact"]);
         this.client.exec([
           "tc",
