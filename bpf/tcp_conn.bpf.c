@@ -21,11 +21,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define TUNER_TCP_CONN 7
-
-/* Event kind; keep in sync with src/tuners/tcp_conn.ts. */
-#define TC_SAMPLE 1
-
 #define TC_ALG_MAX 8
 #define TC_NAME_LEN 16
 #define TC_NO_ALG 0xff
@@ -38,10 +33,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* config.flags */
 #define TC_CFG_ADVISE 1
-/* config.param[]: see src/tuners/tcp_conn.ts */
-#define TC_P_BBR 0         /* index of bbr in tc_algs, TC_NO_ALG if the kernel has none */
-#define TC_P_EXPLORE 1     /* explore one connection in this many (bpftune: 20) */
-#define TC_P_LOSS_SHIFT 2  /* switch to BBR when total_retrans > segs_out >> shift (6) */
 
 /* Per-socket flags, also sent in the sample (userspace reads them). */
 #define TC_F_LEARNED 1     /* the path's choice was applied */
@@ -81,9 +72,13 @@ struct tc_sock {
 	__u32 pad;
 };
 
-/* Sample payload in bpfp_event.data; keep in sync with src/tuners/tcp_conn.ts. */
+enum tc_kind {
+	TC_SAMPLE = 1,
+};
+
+/* One closed connection. */
 struct tc_sample {
-	__u8 addr[16];
+	__u32 addr[4];          /* remote address, network order; IPv4 as ::ffff:a.b.c.d */
 	char initial[TC_NAME_LEN];
 	__u32 min_rtt_us;
 	__u32 flags;
@@ -94,7 +89,18 @@ struct tc_sample {
 	__u32 segs_out;
 	__u32 srtt_us;          /* smoothed RTT << 3, as the kernel keeps it */
 };
-_Static_assert(sizeof(struct tc_sample) == BPFP_DATA_LEN, "sample fills the event payload");
+
+union tc_payload {
+	struct tc_sample sample;
+};
+
+struct tc_params {
+	__u64 bbr;         /* index of bbr in tc_algs, TC_NO_ALG if the kernel has none */
+	__u64 explore;     /* explore one connection in this many (bpftune: 20) */
+	__u64 loss_shift;  /* switch to BBR when total_retrans > segs_out >> loss_shift (6) */
+};
+
+BPFP_CONTRACT(tcp_conn, 7, enum tc_kind, union tc_payload, struct tc_params)
 
 /* Written by userspace only; LRU bounds it even if userspace lags behind. */
 struct {
@@ -132,10 +138,8 @@ static __always_inline void count(__u32 slot)
 		__sync_fetch_and_add(v, 1);
 }
 
-static __always_inline __u64 param(struct bpfp_config *cfg, int i, __u64 dflt)
-{
-	return cfg && cfg->param[i] ? cfg->param[i] : dflt;
-}
+/* A parameter, or its default where userspace left it 0. */
+#define param(cfg, name, dflt) ((cfg) && bpfp_params(cfg)->name ? bpfp_params(cfg)->name : (dflt))
 
 /* Remote address as 16 bytes (IPv4 mapped); returns -1 for loopback and other families. */
 static __always_inline int remote_key(struct bpf_sock_ops *ops, struct bpf_sock *sk,
@@ -240,7 +244,7 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	} else {
 		alg = choice->alg;
 		flags |= TC_F_LEARNED;
-		if (bpf_get_prandom_u32() % param(cfg, TC_P_EXPLORE, 20) == 0) {
+		if (bpf_get_prandom_u32() % param(cfg, explore, 20) == 0) {
 			alg = explore(choice->mask, alg);
 			flags |= TC_F_EXPLORED;
 			count(TC_C_EXPLORED);
@@ -266,14 +270,14 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_sock *sk,
 					  struct bpfp_config *cfg)
 {
-	__u64 bbr = param(cfg, TC_P_BBR, TC_NO_ALG);
+	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
 	struct tc_sock *s;
 	__u64 retrans;
 
 	/* The callback runs before total_retrans counts this retransmission (args[1] segments, sent
 	 * when args[2] == 0): a connection whose only loss is one large skb would never qualify. */
 	retrans = ops->total_retrans + (ops->args[2] == 0 ? ops->args[1] : 0);
-	if (retrans <= ops->segs_out >> param(cfg, TC_P_LOSS_SHIFT, 6))
+	if (retrans <= ops->segs_out >> param(cfg, loss_shift, 6))
 		return;
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
 	if (!s || (s->flags & (TC_F_FORCED | TC_F_IS_BBR | TC_F_APP)) || bbr >= TC_ALG_MAX)
@@ -314,12 +318,12 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->version = BPFP_EVENT_VERSION;
-	e->tuner = TUNER_TCP_CONN;
+	e->tuner = BPFP_TUNER_ID;
 	e->kind = TC_SAMPLE;
 	e->count = n;
 	e->netns = key.netns;
 	e->ts_ns = bpf_ktime_get_ns();
-	smp = (struct tc_sample *)e->data.s;
+	smp = &bpfp_payload(e)->sample;
 	__builtin_memcpy(smp->addr, key.addr, sizeof(key.addr));
 	__builtin_memcpy(smp->initial, s->initial, TC_NAME_LEN);
 	smp->flags = s->flags;

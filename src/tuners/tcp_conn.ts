@@ -22,10 +22,11 @@ import { availableCongestionControl } from "../kernel/congestion.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import { u32Key } from "../libbpf/map.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
-import { cString } from "../tuning/event.ts";
+import { configBytes, readPayload } from "../tuning/contract.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition, TunerMetric, TunerTable } from "../tuning/tuner.ts";
 import tcpConnObject from "../../dist/bpf/tcp_conn.bpf.o" with { type: "bytes" };
+import { contract } from "../../dist/bpf/tcp_conn.contract.ts";
 import {
   candidates,
   CongestionLearner,
@@ -41,25 +42,9 @@ import {
 
 export const TCP_CONN_TUNER = "tcp_conn";
 
-/** Event kind of bpf/tcp_conn.bpf.c. */
-export const TC_KIND = { sample: 1 } as const;
-
-/** bpf/tcp_conn.bpf.c `struct tc_sample`, in the event payload. */
-const SAMPLE = {
-  addr: 0,
-  initial: 16,
-  minRttUs: 32,
-  flags: 36,
-  rateDelivered: 40,
-  rateIntervalUs: 44,
-  mss: 48,
-  totalRetrans: 52,
-  segsOut: 56,
-} as const;
-
-/** bpf/tcp_conn.bpf.c config: flags and param[] slots. */
+const SAMPLE = contract.payload.sample;
+/** bpf/tcp_conn.bpf.c: config flag TC_CFG_ADVISE, "no bbr" index TC_NO_ALG. */
 const CFG_ADVISE = 1;
-const PARAM = { bbr: 0, explore: 1, lossShift: 2 } as const;
 const NO_ALG = 0xff;
 
 /** tc_counts slots. */
@@ -79,9 +64,10 @@ export const TCP_CONN_SCENARIOS = [{
 
 export const tcpConnTuner: TunerDefinition = {
   name: TCP_CONN_TUNER,
-  id: 7,
+  id: contract.id,
   description: "chooses each connection's congestion control per path (sockops)",
   object: tcpConnObject,
+  contract,
   tunables: [],
   scenarios: TCP_CONN_SCENARIOS,
   hooks: [{
@@ -94,20 +80,23 @@ export const tcpConnTuner: TunerDefinition = {
 
 /** The sample in an event's payload. */
 export function decodeSample(ev: BpfpEvent): ConnSample {
-  const d = ev.data;
-  const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
-  const u32 = (o: number) => dv.getUint32(o, true);
+  const p = readPayload(ev.data, SAMPLE);
   return {
     netns: netnsKey(ev.netns),
-    addr: formatAddress(d.subarray(SAMPLE.addr, SAMPLE.addr + 16)),
-    initial: cString(d.subarray(SAMPLE.initial, SAMPLE.initial + 16)),
-    flags: u32(SAMPLE.flags),
-    minRttUs: u32(SAMPLE.minRttUs),
-    rate: deliveryRate(u32(SAMPLE.rateDelivered), u32(SAMPLE.rateIntervalUs), u32(SAMPLE.mss)),
-    retrans: u32(SAMPLE.totalRetrans),
-    segsOut: u32(SAMPLE.segsOut),
+    addr: formatAddress(addressBytes(ev)),
+    initial: p.initial,
+    flags: p.flags,
+    minRttUs: p.min_rtt_us,
+    rate: deliveryRate(p.rate_delivered, p.rate_interval_us, p.mss),
+    retrans: p.total_retrans,
+    segsOut: p.segs_out,
     connections: Math.max(1, ev.count),
   };
+}
+
+/** The sample's remote address as the kernel stores it (16 bytes, network order). */
+function addressBytes(ev: BpfpEvent): Uint8Array {
+  return ev.data.subarray(SAMPLE.addr.offset, SAMPLE.addr.offset + 16);
 }
 
 /** The BPF map key of a path: netns inode (u64) and the 16-byte address. */
@@ -172,26 +161,27 @@ class TcpConnTuner {
       v.set(new TextEncoder().encode(name).subarray(0, 15));
       names.update(u32Key(i), v);
     });
-    const cfg = new Uint8Array(64);
-    const dv = new DataView(cfg.buffer);
-    dv.setBigUint64(0, SAMPLE_INTERVAL_NS, true);
-    dv.setUint32(12, this.ctx.advise ? CFG_ADVISE : 0, true);
     const bbr = this.#algorithms.indexOf("bbr");
-    dv.setBigUint64(16 + 8 * PARAM.bbr, BigInt(bbr < 0 ? NO_ALG : bbr), true);
-    dv.setBigUint64(16 + 8 * PARAM.explore, BigInt(EXPLORE_ONE_IN), true);
-    dv.setBigUint64(16 + 8 * PARAM.lossShift, BigInt(LOSS_SHIFT), true);
-    obj.map("bpfp_config").update(new Uint8Array(4), cfg);
+    obj.map("bpfp_config").update(
+      u32Key(0),
+      configBytes(contract, {
+        rl_interval_ns: SAMPLE_INTERVAL_NS,
+        flags: this.ctx.advise ? CFG_ADVISE : 0,
+        bbr: bbr < 0 ? NO_ALG : bbr,
+        explore: EXPLORE_ONE_IN,
+        loss_shift: LOSS_SHIFT,
+      }),
+    );
   }
 
   onEvent(ev: BpfpEvent): void {
-    if (ev.kind !== TC_KIND.sample) return;
+    if (ev.kind !== contract.kinds.TC_SAMPLE) return;
     const s = decodeSample(ev);
     const { path, changed, evicted } = this.#learner.observe(s);
     if (evicted) this.#forget(evicted);
     if (!changed) return;
     const key = CongestionLearner.key(path.netns, path.addr);
-    const raw = this.#keys.get(key) ??
-      pathKey(ev.netns, ev.data.subarray(SAMPLE.addr, SAMPLE.addr + 16));
+    const raw = this.#keys.get(key) ?? pathKey(ev.netns, addressBytes(ev));
     this.#keys.set(key, raw);
     this.#writeChoice(raw, path);
   }

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
-import { choiceSummary, decodeSample, pathKey, TC_KIND } from "../../src/tuners/tcp_conn.ts";
+import { choiceSummary, decodeSample, pathKey } from "../../src/tuners/tcp_conn.ts";
+import { contract } from "../../dist/bpf/tcp_conn.contract.ts";
 import { SAMPLE_FLAG } from "../../src/tuners/tcp_conn_learner.ts";
 import { parseCongestionList } from "../../src/kernel/congestion.ts";
 
 /** A sample laid out as bpf/tcp_conn.bpf.c `struct tc_sample` fills the event payload. */
 function sampleEvent(): Uint8Array {
-  const bytes = encodeEvent({ tuner: 7, kind: TC_KIND.sample, netns: 4026531840n });
+  const bytes = encodeEvent({ tuner: 7, kind: contract.kinds.TC_SAMPLE, netns: 4026531840n });
   const data = new DataView(bytes.buffer, 32, 64);
   const addr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 1, 2];
   addr.forEach((b, i) => data.setUint8(i, b));
