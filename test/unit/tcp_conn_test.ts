@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
-import { choiceSummary, decodeSample, pathKey } from "../../src/tuners/tcp_conn.ts";
+import { choiceSummary, decodeSample, pathKey, tcpConnTuner } from "../../src/tuners/tcp_conn.ts";
+import type { BpfObject } from "../../src/libbpf/object.ts";
+import { FakeTunerContext } from "../support/fake_context.ts";
 import { contract } from "../../dist/bpf/tcp_conn.contract.ts";
 import { SAMPLE_FLAG } from "../../src/tuners/tcp_conn_learner.ts";
 import { parseCongestionList } from "../../src/kernel/congestion.ts";
@@ -61,4 +63,48 @@ Deno.test("the kernel's algorithm list: names only", () => {
   assert.deepEqual(parseCongestionList("reno cubic bbr\n"), ["reno", "cubic", "bbr"]);
   assert.deepEqual(parseCongestionList("  "), []);
   assert.deepEqual(parseCongestionList("cubic ../x bbr"), ["cubic", "bbr"]);
+});
+
+/** Maps of a stand-in object: what the tuner writes to tc_algs, bpfp_config and tc_paths. */
+function mapsObject() {
+  const maps = new Map<string, Map<string, Uint8Array>>();
+  const hex = (k: Uint8Array) => Array.from(k, (b) => b.toString(16).padStart(2, "0")).join("");
+  const map = (name: string) => {
+    if (!maps.has(name)) maps.set(name, new Map());
+    const m = maps.get(name)!;
+    return {
+      update: (k: Uint8Array, v: Uint8Array) => void m.set(hex(k), v.slice()),
+      delete: (k: Uint8Array) => m.delete(hex(k)),
+      sumU64: () => 0n,
+    };
+  };
+  return { object: { map } as unknown as BpfObject, maps };
+}
+
+Deno.test("glue: samples in, the path's choice out to tc_paths, the table and metrics", () => {
+  const ctx = new FakeTunerContext("tcp_conn");
+  const tuner = tcpConnTuner.create(ctx);
+  const { object, maps } = mapsObject();
+  tuner.configure!(object);
+  const algs = [...maps.get("tc_algs")!.values()].map((v) => new TextDecoder().decode(v));
+  assert.ok(algs.length >= 1, "the kernel's algorithms are written for the BPF side");
+  const cfg = new DataView(maps.get("bpfp_config")!.values().next().value!.buffer);
+  assert.equal(cfg.getUint32(contract.config.flags.offset, true), 0, "not advising");
+  assert.equal(Number(cfg.getBigUint64(contract.params.loss_shift.offset, true)), 6);
+  // Connections to 10.77.1.2 that had to be switched to bbr for loss.
+  const lossy = sampleEvent();
+  for (let i = 0; i < 6; i++) tuner.onEvent!(decodeEvent(lossy));
+  const rows = tuner.tables!()[0].rows;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].address, "10.77.1.2");
+  assert.equal(rows[0].count, 6);
+  assert.equal(rows[0].forced, 6);
+  assert.deepEqual(rows[0].ran, { bbr: 6 });
+  const available = algs.map((a) => a.replace(/\0+$/, ""));
+  if (available.includes("bbr") && available.includes("cubic")) {
+    assert.notEqual(rows[0].algorithm, "cubic", "never the algorithm that had to be rescued");
+    assert.equal(maps.get("tc_paths")!.size, 1, "the choice reached the BPF side");
+  }
+  const metrics = tuner.metrics!();
+  assert.ok(metrics.some((m) => m.name === "tcp_conn_paths" && m.value === 1));
 });
