@@ -65,6 +65,15 @@ Deno.test({
         assert.ok(rcv?.chosen, `${k.label}: rcvbuf attached`);
         const sy = k.support!.hooks.find((h) => h.tuner === "sysctl");
         assert.equal(sy?.chosen, "cgroup", `${k.label}: admin-override detection attached`);
+        // tcp_conn's sockops program (sk storage, bpf_skc_to_tcp_sock): loads, or says why not.
+        const tc = k.support!.hooks.find((h) => h.tuner === "tcp_conn" && h.hook === "sockops");
+        assert.ok(tc, `${k.label}: tcp_conn probed`);
+        if (!tc.chosen) {
+          assert.ok(
+            k.notes.some((n) => n.startsWith("tcp_conn/sockops: no hook (")),
+            `${k.label}: tcp_conn says why it cannot load`,
+          );
+        }
         const nc = k.support!.hooks.find((h) =>
           h.tuner === "neigh_table" && h.hook === "neigh_create"
         );
