@@ -36,8 +36,9 @@ class TwoPaths {
   constructor(tag: string) {
     this.client = TestNetns.create(`${tag}c`);
     this.server = TestNetns.create(`${tag}s`);
-    // The namespace's own default (this host's is bbr, which leaves the loss switch nothing to do).
-    this.client.exec(["sysctl", "-qw", "net.ipv4.tcp_congestion_control=cubic"]);
+    // The namespace's own default (this host's is bbr, which leaves the loss switch nothing to
+    // do); reno, since a namespace may only default to an algorithm the host allows.
+    this.client.exec(["sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno"]);
     for (const [i, lossy] of [[1, true], [2, false]] as const) {
       execFileSync("ip", [
         "link",
