@@ -22,6 +22,7 @@ import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./
 import {
   type TunerContext,
   type TunerDefinition,
+  tunes,
   unavailableOnThisKernel,
 } from "../tuning/tuner.ts";
 import type { Logger } from "../log/logger.ts";
@@ -324,7 +325,7 @@ export class Daemon {
     for (const name of unknown) {
       log.warn(`-a ${name}: bpfpilot has no such tuner (known: ${known}); ignored`);
     }
-    if (!wanted.some((d) => d.tunables.length > 0)) {
+    if (!wanted.some(tunes)) {
       throw new DaemonStartError(
         `every tuner that tunes is switched off (${this.disabled.join(", ")}): nothing to run; ` +
           "drop a --disable, or name the tuners to run with -a",
@@ -405,7 +406,7 @@ export class Daemon {
       );
     }
     this.#refuseDegraded();
-    if (!this.loaded.some((t) => t.def.tunables.length > 0)) {
+    if (!this.loaded.some((t) => tunes(t.def))) {
       log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
     }
 

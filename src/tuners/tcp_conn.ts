@@ -69,6 +69,7 @@ export const tcpConnTuner: TunerDefinition = {
   object: tcpConnObject,
   contract,
   tunables: [],
+  tunesConnections: true,
   scenarios: TCP_CONN_SCENARIOS,
   hooks: [{
     name: "sockops",

@@ -152,6 +152,8 @@ export interface TunerDefinition {
    */
   contract?: Contract;
   tunables: TunableDecl[];
+  /** Tunes something other than sysctls (tcp_conn: each connection's congestion control). */
+  tunesConnections?: boolean;
   scenarios: ScenarioDecl[];
   hooks: HookDecl[];
   /**
@@ -170,4 +172,9 @@ export function unavailableOnThisKernel(def: TunerDefinition): string | null {
   } catch (e) {
     return `cannot tell whether it can work here: ${(e as Error).message}`;
   }
+}
+
+/** A tuner that changes something (sysctls or connections), unlike the override detector. */
+export function tunes(def: Pick<TunerDefinition, "tunables" | "tunesConnections">): boolean {
+  return def.tunables.length > 0 || def.tunesConnections === true;
 }

@@ -183,6 +183,7 @@ Deno.test({
             tcp_buffer: "active",
             neigh_table: "active",
             route_table: "unavailable", // max_size is not enforced on this 6.x kernel
+            tcp_conn: "active",
           },
         );
         const tunables = await ask<TunableInfo[]>(sock, "tunables");
