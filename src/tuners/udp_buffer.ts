@@ -208,6 +208,7 @@ class UdpBufferTuner {
       userLocked: (locks & SOCK_RCVBUF_LOCK) !== 0,
       memory: state ?? "normal",
       rate: this.#rate,
+      hits: ev.count,
     });
     if (decisions.length === 0) return;
     const sample = this.#dropsSinceLast(netns);

@@ -8,7 +8,8 @@
  * and rmem_default never grows past rmem_max (rmem_max follows, within [8 KiB, 256 MiB]).
  * Sockets whose application set SO_RCVBUF never drive growth: they chose their size.
  */
-import { grow, type LearningRate, nearlyFull } from "../tuning/learning_rate.ts";
+import { type LearningRate, nearlyFull } from "../tuning/learning_rate.ts";
+import { proportionalGrowth } from "../tuning/growth.ts";
 import { changeDecision, type Decision } from "../tuning/proposal.ts";
 import { POSITIVE_INT_DOMAIN, type ValueDomain } from "../tuning/domain.ts";
 import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
@@ -113,6 +114,8 @@ export interface RcvqFullInput {
   /** UDP memory state: buffers never grow near pressure or exhaustion. */
   memory: MemoryState;
   rate: LearningRate;
+  /** Drops folded into this event: more drops, a bigger step (the shared proportional growth). */
+  hits?: number;
 }
 
 /**
@@ -137,7 +140,10 @@ export function rcvqFullDecisions(input: RcvqFullInput): Decision[] {
   }
   const target = Math.min(
     UDP_BUFFER_MAX,
-    Math.max(UDP_BUFFER_MIN, grow(Math.max(rmemDefault, observed), rate)),
+    Math.max(
+      UDP_BUFFER_MIN,
+      proportionalGrowth({ current: Math.max(rmemDefault, observed), hits: input.hits, rate }),
+    ),
   );
   if (target <= rmemDefault) return [];
   const out: Decision[] = [];

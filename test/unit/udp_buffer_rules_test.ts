@@ -58,6 +58,14 @@ Deno.test("a full receive queue at rmem_default grows rmem_max first, then rmem_
   assert.equal(def.scenario, "need to increase UDP buffer size(s)");
 });
 
+Deno.test("more drops folded into one event grow rmem_default further (shared proportional growth)", () => {
+  const one = changes(rcvqFullDecisions({ ...base, hits: 1 }));
+  const many = changes(rcvqFullDecisions({ ...base, hits: 64 }));
+  const last = (d: { to: number[] }[]) => d[d.length - 1].to[0];
+  assert.ok(last(many) > last(one), `${last(many)} > ${last(one)}`);
+  assert.ok(last(many) <= 4 * base.rmemDefault, "never more than 4x in one change");
+});
+
 Deno.test("rmem_max is left alone while it is above the grown default", () => {
   const ds = changes(
     rcvqFullDecisions({ ...base, rmemMax: 4194304, rmemDefault: 212992, observedRcvbuf: 212992 }),
