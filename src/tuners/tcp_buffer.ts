@@ -7,7 +7,7 @@
 import { CorrelationTable } from "../tuning/correlation.ts";
 import { INT_MAX } from "../tuning/domain.ts";
 import { kernelDefaultTcpBufferMax, socketBufferCeiling } from "./tcp_buffer_limits.ts";
-import { readFreeBufferPages } from "../kernel/proc/zoneinfo.ts";
+import { freeBufferPagesOrZero } from "../kernel/proc/zoneinfo.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import { changeDecision } from "../tuning/proposal.ts";
@@ -107,15 +107,9 @@ class TcpBufferTuner {
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
-    let nfbp = 0;
-    try {
-      nfbp = readFreeBufferPages();
-    } catch (e) {
-      ctx.log.warn(`tcp_mem growth disabled: ${(e as Error).message}`);
-    }
-    this.#nfbp = nfbp;
+    this.#nfbp = freeBufferPagesOrZero((m) => ctx.log.warn(m), "tcp_mem");
     const k = kernelVersion();
-    this.#floors = kernelDefaultTcpBufferMax(nfbp, this.#page, k);
+    this.#floors = kernelDefaultTcpBufferMax(this.#nfbp, this.#page, k);
     this.#allocatedInQuanta = k.major < 5 || (k.major === 5 && k.minor < 16);
   }
 

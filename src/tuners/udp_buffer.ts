@@ -11,7 +11,7 @@
  * Decisions are the pure rules of udp_buffer_rules.ts against live values.
  */
 import type { BpfpEvent } from "../tuning/event.ts";
-import { readFreeBufferPages } from "../kernel/proc/zoneinfo.ts";
+import { freeBufferPagesOrZero } from "../kernel/proc/zoneinfo.ts";
 import { type LearningRate } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
@@ -95,13 +95,7 @@ class UdpBufferTuner {
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
-    let nfbp = 0;
-    try {
-      nfbp = readFreeBufferPages();
-    } catch (e) {
-      ctx.log.warn(`udp_mem growth disabled: ${(e as Error).message}`);
-    }
-    this.#nfbp = nfbp;
+    this.#nfbp = freeBufferPagesOrZero((m) => ctx.log.warn(m), "udp_mem");
   }
 
   configure(obj: import("../libbpf/object.ts").BpfObject): void {

@@ -95,3 +95,13 @@ export function readFreeBufferPages(path = "/proc/zoneinfo"): number {
   }
   return pages;
 }
+
+/** readFreeBufferPages, or 0 (the pool is then never grown) after telling `warn` why. */
+export function freeBufferPagesOrZero(warn: (msg: string) => void, pool: string): number {
+  try {
+    return readFreeBufferPages();
+  } catch (e) {
+    warn(`${pool} growth disabled: ${(e as Error).message}`);
+    return 0;
+  }
+}
