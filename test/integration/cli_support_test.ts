@@ -80,7 +80,8 @@ Deno.test({
       lines[1],
       /^bpfpilot (does not )?supports? per-netns policy \(via netns cookie\)$/,
     );
-    assert.match(r.stdout, /tcp_buffer\/rcvbuf: tp_btf tcp_rcv_space_adjust/);
+    // tcp_rcvbuf_grow (6.17+) is preferred; tcp_rcv_space_adjust on older kernels.
+    assert.match(r.stdout, /tcp_buffer\/rcvbuf: tp_btf tcp_rcv(buf_grow|_space_adjust)/);
     assert.match(r.stdout, /- kprobe tcp_rcv_space_adjust\s+kprobes are not built/);
   },
 });
