@@ -481,14 +481,17 @@ export class Daemon {
   /**
    * The support level that is true of this daemon: the probe's, lowered to "legacy" when
    * admin-override detection or a tuner named with -a did not load (accepted with
-   * --allow-degraded), or a loaded tuner misses a hook. Other tuners that cannot run here are
+   * --allow-degraded), or a loaded tuner misses a hook without a fallback. Other tuners that cannot run here are
    * reported on their own and do not change it.
    */
   get level(): string {
+    // A missing hook that declares a fallback (ip_frag's poll) still does the hook's job.
+    const lacks = (t: LoadedTuner) =>
+      t.missing.some((m) => !t.def.hooks.find((h) => h.name === m.hook)?.fallback);
     const degraded =
       this.unavailable.some((u) =>
-        u.def.name === "sysctl" || (this.opts.allow?.includes(u.def.name) ?? false)
-      ) || this.loaded.some((t) => t.missing.length > 0);
+        u.def.alwaysOn === true || (this.opts.allow?.includes(u.def.name) ?? false)
+      ) || this.loaded.some(lacks);
     return degraded && this.probe.level === "full" ? "legacy" : this.probe.level;
   }
 
