@@ -343,7 +343,7 @@ export class Daemon {
     const runnable = wanted.filter((d) => {
       const reason = unavailableOnThisKernel(d);
       if (reason === null) return true;
-      this.unavailable.push({ def: d, reason });
+      this.unavailable.push({ def: d, reason, nothingToDo: true });
       log.info(`tuner ${d.name} is unavailable: ${reason}`, { tuner: d.name });
       return false;
     });
@@ -458,9 +458,10 @@ export class Daemon {
    */
   #refuseDegraded(): void {
     // In advise mode nothing is written, so nothing of the administrator's can be overwritten.
+    // A tuner with nothing to do on this kernel (route_table on 6.3+) is not a failure to load.
     const missing = this.unavailable.filter((u) =>
       (u.def.name === "sysctl" && !this.opts.advise) ||
-      (this.opts.allow?.includes(u.def.name) ?? false)
+      (!u.nothingToDo && (this.opts.allow?.includes(u.def.name) ?? false))
     );
     if (missing.length === 0 || this.opts.allowDegraded) return;
     const what = missing.map((u) =>

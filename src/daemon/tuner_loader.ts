@@ -31,6 +31,8 @@ export interface LoadedTuner {
 export interface UnavailableTuner {
   def: TunerDefinition;
   reason: string;
+  /** The tuner itself says it has nothing to do here (e.g. a limit the kernel does not enforce). */
+  nothingToDo?: boolean;
 }
 
 export interface LoaderOptions {
