@@ -86,8 +86,14 @@ Deno.test({
         assert.ok(fds < 300, `the daemon holds ${fds} descriptors`);
         for (const f of flooders) await f.status;
         flooders.length = 0;
-        const after = await scrape(url);
-        assert.equal(after.status, 200);
+        // 40k connections closing at once: a scrape in that storm may be cut (the cap drops the
+        // oldest idle connection); the daemon must still answer within a few tries.
+        let after: { status: number } | null = null;
+        for (let i = 0; i < 10 && after === null; i++) {
+          after = await scrape(url).catch(() => null);
+          if (after === null) await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.equal(after?.status, 200, "the daemon answers once the flood is gone");
         assert.equal(await daemon.stop(), 0, "still up: clean exit on SIGTERM");
       } finally {
         for (const f of flooders) {
