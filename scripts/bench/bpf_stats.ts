@@ -17,11 +17,12 @@ export interface HookStats {
 
 const SLOTS = ["hits", "emitted", "suppressed", "dropped", "skipped"] as const;
 
-function bpftoolJson(args: string[]): unknown {
+export function bpftoolJson(args: string[]): unknown {
   return JSON.parse(execFileSync("bpftool", [...args, "-j"], { encoding: "utf8" }));
 }
 
-function programIdsOf(pid: number): number[] {
+/** IDs of the BPF programs process `pid` holds open (from its fdinfo). */
+export function programIdsOf(pid: number): number[] {
   const ids = new Set<number>();
   for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
     try {

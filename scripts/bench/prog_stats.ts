@@ -4,8 +4,8 @@
  * back afterwards), for the programs a daemon holds. Programs map to tuners through the tuners'
  * hook declarations (src/tuners/registry.ts), so a new tuner shows up without bench changes.
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { bpftoolJson, programIdsOf } from "./bpf_stats.ts";
+import { readFileSync, writeFileSync } from "node:fs";
 import { TUNER_HOOKS } from "../../src/tuners/hooks_registry.ts";
 import { onCleanup } from "./cleanup.ts";
 
@@ -44,20 +44,13 @@ function tunerOf(name: string): { tuner: string; program: string } | null {
 
 /** Run time and count of each tuner program daemon `pid` holds. */
 export function readProgCosts(pid: number): ProgCost[] {
-  const ids = new Set<number>();
-  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      const m = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").match(/^prog_id:\s+(\d+)/m);
-      if (m) ids.add(Number(m[1]));
-    } catch {
-      // fd closed meanwhile
-    }
-  }
   const out: ProgCost[] = [];
-  for (const id of ids) {
-    const p = JSON.parse(
-      execFileSync("bpftool", ["prog", "show", "id", `${id}`, "-j"], { encoding: "utf8" }),
-    ) as { name?: string; run_time_ns?: number; run_cnt?: number };
+  for (const id of programIdsOf(pid)) {
+    const p = bpftoolJson(["prog", "show", "id", `${id}`]) as {
+      name?: string;
+      run_time_ns?: number;
+      run_cnt?: number;
+    };
     const owner = p.name ? tunerOf(p.name) : null;
     if (!owner) continue;
     out.push({ ...owner, runNs: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 });
