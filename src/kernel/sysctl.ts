@@ -104,6 +104,16 @@ export function sysctlPath(name: string, procRoot: string = DEFAULT_PROC_ROOT): 
 // ---------------------------------------------------------------------------------------------
 // Values
 
+/** True when `name` exists in the caller's network namespace (absent sysctls are not errors). */
+export function sysctlExists(name: string, procRoot: string = DEFAULT_PROC_ROOT): boolean {
+  try {
+    Deno.statSync(sysctlPath(name, procRoot));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Space-separated, as `sysctl -w` takes them. */
 export function formatSysctlValues(values: readonly number[]): string {
   return values.join(" ");

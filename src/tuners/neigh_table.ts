@@ -16,7 +16,7 @@
  * growth is bounded where the prefixes give no limit; shrinking waits for a sustained empty table
  * and never undercuts the start values; missing IPv6 sysctls leave IPv4 tuned (bpftune #13).
  */
-import { sysctlPath } from "../kernel/sysctl.ts";
+import { sysctlExists } from "../kernel/sysctl.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
@@ -92,21 +92,13 @@ export const neighTableTuner: TunerDefinition = {
   scenarios: [...NEIGH_TABLE_SCENARIOS],
   hooks: NEIGH_TABLE_HOOKS,
   unavailable: () =>
-    thresholdsVisible() ? null : "the neighbour table thresholds (net.ipv4.neigh.default." +
-      "gc_thresh1..3) exist only in the initial network namespace and bpfpilot runs in another " +
-      "one: a bpfpilot in the host's namespace tunes them",
+    sysctlExists("net.ipv4.neigh.default.gc_thresh3")
+      ? null
+      : "the neighbour table thresholds (net.ipv4.neigh.default." +
+        "gc_thresh1..3) exist only in the initial network namespace and bpfpilot runs in another " +
+        "one: a bpfpilot in the host's namespace tunes them",
   create: (ctx) => new NeighTableTuner(ctx),
 };
-
-/** gc_thresh3 is visible only from the initial network namespace (the kernel keeps one table). */
-function thresholdsVisible(): boolean {
-  try {
-    Deno.statSync(sysctlPath("net.ipv4.neigh.default.gc_thresh3"));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 class NeighTableTuner {
   readonly #rate: LearningRate;

@@ -18,7 +18,7 @@ import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import { kernelVersion, memTotalBytes } from "../kernel/memory.ts";
 import { netnsKey } from "../kernel/netns.ts";
-import { sysctlPath } from "../kernel/sysctl.ts";
+import { sysctlExists } from "../kernel/sysctl.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import routeTableObject from "../../dist/bpf/route_table.bpf.o" with { type: "bytes" };
 import { contract } from "../../dist/bpf/route_table.contract.ts";
@@ -50,15 +50,6 @@ const ROUTE_TABLE_HOOKS: HookDecl[] = [{
   ],
 }];
 
-function maxSizeExists(): boolean {
-  try {
-    Deno.statSync(sysctlPath(MAX_SIZE));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const routeTableTuner: TunerDefinition = {
   name: ROUTE_TABLE_TUNER,
   id: contract.id,
@@ -68,7 +59,7 @@ export const routeTableTuner: TunerDefinition = {
   tunables: ROUTE_TABLE_TUNABLES,
   scenarios: [...ROUTE_TABLE_SCENARIOS],
   hooks: ROUTE_TABLE_HOOKS,
-  unavailable: () => unavailableReason(kernelVersion(), maxSizeExists()),
+  unavailable: () => unavailableReason(kernelVersion(), sysctlExists(MAX_SIZE)),
   create: (ctx) => new RouteTableTuner(ctx),
 };
 
