@@ -460,18 +460,18 @@ export class Daemon {
     // In advise mode nothing is written, so nothing of the administrator's can be overwritten.
     // A tuner with nothing to do on this kernel (route_table on 6.3+) is not a failure to load.
     const missing = this.unavailable.filter((u) =>
-      (u.def.name === "sysctl" && !this.opts.advise) ||
+      (u.def.alwaysOn === true && !this.opts.advise) ||
       (!u.nothingToDo && (this.opts.allow?.includes(u.def.name) ?? false))
     );
     if (missing.length === 0 || this.opts.allowDegraded) return;
     const what = missing.map((u) =>
-      u.def.name === "sysctl"
+      u.def.alwaysOn === true
         ? `admin-override detection (tuner sysctl: ${u.reason})`
         : `tuner ${u.def.name} (${u.reason})`
     ).join("; ");
     throw new DaemonStartError(
       `refusing to start without ${what}: without it bpfpilot would ${
-        missing.some((u) => u.def.name === "sysctl")
+        missing.some((u) => u.def.alwaysOn === true)
           ? "overwrite values the administrator sets"
           : "not do what was asked"
       }. Fix the cause (\`bpfpilot support\` shows every hook), or start anyway with ` +
@@ -600,7 +600,7 @@ export class Daemon {
       }
       const k = this.kernelCounters(t);
       if (k) this.stats.tunerEvents(t.def.name).dropped = k.dropped;
-      if (k && t.def.name === "sysctl" && k.dropped > this.#overrideEventsLost) {
+      if (k && t.def.alwaysOn === true && k.dropped > this.#overrideEventsLost) {
         this.#overrideEventsLost = k.dropped;
         this.#recoverLostOverrides();
       }
