@@ -564,7 +564,11 @@ export class Daemon {
         if (e instanceof ControlSocketError) throw new DaemonStartError(e.message);
         throw e;
       }
-      log.info(`control socket ${path} (try: bpfpilot query help --socket ${path})`);
+      const rootPath = this.control.rootPath;
+      log.info(
+        `control socket ${path}${rootPath ? ` (root's own: ${rootPath})` : ""} ` +
+          `(try: bpfpilot query help --socket ${path})`,
+      );
     }
     const listen = this.opts.metricsListen;
     if (listen) {

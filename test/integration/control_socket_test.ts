@@ -272,6 +272,87 @@ Deno.test("control socket: a group makes it 0660 and group-owned", async () => {
   });
 });
 
+Deno.test("control socket: with a group, root gets its own 0600 socket with slots of its own", async () => {
+  await withServer(
+    { group: "nogroup", limits: { maxClients: 1, rootClients: 1 } },
+    async (server, dir) => {
+      assert.equal(server.rootPath, `${dir}/control.root.sock`);
+      const info = await Deno.lstat(server.rootPath!);
+      assert.ok(info.isSocket);
+      assert.equal(info.mode! & 0o777, 0o600);
+      assert.equal(info.uid, 0);
+      const held = await RawClient.open(server.path);
+      try {
+        await held.write("help\n");
+        await held.readLines(1);
+        // the group socket is full...
+        const busy = await ask(server.path, '{"v":1,"verb":"status","args":{}}\n');
+        assert.equal(codeOf(busy), "busy");
+        // ...root's socket still serves, and root's client goes there without being told
+        await assertStatusWorks(server.rootPath!);
+        await deadline(
+          (async () => {
+            while (server.clients > 1) await new Promise((r) => setTimeout(r, 10));
+          })(),
+          2000,
+          "root's client to leave",
+        );
+        const answer = await requestControl({ verb: "status" }, {
+          socketPath: server.path,
+          busyRetries: 0,
+        });
+        assert.ok(answer.ok, JSON.stringify(answer));
+      } finally {
+        held.close();
+      }
+      await server.close();
+      await assert.rejects(() => Deno.lstat(server.rootPath!), Deno.errors.NotFound);
+    },
+  );
+  await withServer({}, async (server, dir) => {
+    assert.equal(server.rootPath, null); // 0600 already: the one socket is root's
+    const names = [];
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+    assert.deepEqual(names, ["control.sock"]);
+  });
+});
+
+Deno.test("query client: retries on busy, then says clearly that the slots are taken", async () => {
+  await withServer({ limits: { maxClients: 1 } }, async (server) => {
+    const held = await RawClient.open(server.path);
+    await held.write("help\n");
+    await held.readLines(1);
+    // the slot frees while the client backs off: a retry gets through
+    setTimeout(() => held.close(), 100);
+    const later = await requestControl({ verb: "status" }, { socketPath: server.path });
+    assert.ok(later.ok, JSON.stringify(later));
+    await deadline(
+      (async () => {
+        while (server.clients > 0) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      2000,
+      "clients to drain",
+    );
+    const again = await RawClient.open(server.path);
+    try {
+      await again.write("help\n");
+      assert.equal(codeOf(parseResponseLine((await again.readLines(1)).lines[0])), "ok");
+      const busy = await requestControl({ verb: "status" }, {
+        socketPath: server.path,
+        busyRetries: 2,
+      });
+      assert.ok(!busy.ok);
+      assert.equal(busy.error.code, "busy");
+      assert.match(
+        busy.error.message,
+        /too many control clients \(limit 1\), still after 3 attempts over \d+\.\d s: other clients hold every connection; try again later/,
+      );
+    } finally {
+      again.close();
+    }
+  });
+});
+
 Deno.test("control socket: missing directory is created 0755; unknown group is refused", async () => {
   await assert.rejects(
     () => startControlServer({ provider: fakeProvider(), path: `/tmp/${"d".repeat(120)}.sock` }),

@@ -8,7 +8,7 @@ import {
   encodeRequest,
   parseResponseLine,
 } from "./protocol.ts";
-import { DEFAULT_CONTROL_SOCKET, groupName } from "./socket_file.ts";
+import { DEFAULT_CONTROL_SOCKET, groupName, rootSocketPath } from "./socket_file.ts";
 import { checkTrustedDir, lstatPath, UntrustedPathError } from "../../kernel/trusted_path.ts";
 
 export type ClientFailure =
@@ -231,6 +231,26 @@ async function requestOnce(
   }
 }
 
+/**
+ * Root talks to its own socket when the daemon has one (a `--control-group` daemon): the group's
+ * members cannot take its slots. A stale or absent one falls back to the shared socket.
+ */
+async function requestPreferringRoot(
+  request: ControlRequest,
+  path: string,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<ControlResponse> {
+  if (Deno.uid() === 0) {
+    try {
+      return await requestOnce(request, rootSocketPath(path), timeoutMs, maxBytes);
+    } catch (error) {
+      if (!(error instanceof ControlClientError && error.kind === "not-running")) throw error;
+    }
+  }
+  return await requestOnce(request, path, timeoutMs, maxBytes);
+}
+
 /** Sends one request and returns the daemon's answer (which may be an error answer). */
 export async function requestControl(
   request: ControlRequest,
@@ -240,9 +260,22 @@ export async function requestControl(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const retries = options.busyRetries ?? DEFAULT_BUSY_RETRIES;
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
+  const started = Date.now();
   for (let attempt = 0;; attempt++) {
-    const response = await requestOnce(request, path, timeoutMs, maxBytes);
-    if (response.ok || response.error.code !== "busy" || attempt >= retries) return response;
+    const response = await requestPreferringRoot(request, path, timeoutMs, maxBytes);
+    if (response.ok || response.error.code !== "busy") return response;
+    if (attempt >= retries) {
+      const waited = ((Date.now() - started) / 1000).toFixed(1);
+      return {
+        ...response,
+        error: {
+          ...response.error,
+          message: `${response.error.message.replace(/; retry shortly$/, "")}, still after ` +
+            `${attempt + 1} attempts over ${waited} s: other clients hold every connection; ` +
+            `try again later`,
+        },
+      };
+    }
     await sleep(50 * 3 ** attempt + Math.random() * 50);
   }
 }

@@ -239,10 +239,14 @@ function isClientMistake(code: string): boolean {
 }
 
 /** Tells a client over the limit to come back later. */
-export async function rejectBusy(conn: Deno.Conn, context: ConnectionContext): Promise<void> {
+export async function rejectBusy(
+  conn: Deno.Conn,
+  context: ConnectionContext,
+  limit: number,
+): Promise<void> {
   const response = errorResponse(
     "busy",
-    `too many control clients (limit ${context.limits.maxClients}); retry shortly`,
+    `too many control clients (limit ${limit}); retry shortly`,
   );
   await send(conn, response, context);
 }

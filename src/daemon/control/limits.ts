@@ -13,6 +13,8 @@ export interface ControlLimits {
   handlerTimeoutMs: number;
   /** Connections served at once; further ones get a `busy` answer and are closed. */
   maxClients: number;
+  /** Connections served at once on root's own socket (beside a `--control-group` socket). */
+  rootClients: number;
   /** Malformed requests tolerated on one connection before it is closed. */
   maxBadRequestsPerConnection: number;
 }
@@ -23,6 +25,7 @@ export const DEFAULT_CONTROL_LIMITS: Readonly<ControlLimits> = Object.freeze({
   writeTimeoutMs: 2000,
   handlerTimeoutMs: 5000,
   maxClients: 64,
+  rootClients: 8,
   maxBadRequestsPerConnection: 16,
 });
 

@@ -6,7 +6,13 @@
 import { type ControlLimits, resolveLimits } from "./limits.ts";
 import { type ConnectionContext, rejectBusy, serveConnection } from "./connection.ts";
 import type { ControlProvider } from "./provider.ts";
-import { bindControlSocket, DEFAULT_CONTROL_SOCKET, removeControlSocket } from "./socket_file.ts";
+import {
+  bindControlSocket,
+  type BoundSocket,
+  DEFAULT_CONTROL_SOCKET,
+  removeControlSocket,
+  rootSocketPath,
+} from "./socket_file.ts";
 
 export interface ControlServerOptions {
   provider: ControlProvider;
@@ -21,7 +27,12 @@ export interface ControlServerOptions {
 
 export interface ControlServer {
   readonly path: string;
-  /** Connections currently being served (rejected "busy" ones excluded). */
+  /**
+   * Root's own socket (mode 0600) beside a group socket, so members of the group cannot take
+   * every slot and lock root out; null without a group (the one socket is root's alone then).
+   */
+  readonly rootPath: string | null;
+  /** Connections currently being served on both sockets (rejected "busy" ones excluded). */
   readonly clients: number;
   /** Stops accepting, drops clients, removes the socket file. Idempotent. */
   close(): Promise<void>;
@@ -49,7 +60,28 @@ export async function startControlServer(options: ControlServerOptions): Promise
   const limits = resolveLimits(options.limits);
   const path = options.path ?? DEFAULT_CONTROL_SOCKET;
   const onError = options.onError ?? (() => {});
-  const { listener, identity } = await bindControlSocket(path, options.group);
+  const sockets: { path: string; bound: BoundSocket; maxClients: number }[] = [];
+  const rootPath = options.group === undefined ? null : rootSocketPath(path);
+  try {
+    sockets.push({
+      path,
+      bound: await bindControlSocket(path, options.group),
+      maxClients: limits.maxClients,
+    });
+    if (rootPath !== null) {
+      sockets.push({
+        path: rootPath,
+        bound: await bindControlSocket(rootPath),
+        maxClients: limits.rootClients,
+      });
+    }
+  } catch (error) {
+    for (const { path, bound } of sockets) {
+      bound.listener.close();
+      await removeControlSocket(path, bound.identity);
+    }
+    throw error;
+  }
 
   const shutdown = new AbortController();
   const context: ConnectionContext = {
@@ -78,7 +110,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
     tasks.add(task);
   };
 
-  const acceptLoop = (async () => {
+  /** Serves one socket with its own slots: a full group socket leaves root's untouched. */
+  const acceptLoop = async (listener: Deno.Listener, maxClients: number) => {
+    let mine = 0;
     while (!shutdown.signal.aborted) {
       let conn: Deno.Conn;
       try {
@@ -90,31 +124,35 @@ export async function startControlServer(options: ControlServerOptions): Promise
         await delay(ACCEPT_RETRY_MS, shutdown.signal);
         continue;
       }
-      if (serving >= limits.maxClients) {
-        track(conn, () => rejectBusy(conn, context));
+      if (mine >= maxClients) {
+        track(conn, () => rejectBusy(conn, context, maxClients));
         continue;
       }
+      mine++;
       serving++;
       track(conn, async () => {
         try {
           await serveConnection(conn, context);
         } finally {
+          mine--;
           serving--;
         }
       });
     }
-  })();
+  };
+  const loops = sockets.map(({ bound, maxClients }) => acceptLoop(bound.listener, maxClients));
 
   let closed: Promise<void> | undefined;
   return {
     path,
+    rootPath,
     get clients() {
       return serving;
     },
     close() {
       closed ??= (async () => {
         shutdown.abort();
-        listener.close();
+        for (const { bound } of sockets) bound.listener.close();
         for (const conn of open) {
           try {
             conn.close();
@@ -122,9 +160,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
             // closed concurrently
           }
         }
-        await acceptLoop;
+        await Promise.allSettled(loops);
         await Promise.allSettled([...tasks]);
-        await removeControlSocket(path, identity);
+        for (const { path, bound } of sockets) await removeControlSocket(path, bound.identity);
       })();
       return closed;
     },

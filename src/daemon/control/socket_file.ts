@@ -9,6 +9,14 @@
 
 export const DEFAULT_CONTROL_SOCKET = "/run/bpfpilot/control.sock";
 
+/**
+ * Root's own socket beside a group-accessible one (`control.sock` → `control.root.sock`): mode
+ * 0600, with slots of its own, so the group's members cannot exhaust them.
+ */
+export function rootSocketPath(path: string): string {
+  return path.endsWith(".sock") ? `${path.slice(0, -".sock".length)}.root.sock` : `${path}.root`;
+}
+
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
