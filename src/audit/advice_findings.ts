@@ -137,7 +137,7 @@ function liveValue(
   if (sysctls === null || netns !== "host") return null;
   const got = sysctls.get(name);
   if (got.kind !== "value") return null;
-  const values = parseNumbers(got.value);
+  const values = parseNumbers(got.value, name);
   return values !== null && values.length === fields ? values : null;
 }
 

@@ -78,10 +78,6 @@ function applyOne(
         `--netns to apply it, or by hand: ${f.sysctlW}`,
     );
   }
-  if (formatValues([10], f.tunable) !== "10") {
-    // The kernel reads this one as a hexadecimal CPU mask; the journal's writer is decimal.
-    return outcome(false, `not applied automatically; apply it by hand: ${f.sysctlW}`);
-  }
   let live: number[] | null;
   try {
     live = io.read(f.tunable, key);
@@ -95,8 +91,8 @@ function applyOne(
   if (!sameValues(live, f.current)) {
     return outcome(
       false,
-      `it changed since the audit read it (now ${live.join(" ")}, the audit saw ` +
-        `${f.current.join(" ")}); run the audit again`,
+      `it changed since the audit read it (now ${formatValues(live, f.tunable)}, the audit ` +
+        `saw ${formatValues(f.current, f.tunable)}); run the audit again`,
     );
   }
   try {
@@ -108,7 +104,8 @@ function applyOne(
   }
   return outcome(
     true,
-    `set to ${f.recommended.join(" ")} (was ${live.join(" ")}); '${rollbackHint(dir)}' ` +
+    `set to ${formatValues(f.recommended, f.tunable)} (was ${formatValues(live, f.tunable)}); ` +
+      `'${rollbackHint(dir)}' ` +
       "restores it",
   );
 }

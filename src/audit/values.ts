@@ -1,13 +1,22 @@
 /** Sysctl value handling: whitespace normalisation and numeric vectors ("4096 131072 6291456"). */
-import { sysctlWLine as kernelSysctlWLine } from "../kernel/sysctl.ts";
+import {
+  formatSysctlValues,
+  isCpuMaskSysctl,
+  sysctlWLine as kernelSysctlWLine,
+} from "../kernel/sysctl.ts";
+import { parseCpuMask } from "../kernel/cpumask.ts";
 
 /** Collapses tabs and runs of spaces, as `sysctl -a` prints tcp_rmem with tabs. */
 export function normaliseValue(raw: string): string {
   return raw.trim().split(/\s+/).filter((t) => t !== "").join(" ");
 }
 
-/** Parses a numeric sysctl value into its fields; null if any field is not a decimal integer. */
-export function parseNumbers(raw: string): number[] | null {
+/**
+ * Parses a numeric sysctl value into its fields; null if any field is not a decimal integer. A
+ * CPU-mask sysctl (`name` given) is parsed as the kernel prints it, into 32-bit words.
+ */
+export function parseNumbers(raw: string, name = ""): number[] | null {
+  if (isCpuMaskSysctl(name)) return parseCpuMask(normaliseValue(raw));
   const norm = normaliseValue(raw);
   if (norm === "") return null;
   const out: number[] = [];
@@ -20,17 +29,12 @@ export function parseNumbers(raw: string): number[] | null {
   return out;
 }
 
-/** Sysctls the kernel parses as a hexadecimal CPU mask (bpftune wrote them in decimal, §5.3). */
-const HEX_MASK_SYSCTLS = new Set(["net.core.flow_limit_cpu_bitmap"]);
-
-/** Formats values the way the kernel reads them back for this sysctl. */
+/** Formats values the way the kernel reads them back for this sysctl (CPU masks in hex). */
 export function formatValues(values: readonly number[], name = ""): string {
-  return HEX_MASK_SYSCTLS.has(name)
-    ? values.map((v) => v.toString(16)).join(" ")
-    : values.join(" ");
+  return formatSysctlValues(values, name);
 }
 
-/** The `sysctl -w` line that applies a value (hex masks written in hex). */
+/** The `sysctl -w` line that applies a value (CPU masks written in hex). */
 export function sysctlWLine(name: string, values: readonly number[]): string {
-  return kernelSysctlWLine(name, HEX_MASK_SYSCTLS.has(name) ? formatValues(values, name) : values);
+  return kernelSysctlWLine(name, values);
 }

@@ -3,7 +3,7 @@
  * (original recorded durably before the write), the write itself (or nothing in advise mode),
  * the two bpftune-shaped log lines, and the statistics.
  */
-import { sysctlWLine } from "../kernel/sysctl.ts";
+import { formatSysctlValues, sysctlWLine } from "../kernel/sysctl.ts";
 import { describeNetns } from "../kernel/netns.ts";
 import type { Journal } from "./journal.ts";
 import type { Proposal } from "../tuning/proposal.ts";
@@ -109,7 +109,7 @@ export class ProposalApplier {
     }
     try {
       journal.recordOriginal(p.netns, p.sysctl, p.tuner, p.from, p.to);
-      this.#rememberWrite(p.sysctl, p.to.join(" "));
+      this.#rememberWrite(p.sysctl, formatSysctlValues(p.to, p.sysctl));
       this.d.io.write(p.sysctl, p.netns, p.to);
       journal.recordWritten(p.netns, p.sysctl, p.to);
     } catch (e) {

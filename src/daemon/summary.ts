@@ -1,6 +1,6 @@
 /** The exit summary, per tuner: scenario counts and what changed, with the line to replicate it. */
 import { describeNetns } from "../kernel/netns.ts";
-import { sysctlWLine } from "../kernel/sysctl.ts";
+import { formatSysctlValues, sysctlWLine } from "../kernel/sysctl.ts";
 import type { DaemonStats } from "./stats.ts";
 
 export function summaryLines(
@@ -20,7 +20,9 @@ export function summaryLines(
   for (const c of stats.changes.values()) {
     if (c.tuner !== tuner) continue;
     out.push(
-      `# sysctl '${c.sysctl}' changed from (${c.first.join(" ")}) -> (${c.last.join(" ")})` +
+      `# sysctl '${c.sysctl}' changed from (${formatSysctlValues(c.first, c.sysctl)}) -> (${
+        formatSysctlValues(c.last, c.sysctl)
+      })` +
         (c.netns === "global" ? "" : ` in ${describeNetns(c.netns)}`),
     );
     out.push(

@@ -10,11 +10,14 @@
  *
  * Values: integer sysctls are `number[]` (one per whitespace-separated field). Anything outside
  * ±2^53 cannot be held exactly in a number and is refused as "malformed" (e.g. kernel.shmmax);
- * read those with `readSysctlText`. Hex masks (net.core.flow_limit_cpu_bitmap) are text too.
+ * read those with `readSysctlText`. CPU-mask sysctls (net.core.flow_limit_cpu_bitmap) are
+ * read and written in the kernel's hex mask form and held as 32-bit words (see cpumask.ts).
  *
  * All I/O is synchronous: one small read or one `write()` per call, which is how the kernel
  * wants sysctl writes (a split write is parsed as two). Deno must run with `-A` to touch /proc.
  */
+
+import { formatCpuMask, isCpuMask, parseCpuMask } from "./cpumask.ts";
 
 export const INT_MAX = 2147483647;
 export const INT_MIN = -2147483648;
@@ -114,9 +117,20 @@ export function sysctlExists(name: string, procRoot: string = DEFAULT_PROC_ROOT)
   }
 }
 
-/** Space-separated, as `sysctl -w` takes them. */
-export function formatSysctlValues(values: readonly number[]): string {
-  return values.join(" ");
+/** Sysctls the kernel parses as a hexadecimal CPU mask (bitmap_parse), not as integers. */
+const CPU_MASK_SYSCTLS = new Set(["net.core.flow_limit_cpu_bitmap"]);
+
+/** True when the kernel reads and prints `name` as a hex CPU mask (values are 32-bit words). */
+export function isCpuMaskSysctl(name: string): boolean {
+  return CPU_MASK_SYSCTLS.has(name);
+}
+
+/**
+ * The text the kernel takes for these values: space-separated integers, as `sysctl -w` takes
+ * them, or for a CPU-mask sysctl (`name` given) the hex mask ("0,00000400").
+ */
+export function formatSysctlValues(values: readonly number[], name = ""): string {
+  return isCpuMaskSysctl(name) && isCpuMask(values) ? formatCpuMask(values) : values.join(" ");
 }
 
 const INTEGER_TOKEN = /^[-+]?\d+$/;
@@ -259,7 +273,16 @@ function readRaw(name: string, opts: SysctlOptions): { canonical: string; text: 
 /** Reads an integer sysctl (one number per field). */
 export function readSysctl(name: string, opts: ReadOptions = {}): number[] {
   const { canonical, text } = readRaw(name, opts);
-  return parseSysctlValues(text, canonical, opts.count);
+  if (!isCpuMaskSysctl(canonical)) return parseSysctlValues(text, canonical, opts.count);
+  const words = parseCpuMask(text);
+  if (words === null || (opts.count !== undefined && words.length !== opts.count)) {
+    throw new SysctlError(
+      "malformed",
+      canonical,
+      `${canonical}: expected a hex CPU mask, read ${JSON.stringify(text.trim())}`,
+    );
+  }
+  return words;
 }
 
 /** Reads a sysctl as trimmed text (e.g. net.ipv4.tcp_congestion_control). */
@@ -337,7 +360,7 @@ export function writeSysctl(
 ): void {
   const canonical = canonicalSysctlName(name);
   validateSysctlValues(canonical, values, opts);
-  const text = formatSysctlValues(values);
+  const text = formatSysctlValues(values, canonical);
   writeRaw(canonical, text, `${text}\n`, opts);
 }
 
@@ -371,7 +394,7 @@ function shellQuote(text: string): string {
  */
 export function sysctlWLine(name: string, values: readonly number[] | string): string {
   const canonical = canonicalSysctlName(name);
-  const value = typeof values === "string" ? values : formatSysctlValues(values);
+  const value = typeof values === "string" ? values : formatSysctlValues(values, canonical);
   const key = SHELL_SAFE.test(canonical) ? canonical : shellQuote(canonical);
   return `sysctl -w ${key}=${shellQuote(value)}`;
 }

@@ -112,7 +112,7 @@ Deno.test(
 );
 
 Deno.test(
-  "--apply refuses, per finding and with the reason: moved values, other namespaces, hex masks, kernel errors",
+  "--apply refuses, per finding and with the reason: moved values, other namespaces, kernel errors; writes hex masks in hex",
   withDir(async (dir) => {
     const { io, writes } = memoryIO({
       [`${NS}|${RMEM}`]: [4096, 16384, 70000], // changed since the audit read it
@@ -135,18 +135,18 @@ Deno.test(
         tunable: "net.core.flow_limit_cpu_bitmap",
         netns: "host",
         current: [0],
-        recommended: [3],
-        sysctlW: "sysctl -w net.core.flow_limit_cpu_bitmap=3",
+        recommended: [1024], // CPU 10: the kernel reads "400"
+        sysctlW: "sysctl -w net.core.flow_limit_cpu_bitmap=400",
       }),
       finding({ netns: "no-such-netns-bpfp" }),
     ]);
-    assert.ok(out.every((o) => !o.applied), JSON.stringify(out));
+    assert.deepEqual(out.map((o) => o.applied), [false, false, false, true, false]);
     assert.match(out[0].message, /cannot be read now/);
     assert.match(out[1].message, /outside the namespace given with --netns/);
     assert.match(out[2].message, /could not write net\.core\.somaxconn: Invalid argument/);
-    assert.match(out[3].message, /apply it by hand: sysctl -w net\.core\.flow_limit_cpu_bitmap=3/);
+    assert.match(out[3].message, /set to 400 \(was 0\)/);
     assert.match(out[4].message, /no longer exists/);
-    assert.deepEqual(writes, []);
+    assert.deepEqual(writes, ["global|net.core.flow_limit_cpu_bitmap=1024"]);
 
     const moved = await journalApplyHook({ stateDir: dir, io })([finding({})]);
     assert.match(moved[0].message, /changed since the audit read it \(now 4096 16384 70000/);

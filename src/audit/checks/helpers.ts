@@ -33,7 +33,7 @@ export function readNumeric(input: CheckInput, name: string, fields = 1): Read<n
         outcome: { status: "skip", reason: `${name} unreadable (${got.detail})` },
       };
     case "value": {
-      const values = parseNumbers(got.value);
+      const values = parseNumbers(got.value, name);
       if (values === null || values.length !== fields) {
         return {
           ok: false,

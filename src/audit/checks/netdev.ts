@@ -1,8 +1,21 @@
 /**
  * Receive-path checks, grounded in bpftune's net_buffer tuner (bpftune-behaviour.md §2.6):
- * per-CPU backlog drops and NAPI budget squeezes from /proc/net/softnet_stat.
+ * per-CPU backlog drops and NAPI budget squeezes from /proc/net/softnet_stat. The recommended
+ * values are the net_buffer tuner's own decisions (net_buffer_rules.ts) on the counters seen, so
+ * the audit and the daemon cannot disagree.
  */
 import { softnetTotal } from "../../kernel/proc/softnet.ts";
+import { DEFAULT_LEARNING_RATE } from "../../tuning/learning_rate.ts";
+import type { Decision } from "../../tuning/proposal.ts";
+import {
+  backlogDecision,
+  BUDGET_DOMAIN,
+  budgetDecisions,
+  highOrderAllocDecision,
+  kernelAtLeast,
+  MAX_BACKLOG_DOMAIN,
+  NB_SYSCTL,
+} from "../../tuners/net_buffer_rules.ts";
 import {
   counterEvidence,
   currentEvidence,
@@ -11,7 +24,6 @@ import {
   noCounterReason,
   outcome,
   pass,
-  raiseLimit,
   readCounter,
   readNumeric,
   severityFor,
@@ -19,8 +31,8 @@ import {
 } from "./helpers.ts";
 import type { CheckDefinition } from "./input.ts";
 
-export const NETDEV_MAX_BACKLOG_CEILING = 262144;
-export const NETDEV_BUDGET_CEILING = 3000;
+export const NETDEV_MAX_BACKLOG_CEILING = MAX_BACKLOG_DOMAIN.max;
+export const NETDEV_BUDGET_CEILING = BUDGET_DOMAIN.max;
 /** Squeezes per processed packet above which a squeeze finding is a warning rather than info. */
 export const SQUEEZE_WARNING_RATIO = 0.01;
 /** Below this rate squeezes are routine (a busy softirq now and then), not worth a finding. */
@@ -31,7 +43,8 @@ export const netdevBacklogDrops: CheckDefinition = {
   title: "Packets dropped at a full per-CPU input backlog",
   tunable: "net.core.netdev_max_backlog",
   rationale: "Column 2 of /proc/net/softnet_stat counts packets dropped because a CPU's input " +
-    "backlog held netdev_max_backlog packets; recommends doubling it (cap 262144).",
+    "backlog held netdev_max_backlog packets; recommends what the net_buffer tuner would grow " +
+    "it to on those drops (up to twice, cap 262144).",
   offline: false,
   evaluate(input) {
     const v = readNumeric(input, this.tunable);
@@ -43,7 +56,13 @@ export const netdevBacklogDrops: CheckDefinition = {
     );
     if (drops === null) return skip(noCounterReason(input, "/proc/net/softnet_stat"));
     if (drops.sinceBoot === 0) return pass(`no backlog drops (netdev_max_backlog ${backlog})`);
-    if (backlog >= NETDEV_MAX_BACKLOG_CEILING) {
+    const decision = backlogDecision({
+      maxBacklog: backlog,
+      drops: drops.window ?? drops.sinceBoot,
+      rate: DEFAULT_LEARNING_RATE,
+    });
+    const to = changedTo(decision);
+    if (to === null) {
       return pass(
         `backlog drops ${
           describeCounter(drops, input.windowSeconds)
@@ -69,9 +88,7 @@ export const netdevBacklogDrops: CheckDefinition = {
       `backlog drops ${
         describeCounter(drops, input.windowSeconds)
       } with netdev_max_backlog ${backlog}`,
-      finding(this, severityFor("warning", drops), [backlog], [
-        raiseLimit(backlog, NETDEV_MAX_BACKLOG_CEILING),
-      ], evidence),
+      finding(this, severityFor("warning", drops), [backlog], [to], evidence),
     );
   },
 };
@@ -82,8 +99,8 @@ export const netdevBudgetSqueeze: CheckDefinition = {
   tunable: "net.core.netdev_budget",
   rationale: "Column 3 of /proc/net/softnet_stat counts softirq runs that stopped with work left " +
     "because netdev_budget packets or netdev_budget_usecs ran out. Warning at >= 1 squeeze per " +
-    "100 packets, info from 1 per 1000, below that routine; recommends doubling netdev_budget " +
-    "(cap 3000).",
+    "100 packets, info from 1 per 1000, below that routine; recommends what the net_buffer " +
+    "tuner would grow netdev_budget to on those squeezes (up to twice, cap 3000).",
   offline: false,
   evaluate(input) {
     const v = readNumeric(input, this.tunable);
@@ -101,7 +118,16 @@ export const netdevBudgetSqueeze: CheckDefinition = {
       return skip(noCounterReason(input, "/proc/net/softnet_stat"));
     }
     if (squeezes.sinceBoot === 0) return pass(`no budget squeezes (netdev_budget ${budget})`);
-    if (budget >= NETDEV_BUDGET_CEILING) {
+    const to = changedTo(
+      budgetDecisions({
+        budget,
+        budgetUsecs: BUDGET_DOMAIN.max, // only the budget's own decision is used here
+        squeezes: squeezes.window ?? squeezes.sinceBoot,
+        waitCorrelates: false,
+        rate: DEFAULT_LEARNING_RATE,
+      }).find((d) => decisionSysctl(d) === NB_SYSCTL.budget) ?? null,
+    );
+    if (to === null) {
       return pass(
         `squeezes ${
           describeCounter(squeezes, input.windowSeconds)
@@ -125,9 +151,7 @@ export const netdevBudgetSqueeze: CheckDefinition = {
       `squeezes ${describeCounter(squeezes, input.windowSeconds)} (${
         (ratio * 100).toFixed(3)
       } % of packets)`,
-      finding(this, severityFor(base, squeezes), [budget], [
-        raiseLimit(budget, NETDEV_BUDGET_CEILING),
-      ], [
+      finding(this, severityFor(base, squeezes), [budget], [to], [
         ...counterEvidence("NAPI runs out of budget (softnet_stat time_squeeze)", squeezes),
         ...counterEvidence("packets processed (softnet_stat processed)", processed),
         currentEvidence(`netdev_budget is ${budget}`),
@@ -136,10 +160,13 @@ export const netdevBudgetSqueeze: CheckDefinition = {
   },
 };
 
-/** Parses "6.18.44-foo" into [6, 18]; null when the release string is not a kernel version. */
-export function kernelVersion(release: string | null): [number, number] | null {
-  const m = release?.match(/^(\d+)\.(\d+)/);
-  return m ? [Number(m[1]), Number(m[2])] : null;
+/** The single value a rule decision changes to; null for none or "at its ceiling". */
+function changedTo(d: Decision | null): number | null {
+  return d?.kind === "change" ? d.proposal.to[0] : null;
+}
+
+function decisionSysctl(d: Decision): string {
+  return d.kind === "change" ? d.proposal.sysctl : d.sysctl;
 }
 
 export const netHighOrderAlloc: CheckDefinition = {
@@ -153,14 +180,15 @@ export const netHighOrderAlloc: CheckDefinition = {
     const v = readNumeric(input, this.tunable);
     if (!v.ok) return v.outcome;
     if (v.value[0] === 0) return pass("high-order allocations are enabled");
-    const version = kernelVersion(input.kernelRelease);
-    if (version === null) return skip("kernel version unknown, so the 5.14 rule cannot be applied");
-    if (version[0] < 5 || (version[0] === 5 && version[1] < 14)) {
+    const recent = kernelAtLeast(input.kernelRelease, 5, 14);
+    if (recent === null) return skip("kernel version unknown, so the 5.14 rule cannot be applied");
+    const d = highOrderAllocDecision(v.value[0], input.kernelRelease);
+    if (d?.kind !== "change") {
       return pass(`disabled, which can help on kernel ${input.kernelRelease} (< 5.14)`);
     }
     return outcome(
       `disabled on kernel ${input.kernelRelease} (>= 5.14)`,
-      finding(this, "info", v.value, [0], [
+      finding(this, "info", v.value, d.proposal.to, [
         currentEvidence(
           `high_order_alloc_disable is ${v.value[0]} on kernel ${input.kernelRelease}`,
         ),

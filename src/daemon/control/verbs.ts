@@ -37,7 +37,12 @@ export function shellQuote(word: string): string {
 
 /** `sysctl -w` line (same form the daemon logs), prefixed with `ip netns exec` off the host ns. */
 export function rollbackCommand(entry: RollbackEntry): string {
-  const sysctl = sysctlWLine(entry.sysctl, entry.original.join(" "));
+  const numbers = entry.original.filter((v): v is number => typeof v === "number");
+  // Numbers go through the sysctl's own format (a CPU mask is written in hex).
+  const sysctl = sysctlWLine(
+    entry.sysctl,
+    numbers.length === entry.original.length ? numbers : entry.original.join(" "),
+  );
   return entry.netns === undefined ? sysctl : `ip netns exec ${shellQuote(entry.netns)} ${sysctl}`;
 }
 
