@@ -50,6 +50,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define TC_C_APP 10
 #define TC_C_UNKNOWN 11    /* no choice yet for the path: kernel default */
 #define TC_C_FAILED 12     /* setsockopt refused */
+#define TC_C_RETRANS 13    /* RETRANS_CB calls (the loss check's inputs are counted, not guessed) */
+#define TC_C_LOSSY 14      /* of those, over the loss threshold */
+#define TC_C_CB_REFUSED 15 /* bpf_sock_ops_cb_flags_set could not set a callback flag */
 #define TC_C_MAX 16
 
 struct tc_path_key {
@@ -263,8 +266,11 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
 		flags |= TC_F_ECN;
 	s->flags = flags;
-	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG |
-				       (flags & (TC_F_IS_BBR | TC_F_APP) ? 0 : BPF_SOCK_OPS_RETRANS_CB_FLAG));
+	/* Active and passive sockets alike; a non-zero return names flags this kernel lacks. */
+	if (bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG |
+					   (flags & (TC_F_IS_BBR | TC_F_APP) ?
+						    0 : BPF_SOCK_OPS_RETRANS_CB_FLAG)))
+		count(TC_C_CB_REFUSED);
 }
 
 static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_sock *sk,
@@ -272,13 +278,14 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 {
 	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
 	struct tc_sock *s;
-	__u64 retrans;
 
-	/* The callback runs before total_retrans counts this retransmission (args[1] segments, sent
-	 * when args[2] == 0): a connection whose only loss is one large skb would never qualify. */
-	retrans = ops->total_retrans + (ops->args[2] == 0 ? ops->args[1] : 0);
-	if (retrans <= ops->segs_out >> param(cfg, loss_shift, 6))
+	/* total_retrans already counts this retransmission (the kernel adds it before sending)
+	 * and segs_out counts every segment sent, retransmissions included. The ratio only rises at a
+	 * retransmission, so checking here sees each of its peaks. */
+	count(TC_C_RETRANS);
+	if (ops->total_retrans <= ops->segs_out >> param(cfg, loss_shift, 6))
 		return;
+	count(TC_C_LOSSY);
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
 	if (!s || (s->flags & (TC_F_FORCED | TC_F_IS_BBR | TC_F_APP)) || bbr >= TC_ALG_MAX)
 		return;

@@ -48,7 +48,17 @@ const CFG_ADVISE = 1;
 const NO_ALG = 0xff;
 
 /** tc_counts slots. */
-const COUNT = { chosen: 0, forced: 8, explored: 9, app: 10, unknown: 11, failed: 12 } as const;
+const COUNT = {
+  chosen: 0,
+  forced: 8,
+  explored: 9,
+  app: 10,
+  unknown: 11,
+  failed: 12,
+  retransmits: 13,
+  overLossThreshold: 14,
+  callbackRefused: 15,
+} as const;
 
 /** Paths remembered: the BPF map's size, so both forget the same ones. */
 export const PATH_CAPACITY = 4096;
@@ -121,6 +131,18 @@ export function choiceSummary(counts: Map<string, number>, forced: number): stri
     );
   }
   return out;
+}
+
+/** The BPF side's counters (tc_counts), summed over CPUs. */
+interface ConnCounts {
+  /** Connections given each algorithm (choices and switches to bbr). */
+  chosen: Map<string, number>;
+  forced: number;
+  explored: number;
+  app: number;
+  retransmits: number;
+  overLossThreshold: number;
+  callbackRefused: number;
 }
 
 class TcpConnTuner {
@@ -229,22 +251,32 @@ class TcpConnTuner {
     }
   }
 
-  #counts(): { chosen: Map<string, number>; forced: number; explored: number; app: number } {
-    const chosen = new Map<string, number>();
-    let forced = 0, explored = 0, app = 0;
+  #counts(): ConnCounts {
+    const c: ConnCounts = {
+      chosen: new Map(),
+      forced: 0,
+      explored: 0,
+      app: 0,
+      retransmits: 0,
+      overLossThreshold: 0,
+      callbackRefused: 0,
+    };
     try {
       const m = this.#object?.map("tc_counts");
       if (m) {
         const at = (slot: number) => Number(m.sumU64(u32Key(slot)));
-        this.#algorithms.forEach((a, i) => chosen.set(a, at(COUNT.chosen + i)));
-        forced = at(COUNT.forced);
-        explored = at(COUNT.explored);
-        app = at(COUNT.app);
+        this.#algorithms.forEach((a, i) => c.chosen.set(a, at(COUNT.chosen + i)));
+        c.forced = at(COUNT.forced);
+        c.explored = at(COUNT.explored);
+        c.app = at(COUNT.app);
+        c.retransmits = at(COUNT.retransmits);
+        c.overLossThreshold = at(COUNT.overLossThreshold);
+        c.callbackRefused = at(COUNT.callbackRefused);
       }
     } catch {
       // object closed: nothing to count
     }
-    return { chosen, forced, explored, app };
+    return c;
   }
 
   summary(): string[] {
@@ -311,6 +343,24 @@ class TcpConnTuner {
         c.forced,
       ),
       m("explored", "counter", "Connections given a random candidate (exploration).", c.explored),
+      m(
+        "retransmit_callbacks",
+        "counter",
+        "Retransmissions seen by the loss check (connections not yet on bbr).",
+        c.retransmits,
+      ),
+      m(
+        "over_loss_threshold",
+        "counter",
+        "Of those, retransmissions that found the connection over 1/64 of its segments sent.",
+        c.overLossThreshold,
+      ),
+      m(
+        "callbacks_refused",
+        "counter",
+        "Connections whose state or retransmission callbacks the kernel would not enable.",
+        c.callbackRefused,
+      ),
       m(
         "paths",
         "gauge",

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Test-only packet loss for tc clsact (this machine has no sch_netem): drops IPv4 packets at
- * random, loss_per_mille of them (default 20 = 2 %). Attached with `tc filter ... bpf da obj`. */
+/* Test-only packet loss for tc clsact (this machine has no sch_netem): drops 2 % of IPv4 packets
+ * at random. Attach it at the receiver's ingress (`tc filter add dev X ingress bpf da obj`): at
+ * the sender's egress a drop is returned to TCP as NET_XMIT_DROP, which enters CWR and sends the
+ * segment again as new data, so nothing is ever retransmitted. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
