@@ -17,6 +17,7 @@ import { enableCommand, rollbackCommand } from "./state.ts";
 import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
 import { readinessChannel } from "./readiness.ts";
+import { configCommand } from "./config.ts";
 import { TUNERS } from "../tuners/registry.ts";
 
 function runSupport(opts: { json?: boolean; legacy?: boolean; prefer?: string }): number {
@@ -119,7 +120,7 @@ export function buildProgram(setExit: (code: number) => void) {
       const [verb, arg] = o.query.split(/\s+/, 2);
       return setExit(await runQuery(verb, arg, { socket: controlSocketPath(o) ?? undefined }));
     }
-    setExit(await runDaemon(o));
+    setExit(await runDaemon(o, (a) => program.getOptionValueSource(a)));
   });
   for (
     const c of [
@@ -128,6 +129,7 @@ export function buildProgram(setExit: (code: number) => void) {
       rollbackCommand(setExit),
       enableCommand(setExit),
       daemonAuditCommand(setExit),
+      configCommand(setExit),
       withControlSocketOption(queryCommand(setExit), () => program.opts() as RunFlags),
     ]
   ) {

@@ -93,10 +93,11 @@ function renderTuners(tuners: TunerInfo[]): string {
 }
 
 function control(t: TunableInfo): string {
-  if (t.overridden) return "overridden (admin)";
+  const policy = t.policy ? `; ${clean(t.policy)}` : "";
+  if (t.overridden) return `overridden (admin)${policy}`;
   const pin = t.pinnedBy ? `pinned by ${clean(t.pinnedBy)}` : "";
-  if (pin) return t.managed ? `managed above the value ${pin}` : pin;
-  return t.managed ? "managed" : "not managed";
+  if (pin) return (t.managed ? `managed above the value ${pin}` : pin) + policy;
+  return (t.managed ? "managed" : "not managed") + policy;
 }
 
 function renderTunables(tunables: TunableInfo[]): string {

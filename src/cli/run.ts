@@ -2,7 +2,8 @@
  * `bpfpilot run` and bpftune's flags: the daemon's command line. The same options work on the
  * root command, so `bpfpilot -dsR` behaves like `bpftune -dsR` in existing units and scripts.
  */
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command } from "@commander-js/extra-typings";
+import { addRunOptions, type RunFlags } from "./run_options.ts";
 import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
@@ -11,7 +12,7 @@ import { createLogger, type Logger } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { TUNERS } from "../tuners/registry.ts";
 import { CgroupDirError, mountCgroup2 } from "../kernel/cgroup_dir.ts";
-import { ATTACH_KINDS, type AttachKind } from "../kernel/hooks.ts";
+import type { AttachKind } from "../kernel/hooks.ts";
 import { requireRoot, UserError } from "./errors.ts";
 import { checkPathArg, parseCooldown, resolveCgroup, resolveNetns } from "./run_paths.ts";
 import {
@@ -21,130 +22,21 @@ import {
 } from "../daemon/control/socket_file.ts";
 import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
 import { startInBackground } from "./background.ts";
-import { OVERRIDE_LIFETIMES, type OverrideLifetime } from "../daemon/override_lifetime.ts";
+import type { OverrideLifetime } from "../daemon/override_lifetime.ts";
 import { readinessChannel } from "./readiness.ts";
 import { removePidFile, writePidFile } from "./pid_file.ts";
+import { ConfigFileError, type LoadedConfig } from "../config/file.ts";
+import {
+  ConfigInvalidError,
+  type FlagSource,
+  mergeSettings,
+  selectConfig,
+} from "../config/effective.ts";
+import { describeConfig, policyRules, reloadConfig } from "../config/reload.ts";
+import { ConfigPolicy } from "../daemon/config_policy.ts";
 
 export const RUN_DIR = "/run/bpfpilot";
-
-export interface RunFlags {
-  stderr?: boolean;
-  debug?: boolean;
-  learningRate?: string;
-  rollback?: boolean;
-  allow?: string[];
-  disable?: string[];
-  cgroup?: string;
-  legacy?: boolean;
-  daemon?: boolean;
-  advise?: boolean;
-  logFormat?: string;
-  stateDir?: string;
-  cooldown?: string;
-  netns?: string;
-  /** A path, or false for --no-control-socket. */
-  controlSocket?: string | false;
-  controlGroup?: string;
-  metricsListen?: string;
-  metricsAllowRemote?: boolean;
-  prefer?: string;
-  overrides?: string;
-  tuneAbovePinned?: boolean;
-  /** bpftune's spellings: accepted so its units and scripts start (see bpftuneNotices). */
-  learning_rate?: string;
-  libdir?: string;
-  port?: string;
-  allowDegraded?: boolean;
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** The daemon's options, added to a command (the root and `run` share them). */
-export function addRunOptions<C extends Command<unknown[], Record<string, unknown>>>(cmd: C) {
-  return cmd
-    .option("-s, --stderr", "log to stderr (prefix 'bpfpilot: ') instead of the journal/syslog")
-    .option("-d, --debug", "also log debug lines, libbpf's included")
-    .option(
-      "-r, --learning-rate <0-4>",
-      "act when a value is within 1/64, 1/32, 1/16, 1/8 or 1/4 of its limit, and grow by as " +
-        "much (default 4)",
-    )
-    .option("--learning_rate <0-4>", "bpftune's spelling of --learning-rate")
-    .option("-R, --rollback", "on exit, restore every value bpfpilot changed")
-    .option(
-      "-a, --allow <tuner>",
-      "run only this tuner (repeatable; tcp_buffer_tuner.so works)",
-      collect,
-    )
-    .option("--disable <tuner>", "do not run this tuner (repeatable)", collect)
-    .option("-c, --cgroup <dir>", "cgroup v2 directory cgroup programs attach to (default: root)")
-    .option(
-      "--allow-degraded",
-      "start even when admin-override detection or a tuner named with -a cannot load",
-    )
-    .option("-L, --legacy", "prefer each hook's fallback attach kinds")
-    .addOption(
-      new Option("--prefer <kind>", "try this attach kind first on every hook (testing)")
-        .choices(ATTACH_KINDS),
-    )
-    .option(
-      "-D, --daemon",
-      "run in the background; returns once the daemon runs (exit 0, pid file bpfpilot.pid in " +
-        "/run/bpfpilot or the --state-dir) or with its start error (exit 1); with -s it keeps " +
-        "logging to this stderr",
-    )
-    .option("--advise", "observe and log proposals only; never write a sysctl")
-    .option(
-      "--tune-above-pinned",
-      "let bpfpilot raise a sysctl that a boot-time sysctl.d file sets (never below that value); " +
-        "by default such sysctls are the administrator's and left alone",
-    )
-    .addOption(
-      new Option(
-        "--overrides <lifetime>",
-        "how long an admin's write to a tuned sysctl holds bpfpilot off it: persistent (until " +
-          "'bpfpilot enable', across restarts) or session (until bpfpilot stops, as bpftune)",
-      ).choices(OVERRIDE_LIFETIMES).default("persistent"),
-    )
-    .addOption(
-      new Option("--log-format <format>", "log line format").choices(["text", "json"]).default(
-        "text",
-      ),
-    )
-    .option("--state-dir <dir>", `journal and state directory (default ${DEFAULT_STATE_DIR})`)
-    .option(
-      "--cooldown <seconds>",
-      "minimum time between two changes of one sysctl that reverse direction (default 5)",
-    )
-    .option(
-      "--netns <name|path>",
-      "tune only this network namespace (a name under /run/netns or a path such as " +
-        "/proc/PID/ns/net); host-wide sysctls like tcp_mem are still tuned",
-    )
-    .option(
-      "--control-socket <path>",
-      `UNIX socket for 'bpfpilot query' (default ${DEFAULT_CONTROL_SOCKET}; with another ` +
-        "--state-dir, <state-dir>/control.sock)",
-    )
-    .option("--no-control-socket", "do not open the control socket")
-    .option("--control-group <group>", "let this group use the control socket too (mode 0660)")
-    .option(
-      "--metrics-listen <addr>",
-      "serve OpenMetrics at http://ADDR/metrics, e.g. 127.0.0.1:9101 (loopback only)",
-    )
-    .option(
-      "--metrics-allow-remote",
-      "allow a non-loopback --metrics-listen address (no authentication: firewall it)",
-    )
-    .option(
-      "-l, --libdir <dir>",
-      "bpftune's plugin directory: accepted and ignored (bpfpilot's tuners are built in)",
-    )
-    .option(
-      "-p, --port <port>",
-      "bpftune's query TCP port: accepted and ignored (queries use the UNIX control socket)",
-    );
-}
+export { addRunOptions, type RunFlags } from "./run_options.ts";
 
 /** One line each for bpftune flags that mean nothing to bpfpilot (they are accepted). */
 export function bpftuneNotices(flags: Pick<RunFlags, "libdir" | "port">): string[] {
@@ -189,6 +81,12 @@ bpfpilot changed, or the sysctl -w lines printed there); -R restores them on exi
 Admin override: when another process writes a sysctl a tuner manages, bpfpilot stops tuning it
 (in that network namespace) until 'bpfpilot enable <sysctl|tuner>'.
 
+Configuration file: /etc/bpfpilot/bpfpilot.conf (TOML; --config FILE, --no-config) sets any of
+these options by its long name (learning-rate = 2, disable = ["route_table"]) plus per-tuner and
+per-sysctl policy ([tuner.NAME] or [sysctl."NAME"]: policy = "disabled" | "advise-only",
+ceiling = N or one per field). Flags override it; SIGHUP re-reads it (a broken file is logged and
+the running configuration kept); 'bpfpilot config check' validates it.
+
 Boot-time values: a sysctl a sysctl.d file (or /etc/sysctl.conf) sets is the administrator's and
 is not tuned in the host's namespace (--tune-above-pinned: only raised). SIGHUP re-reads them.
 
@@ -220,8 +118,33 @@ export function runtimeDir(flags: Pick<RunFlags, "stateDir">): string {
   return dir === undefined || dir === DEFAULT_STATE_DIR ? RUN_DIR : dir;
 }
 
-export async function runDaemon(flags: RunFlags): Promise<number> {
+/** The configuration file the flags select, checked (null: none); a problem is a start error. */
+function startConfig(flags: RunFlags): LoadedConfig | null {
+  try {
+    return selectConfig(flags, TUNERS);
+  } catch (e) {
+    if (e instanceof ConfigFileError || e instanceof ConfigInvalidError) {
+      throw new UserError(e.message);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Runs the daemon with `given` flags over the configuration file's settings; `sourceOf` tells
+ * which flags the command line set (commander's value sources).
+ */
+export async function runDaemon(
+  given: RunFlags,
+  sourceOf: FlagSource = () => undefined,
+): Promise<number> {
   requireRoot("bpfpilot run");
+  // bpftune's --learning_rate is --learning-rate given on the command line.
+  const bpftuneRate = given.learning_rate !== undefined && given.learningRate === undefined;
+  if (bpftuneRate) given = { ...given, learningRate: given.learning_rate };
+  const flagSource: FlagSource = (a) => a === "learningRate" && bpftuneRate ? "cli" : sourceOf(a);
+  const config = startConfig(given);
+  const flags = mergeSettings(given, flagSource, config).flags;
   let learningRate;
   try {
     learningRate = parseLearningRate(flags.learningRate ?? flags.learning_rate ?? 4);
@@ -267,6 +190,10 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
   const readiness = readinessChannel();
   const log = makeLogger(flags);
   for (const notice of bpftuneNotices(flags)) log.notice(notice);
+  log.info(
+    describeConfig(config, given.config === false ? "--no-config" : "none at the default path"),
+  );
+  const policy = new ConfigPolicy(policyRules(config));
   if (cgroup?.mount) {
     try {
       mountCgroup2(cgroup.path);
@@ -312,6 +239,9 @@ export async function runDaemon(flags: RunFlags): Promise<number> {
     tuneAbovePinned: flags.tuneAbovePinned ?? false,
     // Test switch: read sysctl.d under this directory instead of /.
     bootSysctls: { root: Deno.env.get("BPFPILOT_SYSCTL_D_ROOT") ?? "" },
+    policy,
+    onReload: () =>
+      reloadConfig({ given, sourceOf: flagSource, running: flags, policy, log, catalogue: TUNERS }),
     onReady: (d) => {
       if (!readiness) return;
       try {
@@ -347,6 +277,8 @@ export function runCommand(setExit: (code: number) => void) {
         "way, log each change and why",
     ),
   ).addHelpText("after", RUN_HELP);
-  cmd.action(async () => setExit(await runDaemon(cmd.opts() as RunFlags)));
+  cmd.action(async () =>
+    setExit(await runDaemon(cmd.opts() as RunFlags, (a) => cmd.getOptionValueSource(a)))
+  );
   return cmd;
 }

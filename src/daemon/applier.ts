@@ -11,6 +11,7 @@ import type { RateGate } from "./rate_gate.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
 import type { LogLike } from "../tuning/tuner.ts";
+import type { Judgement } from "./config_policy.ts";
 
 export interface ApplierDeps {
   journal: Journal;
@@ -31,6 +32,8 @@ export interface ApplierDeps {
   scopeOf?: (sysctl: string) => "netns" | "global";
   /** Why the operator's policy refuses a proposal (boot-time pin, ...), or null. */
   refusal?: (p: Proposal) => string | null;
+  /** The configuration file's per-tuner/per-sysctl policy (disabled, advise-only, ceiling). */
+  policy?: { judge(p: Proposal): Judgement };
 }
 
 /** How long a write of ours can still show up as a sysctl event. */
@@ -44,8 +47,9 @@ export class ProposalApplier {
   constructor(private readonly d: ApplierDeps) {}
 
   /** Returns true when the change was written (or, in advise mode, would have been). */
-  propose(p: Proposal): boolean {
+  propose(proposed: Proposal): boolean {
     const { journal, gate, log, now } = this.d;
+    let p = proposed;
     const key = `${p.netns}\0${p.sysctl}`;
     const only = this.d.onlyNetns;
     if (only && p.netns !== only && this.d.scopeOf?.(p.sysctl) !== "global") {
@@ -64,7 +68,8 @@ export class ProposalApplier {
       return false;
     }
     this.#overrideNoted.delete(key);
-    const refused = this.d.refusal?.(p) ?? null;
+    const judged = this.d.policy?.judge(p);
+    const refused = this.d.refusal?.(p) ?? judged?.refuse ?? null;
     if (refused !== null) {
       if (!this.#refusalNoted.has(key)) {
         this.#refusalNoted.add(key);
@@ -77,6 +82,7 @@ export class ProposalApplier {
       return false;
     }
     this.#refusalNoted.delete(key);
+    if (judged?.cappedBy) p = { ...p, to: judged.to };
     const verdict = gate.admit(p, now());
     if (verdict.kind === "cooling-down") {
       if (!verdict.repeat) {
@@ -99,10 +105,14 @@ export class ProposalApplier {
     };
     const scenarioLine = `Scenario '${p.scenario}' occurred for tunable '${p.sysctl}' in ` +
       `${describeNetns(p.netns)}. ${this.d.describe(p.tuner, p.scenario)}`;
-    if (this.d.advise) {
+    const capped = judged?.cappedBy
+      ? `; capped by ${judged.cappedBy}: (${p.to.join(" ")}) instead`
+      : "";
+    const adviseOnly = this.d.advise ? "advise mode" : judged?.adviseOnly;
+    if (adviseOnly) {
       log.info(scenarioLine, fields);
-      log.info(p.reason, fields);
-      log.info(`advise mode: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, fields);
+      log.info(p.reason + capped, fields);
+      log.info(`${adviseOnly}: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, fields);
       gate.settle(p, "applied", now());
       this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
       return true;
@@ -124,7 +134,7 @@ export class ProposalApplier {
     this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
     this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
     log.info(scenarioLine, fields);
-    log.info(p.reason, fields);
+    log.info(p.reason + capped, fields);
     return true;
   }
 

@@ -42,6 +42,10 @@ export interface ProviderDaemon {
     pin(sysctl: string, netns: string): { file: string; line: number } | null;
     frozen(sysctl: string, netns: string): boolean;
   } | null;
+  /** The configuration file's policy (absent: none). */
+  readonly policy?: {
+    describe(tuner: string, sysctl: string): { text: string; disabled: boolean } | null;
+  };
   /** Pid file of a background daemon (absent or null: none). */
   readonly pidFile?: string | null;
   readonly startedAt: Date;
@@ -124,6 +128,7 @@ export class DaemonControlProvider implements ControlProvider {
         const admin = overrides.some((o) =>
           o.sysctl === r.decl.sysctl && o.netns === r.netns && !isControlDisable(o)
         );
+        const policy = this.d.policy?.describe(r.tuner, r.decl.sysctl) ?? null;
         return {
           tuner: r.tuner,
           name: r.decl.sysctl,
@@ -131,9 +136,10 @@ export class DaemonControlProvider implements ControlProvider {
           type: "integer" as const,
           values: r.live,
           managed: this.#running(r.tuner) && !off && !admin && this.#inScope(r) &&
-            !(this.d.pinned?.frozen(r.decl.sysctl, r.netns) ?? false),
+            !(this.d.pinned?.frozen(r.decl.sysctl, r.netns) ?? false) && !policy?.disabled,
           overridden: admin,
           ...this.#pinnedField(r.decl.sysctl, r.netns),
+          ...(policy ? { policy: policy.text } : {}),
           ...this.#netnsField(r.netns),
         };
       });

@@ -13,6 +13,7 @@ import { applyDecisions } from "../tuning/context.ts";
 import { ProposalApplier } from "./applier.ts";
 import { summaryLines, undoLines } from "./summary.ts";
 import { PinnedPolicy } from "./pinned_policy.ts";
+import { ConfigPolicy } from "./config_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
@@ -88,6 +89,10 @@ export interface DaemonOptions {
   tuneAbovePinned?: boolean;
   /** How long an admin write holds bpfpilot off (default persistent: until `enable`). */
   overrides?: OverrideLifetime;
+  /** The configuration file's per-tuner/per-sysctl policy (replaced on SIGHUP by onReload). */
+  policy?: ConfigPolicy;
+  /** SIGHUP: re-read the configuration file (must not throw; reports on the log itself). */
+  onReload?: () => void;
   /** Sees every proposal a tuner makes and whether it went through (advise: would have). */
   onProposal?: (p: Proposal, applied: boolean) => void;
 }
@@ -124,6 +129,8 @@ export class Daemon {
   disabled: string[] = [];
   /** Boot-time sysctl.d values (null when not read). */
   pinned: PinnedPolicy | null = null;
+  /** The configuration file's policy (empty without a file). */
+  readonly policy: ConfigPolicy;
   /** The pid file of a background (`-D`) daemon, once written. */
   pidFile: string | null = null;
   /** The control socket and metrics endpoint, while they serve. */
@@ -151,6 +158,7 @@ export class Daemon {
 
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
+    this.policy = opts.policy ?? new ConfigPolicy();
     this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners));
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
     this.#missingSysctls = new Set(
@@ -190,6 +198,7 @@ export class Daemon {
 
   /** SIGHUP: re-read what may change without a restart (state is kept). */
   reload(): void {
+    this.opts.onReload?.();
     if (this.pinned) {
       this.pinned.reload();
       this.#reportPinned();
@@ -296,6 +305,7 @@ export class Daemon {
       onlyNetns: this.opts.onlyNetns ?? null,
       scopeOf: (sysctl) => this.scopeOf(sysctl),
       refusal: (p) => this.pinned?.refusal(p) ?? null,
+      policy: this.policy,
     });
     this.#loadPinned();
 

@@ -12,6 +12,16 @@ import { RateGate } from "../../src/daemon/rate_gate.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 import type { Proposal } from "../../src/tuning/proposal.ts";
+import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
+import { parseConfig } from "../../src/config/parse.ts";
+import { TUNERS } from "../../src/tuners/registry.ts";
+
+/** The policy of a configuration file's text (as the daemon builds it). */
+function policyOf(text: string): ConfigPolicy {
+  const c = parseConfig(text, TUNERS);
+  assert.deepEqual(c.problems, []);
+  return new ConfigPolicy({ path: "/etc/bpfpilot/bpfpilot.conf", ...c });
+}
 
 class FakeIO implements SysctlIO {
   values = new Map<string, number[]>();
@@ -34,7 +44,7 @@ class FakeIO implements SysctlIO {
   }
 }
 
-function setup(opts: { advise?: boolean; onlyNetns?: string } = {}) {
+function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPolicy } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "bpfp-applier-"));
   const journal = Journal.open(dir);
   const io = new FakeIO(dir);
@@ -59,6 +69,7 @@ function setup(opts: { advise?: boolean; onlyNetns?: string } = {}) {
     describe: () => "Need to increase buffer size(s) to maximize throughput",
     onlyNetns: opts.onlyNetns ?? null,
     scopeOf: (s) => s === "net.ipv4.tcp_mem" ? "global" : "netns",
+    policy: opts.policy,
   });
   return {
     applier,
@@ -199,6 +210,77 @@ Deno.test("at a ceiling: one notice per situation", () => {
     assert.match(t.lines[0], /^N 'net\.ipv4\.tcp_rmem' in global ns is at its ceiling/);
     t.applier.atCeiling("tcp_buffer", "net.ipv4.tcp_rmem", "global", [4096, 16384, 90], 100);
     assert.equal(t.lines.length, 2, "a new situation is reported again");
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("bpfpilot.conf ceiling: growth is capped there, logged, and stops once reached", () => {
+  const t = setup({ policy: policyOf('[sysctl."net.ipv4.tcp_rmem"]\nceiling = 100000\n') });
+  try {
+    t.io.values.set("global net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    assert.equal(t.applier.propose(rmem(65536, 131072)), true);
+    assert.deepEqual(t.io.writes, ["global net.ipv4.tcp_rmem=4096 16384 100000"]);
+    assert.ok(
+      t.lines.some((l) =>
+        l.includes("capped by bpfpilot.conf ceiling (100000 100000 100000, line 1)") &&
+        l.includes("(4096 16384 100000) instead")
+      ),
+      t.lines.join("\n"),
+    );
+    t.tick(6000);
+    assert.equal(t.applier.propose(rmem(100000, 125000)), false, "at the ceiling");
+    assert.equal(t.io.writes.length, 1);
+    assert.ok(t.lines.some((l) => /not tuning .* capped by bpfpilot.conf ceiling/.test(l)));
+    // A value already above the ceiling is not lowered by it; shrinking is not capped.
+    assert.deepEqual(t.journal.entry("global", "net.ipv4.tcp_rmem")!.lastWritten, [
+      4096,
+      16384,
+      100000,
+    ]);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("bpfpilot.conf per-field ceiling: each field of a triple has its own", () => {
+  const policy = policyOf('[sysctl."net.ipv4.tcp_rmem"]\nceiling = [4096, 20000, 1000000]\n');
+  const j = policy.judge({ ...rmem(65536, 131072), to: [8192, 32768, 131072] });
+  assert.deepEqual(j.to, [4096, 20000, 131072], "min held at its ceiling, default capped");
+  assert.equal(policy.judge(rmem(2000000, 3000000)).refuse !== null, true, "above: never lowered");
+});
+
+Deno.test("bpfpilot.conf advise-only: logged as advise mode, never written", () => {
+  const t = setup({ policy: policyOf('[tuner.tcp_buffer]\npolicy = "advise-only"\n') });
+  try {
+    t.io.values.set("global net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true, "would have");
+    assert.deepEqual(t.io.writes, []);
+    assert.ok(
+      t.lines.some((l) =>
+        l.startsWith("I advise-only by bpfpilot.conf:1: not applied; to apply: sysctl -w")
+      ),
+      t.lines.join("\n"),
+    );
+    assert.equal(t.journal.entry("global", "net.ipv4.tcp_rmem"), undefined, "nothing journalled");
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("bpfpilot.conf disabled: the sysctl is never touched, said once; the stricter rule wins", () => {
+  const t = setup({
+    policy: policyOf(
+      '[tuner.tcp_buffer]\npolicy = "advise-only"\n[sysctl."net.ipv4.tcp_rmem"]\npolicy = "disabled"\n',
+    ),
+  });
+  try {
+    assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    t.tick(6000);
+    assert.equal(t.applier.propose(rmem(65536, 98304)), false);
+    assert.deepEqual(t.io.writes, []);
+    const said = t.lines.filter((l) => l.includes("disabled by bpfpilot.conf:3"));
+    assert.equal(said.length, 1, t.lines.join("\n"));
   } finally {
     t.cleanup();
   }

@@ -33,7 +33,30 @@ function subcommands(root: CommandSpec): CommandSpec[] {
     commands: [],
     helpAfter: "",
   };
-  return [...root.commands, help];
+  return [...root.commands.map(withNested), help];
+}
+
+/**
+ * A command with subcommands of its own (`config check|show`) completes as one command whose
+ * first word is the subcommand, with every subcommand's options and the first one's arguments.
+ */
+function withNested(c: CommandSpec): CommandSpec {
+  if (!c.commands.length) return c;
+  const options = new Map(c.options.map((o) => [o.flags, o]));
+  for (const n of c.commands) for (const o of n.options) options.set(o.flags, o);
+  return {
+    ...c,
+    options: [...options.values()],
+    arguments: [
+      {
+        name: "command",
+        required: true,
+        description: "",
+        value: { kind: "words", words: c.commands.map((n) => n.name) },
+      },
+      ...(c.commands.find((n) => n.arguments.length)?.arguments ?? []),
+    ],
+  };
 }
 
 // ---------------------------------------------------------------- bash

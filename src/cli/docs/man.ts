@@ -6,6 +6,7 @@
 import { DEFAULT_CONTROL_SOCKET } from "../../daemon/control/socket_file.ts";
 import { DEFAULT_STATE_DIR } from "../../daemon/journal.ts";
 import { VERSION } from "../../version.ts";
+import { DEFAULT_CONFIG_FILE } from "../run_options.ts";
 import type { CommandSpec, OptionSpec } from "./model.ts";
 
 /** Escapes text for roff: backslashes, hyphens (so they stay ASCII minus), leading dots. */
@@ -136,6 +137,11 @@ undoes, and the sysctls an administrator took over.
 .I ${roff(DEFAULT_CONTROL_SOCKET)}
 The control socket \\fBbpfpilot query\\fR talks to.
 .TP
+.I ${roff(DEFAULT_CONFIG_FILE)}
+The configuration file (TOML): any daemon option by its long name, and per-tuner and per-sysctl
+policy (\\fBdisabled\\fR, \\fBadvise\\-only\\fR, \\fBceiling\\fR). Flags override it; SIGHUP re-reads it;
+\\fBbpfpilot config check\\fR validates it.
+.TP
 .I /etc/default/bpfpilot
 Extra daemon flags for the systemd unit (\\fBBPFPILOT_ARGS=\\fR).
 .TP
@@ -151,7 +157,19 @@ Runs \\fBbpfpilot audit\\fR hourly (advice only).`;
 /** bpfpilot(8): the daemon (root options) and the small commands. */
 export function mainPage(root: CommandSpec): string {
   const own = new Set(["audit", "query"]);
-  const commands = root.commands.map((c) => {
+  // `config check`, `config show`: each nested command is listed under its full name, with the
+  // options that are not the root's (those are listed above).
+  const rootFlags = new Set(root.options.map((o) => o.flags));
+  const listed = root.commands.flatMap((c) =>
+    c.commands.length
+      ? c.commands.map((n) => ({
+        ...n,
+        name: `${c.name} ${n.name}`,
+        options: n.options.filter((o) => !rootFlags.has(o.flags)),
+      }))
+      : [c]
+  );
+  const commands = listed.map((c) => {
     const page = own.has(c.name) ? `.\nSee \\fBbpfpilot\\-${c.name}\\fR(8).` : "";
     const args = c.arguments.map((a) => a.required ? ` \\fI${a.name}\\fR` : ` [\\fI${a.name}\\fR]`);
     const opts = own.has(c.name) || c.name === "run"
@@ -165,7 +183,7 @@ export function mainPage(root: CommandSpec): string {
     header("bpfpilot", firstSentence(root.description)),
     ".SH SYNOPSIS",
     synopsis("bpfpilot", root),
-    ...root.commands.map((c) => synopsis(`bpfpilot ${c.name}`, c)),
+    ...listed.map((c) => synopsis(`bpfpilot ${c.name}`, c)),
     ".SH DESCRIPTION",
     roff(root.description),
     ".PP",

@@ -39,6 +39,8 @@ export interface TunableInfo {
   overridden: boolean;
   /** A boot-time sysctl.d file sets it (`/etc/sysctl.d/x.conf:3`): the administrator's value. */
   pinnedBy?: string;
+  /** The configuration file's rule ("advise-only by bpfpilot.conf:7", "ceiling ... by ..."). */
+  policy?: string;
   /** Named network namespace; absent = the initial namespace. */
   netns?: string;
 }
