@@ -36,7 +36,7 @@ export interface ReloadDeps {
 }
 
 function show(v: unknown): string {
-  return v === undefined ? "unset" : Array.isArray(v) ? v.join(",") : String(v);
+  return v === undefined ? "the default" : Array.isArray(v) ? v.join(",") : String(v);
 }
 
 /** SIGHUP's work: never throws. */
@@ -47,7 +47,7 @@ export function reloadConfig(d: ReloadDeps): void {
   } catch (e) {
     const lines = e instanceof ConfigInvalidError ? e.lines : [(e as Error).message];
     for (const line of lines) d.log.error(line);
-    d.log.error("configuration not reloaded: the previous configuration stays in force");
+    d.log.error("configuration file not reloaded: the running configuration stays in force");
     return;
   }
   d.policy.replace(policyRules(config));

@@ -246,7 +246,7 @@ Deno.test("reload: a broken file keeps the old policy; a good one replaces it; s
     writeFileSync(path, "cooldwon = 1\n");
     reloadConfig(deps);
     assert.match(lines[0], /bpfpilot.conf:1: unknown key 'cooldwon'/);
-    assert.match(lines.at(-1)!, /the previous configuration stays in force/);
+    assert.match(lines.at(-1)!, /the running configuration stays in force/);
     assert.equal(policy.policyOf("tcp_buffer", "net.ipv4.tcp_rmem")?.policy, "disabled");
     lines.length = 0;
     writeFileSync(path, 'cooldown = 1\n[tuner.tcp_buffer]\npolicy = "advise-only"\n');
