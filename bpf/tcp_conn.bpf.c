@@ -12,6 +12,8 @@
  *    for). bpftune sampled at FIN_WAIT1/CLOSE_WAIT, with data still in flight and the loss switch
  *    possibly still to come; at TCP_CLOSE the counters are final.
  * Advise mode (config flags) never calls setsockopt: it reports what it would have done.
+ * Connections in a namespace other than --netns's, or where the administrator changed the
+ * congestion control sysctls (tc_hands_off), are left alone from ESTABLISHED on.
  * Only context fields and stable helpers are used; the netns comes from the socket through
  * bpf_skc_to_tcp_sock (5.9+). */
 #include "vmlinux.h"
@@ -53,7 +55,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define TC_C_RETRANS 13    /* RETRANS_CB calls (the loss check's inputs are counted, not guessed) */
 #define TC_C_LOSSY 14      /* of those, over the loss threshold */
 #define TC_C_CB_REFUSED 15 /* bpf_sock_ops_cb_flags_set could not set a callback flag */
-#define TC_C_MAX 16
+#define TC_C_HANDS_OFF 16  /* left alone: the admin took tcp_conn over there, or not --netns's */
+#define TC_C_MAX 24
 
 struct tc_path_key {
 	__u64 netns;          /* ns.inum of the socket's namespace */
@@ -101,6 +104,7 @@ struct tc_params {
 	__u64 bbr;         /* index of bbr in tc_algs, TC_NO_ALG if the kernel has none */
 	__u64 explore;     /* explore one connection in this many (bpftune: 20) */
 	__u64 loss_shift;  /* switch to BBR when total_retrans > segs_out >> loss_shift (6) */
+	__u64 only_netns;  /* --netns: ns.inum of the only namespace tuned; 0 = every one */
 };
 
 BPFP_CONTRACT(tcp_conn, 7, enum tc_kind, union tc_payload, struct tc_params)
@@ -112,6 +116,15 @@ struct {
 	__type(key, struct tc_path_key);
 	__type(value, struct tc_path_choice);
 } tc_paths SEC(".maps");
+
+/* Namespaces (ns.inum) whose congestion control settings the administrator changed (bpftune
+ * §2.11): their connections are left alone. Key 0: every namespace. Written by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} tc_hands_off SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -221,6 +234,16 @@ static __always_inline int set_alg(struct bpf_sock_ops *ops, __u32 idx)
 	return bpf_setsockopt(ops, SOL_TCP, TCP_CONGESTION, n->name, TC_NAME_LEN);
 }
 
+/* Is this namespace none of ours: not --netns's, or taken over by the administrator? */
+static __always_inline int hands_off(struct bpfp_config *cfg, __u64 netns)
+{
+	__u64 only = param(cfg, only_netns, 0), every = 0;
+
+	if (only && only != netns)
+		return 1;
+	return bpf_map_lookup_elem(&tc_hands_off, &netns) || bpf_map_lookup_elem(&tc_hands_off, &every);
+}
+
 static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_sock *sk,
 					struct bpfp_config *cfg)
 {
@@ -233,6 +256,10 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	if (remote_key(ops, sk, &key))
 		return;
+	if (hands_off(cfg, key.netns)) {
+		count(TC_C_HANDS_OFF);
+		return;
+	}
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s)
 		return;

@@ -27,7 +27,12 @@ import type { Journal } from "./journal.ts";
 import { type MetricsSnapshot, sampleProcess } from "./metrics.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
-import type { TunableDecl, TunerDefinition, TunerInstance } from "../tuning/tuner.ts";
+import {
+  overrideSysctls,
+  type TunableDecl,
+  type TunerDefinition,
+  type TunerInstance,
+} from "../tuning/tuner.ts";
 import type { AttachedHook } from "./tuner_loader.ts";
 
 /** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */
@@ -256,7 +261,8 @@ export class DaemonControlProvider implements ControlProvider {
       const t = this.#resolve(target);
       if (t.kind === "tuner") {
         const def = t.defs[0];
-        if (def.tunables.length === 0) {
+        const sysctls = overrideSysctls(def);
+        if (sysctls.length === 0) {
           throw new ControlError(
             "bad-args",
             `the ${def.name} tuner changes no sysctl (it notices the administrator's changes), ` +
@@ -265,11 +271,13 @@ export class DaemonControlProvider implements ControlProvider {
           );
         }
         let changed = false;
-        for (const decl of def.tunables) {
-          changed = recordDisable(this.d.journal, def.name, decl.sysctl) || changed;
+        for (const sysctl of sysctls) {
+          changed = recordDisable(this.d.journal, def.name, sysctl) || changed;
         }
         const state = this.#tunerState(def, this.d.journal.overrides()).state;
-        const names = def.tunables.map((x) => x.sysctl).join(", ");
+        const names = def.tunables.length > 0
+          ? def.tunables.map((x) => x.sysctl).join(", ")
+          : "any connection's settings";
         return {
           target: def.name,
           kind: "tuner",
@@ -412,7 +420,7 @@ export class DaemonControlProvider implements ControlProvider {
     if (this.d.disabled.includes(def.name)) {
       return { state: "disabled", reason: "switched off at start (--disable or --allow)" };
     }
-    const sysctls = def.tunables.map((x) => x.sysctl);
+    const sysctls = overrideSysctls(def);
     const off = sysctls.filter((s) =>
       overrides.some((o) => o.sysctl === s && o.tuner === def.name && isControlDisable(o))
     );
@@ -424,11 +432,12 @@ export class DaemonControlProvider implements ControlProvider {
     }
     const admin = overrides.filter((o) => sysctls.includes(o.sysctl) && !isControlDisable(o));
     if (admin.length > 0) {
+      const sysctlsLeft = admin.length === 1 ? "that sysctl" : "those sysctls";
+      const left = def.tunables.length === 0 ? "connections there" : sysctlsLeft;
       return {
         state: "manual",
         reason: admin.map(describeOverride).join("; ") +
-          `; it leaves ${admin.length === 1 ? "that sysctl" : "those sysctls"} alone until ` +
-          `'enable ${admin[0].sysctl}'`,
+          `; it leaves ${left} alone until 'enable ${admin[0].sysctl}'`,
       };
     }
     const t = this.d.loaded.find((x) => x.def.name === def.name);
@@ -506,12 +515,12 @@ export class DaemonControlProvider implements ControlProvider {
       } catch (e) {
         throw new ControlError("bad-args", (e as Error).message);
       }
-      const managers = defs.filter((d) => d.tunables.some((x) => x.sysctl === sysctl));
+      const managers = defs.filter((d) => overrideSysctls(d).includes(sysctl));
       if (managers.length === 0) {
-        const known = defs.flatMap((d) => d.tunables.map((x) => x.sysctl));
+        const known = [...new Set(defs.flatMap((d) => overrideSysctls(d)))];
         throw new ControlError(
           "not-found",
-          `no tuner manages ${sysctl}; sysctls bpfpilot tunes: ${known.join(", ")}`,
+          `no tuner manages ${sysctl}; sysctls bpfpilot tunes or watches: ${known.join(", ")}`,
         );
       }
       return { kind: "sysctl", sysctl, defs: managers };

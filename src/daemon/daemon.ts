@@ -21,6 +21,7 @@ import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
 import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
 import {
+  overrideSysctls,
   type TunerContext,
   type TunerDefinition,
   tunes,
@@ -208,7 +209,7 @@ export class Daemon {
 
   /** Tuners that manage a sysctl, in load order. */
   managers(sysctl: string): string[] {
-    return this.loaded.filter((t) => t.def.tunables.some((x) => x.sysctl === sysctl))
+    return this.loaded.filter((t) => overrideSysctls(t.def).includes(sysctl))
       .map((t) => t.def.name);
   }
 
@@ -530,13 +531,17 @@ export class Daemon {
       managedSysctls: () => [
         ...new Set(
           this.#defs.filter((d) => !this.disabled.includes(d.name))
-            .flatMap((d) => d.tunables.map((t) => t.sysctl)),
+            .flatMap((d) => overrideSysctls(d)),
         ),
       ],
       isOwnRecentWrite: (sysctl, values) => this.#applier.isOwnRecentWrite(sysctl, values),
       tunerOverridden: (netns) =>
         this.journal.isTunerOverridden(netns, def.name) ||
         this.journal.isTunerOverridden(ANY_NETNS, def.name),
+      takenOverIn: () =>
+        this.journal.overrides().filter((o) => o.tuner === def.name)
+          .map(({ netns, sysctl }) => ({ netns, sysctl })),
+      onlyNetns: this.opts.onlyNetns ?? null,
       markOverride: (o) => {
         this.journal.markOverride(o);
         this.gate.forget(o.netns, o.sysctl);

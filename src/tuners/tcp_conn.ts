@@ -17,7 +17,14 @@
  *  - an application's own TCP_CONGESTION choice is left alone (bpftune overrode it);
  *  - samples reach userspace rate-limited per path, so a busy path cannot flood the daemon.
  */
-import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
+import {
+  ANY_NETNS,
+  describeNetns,
+  GLOBAL_NETNS,
+  netnsKey,
+  ownNetnsInum,
+  parseNetnsKey,
+} from "../kernel/netns.ts";
 import { availableCongestionControl } from "../kernel/congestion.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import { u32Key } from "../libbpf/map.ts";
@@ -58,12 +65,42 @@ const COUNT = {
   retransmits: 13,
   overLossThreshold: 14,
   callbackRefused: 15,
+  handsOff: 16,
 } as const;
 
 /** Paths remembered: the BPF map's size, so both forget the same ones. */
 export const PATH_CAPACITY = 4096;
 /** One sample per path per 10 ms at most reaches userspace. */
 const SAMPLE_INTERVAL_NS = 10_000_000n;
+
+/**
+ * The administrator's write to any of these takes tcp_conn over (bpftune §2.11): connections in
+ * that namespace (every namespace, for the host-wide ones) are left alone until `enable`.
+ */
+export const TCP_CONN_OVERRIDDEN_BY = [
+  "net.ipv4.tcp_congestion_control",
+  "net.ipv4.tcp_allowed_congestion_control",
+  "net.ipv4.tcp_available_congestion_control",
+  "net.ipv4.tcp_thin_linear_timeouts",
+] as const;
+/** Of those, the ones the kernel keeps once for the host, whichever namespace writes them. */
+const HOST_WIDE: ReadonlySet<string> = new Set([
+  "net.ipv4.tcp_allowed_congestion_control",
+  "net.ipv4.tcp_available_congestion_control",
+]);
+
+/** A namespace key as the BPF side names it: its inode; 0 (tc_hands_off) = every namespace. */
+export function netnsInumOfKey(key: string): bigint {
+  if (key === ANY_NETNS) return 0n;
+  return parseNetnsKey(key) ?? ownNetnsInum();
+}
+
+/** The tc_hands_off keys for the tuner's overrides (a host-wide sysctl's: every namespace). */
+export function handsOffKeys(overrides: readonly { netns: string; sysctl: string }[]): bigint[] {
+  const keys = new Set<bigint>();
+  for (const o of overrides) keys.add(HOST_WIDE.has(o.sysctl) ? 0n : netnsInumOfKey(o.netns));
+  return [...keys];
+}
 
 export const TCP_CONN_SCENARIOS = [{
   id: 0,
@@ -80,6 +117,7 @@ export const tcpConnTuner: TunerDefinition = {
   contract,
   tunables: [],
   tunesConnections: true,
+  overriddenBy: TCP_CONN_OVERRIDDEN_BY,
   scenarios: TCP_CONN_SCENARIOS,
   hooks: [{
     name: "sockops",
@@ -143,6 +181,7 @@ interface ConnCounts {
   retransmits: number;
   overLossThreshold: number;
   callbackRefused: number;
+  handsOff: number;
 }
 
 class TcpConnTuner {
@@ -151,6 +190,8 @@ class TcpConnTuner {
   readonly #algorithms: string[];
   /** Raw keys of the paths written to the BPF map, by learner key. */
   readonly #keys = new Map<string, Uint8Array>();
+  /** Namespaces (inodes, 0 = every one) in tc_hands_off. */
+  #handsOff = new Set<bigint>();
   #object: BpfObject | null = null;
 
   constructor(private readonly ctx: TunerContext) {
@@ -193,8 +234,47 @@ class TcpConnTuner {
         bbr: bbr < 0 ? NO_ALG : bbr,
         explore: EXPLORE_ONE_IN,
         loss_shift: LOSS_SHIFT,
+        only_netns: this.ctx.onlyNetns ? netnsInumOfKey(this.ctx.onlyNetns) : 0n,
       }),
     );
+    this.#syncHandsOff();
+  }
+
+  onTick(): void {
+    this.#syncHandsOff();
+  }
+
+  /** tc_hands_off follows the journal's overrides (admin writes, `disable`, `enable`). */
+  #syncHandsOff(): void {
+    const map = this.#object?.map("tc_hands_off");
+    if (!map || !this.ctx.takenOverIn) return;
+    const want = new Set(handsOffKeys(this.ctx.takenOverIn()));
+    const key = (inum: bigint) => {
+      const k = new Uint8Array(8);
+      new DataView(k.buffer).setBigUint64(0, inum, true);
+      return k;
+    };
+    const where = (inum: bigint) => inum === 0n ? "every ns" : describeNetns(netnsKey(inum));
+    try {
+      for (const inum of want) {
+        if (this.#handsOff.has(inum)) continue;
+        map.update(key(inum), new Uint8Array([1]));
+        this.ctx.log.info(
+          `tcp_conn: leaving new connections' congestion control alone in ${where(inum)} ` +
+            `(the administrator took it over)`,
+        );
+      }
+      for (const inum of this.#handsOff) {
+        if (want.has(inum)) continue;
+        map.delete(key(inum));
+        this.ctx.log.info(`tcp_conn: choosing congestion control again in ${where(inum)}`);
+      }
+      this.#handsOff = want;
+    } catch (e) {
+      this.ctx.log.warn(
+        `tcp_conn: cannot update the namespaces left alone: ${(e as Error).message}`,
+      );
+    }
   }
 
   onEvent(ev: BpfpEvent): void {
@@ -260,6 +340,7 @@ class TcpConnTuner {
       retransmits: 0,
       overLossThreshold: 0,
       callbackRefused: 0,
+      handsOff: 0,
     };
     try {
       const m = this.#object?.map("tc_counts");
@@ -272,6 +353,7 @@ class TcpConnTuner {
         c.retransmits = at(COUNT.retransmits);
         c.overLossThreshold = at(COUNT.overLossThreshold);
         c.callbackRefused = at(COUNT.callbackRefused);
+        c.handsOff = at(COUNT.handsOff);
       }
     } catch {
       // object closed: nothing to count
@@ -360,6 +442,12 @@ class TcpConnTuner {
         "counter",
         "Connections whose state or retransmission callbacks the kernel would not enable.",
         c.callbackRefused,
+      ),
+      m(
+        "left_alone",
+        "counter",
+        "Connections left alone: the administrator took tcp_conn over there, or not --netns's.",
+        c.handsOff,
       ),
       m(
         "paths",

@@ -88,6 +88,10 @@ export interface TunerContext {
    * the whole tuner per namespace), e.g. neigh_table's three thresholds.
    */
   tunerOverridden(netns: string): boolean;
+  /** Where this tuner was taken over or disabled: namespace key (ANY_NETNS: every one), sysctl. */
+  takenOverIn?(): { netns: string; sysctl: string }[];
+  /** The namespace `--netns` names (key), or null: every namespace is tuned. */
+  onlyNetns?: string | null;
   /** Records that the admin took `sysctl` over in `netns`: it is not tuned until enabled. */
   markOverride(
     o: { netns: string; sysctl: string; tuner: string; pid: number; comm: string },
@@ -154,6 +158,11 @@ export interface TunerDefinition {
   tunables: TunableDecl[];
   /** Tunes something other than sysctls (tcp_conn: each connection's congestion control). */
   tunesConnections?: boolean;
+  /**
+   * Sysctls the tuner never writes whose change by the administrator takes it over in that
+   * namespace as a tunable's would (bpftune §2.11: tcp_conn and tcp_congestion_control).
+   */
+  overriddenBy?: readonly string[];
   scenarios: ScenarioDecl[];
   hooks: HookDecl[];
   /**
@@ -172,6 +181,13 @@ export function unavailableOnThisKernel(def: TunerDefinition): string | null {
   } catch (e) {
     return `cannot tell whether it can work here: ${(e as Error).message}`;
   }
+}
+
+/** Every sysctl whose change by the administrator takes `def` over: tunables and overriddenBy. */
+export function overrideSysctls(
+  def: Pick<TunerDefinition, "tunables" | "overriddenBy">,
+): string[] {
+  return [...def.tunables.map((t) => t.sysctl), ...(def.overriddenBy ?? [])];
 }
 
 /** A tuner that changes something (sysctls or connections), unlike the override detector. */

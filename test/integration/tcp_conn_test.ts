@@ -30,7 +30,7 @@ const CLIENT_DEFAULT = "reno";
 
 /** Client and server namespaces joined by two veth pairs; the first loses 2 % of the data. */
 class TwoPaths {
-  #sink: Deno.ChildProcess | null = null;
+  readonly #sinks: Deno.ChildProcess[] = [];
 
   private constructor(readonly client: TestNetns, readonly server: TestNetns) {}
 
@@ -70,25 +70,36 @@ class TwoPaths {
     }
   }
 
-  #listening(port: number): boolean {
-    return spawnSync("ip", ["netns", "exec", this.server.name, "ss", "-ltn", `sport = :${port}`], {
+  #listening(port: number, ns = this.server): boolean {
+    return spawnSync("ip", ["netns", "exec", ns.name, "ss", "-ltn", `sport = :${port}`], {
       encoding: "utf8",
     }).stdout.includes(`:${port}`);
   }
 
-  async startSink(): Promise<void> {
-    this.#sink = new Deno.Command("ip", {
-      args: ["netns", "exec", this.server.name, DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    assert.ok(await waitFor(() => this.#listening(PORT), 15_000), "the sink listens");
+  /** A sink on PORT in `ns` (the server's by default). */
+  async startSink(ns = this.server): Promise<void> {
+    this.#sinks.push(
+      new Deno.Command("ip", {
+        args: ["netns", "exec", ns.name, DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`],
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
+    assert.ok(await waitFor(() => this.#listening(PORT, ns), 15_000), "the sink listens");
   }
 
-  /** n connections from the client namespace, inside the cgroup, alternating the two paths. */
-  async send(sb: Sandbox, n: number, bytes: number): Promise<{ failed: number; ms: number }> {
-    const cmd = `ip netns exec ${this.client.name} ${DENO} run -A ${TRAFFIC} send ` +
-      `${LOSSY}:${PORT},${CLEAN}:${PORT} ${n} ${bytes}`;
+  /**
+   * n connections inside the cgroup, alternating over `to`: from the client namespace to both
+   * paths unless told otherwise.
+   */
+  async send(
+    sb: Sandbox,
+    n: number,
+    bytes: number,
+    { from = this.client, to = [LOSSY, CLEAN] } = {},
+  ): Promise<{ failed: number; ms: number }> {
+    const cmd = `ip netns exec ${from.name} ${DENO} run -A ${TRAFFIC} send ` +
+      `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes}`;
     const out = await new Deno.Command("sh", {
       args: ["-c", `echo $$ > ${sb.cg.path}/cgroup.procs && exec ${cmd}`],
       stdout: "piped",
@@ -134,10 +145,12 @@ class TwoPaths {
   }
 
   close(): void {
-    try {
-      this.#sink?.kill("SIGKILL");
-    } catch {
-      // already gone
+    for (const sink of this.#sinks) {
+      try {
+        sink.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
     }
     this.server.delete();
   }
@@ -279,6 +292,50 @@ Deno.test({
         daemon.matching(/advise mode: no connection's congestion control was changed/).length,
         1,
       );
+    });
+  },
+});
+
+Deno.test({
+  name: "tcp_conn: leaves other namespaces (--netns) and an administrator's namespace alone",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withTwoPaths("tco", [], async ({ paths, sb, daemon }) => {
+      const metric = async (name: string, labels = {}) =>
+        counter(await query(sb, ["metrics"]), name, labels);
+      const chosen = () => metric("choices_total");
+      const leftAlone = () => metric("left_alone_total");
+      // Learned first: the client's connections get choices.
+      await paths.send(sb, 12, 64 << 10, { to: [CLEAN] });
+      await settledPaths(sb, 10);
+      await paths.send(sb, 4, 64 << 10, { to: [CLEAN] });
+      const before = await chosen();
+      assert.ok(before > 0, "connections in the --netns namespace are given the path's choice");
+      assert.equal(await leftAlone(), 0);
+
+      // The server namespace's connections (same cgroup, not --netns's) are left alone.
+      await paths.startSink(paths.client);
+      await paths.send(sb, 4, 64 << 10, { from: paths.server, to: ["10.77.2.1"] });
+      assert.equal(await leftAlone(), 4, "connections in another namespace are left alone");
+      assert.equal(await chosen(), before);
+
+      // The administrator sets the client namespace's default: tcp_conn stands back there.
+      sb.cg.run(
+        `ip netns exec ${paths.client.name} sysctl -qw net.ipv4.tcp_congestion_control=reno`,
+      );
+      await daemon.waitFor(
+        /modified sysctl 'net\.ipv4\.tcp_congestion_control' that tuner 'tcp_conn' uses/,
+      );
+      await daemon.waitFor(/tcp_conn: leaving new connections' congestion control alone in non-g/);
+      await paths.send(sb, 4, 64 << 10, { to: [CLEAN] });
+      assert.equal(await leftAlone(), 8, "the administrator's namespace is left alone");
+      assert.equal(await chosen(), before, "no connection was given an algorithm");
+
+      await query(sb, ["enable", "net.ipv4.tcp_congestion_control"]);
+      await daemon.waitFor(/tcp_conn: choosing congestion control again in non-global ns/);
+      await paths.send(sb, 4, 64 << 10, { to: [CLEAN] });
+      assert.equal(await leftAlone(), 8);
+      assert.ok(await chosen() > before, "'enable' resumes the choices");
     });
   },
 });

@@ -40,6 +40,10 @@ export class FakeTunerContext implements TunerContext {
   readonly ownWrites = new Set<string>();
   /** Namespaces where the admin took one of this tuner's sysctls over. */
   readonly tunerOverrides = new Set<string>();
+  /** What takenOverIn() answers: the journal's overrides of this tuner. */
+  takenOver: { netns: string; sysctl: string }[] = [];
+  /** The `--netns` namespace (key), or null. */
+  onlyNetns: string | null = null;
 
   constructor(readonly tuner: string) {
     const at = (level: string) => (msg: string) => void this.lines.push({ level, msg });
@@ -102,6 +106,10 @@ export class FakeTunerContext implements TunerContext {
 
   tunerOverridden(netns: string): boolean {
     return this.tunerOverrides.has(netns) || this.tunerOverrides.has("any");
+  }
+
+  takenOverIn(): { netns: string; sysctl: string }[] {
+    return this.takenOver.map((o) => ({ ...o }));
   }
 
   markOverride(o: Override): void {

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
-import { choiceSummary, decodeSample, pathKey, tcpConnTuner } from "../../src/tuners/tcp_conn.ts";
+import {
+  choiceSummary,
+  decodeSample,
+  handsOffKeys,
+  pathKey,
+  TCP_CONN_OVERRIDDEN_BY,
+  tcpConnTuner,
+} from "../../src/tuners/tcp_conn.ts";
+import { overrideSysctls } from "../../src/tuning/tuner.ts";
+import { ownNetnsInum } from "../../src/kernel/netns.ts";
 import type { BpfObject } from "../../src/libbpf/object.ts";
 import { FakeTunerContext } from "../support/fake_context.ts";
 import { contract } from "../../dist/bpf/tcp_conn.contract.ts";
@@ -107,4 +116,41 @@ Deno.test("glue: samples in, the path's choice out to tc_paths, the table and me
   }
   const metrics = tuner.metrics!();
   assert.ok(metrics.some((m) => m.name === "tcp_conn_paths" && m.value === 1));
+});
+
+Deno.test("overrides: bpftune's four congestion control sysctls take tcp_conn over", () => {
+  assert.deepEqual(overrideSysctls(tcpConnTuner), [...TCP_CONN_OVERRIDDEN_BY]);
+  assert.equal(TCP_CONN_OVERRIDDEN_BY.length, 4);
+  const cc = "net.ipv4.tcp_congestion_control";
+  assert.deepEqual(handsOffKeys([{ netns: "ns:42", sysctl: cc }]), [42n], "that namespace");
+  assert.deepEqual(handsOffKeys([{ netns: "global", sysctl: cc }]), [ownNetnsInum()]);
+  assert.deepEqual(handsOffKeys([{ netns: "any", sysctl: cc }]), [0n], "every namespace");
+  assert.deepEqual(
+    handsOffKeys([{ netns: "ns:42", sysctl: "net.ipv4.tcp_allowed_congestion_control" }]),
+    [0n],
+    "a host-wide sysctl: every namespace, whichever wrote it",
+  );
+  assert.deepEqual(handsOffKeys([]), []);
+});
+
+Deno.test("glue: tc_hands_off follows the overrides; only_netns is --netns's inode", () => {
+  const ctx = new FakeTunerContext("tcp_conn");
+  ctx.onlyNetns = "ns:77";
+  const tuner = tcpConnTuner.create(ctx);
+  const { object, maps } = mapsObject();
+  ctx.takenOver = [{ netns: "ns:42", sysctl: "net.ipv4.tcp_congestion_control" }];
+  tuner.configure!(object);
+  const cfg = new DataView(maps.get("bpfp_config")!.values().next().value!.buffer);
+  assert.equal(cfg.getBigUint64(contract.params.only_netns.offset, true), 77n);
+  const handsOff = () =>
+    [...maps.get("tc_hands_off")?.keys() ?? []].map((hex) =>
+      new DataView(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)).buffer)
+        .getBigUint64(0, true)
+    );
+  assert.deepEqual(handsOff(), [42n]);
+  assert.ok(ctx.lines.some((l) => /leaving new connections' congestion control alone/.test(l.msg)));
+  ctx.takenOver = [];
+  tuner.onTick!();
+  assert.deepEqual(handsOff(), [], "enable lifts it");
+  assert.ok(ctx.lines.some((l) => /choosing congestion control again/.test(l.msg)));
 });
