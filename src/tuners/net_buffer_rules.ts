@@ -174,14 +174,20 @@ export function backlogDecision(input: BacklogInput): Decision | null {
 }
 
 /**
- * Backlog drops on `cpu` while its flow limit is off: turn it on for that CPU (scenario 1), so
- * that one big flow cannot fill the backlog for the small ones. The mask is the kernel's 32-bit
- * words; a CPU beyond it (not possible here) or already in it changes nothing.
+ * Backlog drops on `cpus` while their flow limit is off: turn it on for them (scenario 1), so
+ * that one big flow cannot fill a backlog for the small ones. The mask is the kernel's 32-bit
+ * words; CPUs beyond it (not possible here) or already in it change nothing.
  */
-export function flowLimitDecision(mask: readonly number[], cpu: number): Decision | null {
-  if (cpuInMask(mask, cpu)) return null;
-  const to = withCpu(mask, cpu);
-  if (to === null) return null;
+export function flowLimitDecision(
+  mask: readonly number[],
+  cpus: readonly number[],
+): Decision | null {
+  let to: number[] = [...mask];
+  for (const cpu of cpus) {
+    if (cpuInMask(to, cpu)) continue;
+    to = withCpu(to, cpu) ?? to;
+  }
+  if (to.every((w, i) => w === mask[i])) return null;
   return change(
     NB_SCENARIO.flowLimitSet,
     NB_SYSCTL.flowLimit,
@@ -291,27 +297,4 @@ export function highOrderAllocDecision(value: number, release: string | null): D
     `To maximize performance, set ${NB_SYSCTL.highOrderAllocDisable}=0 on more recent kernel ` +
       `since it is not needed as contention in high-order allocs is not present`,
   );
-}
-
-/**
- * Scheduler wait as a percentage of a CPU-second, from two readings of /proc/pressure/cpu "some
- * total" (microseconds some task waited for a CPU) `elapsedMs` apart; null without a reading.
- */
-export function pressureWaitPercent(
-  before: number | null,
-  after: number | null,
-  elapsedMs: number,
-): number | null {
-  if (before === null || after === null || elapsedMs <= 0 || after < before) return null;
-  return Math.min(100, ((after - before) / 1000 / elapsedMs) * 100);
-}
-
-/** bpftune's Σwait·100/Σrun over every CPU, from two /proc/schedstat readings; null if none. */
-export function schedstatWaitPercent(
-  before: { run: number; wait: number } | null,
-  after: { run: number; wait: number } | null,
-): number | null {
-  if (!before || !after) return null;
-  const run = after.run - before.run, wait = after.wait - before.wait;
-  return run > 0 && wait >= 0 ? (wait * 100) / run : null;
 }

@@ -12,6 +12,7 @@ import { routeTableTuner } from "./route_table.ts";
 import { udpBufferTuner } from "./udp_buffer.ts";
 import { ipFragTuner } from "./ip_frag.ts";
 import { tcpConnTuner } from "./tcp_conn.ts";
+import { netBufferTuner } from "./net_buffer.ts";
 
 export const TUNERS: readonly TunerDefinition[] = [
   sysctlTuner,
@@ -21,6 +22,7 @@ export const TUNERS: readonly TunerDefinition[] = [
   ipFragTuner,
   udpBufferTuner,
   tcpConnTuner,
+  netBufferTuner,
 ];
 
 /** Each tuned sysctl's value domain, as its tuner declares it. */

@@ -63,3 +63,41 @@ export function udpFlood(
   });
   return out.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l) as FloodRound);
 }
+
+const BLAST = `
+import json, socket, sys, time
+dst, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload, sent, end = b"b" * 64, 0, time.time() + seconds
+while time.time() < end:
+    for _ in range(500):
+        try:
+            s.sendto(payload, (dst, port))
+            sent += 1
+        except OSError:
+            pass
+print(json.dumps({"sent": sent}), flush=True)
+`;
+
+/**
+ * Small UDP datagrams as fast as one CPU sends them, from `ns` to `dst` for `seconds`, pinned to
+ * CPU `cpu` (so that the receiving side's RPS target is another CPU's backlog). Returns how many
+ * were sent. Bounded in time; the receiver needs no socket (the port is unreachable).
+ */
+export function udpBlast(
+  ns: TestNetns,
+  opts: { dst: string; port?: number; seconds: number; cpu: number },
+): number {
+  const out = ns.exec([
+    "taskset",
+    "-c",
+    String(opts.cpu),
+    PYTHON,
+    "-c",
+    BLAST,
+    opts.dst,
+    String(opts.port ?? 9),
+    String(opts.seconds),
+  ], { timeoutMs: (opts.seconds + 10) * 1000 });
+  return (JSON.parse(out.trim().split("\n").pop()!) as { sent: number }).sent;
+}

@@ -14,9 +14,14 @@ import {
   NB_SYSCTL,
   NET_BUFFER_SCENARIOS,
   netBufferTunables,
+} from "../../src/tuners/net_buffer_rules.ts";
+import {
+  parseCpuPressureTotal,
+  parseSchedstatTotals,
   pressureWaitPercent,
   schedstatWaitPercent,
-} from "../../src/tuners/net_buffer_rules.ts";
+  SchedulerWait,
+} from "../../src/kernel/proc/sched_wait.ts";
 
 function changed(d: Decision | null | undefined): [string, number[], number[]] | null {
   return d?.kind === "change" ? [d.proposal.sysctl, d.proposal.from, d.proposal.to] : null;
@@ -65,7 +70,7 @@ Deno.test("backlog: bpftune's threshold is 1/32 of the backlog per minute, at le
 });
 
 Deno.test("flow limit: the drop's CPU is added to the hex mask, CPU 10 and CPUs >= 32", () => {
-  const d = flowLimitDecision([0], 10);
+  const d = flowLimitDecision([0], [10]);
   assert.deepEqual(changed(d), [NB_SYSCTL.flowLimit, [0], [1024]]);
   assert.equal(
     d?.kind === "change" && d.proposal.reason,
@@ -73,11 +78,16 @@ Deno.test("flow limit: the drop's CPU is added to the hex mask, CPU 10 and CPUs 
       "(CPUs none -> 10)",
   );
   assert.equal(d?.kind === "change" && d.proposal.scenario, "need to set per-cpu bitmap value");
-  const high = flowLimitDecision([0, 0, 1], 70);
+  const high = flowLimitDecision([0, 0, 1], [70]);
   assert.deepEqual(changed(high)![2], [64, 0, 1]);
   assert.match((high as { proposal: { reason: string } }).proposal.reason, /CPUs 0 -> 0,70/);
-  assert.equal(flowLimitDecision([1024], 10), null, "already on");
-  assert.equal(flowLimitDecision([0], 32), null, "no such CPU in a one-word mask");
+  assert.equal(flowLimitDecision([1024], [10]), null, "already on");
+  assert.deepEqual(changed(flowLimitDecision([0, 1], [0, 1, 33])), [
+    NB_SYSCTL.flowLimit,
+    [0, 1],
+    [2, 3],
+  ]);
+  assert.equal(flowLimitDecision([0], [32]), null, "no such CPU in a one-word mask");
 });
 
 const budget: BudgetInput = {
@@ -161,6 +171,30 @@ Deno.test("scheduler wait: CPU pressure and schedstat as percentages", () => {
   assert.equal(pressureWaitPercent(0, 5_000_000, 1000), 100);
   assert.equal(schedstatWaitPercent({ run: 100, wait: 10 }, { run: 300, wait: 60 }), 25);
   assert.equal(schedstatWaitPercent({ run: 100, wait: 10 }, { run: 100, wait: 60 }), null);
+});
+
+Deno.test("scheduler wait: PSI first, schedstat next, none says so", () => {
+  assert.equal(
+    parseCpuPressureTotal("some avg10=1.00 avg60=0 avg300=0 total=3589414819\nfull total=0\n"),
+    3589414819,
+  );
+  const schedstat = "version 15\ntimestamp 1\ncpu0 0 0 0 0 0 0 1000 100 5\n" +
+    "cpu1 0 0 0 0 0 0 3000 300 5\ndomain0 3 0\n";
+  assert.deepEqual(parseSchedstatTotals(schedstat), { run: 4000, wait: 400 });
+  let psi = 0;
+  const files: Record<string, () => string | null> = {
+    "/proc/pressure/cpu": () => `some avg10=0 total=${psi}\n`,
+    "/proc/schedstat": () => schedstat,
+  };
+  const w = new SchedulerWait((p) => files[p]?.() ?? null);
+  assert.equal(w.source, "cpu pressure (/proc/pressure/cpu)");
+  assert.equal(w.sample(0), null, "the first sample is a baseline");
+  psi = 250_000; // 250 ms of waiting in one second
+  assert.equal(w.sample(1000), 25);
+  const old = new SchedulerWait((p) => p === "/proc/schedstat" ? schedstat : null);
+  assert.equal(old.source, "/proc/schedstat");
+  assert.equal(new SchedulerWait(() => null).source, null);
+  assert.equal(new SchedulerWait(() => null).sample(5), null);
 });
 
 Deno.test("tunables: host-wide, with domains; the mask has one word per 32 CPUs", () => {

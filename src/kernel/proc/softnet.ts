@@ -48,3 +48,12 @@ export function softnetTotal(
   }
   return total;
 }
+
+/** This host's /proc/net/softnet_stat, parsed; null when it cannot be read. */
+export function readSoftnetStat(path = "/proc/net/softnet_stat"): SoftnetRow[] | null {
+  try {
+    return parseSoftnetStat(Deno.readTextFileSync(path));
+  } catch {
+    return null;
+  }
+}
