@@ -14,6 +14,16 @@ import type {
 import type { BpfObject } from "../../src/libbpf/object.ts";
 import { type BpfpEvent, decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
 
+/** A LogLike that records each line as "<E|W|N|I> message" (debug lines dropped). */
+export function recordingLog(): { log: LogLike; lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (m: string) => void lines.push(`${level} ${m}`);
+  return {
+    lines,
+    log: { error: at("E"), warn: at("W"), notice: at("N"), info: at("I"), debug: () => {} },
+  };
+}
+
 export interface Override {
   netns: string;
   sysctl: string;

@@ -13,6 +13,7 @@ import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 import type { Proposal } from "../../src/tuning/proposal.ts";
 import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
+import { recordingLog } from "../support/fake_context.ts";
 import { parseConfig } from "../../src/config/parse.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 
@@ -48,14 +49,7 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
   const dir = mkdtempSync(join(tmpdir(), "bpfp-applier-"));
   const journal = Journal.open(dir);
   const io = new FakeIO(dir);
-  const lines: string[] = [];
-  const log = {
-    error: (m: string) => lines.push(`E ${m}`),
-    warn: (m: string) => lines.push(`W ${m}`),
-    notice: (m: string) => lines.push(`N ${m}`),
-    info: (m: string) => lines.push(`I ${m}`),
-    debug: (_m: string) => {},
-  };
+  const { log, lines } = recordingLog();
   let now = 0;
   const stats = new DaemonStats();
   const applier = new ProposalApplier({

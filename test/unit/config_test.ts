@@ -24,6 +24,7 @@ import { addRunOptions, type RunFlags } from "../../src/cli/run_options.ts";
 import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
 import { reloadConfig } from "../../src/config/reload.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
+import { recordingLog } from "../support/fake_context.ts";
 
 const problems = (text: string) =>
   parseConfig(text, TUNERS).problems.map((p) => `${p.line}: ${p.message}`);
@@ -175,28 +176,28 @@ Deno.test("flags override the file, the file overrides the defaults", () => {
   );
 });
 
-function tempDir(): string {
+/** Runs `fn` with a fresh 0700 temp directory, removed afterwards. */
+function withTempDir(fn: (dir: string) => void): void {
   const d = mkdtempSync(join(tmpdir(), "bpfp-config-"));
   chmodSync(d, 0o700);
-  return d;
+  try {
+    fn(d);
+  } finally {
+    rmSync(d, { recursive: true });
+  }
 }
 
-Deno.test("reading: a missing default is no config, a missing --config is an error", () => {
-  const d = tempDir();
-  try {
+Deno.test("reading: a missing default is no config, a missing --config is an error", () =>
+  withTempDir((d) => {
     assert.throws(
       () => selectConfig({ config: join(d, "none.conf") }, TUNERS),
       (e) => e instanceof ConfigFileError && /does not exist/.test(e.message),
     );
     assert.equal(selectConfig({ config: false }, TUNERS), null);
-  } finally {
-    rmSync(d, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("reading: symlinks, group/other-writable files, other owners and untrusted dirs are refused", () => {
-  const d = tempDir();
-  try {
+Deno.test("reading: symlinks, group/other-writable files, other owners and untrusted dirs are refused", () =>
+  withTempDir((d) => {
     const path = join(d, "bpfpilot.conf");
     writeFileSync(path, "advise = true\n", { mode: 0o644 });
     assert.equal(readConfigText(path, 0), "advise = true\n");
@@ -220,27 +221,16 @@ Deno.test("reading: symlinks, group/other-writable files, other owners and untru
     assert.throws(() => readConfigText(join(d, "dir.conf"), 0), /not a regular file/);
     writeFileSync(join(d, "big.conf"), "#".repeat(300 * 1024), { mode: 0o644 });
     assert.throws(() => readConfigText(join(d, "big.conf"), 0), /larger than/);
-  } finally {
-    rmSync(d, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("reload: a broken file keeps the old policy; a good one replaces it; start-only keys need a restart", () => {
-  const d = tempDir();
-  try {
+Deno.test("reload: a broken file keeps the old policy; a good one replaces it; start-only keys need a restart", () =>
+  withTempDir((d) => {
     const path = join(d, "bpfpilot.conf");
     writeFileSync(path, 'cooldown = 5\n[tuner.tcp_buffer]\npolicy = "disabled"\n', { mode: 0o644 });
     const given = { config: path } as RunFlags;
     const config = selectConfig(given, TUNERS)!;
     const policy = new ConfigPolicy(config);
-    const lines: string[] = [];
-    const log = {
-      error: (m: string) => lines.push(`E ${m}`),
-      warn: (m: string) => lines.push(`W ${m}`),
-      notice: (m: string) => lines.push(`N ${m}`),
-      info: (m: string) => lines.push(`I ${m}`),
-      debug: () => {},
-    };
+    const { log, lines } = recordingLog();
     const running = mergeSettings(given, () => undefined, config).flags;
     const deps = { given, sourceOf: () => undefined, running, policy, log, catalogue: TUNERS };
     writeFileSync(path, "cooldwon = 1\n");
@@ -261,7 +251,4 @@ Deno.test("reload: a broken file keeps the old policy; a good one replaces it; s
     reloadConfig(deps);
     assert.match(lines[0], /does not exist/);
     assert.equal(policy.policyOf("tcp_buffer", "net.ipv4.tcp_rmem")?.policy, "advise-only");
-  } finally {
-    rmSync(d, { recursive: true });
-  }
-});
+  }));
