@@ -33,7 +33,7 @@ import {
   selectConfig,
 } from "../config/effective.ts";
 import { describeConfig, policyRules, reloadConfig } from "../config/reload.ts";
-import { ConfigPolicy } from "../daemon/config_policy.ts";
+import { ConfigPolicy, startTimePolicy } from "../daemon/config_policy.ts";
 
 export const RUN_DIR = "/run/bpfpilot";
 export { addRunOptions, type RunFlags } from "./run_options.ts";
@@ -194,6 +194,7 @@ export async function runDaemon(
     describeConfig(config, given.config === false ? "--no-config" : "none at the default path"),
   );
   const policy = new ConfigPolicy(policyRules(config));
+  const atStart = startTimePolicy(config, TUNERS);
   if (cgroup?.mount) {
     try {
       mountCgroup2(cgroup.path);
@@ -220,7 +221,8 @@ export async function runDaemon(
     learningRate,
     rollbackOnExit: flags.rollback ?? false,
     allow: flags.allow?.length ? flags.allow.map(normalizeTunerName) : null,
-    disable: (flags.disable ?? []).map(normalizeTunerName),
+    disable: [...(flags.disable ?? []).map(normalizeTunerName), ...atStart.disabled],
+    adviseTuners: atStart.advising,
     cgroup: cgroup?.path ?? null,
     allowDegraded: flags.allowDegraded ?? false,
     legacy: flags.legacy ?? false,
@@ -241,7 +243,15 @@ export async function runDaemon(
     bootSysctls: { root: Deno.env.get("BPFPILOT_SYSCTL_D_ROOT") ?? "" },
     policy,
     onReload: () =>
-      reloadConfig({ given, sourceOf: flagSource, running: flags, policy, log, catalogue: TUNERS }),
+      reloadConfig({
+        given,
+        sourceOf: flagSource,
+        running: flags,
+        policy,
+        startRules: config,
+        log,
+        catalogue: TUNERS,
+      }),
     onReady: (d) => {
       if (!readiness) return;
       try {

@@ -53,6 +53,8 @@ export interface ParsedConfig {
 /** What the checks need to know of the tuners (the registry's TUNERS fit). */
 export interface TunerCatalogue {
   readonly name: string;
+  /** Changes connections rather than sysctls (tcp_conn). */
+  readonly tunesConnections?: boolean;
   readonly tunables: readonly { sysctl: string; values: number; domain?: ValueDomain }[];
 }
 
@@ -237,6 +239,14 @@ function readTuners(table: Record<string, unknown>, ctx: Context): void {
           [...path, k],
           `unknown key '${k}' in [tuner.${raw}]${didYouMean(k, ["policy"])}`,
         );}
+    }
+    const def = catalogue.find((t) => t.name === name)!;
+    if (def.tunables.length === 0 && !def.tunesConnections && policy !== "tune") {
+      problem(
+        path,
+        `tuner ${name} changes nothing itself (it notices the administrator's writes), so it ` +
+          `takes no policy; disable = ["${name}"] turns it off`,
+      );
     }
     out.tuners.set(name, { policy, line: ctx.lines.lineOf(path) });
   }

@@ -6,7 +6,7 @@
  */
 import type { RunFlags } from "../cli/run_options.ts";
 import type { LogLike } from "../tuning/tuner.ts";
-import type { ConfigPolicy, PolicyRules } from "../daemon/config_policy.ts";
+import { type ConfigPolicy, type PolicyRules, startTimePolicy } from "../daemon/config_policy.ts";
 import type { LoadedConfig } from "./file.ts";
 import { ConfigInvalidError, type FlagSource, mergeSettings, selectConfig } from "./effective.ts";
 import { configKeys } from "./options.ts";
@@ -31,8 +31,18 @@ export interface ReloadDeps {
   /** The settings the daemon started with (flags over file). */
   running: RunFlags;
   policy: ConfigPolicy;
+  /** The tuner rules the daemon started with (connection tuners' policy acts at start only). */
+  startRules: Pick<PolicyRules, "tuners"> | null;
   log: LogLike;
   catalogue: readonly TunerCatalogue[];
+}
+
+function policyAtStart(p: ReturnType<typeof startTimePolicy>, tuner: string): string {
+  return p.disabled.includes(tuner)
+    ? "disabled"
+    : p.advising.includes(tuner)
+    ? "advise-only"
+    : "tune";
 }
 
 function show(v: unknown): string {
@@ -51,6 +61,16 @@ export function reloadConfig(d: ReloadDeps): void {
     return;
   }
   d.policy.replace(policyRules(config));
+  const before = startTimePolicy(d.startRules, d.catalogue);
+  const after = startTimePolicy(config, d.catalogue);
+  for (const def of d.catalogue) {
+    const was = policyAtStart(before, def.name), now = policyAtStart(after, def.name);
+    if (was === now) continue;
+    d.log.warn(
+      `[tuner.${def.name}] policy changed to ${now} (running with ${was}): it changes ` +
+        "connections, not sysctls, so this needs a restart to take effect",
+    );
+  }
   const { flags } = mergeSettings(d.given, d.sourceOf, config);
   const running = d.running as Record<string, unknown>, now = flags as Record<string, unknown>;
   for (const k of configKeys()) {

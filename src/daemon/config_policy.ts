@@ -115,3 +115,18 @@ export class ConfigPolicy {
       : null;
   }
 }
+
+/**
+ * Tuners that change no sysctl (tcp_conn sets each connection's congestion control) are not held
+ * proposal by proposal: their policy acts at start, `disabled` as --disable and `advise-only` as
+ * --advise for that tuner alone; a change needs a restart.
+ */
+export function startTimePolicy(
+  rules: Pick<PolicyRules, "tuners"> | null,
+  defs: readonly { name: string; tunesConnections?: boolean }[],
+): { disabled: string[]; advising: string[] } {
+  const of = (policy: PolicyName) =>
+    defs.filter((d) => d.tunesConnections && rules?.tuners.get(d.name)?.policy === policy)
+      .map((d) => d.name);
+  return { disabled: of("disabled"), advising: of("advise-only") };
+}

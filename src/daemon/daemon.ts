@@ -90,6 +90,11 @@ export interface DaemonOptions {
   tuneAbovePinned?: boolean;
   /** How long an admin write holds bpfpilot off (default persistent: until `enable`). */
   overrides?: OverrideLifetime;
+  /**
+   * Tuners in advise mode whatever `advise` says: a connection tuner's `advise-only` policy
+   * (it changes no sysctl, so the proposal-by-proposal policy cannot hold it).
+   */
+  adviseTuners?: readonly string[];
   /** The configuration file's per-tuner/per-sysctl policy (replaced on SIGHUP by onReload). */
   policy?: ConfigPolicy;
   /** SIGHUP: re-read the configuration file (must not throw; reports on the log itself). */
@@ -394,10 +399,13 @@ export class Daemon {
           }
         });
         const hooks = r.attached.map((a) => `${a.hook} via ${a.kind} ${a.target}`).join(", ");
-        log.info(`tuner ${def.name}: ${this.opts.advise ? "advising" : "active"}; ${hooks}`, {
-          tuner: def.name,
-          hooks: r.attached,
-        });
+        log.info(
+          `tuner ${def.name}: ${this.#advising(def.name) ? "advising" : "active"}; ${hooks}`,
+          {
+            tuner: def.name,
+            hooks: r.attached,
+          },
+        );
         for (const m of r.missing) {
           const instead = def.hooks.find((h) => h.name === m.hook)?.fallback;
           log.warn(
@@ -507,12 +515,16 @@ export class Daemon {
     return degraded && this.probe.level === "full" ? "legacy" : this.probe.level;
   }
 
+  #advising(tuner: string): boolean {
+    return this.opts.advise || (this.opts.adviseTuners?.includes(tuner) ?? false);
+  }
+
   #context(def: TunerDefinition): TunerContext {
     const log = this.opts.log.child({ tuner: def.name });
     const ctx: TunerContext = {
       log,
       learningRate: this.opts.learningRate,
-      advise: this.opts.advise,
+      advise: this.#advising(def.name),
       read: (sysctl, netns) => {
         if (this.#missingSysctls.has(sysctl)) return null;
         try {
@@ -693,7 +705,7 @@ export class Daemon {
           t.def.name,
           this.stats,
           (s) => this.describeScenario(t.def.name, s),
-          this.opts.advise,
+          this.#advising(t.def.name),
         )
       ) log.info(line, { tuner: t.def.name });
       for (const line of t.instance.summary?.() ?? []) log.info(line, { tuner: t.def.name });

@@ -22,6 +22,9 @@ ceiling = [${CEILING.join(", ")}]
 
 [sysctl."${WMEM}"]
 policy = "disabled"
+
+[tuner.tcp_conn]
+policy = "advise-only"
 `;
 
 const SECOND = `learning-rate = 1
@@ -55,14 +58,17 @@ Deno.test({
       try {
         sb.ns.setSysctl(RMEM, LOW);
         sb.ns.setSysctl(WMEM, LOW);
-        const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
+        const d = sb.start(["--config", conf, "-a", "tcp_buffer", "-a", "tcp_conn"]);
         await d.waitFor(/bpfpilot started/, 60_000);
         assert.equal(
-          d.matching(/configuration file .*bpfpilot\.conf: 0 setting\(s\), 2 policy rule\(s\)/)
+          d.matching(/configuration file .*bpfpilot\.conf: 0 setting\(s\), 3 policy rule\(s\)/)
             .length,
           1,
           d.lines.join("\n"),
         );
+        // tcp_conn changes connections, not sysctls: its policy acts at start.
+        assert.equal(d.matching(/tuner tcp_conn: advising; /).length, 1, d.lines.join("\n"));
+        assert.equal(d.matching(/tuner tcp_buffer: active; /).length, 1);
         const sock = `${sb.state}/control.sock`;
         let rows = await tunables(sock);
         assert.equal(rows.get(WMEM)?.policy, "disabled by bpfpilot.conf:5");
@@ -87,6 +93,7 @@ Deno.test({
         Deno.kill(d.pid, "SIGHUP");
         await lineAfter(d, mark, /configuration reloaded \(SIGHUP\)/);
         await lineAfter(d, mark, /learning-rate changed to 1 .*: needs a restart to take effect/);
+        await lineAfter(d, mark, /\[tuner\.tcp_conn\] policy changed to tune .*needs a restart/);
         rows = await tunables(sock);
         assert.equal(rows.get(WMEM)?.policy, undefined);
         assert.equal(rows.get(WMEM)?.managed, true);

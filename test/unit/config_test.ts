@@ -21,7 +21,7 @@ import { parseConfig } from "../../src/config/parse.ts";
 import { ConfigFileError, readConfigText } from "../../src/config/file.ts";
 import { mergeSettings, selectConfig } from "../../src/config/effective.ts";
 import { addRunOptions, type RunFlags } from "../../src/cli/run_options.ts";
-import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
+import { ConfigPolicy, startTimePolicy } from "../../src/daemon/config_policy.ts";
 import { reloadConfig } from "../../src/config/reload.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 import { recordingLog } from "../support/fake_context.ts";
@@ -232,18 +232,36 @@ Deno.test("reload: a broken file keeps the old policy; a good one replaces it; s
     const policy = new ConfigPolicy(config);
     const { log, lines } = recordingLog();
     const running = mergeSettings(given, () => undefined, config).flags;
-    const deps = { given, sourceOf: () => undefined, running, policy, log, catalogue: TUNERS };
+    const deps = {
+      given,
+      sourceOf: () => undefined,
+      running,
+      policy,
+      startRules: config,
+      log,
+      catalogue: TUNERS,
+    };
     writeFileSync(path, "cooldwon = 1\n");
     reloadConfig(deps);
     assert.match(lines[0], /bpfpilot.conf:1: unknown key 'cooldwon'/);
     assert.match(lines.at(-1)!, /the running configuration stays in force/);
     assert.equal(policy.policyOf("tcp_buffer", "net.ipv4.tcp_rmem")?.policy, "disabled");
     lines.length = 0;
-    writeFileSync(path, 'cooldown = 1\n[tuner.tcp_buffer]\npolicy = "advise-only"\n');
+    writeFileSync(
+      path,
+      'cooldown = 1\n[tuner.tcp_buffer]\npolicy = "advise-only"\n[tuner.tcp_conn]\npolicy = "disabled"\n',
+    );
     reloadConfig(deps);
     assert.equal(policy.policyOf("tcp_buffer", "net.ipv4.tcp_rmem")?.policy, "advise-only");
     assert.ok(
       lines.some((l) => /^W cooldown changed to 1 \(running with 5\): needs a restart/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /^W \[tuner\.tcp_conn\] policy changed to disabled \(running with tune\).*needs a restart/
+          .test(l)
+      ),
       lines.join("\n"),
     );
     rmSync(path);
@@ -252,3 +270,17 @@ Deno.test("reload: a broken file keeps the old policy; a good one replaces it; s
     assert.match(lines[0], /does not exist/);
     assert.equal(policy.policyOf("tcp_buffer", "net.ipv4.tcp_rmem")?.policy, "advise-only");
   }));
+
+Deno.test("connection tuners' policy acts at start; the override detector takes none", () => {
+  const c = parseConfig(
+    '[tuner.tcp_conn]\npolicy = "advise-only"\n[tuner.udp_buffer]\npolicy = "disabled"\n',
+    TUNERS,
+  );
+  assert.deepEqual(startTimePolicy(c, TUNERS), { disabled: [], advising: ["tcp_conn"] });
+  const off = parseConfig('[tuner.tcp_conn]\npolicy = "disabled"\n', TUNERS);
+  assert.deepEqual(startTimePolicy(off, TUNERS), { disabled: ["tcp_conn"], advising: [] });
+  assert.match(
+    problems('\n[tuner.sysctl]\npolicy = "disabled"\n')[0],
+    /^2: tuner sysctl changes nothing itself .* disable = \["sysctl"\] turns it off/,
+  );
+});
