@@ -18,6 +18,7 @@ import { daemonAuditCommand } from "./audit_daemon.ts";
 import { queryCommand, runQuery } from "./query.ts";
 import { readinessChannel } from "./readiness.ts";
 import { configCommand } from "./config.ts";
+import { selectConfig } from "../config/effective.ts";
 import { TUNERS } from "../tuners/registry.ts";
 
 function runSupport(opts: { json?: boolean; legacy?: boolean; prefer?: string }): number {
@@ -53,8 +54,29 @@ Needs root. Example: bpfpilot support --json | jq .level`,
 }
 
 /**
- * `query` also takes the daemon's own --control-socket and --state-dir (and the root's, as in
- * `bpfpilot --control-socket X query tuners`), so the flags that started a daemon find it.
+ * The socket a query asks: the one its flags name (as the daemon's would), else the one the
+ * daemon's configuration file names (--config, else the default file; unreadable: ignored),
+ * else null for the default.
+ */
+export function querySocket(flags: Pick<RunFlags, "controlSocket" | "stateDir" | "config">) {
+  if (flags.controlSocket !== undefined || flags.stateDir !== undefined) {
+    return controlSocketPath(flags);
+  }
+  let file: Record<string, unknown> = {};
+  try {
+    file = selectConfig({ config: flags.config }, TUNERS)?.settings ?? {};
+  } catch {
+    // a query must still reach the default socket when the file is broken or unsafe
+  }
+  const { controlSocket, stateDir } = file as Pick<RunFlags, "controlSocket" | "stateDir">;
+  if (controlSocket === undefined && stateDir === undefined) return null;
+  return controlSocketPath({ controlSocket, stateDir });
+}
+
+/**
+ * `query` also takes the daemon's own --control-socket, --state-dir and --config (and the root's,
+ * as in `bpfpilot --control-socket X query tuners`), so the flags that started a daemon find it;
+ * with none, the default configuration file may name the daemon's socket.
  */
 function withControlSocketOption(query: ReturnType<typeof queryCommand>, root: () => RunFlags) {
   const cmd = query as unknown as Command;
@@ -63,10 +85,12 @@ function withControlSocketOption(query: ReturnType<typeof queryCommand>, root: (
     "--state-dir <dir>",
     "the daemon's --state-dir: ask the daemon that uses it (its socket is <dir>/control.sock)",
   );
+  cmd.option("--config <file>", "the daemon's --config: ask the daemon it configures");
   cmd.hook("preAction", () => {
-    const own = cmd.opts() as { controlSocket?: string; stateDir?: string };
+    const own = cmd.opts() as { controlSocket?: string; stateDir?: string; config?: string };
     const r = root();
-    const chosen = controlSocketPath({
+    const chosen = querySocket({
+      config: own.config ?? r.config,
       controlSocket: own.controlSocket ??
         (typeof r.controlSocket === "string" ? r.controlSocket : undefined),
       stateDir: own.stateDir ?? r.stateDir,
@@ -118,7 +142,7 @@ export function buildProgram(setExit: (code: number) => void) {
     if (o.support) return setExit(runSupport({ legacy: o.legacy, prefer: o.prefer }));
     if (o.query) {
       const [verb, arg] = o.query.split(/\s+/, 2);
-      return setExit(await runQuery(verb, arg, { socket: controlSocketPath(o) ?? undefined }));
+      return setExit(await runQuery(verb, arg, { socket: querySocket(o) ?? undefined }));
     }
     setExit(await runDaemon(o, (a) => program.getOptionValueSource(a)));
   });

@@ -25,6 +25,7 @@ import { ConfigPolicy, startTimePolicy } from "../../src/daemon/config_policy.ts
 import { reloadConfig } from "../../src/config/reload.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 import { recordingLog } from "../support/fake_context.ts";
+import { querySocket } from "../../src/cli/main.ts";
 
 const problems = (text: string) =>
   parseConfig(text, TUNERS).problems.map((p) => `${p.line}: ${p.message}`);
@@ -284,3 +285,16 @@ Deno.test("connection tuners' policy acts at start; the override detector takes 
     /^2: tuner sysctl changes nothing itself .* disable = \["sysctl"\] turns it off/,
   );
 });
+
+Deno.test("query finds the daemon's socket through its configuration file; flags win", () =>
+  withTempDir((d) => {
+    const path = join(d, "bpfpilot.conf");
+    writeFileSync(path, 'state-dir = "/var/lib/other"\n', { mode: 0o644 });
+    assert.equal(querySocket({ config: path }), "/var/lib/other/control.sock");
+    writeFileSync(path, 'control-socket = "/run/x/ctl.sock"\nstate-dir = "/var/lib/o"\n');
+    assert.equal(querySocket({ config: path }), "/run/x/ctl.sock");
+    assert.equal(querySocket({ config: path, stateDir: "/srv/s" }), "/srv/s/control.sock");
+    writeFileSync(path, "cooldwon = 1\n");
+    assert.equal(querySocket({ config: path }), null, "a broken file: the default socket");
+    assert.equal(querySocket({ config: false }), null);
+  }));
