@@ -21,6 +21,7 @@ enum tb_kind {
 	TB_MEM_PRESSURE = 3,
 	TB_MEM_EXHAUSTION = 4,
 	TB_MEM_EXCEEDED = 5,
+	TB_SYN_QUEUE_FULL = 6,
 };
 
 union tb_payload {
@@ -36,6 +37,13 @@ union tb_payload {
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
 		__u64 tcp_mem[3];
 	} mem;
+	struct {		/* TB_SYN_QUEUE_FULL */
+		__u64 qlen;		/* half-open requests queued on the listener */
+		__u64 max_ack_backlog;	/* the listener's backlog (listen() capped by somaxconn) */
+		__u64 max_syn_backlog;	/* the netns's tcp_max_syn_backlog */
+		__u64 syncookies;	/* the netns's tcp_syncookies */
+		__u64 port;		/* the listener's local port */
+	} syn;
 };
 
 struct tb_params {
@@ -383,5 +391,81 @@ SEC("kprobe/tcp_enter_memory_pressure")
 int BPF_KPROBE(bpfp_tb_mem_kp, struct sock *sk)
 {
 	mem_exceeded(sk);
+	return 0;
+}
+
+/* --- SYN queue: a listener's half-open requests reach what the kernel admits. With syncookies
+ * off, tcp_conn_request drops SYNs from unproven peers once the queue holds 3/4 of
+ * tcp_max_syn_backlog, and every SYN once it holds the listen backlog (tcp_syn_flood_action).
+ * Those drops free the SYN with consume_skb (no kfree_skb drop reason exists for them;
+ * TCP_LISTEN_OVERFLOW is the accept queue, which tcp_max_syn_backlog does not bound), so the
+ * signal is the SYN-ACK retransmit timer: requests that sit unanswered for a retransmit timeout
+ * are what fills the queue. It fires per lingering request, not per packet. --- */
+
+static __always_inline void check_syn_queue(struct sock *sk, int btf)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	struct bpfp_event *e;
+	struct net *net;
+	__u32 qlen, max_ack, max_syn, limit, n;
+	__u8 cookies;
+	__u64 netns;
+
+	if (!sk)
+		return;
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	net = RD(btf, sk, __sk_common.skc_net.net);
+	cookies = RD(btf, net, ipv4.sysctl_tcp_syncookies);
+	max_syn = RD(btf, net, ipv4.sysctl_max_syn_backlog);
+	max_ack = RD(btf, sk, sk_max_ack_backlog);
+	qlen = RD(btf, icsk, icsk_accept_queue.qlen.counter);
+	/* What the kernel admits without cookies: 3/4 of max_syn_backlog, the listen backlog. */
+	limit = cookies ? max_ack : max_syn - (max_syn >> 2);
+	if (limit > max_ack)
+		limit = max_ack;
+	if (qlen < limit)
+		return;
+	netns = RD(btf, net, ns.inum);
+	n = bpfp_rate_limit(netns, TB_SYN_QUEUE_FULL);
+	if (!n)
+		return;
+	e = bpfp_event_reserve(BPFP_TUNER_ID, TB_SYN_QUEUE_FULL, netns, n);
+	if (!e)
+		return;
+	bpfp_payload(e)->syn.qlen = qlen;
+	bpfp_payload(e)->syn.max_ack_backlog = max_ack;
+	bpfp_payload(e)->syn.max_syn_backlog = max_syn;
+	bpfp_payload(e)->syn.syncookies = cookies;
+	bpfp_payload(e)->syn.port = RD(btf, sk, __sk_common.skc_num);
+	bpfp_event_submit(e);
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(bpfp_tb_syn_btf, const struct sock *sk, const struct request_sock *req)
+{
+	check_syn_queue((struct sock *)sk, 1);
+	return 0;
+}
+
+SEC("tp/tcp/tcp_retransmit_synack")
+int bpfp_tb_syn_tp(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	check_syn_queue((struct sock *)BPF_CORE_READ(ctx, skaddr), 0);
+	return 0;
+}
+
+/* bpftune's attach point, for kernels where the tracepoints do not load: called when the queue is
+ * full (or cookies are always on), before the SYN is dropped or answered with a cookie. */
+SEC("fentry/tcp_syn_flood_action")
+int BPF_PROG(bpfp_tb_syn_fe, const struct sock *sk, const char *proto)
+{
+	check_syn_queue((struct sock *)sk, 1);
+	return 0;
+}
+
+SEC("kprobe/tcp_syn_flood_action")
+int BPF_KPROBE(bpfp_tb_syn_kp, const struct sock *sk, const char *proto)
+{
+	check_syn_queue((struct sock *)sk, 0);
 	return 0;
 }

@@ -101,7 +101,8 @@ Test switch: BPFPILOT_FAULT_INJECT, comma-separated: <tuner>:load, <tuner>:<hook
 program:<name> forces that tuner's load, that hook's attach or that program's load to fail (the
 daemon carries on without it, or falls back along the hook's chain); start:<step> fails start-up
 after <step> (journal, probe, tuners, ringbuf, servers), which must release what it acquired;
-sysctl:<name> makes that sysctl read as absent (as net.ipv6.* is with IPv6 disabled).`;
+sysctl:<name> makes that sysctl read as absent (as net.ipv6.* is with IPv6 disabled);
+tcp_buffer:memory-pressure makes TCP memory read as near pressure.`;
 
 function makeLogger(flags: RunFlags): Logger {
   return createLogger({

@@ -538,6 +538,7 @@ export class Daemon {
       atCeiling: (sysctl, netns, value, ceiling) =>
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
       watchedNetns: () => [this.opts.onlyNetns ?? GLOBAL_NETNS],
+      faultInjected: (fault) => this.opts.faultInject.includes(fault),
       now: () => performance.now(),
       managers: (sysctl) => this.managers(sysctl),
       managedSysctls: () => [

@@ -2,7 +2,8 @@
  * The tcp_buffer tuner: grows tcp_rmem/tcp_wmem max when sockets' buffers approach it (never for
  * application-locked sockets, never near memory pressure, braked while buffer size and latency
  * correlate), grows tcp_mem under pressure within nfbp/4, and enters and leaves the low-memory
- * settings. Decisions are the pure rules of tcp_buffer_rules.ts against live values.
+ * settings; under SYN-queue overflow grows tcp_max_syn_backlog or turns syncookies on
+ * (tcp_syn_backlog.ts). Decisions are the pure rules of tcp_buffer_rules.ts against live values.
  */
 import { CorrelationTable } from "../tuning/correlation.ts";
 import { INT_MAX } from "../tuning/domain.ts";
@@ -11,7 +12,8 @@ import { freeBufferPagesOrZero } from "../kernel/proc/zoneinfo.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import { changeDecision } from "../tuning/proposal.ts";
-import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
+import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
+import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
 import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
@@ -73,7 +75,19 @@ const TCP_BUFFER_HOOKS: HookDecl[] = [
     // The buffer hooks check memory too; this one only makes pressure visible sooner.
     optional: true,
   }),
+  tracepointChain({
+    name: "syn_queue",
+    description: "listener SYN queues at what the kernel admits (SYN-ACK retransmits)",
+    tracepoint: "tcp/tcp_retransmit_synack",
+    func: "tcp_syn_flood_action",
+    prefix: "bpfp_tb_syn",
+    // Without it the SYN-queue counters of the watched namespaces are polled instead.
+    optional: true,
+  }),
 ];
+
+/** Test switch (BPFPILOT_FAULT_INJECT): TCP memory reads as near pressure. */
+export const FAULT_MEMORY_PRESSURE = "tcp_buffer:memory-pressure";
 
 const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
 /**
@@ -104,6 +118,7 @@ class TcpBufferTuner {
   #lowMemory: LowMemoryChange[] | null = null;
   /** Before 5.16 the kernel's memory_allocated counts 4 KiB quanta rather than pages. */
   readonly #allocatedInQuanta: boolean;
+  readonly #syn: SynBacklogWatch;
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -111,6 +126,15 @@ class TcpBufferTuner {
     const k = kernelVersion();
     this.#floors = kernelDefaultTcpBufferMax(this.#nfbp, this.#page, k);
     this.#allocatedInQuanta = k.major < 5 || (k.major === 5 && k.minor < 16);
+    this.#syn = new SynBacklogWatch({
+      ctx,
+      rate: this.#rate,
+      memory: () => this.#memoryState(false),
+    });
+  }
+
+  onAttached(hooks: readonly string[]): void {
+    this.#syn.hooked = hooks.includes("syn_queue");
   }
 
   configure(obj: import("../libbpf/object.ts").BpfObject): void {
@@ -130,10 +154,25 @@ class TcpBufferTuner {
       case KIND.TB_MEM_EXHAUSTION:
       case KIND.TB_MEM_EXCEEDED:
         return this.#memory(ev);
+      case KIND.TB_SYN_QUEUE_FULL:
+        return this.#syn.onQueueFull(
+          netnsKey(ev.netns),
+          readPayload(ev.data, contract.payload.syn),
+          ev.count,
+        );
     }
   }
 
+  metrics(): TunerMetric[] {
+    return this.#syn.metrics();
+  }
+
+  summary(): string[] {
+    return this.#syn.summary();
+  }
+
   onTick(): void {
+    this.#syn.onTick();
     if (!this.#lowMemory) return;
     if (this.#memoryState(false) !== "normal") return;
     const live: Record<string, number | null> = {};
@@ -148,6 +187,7 @@ class TcpBufferTuner {
     underPressure: boolean,
     tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS),
   ): MemoryState | null {
+    if (this.ctx.faultInjected?.(FAULT_MEMORY_PRESSURE)) return "near-pressure";
     const pages = tcpAllocatedPages();
     if (!tcpMem || pages === null) return null;
     return classifyTcpMemory({ tcpMem, allocatedPages: pages, underPressure, rate: this.#rate });

@@ -17,9 +17,11 @@ import {
   domainLookup,
   INT_MAX,
   POSITIVE_INT_DOMAIN,
+  SYN_BACKLOG_DOMAIN,
+  SYNCOOKIES_DOMAIN,
   withinDomain,
 } from "../tuning/domain.ts";
-import { grow, type LearningRate, nearlyFull, shrink } from "../tuning/learning_rate.ts";
+import { type LearningRate, nearlyFull, shrink } from "../tuning/learning_rate.ts";
 import { proportionalGrowth } from "../tuning/growth.ts";
 import type { Decision, RuleProposal } from "../tuning/proposal.ts";
 import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
@@ -66,9 +68,9 @@ export const TCP_BUFFER_TUNABLES: TunableDecl[] = [
     values: 1,
     scope: "netns",
     optional: true,
-    domain: { min: 0, max: 2 },
+    domain: SYNCOOKIES_DOMAIN,
   },
-  { sysctl: SYSCTL.maxSynBacklog, values: 1, scope: "netns", domain: POSITIVE_INT_DOMAIN },
+  { sysctl: SYSCTL.maxSynBacklog, values: 1, scope: "netns", domain: SYN_BACKLOG_DOMAIN },
   { sysctl: SYSCTL.maxOrphans, values: 1, scope: "global", domain: POSITIVE_INT_DOMAIN },
 ];
 
@@ -168,10 +170,6 @@ export const TCP_BUFFER_SCENARIOS: readonly ScenarioDecl[] = [
 
 /** bpftune TCP_SYN_BACKLOG_MIN: the SYN backlog is never shrunk below this. */
 export const TCP_SYN_BACKLOG_MIN = 128;
-/** bpftune TCP_SYNCOOKIES_BAD_COUNT: this many failed cookies and no good one = ineffective. */
-export const TCP_SYNCOOKIES_BAD_COUNT = 1024;
-/** bpftune CORR_THRESHOLD, used for the SYN-flood / accepted-connections correlation. */
-export const ACCEPT_CORRELATION_THRESHOLD = 0.75;
 
 export type Triple = readonly number[];
 
@@ -195,7 +193,7 @@ function scenarioName(id: number): string {
   return TCP_BUFFER_SCENARIOS[id].name;
 }
 
-function isCount(v: unknown): v is number {
+export function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
@@ -204,7 +202,7 @@ function isTriple(v: Triple | undefined): v is Triple {
 }
 
 /** A change, or null when it is none or would write a value the sysctl does not take plainly. */
-function change(
+export function change(
   scenario: number,
   sysctl: string,
   from: readonly number[],
@@ -547,83 +545,4 @@ export function leaveLowMemory(
     if (d?.kind === "change") proposals.push(d.proposal);
   }
   return proposals;
-}
-
-export interface SynFloodInput {
-  /** Live tcp_max_syn_backlog of the listener's netns. */
-  maxSynBacklog: number;
-  /** Live tcp_syncookies (0 off, 1 on overflow, 2 always); null when the sysctl is absent. */
-  syncookies: number | null;
-  /** Only cookies this daemon turned on are ever turned off again. */
-  syncookiesEnabledByUs: boolean;
-  /** TcpExt SyncookiesFailed / SyncookiesRecv of the netns; null when unreadable. */
-  syncookiesFailed: number | null;
-  syncookiesRecv: number | null;
-  memory: MemoryState;
-  /** Correlation of SYN floods with established connections; null with too few samples. */
-  acceptCorrelation: number | null;
-  rate: LearningRate;
-  threshold?: number;
-}
-
-/**
- * A listener overflowed its SYN queue. In order: turn off syncookies we enabled if none ever
- * validated; in low memory prefer syncookies to a bigger backlog (and never grow it); if floods
- * do not go with accepted connections (an attack) shrink the backlog; else grow it.
- */
-export function synFloodDecision(input: SynFloodInput): Decision | null {
-  const { maxSynBacklog: backlog, syncookies: cookies, rate } = input;
-  if (!isCount(backlog) || backlog === 0) return null;
-
-  if (
-    isCount(cookies) && cookies > 0 && input.syncookiesEnabledByUs &&
-    isCount(input.syncookiesFailed) && input.syncookiesFailed >= TCP_SYNCOOKIES_BAD_COUNT &&
-    input.syncookiesRecv === 0
-  ) {
-    return change(
-      SCENARIO.syncookiesDisable,
-      SYSCTL.syncookies,
-      [cookies],
-      [0],
-      `Due to receiving ${input.syncookiesFailed} invalid syncookies and no valid ones, disable ` +
-        `'${SYSCTL.syncookies}' as they are ineffective under current network conditions`,
-    );
-  }
-
-  if (input.memory !== "normal") {
-    if (cookies !== 0) return null;
-    return change(
-      SCENARIO.syncookiesEnable,
-      SYSCTL.syncookies,
-      [0],
-      [1],
-      `Due to low memory conditions under SYN flood, enable '${SYSCTL.syncookies}' rather ` +
-        `than increasing max SYN backlog`,
-    );
-  }
-
-  const threshold = input.threshold ?? ACCEPT_CORRELATION_THRESHOLD;
-  if (input.acceptCorrelation !== null && input.acceptCorrelation < threshold) {
-    const target = clampShrink(backlog, shrink(backlog, rate), TCP_SYN_BACKLOG_MIN);
-    return change(
-      SCENARIO.synBacklogDecrease,
-      SYSCTL.maxSynBacklog,
-      [backlog],
-      [target],
-      `Due to SYN flood not correlated with TCP connection acceptance - suggesting an attack - ` +
-        `reduce '${SYSCTL.maxSynBacklog}' from ${backlog} -> ${target}`,
-    );
-  }
-
-  if (backlog >= INT_MAX) {
-    return { kind: "at-ceiling", sysctl: SYSCTL.maxSynBacklog, value: [backlog], ceiling: INT_MAX };
-  }
-  return change(
-    SCENARIO.synBacklogIncrease,
-    SYSCTL.maxSynBacklog,
-    [backlog],
-    [clampGrowth(backlog, grow(backlog, rate), INT_MAX)],
-    `Due to SYN flood events on a system with TCP syncookies disabled and no low memory issues, ` +
-      `increase '${SYSCTL.maxSynBacklog}'`,
-  );
 }

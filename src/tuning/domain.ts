@@ -24,6 +24,20 @@ export const BOOLEAN_DOMAIN: ValueDomain = { min: 0, max: 1 };
 /** An `int` where 0 means something other than "a small value" (rejected, off, or starved). */
 export const POSITIVE_INT_DOMAIN: ValueDomain = { min: 1, max: INT_MAX };
 
+/**
+ * net.ipv4.tcp_syncookies: 0 off, 1 cookies when a listener's SYN queue overflows, 2 always
+ * (every handshake loses its TCP options' negotiation). bpfpilot itself writes only 0 and 1.
+ */
+export const SYNCOOKIES_DOMAIN: ValueDomain = { min: 0, max: 2 };
+
+/**
+ * net.ipv4.tcp_max_syn_backlog: with syncookies off, SYNs from unproven peers are dropped once a
+ * listener holds 3/4 of it half-open. 0 would drop them all (not "a small queue"). The kernel
+ * caps no further; the tuner's growth stops where 3/4 of it covers the listener's own backlog
+ * (listen() capped by somaxconn), past which the backlog, not this sysctl, is the limit.
+ */
+export const SYN_BACKLOG_DOMAIN: ValueDomain = POSITIVE_INT_DOMAIN;
+
 /** True when every value is an integer the domain accepts with its plain meaning. */
 export function withinDomain(domain: ValueDomain, values: readonly number[]): boolean {
   const { min, max } = domain;

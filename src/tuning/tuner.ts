@@ -70,6 +70,8 @@ export interface TunerContext {
    * driven hooks see every namespace; a poll cannot enumerate them cheaply.
    */
   watchedNetns(): string[];
+  /** True when the test switch BPFPILOT_FAULT_INJECT names `fault` (e.g. a simulated state). */
+  faultInjected?(fault: string): boolean;
   /** Milliseconds, monotonic; injected so tests need no sleeping. */
   now(): number;
   /** Tuners that manage `sysctl` (dotted), in load order: for the admin-override detector. */

@@ -48,6 +48,8 @@ export class FakeTunerContext implements TunerContext {
   managed: Record<string, string[]> = {};
   /** "sysctl\0values" of bpfpilot's own recent writes. */
   readonly ownWrites = new Set<string>();
+  /** Faults a test injects (BPFPILOT_FAULT_INJECT's names). */
+  readonly faults = new Set<string>();
   /** Namespaces where the admin took one of this tuner's sysctls over. */
   readonly tunerOverrides = new Set<string>();
   /** What takenOverIn() answers: the journal's overrides of this tuner. */
@@ -100,6 +102,10 @@ export class FakeTunerContext implements TunerContext {
 
   now(): number {
     return this.clock;
+  }
+
+  faultInjected(fault: string): boolean {
+    return this.faults.has(fault);
   }
 
   managers(sysctl: string): string[] {

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { INT_MAX } from "../../src/tuning/domain.ts";
-import type { RuleProposal } from "../../src/tuning/proposal.ts";
+import { changeOf, NAME } from "../support/tcp_buffer_names.ts";
 import {
   bufferDecision,
   type BufferInput,
   classifyTcpMemory,
-  type Decision,
   enterLowMemory,
   leaveLowMemory,
   lowMemoryChanges,
@@ -13,35 +12,12 @@ import {
   type MemoryState,
   moderateRcvbufDecision,
   SCENARIO,
-  synFloodDecision,
-  type SynFloodInput,
   SYSCTL,
   TCP_BUFFER_SCENARIOS,
   TCP_BUFFER_TUNABLES,
   tcpMemDecisions,
   type TcpMemInput,
 } from "../../src/tuners/tcp_buffer_rules.ts";
-
-const NAME = {
-  increase: "need to increase TCP buffer size(s)",
-  decrease: "need to decrease TCP buffer size(s)",
-  latency: "need to decrease TCP buffer size due to latency",
-  pressure: "approaching TCP memory pressure",
-  exhaustion: "approaching TCP memory exhaustion",
-  moderate: "match receive buffer size with throughput needs",
-  lowEnter: "set tunable on entering low-memory state",
-  lowLeave: "unset tunable set earlier in low-memory state",
-  synIncrease: "increase maximum syn backlog under load since syncookies are disabled",
-  synDecrease: "decrease maximum syn backlog due to large numbers of uncompleted connections",
-  cookiesOn: "enable syncookies as furthern SYN backlog increases do not help",
-  cookiesOff: "disable syncookies as they are ineffective",
-};
-
-function changeOf(d: Decision | null | undefined): RuleProposal {
-  assert.ok(d, "expected a decision, got none");
-  assert.equal(d.kind, "change", `expected a change, got ${JSON.stringify(d)}`);
-  return (d as { proposal: RuleProposal }).proposal;
-}
 
 // ---------------------------------------------------------------- scenario and tunable tables
 
@@ -588,109 +564,4 @@ Deno.test("leaveLowMemory restores exactly what entering changed, if still ours"
   }
   assert.deepEqual(leaveLowMemory(memo, {}), []);
   assert.deepEqual(leaveLowMemory([], { [SYSCTL.noMetricsSave]: 1 }), []);
-});
-
-// ---------------------------------------------------------------- SYN flood
-
-function syn(overrides: Partial<SynFloodInput> = {}): SynFloodInput {
-  return {
-    maxSynBacklog: 2048,
-    syncookies: 0,
-    syncookiesEnabledByUs: false,
-    syncookiesFailed: null,
-    syncookiesRecv: null,
-    memory: "normal",
-    acceptCorrelation: null,
-    rate: 4,
-    ...overrides,
-  };
-}
-
-Deno.test("SYN flood: grows the backlog when nothing argues against it", () => {
-  assert.deepEqual(changeOf(synFloodDecision(syn())), {
-    scenario: NAME.synIncrease,
-    sysctl: "net.ipv4.tcp_max_syn_backlog",
-    from: [2048],
-    to: [2560],
-    reason: "Due to SYN flood events on a system with TCP syncookies disabled and no low memory " +
-      "issues, increase 'net.ipv4.tcp_max_syn_backlog'",
-  });
-  assert.equal(changeOf(synFloodDecision(syn({ syncookies: 1 }))).to[0], 2560);
-  assert.equal(changeOf(synFloodDecision(syn({ rate: 0 }))).to[0], 2080);
-});
-
-Deno.test("SYN flood: disables only cookies we enabled, once 1024 failed and none validated", () => {
-  const ineffective = { syncookiesEnabledByUs: true, syncookiesFailed: 1024, syncookiesRecv: 0 };
-  assert.deepEqual(changeOf(synFloodDecision(syn({ ...ineffective, syncookies: 1 }))), {
-    scenario: NAME.cookiesOff,
-    sysctl: "net.ipv4.tcp_syncookies",
-    from: [1],
-    to: [0],
-    reason: "Due to receiving 1024 invalid syncookies and no valid ones, disable " +
-      "'net.ipv4.tcp_syncookies' as they are ineffective under current network conditions",
-  });
-  assert.deepEqual(changeOf(synFloodDecision(syn({ ...ineffective, syncookies: 2 }))).from, [2]);
-  const notYet: Partial<SynFloodInput>[] = [
-    { ...ineffective, syncookies: 1, syncookiesFailed: 1023 },
-    { ...ineffective, syncookies: 1, syncookiesRecv: 1 },
-    { ...ineffective, syncookies: 1, syncookiesRecv: null },
-    { ...ineffective, syncookies: 1, syncookiesEnabledByUs: false }, // the kernel default's 1
-    { ...ineffective, syncookies: 0 },
-  ];
-  for (const o of notYet) {
-    assert.equal(changeOf(synFloodDecision(syn(o))).scenario, NAME.synIncrease, JSON.stringify(o));
-  }
-});
-
-Deno.test("SYN flood: in low memory enables syncookies instead of growing the backlog", () => {
-  for (const memory of ["near-pressure", "under-pressure", "near-exhaustion"] as MemoryState[]) {
-    assert.deepEqual(changeOf(synFloodDecision(syn({ memory }))), {
-      scenario: NAME.cookiesOn,
-      sysctl: "net.ipv4.tcp_syncookies",
-      from: [0],
-      to: [1],
-      reason: "Due to low memory conditions under SYN flood, enable 'net.ipv4.tcp_syncookies' " +
-        "rather than increasing max SYN backlog",
-    });
-    assert.equal(synFloodDecision(syn({ memory, syncookies: 1 })), null, memory);
-    assert.equal(synFloodDecision(syn({ memory, syncookies: null })), null, memory);
-  }
-});
-
-Deno.test("SYN flood: floods uncorrelated with accepted connections shrink the backlog", () => {
-  assert.deepEqual(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.5 }))), {
-    scenario: NAME.synDecrease,
-    sysctl: "net.ipv4.tcp_max_syn_backlog",
-    from: [2048],
-    to: [1536],
-    reason: "Due to SYN flood not correlated with TCP connection acceptance - suggesting an " +
-      "attack - reduce 'net.ipv4.tcp_max_syn_backlog' from 2048 -> 1536",
-  });
-  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.7499 }))).to[0], 1536);
-  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: 0.75 }))).to[0], 2560);
-  assert.equal(changeOf(synFloodDecision(syn({ acceptCorrelation: -0.2 }))).to[0], 1536);
-  assert.equal(
-    changeOf(synFloodDecision(syn({ acceptCorrelation: 0.8, threshold: 0.9 }))).to[0],
-    1536,
-  );
-  // never under 128, never raised by a "decrease"
-  assert.equal(
-    changeOf(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 150 }))).to[0],
-    128,
-  );
-  assert.equal(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 128 })), null);
-  assert.equal(synFloodDecision(syn({ acceptCorrelation: 0, maxSynBacklog: 64 })), null);
-});
-
-Deno.test("SYN flood: growth stops at INT_MAX; implausible backlogs give nothing", () => {
-  assert.equal(changeOf(synFloodDecision(syn({ maxSynBacklog: 2e9 }))).to[0], INT_MAX);
-  assert.deepEqual(synFloodDecision(syn({ maxSynBacklog: INT_MAX })), {
-    kind: "at-ceiling",
-    sysctl: SYSCTL.maxSynBacklog,
-    value: [INT_MAX],
-    ceiling: INT_MAX,
-  });
-  for (const maxSynBacklog of [0, -1, NaN, 1.5]) {
-    assert.equal(synFloodDecision(syn({ maxSynBacklog })), null, String(maxSynBacklog));
-  }
 });

@@ -7,10 +7,12 @@ import { inNetns } from "../netns.ts";
 import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "./snmp.ts";
 import { parseSockstat } from "./sockstat.ts";
 
-export type NetFile = "snmp" | "snmp6" | "sockstat" | "sockstat6";
+export type NetFile = "snmp" | "snmp6" | "netstat" | "sockstat" | "sockstat6";
 
 export interface NetnsCounters {
   snmp: CounterTable | null;
+  /** /proc/net/netstat: TcpExt and IpExt. */
+  netstat: CounterTable | null;
   snmp6: ReadonlyMap<string, number> | null;
   sockstat: CounterTable | null;
   sockstat6: CounterTable | null;
@@ -26,14 +28,20 @@ function readOptional(path: string): string | null {
 
 /** Reads only the files asked for (each read costs a /proc walk). */
 export function readNetnsCounters(netns: string, files: readonly NetFile[]): NetnsCounters {
-  const out: NetnsCounters = { snmp: null, snmp6: null, sockstat: null, sockstat6: null };
+  const out: NetnsCounters = {
+    snmp: null,
+    netstat: null,
+    snmp6: null,
+    sockstat: null,
+    sockstat6: null,
+  };
   try {
     inNetns(netns, () => {
       for (const f of files) {
         const text = readOptional(`/proc/thread-self/net/${f}`);
         if (text === null) continue;
         if (f === "snmp6") out.snmp6 = parseSnmp6(text);
-        else if (f === "snmp") out.snmp = parseHeaderValuePairs(text);
+        else if (f === "snmp" || f === "netstat") out[f] = parseHeaderValuePairs(text);
         else out[f] = parseSockstat(text);
       }
     });
