@@ -404,7 +404,7 @@ int BPF_KPROBE(bpfp_tb_mem_kp, struct sock *sk)
 
 static __always_inline void check_syn_queue(struct sock *sk, int btf)
 {
-	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	struct tcp_sock *tp;
 	struct bpfp_event *e;
 	struct net *net;
 	__u32 qlen, max_ack, max_syn, limit, n;
@@ -418,7 +418,11 @@ static __always_inline void check_syn_queue(struct sock *sk, int btf)
 	cookies = RD(btf, net, ipv4.sysctl_tcp_syncookies);
 	max_syn = RD(btf, net, ipv4.sysctl_max_syn_backlog);
 	max_ack = RD(btf, sk, sk_max_ack_backlog);
-	qlen = RD(btf, icsk, icsk_accept_queue.qlen.counter);
+	/* Typed access past struct sock needs the checked cast (a listener is a full tcp_sock). */
+	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
+	if (!tp)
+		return;
+	qlen = RD(btf, tp, inet_conn.icsk_accept_queue.qlen.counter);
 	/* What the kernel admits without cookies: 3/4 of max_syn_backlog, the listen backlog. */
 	limit = cookies ? max_ack : max_syn - (max_syn >> 2);
 	if (limit > max_ack)
