@@ -426,19 +426,19 @@ class TcpConnTuner {
       ),
       m("explored", "counter", "Connections given a random candidate (exploration).", c.explored),
       m(
-        "retransmit_callbacks",
+        "retransmits",
         "counter",
         "Retransmissions seen by the loss check (connections not yet on bbr).",
         c.retransmits,
       ),
       m(
-        "over_loss_threshold",
+        "over_threshold",
         "counter",
         "Of those, retransmissions that found the connection over 1/64 of its segments sent.",
         c.overLossThreshold,
       ),
       m(
-        "callbacks_refused",
+        "no_callbacks",
         "counter",
         "Connections whose state or retransmission callbacks the kernel would not enable.",
         c.callbackRefused,

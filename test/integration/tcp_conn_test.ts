@@ -228,8 +228,8 @@ Deno.test({
       assert.equal(run.failed, 0);
       const rows = await settledPaths(sb, CONNECTIONS * 0.9);
       const metrics = await query(sb, ["metrics"]);
-      const retransmits = counter(metrics, "retransmit_callbacks_total");
-      const over = counter(metrics, "over_loss_threshold_total");
+      const retransmits = counter(metrics, "retransmits_total");
+      const over = counter(metrics, "over_threshold_total");
       console.log(
         `paths after ${CONNECTIONS} connections (${run.ms} ms):\n${await query(sb, ["paths"])}` +
           `loss check: ${retransmits} retransmissions seen, ${over} over 1/64 of segments sent`,
@@ -245,7 +245,7 @@ Deno.test({
 
       // The loss check saw the lossy path's retransmissions and switched its connections.
       assert.ok(retransmits > 0 && over > 0, `retransmissions ${retransmits}, over ${over}`);
-      assert.equal(counter(metrics, "callbacks_refused_total"), 0);
+      assert.equal(counter(metrics, "no_callbacks_total"), 0);
       assert.ok(lossy.forced > 0, "some lossy connections were switched to bbr for loss");
       const bbr = lossy.ran.bbr ?? 0;
       assert.ok(bbr > lossy.samples / 2, `lossy path: ${bbr} of ${lossy.samples} sampled ran bbr`);
