@@ -106,6 +106,21 @@ Deno.test("bash completion: commands, query verbs and tuner names from the regis
   // An option's value is not taken for the command.
   assert.deepEqual(bashComplete("bpfpilot", "--state-dir", "/nonexistent", "su"), ["support"]);
   assert.ok(bashComplete("bpfpilot", "").includes("audit"));
+  // Nested commands: `config check|show`, then the file and the subcommands' options.
+  assert.deepEqual(bashComplete("bpfpilot", "config", ""), ["check", "show"]);
+  assert.ok(bashComplete("bpfpilot", "config", "check", "--j").includes("--json"));
+});
+
+Deno.test({
+  name: "man page: the nested config commands are listed with their arguments and options",
+  ignore: !have("man"),
+  fn() {
+    const { text } = manText("bpfpilot.8");
+    assert.match(text, /bpfpilot config check \[options\] \[file\]/);
+    assert.match(text, /config check \[file\]\s+validate\s+a\s+configuration\s+file/);
+    assert.match(text, /config show\s+print\s+the\s+settings\s+a\s+daemon/);
+    assert.match(text, /\/etc\/bpfpilot\/bpfpilot\.conf\s+The\s+configuration\s+file\s+\(TOML\)/);
+  },
 });
 
 Deno.test({
