@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 
@@ -28,6 +36,21 @@ Deno.test("bundle: the bundle runs alone from another directory (objects embedde
     assert.match(out.trim(), /^\d+\.\d+\.\d+$/);
     const text = readFileSync(join(dir, "bpfpilot.js"), "utf8");
     assert.ok(!text.includes('.bpf.o"'), "no BPF object file is looked up at run time");
+    // The TOML parser (an npm package) is inside too: the bundle checks a configuration file.
+    writeFileSync(
+      join(dir, "bpfpilot.conf"),
+      'learning-rate = 2\n[tuner.tcp_buffer]\npolicy = "advise-only"\n',
+      {
+        mode: 0o644,
+      },
+    );
+    const check = spawnSync(
+      DENO,
+      ["run", "-A", "--no-config", "bpfpilot.js", "config", "check", "bpfpilot.conf"],
+      { cwd: dir, encoding: "utf8" },
+    );
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stdout, /bpfpilot\.conf: valid \(1 setting\(s\), 1 policy rule\(s\)\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(built, { recursive: true, force: true });
