@@ -70,6 +70,8 @@ Deno.test("units: the audit is advice-only, findings are not failures, the timer
   assert.deepEqual(daemon.get("ProtectKernelTunables"), ["no"]);
   assert.match(daemon.get("ExecStart")![0], /^\/usr\/bin\/bpfpilot run \$BPFPILOT_ARGS$/);
   assert.deepEqual(daemon.get("EnvironmentFile"), ["-/etc/default/bpfpilot"]);
+  // `systemctl reload bpfpilot`: SIGHUP re-reads bpfpilot.conf and sysctl.d without a restart.
+  assert.deepEqual(daemon.get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
   assert.ok(
     daemon.get("After")![0].split(" ").includes("systemd-sysctl.service"),
     "starts after /etc/sysctl.d is applied",
