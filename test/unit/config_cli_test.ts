@@ -86,3 +86,43 @@ Deno.test("config show: flags over the file over the defaults, as TOML or JSON",
   assert.equal(broken.status, 1);
   assert.match(broken.stderr, /b\.conf:1: unknown key 'x'/);
 });
+
+Deno.test({
+  name: "run refuses to start with an unsafe, broken or missing --config (before any BPF)",
+  ignore: Deno.uid() !== 0,
+  fn() {
+    // If the refusal ever failed, the injected fault stops start-up right after the journal step.
+    const run = (conf: string) =>
+      spawnSync(DENO, [
+        "run",
+        "-A",
+        join(ROOT, "src/main.ts"),
+        "run",
+        "-s",
+        "--config",
+        conf,
+        "--state-dir",
+        join(dir, "state"),
+        "--no-control-socket",
+      ], {
+        encoding: "utf8",
+        env: { ...Deno.env.toObject(), NO_COLOR: "1", BPFPILOT_FAULT_INJECT: "start:journal" },
+      });
+    const refused = (conf: string): string => {
+      const r = run(conf);
+      assert.equal(r.status, 1, r.stderr);
+      assert.doesNotMatch(r.stderr + r.stdout, /fault injected/, "refused before start-up began");
+      return r.stderr;
+    };
+    const open = file("open.conf", "advise = true\n");
+    chmodSync(open, 0o664);
+    let err = refused(open);
+    assert.match(err, /refusing configuration file .*open\.conf: it is writable by its group/);
+    assert.match(err, /run: chmod go-w /);
+    err = refused(file("typo.conf", "\nadvise = true\nrolback = true\n"));
+    assert.match(err, /typo\.conf:3: unknown key 'rolback' \(did you mean 'rollback'\?\)/);
+    assert.match(err, /or start with --no-config/);
+    err = refused(join(dir, "absent.conf"));
+    assert.match(err, /configuration file .*absent\.conf does not exist/);
+  },
+});
