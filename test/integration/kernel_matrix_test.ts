@@ -122,6 +122,12 @@ Deno.test("kernel-matrix summary: a hook the probe chose but the daemon could no
   withDir(productRun({ "out/daemon/stderr": `${expected}\nDue to x\n` }), (dir) => {
     assert.equal(judge(dir).result, "pass");
   });
+  // ... also when it quotes the load failure the probe saw (net_buffer on 5.10: no drop reasons)
+  const agreed = "bpfpilot: tuner tcp_buffer: optional hook sndbuf unavailable: the kernel " +
+    "rejected it as invalid (EINVAL) (prog 'bpfp_x': BPF program load failed: Invalid argument)";
+  withDir(productRun({ "out/daemon/stderr": `${agreed}\nDue to x\n` }), (dir) => {
+    assert.equal(judge(dir).result, "pass");
+  });
 });
 
 Deno.test("kernel-matrix summary: a daemon that dies in the window or exits non-zero fails", () => {
