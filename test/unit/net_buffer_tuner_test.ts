@@ -170,3 +170,20 @@ Deno.test("net_buffer: metrics and summary count what was seen", () => {
   assert.equal(byName.net_buffer_backlog_drops, 7);
   assert.match(t.tuner.summary()[0], /7 backlog drops/);
 });
+
+Deno.test("net_buffer: bpftune's admin-disable list (§2.11) is what the override detector watches", async () => {
+  const { TUNERS } = await import("../../src/tuners/registry.ts");
+  const managed = new Set(TUNERS.flatMap((t) => t.tunables.map((x) => x.sysctl)));
+  for (
+    const name of [
+      "net.core.netdev_max_backlog",
+      "net.core.flow_limit_cpu_bitmap",
+      "net.core.netdev_budget",
+      "net.core.netdev_budget_usecs",
+      "net.core.high_order_alloc_disable",
+    ]
+  ) {
+    assert.ok(managed.has(name), name);
+    assert.ok(netBufferTuner.tunables.some((t) => t.sysctl === name), name);
+  }
+});
