@@ -118,6 +118,7 @@ const TCPMEM = byId("BPFP-TCP-MEM-PRESSURE");
 const MODERATE = byId("BPFP-TCP-MODERATE-RCVBUF");
 const COOKIES = byId("BPFP-TCP-SYNCOOKIES");
 const LISTEN = byId("BPFP-TCP-LISTEN-OVERFLOW");
+const SYNBACKLOG = byId("BPFP-TCP-MAX-SYN-BACKLOG");
 const BACKLOG = byId("BPFP-NETDEV-BACKLOG-DROPS");
 const SQUEEZE = byId("BPFP-NETDEV-BUDGET-SQUEEZE");
 const HIGHORDER = byId("BPFP-NET-HIGH-ORDER-ALLOC");
@@ -402,6 +403,35 @@ const CASES: Case[] = [
     sysctls: { "net.ipv4.tcp_syncookies": "0" },
     counters: tcpExt({ TCPReqQFullDrop: 10 }),
     expect: { status: "finding", severity: "warning", reason: /10 since boot/ },
+  },
+
+  // tcp_max_syn_backlog: the tuner's synFloodDecision decides
+  {
+    name: "syn backlog: SYN-queue drops with cookies off recommend the tuner's growth",
+    check: SYNBACKLOG,
+    sysctls: { "net.ipv4.tcp_max_syn_backlog": "512", "net.ipv4.tcp_syncookies": "0" },
+    counters: tcpExt({ ListenDrops: 30, ListenOverflows: 10 }),
+    expect: { status: "finding", severity: "warning", recommended: [640], reason: /20 since boot/ },
+  },
+  {
+    name: "syn backlog: accept-queue overflows alone are not SYN-queue drops",
+    check: SYNBACKLOG,
+    sysctls: { "net.ipv4.tcp_max_syn_backlog": "512", "net.ipv4.tcp_syncookies": "0" },
+    counters: tcpExt({ ListenDrops: 10, ListenOverflows: 10 }),
+    expect: { status: "pass" },
+  },
+  {
+    name: "syn backlog: with syncookies on it does not limit",
+    check: SYNBACKLOG,
+    sysctls: { "net.ipv4.tcp_max_syn_backlog": "512", "net.ipv4.tcp_syncookies": "1" },
+    counters: tcpExt({ ListenDrops: 30, ListenOverflows: 0 }),
+    expect: { status: "pass" },
+  },
+  {
+    name: "syn backlog: offline (no counters) is skipped",
+    check: SYNBACKLOG,
+    sysctls: { "net.ipv4.tcp_max_syn_backlog": "512", "net.ipv4.tcp_syncookies": "0" },
+    expect: { status: "skip" },
   },
 
   // somaxconn

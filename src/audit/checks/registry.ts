@@ -5,6 +5,7 @@ import { neigh6TableOverflow, neighTableOverflow } from "./neigh.ts";
 import { netdevBacklogDrops, netdevBudgetSqueeze, netHighOrderAlloc } from "./netdev.ts";
 import {
   tcpListenOverflow,
+  tcpMaxSynBacklog,
   tcpMemPressure,
   tcpModerateRcvbuf,
   tcpRmemMax,
@@ -19,6 +20,7 @@ export const STATIC_CHECKS: readonly CheckDefinition[] = [
   tcpMemPressure,
   tcpModerateRcvbuf,
   tcpSyncookies,
+  tcpMaxSynBacklog,
   tcpListenOverflow,
   netdevBacklogDrops,
   netdevBudgetSqueeze,

@@ -22,6 +22,11 @@ import {
 import type { CheckDefinition } from "./input.ts";
 import { stockTcpBufferMax } from "../../tuners/tcp_buffer_limits.ts";
 import { moderateRcvbufDecision } from "../../tuners/tcp_buffer_rules.ts";
+import {
+  synCounters,
+  synFloodDecision,
+  synQueueDrops,
+} from "../../tuners/tcp_syn_backlog_rules.ts";
 
 /** Kernel default (>= 5.4): below it a limit is smaller than a stock kernel's. */
 export const SOMAXCONN_DEFAULT = 4096;
@@ -238,6 +243,55 @@ export const tcpSyncookies: CheckDefinition = {
       "syncookies are off (kernel default is 1)",
       finding(this, "info", [0], [1], [
         currentEvidence("tcp_syncookies is 0; the kernel default is 1"),
+      ]),
+    );
+  },
+};
+
+export const tcpMaxSynBacklog: CheckDefinition = {
+  id: "BPFP-TCP-MAX-SYN-BACKLOG",
+  title: "SYNs dropped at the SYN queue while tcp_max_syn_backlog limits it (syncookies off)",
+  tunable: "net.ipv4.tcp_max_syn_backlog",
+  rationale: "With tcp_syncookies=0 the kernel drops SYNs from unknown peers once a listener " +
+    "holds 3/4 of tcp_max_syn_backlog half-open. SYN-queue drops are TcpExt ListenDrops minus " +
+    "ListenOverflows (the accept queue's). The tcp_buffer tuner's rule decides the new value " +
+    "(memory assumed normal; the daemon also weighs memory and accepted connections).",
+  offline: true,
+  evaluate(input) {
+    const v = readNumeric(input, this.tunable);
+    if (!v.ok) return v.outcome;
+    const cookies = readNumeric(input, "net.ipv4.tcp_syncookies");
+    const syncookies = cookies.ok ? cookies.value[0] : null;
+    if (syncookies !== null && syncookies !== 0) {
+      return pass("syncookies are on: tcp_max_syn_backlog does not limit the SYN queue");
+    }
+    const drops = readCounter(
+      input,
+      (s) => synQueueDrops(synCounters(s.netstat, null)) ?? undefined,
+    );
+    if (drops === null) return skip(noCounterReason(input, "TcpExt ListenDrops"));
+    if (drops.sinceBoot === 0) return pass("no SYNs dropped at the SYN queue");
+    // The tuner's own rule decides, so audit and daemon cannot disagree.
+    const decision = synFloodDecision({
+      maxSynBacklog: v.value[0],
+      syncookies,
+      cookiesSinceOn: null,
+      memory: "normal",
+      acceptCorrelation: null,
+      rate: 4,
+    });
+    if (decision?.kind !== "change") {
+      return pass(`SYN-queue drops ${describeCounter(drops, input.windowSeconds)}, at the limit`);
+    }
+    return outcome(
+      `syncookies off and SYNs dropped at the SYN queue ` +
+        describeCounter(drops, input.windowSeconds),
+      finding(this, severityFor("warning", drops), v.value, decision.proposal.to, [
+        ...counterEvidence(
+          "SYNs dropped at the SYN queue (TcpExt ListenDrops - ListenOverflows)",
+          drops,
+        ),
+        currentEvidence(`tcp_max_syn_backlog is ${v.value[0]}, tcp_syncookies is 0`),
       ]),
     );
   },
