@@ -7,6 +7,7 @@
  *   lifecycle   daemon exec to hooks attached (cold and warm probe cache), idle RSS/CPU, SIGTERM
  *   hooks       daemon CPU and events to userspace while a tcp_buffer hook fires ~10k/s
  *   throughput  iperf3 over a constrained veth link with and without the daemon, settle time
+ *   lossy       iperf3 over that link with 2 % loss: bbr (tcp_conn's choice there) vs cubic
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
@@ -25,10 +26,11 @@ import { journalSection } from "./bench/journal.ts";
 import { lifecycleSection } from "./bench/lifecycle.ts";
 import { envSeconds, row } from "./bench/report.ts";
 import { throughputSection } from "./bench/throughput.ts";
+import { lossyPathSection } from "./bench/lossy_path.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
-const ALL = ["foundation", "lifecycle", "hooks", "throughput", "journal"];
+const ALL = ["foundation", "lifecycle", "hooks", "throughput", "lossy", "journal"];
 
 function config() {
   const picked = (Deno.env.get("BPFPILOT_BENCH_SECTIONS") ?? "").split(",").map((s) => s.trim())
@@ -86,6 +88,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["lifecycle", ["ip", "bpftool"], () => lifecycleSection(ROOT, cfg.idleS)],
   ["hooks", ["ip", "bpftool"], () => hookLoadSection(ROOT, cfg.loadS)],
   ["throughput", ["ip", "tc", "iperf3", "ss"], () => throughputSection(ROOT, cfg)],
+  ["lossy", ["ip", "tc", "iperf3", "ss"], () => lossyPathSection(ROOT, cfg.iperfS)],
   ["journal", [], () => journalSection(ROOT, DENO)],
 ];
 let failed = 0;

@@ -8,7 +8,8 @@
  * bandwidth signal and swings wildly, which would hide the effect of the buffers.
  */
 import { BenchDaemon, daemonArgv, type Line } from "./daemon_process.ts";
-import { BenchNetns, tbf, vethLink } from "./netns.ts";
+import { BenchNetns, vethLink } from "./netns.ts";
+import { iperf3, type IperfResult, wanPath } from "./wan_path.ts";
 import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
 import { fmtRate, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
@@ -26,14 +27,6 @@ export interface ThroughputOptions {
   settleS: number;
 }
 
-interface IperfResult {
-  mbps: number;
-  /** Per-second throughput at the sender, Mbit/s. */
-  intervals: number[];
-  /** The sender's mean smoothed RTT, microseconds (0 when iperf3 does not report it). */
-  rttUs: number;
-}
-
 function mbit(bps: number): string {
   return `${bps.toFixed(1)} Mbit/s`;
 }
@@ -44,24 +37,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   );
   const rx = BenchNetns.create("rx"), tx = BenchNetns.create("tx");
   const { addrA: rxAddr, addrB: txAddr } = vethLink(rx, tx);
-  tbf(tx, "bpfb1", "100mbit", "32kb", "20ms"); // data path, queue ≤ 20 ms
-  tbf(rx, "bpfb0", "10mbit", "16kb", "40ms"); // ACK path, kept full below
-
-  const udpServer = tx.spawn(["iperf3", "-s", "-p", `${UDP_PORT}`]);
-  await tx.waitListening(UDP_PORT);
-  const udpFlood = rx.spawn([
-    "iperf3",
-    "-u",
-    "-c",
-    txAddr,
-    "-p",
-    `${UDP_PORT}`,
-    "-b",
-    "10.5M",
-    "-t",
-    "900",
-  ]);
-  await sleep(1000); // let the ACK-path queue fill
+  const path = await wanPath(rx, tx, txAddr, UDP_PORT);
 
   /** The receiving sockets' largest sk_rcvbuf (ss -m "rb") while `run` lasts. */
   const peakRcvbuf = async <T>(run: Promise<T>): Promise<[T, number]> => {
@@ -79,29 +55,8 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     return [result, peak];
   };
 
-  const iperf = async (seconds: number): Promise<IperfResult> => {
-    const server = rx.spawn(["iperf3", "-s", "-1", "-p", `${DATA_PORT}`]);
-    await rx.waitListening(DATA_PORT);
-    const client = tx.spawn(
-      ["iperf3", "-c", rxAddr, "-p", `${DATA_PORT}`, "-t", `${seconds}`, "-C", "cubic", "-J"],
-      { stdout: "piped" },
-    );
-    const out = await client.finished((seconds + 30) * 1000);
-    await server.finished(10_000);
-    if (out.code !== 0) throw new Error(`iperf3 failed: ${out.stdout.slice(0, 500)} ${out.stderr}`);
-    const j = JSON.parse(out.stdout) as {
-      end: {
-        sum_received: { bits_per_second: number };
-        streams?: { sender?: { mean_rtt?: number } }[];
-      };
-      intervals: { sum: { bits_per_second: number } }[];
-    };
-    return {
-      mbps: j.end.sum_received.bits_per_second / 1e6,
-      intervals: j.intervals.map((i) => i.sum.bits_per_second / 1e6),
-      rttUs: j.end.streams?.[0]?.sender?.mean_rtt ?? 0,
-    };
-  };
+  const iperf = (seconds: number): Promise<IperfResult> =>
+    iperf3(rx, tx, rxAddr, DATA_PORT, seconds, "cubic");
 
   rx.setSysctl("net.ipv4.tcp_rmem", KERNEL_RMEM);
   const [capacity, need] = await peakRcvbuf(iperf(o.iperfS));
@@ -218,8 +173,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     ),
   );
 
-  await udpFlood.stop();
-  await udpServer.stop();
+  await path.stop();
   await tx.delete();
   await rx.delete();
 }
