@@ -4,7 +4,7 @@
  * the two bpftune-shaped log lines, and the statistics.
  */
 import { formatSysctlValues, sysctlWLine } from "../kernel/sysctl.ts";
-import { describeNetns } from "../kernel/netns.ts";
+import { describeNetns, NetnsGoneError } from "../kernel/netns.ts";
 import type { Journal } from "./journal.ts";
 import type { Proposal } from "../tuning/proposal.ts";
 import type { RateGate } from "./rate_gate.ts";
@@ -124,6 +124,11 @@ export class ProposalApplier {
       journal.recordWritten(p.netns, p.sysctl, p.to);
     } catch (e) {
       gate.settle(p, "failed", now());
+      if (e instanceof NetnsGoneError) {
+        // Refused before writing: the namespace died, or the process whose path led to it moved.
+        log.info(`did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`, fields);
+        return false;
+      }
       log.error(
         `could not change ${p.sysctl} in ${describeNetns(p.netns)}: ${(e as Error).message}`,
         fields,

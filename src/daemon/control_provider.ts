@@ -5,7 +5,7 @@
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { VERSION } from "../version.ts";
-import { ANY_NETNS, findNetnsPath, GLOBAL_NETNS, parseNetnsKey } from "../kernel/netns.ts";
+import { ANY_NETNS, GLOBAL_NETNS, netnsRegistry, parseNetnsKey } from "../kernel/netns.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { ControlError } from "./control/protocol.ts";
 import type {
@@ -73,14 +73,15 @@ export interface ProviderDaemon {
   describeScenario(tuner: string, scenario: string): string;
 }
 
-/** How a namespace is shown: absent for the daemon's own, else its /run/netns name or its key. */
+/**
+ * How a namespace is shown: absent for the daemon's own, else its name (/run/netns, a container
+ * runtime's directory) or its key. From the registry's memory: no file system access.
+ */
 export function netnsDisplayName(key: string): string | undefined {
   if (key === GLOBAL_NETNS) return undefined;
   try {
     const inum = parseNetnsKey(key);
-    const path = inum === null ? null : findNetnsPath(inum);
-    const named = path === null ? null : /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(path);
-    return named ? named[1] : key;
+    return (inum === null ? null : netnsRegistry().nameOf(inum)) ?? key;
   } catch {
     return key;
   }

@@ -33,7 +33,14 @@ import { releaseKernelBtf } from "../libbpf/load.ts";
 import { setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
-import { describeNetns, findNetnsPath, parseNetnsKey } from "../kernel/netns.ts";
+import {
+  describeNetns,
+  netnsKey,
+  ownNetnsInum,
+  parseNetnsKey,
+  useNetnsRegistry,
+} from "../kernel/netns.ts";
+import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -106,6 +113,8 @@ export interface DaemonOptions {
 const TICK_MS = 1000;
 /** Journal records of namespaces that are gone are looked for every this many ticks. */
 const PRUNE_EVERY_TICKS = 30;
+/** Namespaces are rescanned (in the background) every this many ticks, and when one is unknown. */
+const NETNS_SCAN_EVERY_TICKS = 10;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
 const FATAL_EXIT_MS = 5000;
 
@@ -154,6 +163,10 @@ export class Daemon {
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
+  /** Every namespace the daemon knows (kernel/netns_registry.ts). */
+  readonly netns: NetnsRegistry;
+  /** Namespaces found destroyed since the last tick: their records go in one journal write. */
+  #destroyedNetns = new Set<string>();
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
   #stopped: Promise<void>;
@@ -167,6 +180,11 @@ export class Daemon {
     this.policy = opts.policy ?? new ConfigPolicy();
     this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners));
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
+    this.netns = new NetnsRegistry({
+      ownInum: ownNetnsInum(),
+      debug: (m) => opts.log.debug(m),
+      onDestroyed: (inum) => this.#destroyedNetns.add(netnsKey(inum)),
+    });
     this.#missingSysctls = new Set(
       opts.faultInject.filter((f) => f.startsWith("sysctl:")).map((f) => f.slice(7)),
     );
@@ -299,6 +317,8 @@ export class Daemon {
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#checkpoint("journal");
+    useNetnsRegistry(this.netns);
+    this.netns.discover();
     this.#applier = new ProposalApplier({
       journal: this.journal,
       gate: this.gate,
@@ -453,6 +473,7 @@ export class Daemon {
         }
         counters.events++;
         counters.folded += Math.max(0, ev.count - 1);
+        this.netns.observe(ev.netns, ev.pid);
         t.instance.onEvent?.(ev);
       });
     }
@@ -623,7 +644,11 @@ export class Daemon {
   }
 
   #tick(): void {
-    if (++this.#ticks % PRUNE_EVERY_TICKS === 1) this.#pruneGoneNamespaces();
+    if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
+    this.netns.tick();
+    if (this.#ticks % PRUNE_EVERY_TICKS === 1 || this.#destroyedNetns.size > 0) {
+      this.#pruneGoneNamespaces();
+    }
     for (const t of this.loaded) {
       try {
         t.instance.onTick?.();
@@ -639,12 +664,19 @@ export class Daemon {
     }
   }
 
-  /** Journal records of namespaces that are gone (see Journal.pruneNetns). */
+  /**
+   * Journal records and rate-gate state of namespaces that are gone (see Journal.pruneNetns):
+   * those a scan found destroyed, and those the registry does not know (records from before a
+   * restart).
+   */
   #pruneGoneNamespaces(): void {
+    const destroyed = this.#destroyedNetns;
+    this.#destroyedNetns = new Set();
+    for (const key of destroyed) this.gate.forgetNetns(key);
     try {
       const n = this.journal.pruneNetns((key) => {
         const inum = parseNetnsKey(key);
-        return inum !== null && findNetnsPath(inum) === null;
+        return destroyed.has(key) || (inum !== null && !this.netns.knows(inum));
       });
       if (n > 0) this.log.info(`forgot ${n} journal record(s) of network namespaces that are gone`);
     } catch (e) {

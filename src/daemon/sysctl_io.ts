@@ -26,7 +26,7 @@ export function liveSysctls(
     },
     write(sysctl, netns, values) {
       const { min, max } = domainOf(sysctl);
-      inNetns(netns, () => writeSysctl(sysctl, values, { min, max }));
+      inNetns(netns, () => writeSysctl(sysctl, values, { min, max }), { verifyCookie: true });
     },
   };
 }

@@ -4,9 +4,15 @@
  * other is "ns:<inum>". Sysctls of another namespace are read and written from inside it: the
  * main thread joins the namespace with setns(), does the synchronous /proc/sys I/O (Deno runs
  * sync file operations on the calling thread) and returns at once, never across an await.
+ *
+ * Identity: the key stays the inode (what every BPF program can read, on every kernel we load
+ * on), checked against the namespace's cookie (SO_NETNS_COOKIE, 5.14+) each time it is entered:
+ * inode numbers are reused once a namespace dies, cookies are not, so inode + cookie tells a new
+ * namespace from a dead one with its inode. Without cookies (5.10) only the inode is checked.
  */
 import { cstr } from "../libbpf/cstr.ts";
 import { errno, lib } from "../libbpf/runtime.ts";
+import { NetnsRegistry } from "./netns_registry.ts";
 
 const CLONE_NEWNET = 0x40000000;
 export const GLOBAL_NETNS = "global";
@@ -42,78 +48,30 @@ export function describeNetns(key: string): string {
   return key === GLOBAL_NETNS ? "global ns" : `non-global ns (inode ${key.slice(3)})`;
 }
 
-const pathCache = new Map<bigint, string>();
-
-function matches(path: string, inum: bigint): boolean {
-  try {
-    return netnsInumOf(path) === inum;
-  } catch {
-    return false;
-  }
-}
-
-/** Lookups that miss rescan /proc at most this often (named namespaces are always re-read). */
-const PROC_RESCAN_MS = 1000;
-let procScan: { at: number; paths: Map<bigint, string> } | null = null;
-
-function addPath(paths: Map<bigint, string>, p: string): void {
-  try {
-    const inum = netnsInumOf(p);
-    if (!paths.has(inum)) paths.set(inum, p);
-  } catch {
-    // gone meanwhile
-  }
-}
-
-function namedNetnsPaths(): Map<bigint, string> {
-  const paths = new Map<bigint, string>();
-  for (const dir of ["/run/netns", "/var/run/netns"]) {
-    try {
-      for (const e of Deno.readDirSync(dir)) addPath(paths, `${dir}/${e.name}`);
-    } catch {
-      // no named namespaces
-    }
-  }
-  return paths;
-}
-
-/** inum -> /proc/<pid>/ns/net of some process in it, for every namespace in one pass. */
-function procNetnsPaths(): Map<bigint, string> {
-  const paths = new Map<bigint, string>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (/^\d+$/.test(e.name)) addPath(paths, `/proc/${e.name}/ns/net`);
-  }
-  return paths;
-}
+let registry: NetnsRegistry | null = null;
 
 /**
- * A path that opens the namespace: a named one (/run/netns) first, else any process in it.
- * Null when no process holds it any more (the namespace is gone). One pass over /proc answers
- * every lookup for PROC_RESCAN_MS, so a thousand gone or unnamed namespaces cost one scan, not a
- * thousand, and a request never waits for more than one.
+ * The process's namespace registry (kernel/netns_registry.ts). The daemon replaces it at start
+ * with one that logs and tells it about destroyed namespaces; a command (rollback, query) gets a
+ * plain one that scans once, on first use.
  */
-export function findNetnsPath(inum: bigint): string | null {
-  const cached = pathCache.get(inum);
-  if (cached && matches(cached, inum)) return cached;
-  pathCache.delete(inum);
-  let found = namedNetnsPaths().get(inum);
-  if (!found) {
-    const now = performance.now();
-    if (!procScan || now - procScan.at > PROC_RESCAN_MS) {
-      procScan = { at: now, paths: procNetnsPaths() };
-    }
-    found = procScan.paths.get(inum);
+export function netnsRegistry(): NetnsRegistry {
+  if (!registry) {
+    registry = new NetnsRegistry({ ownInum: ownNetnsInum() });
+    registry.discover();
   }
-  if (found && matches(found, inum)) {
-    pathCache.set(inum, found);
-    return found;
-  }
-  return null;
+  return registry;
+}
+
+export function useNetnsRegistry(r: NetnsRegistry): void {
+  registry = r;
 }
 
 export class NetnsGoneError extends Error {
   constructor(readonly key: string) {
-    super(`network namespace ${key} no longer exists`);
+    super(
+      `network namespace ${key} no longer exists (or no known path leads to it); nothing written`,
+    );
     this.name = "NetnsGoneError";
   }
 }
@@ -125,35 +83,98 @@ function returnHome(self: number): void {
   }
 }
 
-/** Runs `fn` (synchronous!) inside the namespace `key`; the global one runs it directly. */
-export function inNetns<T>(key: string, fn: () => T): T {
+const O_CLOEXEC = 0o2000000;
+const AF_UNIX = 1, SOCK_DGRAM = 2, SOL_SOCKET = 1, SO_NETNS_COOKIE = 71;
+
+/**
+ * The cookie of the namespace the calling thread is in (SO_NETNS_COOKIE, Linux 5.14+), null
+ * without. Unlike the inode number, a cookie is never reused while the system runs: it tells a
+ * namespace from a later one that got the same inode.
+ */
+export function currentNetnsCookie(): bigint | null {
+  const { libc } = lib();
+  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | O_CLOEXEC, 0);
+  if (fd < 0) return null;
+  try {
+    const value = new BigUint64Array(1);
+    const len = new Uint32Array([8]);
+    const r = libc.getsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_NETNS_COOKIE,
+      new Uint8Array(value.buffer),
+      new Uint8Array(len.buffer),
+    );
+    return r === 0 ? value[0] : null;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+const statBuf = new BigUint64Array(32); // struct stat is 144 (x86_64) or 128 (aarch64) bytes
+
+/** The inode an open fd refers to, when it is on device `dev`; null otherwise. */
+function fdInodeOn(fd: number, dev: bigint): bigint | null {
+  if (lib().libc.fstat(fd, new Uint8Array(statBuf.buffer)) !== 0) return null;
+  return statBuf[0] === dev ? statBuf[1] : null;
+}
+
+/** Our own namespace, open for the process's life (the way home after each setns). */
+let home: { fd: number; dev: bigint } | null = null;
+
+function homeNetns(): { fd: number; dev: bigint } {
+  if (home) return home;
+  const fd = lib().libc.open(cstr("/proc/self/ns/net"), O_CLOEXEC);
+  if (fd < 0) throw new Error(`cannot open /proc/self/ns/net (errno ${errno()})`);
+  lib().libc.fstat(fd, new Uint8Array(statBuf.buffer));
+  home = { fd, dev: statBuf[0] };
+  return home;
+}
+
+export interface InNetnsOptions {
+  /**
+   * Check the namespace's cookie once inside (a socket and a getsockopt, ~40 us): done before
+   * every write, so nothing meant for a dead namespace lands in a new one with its inode.
+   */
+  verifyCookie?: boolean;
+}
+
+/**
+ * Runs `fn` (synchronous!) inside the namespace `key`; the global one runs it directly. The
+ * handle is checked right before use: the opened file must be that namespace's inode on nsfs
+ * (a path can be reused between lookup and open), and with `verifyCookie`, its cookie must be the
+ * one learnt before (an inode number is reused once a namespace dies); otherwise nothing runs.
+ */
+export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}): T {
   const inum = parseNetnsKey(key);
   if (inum === null || inum === ownNetnsInum()) return fn();
-  const path = findNetnsPath(inum);
+  const reg = netnsRegistry();
+  const path = reg.cachedPathOf(inum);
   if (!path) throw new NetnsGoneError(key);
   const { libc } = lib();
-  const self = libc.open(cstr("/proc/self/ns/net"), 0o2000000 /* O_CLOEXEC */);
-  const target = libc.open(cstr(path), 0o2000000);
-  if (self < 0 || target < 0) {
-    if (self >= 0) libc.close(self);
-    if (target >= 0) libc.close(target);
-    throw new NetnsGoneError(key);
-  }
+  const self = homeNetns();
+  const target = libc.open(cstr(path), O_CLOEXEC);
   try {
+    if (target < 0 || fdInodeOn(target, self.dev) !== inum) {
+      reg.pathWentStale(inum);
+      throw new NetnsGoneError(key);
+    }
     if (libc.setns(target, CLONE_NEWNET) !== 0) {
       throw new Error(`cannot enter network namespace ${key} (errno ${errno()})`);
     }
     let result: T;
     try {
+      if (opts.verifyCookie && !reg.confirmCookie(inum, currentNetnsCookie())) {
+        throw new NetnsGoneError(key);
+      }
       result = fn();
     } catch (e) {
-      returnHome(self);
+      returnHome(self.fd);
       throw e;
     }
-    returnHome(self);
+    returnHome(self.fd);
     return result;
   } finally {
-    libc.close(self);
-    libc.close(target);
+    if (target >= 0) libc.close(target);
   }
 }

@@ -68,6 +68,8 @@ export const LIBC_SYMBOLS = {
   free: { parameters: ["pointer"], result: "void" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  // struct stat: st_dev at 0, st_ino at 8 (u64 each) on x86_64 and aarch64 alike.
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },

@@ -1,0 +1,270 @@
+/**
+ * The network namespaces the daemon knows: inode number -> a path that opens it, its name where it
+ * has one, and its cookie once learnt. Bounded (the least recently used unnamed entries go first),
+ * no fd kept per namespace. Lookups never scan: a full scan runs once at start (synchronously,
+ * before anything is served) and later in the background in small slices, at most every
+ * `rescanGapMs`, when an unknown namespace shows up in an event or on the periodic tick. That scan
+ * is also how destroyed namespaces are noticed (and forgotten, with the caller told).
+ */
+
+export interface NsStat {
+  dev: number;
+  ino: bigint;
+}
+
+/** The file system as the registry reads it (a fake in unit tests). */
+export interface NetnsFs {
+  /** Entry names of a directory; [] when it does not exist. */
+  list(dir: string): string[];
+  /** dev/inode of what `path` opens; `follow` false refuses a symlink as the last component. */
+  stat(path: string, follow: boolean): NsStat | null;
+}
+
+export interface NetnsEntry {
+  inum: bigint;
+  path: string;
+  /** The name under /run/netns (or a runtime's directory), null for namespaces without one. */
+  name: string | null;
+  /** SO_NETNS_COOKIE, learnt the first time the namespace is entered; undefined before. */
+  cookie?: bigint | null;
+}
+
+/**
+ * Where named namespaces live, most trusted first (the first name found for an inode wins): ip
+ * netns, docker, rootless podman (/run/user/<uid>/netns, owned by that user: a symlink there is
+ * not followed, so a user can neither rename root's namespaces nor point anywhere else).
+ */
+const NAMED_DIRS = ["/run/netns", "/var/run/netns", "/run/docker/netns"];
+const USER_RUN = "/run/user";
+/** /proc entries stat'ed per slice of a background scan (~1 ms), between which the loop runs. */
+const SLICE = 256;
+
+export interface NetnsRegistryOptions {
+  fs?: NetnsFs;
+  /** Most entries kept; beyond it the least recently used unnamed ones are dropped. */
+  cap?: number;
+  /** Least time between two background scans. */
+  rescanGapMs?: number;
+  now?: () => number;
+  /** The daemon's own namespace, never registered (it is "global"). */
+  ownInum?: bigint;
+  debug?: (msg: string) => void;
+  /** A namespace is gone (noticed by a scan, or its inode came back with another cookie). */
+  onDestroyed?: (inum: bigint) => void;
+}
+
+export class NetnsRegistry {
+  readonly #fs: NetnsFs;
+  readonly #cap: number;
+  readonly #gapMs: number;
+  readonly #now: () => number;
+  readonly #opts: NetnsRegistryOptions;
+  /** Insertion order = recency (touch() re-inserts). */
+  readonly #known = new Map<bigint, NetnsEntry>();
+  #nsDev: number | null = null;
+  #lastScanAt = -Infinity;
+  #scanning: Promise<void> | null = null;
+  #wanted = false;
+  scans = 0;
+
+  constructor(opts: NetnsRegistryOptions = {}) {
+    this.#opts = opts;
+    this.#fs = opts.fs ?? realFs;
+    this.#cap = opts.cap ?? 8192;
+    this.#gapMs = opts.rescanGapMs ?? 2000;
+    this.#now = opts.now ?? (() => performance.now());
+  }
+
+  get size(): number {
+    return this.#known.size;
+  }
+
+  /** The nsfs device: a file elsewhere with a matching inode number is not a namespace. */
+  #dev(): number | null {
+    this.#nsDev ??= this.#fs.stat("/proc/self/ns/net", true)?.dev ?? null;
+    return this.#nsDev;
+  }
+
+  #inumAt(path: string, follow: boolean): bigint | null {
+    const st = this.#fs.stat(path, follow);
+    return st && st.dev === this.#dev() ? st.ino : null;
+  }
+
+  /** Every inode -> its best path, in one pass (names first). */
+  *#sources(): Generator<[string, string | null, boolean]> {
+    for (const dir of NAMED_DIRS) {
+      for (const n of this.#fs.list(dir)) yield [`${dir}/${n}`, n, false];
+    }
+    for (const uid of this.#fs.list(USER_RUN)) {
+      if (!/^\d+$/.test(uid)) continue;
+      for (const n of this.#fs.list(`${USER_RUN}/${uid}/netns`)) {
+        yield [`${USER_RUN}/${uid}/netns/${n}`, n, false];
+      }
+    }
+    for (const pid of this.#fs.list("/proc")) {
+      if (/^\d+$/.test(pid)) yield [`/proc/${pid}/ns/net`, null, true];
+    }
+  }
+
+  #collect(
+    found: Map<bigint, { path: string; name: string | null }>,
+    src: [string, string | null, boolean],
+  ) {
+    const [path, name, follow] = src;
+    const inum = this.#inumAt(path, follow);
+    if (inum === null || inum === this.#opts.ownInum || found.has(inum)) return;
+    found.set(inum, { path, name });
+  }
+
+  /** The synchronous full scan at start (before the daemon serves anything). */
+  discover(): void {
+    const found = new Map<bigint, { path: string; name: string | null }>();
+    for (const src of this.#sources()) this.#collect(found, src);
+    this.#merge(found);
+  }
+
+  /** A background scan, unless one ran less than rescanGapMs ago (then one is due later). */
+  requestRescan(): void {
+    this.#wanted = true;
+    if (this.#scanning || this.#now() - this.#lastScanAt < this.#gapMs) return;
+    this.#wanted = false;
+    this.#scanning = this.#scanSliced().finally(() => this.#scanning = null);
+  }
+
+  /** Tick: a scan that was asked for during the gap runs now. Returns the scan, if one runs. */
+  tick(): Promise<void> | null {
+    if (this.#wanted) this.requestRescan();
+    return this.#scanning;
+  }
+
+  async #scanSliced(): Promise<void> {
+    const found = new Map<bigint, { path: string; name: string | null }>();
+    let n = 0;
+    for (const src of this.#sources()) {
+      this.#collect(found, src);
+      if (++n % SLICE === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    this.#merge(found);
+  }
+
+  #merge(found: Map<bigint, { path: string; name: string | null }>): void {
+    this.#lastScanAt = this.#now();
+    this.scans++;
+    for (const [inum, e] of [...this.#known]) {
+      if (!found.has(inum)) this.#destroyed(e);
+    }
+    for (const [inum, f] of found) {
+      const e = this.#known.get(inum);
+      if (e) {
+        e.path = f.path;
+        e.name = f.name;
+      } else this.#add({ inum, ...f });
+    }
+  }
+
+  #add(e: NetnsEntry): void {
+    this.#known.set(e.inum, e);
+    this.#opts.debug?.(`netns created (${label(e)})`);
+    if (this.#known.size <= this.#cap) return;
+    // Over the cap: drop the least recently used unnamed one (it is found again if it speaks).
+    for (const [inum, old] of this.#known) {
+      if (old.name === null && inum !== e.inum) {
+        this.#known.delete(inum);
+        return;
+      }
+    }
+  }
+
+  #destroyed(e: NetnsEntry): void {
+    this.#known.delete(e.inum);
+    this.#opts.debug?.(`netns destroyed (${label(e)})`);
+    this.#opts.onDestroyed?.(e.inum);
+  }
+
+  /**
+   * An event came from namespace `inum`, caused by `pid`: an unknown namespace is found through
+   * the pid (one stat) or, failing that, by a background scan.
+   */
+  observe(inum: bigint, pid: number): void {
+    if (inum === 0n || inum === this.#opts.ownInum) return;
+    const e = this.#known.get(inum);
+    if (e) {
+      this.#touch(e);
+      return;
+    }
+    const path = `/proc/${pid}/ns/net`;
+    if (pid > 0 && this.#inumAt(path, true) === inum) this.#add({ inum, path, name: null });
+    else this.requestRescan();
+  }
+
+  #touch(e: NetnsEntry): void {
+    this.#known.delete(e.inum);
+    this.#known.set(e.inum, e);
+  }
+
+  knows(inum: bigint): boolean {
+    return this.#known.has(inum);
+  }
+
+  entry(inum: bigint): NetnsEntry | undefined {
+    return this.#known.get(inum);
+  }
+
+  /** The path last found for `inum` (no check: inNetns checks the handle it opens). */
+  cachedPathOf(inum: bigint): string | null {
+    const e = this.#known.get(inum);
+    if (!e) this.requestRescan();
+    return e?.path ?? null;
+  }
+
+  /** The path no longer opens `inum` (its holder exited): a rescan finds another or none. */
+  pathWentStale(_inum: bigint): void {
+    this.requestRescan();
+  }
+
+  nameOf(inum: bigint): string | null {
+    return this.#known.get(inum)?.name ?? null;
+  }
+
+  /**
+   * Checks the cookie of the namespace just entered through inum's path against the one learnt
+   * before. A different cookie means the inode number was reused by a new namespace: the old one
+   * is reported destroyed (its records must go) and the new one takes the entry. Returns false
+   * then, so nothing meant for the old one is written into the new one.
+   */
+  confirmCookie(inum: bigint, cookie: bigint | null): boolean {
+    const e = this.#known.get(inum);
+    if (!e || cookie === null) return true; // no cookie on this kernel: the inode is all we have
+    if (e.cookie === undefined || e.cookie === null) {
+      e.cookie = cookie;
+      return true;
+    }
+    if (e.cookie === cookie) return true;
+    this.#destroyed(e);
+    this.#add({ inum, path: e.path, name: e.name, cookie });
+    return false;
+  }
+}
+
+function label(e: NetnsEntry): string {
+  return e.name === null ? `inode ${e.inum}` : `'${e.name}', inode ${e.inum}`;
+}
+
+const realFs: NetnsFs = {
+  list(dir) {
+    try {
+      return [...Deno.readDirSync(dir)].map((e) => e.name);
+    } catch {
+      return [];
+    }
+  },
+  stat(path, follow) {
+    try {
+      const st = follow ? Deno.statSync(path) : Deno.lstatSync(path);
+      if (st.isSymlink) return null;
+      return { dev: st.dev, ino: BigInt(st.ino ?? 0) };
+    } catch {
+      return null;
+    }
+  },
+};

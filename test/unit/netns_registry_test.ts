@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { type NetnsFs, NetnsRegistry } from "../../src/kernel/netns_registry.ts";
+
+const NSFS = 4;
+
+/** A file system of namespace files: path -> inode on nsfs (symlinks: follow-only entries). */
+function fakeFs(files: Map<string, bigint>, symlinks = new Set<string>()): NetnsFs & {
+  stats: number;
+} {
+  const fs = {
+    stats: 0,
+    list(dir: string) {
+      const names = new Set<string>();
+      for (const p of [...files.keys(), ...symlinks]) {
+        if (p.startsWith(`${dir}/`)) names.add(p.slice(dir.length + 1).split("/")[0]);
+      }
+      return [...names];
+    },
+    stat(path: string, follow: boolean) {
+      fs.stats++;
+      if (path === "/proc/self/ns/net") return { dev: NSFS, ino: 1n };
+      if (!follow && symlinks.has(path)) return null;
+      const ino = files.get(path);
+      return ino === undefined ? null : { dev: NSFS, ino };
+    },
+  };
+  return fs;
+}
+
+function registry(fs: NetnsFs, opts: { cap?: number } = {}) {
+  const log: string[] = [];
+  const destroyed: bigint[] = [];
+  let now = 0;
+  const r = new NetnsRegistry({
+    fs,
+    ownInum: 1n,
+    cap: opts.cap,
+    rescanGapMs: 1000,
+    now: () => now,
+    debug: (m) => log.push(m),
+    onDestroyed: (i) => destroyed.push(i),
+  });
+  return { r, log, destroyed, advance: (ms: number) => now += ms };
+}
+
+Deno.test("discovery: names first, then processes; the own namespace is not registered", () => {
+  const files = new Map<string, bigint>([
+    ["/proc/1/ns/net", 1n],
+    ["/proc/50/ns/net", 100n],
+    ["/proc/51/ns/net", 200n],
+    ["/run/netns/web", 100n],
+    ["/run/docker/netns/abc123", 300n],
+    ["/run/user/1000/netns/netns-x", 400n],
+  ]);
+  const { r, log } = registry(fakeFs(files));
+  r.discover();
+  assert.equal(r.size, 4);
+  assert.equal(r.nameOf(100n), "web");
+  assert.equal(r.cachedPathOf(100n), "/run/netns/web");
+  assert.equal(r.nameOf(200n), null);
+  assert.equal(r.nameOf(300n), "abc123");
+  assert.equal(r.nameOf(400n), "netns-x");
+  assert.ok(!r.knows(1n));
+  assert.ok(log.includes("netns created ('web', inode 100)"), log.join("\n"));
+  assert.ok(log.includes("netns created (inode 200)"));
+});
+
+Deno.test("a symlink in a user's runtime directory is not followed", () => {
+  const files = new Map<string, bigint>([["/run/netns/root-only", 100n]]);
+  const links = new Set(["/run/user/1000/netns/evil"]);
+  files.set("/run/user/1000/netns/evil", 100n); // what following it would find
+  const { r } = registry(fakeFs(files, links));
+  r.discover();
+  assert.equal(r.nameOf(100n), "root-only");
+  const only = new Map<string, bigint>([["/run/user/1000/netns/evil", 500n]]);
+  const { r: r2 } = registry(fakeFs(only, new Set(["/run/user/1000/netns/evil"])));
+  r2.discover();
+  assert.ok(!r2.knows(500n));
+});
+
+Deno.test("an event's pid finds a new namespace with one stat; else a rate-limited rescan", async () => {
+  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
+  const fs = fakeFs(files);
+  const { r, advance } = registry(fs);
+  r.discover();
+  advance(5000);
+  files.set("/proc/77/ns/net", 700n);
+  const before = fs.stats;
+  r.observe(700n, 77);
+  assert.equal(fs.stats - before, 1);
+  assert.equal(r.cachedPathOf(700n), "/proc/77/ns/net");
+  // Unknown and not the pid's: one background scan, then none within the gap.
+  files.set("/run/netns/late", 800n);
+  r.observe(800n, 77);
+  await r.tick();
+  assert.ok(r.knows(800n));
+  const scans = r.scans;
+  files.set("/run/netns/later", 900n);
+  r.observe(900n, 77);
+  r.observe(900n, 77);
+  assert.equal(r.tick(), null);
+  assert.equal(r.scans, scans, "no second scan within the gap");
+  advance(1000);
+  await r.tick();
+  assert.ok(r.knows(900n), "the wanted scan ran once the gap passed");
+});
+
+Deno.test("a scan forgets destroyed namespaces and says so", async () => {
+  const files = new Map<string, bigint>([["/run/netns/a", 100n], ["/proc/9/ns/net", 200n]]);
+  const { r, log, destroyed, advance } = registry(fakeFs(files));
+  r.discover();
+  files.delete("/run/netns/a");
+  advance(5000);
+  r.requestRescan();
+  await r.tick();
+  assert.deepEqual(destroyed, [100n]);
+  assert.ok(!r.knows(100n));
+  assert.ok(r.knows(200n));
+  assert.ok(log.includes("netns destroyed ('a', inode 100)"));
+});
+
+Deno.test("bounded: over the cap the least recently used unnamed namespace goes", () => {
+  const files = new Map<string, bigint>([["/run/netns/named", 5n]]);
+  for (let i = 10; i < 20; i++) files.set(`/proc/${i}/ns/net`, BigInt(i * 10));
+  const { r } = registry(fakeFs(files), { cap: 4 });
+  r.discover();
+  assert.equal(r.size, 4);
+  assert.ok(r.knows(5n), "named namespaces are kept");
+});
+
+Deno.test("a reused inode with another cookie is a new namespace: the old one is destroyed", () => {
+  const files = new Map<string, bigint>([["/run/netns/a", 100n]]);
+  const { r, destroyed } = registry(fakeFs(files));
+  r.discover();
+  assert.ok(r.confirmCookie(100n, 41n));
+  assert.ok(r.confirmCookie(100n, 41n));
+  assert.ok(!r.confirmCookie(100n, 42n), "refused: the namespace behind the inode changed");
+  assert.deepEqual(destroyed, [100n]);
+  assert.ok(r.confirmCookie(100n, 42n), "the new one is then known");
+  assert.ok(r.confirmCookie(100n, null), "no cookie on this kernel: the inode is all there is");
+});
