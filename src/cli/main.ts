@@ -159,6 +159,12 @@ export function buildProgram(setExit: (code: number) => void) {
   ) {
     program.addCommand(c as unknown as Command);
   }
+  // addCommand() does not pass exitOverride on: without it a subcommand's usage error would
+  // exit 1 from inside commander instead of reaching main() as a CommanderError (exit 2).
+  forEachCommand(program as unknown as Command, (c) => {
+    c.exitOverride();
+    c.configureOutput(program.configureOutput());
+  });
   program.addHelpText(
     "after",
     `${RUN_HELP}
@@ -167,6 +173,11 @@ Environment: BPFPILOT_LIBBPF=<file> uses that libbpf; BPFPILOT_LIBBPF_DIR=<dir> 
 that directory for libbpf.so.1.`,
   );
   return program;
+}
+
+function forEachCommand(c: Command, f: (c: Command) => void): void {
+  f(c);
+  for (const sub of c.commands) forEachCommand(sub as Command, f);
 }
 
 export async function main(args: string[]): Promise<number> {

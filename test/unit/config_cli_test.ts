@@ -78,7 +78,7 @@ Deno.test("config show: flags over the file over the defaults, as TOML or JSON",
   });
   assert.deepEqual(e.tuners, { neigh_table: { policy: "disabled" } });
   const text = bpfpilot("config", "show", "--config", conf);
-  assert.match(text.stdout, /^cooldown = "9"   # from the file$/m);
+  assert.match(text.stdout, /^cooldown = "9" {3}# from the file$/m);
   // The text form is itself a valid configuration file.
   const again = file("again.conf", text.stdout);
   assert.equal(bpfpilot("config", "check", again).status, 0);
