@@ -24,6 +24,8 @@ import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
 import { startInBackground } from "./background.ts";
 import type { OverrideLifetime } from "../daemon/override_lifetime.ts";
 import { readinessChannel } from "./readiness.ts";
+import { type CapabilityOutcome, dropCapabilities } from "../kernel/cap_drop.ts";
+import { CAP_CHOWN, CAP_NET_BIND_SERVICE, type KeptCapability } from "../kernel/capabilities.ts";
 import { removePidFile, writePidFile } from "./pid_file.ts";
 import { ConfigFileError, type LoadedConfig } from "../config/file.ts";
 import {
@@ -171,9 +173,14 @@ export async function runDaemon(
       throw e;
     }
   }
+  const flagCapabilities: KeptCapability[] = [];
+  if (flags.controlGroup !== undefined) flagCapabilities.push(CAP_CHOWN);
   if (flags.metricsListen !== undefined) {
     try {
-      parseListenAddress(flags.metricsListen, { allowNonLoopback: flags.metricsAllowRemote });
+      const { port } = parseListenAddress(flags.metricsListen, {
+        allowNonLoopback: flags.metricsAllowRemote,
+      });
+      if (port > 0 && port < 1024) flagCapabilities.push(CAP_NET_BIND_SERVICE);
     } catch (e) {
       if (e instanceof MetricsListenError) {
         throw new UserError(
@@ -188,9 +195,19 @@ export async function runDaemon(
   if (flags.daemon) {
     return await startInBackground(Deno.args, { keepStdio: flags.stderr ?? false });
   }
+  // Before anything is loaded or opened: as root this re-executes the program with fewer
+  // capabilities (same pid, fds and arguments) and does not return.
+  const capabilities: CapabilityOutcome = flags.keepCapabilities
+    ? { kind: "kept-all", reason: "--keep-capabilities" }
+    : dropCapabilities(flagCapabilities);
   const readiness = readinessChannel();
   const log = makeLogger(flags);
   for (const notice of bpftuneNotices(flags)) log.notice(notice);
+  log.info(
+    capabilities.kind === "bounded"
+      ? `capabilities: kept only ${capabilities.kept.join(" ")}`
+      : `capabilities: all of root's kept (${capabilities.reason})`,
+  );
   log.info(
     describeConfig(config, given.config === false ? "--no-config" : "none at the default path"),
   );

@@ -40,6 +40,7 @@ export interface RunFlags {
   libdir?: string;
   port?: string;
   allowDegraded?: boolean;
+  keepCapabilities?: boolean;
   /** The configuration file, or false for --no-config (absent: the default file, if any). */
   config?: string | false;
 }
@@ -76,6 +77,11 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
       "start even when admin-override detection or a tuner named with -a cannot load",
     )
     .option("-L, --legacy", "prefer each hook's fallback attach kinds")
+    .option(
+      "--keep-capabilities",
+      "keep every capability root has (debugging); by default the daemon keeps only those " +
+        "tuning needs",
+    )
     .addOption(
       new Option("--prefer <kind>", "try this attach kind first on every hook (testing)")
         .choices(ATTACH_KINDS),
