@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
+import { KEPT_CAPABILITIES } from "../../src/kernel/capabilities.ts";
 
 const DIR = resolve(new URL(".", import.meta.url).pathname, "../../scripts/systemd");
 const UNITS = ["bpfpilot.service", "bpfpilot-audit.service", "bpfpilot-audit.timer"];
@@ -35,14 +36,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "units: exposure at most 3.0 for the daemon and the audit (bpftune's: 9.6 UNSAFE)",
+  // 3.2: the daemon needs CAP_SYS_PTRACE (0.3; other processes' namespace files) and
+  // CAP_DAC_OVERRIDE (0.2; the probe's cgroup), measured (src/kernel/capabilities.ts).
+  name: "units: exposure at most 3.2 for the daemon and the audit (bpftune's: 9.6 UNSAFE)",
   ignore: !HAVE_ANALYZE,
   fn() {
     for (const unit of ["bpfpilot.service", "bpfpilot-audit.service"]) {
       const r = spawnSync("systemd-analyze", [
         "security",
         "--offline=yes",
-        "--threshold=30",
+        "--threshold=32",
         `./${unit}`,
       ], {
         cwd: DIR,
@@ -50,7 +53,7 @@ Deno.test({
       });
       const level = r.stdout.match(/Overall exposure level for .*: (\d+\.\d+)/)?.[1];
       assert.ok(level !== undefined, r.stdout + r.stderr);
-      assert.ok(Number(level) <= 3.0, `${unit}: ${level}`);
+      assert.ok(Number(level) <= 3.2, `${unit}: ${level}`);
       assert.equal(r.status, 0, `${unit} above threshold: ${level}`);
     }
   },
@@ -76,6 +79,12 @@ Deno.test("units: the audit is advice-only, findings are not failures, the timer
     daemon.get("After")![0].split(" ").includes("systemd-sysctl.service"),
     "starts after /etc/sysctl.d is applied",
   );
+  // The unit bounds the daemon to exactly the set it keeps when it drops them itself.
+  assert.deepEqual(
+    daemon.get("CapabilityBoundingSet")![0].split(" ").sort(),
+    KEPT_CAPABILITIES.map((c) => c.name).sort(),
+  );
+  assert.deepEqual(daemon.get("LimitMEMLOCK"), ["infinity"]);
   for (const unit of [audit, daemon]) {
     assert.deepEqual(unit.get("NoNewPrivileges"), ["yes"]);
     assert.deepEqual(unit.get("ProtectSystem"), ["strict"]);
