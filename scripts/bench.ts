@@ -9,6 +9,7 @@
  *   throughput  iperf3 over a constrained veth link with and without the daemon, settle time
  *   lossy       iperf3 over that link with 2 % loss: bbr (tcp_conn's choice there) vs cubic
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
+ *   shutdown    SIGTERM to exit with 10,000 journal records
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
  * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
@@ -25,12 +26,13 @@ import { hookLoadSection } from "./bench/hook_load.ts";
 import { journalSection } from "./bench/journal.ts";
 import { lifecycleSection } from "./bench/lifecycle.ts";
 import { envSeconds, row } from "./bench/report.ts";
+import { shutdownSection } from "./bench/shutdown.ts";
 import { throughputSection } from "./bench/throughput.ts";
 import { lossyPathSection } from "./bench/lossy_path.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
-const ALL = ["foundation", "lifecycle", "hooks", "throughput", "lossy", "journal"];
+const ALL = ["foundation", "lifecycle", "hooks", "throughput", "lossy", "journal", "shutdown"];
 
 function config() {
   const picked = (Deno.env.get("BPFPILOT_BENCH_SECTIONS") ?? "").split(",").map((s) => s.trim())
@@ -90,6 +92,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["throughput", ["ip", "tc", "iperf3", "ss"], () => throughputSection(ROOT, cfg)],
   ["lossy", ["ip", "tc", "iperf3", "ss"], () => lossyPathSection(ROOT, cfg.iperfS)],
   ["journal", [], () => journalSection(ROOT, DENO)],
+  ["shutdown", ["ip"], () => shutdownSection(ROOT)],
 ];
 let failed = 0;
 for (const [name, tools, run] of sections) {
