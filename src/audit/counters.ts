@@ -9,6 +9,7 @@ import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "../kernel/
 import { parseSoftnetStat, type SoftnetRow } from "../kernel/proc/softnet.ts";
 import { parseStatTable, type StatTable } from "../kernel/proc/stat_table.ts";
 import { parseSockstat } from "../kernel/proc/sockstat.ts";
+import { freeBufferPages, parseZoneinfo } from "../kernel/proc/zoneinfo.ts";
 
 export interface CounterSnapshot {
   /** /proc/net/snmp: Ip, Icmp, Tcp, Udp, ... */
@@ -23,6 +24,8 @@ export interface CounterSnapshot {
   /** /proc/net/sockstat: current memory use in pages per protocol. */
   sockstat: CounterTable | null;
   memTotalBytes: number | null;
+  /** nr_free_buffer_pages() from /proc/zoneinfo: the base of the pools' ceilings (tcp_mem, udp_mem). */
+  freeBufferPages: number | null;
   pageSize: number;
   /** Why each absent source is absent, keyed by its /proc path. */
   missing: ReadonlyMap<string, string>;
@@ -48,6 +51,11 @@ function readText(path: string, missing: Map<string, string>): string | null {
 function parseMemTotal(text: string | null): number | null {
   const m = text?.match(/^MemTotal:\s+(\d+)\s*kB/m);
   return m ? Number(m[1]) * 1024 : null;
+}
+
+function parseFreeBufferPages(text: string | null): number | null {
+  const pages = text === null ? 0 : freeBufferPages(parseZoneinfo(text));
+  return pages > 0 ? pages : null;
 }
 
 /** The kernel page size, from the first mapping in /proc/self/smaps (4096 when unreadable). */
@@ -81,6 +89,7 @@ export function readCounters(procRoot = "/proc"): CounterSnapshot {
     ndiscCache: ndisc === null ? null : parseStatTable(ndisc),
     sockstat: sockstat === null ? null : parseSockstat(sockstat),
     memTotalBytes: parseMemTotal(readText(join(procRoot, "meminfo"), new Map())),
+    freeBufferPages: parseFreeBufferPages(read("zoneinfo")),
     pageSize: readPageSize(procRoot),
     missing,
   };

@@ -104,6 +104,18 @@ function scalarReason(why: string, sysctl: string, from: number, to: number): st
 
 const INCREASE_WHY = "need to increase receive buffer size to maximize throughput";
 
+/**
+ * A receive-buffer size after drops at `current`: the shared proportional growth (more drops, a
+ * bigger step), within [UDP_BUFFER_MIN, UDP_BUFFER_MAX]. The tuner grows rmem_default (and
+ * rmem_max with it) this far; audit recommends it for rmem_max.
+ */
+export function udpBufferTarget(current: number, hits: number | undefined, rate: LearningRate) {
+  return Math.min(
+    UDP_BUFFER_MAX,
+    Math.max(UDP_BUFFER_MIN, proportionalGrowth({ current, hits, rate })),
+  );
+}
+
 export interface RcvqFullInput {
   rmemMax: number;
   rmemDefault: number;
@@ -138,13 +150,7 @@ export function rcvqFullDecisions(input: RcvqFullInput): Decision[] {
       ceiling: UDP_BUFFER_MAX,
     }];
   }
-  const target = Math.min(
-    UDP_BUFFER_MAX,
-    Math.max(
-      UDP_BUFFER_MIN,
-      proportionalGrowth({ current: Math.max(rmemDefault, observed), hits: input.hits, rate }),
-    ),
-  );
+  const target = udpBufferTarget(Math.max(rmemDefault, observed), input.hits, rate);
   if (target <= rmemDefault) return [];
   const out: Decision[] = [];
   if (target > rmemMax) {

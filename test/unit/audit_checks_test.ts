@@ -19,6 +19,7 @@ interface SnapSpec {
   ndisc?: Record<string, number>;
   sockstat?: Table;
   memTotalBytes?: number;
+  freeBufferPages?: number | null;
 }
 
 function table(t: Table | undefined) {
@@ -53,6 +54,7 @@ function snap(s: SnapSpec): CounterSnapshot {
     ndiscCache: statTable(s.ndisc),
     sockstat: table(s.sockstat),
     memTotalBytes: s.memTotalBytes ?? 16 * 2 ** 30,
+    freeBufferPages: s.freeBufferPages === undefined ? 4_000_000 : s.freeBufferPages,
     pageSize: 4096,
     missing: new Map(),
   };
@@ -577,9 +579,17 @@ const CASES: Case[] = [
     expect: {
       status: "finding",
       severity: "warning",
-      recommended: [425984],
+      // the udp_buffer tuner's growth: 7 drops, three quarter-steps (udpBufferTarget)
+      recommended: [372736],
       reason: /7 since boot/,
     },
+  },
+  {
+    name: "udp rcvbuf: one drop, one quarter-step",
+    check: UDPRCV,
+    sysctls: { "net.core.rmem_max": "212992" },
+    counters: { snmp: { Udp: { RcvbufErrors: 1 } } },
+    expect: { status: "finding", recommended: [266240] },
   },
   {
     name: "udp rcvbuf: no IPv6 still works",
@@ -600,6 +610,20 @@ const CASES: Case[] = [
     sysctls: { "net.ipv4.udp_mem": "100 200 400" },
     counters: { snmp: { Udp: { MemErrors: 1 } } },
     expect: { status: "finding", severity: "critical", recommended: [125, 250, 500] },
+  },
+  {
+    name: "udp mem: the tuner's ceilings come from the free buffer pages",
+    check: UDPMEM,
+    sysctls: { "net.ipv4.udp_mem": "100 200 400" },
+    counters: { snmp: { Udp: { MemErrors: 1 } }, freeBufferPages: 1600 },
+    expect: { status: "pass", reason: /at the tuner's ceilings/ },
+  },
+  {
+    name: "udp mem: no zoneinfo, a finding without a number",
+    check: UDPMEM,
+    sysctls: { "net.ipv4.udp_mem": "100 200 400" },
+    counters: { snmp: { Udp: { MemErrors: 1 } }, freeBufferPages: null },
+    expect: { status: "finding", severity: "critical", recommended: [100, 200, 400] },
   },
   {
     name: "udp mem: in pressure now",
@@ -625,11 +649,18 @@ const CASES: Case[] = [
     expect: { status: "pass", reason: /beyond timeouts/ },
   },
   {
-    name: "frag: memory failures double high_thresh",
+    name: "frag: memory failures grow high_thresh as the ip_frag tuner would (a quarter)",
     check: FRAG,
     sysctls: { "net.ipv4.ipfrag_high_thresh": "4194304" },
     counters: { snmp: { Ip: { ReasmFails: 15, ReasmTimeout: 5, ReasmReqds: 100 } } },
-    expect: { status: "finding", severity: "warning", recommended: [8388608], reason: /10\.00 %/ },
+    expect: { status: "finding", severity: "warning", recommended: [5242880], reason: /10\.00 %/ },
+  },
+  {
+    name: "frag: near the 64 MiB ceiling, up to it",
+    check: FRAG,
+    sysctls: { "net.ipv4.ipfrag_high_thresh": "60000000" },
+    counters: { snmp: { Ip: { ReasmFails: 15, ReasmTimeout: 5, ReasmReqds: 100 } } },
+    expect: { status: "finding", recommended: [67108864] },
   },
   {
     name: "frag: rare failures are info",
@@ -643,7 +674,7 @@ const CASES: Case[] = [
     check: FRAG6,
     sysctls: { "net.ipv6.ip6frag_high_thresh": "4194304" },
     counters: { snmp6: { Ip6ReasmFails: 50, Ip6ReasmTimeout: 0, Ip6ReasmReqds: 100 } },
-    expect: { status: "finding", severity: "warning", recommended: [8388608] },
+    expect: { status: "finding", severity: "warning", recommended: [5242880] },
   },
   {
     name: "frag6: IPv6 disabled skips",

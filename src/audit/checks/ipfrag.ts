@@ -4,7 +4,9 @@
  * so only failures beyond ReasmTimeout count as evidence against high_thresh.
  */
 import type { CounterSnapshot } from "../counters.ts";
-import { IP_FRAG_THRESH_CEILING } from "../../tuners/ip_frag_rules.ts";
+// One rules source: audit recommends what the ip_frag tuner would set.
+import { FRAG_SYSCTL, fragDecision, IP_FRAG_THRESH_CEILING } from "../../tuners/ip_frag_rules.ts";
+import { DEFAULT_LEARNING_RATE } from "../../tuning/learning_rate.ts";
 import { counter } from "../../kernel/proc/snmp.ts";
 import {
   counterEvidence,
@@ -15,7 +17,6 @@ import {
   noCounterReason,
   outcome,
   pass,
-  raiseLimit,
   readCounter,
   readNumeric,
   severityFor,
@@ -29,6 +30,8 @@ export const FRAG_THRESH_CEILING = IP_FRAG_THRESH_CEILING;
 export const REASM_WARNING_RATIO = 0.01;
 
 interface FragCounters {
+  sysctl: typeof FRAG_SYSCTL.v4 | typeof FRAG_SYSCTL.v6;
+  low: string;
   fails: CounterGetter;
   timeouts: CounterGetter;
   reqds: CounterGetter;
@@ -51,7 +54,17 @@ function evaluateFrag(def: CheckDefinition, input: CheckInput, c: FragCounters) 
   if (memFails.sinceBoot === 0) {
     return pass(`no reassembly failures beyond timeouts (high_thresh ${high})`);
   }
-  if (high >= FRAG_THRESH_CEILING) {
+  const low = readNumeric(input, c.low);
+  const decision = fragDecision({
+    sysctl: c.sysctl,
+    high,
+    low: low.ok ? low.value[0] : null,
+    memory: 0,
+    refused: Math.max(1, memFails.window ?? memFails.sinceBoot),
+    failuresCorrelate: false,
+    rate: DEFAULT_LEARNING_RATE,
+  });
+  if (decision?.kind !== "change") {
     return pass(
       `reassembly failures ${
         describeCounter(memFails, input.windowSeconds)
@@ -67,7 +80,7 @@ function evaluateFrag(def: CheckDefinition, input: CheckInput, c: FragCounters) 
     `reassembly failures ${describeCounter(memFails, input.windowSeconds)} (${
       (ratio * 100).toFixed(2)
     } % of requests)`,
-    finding(def, severityFor(base, memFails), [high], [raiseLimit(high, FRAG_THRESH_CEILING)], [
+    finding(def, severityFor(base, memFails), [high], decision.proposal.to, [
       ...counterEvidence(
         `${c.label} reassembly failures other than timeouts (ReasmFails - ReasmTimeout)`,
         memFails,
@@ -84,10 +97,12 @@ export const ipfragReasmFails: CheckDefinition = {
   tunable: "net.ipv4.ipfrag_high_thresh",
   rationale: "Ip ReasmFails minus ReasmTimeout (/proc/net/snmp) counts IPv4 fragments dropped " +
     "while reassembly memory was over ipfrag_high_thresh. Warning at >= 1 per 100 requests, else " +
-    "info; recommends doubling it (cap 64 MiB).",
+    "info; recommends what the ip_frag tuner would set (a quarter more, cap 64 MiB).",
   offline: false,
   evaluate(input) {
     return evaluateFrag(this, input, {
+      sysctl: FRAG_SYSCTL.v4,
+      low: FRAG_SYSCTL.v4Low,
       fails: (s) => counter(s.snmp, "Ip", "ReasmFails"),
       timeouts: (s) => counter(s.snmp, "Ip", "ReasmTimeout"),
       reqds: (s) => counter(s.snmp, "Ip", "ReasmReqds"),
@@ -105,6 +120,8 @@ export const ip6fragReasmFails: CheckDefinition = {
   offline: false,
   evaluate(input) {
     return evaluateFrag(this, input, {
+      sysctl: FRAG_SYSCTL.v6,
+      low: FRAG_SYSCTL.v6Low,
       fails: (s) => s.snmp6?.get("Ip6ReasmFails"),
       timeouts: (s) => s.snmp6?.get("Ip6ReasmTimeout"),
       reqds: (s) => s.snmp6?.get("Ip6ReasmReqds"),

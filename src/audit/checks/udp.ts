@@ -8,20 +8,25 @@ import {
   currentEvidence,
   describeCounter,
   finding,
-  growPool,
   noCounterReason,
   outcome,
   pass,
-  raiseLimit,
   readCounter,
   readNumeric,
+  recentCount,
   severityFor,
   skip,
   sumDefined,
 } from "./helpers.ts";
 import type { CheckDefinition } from "./input.ts";
-// The udp_buffer tuner's ceiling: audit never recommends more than the tuner would set.
-import { UDP_BUFFER_MAX } from "../../tuners/udp_buffer_rules.ts";
+// One rules source: audit recommends what the udp_buffer tuner would set.
+import { grownPool } from "../../tuners/memory_pool.ts";
+import {
+  classifyUdpMemory,
+  UDP_BUFFER_MAX,
+  udpBufferTarget,
+} from "../../tuners/udp_buffer_rules.ts";
+import { DEFAULT_LEARNING_RATE } from "../../tuning/learning_rate.ts";
 
 export const udpRcvbufErrors: CheckDefinition = {
   id: "BPFP-UDP-RCVBUF-ERRORS",
@@ -29,8 +34,9 @@ export const udpRcvbufErrors: CheckDefinition = {
   tunable: "net.core.rmem_max",
   rationale: "Udp RcvbufErrors (and Udp6RcvbufErrors) count datagrams dropped because the " +
     "socket's receive buffer was full. rmem_max caps what applications may ask for with " +
-    "SO_RCVBUF; recommends doubling it (cap 256 MiB). Applications that never set SO_RCVBUF get " +
-    "net.core.rmem_default instead.",
+    "SO_RCVBUF; recommends what the udp_buffer tuner grows a receive buffer to after drops (a " +
+    "quarter more, up to twice as much the more drops; cap 256 MiB). Applications that never " +
+    "set SO_RCVBUF get net.core.rmem_default instead, which the tuner grows the same way.",
   offline: false,
   evaluate(input) {
     const v = readNumeric(input, this.tunable);
@@ -55,7 +61,7 @@ export const udpRcvbufErrors: CheckDefinition = {
         describeCounter(errors, input.windowSeconds)
       } with rmem_max ${rmemMax}`,
       finding(this, severityFor("warning", errors), [rmemMax], [
-        raiseLimit(rmemMax, UDP_BUFFER_MAX),
+        udpBufferTarget(rmemMax, Math.max(1, recentCount(errors)), DEFAULT_LEARNING_RATE),
       ], [
         ...counterEvidence(
           "UDP datagrams dropped at a full receive buffer (Udp/Udp6 RcvbufErrors)",
@@ -72,8 +78,9 @@ export const udpMemPressure: CheckDefinition = {
   title: "UDP memory pool (udp_mem) exhausted",
   tunable: "net.ipv4.udp_mem",
   rationale: "Udp MemErrors (and Udp6MemErrors) count datagrams dropped because UDP as a whole " +
-    "was over udp_mem; /proc/net/sockstat shows current use. Recommends growing the pool by 25 % " +
-    "(caps 1/16, 1/8, 1/4 of RAM).",
+    "was over udp_mem; /proc/net/sockstat shows current use. Recommends what the udp_buffer tuner " +
+    "would set: the pool grown by a quarter within 1/16, 1/8 and 1/4 of the free buffer pages " +
+    "(/proc/zoneinfo), only the max when near exhaustion.",
   offline: false,
   evaluate(input) {
     const v = readNumeric(input, this.tunable, 3);
@@ -112,10 +119,24 @@ export const udpMemPressure: CheckDefinition = {
           (inUse !== undefined ? `; ${inUse} of ${pressure} pages in use` : ""),
       );
     }
-    const c = input.counters!;
-    const rec = growPool(v.value, c.memTotalBytes, c.pageSize);
+    const nfbp = input.counters!.freeBufferPages;
+    const state = classifyUdpMemory({
+      udpMem: v.value,
+      allocatedPages: inUse ?? 0,
+      underPressure: errors !== null && errors.sinceBoot > 0,
+      rate: DEFAULT_LEARNING_RATE,
+    });
+    if (nfbp === null || state === null || state === "normal") {
+      // The finding stands without a number: no ceiling to grow within (as the tuner, which
+      // does not grow the pool then).
+      if (nfbp === null) {
+        evidence.push(currentEvidence("/proc/zoneinfo unreadable: no pool ceiling to grow within"));
+      }
+      return outcome(reasons.join("; "), finding(this, severity, v.value, v.value, evidence));
+    }
+    const rec = grownPool(v.value, state, nfbp, DEFAULT_LEARNING_RATE);
     if (rec.every((x, i) => x === v.value[i])) {
-      return pass(`${reasons.join("; ")}; udp_mem is already at the RAM-derived caps`);
+      return pass(`${reasons.join("; ")}; udp_mem is already at the tuner's ceilings`);
     }
     return outcome(reasons.join("; "), finding(this, severity, v.value, rec, evidence));
   },
