@@ -11,6 +11,7 @@ import { TUNERS } from "../tuners/registry.ts";
 import { LibbpfUnavailableError } from "../libbpf/loader.ts";
 import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { netnsDisplayName } from "../daemon/control_provider.ts";
+import { observedThrough } from "../daemon/tuner_loader.ts";
 import { createLogger } from "../log/logger.ts";
 import {
   type AdviceProposal,
@@ -83,12 +84,13 @@ function tunerStatuses(d: Daemon): TunerAdviceStatus[] {
   // The sysctl tuner only notices the administrator's writes: nothing to observe for advice.
   for (const t of d.loaded) {
     if (t.def.tunables.length === 0) continue;
-    const hooks = t.attached.map((a) => `${a.hook} (${a.kind})`).join(", ");
     const missing = t.missing.map((m) => m.hook).join(", ");
     out.push({
       tuner: t.def.name,
       status: "active",
-      reason: `hooks: ${hooks || "none"}${missing ? `; without optional ${missing}` : ""}`,
+      reason: `hooks: ${observedThrough(t, false)}${
+        missing ? `; without optional ${missing}` : ""
+      }`,
     });
   }
   for (const u of d.unavailable) {

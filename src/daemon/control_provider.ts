@@ -33,7 +33,7 @@ import {
   type TunerDefinition,
   type TunerInstance,
 } from "../tuning/tuner.ts";
-import type { AttachedHook } from "./tuner_loader.ts";
+import { type AttachedHook, observedThrough } from "./tuner_loader.ts";
 
 /** What the provider reads from the daemon (a `Daemon` fits; tests pass a fake). */
 export interface ProviderDaemon {
@@ -445,8 +445,8 @@ export class DaemonControlProvider implements ControlProvider {
     const notes: string[] = [];
     if (this.d.opts.advise) notes.push("advise mode: logs what it would change, changes nothing");
     if (off.length > 0) notes.push(`disabled: ${off.join(", ")}`);
-    if (t && t.attached.length > 0) {
-      notes.push(`hooks: ${t.attached.map((a) => `${a.hook} (${a.kind})`).join(", ")}`);
+    if (t && (t.attached.length > 0 || t.missing.length > 0)) {
+      notes.push(`hooks: ${observedThrough(t, false)}`);
     }
     if (t && t.missing.length > 0) {
       notes.push(`without optional ${t.missing.map((m) => m.hook).join(", ")}`);

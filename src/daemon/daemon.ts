@@ -19,7 +19,13 @@ import { eventBuckets, eventsLine } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
-import { isLoaded, type LoadedTuner, loadTuner, type UnavailableTuner } from "./tuner_loader.ts";
+import {
+  isLoaded,
+  type LoadedTuner,
+  loadTuner,
+  observedThrough,
+  type UnavailableTuner,
+} from "./tuner_loader.ts";
 import {
   overrideSysctls,
   type TunerContext,
@@ -418,7 +424,7 @@ export class Daemon {
             r.object?.close();
           }
         });
-        const hooks = r.attached.map((a) => `${a.hook} via ${a.kind} ${a.target}`).join(", ");
+        const hooks = observedThrough(r, true);
         log.info(
           `tuner ${def.name}: ${this.#advising(def.name) ? "advising" : "active"}; ${hooks}`,
           {

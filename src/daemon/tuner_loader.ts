@@ -28,6 +28,40 @@ export interface LoadedTuner {
   skipped: SkippedProgram[];
 }
 
+interface ObservedTuner {
+  def: TunerDefinition;
+  attached: readonly AttachedHook[];
+  missing: readonly { hook: string; reason: string }[];
+}
+
+/**
+ * What a loaded tuner observes through, for logs and status lines: its attached hooks (`detail`:
+ * with kind and target, else the kind alone), then what runs instead of each missing optional
+ * hook that has a fallback (e.g. ip_frag's poll of /proc). Never empty.
+ */
+export function observedThrough(
+  t: ObservedTuner,
+  detail: boolean,
+): string {
+  const hooks = t.attached.map((a) =>
+    detail ? `${a.hook} via ${a.kind} ${a.target}` : `${a.hook} (${a.kind})`
+  );
+  const fallbacks = new Set<string>();
+  for (const m of t.missing) {
+    const fallback = t.def.hooks.find((h) => h.name === m.hook)?.fallback;
+    if (fallback) fallbacks.add(fallback);
+  }
+  const instead = [...fallbacks].map((f) => `instead of ${missingFor(t, f)}: ${f}`);
+  const all = [...hooks, ...instead];
+  return all.length ? all.join(", ") : "no hook attached";
+}
+
+/** The missing hooks whose fallback is `fallback`, by name. */
+function missingFor(t: ObservedTuner, fallback: string): string {
+  return t.missing.filter((m) => t.def.hooks.find((h) => h.name === m.hook)?.fallback === fallback)
+    .map((m) => m.hook).join(", ");
+}
+
 export interface UnavailableTuner {
   def: TunerDefinition;
   reason: string;
