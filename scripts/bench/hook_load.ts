@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
 import { costDelta, enableBpfStats, perTuner, type ProgCost, readProgCosts } from "./prog_stats.ts";
 import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
+import { EmptyProgram, type RunStats } from "./empty_prog.ts";
 import { BenchNetns } from "./netns.ts";
 import { type CpuUse, cpuWindow } from "./proc.ts";
 import { fmtPct, fmtRate, row, section, sleep, withTarget } from "./report.ts";
@@ -20,6 +21,8 @@ import { tempDir } from "./tempdir.ts";
 const TARGET_HITS_S = 10_000;
 const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3;
 const LOW_BUFFER = "4096 16384 16384";
+/** tcp_buffer's hottest hook: every received segment. */
+const FLOOR_TRACEPOINT = "tcp_probe";
 
 interface Window {
   seconds: number;
@@ -32,6 +35,8 @@ interface Window {
   sendRate: number;
   /** Kernel-side run time of each tuner program over the window. */
   costs: ProgCost[];
+  /** The empty program's run time over the window: the floor. */
+  floor: RunStats;
 }
 
 export async function hookLoadSection(root: string, windowS: number): Promise<void> {
@@ -58,6 +63,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const mapId = tcpBufferStatsMap(d.pid);
   enableBpfStats();
+  const empty = EmptyProgram.attach(FLOOR_TRACEPOINT);
 
   const measure = async (ns: BenchNetns | null, rate: number, seconds: number) => {
     const gen = ns?.spawn(
@@ -65,11 +71,12 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       { stdout: "piped" },
     );
     await gen?.waitLine("ready");
-    const c0 = readProgCosts(d.pid);
+    const c0 = readProgCosts(d.pid), f0 = empty.read();
     const s0 = readHookStats(mapId), cpu = cpuWindow(d.pid), t0 = performance.now();
     await sleep(seconds * 1000);
     const s1 = readHookStats(mapId), use = cpu(), t = (performance.now() - t0) / 1000;
-    const costs = costDelta(c0, readProgCosts(d.pid));
+    const costs = costDelta(c0, readProgCosts(d.pid)), f1 = empty.read();
+    const floor = { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs };
     let sendRate = 0;
     if (gen) {
       const out = await gen.finished(30_000);
@@ -79,7 +86,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       };
       sendRate = r.sent / r.seconds;
     }
-    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate, costs } satisfies Window;
+    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate, costs, floor } satisfies Window;
   };
 
   for (
@@ -122,17 +129,28 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
           `${fmtRate(w.suppressed / w.seconds, "/s")}, dropped ${w.dropped}`,
       ),
     );
+    const floorNs = w.floor.runs ? w.floor.runNs / w.floor.runs : 0;
+    row(
+      `kernel cost per hit, empty program, ${label}`,
+      w.floor.runs ? `${floorNs.toFixed(0)} ns` : "n/a",
+      `the floor: an empty tp_btf program on ${FLOOR_TRACEPOINT} over the same window ` +
+        `(${w.floor.runs} runs): the kernel's dispatch and bpf_stats' clock reads, which move ` +
+        `with the machine's load`,
+    );
     for (const t of perTuner(w.costs)) {
       const hot = t.hot
         ? `hottest ${t.hot.program} ${(t.hot.runNs / Math.max(1, t.hot.runs)).toFixed(0)} ns ` +
           `x ${t.hot.runs}`
         : "no hits";
+      const over = t.runs && floorNs
+        ? ` (${(t.nsPerRun - floorNs).toFixed(0)} ns over the floor)`
+        : "";
       row(
         `kernel cost per hit, ${t.tuner}, ${label}`,
         t.runs ? `${t.nsPerRun.toFixed(0)} ns` : "n/a",
         withTarget(
           "≤ 200 ns",
-          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs; ${hot}`,
+          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs${over}; ${hot}`,
         ),
       );
     }
@@ -146,6 +164,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       ),
     );
   }
+  await empty.close();
   const stop = await d.stop();
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   await near.delete();

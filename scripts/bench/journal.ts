@@ -61,10 +61,40 @@ export function journalSection(root: string, deno: string): void {
           `${fmtMs(foldMs / Math.max(128, entries))} per change amortised`,
       );
     }
+    deviceSync(`${base}/sync-alone`);
     syncsPerChange(root, deno, `${base}/strace`);
   } finally {
     Deno.removeSync(base, { recursive: true });
   }
+}
+
+/**
+ * The device's part of a change: what the journal's one durable write costs without the journal
+ * (a small append to a 4 KiB file and fdatasync, as many times as the changes above), so a tail
+ * in the journal's figures can be told apart from the disk's.
+ */
+function deviceSync(path: string): void {
+  const f = Deno.openSync(path, { write: true, create: true, mode: 0o600 });
+  const times: number[] = [];
+  try {
+    f.writeSync(new Uint8Array(4096));
+    f.syncSync();
+    const record = new TextEncoder().encode(`${JSON.stringify({ s: 1, put: RMEM })}\n`);
+    for (let c = 0; c < CHANGES; c++) {
+      const t0 = performance.now();
+      f.writeSync(record);
+      f.syncDataSync();
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    f.close();
+  }
+  row(
+    "fdatasync alone (the device's part)",
+    fmtMs(median(times)),
+    `median of ${CHANGES} appends of one record to a 4 KiB file + fdatasync, same directory, ` +
+      `no journal; p99 ${fmtMs(percentile(times, 0.99))}, max ${fmtMs(Math.max(...times))}`,
+  );
 }
 
 /** fsync/fdatasync calls per change, counted by strace over 100 changes at 1 entry. */
