@@ -66,6 +66,14 @@ static __always_inline __u64 lr_shift(void)
 	return cfg ? bpfp_params(cfg)->lr_shift : 2;
 }
 
+/* A hit costs mostly the memory it touches (cache and TLB misses between hits, not instructions):
+ * the loosest shift any configuration allows (2) first, so a buffer far from the max is turned
+ * away without reading the config map. */
+static __always_inline int near_max(long val, long limit)
+{
+	return nearly_full(val, limit, 2) && nearly_full(val, limit, lr_shift());
+}
+
 /* tcp_mem (pages) and pages allocated, from the protocol the socket uses. */
 static __always_inline int read_mem(struct sock *sk, long *allocated, long mem[3])
 {
@@ -202,7 +210,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	net = RD(btf, sk, __sk_common.skc_net.net);
 	buf = RD(btf, sk, sk_rcvbuf);
 	limit = RD(btf, net, ipv4.sysctl_tcp_rmem[2]);
-	if (!grow_hook && !nearly_full(buf, limit, lr_shift()))
+	if (!grow_hook && !near_max(buf, limit))
 		return;
 	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
 	if (!tp)
@@ -211,7 +219,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, lr_shift()))
 		return;
 	/* Applications that set SO_RCVBUF chose their size: they never drive growth. */
-	locks = bpfp_sk_userlocks(sk);
+	locks = btf ? bpfp_sk_userlocks_typed(sk) : bpfp_sk_userlocks(sk);
 	if (locks & BPFP_SOCK_RCVBUF_LOCK) {
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
 		return;
@@ -222,9 +230,11 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 
 /* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the
  * kernel tries to grow it. The kernel grows it (tcp_new_space) only for an application that found
- * it full (SOCK_NOSPACE) while the congestion window is not: that is tested first, so receivers
- * and unhurried senders cost two loads. A connection that has not yet had data acknowledged is
- * skipped: its buffer has its initial size (loopback's 64 KiB MSS sizes it to the max at once). */
+ * it full (SOCK_NOSPACE) while the congestion window is not. A hit costs mostly the memory it
+ * touches: the socket's own fields first (a half-empty send queue ends most hits there), then
+ * its namespace's max, then the struct socket with the flag. A connection that has not yet had
+ * data acknowledged is skipped: its buffer has its initial size (loopback's 64 KiB MSS sizes it
+ * to the max at once). */
 static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 {
 	struct tcp_sock *tp;
@@ -237,14 +247,20 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 	if (!sk)
 		return;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	buf = RD(btf, sk, sk_sndbuf);
+	/* An application blocked on a full buffer leaves at least half of it queued (it is woken
+	 * below two thirds): two loads from the socket itself, in cache on this path. */
+	if (!expanding && RD(btf, sk, sk_wmem_queued) < (buf >> 1))
+		return;
+	net = RD(btf, sk, __sk_common.skc_net.net);
+	limit = RD(btf, net, ipv4.sysctl_tcp_wmem[2]);
+	if (!nearly_full(buf, limit, 2)) /* the loosest shift: no config read yet */
+		return;
 	if (!expanding) {
 		sock = RD(btf, sk, sk_socket);
 		if (!sock || !(RD(btf, sock, flags) & (1UL << BPFP_SOCK_NOSPACE)))
 			return;
 	}
-	net = RD(btf, sk, __sk_common.skc_net.net);
-	buf = RD(btf, sk, sk_sndbuf);
-	limit = RD(btf, net, ipv4.sysctl_tcp_wmem[2]);
 	if (!nearly_full(buf, limit, lr_shift()))
 		return;
 	/* Typed access to tcp_sock fields needs the checked cast (a helper call): past the tests. */
@@ -259,7 +275,7 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 	/* tcp_sndbuf_expand's size: two segments' truesize per packet the window allows. */
 	per_mss = RD(btf, tp, mss_cache) + 320 + 384;
 	want = 2 * per_mss * (long)(cwnd > 10 ? cwnd : 10);
-	locks = bpfp_sk_userlocks(sk);
+	locks = btf ? bpfp_sk_userlocks_typed(sk) : bpfp_sk_userlocks(sk);
 	if (locks & BPFP_SOCK_SNDBUF_LOCK) {
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
 		return;

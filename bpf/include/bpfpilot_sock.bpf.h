@@ -14,6 +14,13 @@ static __always_inline __u32 bpfp_sk_userlocks(struct sock *sk)
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
 }
 
+/* The same relocated read through a typed (tp_btf/fentry) pointer: a plain load, no helper call;
+ * the verifier lets a typed load cover a bitfield's storage unit. */
+static __always_inline __u32 bpfp_sk_userlocks_typed(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD(sk, sk_userlocks);
+}
+
 static __always_inline __u32 bpfp_sk_protocol(struct sock *sk)
 {
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
