@@ -14,8 +14,13 @@
 import { type Proposal, sameChange, sameValues } from "../tuning/proposal.ts";
 
 export const DEFAULT_COOLDOWN_MS = 5000;
-/** Between two changes in the same direction (fresh evidence after the previous change). */
-export const DEFAULT_GROWTH_GAP_MS = 500;
+/**
+ * Between two changes in the same direction (fresh evidence after the previous change). Below the
+ * kernel-side event interval (tcp_buffer: 500 ms from one event to the next, counted from the
+ * event, not from the change it led to): an event is fresh evidence, and a growth turned away
+ * here may not come back soon (tcp_rcvbuf_grow fires only when auto-tuning tries to grow).
+ */
+export const DEFAULT_GROWTH_GAP_MS = 250;
 
 export type GateVerdict =
   /** Write it, then call settle() with the outcome. */
@@ -39,7 +44,7 @@ export interface RateGateOptions {
    * (or any change after such a reversal, and after a failed write); default 5000 ms.
    */
   cooldownMs?: number;
-  /** Minimum time between two changes in the same direction; default min(500 ms, cooldownMs). */
+  /** Minimum time between two changes in the same direction; default min(250 ms, cooldownMs). */
   growthGapMs?: number;
 }
 

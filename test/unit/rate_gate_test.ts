@@ -42,16 +42,16 @@ Deno.test("cool-down: no change in the other direction until the cool-down has p
 
 Deno.test("growth on fresh evidence: the short gap, not the cool-down", () => {
   const gate = new RateGate({ cooldownMs: 5000 });
-  assert.equal(DEFAULT_GROWTH_GAP_MS, 500);
-  assert.equal(gate.growthGapMs, 500);
+  assert.equal(DEFAULT_GROWTH_GAP_MS, 250);
+  assert.equal(gate.growthGapMs, 250);
   assert.equal(applyAt(gate, rmem(100, 400), 1000), "apply");
-  assert.deepEqual(gate.admit(rmem(400, 1600), 1499), {
+  assert.deepEqual(gate.admit(rmem(400, 1600), 1249), {
     kind: "cooling-down",
-    until: 1500,
+    until: 1250,
     repeat: false,
   });
-  assert.equal(applyAt(gate, rmem(400, 1600), 1500), "apply");
-  assert.equal(applyAt(gate, rmem(1600, 3200), 2000), "apply");
+  assert.equal(applyAt(gate, rmem(400, 1600), 1250), "apply");
+  assert.equal(applyAt(gate, rmem(1600, 3200), 1500), "apply");
   assert.equal(new RateGate({ cooldownMs: 200 }).growthGapMs, 200, "never above the cool-down");
 });
 
