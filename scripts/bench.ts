@@ -12,6 +12,8 @@
  *   shutdown    SIGTERM to exit with 10,000 journal records
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
+ * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
+ * and its log (seconds from the transfer's start, line) is written there.
  * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
  * also on error and Ctrl-C. The host's own network namespace is never tuned: every daemon runs
  * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or

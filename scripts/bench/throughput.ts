@@ -15,6 +15,9 @@ import { fmtRate, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
 
 const LOW_RMEM = "4096 65536 65536", LOW_WMEM = "4096 16384 65536";
+/** The send-side case of issue 9: a 16 KiB tcp_wmem max at the sender. */
+const TINY_WMEM = "4096 16384 16384";
+const WMEM_S = 10;
 const KERNEL_RMEM = "4096 131072 6291456";
 const DATA_PORT = 5201, UDP_PORT = 5202;
 /** Seconds within which a transfer must reach 90 % of the tuned throughput. */
@@ -77,9 +80,11 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   );
 
   const { argv } = daemonArgv(root);
+  const logTo = Deno.env.get("BPFPILOT_BENCH_DAEMON_LOG");
   const d = new BenchDaemon(argv, [
     "run",
     "--stderr",
+    ...(logTo ? ["--debug"] : []),
     "--rollback",
     "--netns",
     rx.name,
@@ -98,6 +103,12 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   const changes = d.matching(CHANGE, t0, t1);
   const tunedRmem = rx.sysctl("net.ipv4.tcp_rmem"), tunedWmem = rx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
+  if (logTo) {
+    Deno.writeTextFileSync(
+      logTo,
+      d.lines.map((l) => `${((l.at - t0) / 1000).toFixed(2)} ${l.text}\n`).join(""),
+    );
+  }
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   const secs = (t1 - t0) / 1000;
   row(
@@ -173,9 +184,57 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     ),
   );
 
+  await sendBufferRow(root, tx, rx, iperf);
+
   await path.stop();
   await tx.delete();
   await rx.delete();
+}
+
+/**
+ * The send side: the sender's namespace starts at a 16 KiB tcp_wmem max (the receiver's rmem at
+ * the kernel's default), a daemon tunes the sender's namespace during one 10 s transfer: where
+ * tcp_wmem max ends and in how many changes (bpftune's tcp_sndbuf_expand signal).
+ */
+async function sendBufferRow(
+  root: string,
+  tx: BenchNetns,
+  rx: BenchNetns,
+  iperf: (seconds: number) => Promise<IperfResult>,
+): Promise<void> {
+  const txWmem = tx.sysctl("net.ipv4.tcp_wmem");
+  rx.setSysctl("net.ipv4.tcp_rmem", KERNEL_RMEM);
+  tx.setSysctl("net.ipv4.tcp_wmem", TINY_WMEM);
+  const d = new BenchDaemon(daemonArgv(root).argv, [
+    "run",
+    "--stderr",
+    "--rollback",
+    "--netns",
+    tx.name,
+    "--state-dir",
+    tempDir("iperf-wmem"),
+  ]);
+  await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
+  const t0 = performance.now();
+  const run = await iperf(WMEM_S);
+  const t1 = performance.now();
+  const finalWmem = tx.sysctl("net.ipv4.tcp_wmem");
+  const stop = await d.stop();
+  tx.setSysctl("net.ipv4.tcp_wmem", txWmem);
+  if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
+  const changes = d.matching(CHANGE, t0, t1).map((l) => l.text.match(CHANGE)!)
+    .filter((m) => m[1] === "net.ipv4.tcp_wmem");
+  row(
+    `tcp_wmem max after one ${WMEM_S} s transfer from a 16 KiB max`,
+    `${finalWmem.split(/\s+/)[2]}`,
+    withTarget(
+      "grows in proportion (old daemon: 25,600 in two steps)",
+      `${changes.length} tcp_wmem changes` +
+        (changes.length ? ` (${changes.map((m) => m[3].split(" ")[2]).join(" -> ")})` : "") +
+        `; ${mbit(run.mbps)}, per second ${run.intervals.map((r) => r.toFixed(0)).join(" ")}; ` +
+        `sender namespace tcp_wmem='${TINY_WMEM}', daemon run --netns <tx> --rollback`,
+    ),
+  );
 }
 
 function printSettle(changes: Line[], t0: number, t1: number, settleS: number): void {
