@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
 import { parseLearningRate } from "../tuning/learning_rate.ts";
-import { createLogger, type Logger } from "../log/logger.ts";
+import { createLogger, type Logger, type LogTarget } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { TUNERS } from "../tuners/registry.ts";
 import { CgroupDirError, mountCgroup2 } from "../kernel/cgroup_dir.ts";
@@ -72,8 +72,9 @@ export function controlSocketPath(flags: Pick<RunFlags, "controlSocket" | "state
 }
 
 export const RUN_HELP = `
-Logging: with -s, lines go to stderr; under systemd to the journal (with priorities); otherwise
-to syslog (ident bpfpilot). Each change is two lines:
+Logging: with -s, lines go to stderr; under systemd (or with --log journal) to the journal, each
+record with fields to filter on (journalctl BPFPILOT_SYSCTL=net.ipv4.tcp_rmem, MESSAGE_ID=...;
+README "Logging to journald"); otherwise to syslog (ident bpfpilot). Each change is two lines:
   Scenario '<scenario>' occurred for tunable '<sysctl>' in global ns. <description>
   Due to <reason> change <sysctl>(min default max) from (a b c) -> (a b d)
 On SIGINT/SIGTERM: a summary per tuner, then rollback if -R, then exit 0. Changes stay after
@@ -106,9 +107,14 @@ after <step> (journal, probe, tuners, ringbuf, servers), which must release what
 sysctl:<name> makes that sysctl read as absent (as net.ipv6.* is with IPv6 disabled);
 tcp_buffer:memory-pressure makes TCP memory read as near pressure.`;
 
+/** Where the daemon logs: -s (or `stderr = true`) is --log stderr, and wins over a --log. */
+export function logTarget(flags: Pick<RunFlags, "stderr" | "log">): LogTarget {
+  return flags.stderr ? "stderr" : (flags.log ?? "auto") as LogTarget;
+}
+
 function makeLogger(flags: RunFlags): Logger {
   return createLogger({
-    target: flags.stderr ? "stderr" : "auto",
+    target: logTarget(flags),
     format: flags.logFormat === "json" ? "json" : "text",
     debug: flags.debug ?? false,
     textFields: flags.debug ?? false,
@@ -193,7 +199,7 @@ export async function runDaemon(
     }
   }
   if (flags.daemon) {
-    return await startInBackground(Deno.args, { keepStdio: flags.stderr ?? false });
+    return await startInBackground(Deno.args, { keepStdio: logTarget(flags) === "stderr" });
   }
   // Before anything is loaded or opened: as root this re-executes the program with fewer
   // capabilities (same pid, fds and arguments) and does not return.

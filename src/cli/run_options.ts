@@ -8,12 +8,14 @@ import { DEFAULT_STATE_DIR } from "../daemon/journal.ts";
 import { ATTACH_KINDS } from "../kernel/hooks.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
 import { OVERRIDE_LIFETIMES } from "../daemon/override_lifetime.ts";
+import { LOG_TARGETS } from "../log/logger.ts";
 
 /** Where the daemon looks for its configuration file when --config does not name one. */
 export const DEFAULT_CONFIG_FILE = "/etc/bpfpilot/bpfpilot.conf";
 
 export interface RunFlags {
   stderr?: boolean;
+  log?: string;
   debug?: boolean;
   learningRate?: string;
   rollback?: boolean;
@@ -57,6 +59,13 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     )
     .option("--no-config", `read no configuration file (not even ${DEFAULT_CONFIG_FILE})`)
     .option("-s, --stderr", "log to stderr (prefix 'bpfpilot: ') instead of the journal/syslog")
+    .addOption(
+      new Option(
+        "--log <target>",
+        "where to log: auto (the journal when systemd connected stderr to it, else syslog), " +
+          "journal (journald's native socket, with fields), syslog, or stderr (as -s, which wins)",
+      ).choices(LOG_TARGETS).default("auto"),
+    )
     .option("-d, --debug", "also log debug lines, libbpf's included")
     .option(
       "-r, --learning-rate <0-4>",

@@ -62,7 +62,7 @@ export class ProposalApplier {
         log.info(
           `not tuning '${p.sysctl}' in ${describeNetns(p.netns)}: the administrator took it over ` +
             `(bpfpilot enable ${p.sysctl} resumes)`,
-          { tuner: p.tuner, sysctl: p.sysctl, netns: p.netns },
+          { event: "override_in_force", tuner: p.tuner, sysctl: p.sysctl, netns: p.netns },
         );
       }
       return false;
@@ -74,9 +74,11 @@ export class ProposalApplier {
       if (!this.#refusalNoted.has(key)) {
         this.#refusalNoted.add(key);
         log.info(`not tuning '${p.sysctl}' in ${describeNetns(p.netns)}: ${refused}`, {
+          event: "refused",
           tuner: p.tuner,
           sysctl: p.sysctl,
           netns: p.netns,
+          reason: refused,
         });
       }
       return false;
@@ -95,6 +97,9 @@ export class ProposalApplier {
     }
     if (verdict.kind !== "apply") return false;
 
+    const capped = judged?.cappedBy
+      ? `; capped by ${judged.cappedBy}: (${p.to.join(" ")}) instead`
+      : "";
     const fields = {
       tuner: p.tuner,
       scenario: p.scenario,
@@ -102,17 +107,17 @@ export class ProposalApplier {
       netns: p.netns,
       from: p.from,
       to: p.to,
+      reason: p.reason + capped,
     };
+    const scenario = { event: "scenario", ...fields } as const;
     const scenarioLine = `Scenario '${p.scenario}' occurred for tunable '${p.sysctl}' in ` +
       `${describeNetns(p.netns)}. ${this.d.describe(p.tuner, p.scenario)}`;
-    const capped = judged?.cappedBy
-      ? `; capped by ${judged.cappedBy}: (${p.to.join(" ")}) instead`
-      : "";
     const adviseOnly = this.d.advise ? "advise mode" : judged?.adviseOnly;
     if (adviseOnly) {
-      log.info(scenarioLine, fields);
-      log.info(p.reason + capped, fields);
-      log.info(`${adviseOnly}: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, fields);
+      const advised = { event: "advised", ...fields } as const;
+      log.info(scenarioLine, scenario);
+      log.info(fields.reason, advised);
+      log.info(`${adviseOnly}: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, advised);
       gate.settle(p, "applied", now());
       this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
       return true;
@@ -131,15 +136,15 @@ export class ProposalApplier {
       }
       log.error(
         `could not change ${p.sysctl} in ${describeNetns(p.netns)}: ${(e as Error).message}`,
-        fields,
+        { event: "change_failed", ...fields },
       );
       return false;
     }
     gate.settle(p, "applied", now());
     this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
     this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
-    log.info(scenarioLine, fields);
-    log.info(p.reason + capped, fields);
+    log.info(scenarioLine, scenario);
+    log.info(fields.reason, { event: "changed", ...fields });
     return true;
   }
 
@@ -166,7 +171,7 @@ export class ProposalApplier {
       this.d.log.notice(
         `'${sysctl}' in ${describeNetns(netns)} is at its ceiling (${value.join(" ")}, limit ` +
           `${ceiling}); not growing it further`,
-        { tuner, sysctl, netns, value, ceiling },
+        { event: "at_ceiling", tuner, sysctl, netns, value, ceiling },
       );
     }
   }

@@ -233,7 +233,7 @@ export class Daemon {
       this.pinned.reload();
       this.#reportPinned();
     }
-    this.log.info("configuration reloaded (SIGHUP)");
+    this.log.info("configuration reloaded (SIGHUP)", { event: "reloaded" });
   }
 
   /** Tuners that manage a sysctl, in load order. */
@@ -386,7 +386,11 @@ export class Daemon {
       const reason = unavailableOnThisKernel(d);
       if (reason === null) return true;
       this.unavailable.push({ def: d, reason, nothingToDo: true });
-      log.info(`tuner ${d.name} is unavailable: ${reason}`, { tuner: d.name });
+      log.info(`tuner ${d.name} is unavailable: ${reason}`, {
+        event: "tuner_unavailable",
+        tuner: d.name,
+        reason,
+      });
       return false;
     });
     this.probe = probeKernel(
@@ -427,10 +431,7 @@ export class Daemon {
         const hooks = observedThrough(r, true);
         log.info(
           `tuner ${def.name}: ${this.#advising(def.name) ? "advising" : "active"}; ${hooks}`,
-          {
-            tuner: def.name,
-            hooks: r.attached,
-          },
+          { event: "tuner_active", tuner: def.name, hooks: r.attached },
         );
         for (const m of r.missing) {
           const instead = def.hooks.find((h) => h.name === m.hook)?.fallback;
@@ -441,7 +442,11 @@ export class Daemon {
         }
       } else {
         this.unavailable.push(r);
-        log.warn(`tuner ${def.name} is unavailable: ${r.reason}`, { tuner: def.name });
+        log.warn(`tuner ${def.name} is unavailable: ${r.reason}`, {
+          event: "tuner_unavailable",
+          tuner: def.name,
+          reason: r.reason,
+        });
       }
     }
     if (this.loaded.length === 0) {
@@ -490,6 +495,7 @@ export class Daemon {
     log.info(
       `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
+      { event: "started" },
     );
     await this.opts.onReady?.(this);
     if (this.opts.faultInject.includes("daemon:uncaught")) {
@@ -703,7 +709,7 @@ export class Daemon {
           `sysctl '${o.sysctl}' that tuner '${tuner}' uses was changed by someone else ` +
             `(override events were lost; now ${valueText(o.live)}); no longer tuning it in ` +
             `${describeNetns(o.netns)} (run 'bpfpilot enable ${o.sysctl}' to resume)`,
-          { tuner, sysctl: o.sysctl, netns: o.netns },
+          { event: "override_detected", tuner, sysctl: o.sysctl, netns: o.netns },
         );
         this.journal.markOverride({
           netns: o.netns,
@@ -746,13 +752,16 @@ export class Daemon {
           (s) => this.describeScenario(t.def.name, s),
           this.#advising(t.def.name),
         )
-      ) log.info(line, { tuner: t.def.name });
-      for (const line of t.instance.summary?.() ?? []) log.info(line, { tuner: t.def.name });
+      ) log.info(line, { event: "summary", tuner: t.def.name });
+      for (const line of t.instance.summary?.() ?? []) {
+        log.info(line, { event: "summary", tuner: t.def.name });
+      }
       const k = this.kernelCounters(t);
       if (k) {
         const ev = this.stats.tunerEvents(t.def.name);
         const buckets = eventBuckets(k);
         log.info(eventsLine(t.def.name, buckets, ev.events), {
+          event: "summary",
           tuner: t.def.name,
           ...buckets,
           events: ev.events,
@@ -765,7 +774,7 @@ export class Daemon {
       stateDir: this.opts.stateDir === DEFAULT_STATE_DIR ? null : this.opts.stateDir,
       netnsName: (key) => netnsDisplayName(key),
     });
-    for (const line of undo) log.info(line);
+    for (const line of undo) log.info(line, { event: "summary" });
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {
       try {
@@ -775,7 +784,7 @@ export class Daemon {
       }
     }
     this.journal?.close();
-    log.info("bpfpilot stopped");
+    log.info("bpfpilot stopped", { event: "stopped" });
   }
 
   #teardown(): void {

@@ -38,5 +38,12 @@ export function applyOverrideLifetime(
       );
     }
   }
-  for (const o of journal.overrides()) log.notice(describeRemembered(o), { sysctl: o.sysctl });
+  for (const o of journal.overrides()) {
+    log.notice(describeRemembered(o), {
+      event: "override_in_force",
+      sysctl: o.sysctl,
+      netns: o.netns,
+      tuner: o.tuner,
+    });
+  }
 }

@@ -53,11 +53,21 @@ export function rollbackFromJournal(
       log.info(
         `Rolling back sysctl values for '${step.sysctl}' from (${valueText(step.from)}) to ` +
           `original values (${valueText(step.to)}) in ${where}`,
-        { sysctl: step.sysctl, netns: step.netns, from: step.from, to: step.to },
+        {
+          event: "rolled_back",
+          sysctl: step.sysctl,
+          netns: step.netns,
+          from: step.from,
+          to: step.to,
+        },
       );
     } catch (e) {
       result.failed.push({ step, reason: (e as Error).message });
-      log.error(`could not roll back '${step.sysctl}' in ${where}: ${(e as Error).message}`);
+      log.error(`could not roll back '${step.sysctl}' in ${where}: ${(e as Error).message}`, {
+        event: "rollback_skipped",
+        sysctl: step.sysctl,
+        netns: step.netns,
+      });
     }
   }
   for (const skip of plan.skipped) {
@@ -66,7 +76,7 @@ export function rollbackFromJournal(
       log.error(
         `refused to roll back '${skip.sysctl}' in ${describeNetns(skip.netns)}: ` +
           skip.reason,
-        { sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
+        { event: "rollback_skipped", sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
       );
       continue;
     }
@@ -78,7 +88,7 @@ export function rollbackFromJournal(
     if (skip.code === "changed" || skip.netns !== "global") journal.forget(skip.netns, skip.sysctl);
     log.notice(
       `left '${skip.sysctl}' in ${describeNetns(skip.netns)} alone: ${skip.reason}`,
-      { sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
+      { event: "rollback_skipped", sysctl: skip.sysctl, netns: skip.netns, code: skip.code },
     );
   }
   return result;

@@ -1,11 +1,13 @@
 /**
- * bpfpilot's logger: five levels, text or JSON lines, to stderr, the systemd journal (via
- * stderr with `<N>` priority prefixes) or syslog.
+ * bpfpilot's logger: five levels, text or JSON lines, to stderr, the systemd journal or syslog.
  *
  * - stderr, text: `bpfpilot: <msg> key=value ...`, one line per line of the message.
  * - json: one object per record, `{"ts", "level", "msg", ...fields}`; a field named like a core
  *   key is kept as `field_<name>`. Multi-line messages stay one record (JSON escapes newlines).
- * - journal: `<N><text or json>` per record on stderr (sd-daemon(3) prefixes: err 3 ... debug 7).
+ * - journal: one native-protocol entry per record on journald's socket, with structured fields
+ *   (journal_fields.ts). While the socket fails (journald restarting, absent), records go to
+ *   stderr, with `<N>` sd-daemon(3) priority prefixes when stderr is the journal stream; one
+ *   notice when that starts and one when the socket answers again, never one per record.
  * - syslog: ident "bpfpilot", facility daemon, each line a record (see syslog.ts); falls back to
  *   stderr when no syslog is reachable.
  * - auto: journal when JOURNAL_STREAM names our stderr (we run under systemd), else syslog.
@@ -15,11 +17,25 @@
 
 import { fstatSync } from "node:fs";
 import { openSyslog, type SyslogSink } from "./syslog.ts";
+import { escapeControls, HAS_CONTROL, jsonSafe } from "./safe_text.ts";
+import { EVENT_FIELD, journalFields, type MessageKind } from "./journal_fields.ts";
+import { encodeJournalEntry } from "./journal_protocol.ts";
+import {
+  DEFAULT_JOURNAL_SOCKET,
+  JOURNAL_SOCKET_ENV,
+  type JournalSink,
+  openJournalSocket,
+} from "./journal_socket.ts";
 
 export type LogLevel = "error" | "warning" | "notice" | "info" | "debug";
-export type LogTarget = "stderr" | "journal" | "syslog" | "auto";
+export const LOG_TARGETS = ["auto", "journal", "syslog", "stderr"] as const;
+export type LogTarget = typeof LOG_TARGETS[number];
 export type LogFormat = "text" | "json";
-export type LogFields = Record<string, unknown>;
+/**
+ * A record's structured fields; `event` names its kind (the journal's MESSAGE_ID, see
+ * journal_fields.ts).
+ */
+export type LogFields = { [EVENT_FIELD]?: MessageKind } & Record<string, unknown>;
 
 /** syslog(3)/sd-daemon(3) priorities. */
 export const LOG_PRIORITY: Readonly<Record<LogLevel, number>> = {
@@ -44,7 +60,12 @@ export interface LoggerOptions {
   writer?: (line: string) => void;
   /** Syslog sink to use; null means "unavailable". Default: opens the system logger. */
   syslog?: SyslogSink | null;
-  /** Environment lookup (JOURNAL_STREAM); default Deno.env.get. */
+  /**
+   * Journal socket to use; null means "unavailable". Default: journald's native socket
+   * (BPFPILOT_JOURNAL_SOCKET overrides its path).
+   */
+  journal?: JournalSink | null;
+  /** Environment lookup (JOURNAL_STREAM, BPFPILOT_JOURNAL_SOCKET); default Deno.env.get. */
   env?: (name: string) => string | undefined;
   /** "dev:ino" of stderr, or null; default fstat(2). */
   stderrIdentity?: () => string | null;
@@ -108,29 +129,6 @@ export function stderrIsJournal(
   return stream === stderrIdentity();
 }
 
-// deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x08\x0a-\x1f\x7f]/g;
-// deno-lint-ignore no-control-regex
-const HAS_CONTROL = /[\x00-\x1f\x7f]/;
-
-/** \xNN for C0 controls (except tab) and DEL. */
-function escapeControls(text: string): string {
-  return text.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-
-function jsonSafe(value: unknown): string {
-  const seen = new WeakSet<object>();
-  return JSON.stringify(value, (_key, v) => {
-    if (typeof v === "bigint") return v.toString();
-    if (v instanceof Error) return { name: v.name, message: v.message };
-    if (typeof v === "object" && v !== null) {
-      if (seen.has(v)) return "[circular]";
-      seen.add(v);
-    }
-    return v;
-  }) ?? "null";
-}
-
 function fieldText(value: unknown): string {
   if (typeof value === "string") {
     return /^[^\s"=\\]+$/.test(value) && !HAS_CONTROL.test(value) ? value : JSON.stringify(value);
@@ -173,17 +171,26 @@ interface Output {
 function createOutput(opts: LoggerOptions): Output {
   const format = opts.format ?? "text";
   const now = opts.now ?? (() => new Date());
+  const env = opts.env ?? defaultEnv;
+  const streamIsJournal = stderrIsJournal(env, opts.stderrIdentity);
   let target = opts.target ?? "auto";
-  if (target === "auto") {
-    target = stderrIsJournal(opts.env, opts.stderrIdentity) ? "journal" : "syslog";
-  }
+  if (target === "auto") target = streamIsJournal ? "journal" : "syslog";
   let sink: SyslogSink | null = null;
   if (target === "syslog") {
     sink = opts.syslog !== undefined ? opts.syslog : openSyslog();
     if (!sink) target = "stderr";
   }
+  let journal: JournalSink | null = null;
+  if (target === "journal") {
+    journal = opts.journal !== undefined
+      ? opts.journal
+      : openJournalSocket(env(JOURNAL_SOCKET_ENV) || DEFAULT_JOURNAL_SOCKET);
+    if (!journal && !streamIsJournal) target = "stderr";
+  }
   const write = opts.writer ?? defaultWriter();
   const resolved = target;
+  // The journal's stream takes priorities as `<N>` prefixes; -s keeps bpftune's plain lines.
+  const prefixed = resolved === "journal" && streamIsJournal;
 
   const records = (level: LogLevel, msg: string, fields: LogFields): string[] =>
     format === "json"
@@ -192,25 +199,58 @@ function createOutput(opts: LoggerOptions): Output {
         opts.textFields === false ? line : line + textFields(fields)
       );
 
+  const toStream = (level: LogLevel, msg: string, fields: LogFields) => {
+    for (const record of records(level, msg, fields)) {
+      if (prefixed) write(`<${LOG_PRIORITY[level]}>${record}`);
+      else if (format === "json" || /^bpfpilot /.test(record)) write(record); // not "bpfpilot: bpfpilot started"
+      else write(`bpfpilot: ${record}`);
+    }
+  };
+
+  /** Records that went to stderr since the journal socket last failed. */
+  let missed = 0;
+  const entry = (level: LogLevel, message: string, fields: LogFields) =>
+    encodeJournalEntry(journalFields({ priority: LOG_PRIORITY[level], message, fields }));
+  const toJournal = (socket: JournalSink, level: LogLevel, msg: string, fields: LogFields) => {
+    const failure = socket.send(entry(level, msg, fields));
+    if (failure === null) {
+      if (missed > 0) {
+        socket.send(entry(
+          "notice",
+          `logging to the journal again; ${missed} record(s) went to stderr meanwhile`,
+          { event: "log_fallback" },
+        ));
+        missed = 0;
+      }
+      return;
+    }
+    if (missed++ === 0) {
+      toStream(
+        "warning",
+        `cannot log to the journal (${failure}); logging to stderr until it answers again`,
+        { event: "log_fallback" },
+      );
+    }
+    toStream(level, msg, fields);
+  };
+
   return {
     target: resolved,
     format,
     debug: opts.debug === true,
     emit(level, msg, fields) {
       try {
-        const priority = LOG_PRIORITY[level];
-        for (const record of records(level, msg, fields)) {
-          if (resolved === "syslog") sink!.send(priority, record);
-          else if (resolved === "journal") write(`<${priority}>${record}`);
-          else if (format === "json" || /^bpfpilot /.test(record)) write(record); // not "bpfpilot: bpfpilot started"
-          else write(`bpfpilot: ${record}`);
-        }
+        if (journal) toJournal(journal, level, msg, fields);
+        else if (resolved === "syslog") {
+          for (const record of records(level, msg, fields)) sink!.send(LOG_PRIORITY[level], record);
+        } else toStream(level, msg, fields);
       } catch {
         // A closed stderr or a dead syslog socket must not take the daemon down.
       }
     },
     close() {
       sink?.close();
+      journal?.close();
     },
   };
 }

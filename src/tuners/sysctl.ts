@@ -106,7 +106,7 @@ export const sysctlTuner: TunerDefinition = {
             `pid ${ev.pid}, cmd '${cmd}' modified sysctl '${sysctl}' that tuner '${tuner}' ` +
               `uses; no longer tuning '${sysctl}' in ${describeNetns(netns)} ` +
               `(run 'bpfpilot enable ${sysctl}' to resume)`,
-            { tuner, sysctl, netns, pid: ev.pid, comm: cmd },
+            { event: "override_detected", tuner, sysctl, netns, pid: ev.pid, comm: cmd },
           );
           ctx.markOverride({ netns, sysctl, tuner, pid: ev.pid, comm: cmd });
         }

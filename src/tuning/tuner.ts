@@ -5,6 +5,7 @@
  * the event loop, the journal, admin-override detection, advise mode, logging and the exit summary.
  * See docs/adding-a-tuner.md.
  */
+import type { LogFields } from "../log/logger.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import type { BpfpEvent } from "./event.ts";
@@ -35,12 +36,13 @@ export interface ScenarioDecl {
   description: string;
 }
 
+/** A logger; `fields.event` names the record's kind (its journal MESSAGE_ID). */
 export interface LogLike {
-  error(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  notice(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  debug(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  notice(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
 }
 
 /** What the daemon offers a running tuner. */

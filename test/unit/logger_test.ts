@@ -8,12 +8,22 @@ import {
   LOG_PID,
   type SyslogSink,
 } from "../../src/log/syslog.ts";
+import { JournalReceiver } from "../support/journal_receiver.ts";
+import { decodeJournalEntry } from "../../src/log/journal_protocol.ts";
+import { MESSAGE_IDS } from "../../src/log/journal_fields.ts";
 
+/** A logger writing to `lines`; never the host's journal socket unless a test names one. */
 function capture(opts: LoggerOptions = {}) {
   const lines: string[] = [];
-  const logger = createLogger({ writer: (line) => lines.push(line), ...opts });
+  const logger = createLogger({ writer: (line) => lines.push(line), journal: null, ...opts });
   return { logger, lines };
 }
+
+/** The environment systemd gives a service whose stderr is the journal stream. */
+const UNDER_SYSTEMD = {
+  env: (name: string) => name === "JOURNAL_STREAM" ? "64769:123456" : undefined,
+  stderrIdentity: () => "64769:123456",
+};
 
 /** Records what reaches syslog() as raw C strings. */
 function fakeLibc() {
@@ -55,7 +65,7 @@ Deno.test("stderr text: 'bpfpilot: ' prefix, fields as key=value, one line per m
 Deno.test("printf directives in messages and fields are logged literally everywhere", () => {
   const msg = "pid 42, cmd '%s%s%n%x%p' modified sysctl 'net.ipv4.tcp_rmem'";
   for (const target of ["stderr", "journal"] as const) {
-    const { logger, lines } = capture({ target });
+    const { logger, lines } = capture({ target, ...UNDER_SYSTEMD });
     logger.notice(msg, { comm: "%n%n" });
     assert.equal(lines.length, 1);
     assert.ok(lines[0].endsWith(`${msg} comm=%n%n`), lines[0]);
@@ -84,15 +94,15 @@ Deno.test('syslog: the text is the argument of a constant "%s" format, never the
   assert.equal(LOG_DAEMON, 24);
 });
 
-Deno.test("journal: sd-daemon priority prefixes per level", () => {
-  const { logger, lines } = capture({ target: "journal", debug: true });
+Deno.test("journal without its socket: sd-daemon priority prefixes on the stream", () => {
+  const { logger, lines } = capture({ target: "journal", debug: true, ...UNDER_SYSTEMD });
   logger.error("e");
   logger.warn("w");
   logger.notice("n");
   logger.info("i");
   logger.debug("d\nd2");
   assert.deepEqual(lines, ["<3>e", "<4>w", "<5>n", "<6>i", "<7>d", "<7>d2"]);
-  const json = capture({ target: "journal", format: "json", now: FIXED });
+  const json = capture({ target: "journal", format: "json", now: FIXED, ...UNDER_SYSTEMD });
   json.logger.warn("x", { k: 1 });
   assert.equal(
     json.lines[0],
@@ -210,6 +220,7 @@ Deno.test("a failing writer or syslog never throws into the caller", () => {
 
 Deno.test("real process: default stderr writer, and JOURNAL_STREAM matched via fstat(2)", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "bpfp-logger-" });
+  const rx = new JournalReceiver();
   try {
     const logger = new URL("../../src/log/logger.ts", import.meta.url).href;
     const script = `
@@ -218,11 +229,12 @@ Deno.test("real process: default stderr writer, and JOURNAL_STREAM matched via f
       log.notice("auto went to " + log.target + " %n%s");
       createLogger({ target: "stderr", format: "json" }).warn("j");
     `;
-    const run = async (journalStream: (errFile: string) => string | null) => {
+    const run = async (journalStream: (errFile: string) => string | null, socket = rx.path) => {
       const errFile = `${dir}/stderr-${crypto.randomUUID()}`;
       Deno.writeTextFileSync(errFile, "");
       const stream = journalStream(errFile);
-      const env: Record<string, string> = stream ? { JOURNAL_STREAM: stream } : {};
+      const env: Record<string, string> = { BPFPILOT_JOURNAL_SOCKET: socket };
+      if (stream) env.JOURNAL_STREAM = stream;
       const out = await new Deno.Command("sh", {
         args: ["-c", 'exec "$0" eval --no-check "$1" 2>"$2"', Deno.execPath(), script, errFile],
         env,
@@ -236,14 +248,83 @@ Deno.test("real process: default stderr writer, and JOURNAL_STREAM matched via f
       return `${st.dev}:${st.ino}`;
     };
 
+    // Under systemd: native entries on the socket, nothing on the stream.
     const journal = await run(fileId);
-    assert.equal(journal[0], "<5>auto went to journal %n%s");
+    assert.equal(JSON.parse(journal[0]).msg, "j", "only the -s style logger wrote to stderr");
+    const entry = await rx.waitFor((f) => /^auto went to/.test(f.MESSAGE), 5000);
+    assert.equal(entry.MESSAGE, "auto went to journal %n%s");
+    assert.equal(entry.PRIORITY, "5");
+    assert.equal(entry.SYSLOG_IDENTIFIER, "bpfpilot");
+    // journald gone: one warning, then the record on the stream with its priority prefix.
+    const gone = await run(fileId, `${dir}/no-such-socket`);
+    assert.match(gone[0], /^<4>cannot log to the journal \(sending to .*no-such-socket: No such/);
+    assert.equal(gone[1], "<5>auto went to journal %n%s");
     const other = await run(() => "1:1");
     assert.equal(other[0], "bpfpilot: auto went to stderr %n%s");
     const rec = JSON.parse(other[1]);
     assert.equal(rec.level, "warning");
     assert.equal(rec.msg, "j");
+    assert.equal(rx.entries.length, 1, "only the journal run reached the socket");
   } finally {
+    rx.close();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("journal: structured entries; a failing socket costs one warning, not one per record", () => {
+  const sent: Record<string, string>[] = [];
+  let down: string | null = null;
+  const journal = {
+    send(datagram: Uint8Array) {
+      if (down) return down;
+      const fields: Record<string, string> = {};
+      for (const [k, v] of decodeJournalEntry(datagram)) fields[k] = new TextDecoder().decode(v);
+      sent.push(fields);
+      return null;
+    },
+    close() {},
+  };
+  const { logger, lines } = capture({ target: "journal", journal, ...UNDER_SYSTEMD });
+  assert.equal(logger.target, "journal");
+  const tuner = logger.child({ tuner: "tcp_buffer" });
+  tuner.info("two\nlines", { event: "changed", sysctl: "net.ipv4.tcp_rmem", to: [1, 2, 3] });
+  assert.deepEqual(sent, [{
+    MESSAGE: "two\nlines",
+    PRIORITY: "6",
+    SYSLOG_IDENTIFIER: "bpfpilot",
+    SYSLOG_FACILITY: "3",
+    BPFPILOT_TUNER: "tcp_buffer",
+    MESSAGE_ID: MESSAGE_IDS.changed,
+    BPFPILOT_SYSCTL: "net.ipv4.tcp_rmem",
+    BPFPILOT_TO: "1 2 3",
+  }]);
+  assert.deepEqual(lines, []);
+
+  down = "sending to /run/systemd/journal/socket: Connection refused";
+  for (let i = 0; i < 3; i++) logger.notice(`lost ${i}`);
+  assert.deepEqual(lines, [
+    "<4>cannot log to the journal (sending to /run/systemd/journal/socket: Connection " +
+    "refused); logging to stderr until it answers again event=log_fallback",
+    "<5>lost 0",
+    "<5>lost 1",
+    "<5>lost 2",
+  ]);
+  down = null;
+  logger.error("back");
+  assert.deepEqual(sent.slice(1).map((f) => [f.MESSAGE, f.PRIORITY, f.MESSAGE_ID]), [
+    ["back", "3", undefined],
+    [
+      "logging to the journal again; 3 record(s) went to stderr meanwhile",
+      "5",
+      MESSAGE_IDS.log_fallback,
+    ],
+  ]);
+  assert.equal(lines.length, 4);
+});
+
+Deno.test("journal asked for without a socket or a journal stream: plain stderr", () => {
+  const { logger, lines } = capture({ target: "journal", env: () => undefined });
+  assert.equal(logger.target, "stderr");
+  logger.info("x");
+  assert.deepEqual(lines, ["bpfpilot: x"]);
 });
