@@ -55,6 +55,7 @@ import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
+import { LostEventsReporter } from "./lost_events.ts";
 import {
   MetricsListenError,
   type MetricsServer,
@@ -175,6 +176,7 @@ export class Daemon {
   #destroyedNetns = new Set<string>();
   /** Override-detector events lost so far (a rise triggers a comparison of live values). */
   #overrideEventsLost = 0;
+  readonly #lostEvents: LostEventsReporter;
   #stopped: Promise<void>;
   /** An error nothing caught (the global handler saw it): the daemon stops and exits 1. */
   #fatal: unknown = null;
@@ -191,6 +193,7 @@ export class Daemon {
       debug: (m) => opts.log.debug(m),
       onDestroyed: (inum) => this.#destroyedNetns.add(netnsKey(inum)),
     });
+    this.#lostEvents = new LostEventsReporter(opts.log, () => performance.now());
     this.#missingSysctls = new Set(
       opts.faultInject.filter((f) => f.startsWith("sysctl:")).map((f) => f.slice(7)),
     );
@@ -668,7 +671,10 @@ export class Daemon {
         this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
       }
       const k = this.kernelCounters(t);
-      if (k) this.stats.tunerEvents(t.def.name).dropped = k.dropped;
+      if (k) {
+        this.stats.tunerEvents(t.def.name).dropped = k.dropped;
+        this.#lostEvents.observe(t.def.name, k.dropped);
+      }
       if (k && t.def.alwaysOn === true && k.dropped > this.#overrideEventsLost) {
         this.#overrideEventsLost = k.dropped;
         this.#recoverLostOverrides();
