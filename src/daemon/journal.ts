@@ -927,11 +927,17 @@ export class Journal {
 
   /** Drops an entry after a successful restore (or "already at original"). */
   forget(netns: string, sysctl: string): boolean {
-    const name = canonicalSysctlName(sysctl);
+    return this.forgetMany([{ netns, sysctl }]) > 0;
+  }
+
+  /** Forgets several entries in one durable write (a rollback of n entries: one, not n). */
+  forgetMany(keys: readonly { netns: string; sysctl: string }[]): number {
+    if (keys.length === 0) return 0;
+    const gone = new Set(keys.map((k) => entryKey(k.netns, canonicalSysctlName(k.sysctl))));
     return this.#mutate(true, null, (state) => {
       const before = state.entries.length;
-      state.entries = state.entries.filter((e) => !(e.netns === netns && e.sysctl === name));
-      return state.entries.length !== before;
+      state.entries = state.entries.filter((e) => !gone.has(entryKey(e.netns, e.sysctl)));
+      return before - state.entries.length;
     });
   }
 
