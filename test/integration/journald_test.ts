@@ -60,7 +60,12 @@ Deno.test({
         await withSandbox("jd", async (sb) => {
           sb.ns.setSysctl(RMEM, LOW);
           const d = startUnderSystemd(sb, { BPFPILOT_JOURNAL_SOCKET: rx.path });
-          const started = await rx.waitFor((f) => f.MESSAGE_ID === MESSAGE_IDS.started);
+          // A cold module cache (first run after a change) makes the start slow: wait longer, and
+          // say what the daemon printed if it never starts.
+          const started = await rx.waitFor((f) => f.MESSAGE_ID === MESSAGE_IDS.started, 60_000)
+            .catch((e) => {
+              throw new Error(`${(e as Error).message}\ndaemon output:\n${d.lines.join("\n")}`);
+            });
           assert.match(started.MESSAGE, /^bpfpilot started \(\d+ tuners/);
           sb.ns.iperf(4);
           await rx.waitFor((f) =>
