@@ -16,6 +16,17 @@ export function cgroup2Root(): string | null {
   }
 }
 
+/**
+ * The cgroup2 directory this process runs in, from /proc/self/cgroup's `0::<path>` line; null
+ * for the root cgroup (never a place to attach a probe) or without a v2 line.
+ */
+export function ownCgroup(root: string, procSelfCgroup: string): string | null {
+  const line = procSelfCgroup.split("\n").find((l) => l.startsWith("0::"));
+  const path = line?.slice(3).trim();
+  if (!path || path === "/" || path.split("/").includes("..")) return null;
+  return `${root}${path}`;
+}
+
 /** A child cgroup this process created; removed by `remove()` (it must be empty by then). */
 export function makeChildCgroup(root: string, name: string): { path: string; remove(): void } {
   const path = `${root}/${name}`;

@@ -11,7 +11,7 @@ import { BpfObject } from "../libbpf/object.ts";
 import { loadObject } from "../libbpf/load.ts";
 import { lib, withCapturedLog } from "../libbpf/runtime.ts";
 import { VERSION } from "../version.ts";
-import { cgroup2Root, makeChildCgroup } from "./cgroup.ts";
+import { cgroup2Root, makeChildCgroup, ownCgroup } from "./cgroup.ts";
 import {
   type AttachKind,
   type HookCandidate,
@@ -302,7 +302,17 @@ export class LiveProber implements Prober {
   /** A child cgroup of our own: probes never attach to the root cgroup. */
   #probeCgroup(): string {
     if (!this.#cgroup) {
-      this.#cgroup = makeChildCgroup(this.features().cgroup2!, `bpfpilot-probe-${Deno.pid}`);
+      const root = this.features().cgroup2!;
+      try {
+        this.#cgroup = makeChildCgroup(root, `bpfpilot-probe-${Deno.pid}`);
+      } catch (e) {
+        // A read-only cgroup tree (systemd's ProtectControlGroups=yes) or a 0555 root without
+        // CAP_DAC_OVERRIDE: attaching needs only a directory fd, so probe in our own cgroup
+        // (a unit's, never the root) for the moment the probe program is attached.
+        const own = ownCgroup(root, readOwnCgroupFile());
+        if (!own) throw e;
+        this.#cgroup = { path: own, remove() {} };
+      }
     }
     return this.#cgroup.path;
   }
@@ -312,6 +322,14 @@ export class LiveProber implements Prober {
     this.#cgroup = null;
     this.#btf?.close();
     this.#btf = undefined;
+  }
+}
+
+function readOwnCgroupFile(): string {
+  try {
+    return Deno.readTextFileSync("/proc/self/cgroup");
+  } catch {
+    return "";
   }
 }
 

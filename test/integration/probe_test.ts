@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import selftestBad from "../../dist/bpf/selftest_bad.bpf.o" with { type: "bytes" };
 import { probeKernel, type TunerHooks } from "../../src/kernel/probe.ts";
+import { cgroup2Root, makeChildCgroup } from "../../src/kernel/cgroup.ts";
 import { IS_ROOT } from "../support/kernel.ts";
 
 Deno.test({
@@ -32,5 +33,31 @@ Deno.test({
     assert.match(c.tried[0].reason, /bpfp_bad_unchecked does not load: .*verifier/);
     assert.equal(c.tried[1].ok, true);
     assert.equal(r.level, "legacy", "a hook fell back");
+  },
+});
+
+Deno.test({
+  name: "probe: without a writable cgroup root the cgroup hooks are probed in the own cgroup",
+  ignore: !IS_ROOT,
+  async fn() {
+    // A 0555 cgroup2 root without CAP_DAC_OVERRIDE refuses the probe's child cgroup, as a
+    // read-only tree (systemd's ProtectControlGroups=yes) does: the cgroup/sysctl and sockops
+    // probes must still attach (in the process's own child cgroup) instead of failing.
+    const root = cgroup2Root()!;
+    const own = makeChildCgroup(root, `bpfp-test-owncg-${Deno.pid}`);
+    try {
+      const script = `echo $$ > ${own.path}/cgroup.procs && exec setpriv ` +
+        `--bounding-set=-dac_override --inh-caps=-dac_override -- scripts/bpfpilot support --json`;
+      const out = await new Deno.Command("sh", { args: ["-c", script], stderr: "piped" }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const r = JSON.parse(text) as { kinds: { kind: string; ok: boolean; reason: string }[] };
+      for (const kind of ["cgroup/sysctl", "cgroup/sockops"]) {
+        const k = r.kinds.find((x) => x.kind === kind);
+        assert.ok(k?.ok, `${kind}: ${JSON.stringify(k)}`);
+      }
+      assert.deepEqual([...Deno.readDirSync(own.path)].filter((e) => e.isDirectory), []);
+    } finally {
+      own.remove();
+    }
   },
 });

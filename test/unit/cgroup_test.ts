@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCgroup2Mount } from "../../src/kernel/cgroup.ts";
+import { ownCgroup, parseCgroup2Mount } from "../../src/kernel/cgroup.ts";
 
 Deno.test("cgroup v2 root: pure v2 and hybrid layouts; none when only v1", () => {
   assert.equal(
@@ -15,4 +15,15 @@ Deno.test("cgroup v2 root: pure v2 and hybrid layouts; none when only v1", () =>
   );
   assert.equal(parseCgroup2Mount("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), null);
   assert.equal(parseCgroup2Mount("none /my\\040cg cgroup2 rw 0 0"), "/my cg");
+});
+
+Deno.test("ownCgroup: the v2 line's path under the root; null for the root cgroup", () => {
+  const root = "/sys/fs/cgroup";
+  assert.equal(
+    ownCgroup(root, "0::/system.slice/bpfpilot.service\n"),
+    `${root}/system.slice/bpfpilot.service`,
+  );
+  assert.equal(ownCgroup(root, "4:memory:/x\n0::/\n"), null);
+  assert.equal(ownCgroup(root, "4:memory:/x\n"), null);
+  assert.equal(ownCgroup(root, "0::/a/../..\n"), null);
 });
