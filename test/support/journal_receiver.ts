@@ -6,32 +6,29 @@
 import { decodeJournalEntry } from "../../src/log/journal_protocol.ts";
 import {
   AF_UNIX,
+  errnoOf,
   FD_CMSG_SPACE,
   msgHeader,
+  openLibc,
   SCM_RIGHTS,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOL_SOCKET,
   unixAddress,
-} from "../../src/log/journal_socket.ts";
+} from "../../src/kernel/libc_socket.ts";
 
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const EAGAIN = 11;
 /** Bigger than any datagram a unix socket lets through with default buffers. */
 const MAX_DATAGRAM = 4 << 20;
 
-const libc = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-}).symbols;
+const libc = openLibc() ?? (() => {
+  throw new Error("the journal receiver needs glibc through FFI");
+})();
 
 function errno(): number {
-  const p = libc.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+  return errnoOf(libc);
 }
 
 /** One entry: field -> value (the last one for a repeated name), plus how it arrived. */

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { encodeJournalEntry } from "../../src/log/journal_protocol.ts";
-import { openJournalSocket, unixAddress } from "../../src/log/journal_socket.ts";
+import { openJournalSocket } from "../../src/log/journal_socket.ts";
+import { unixAddress } from "../../src/kernel/libc_socket.ts";
 import { JournalReceiver } from "../support/journal_receiver.ts";
 
 Deno.test("journal socket: entries arrive as datagrams, a huge one through a memfd", () => {

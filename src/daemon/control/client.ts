@@ -1,6 +1,7 @@
 /**
  * Client side of the control socket: one request, one answer, with failures turned into
- * messages a user can act on (daemon not running, permission, timeout).
+ * messages a user can act on (daemon not running, permission, timeout). The socket is reached
+ * through libc, because only a descriptor tells who answers (SO_PEERCRED).
  */
 import {
   type ControlRequest,
@@ -10,6 +11,24 @@ import {
 } from "./protocol.ts";
 import { DEFAULT_CONTROL_SOCKET, groupName, rootSocketPath } from "./socket_file.ts";
 import { checkTrustedDir, lstatPath, UntrustedPathError } from "../../kernel/trusted_path.ts";
+import {
+  AF_UNIX,
+  describeErrno,
+  ERRNO,
+  errnoOf,
+  type Libc,
+  MSG_NOSIGNAL,
+  openLibc,
+  peerCredentials,
+  pollFd,
+  POLLIN,
+  POLLOUT,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SUN_PATH_MAX,
+  unixAddress,
+} from "../../kernel/libc_socket.ts";
 
 export type ClientFailure =
   | "not-running"
@@ -98,74 +117,188 @@ export function checkSocketTrust(path: string): void {
   }
 }
 
-async function connect(path: string): Promise<Deno.UnixConn> {
-  checkSocketTrust(path);
-  try {
-    return await Deno.connect({ transport: "unix", path });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-      throw new ControlClientError(
-        "not-running",
-        `bpfpilot daemon is not running (no control socket at ${path}); ${START_HINT}`,
-      );
-    }
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      throw new ControlClientError(
-        "not-running",
-        `bpfpilot daemon is not running (control socket ${path} is left over and refuses ` +
-          `connections); ${START_HINT}`,
-      );
-    }
-    if (error instanceof Deno.errors.PermissionDenied) {
-      throw new ControlClientError("permission-denied", await permissionMessage(path));
-    }
-    // Deno's own sandbox refusal is a packaging problem, reported as such by the CLI.
-    if (error instanceof Deno.errors.NotCapable) throw error;
-    throw new ControlClientError(
-      "protocol",
-      `cannot connect to the bpfpilot control socket ${path}: ${
-        error instanceof Error ? error.message : error
-      }`,
+const TIMEOUT_HINT = "it may be overloaded or hung (see journalctl -u bpfpilot)";
+
+function timedOut(path: string, timeoutMs: number): ControlClientError {
+  return new ControlClientError(
+    "timeout",
+    `the bpfpilot daemon did not answer within ${timeoutMs / 1000} s on ${path}; ${TIMEOUT_HINT}`,
+  );
+}
+
+function lostConnection(libc: Libc, path: string, errno: number): ControlClientError {
+  return new ControlClientError(
+    "protocol",
+    `lost the connection to the bpfpilot daemon on ${path}: ${describeErrno(libc, errno)}`,
+  );
+}
+
+/** connect(2)'s errno as the message a user can act on. */
+async function connectFailure(libc: Libc, path: string, errno: number) {
+  if (errno === ERRNO.ENOENT || errno === ERRNO.ENOTDIR) {
+    return new ControlClientError(
+      "not-running",
+      `bpfpilot daemon is not running (no control socket at ${path}); ${START_HINT}`,
     );
+  }
+  if (errno === ERRNO.ECONNREFUSED) {
+    return new ControlClientError(
+      "not-running",
+      `bpfpilot daemon is not running (control socket ${path} is left over and refuses ` +
+        `connections); ${START_HINT}`,
+    );
+  }
+  if (errno === ERRNO.EACCES || errno === ERRNO.EPERM) {
+    return new ControlClientError("permission-denied", await permissionMessage(path));
+  }
+  return new ControlClientError(
+    "protocol",
+    `cannot connect to the bpfpilot control socket ${path}: ${describeErrno(libc, errno)}`,
+  );
+}
+
+/**
+ * One exchange on one descriptor: connect, check who answers (SO_PEERCRED: root or this user),
+ * then request and answer on that same connection, so nothing can swap in between. The socket
+ * is non-blocking; waits are poll(2) off the event loop, bounded by `deadline`.
+ */
+class PeerConnection {
+  private constructor(
+    private readonly libc: Libc,
+    private readonly fd: number,
+    private readonly path: string,
+    private readonly deadline: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async open(path: string, timeoutMs: number): Promise<PeerConnection> {
+    checkSocketTrust(path);
+    const libc = openLibc();
+    if (!libc) {
+      throw new ControlClientError(
+        "protocol",
+        `cannot check who answers on the control socket ${path}: glibc's socket calls are not ` +
+          `reachable (bpfpilot needs glibc on x86-64 or aarch64, and FFI permission)`,
+      );
+    }
+    const address = unixAddress(path);
+    if (!address) {
+      throw new ControlClientError(
+        "protocol",
+        `the control socket path ${path} is too long for a unix socket (` +
+          `${SUN_PATH_MAX - 1} bytes at most); pass a shorter --socket`,
+      );
+    }
+    const fd = libc.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw await connectFailure(libc, path, errnoOf(libc));
+    const conn = new PeerConnection(libc, fd, path, Date.now() + timeoutMs, timeoutMs);
+    try {
+      await conn.connect(address);
+      conn.checkPeer();
+      return conn;
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+  }
+
+  private remaining(): number {
+    const left = this.deadline - Date.now();
+    if (left <= 0) throw timedOut(this.path, this.timeoutMs);
+    return left;
+  }
+
+  private async connect(address: Uint8Array): Promise<void> {
+    while (this.libc.connect(this.fd, address, address.length) < 0) {
+      const errno = errnoOf(this.libc);
+      if (errno === ERRNO.EINTR) continue;
+      // A full listen backlog: a unix socket's non-blocking connect must simply be retried.
+      if (errno !== ERRNO.EAGAIN) throw await connectFailure(this.libc, this.path, errno);
+      await sleep(Math.min(20, this.remaining()));
+      this.remaining();
+    }
+  }
+
+  /** The daemon runs as root (or, for tests and unprivileged runs, as this very user). */
+  private checkPeer(): void {
+    const peer = peerCredentials(this.libc, this.fd);
+    if (typeof peer === "number") throw lostConnection(this.libc, this.path, -peer);
+    const self = Deno.uid() ?? 0;
+    if (peer.uid !== 0 && peer.uid !== self) {
+      throw new ControlClientError(
+        "untrusted",
+        `refusing the control socket ${this.path}: the process answering on it (pid ` +
+          `${peer.pid}) runs as uid ${peer.uid}, not root; it is not bpfpilot's. Check who ` +
+          `listens on it`,
+      );
+    }
+  }
+
+  private async wait(events: number): Promise<void> {
+    while (!(await pollFd(this.libc, this.fd, events, this.remaining())));
+  }
+
+  async write(out: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < out.length;) {
+      const rest = out.subarray(offset);
+      const n = Number(this.libc.sendto(this.fd, rest, BigInt(rest.length), MSG_NOSIGNAL, null, 0));
+      if (n >= 0) {
+        offset += n;
+        continue;
+      }
+      const errno = errnoOf(this.libc);
+      if (errno === ERRNO.EINTR) continue;
+      if (errno === ERRNO.EAGAIN) {
+        await this.wait(POLLOUT);
+        continue;
+      }
+      // Over its client limit the daemon answers `busy` and closes before reading: read that.
+      if (errno === ERRNO.EPIPE || errno === ERRNO.ECONNRESET) return;
+      throw lostConnection(this.libc, this.path, errno);
+    }
+  }
+
+  /** Reads until a newline or the end; more than maxBytes without one is a protocol error. */
+  async readLine(maxBytes: number): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const buffer = new Uint8Array(65536);
+    while (true) {
+      const n = Number(this.libc.read(this.fd, buffer, BigInt(buffer.length)));
+      if (n === 0) break;
+      if (n < 0) {
+        const errno = errnoOf(this.libc);
+        if (errno === ERRNO.EINTR) continue;
+        if (errno !== ERRNO.EAGAIN) throw lostConnection(this.libc, this.path, errno);
+        await this.wait(POLLIN);
+        continue;
+      }
+      const chunk = buffer.slice(0, n);
+      chunks.push(chunk);
+      total += n;
+      if (chunk.includes(0x0a)) break;
+      if (total > maxBytes) {
+        throw new ControlClientError(
+          "protocol",
+          `answer from ${this.path} exceeds ${maxBytes} bytes`,
+        );
+      }
+    }
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    return all;
+  }
+
+  close(): void {
+    this.libc.close(this.fd);
   }
 }
 
-async function exchange(
-  conn: Deno.UnixConn,
-  request: ControlRequest,
-  path: string,
-  maxBytes: number,
-): Promise<ControlResponse> {
-  const out = new TextEncoder().encode(encodeRequest(request));
-  let offset = 0;
-  try {
-    while (offset < out.length) offset += await conn.write(out.subarray(offset));
-  } catch (error) {
-    // Over its client limit the daemon answers `busy` and closes before reading: read that.
-    if (
-      !(error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset)
-    ) throw error;
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const buffer = new Uint8Array(65536);
-  while (true) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    const chunk = buffer.slice(0, n);
-    chunks.push(chunk);
-    total += n;
-    if (chunk.includes(0x0a)) break;
-    if (total > maxBytes) {
-      throw new ControlClientError("protocol", `answer from ${path} exceeds ${maxBytes} bytes`);
-    }
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
+function parseAnswer(all: Uint8Array, path: string): ControlResponse {
   const end = all.indexOf(0x0a);
   if (end < 0) {
     throw new ControlClientError(
@@ -191,43 +324,12 @@ async function requestOnce(
   timeoutMs: number,
   maxBytes: number,
 ): Promise<ControlResponse> {
-  let conn: Deno.UnixConn | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new ControlClientError(
-          "timeout",
-          `the bpfpilot daemon did not answer within ${timeoutMs / 1000} s on ${path}; it may ` +
-            `be overloaded or hung (see journalctl -u bpfpilot)`,
-        ),
-      );
-      conn?.close(); // unblocks the pending read
-      conn = undefined;
-    }, timeoutMs);
-  });
-  const work = (async () => {
-    conn = await connect(path);
-    return await exchange(conn, request, path, maxBytes);
-  })();
+  const conn = await PeerConnection.open(path, timeoutMs);
   try {
-    return await Promise.race([work, timeout]);
-  } catch (error) {
-    if (error instanceof ControlClientError) throw error;
-    throw new ControlClientError(
-      "protocol",
-      `lost the connection to the bpfpilot daemon on ${path}: ${
-        error instanceof Error ? error.message : error
-      }`,
-    );
+    await conn.write(new TextEncoder().encode(encodeRequest(request)));
+    return parseAnswer(await conn.readLine(maxBytes), path);
   } finally {
-    clearTimeout(timer);
-    work.catch(() => {});
-    try {
-      conn?.close();
-    } catch {
-      // already closed
-    }
+    conn.close();
   }
 }
 
