@@ -41,11 +41,13 @@ import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import {
   describeNetns,
+  netnsCookieOf,
   netnsKey,
   ownNetnsInum,
   parseNetnsKey,
   useNetnsRegistry,
 } from "../kernel/netns.ts";
+import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
@@ -322,12 +324,14 @@ export class Daemon {
       if (level === "debug") log.debug(line);
       else log.debug(line, { libbpf: level });
     });
-    this.journal = Journal.open(this.opts.stateDir);
+    this.journal = Journal.open(this.opts.stateDir, { netnsCookie: netnsCookieOf });
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#checkpoint("journal");
     useNetnsRegistry(this.netns);
     this.netns.discover();
+    // Before any tuning: records of namespaces gone, or whose inode a new namespace took.
+    this.#pruneGoneNamespaces();
     this.#applier = new ProposalApplier({
       journal: this.journal,
       gate: this.gate,
@@ -692,9 +696,17 @@ export class Daemon {
     this.#destroyedNetns = new Set();
     for (const key of destroyed) this.gate.forgetNetns(key);
     try {
-      const n = this.journal.pruneNetns((key) => {
+      const n = this.journal.pruneNetns((key, cookie) => {
         const inum = parseNetnsKey(key);
-        return destroyed.has(key) || (inum !== null && !this.netns.knows(inum));
+        if (inum === null) return false;
+        if (!this.netns.knows(inum)) return true;
+        const live = cookie === undefined ? null : netnsCookieOf(key);
+        if (recordIsForReusedInode(cookie, live)) {
+          logReusedInode(this.log, key);
+          return true;
+        }
+        // A destroyed inode's record goes, unless its cookie is the new namespace's there.
+        return destroyed.has(key) && live === null;
       });
       if (n > 0) this.log.info(`forgot ${n} journal record(s) of network namespaces that are gone`);
     } catch (e) {

@@ -109,7 +109,16 @@ export interface JournalEntry {
   recordedAt: string;
   /** ISO 8601: our last completed write. */
   changedAt: string | null;
+  /** See NetnsCookieField. */
+  netnsCookie?: string;
 }
+
+/**
+ * The cookie (SO_NETNS_COOKIE, decimal) of the namespace a non-global record names, when the
+ * kernel has cookies: the inode in `netns` is reused once a namespace dies, the cookie is not.
+ * Optional and ignored by older readers, so version 2 files stay version 2 either way.
+ */
+export type NetnsCookieField = { netnsCookie?: string };
 
 export interface OverrideRecord {
   netns: string;
@@ -119,6 +128,8 @@ export interface OverrideRecord {
   pid: number;
   comm: string;
   at: string;
+  /** See NetnsCookieField. */
+  netnsCookie?: string;
 }
 
 export interface RollbackStep {
@@ -158,6 +169,11 @@ export interface JournalOptions {
   now?: () => Date;
   /** Create the state directory when absent (the daemon); false: it must exist (rollback). */
   create?: boolean;
+  /**
+   * The cookie of a namespace key (null: global, gone, or no cookies on this kernel), stored with
+   * each new record so a later reader can tell the namespace from a new one with its inode.
+   */
+  netnsCookie?: (netns: string) => bigint | null;
 }
 
 interface State {
@@ -395,7 +411,17 @@ function parseEntry(e: unknown, at: string, fieldError: FieldError): JournalEntr
     changes: e.changes as number,
     recordedAt: e.recordedAt,
     changedAt: e.changedAt as string | null,
+    ...parseNetnsCookie(e.netnsCookie, `${at}.netnsCookie`, fieldError),
   };
+}
+
+/** Absent (records written before cookies, or on a kernel without them) or a decimal u64. */
+function parseNetnsCookie(c: unknown, at: string, fieldError: FieldError): NetnsCookieField {
+  if (c === undefined) return {};
+  if (typeof c !== "string" || !/^\d{1,20}$/.test(c) || BigInt(c) >= 1n << 64n) {
+    throw fieldError(at, "a netns cookie (decimal)", c);
+  }
+  return { netnsCookie: c };
 }
 
 function parseOverrides(list: unknown[], at: string, fieldError: FieldError): OverrideRecord[] {
@@ -419,6 +445,7 @@ function parseOverrides(list: unknown[], at: string, fieldError: FieldError): Ov
       pid: o.pid as number,
       comm: o.comm,
       at: o.at,
+      ...parseNetnsCookie(o.netnsCookie, `${here}.netnsCookie`, fieldError),
     };
   });
 }
@@ -647,12 +674,14 @@ export class Journal {
   /** Each entry as last recorded, serialized: what a change is compared against. */
   #entryJson = new Map<string, string>();
   #now: () => Date;
+  readonly #netnsCookie: (netns: string) => bigint | null;
   #daemonLock: Deno.FsFile | undefined;
 
-  private constructor(readonly dir: string, now: () => Date) {
+  private constructor(readonly dir: string, opts: JournalOptions) {
     this.file = `${dir}/${STATE_FILE}`;
     this.logFile = `${dir}/${LOG_FILE}`;
-    this.#now = now;
+    this.#now = opts.now ?? (() => new Date());
+    this.#netnsCookie = opts.netnsCookie ?? (() => null);
     this.#state = this.#emptyState();
     this.refresh();
   }
@@ -666,7 +695,7 @@ export class Journal {
       if (e instanceof StateDirIoError) throw ioError(e.action, e.path, e.cause);
       throw e;
     }
-    const journal = new Journal(dir, opts.now ?? (() => new Date()));
+    const journal = new Journal(dir, opts);
     try {
       withLock(dir, () => removeStaleTemps(dir));
     } catch (err) {
@@ -883,6 +912,7 @@ export class Journal {
           changes: 0,
           recordedAt: this.#now().toISOString(),
           changedAt: null,
+          ...this.#cookieField(key.netns),
         };
         state.entries.push(entry);
         created = true;
@@ -995,6 +1025,7 @@ export class Journal {
       pid: Number.isSafeInteger(o.pid) && o.pid >= 0 ? o.pid : 0,
       comm: String(o.comm).slice(0, 256),
       at: this.#now().toISOString(),
+      ...this.#cookieField(o.netns),
     };
     this.#mutate(true, null, (state) => {
       state.overrides = state.overrides.filter((x) =>
@@ -1003,6 +1034,12 @@ export class Journal {
       state.overrides.push(record);
       capOverrides(state);
     });
+  }
+
+  #cookieField(netns: string): NetnsCookieField {
+    if (netns === GLOBAL_NETNS || netns === ANY_NETNS) return {};
+    const cookie = this.#netnsCookie(netns);
+    return cookie === null ? {} : { netnsCookie: String(cookie) };
   }
 
   /** True if `sysctl` is overridden in `netns`, or everywhere (an ANY_NETNS override). */
@@ -1055,22 +1092,29 @@ export class Journal {
 
   /**
    * Forgets the entries and overrides of other namespaces that `gone` says no longer exist (their
-   * values cannot be restored, and an inode number is reused by a later namespace). Returns how
-   * many records went.
+   * values cannot be restored, and an inode number is reused by a later namespace). `gone` is
+   * asked once per namespace key and recorded cookie (undefined: a record without one). Returns
+   * how many records went.
    */
-  pruneNetns(gone: (netns: string) => boolean): number {
+  pruneNetns(gone: (netns: string, cookie: string | undefined) => boolean): number {
     this.refresh();
-    const keys = new Set<string>();
-    for (const e of this.#state.entries) keys.add(e.netns);
-    for (const o of this.#state.overrides) keys.add(o.netns);
-    const dead = new Set(
-      [...keys].filter((k) => k !== GLOBAL_NETNS && k !== ANY_NETNS && gone(k)),
-    );
+    const identity = (r: { netns: string } & NetnsCookieField) =>
+      `${r.netns}\0${r.netnsCookie ?? ""}`;
+    const asked = new Map<string, boolean>();
+    const isDead = (r: { netns: string } & NetnsCookieField) => {
+      if (r.netns === GLOBAL_NETNS || r.netns === ANY_NETNS) return false;
+      const id = identity(r);
+      let dead = asked.get(id);
+      if (dead === undefined) asked.set(id, dead = gone(r.netns, r.netnsCookie));
+      return dead;
+    };
+    const records = [...this.#state.entries, ...this.#state.overrides];
+    const dead = new Set(records.filter(isDead).map(identity));
     if (dead.size === 0) return 0;
     return this.#mutate(true, null, (state) => {
       const before = state.entries.length + state.overrides.length;
-      state.entries = state.entries.filter((e) => !dead.has(e.netns));
-      state.overrides = state.overrides.filter((o) => !dead.has(o.netns));
+      state.entries = state.entries.filter((e) => !dead.has(identity(e)));
+      state.overrides = state.overrides.filter((o) => !dead.has(identity(o)));
       return before - state.entries.length - state.overrides.length;
     });
   }

@@ -3,7 +3,8 @@
  * a crash or kill -9. A value someone else changed since our last write is left alone and
  * reported; so is one that cannot be read any more (its namespace is gone).
  */
-import { describeNetns } from "../kernel/netns.ts";
+import { describeNetns, netnsCookieOf, parseNetnsKey } from "../kernel/netns.ts";
+import { pruneReusedNetns, recordIsForReusedInode } from "./netns_reuse.ts";
 import type { Journal, RollbackPlan, RollbackSkip, RollbackStep } from "./journal.ts";
 import type { RestoreGuard } from "./restorable.ts";
 import { valueText } from "./journal.ts";
@@ -16,17 +17,33 @@ export interface RollbackResult {
   failed: { step: RollbackStep; reason: string }[];
 }
 
-/** The journal's plan with every step restorable.ts refuses moved to the skipped ones. */
+/** The current cookie of a namespace key, null when unknown (kernel/netns.ts netnsCookieOf). */
+export type LiveNetnsCookie = (netns: string) => bigint | null;
+
+/**
+ * The journal's plan with every step restorable.ts refuses moved to the skipped ones, and so is
+ * every step for a namespace whose inode now belongs to a new one (see netns_reuse.ts).
+ */
 export function vettedRollbackPlan(
   journal: Journal,
   io: SysctlIO,
   refuseRestore: RestoreGuard,
+  liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackPlan {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
   const restore: RollbackStep[] = [];
   for (const step of plan.restore) {
     const why = refuseRestore(step.sysctl, step.to);
-    if (why === null) restore.push(step);
+    const cookie = journal.entry(step.netns, step.sysctl)?.netnsCookie;
+    if (cookie !== undefined && recordIsForReusedInode(cookie, liveCookie(step.netns))) {
+      plan.skipped.push({
+        ...step,
+        code: "unreadable",
+        reason: `its namespace is gone (inode ${
+          parseNetnsKey(step.netns)
+        } now belongs to a new namespace)`,
+      });
+    } else if (why === null) restore.push(step);
     else plan.skipped.push({ ...step, code: "refused", reason: why });
   }
   return { restore, skipped: plan.skipped };
@@ -37,8 +54,11 @@ export function rollbackFromJournal(
   io: SysctlIO,
   log: LogLike,
   refuseRestore: RestoreGuard,
+  liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackResult {
-  const plan = vettedRollbackPlan(journal, io, refuseRestore);
+  // Records of a dead namespace whose inode a new one took go first: never written into it.
+  pruneReusedNetns(journal, liveCookie, log);
+  const plan = vettedRollbackPlan(journal, io, refuseRestore, liveCookie);
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   // Entries done with are forgotten in one durable write at the end, not one each (n writes of
   // an n-entry journal made 1,000 entries take seconds). A crash before it is harmless: a

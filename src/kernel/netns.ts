@@ -178,3 +178,24 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
     if (target >= 0) libc.close(target);
   }
 }
+
+/**
+ * The cookie of namespace `key` as the registry knows it, learnt now (by entering it once) when
+ * not yet known. Null for the global namespace, one no path leads to, or a kernel without
+ * cookies (5.10): then only the inode identifies it.
+ */
+export function netnsCookieOf(key: string): bigint | null {
+  const inum = parseNetnsKey(key);
+  if (inum === null || inum === ownNetnsInum()) return null;
+  const reg = netnsRegistry();
+  const learnt = () => reg.entry(inum)?.cookie ?? null;
+  if (reg.entry(inum)?.cookie === undefined) {
+    try {
+      inNetns(key, () => {}, { verifyCookie: true });
+    } catch (e) {
+      // A cookie that did not match: the registry took the new namespace's (learnt() has it).
+      if (!(e instanceof NetnsGoneError)) throw e;
+    }
+  }
+  return learnt();
+}

@@ -1,0 +1,48 @@
+/**
+ * Journal records of a namespace whose inode number now belongs to another namespace. A record
+ * names its namespace by inode ("ns:<inum>") and, on kernels with SO_NETNS_COOKIE (5.14+), by
+ * cookie too: once a namespace dies its inode is reused quickly, its cookie never. A record whose
+ * inode exists with another cookie is for a dead namespace: it is dropped, never applied to the
+ * new one (rollback would write an old value into a stranger's namespace, an old override would
+ * silence tuning of a new container).
+ */
+import { parseNetnsKey } from "../kernel/netns.ts";
+import type { Journal } from "./journal.ts";
+import type { LogLike } from "../tuning/tuner.ts";
+
+/**
+ * True when a record with cookie `recorded` is for another namespace than the live one at its
+ * inode, whose cookie is `live`. Without a cookie on either side (old records, 5.10, a namespace
+ * that is gone) only the inode is known: false, and the caller decides as before cookies.
+ */
+export function recordIsForReusedInode(
+  recorded: string | undefined,
+  live: bigint | null,
+): boolean {
+  return recorded !== undefined && live !== null && String(live) !== recorded;
+}
+
+/** The info line for a dropped record (one per namespace and cookie). */
+export function logReusedInode(log: LogLike, netns: string): void {
+  log.info(
+    `netns inode ${parseNetnsKey(netns)} was reused by a new namespace; dropped the record for ` +
+      `the old one`,
+    { netns },
+  );
+}
+
+/**
+ * Drops every record whose namespace inode now belongs to a new namespace (`liveCookie`: the
+ * current cookie of a key, null when unknown). Returns how many records went.
+ */
+export function pruneReusedNetns(
+  journal: Journal,
+  liveCookie: (netns: string) => bigint | null,
+  log: LogLike,
+): number {
+  return journal.pruneNetns((netns, cookie) => {
+    if (cookie === undefined || !recordIsForReusedInode(cookie, liveCookie(netns))) return false;
+    logReusedInode(log, netns);
+    return true;
+  });
+}

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { Journal, JournalError } from "../../src/daemon/journal.ts";
+import { pruneReusedNetns, recordIsForReusedInode } from "../../src/daemon/netns_reuse.ts";
+import { rollbackFromJournal, vettedRollbackPlan } from "../../src/daemon/rollback.ts";
+import { recordingLog } from "../support/fake_context.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+const ORIGINAL = [4096, 131072, 6291456];
+const TUNED = [4096, 131072, 7000000];
+
+function inTempDir(fn: (dir: string) => void) {
+  const dir = Deno.makeTempDirSync({ prefix: "bpfp-nsreuse-" });
+  try {
+    fn(dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+/** Cookies by key as a kernel with SO_NETNS_COOKIE would give them; absent keys have none. */
+const cookies = (m: Record<string, bigint>) => (netns: string) => m[netns] ?? null;
+
+function tune(j: Journal, netns: string) {
+  j.recordOriginal(netns, RMEM, "tcp_buffer", ORIGINAL, TUNED);
+  j.recordWritten(netns, RMEM, TUNED);
+}
+
+const override = (netns: string) => ({
+  netns,
+  sysctl: RMEM,
+  tuner: "tcp_buffer",
+  pid: 1,
+  comm: "x",
+});
+
+Deno.test("journal: the netns cookie is stored with non-global records and read back", () => {
+  inTempDir((dir) => {
+    const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 123n, "global": 9n }) });
+    for (const ns of ["ns:5", "ns:6", "global"]) tune(j, ns);
+    j.markOverride(override("ns:5"));
+    j.markOverride(override("ns:6"));
+    j.close();
+    const state = JSON.parse(Deno.readTextFileSync(`${dir}/state.json`));
+    assert.equal(state.version, 2, "an optional field: the format version stays 2");
+    const again = Journal.open(dir);
+    const byNs = Object.fromEntries(again.changedEntries().map((e) => [e.netns, e.netnsCookie]));
+    assert.deepEqual(byNs, { "ns:5": "123", "ns:6": undefined, "global": undefined });
+    const ov = Object.fromEntries(again.overrides().map((o) => [o.netns, o.netnsCookie]));
+    assert.deepEqual(ov, { "ns:5": "123", "ns:6": undefined });
+    again.close();
+  });
+});
+
+Deno.test("journal: records without a cookie (before this change) read as before", () => {
+  inTempDir((dir) => {
+    const j = Journal.open(dir);
+    tune(j, "ns:5");
+    j.markOverride(override("ns:5"));
+    j.close();
+    const text = Deno.readTextFileSync(`${dir}/state.json`);
+    assert.doesNotMatch(text, /netnsCookie/);
+    const again = Journal.open(dir);
+    assert.equal(again.entry("ns:5", RMEM)?.netnsCookie, undefined);
+    assert.deepEqual(again.entry("ns:5", RMEM)?.lastWritten, TUNED);
+    assert.equal(again.overrides()[0].netnsCookie, undefined);
+    again.close();
+  });
+});
+
+Deno.test("journal: a malformed cookie is a corrupt journal, named by field", () => {
+  inTempDir((dir) => {
+    const j = Journal.open(dir, { netnsCookie: () => 77n });
+    tune(j, "ns:5");
+    j.close();
+    const file = `${dir}/state.json`;
+    for (const bad of ['"-1"', '"12x"', "12", '"18446744073709551616"']) {
+      Deno.writeTextFileSync(
+        file,
+        Deno.readTextFileSync(file).replace(
+          /"netnsCookie": ?("[^"]*"|\d+)/,
+          `"netnsCookie": ${bad}`,
+        ),
+      );
+      assert.throws(() => Journal.open(dir), (e: unknown) => {
+        assert.ok(e instanceof JournalError);
+        assert.match(e.message, /netnsCookie/);
+        return true;
+      }, bad);
+    }
+  });
+});
+
+Deno.test("decision: same inode and another cookie is gone; same cookie or no cookie is kept", () => {
+  assert.equal(recordIsForReusedInode("123", 456n), true, "inode reused by a new namespace");
+  assert.equal(recordIsForReusedInode("123", 123n), false, "the same namespace");
+  assert.equal(recordIsForReusedInode(undefined, 456n), false, "an old record: inode only");
+  assert.equal(recordIsForReusedInode("123", null), false, "no cookies (5.10) or unknown now");
+});
+
+Deno.test("pruneReusedNetns drops records of reused inodes only, logging each once", () => {
+  inTempDir((dir) => {
+    const j = Journal.open(dir, {
+      netnsCookie: cookies({ "ns:5": 123n, "ns:6": 7n, "ns:8": 9n }),
+    });
+    for (const ns of ["ns:5", "ns:6", "ns:7", "ns:8", "global"]) tune(j, ns);
+    for (const ns of ["ns:5", "ns:6", "ns:7"]) j.markOverride(override(ns));
+    const { log, lines } = recordingLog();
+    const live = cookies({ "ns:5": 999n, "ns:6": 7n, "ns:7": 50n });
+    assert.equal(pruneReusedNetns(j, live, log), 2, "ns:5's entry and override");
+    assert.deepEqual(lines, [
+      "I netns inode 5 was reused by a new namespace; dropped the record for the old one",
+    ]);
+    assert.deepEqual(j.changedEntries().map((e) => e.netns).sort(), [
+      "global",
+      "ns:6",
+      "ns:7",
+      "ns:8",
+    ]);
+    assert.deepEqual(j.overrides().map((o) => o.netns).sort(), ["ns:6", "ns:7"]);
+    j.close();
+  });
+});
+
+Deno.test("rollback never writes into a namespace that took a dead one's inode", () => {
+  inTempDir((dir) => {
+    const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 123n, "ns:6": 7n }) });
+    for (const ns of ["ns:5", "ns:6"]) tune(j, ns);
+    const written: string[] = [];
+    const io = { read: () => TUNED, write: (_s: string, ns: string) => void written.push(ns) };
+    const live = cookies({ "ns:5": 999n, "ns:6": 7n });
+    const dry = vettedRollbackPlan(j, io, () => null, live);
+    assert.deepEqual(dry.restore.map((s) => s.netns), ["ns:6"]);
+    assert.match(dry.skipped.find((s) => s.netns === "ns:5")?.reason ?? "", /new namespace/);
+    const { log, lines } = recordingLog();
+    const r = rollbackFromJournal(j, io, log, () => null, live);
+    assert.deepEqual(written, ["ns:6"]);
+    assert.deepEqual(r.restored.map((s) => s.netns), ["ns:6"]);
+    assert.ok(lines.some((l) => /^I netns inode 5 was reused/.test(l)), lines.join("\n"));
+    assert.deepEqual(j.changedEntries(), [], "both records gone");
+    j.close();
+  });
+});
