@@ -31,10 +31,13 @@ export function vettedRollbackPlan(
   liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackPlan {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
+  const cookies = new Map(
+    journal.changedEntries().map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
+  );
   const restore: RollbackStep[] = [];
   for (const step of plan.restore) {
     const why = refuseRestore(step.sysctl, step.to);
-    const cookie = journal.entry(step.netns, step.sysctl)?.netnsCookie;
+    const cookie = cookies.get(`${step.netns}\0${step.sysctl}`);
     if (cookie !== undefined && recordIsForReusedInode(cookie, liveCookie(step.netns))) {
       plan.skipped.push({
         ...step,
