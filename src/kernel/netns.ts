@@ -12,6 +12,7 @@
  */
 import { cstr } from "../libbpf/cstr.ts";
 import { errno, lib } from "../libbpf/runtime.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOL_SOCKET } from "./libc_socket.ts";
 import { NetnsRegistry } from "./netns_registry.ts";
 
 const CLONE_NEWNET = 0x40000000;
@@ -84,7 +85,7 @@ function returnHome(self: number): void {
 }
 
 const O_CLOEXEC = 0o2000000;
-const AF_UNIX = 1, SOCK_DGRAM = 2, SOL_SOCKET = 1, SO_NETNS_COOKIE = 71;
+const SO_NETNS_COOKIE = 71;
 
 /**
  * The cookie of the namespace the calling thread is in (SO_NETNS_COOKIE, Linux 5.14+), null
@@ -93,7 +94,7 @@ const AF_UNIX = 1, SOCK_DGRAM = 2, SOL_SOCKET = 1, SO_NETNS_COOKIE = 71;
  */
 export function currentNetnsCookie(): bigint | null {
   const { libc } = lib();
-  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | O_CLOEXEC, 0);
+  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return null;
   try {
     const value = new BigUint64Array(1);
