@@ -5,6 +5,8 @@ import { STATIC_CHECKS } from "../../src/audit/checks/registry.ts";
 import type { SoftnetRow } from "../../src/kernel/proc/softnet.ts";
 import { type SysctlSource } from "../../src/audit/sysctl_source.ts";
 import type { CheckStatus, Severity } from "../../src/audit/types.ts";
+import { tcpMemDecisions } from "../../src/tuners/tcp_buffer_rules.ts";
+import { DEFAULT_LEARNING_RATE } from "../../src/tuning/learning_rate.ts";
 
 // ---- builders -------------------------------------------------------------------------------
 
@@ -134,7 +136,19 @@ const NEIGH6 = byId("BPFP-NEIGH6-TABLE-OVERFLOW");
 const rmem = (max: number) => ({ "net.ipv4.tcp_rmem": `4096\t131072\t${max}` });
 const tcpExt = (f: Record<string, number>) => ({ netstat: { TcpExt: f } });
 const TCP_MEM = { "net.ipv4.tcp_mem": "100000 200000 300000" };
-const GiB = 2 ** 30;
+
+/** What the tcp_buffer tuner's rule sets tcp_mem to (the audit must agree with it). */
+function tunerTcpMem(tcpMem: number[], allocatedPages: number, freeBufferPages: number) {
+  const d = tcpMemDecisions({
+    tcpMem,
+    allocatedPages,
+    underPressure: allocatedPages === 0 || allocatedPages < tcpMem[1],
+    freeBufferPages,
+    rate: DEFAULT_LEARNING_RATE,
+  }).find((d) => d.kind === "change");
+  if (d?.kind !== "change") throw new Error("the tuner would not change tcp_mem");
+  return d.proposal.to;
+}
 
 const CASES: Case[] = [
   // tcp_rmem max
@@ -319,11 +333,16 @@ const CASES: Case[] = [
     expect: { status: "pass", reason: /10 of 200000 pages/ },
   },
   {
-    name: "tcp_mem: pressure grows the pool 25 %",
+    name: "tcp_mem: pressure grows the pool as the tcp_buffer tuner would",
     check: TCPMEM,
     sysctls: TCP_MEM,
     counters: tcpExt({ TCPMemoryPressures: 4 }),
-    expect: { status: "finding", severity: "warning", recommended: [125000, 250000, 375000] },
+    expect: {
+      status: "finding",
+      severity: "warning",
+      recommended: tunerTcpMem([100000, 200000, 300000], 0, 4_000_000),
+      reason: /entered memory pressure/,
+    },
   },
   {
     name: "tcp_mem: aborts are critical",
@@ -337,29 +356,52 @@ const CASES: Case[] = [
     check: TCPMEM,
     sysctls: TCP_MEM,
     counters: { sockstat: { TCP: { mem: 200001 } } },
-    expect: { status: "finding", severity: "warning", reason: /200001 pages in use/ },
+    expect: {
+      status: "finding",
+      severity: "warning",
+      reason: /200001 pages in use/,
+      recommended: tunerTcpMem([100000, 200000, 300000], 200001, 4_000_000),
+    },
   },
   {
-    name: "tcp_mem: over max now is critical",
+    name: "tcp_mem: over max now is critical, grown toward twice the use",
     check: TCPMEM,
     sysctls: TCP_MEM,
     counters: { sockstat: { TCP: { mem: 300000 } } },
-    expect: { status: "finding", severity: "critical" },
+    expect: {
+      status: "finding",
+      severity: "critical",
+      recommended: tunerTcpMem([100000, 200000, 300000], 300000, 4_000_000),
+    },
   },
-  // 1 GiB RAM = 262144 pages: caps 16384, 32768, 65536.
+  // 262144 free buffer pages: the tuner's caps 16384, 32768, 65536.
   {
-    name: "tcp_mem: RAM caps bound the growth",
+    name: "tcp_mem: the free buffer pages bound the growth",
     check: TCPMEM,
     sysctls: { "net.ipv4.tcp_mem": "10000 30000 60000" },
-    counters: { ...tcpExt({ TCPMemoryPressures: 1 }), memTotalBytes: GiB },
+    counters: { ...tcpExt({ TCPMemoryPressures: 1 }), freeBufferPages: 262144 },
     expect: { status: "finding", recommended: [12500, 32768, 65536] },
   },
   {
-    name: "tcp_mem: already at the caps passes",
+    name: "tcp_mem: an absurd max comes down to 1/4 of the free buffer pages",
+    check: TCPMEM,
+    sysctls: { "net.ipv4.tcp_mem": "10000 20000 9000000000" },
+    counters: { sockstat: { TCP: { mem: 21000 } }, freeBufferPages: 262144 },
+    expect: { status: "finding", recommended: tunerTcpMem([10000, 20000, 9e9], 21000, 262144) },
+  },
+  {
+    name: "tcp_mem: already at the tuner's ceiling passes",
     check: TCPMEM,
     sysctls: { "net.ipv4.tcp_mem": "16384 32768 65536" },
-    counters: { ...tcpExt({ TCPMemoryPressures: 1 }), memTotalBytes: GiB },
-    expect: { status: "pass", reason: /caps/ },
+    counters: { ...tcpExt({ TCPMemoryPressures: 1 }), freeBufferPages: 262144 },
+    expect: { status: "pass", reason: /ceiling \(max 65536 pages/ },
+  },
+  {
+    name: "tcp_mem: no zoneinfo, a finding without a number",
+    check: TCPMEM,
+    sysctls: TCP_MEM,
+    counters: { ...tcpExt({ TCPMemoryPressures: 1 }), freeBufferPages: null },
+    expect: { status: "finding", recommended: [100000, 200000, 300000] },
   },
   {
     name: "tcp_mem: old pressure only is info",

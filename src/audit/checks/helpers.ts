@@ -105,23 +105,6 @@ export function raiseLimit(current: number, ceiling: number, floor = 0): number 
   return Math.max(current, Math.min(ceiling, Math.max(current * 2, floor)));
 }
 
-/**
- * Grows a memory pool triple (tcp_mem, udp_mem; pages) by 25 %, bpftune's default step, with
- * each field capped at 1/16, 1/8 and 1/4 of RAM like bpftune; never lowers a field.
- */
-export function growPool(
-  values: readonly number[],
-  memTotalBytes: number | null,
-  pageSize: number,
-): number[] {
-  const totalPages = memTotalBytes === null ? Infinity : Math.floor(memTotalBytes / pageSize);
-  const caps = [totalPages / 16, totalPages / 8, totalPages / 4].map(Math.floor);
-  const grown = values.map((v, i) => Math.max(v, Math.min(v + (v >> 2), caps[i] ?? Infinity)));
-  // Keep min <= pressure <= max after capping.
-  for (let i = 1; i < grown.length; i++) grown[i] = Math.max(grown[i], grown[i - 1]);
-  return grown;
-}
-
 export function finding(
   def: CheckDefinition,
   severity: Severity,

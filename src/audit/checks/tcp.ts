@@ -8,7 +8,6 @@ import {
   currentEvidence,
   describeCounter,
   finding,
-  growPool,
   noCounterReason,
   outcome,
   pass,
@@ -21,7 +20,14 @@ import {
 } from "./helpers.ts";
 import type { CheckDefinition } from "./input.ts";
 import { stockTcpBufferMax } from "../../tuners/tcp_buffer_limits.ts";
-import { moderateRcvbufDecision } from "../../tuners/tcp_buffer_rules.ts";
+import {
+  type Decision,
+  moderateRcvbufDecision,
+  SYSCTL,
+  tcpMemDecisions,
+} from "../../tuners/tcp_buffer_rules.ts";
+import { tcpMemCeilings } from "../../tuners/tcp_buffer_limits.ts";
+import { DEFAULT_LEARNING_RATE } from "../../tuning/learning_rate.ts";
 import {
   synCounters,
   synFloodDecision,
@@ -124,7 +130,9 @@ export const tcpMemPressure: CheckDefinition = {
   rationale:
     "TcpExt TCPMemoryPressures counts entries into TCP memory pressure, TCPAbortOnMemory " +
     "connections killed for lack of memory; /proc/net/sockstat shows current use against " +
-    "tcp_mem. Recommends growing the pool by 25 % (caps 1/16, 1/8, 1/4 of RAM).",
+    "tcp_mem. Recommends what the tcp_buffer tuner would set (its own rule, tcpMemDecisions): " +
+    "the pool grown toward the memory in use, within 1/16, 1/8 and 1/4 of the free buffer " +
+    "pages (/proc/zoneinfo); an absurd max comes down to 1/4 of them.",
   offline: false,
   evaluate(input) {
     const mem = readNumeric(input, this.tunable, 3);
@@ -180,18 +188,44 @@ export const tcpMemPressure: CheckDefinition = {
           (inUse !== undefined ? `; ${inUse} of ${pressure} pages in use` : ""),
       );
     }
-    const c = input.counters!;
-    const rec = growPool(mem.value, c.memTotalBytes, c.pageSize);
-    if (rec.every((v, i) => v === mem.value[i])) {
+    const nfbp = input.counters!.freeBufferPages;
+    if (nfbp === null) {
+      // The finding stands without a number: no ceiling to grow within (the tuner, too, does
+      // not grow tcp_mem then).
+      evidence.push(currentEvidence("/proc/zoneinfo unreadable: no pool ceiling to grow within"));
+      return outcome(reasons.join("; "), finding(this, severity, mem.value, mem.value, evidence));
+    }
+    // The tcp_buffer tuner's own rule decides, so audit and daemon cannot disagree. Counted
+    // pressure or aborts stand for the kernel's pressure signal the tuner reacts to.
+    const decisions = tcpMemDecisions({
+      tcpMem: mem.value,
+      allocatedPages: inUse ?? 0,
+      underPressure: (pressures?.sinceBoot ?? 0) > 0 || (aborts?.sinceBoot ?? 0) > 0,
+      freeBufferPages: nfbp,
+      rate: DEFAULT_LEARNING_RATE,
+    });
+    const grown = tcpMemChange(decisions);
+    if (grown === null) {
       return pass(
-        `${
-          reasons.join("; ")
-        }; tcp_mem is already at the RAM-derived caps: reduce memory use instead`,
+        `${reasons.join("; ")}; tcp_mem is already at the tuner's ceiling ` +
+          `(max ${tcpMemCeilings(nfbp).max} pages, 1/4 of the free buffer pages): reduce memory ` +
+          "use instead",
       );
     }
-    return outcome(reasons.join("; "), finding(this, severity, mem.value, rec, evidence));
+    evidence.push(currentEvidence(`tcp_buffer would log: ${grown.reason}`));
+    return outcome(reasons.join("; "), finding(this, severity, mem.value, grown.to, evidence));
   },
 };
+
+/** The tcp_mem change among the tuner's decisions (it may also shrink per-socket maxima). */
+function tcpMemChange(decisions: readonly Decision[]): { to: number[]; reason: string } | null {
+  for (const d of decisions) {
+    if (d.kind === "change" && d.proposal.sysctl === SYSCTL.mem) {
+      return { to: [...d.proposal.to], reason: d.proposal.reason };
+    }
+  }
+  return null;
+}
 
 export const tcpModerateRcvbuf: CheckDefinition = {
   id: "BPFP-TCP-MODERATE-RCVBUF",
