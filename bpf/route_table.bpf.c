@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* route_table tuner: notices a namespace's IPv6 destination cache nearing net.ipv6.route.max_size
- * (enforced for dst allocation up to Linux 6.2 only) and tells userspace, rate-limited per
+ * (enforced for dst allocation up to Linux 6.2 only, and not on stable kernels with 6.3's removal
+ * backported; userspace tells them apart by BTF) and tells userspace, rate-limited per
  * namespace. No tracepoint covers the dst garbage collector, so every flavour is a kernel
  * function: ip6_dst_gc (the allocation path calls it once entries pass gc_thresh; reached through
  * a function pointer, so never inlined), then bpftune's fib6_run_gc. */

@@ -145,16 +145,44 @@ function judgeDaemon(
 }
 
 /**
- * What the daemon said about tuners that may not run everywhere: route_table tuning (kernels
- * before 6.3 enforce max_size) or the reason it is unavailable.
+ * route_table against what the guest's IPv6 destination cache did (`out/route`, written by
+ * guest-product: max_size set low, PMTU exceptions to many destinations). Notes its changes or
+ * why it is unavailable, and fails where tuner and kernel disagree: "not enforced" while the kernel
+ * refused entries ("Route cache is full"), or active while max_size limited the cache and never
+ * grew. A workload that stayed under max_size proves nothing and is only noted.
  */
-export function tunerNotes(stderr: string): string[] {
-  const notes: string[] = [];
+export function routeTableVerdict(
+  stderr: string,
+  routeText: string | null,
+): { notes: string[]; failures: string[] } {
+  const notes: string[] = [], failures: string[] = [];
   const unavailable = /tuner (route_table) is unavailable: (.*)$/m.exec(stderr);
   if (unavailable) notes.push(`${unavailable[1]} unavailable: ${unavailable[2]}`);
-  const grew = stderr.match(/change net\.ipv6\.route\.max_size from \d+ -> \d+/g);
-  if (grew) notes.push(`route_table: ${grew.length} change(s), last: ${grew.at(-1)}`);
-  return notes;
+  const grew = stderr.match(/change net\.ipv6\.route\.max_size from \d+ -> \d+/g) ?? [];
+  if (grew.length > 0) notes.push(`route_table: ${grew.length} change(s), last: ${grew.at(-1)}`);
+  const r = parseMeta(routeText ?? "");
+  if (r.dst_entries === undefined) return { notes, failures };
+  const [set, entries, refused] = [r.max_size_set, r.dst_entries, r.refused].map(Number);
+  notes.push(
+    `route_table workload: ${r.destinations} destinations, ${r.exceptions} PMTU exceptions, ` +
+      `${entries} dst entries, max_size ${set} -> ${r.max_size_end}, ${refused} refused`,
+  );
+  if (unavailable && /not enforced/.test(unavailable[2])) {
+    if (refused > 0) {
+      failures.push(
+        `route_table says max_size is not enforced, but the kernel refused ${refused} entries ` +
+          `("Route cache is full") at max_size ${set}`,
+      );
+    } else if (entries > set) {
+      notes.push(`not enforced, confirmed: ${entries} dst entries > ${set}`);
+    }
+  } else if (!unavailable && grew.length === 0 && (refused > 0 || entries >= set)) {
+    failures.push(
+      `route_table active, but max_size stayed ${set} with ${entries} dst entries ` +
+        `(${refused} refused)`,
+    );
+  }
+  return { notes, failures };
 }
 
 /** Judges the product guest script's artifacts in `out`. */
@@ -184,7 +212,12 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
   } else if (existsSync(join(daemonDir, "rc"))) {
     r.daemon = judgeDaemon(daemonDir, r, "daemon");
     if (!r.daemon.tuned) r.notes.push('no tuning line ("Due to ") in the window (best effort)');
-    r.notes.push(...tunerNotes(read(join(daemonDir, "stderr")) ?? ""));
+    const route = routeTableVerdict(
+      read(join(daemonDir, "stderr")) ?? "",
+      read(join(out, "route")),
+    );
+    r.notes.push(...route.notes);
+    r.failures.push(...route.failures);
   }
   if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
     r.notes.push("daemon ran with --advise (the host is shared; --host-tune makes it tune)");

@@ -35,7 +35,8 @@ export interface LoadResult {
 }
 
 let btfCache: KernelBtf | null | undefined;
-function kernelBtf(): KernelBtf | null {
+/** The running kernel's parsed BTF (null without it), shared until releaseKernelBtf(). */
+export function kernelBtf(): KernelBtf | null {
   if (btfCache === undefined) btfCache = KernelBtf.load();
   return btfCache;
 }

@@ -59,6 +59,8 @@ export const LIBBPF_SYMBOLS = {
 
   btf__load_vmlinux_btf: { parameters: [], result: "pointer" },
   btf__find_by_name_kind: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  btf__type_by_id: { parameters: ["pointer", "u32"], result: "pointer" },
+  btf__name_by_offset: { parameters: ["pointer", "u32"], result: "pointer" },
   btf__free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

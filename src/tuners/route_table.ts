@@ -1,6 +1,9 @@
 /**
  * The route_table tuner: grows a namespace's net.ipv6.route.max_size when its IPv6 destination
- * cache nears it, on the kernels that still enforce it (up to Linux 6.2). Elsewhere it is
+ * cache nears it, on the kernels that still enforce it: up to Linux 6.2, and only where the stable
+ * series did not take 6.3's removal of the check (Debian's 5.10.0-32 and 6.1.0-56 did: their
+ * `dst_ops.gc` returns void, and 300 PMTU exceptions fit under a max_size of 64 there, kernel
+ * matrix). Elsewhere it is
  * unavailable with the plain reason ("not enforced by this kernel", "no attach point"): in
  * `support`, `query tuners` and the start-up log, never a load failure.
  *
@@ -8,8 +11,8 @@
  * fentry/fib6_age is not traceable on many kernels and failed the whole tuner ("could not load
  * skeleton: No such process", issues #81, #146) or, once optional, left it loaded but blind; here
  * every hook is a chain (ip6_dst_gc, then bpftune's fib6_run_gc; fentry then kprobe) and a kernel
- * without any is reported, not loaded. On 6.3+ kernels, where max_size limits nothing, it does not
- * pretend to tune. Growth is bounded by memory (bpftune had no ceiling); the decision re-reads the
+ * without any is reported, not loaded. Where max_size limits nothing (6.3+, and the stable kernels
+ * with the backport, told apart by BTF) it does not pretend to tune. Growth is bounded by memory (bpftune had no ceiling); the decision re-reads the
  * live value instead of trusting a value computed in BPF.
  */
 import type { BpfpEvent } from "../tuning/event.ts";
@@ -20,6 +23,7 @@ import { kernelVersion, memTotalBytes } from "../kernel/memory.ts";
 import { netnsKey } from "../kernel/netns.ts";
 import { sysctlExists } from "../kernel/sysctl.ts";
 import type { BpfObject } from "../libbpf/object.ts";
+import { kernelBtf } from "../libbpf/load.ts";
 import routeTableObject from "../../dist/bpf/route_table.bpf.o" with { type: "bytes" };
 import { contract } from "../../dist/bpf/route_table.contract.ts";
 import { configBytes, readPayload } from "../tuning/contract.ts";
@@ -54,14 +58,21 @@ export const routeTableTuner: TunerDefinition = {
   name: ROUTE_TABLE_TUNER,
   id: contract.id,
   contract,
-  description: "grows net.ipv6.route.max_size when the IPv6 destination cache fills up (< 6.3)",
+  description:
+    "grows net.ipv6.route.max_size when the IPv6 destination cache fills up (kernels enforcing it)",
   object: routeTableObject,
   tunables: ROUTE_TABLE_TUNABLES,
   scenarios: [...ROUTE_TABLE_SCENARIOS],
   hooks: ROUTE_TABLE_HOOKS,
-  unavailable: () => unavailableReason(kernelVersion(), sysctlExists(MAX_SIZE)),
+  unavailable: () => unavailableReason(kernelVersion(), sysctlExists(MAX_SIZE), dstGcCanRefuse),
   create: (ctx) => new RouteTableTuner(ctx),
 };
+
+/** Whether this kernel's dst_alloc() can still refuse an IPv6 dst (null without BTF). */
+function dstGcCanRefuse(): boolean | null {
+  const returnsVoid = kernelBtf()?.functionPointerReturnsVoid("dst_ops", "gc") ?? null;
+  return returnsVoid === null ? null : !returnsVoid;
+}
 
 class RouteTableTuner {
   readonly #rate: LearningRate;

@@ -38,17 +38,26 @@ export const KERNEL_DEFAULT_MAX_SIZE = 4096;
 
 /**
  * Why the tuner cannot do anything on this kernel, or null when it can. Linux 6.3 (commit
- * "ipv6: remove max_size check inline with ipv4") stopped limiting dst allocation by max_size.
+ * "ipv6: remove max_size check inline with ipv4") stopped limiting dst allocation by max_size;
+ * stable kernels got it too (Debian's 5.10.0-32 and 6.1.0-56, say), where only the kernel's BTF
+ * shows it: `dst_ops.gc` returns void, so dst_alloc() calls ip6_dst_gc but can no longer refuse an
+ * entry. `gcCanRefuse` reads that (null: cannot tell, e.g. no BTF; the hooks decide then).
  */
 export function unavailableReason(
   kernel: { major: number; minor: number },
   maxSizeExists: boolean,
+  gcCanRefuse: () => boolean | null = () => null,
 ): string | null {
   if (kernel.major > 6 || (kernel.major === 6 && kernel.minor >= 3)) {
     return `${MAX_SIZE} is not enforced by this kernel (Linux 6.3 and later no longer limit ` +
       `the IPv6 destination cache by it), so there is nothing to tune`;
   }
   if (!maxSizeExists) return `${MAX_SIZE} does not exist (IPv6 is disabled on this kernel)`;
+  if (gcCanRefuse() === false) {
+    return `${MAX_SIZE} is not enforced by this kernel (its IPv6 dst garbage collector, ` +
+      `dst_ops.gc, returns nothing, so no allocation is ever refused: Linux 6.3's removal of the ` +
+      `max_size check was backported to it), so there is nothing to tune`;
+  }
   return null;
 }
 

@@ -5,7 +5,7 @@
  * download needs the network and ~1 min, so it is not forced on every test run).
  */
 import assert from "node:assert/strict";
-import { judge, renderMatrix, toJson, tunerNotes } from "../../scripts/km/summarize.ts";
+import { judge, renderMatrix, routeTableVerdict, toJson } from "../../scripts/km/summarize.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = Deno.env.get("BPFPILOT_KM_CACHE") ?? "/var/cache/bpfpilot/kernel-matrix";
@@ -243,25 +243,44 @@ Deno.test("kernel-matrix summary: fault injection wants the daemon up, the failu
   });
 });
 
-Deno.test("kernel-matrix summary: route_table's changes or its reason are noted, not judged", () => {
-  assert.deepEqual(
-    tunerNotes(
-      "bpfpilot: tuner route_table is unavailable: net.ipv6.route.max_size is not enforced by " +
-        "this kernel (Linux 6.3 and later ...)\nbpfpilot: bpfpilot started (3 tuners)\n",
-    ),
-    [
+Deno.test("kernel-matrix summary: route_table's changes or its reason, checked against the dst cache", () => {
+  const notEnforced = "bpfpilot: tuner route_table is unavailable: net.ipv6.route.max_size is " +
+    "not enforced by this kernel (its IPv6 dst garbage collector ...)\nbpfpilot: started\n";
+  const route = (entries: number, refused: number, end = 64) =>
+    `max_size_set=64\ndestinations=256\nmax_size_end=${end}\ndst_entries=${entries}\n` +
+    `exceptions=${entries}\nrefused=${refused}\n`;
+  const grew =
+    "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 64 -> 80\n" +
+    "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 80 -> 100\n";
+  // 6.1.0-56 as it is: not enforced, and the cache went far past max_size.
+  assert.deepEqual(routeTableVerdict(notEnforced, route(256, 0)), {
+    notes: [
       "route_table unavailable: net.ipv6.route.max_size is not enforced by this kernel " +
-      "(Linux 6.3 and later ...)",
+      "(its IPv6 dst garbage collector ...)",
+      "route_table workload: 256 destinations, 256 PMTU exceptions, 256 dst entries, " +
+      "max_size 64 -> 64, 0 refused",
+      "not enforced, confirmed: 256 dst entries > 64",
     ],
+    failures: [],
+  });
+  // "not enforced" while the kernel refused entries: the tuner is wrong about this kernel.
+  assert.deepEqual(routeTableVerdict(notEnforced, route(70, 12)).failures, [
+    'route_table says max_size is not enforced, but the kernel refused 12 entries ("Route cache ' +
+    'is full") at max_size 64',
+  ]);
+  // An enforcing kernel: active and grown passes; active and never grown fails.
+  const active = routeTableVerdict(grew, route(120, 0, 100));
+  assert.deepEqual(active.failures, []);
+  assert.equal(
+    active.notes[0],
+    "route_table: 2 change(s), last: change net.ipv6.route.max_size from 80 -> 100",
   );
-  assert.deepEqual(
-    tunerNotes(
-      "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 32 -> 40\n" +
-        "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 40 -> 50\n",
-    ),
-    ["route_table: 2 change(s), last: change net.ipv6.route.max_size from 40 -> 50"],
-  );
-  assert.deepEqual(tunerNotes("bpfpilot: bpfpilot started\n"), []);
+  assert.deepEqual(routeTableVerdict("bpfpilot: started\n", route(70, 5)).failures, [
+    "route_table active, but max_size stayed 64 with 70 dst entries (5 refused)",
+  ]);
+  // A workload that never reached max_size proves nothing either way; no workload, no check.
+  assert.deepEqual(routeTableVerdict("bpfpilot: started\n", route(10, 0)).failures, []);
+  assert.deepEqual(routeTableVerdict("bpfpilot: started\n", null), { notes: [], failures: [] });
 });
 
 Deno.test("kernel-matrix: bad options get a clear message and exit 2", () => {

@@ -11,6 +11,7 @@ import {
 } from "../../src/tuners/route_table_rules.ts";
 import { routeTableTuner } from "../../src/tuners/route_table.ts";
 import { unavailableOnThisKernel } from "../../src/tuning/tuner.ts";
+import { KernelBtf } from "../../src/libbpf/btf.ts";
 import { kernelVersion } from "../../src/kernel/memory.ts";
 
 Deno.test("route_table: bpftune's tunable and scenario, per namespace, optional", () => {
@@ -42,6 +43,40 @@ Deno.test("route_table: unavailable from 6.3 on (not enforced) and without IPv6,
   const k = kernelVersion();
   if (k.major > 6 || (k.major === 6 && k.minor >= 3)) {
     assert.match(unavailableOnThisKernel(routeTableTuner)!, /not enforced by this kernel/);
+  }
+});
+
+Deno.test("route_table: a stable kernel with 6.3's removal backported (dst_ops.gc void) is unavailable", () => {
+  const backported = unavailableReason({ major: 5, minor: 10 }, true, () => false);
+  assert.match(
+    backported!,
+    /^net\.ipv6\.route\.max_size is not enforced by this kernel \(its IPv6 dst garbage collector, dst_ops\.gc, returns nothing/,
+  );
+  assert.equal(unavailableReason({ major: 6, minor: 1 }, true, () => true), null);
+  assert.equal(
+    unavailableReason({ major: 6, minor: 1 }, true, () => null),
+    null,
+    "no BTF: hooks decide",
+  );
+  // The BTF question is asked only where the version leaves it open.
+  let asked = 0;
+  const ask = () => (asked++, false);
+  unavailableReason({ major: 6, minor: 18 }, true, ask);
+  unavailableReason({ major: 5, minor: 10 }, false, ask);
+  assert.equal(asked, 0);
+});
+
+Deno.test("KernelBtf.functionPointerReturnsVoid: this kernel's dst_ops (6.18: gc void, check not)", () => {
+  const btf = KernelBtf.load();
+  if (btf === null) return; // a kernel without BTF: nothing to read
+  try {
+    assert.equal(btf.functionPointerReturnsVoid("dst_ops", "gc"), true);
+    assert.equal(btf.functionPointerReturnsVoid("dst_ops", "check"), false);
+    assert.equal(btf.functionPointerReturnsVoid("dst_ops", "gc_thresh"), null, "not a pointer");
+    assert.equal(btf.functionPointerReturnsVoid("dst_ops", "no_such_member"), null);
+    assert.equal(btf.functionPointerReturnsVoid("no_such_struct_bpfp", "gc"), null);
+  } finally {
+    btf.close();
   }
 });
 
