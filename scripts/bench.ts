@@ -10,14 +10,21 @@
  *   lossy       iperf3 over that link with 2 % loss: bbr (tcp_conn's choice there) vs cubic
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
  *   shutdown    SIGTERM to exit with 10,000 journal records
+ *   netns       1, 100, 1,000 namespaces under loopback traffic: start, CPU, BPF time, events,
+ *               µs per event, fds, RSS, rollback of one entry per namespace (the daemon watches
+ *               every namespace, with -R: scripts/bench/netns_scale.ts)
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
- *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10).
+ *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10),
+ *   BPFPILOT_BENCH_NETNS_S (15), BPFPILOT_BENCH_NETNS_WARMUP_S (5), BPFPILOT_BENCH_NETNS_FORGET_S
+ *   (15); BPFPILOT_BENCH_NETNS_STEPS=1,100,1000 (namespace counts).
  * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
  * and its log (seconds from the transfer's start, line) is written there.
  * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
  * also on error and Ctrl-C. The host's own network namespace is never tuned: every daemon runs
  * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or
- * --rollback (undoes its changes on exit, host-wide tcp_mem included).
+ * --rollback (undoes its changes on exit, host-wide tcp_mem included). The exception is the
+ * netns section, whose daemon watches every namespace (the point of it): it runs with --rollback,
+ * and one killed by Ctrl-C is rolled back from its journal by the cleanup.
  */
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
@@ -31,10 +38,31 @@ import { envSeconds, row } from "./bench/report.ts";
 import { shutdownSection } from "./bench/shutdown.ts";
 import { throughputSection } from "./bench/throughput.ts";
 import { lossyPathSection } from "./bench/lossy_path.ts";
+import { netnsScaleSection } from "./bench/netns_scale.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
-const ALL = ["foundation", "lifecycle", "hooks", "throughput", "lossy", "journal", "shutdown"];
+const ALL = [
+  "foundation",
+  "lifecycle",
+  "hooks",
+  "throughput",
+  "lossy",
+  "journal",
+  "shutdown",
+  "netns",
+];
+
+/** A comma-separated list of positive integers from the environment, or the default. */
+function envCounts(name: string, fallback: number[]): number[] {
+  const raw = Deno.env.get(name);
+  if (raw === undefined || raw === "") return fallback;
+  const counts = raw.split(",").map((s) => Number(s.trim()));
+  if (!counts.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new Error(`${name} must be positive whole numbers separated by commas, not '${raw}'`);
+  }
+  return counts;
+}
 
 function config() {
   const picked = (Deno.env.get("BPFPILOT_BENCH_SECTIONS") ?? "").split(",").map((s) => s.trim())
@@ -52,6 +80,12 @@ function config() {
     iperfS: envSeconds("BPFPILOT_BENCH_IPERF_S", 8),
     tuneS: envSeconds("BPFPILOT_BENCH_TUNE_S", 45),
     settleS: envSeconds("BPFPILOT_BENCH_SETTLE_S", 10),
+    netns: {
+      steps: envCounts("BPFPILOT_BENCH_NETNS_STEPS", [1, 100, 1000]),
+      windowS: envSeconds("BPFPILOT_BENCH_NETNS_S", 15),
+      warmupS: envSeconds("BPFPILOT_BENCH_NETNS_WARMUP_S", 5),
+      forgetS: envSeconds("BPFPILOT_BENCH_NETNS_FORGET_S", 15),
+    },
   };
 }
 
@@ -95,6 +129,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["lossy", ["ip", "tc", "iperf3", "ss"], () => lossyPathSection(ROOT, cfg.iperfS)],
   ["journal", [], () => journalSection(ROOT, DENO)],
   ["shutdown", ["ip"], () => shutdownSection(ROOT)],
+  ["netns", ["ip", "bpftool", "python3"], () => netnsScaleSection(ROOT, cfg.netns)],
 ];
 let failed = 0;
 for (const [name, tools, run] of sections) {

@@ -35,18 +35,30 @@ export function programIdsOf(pid: number): number[] {
   return [...ids];
 }
 
-/** The map id of the tcp_buffer tuner's bpfp_stats in daemon `pid`. */
-export function tcpBufferStatsMap(pid: number): number {
+/** IDs of the maps named `mapName` that daemon `pid`'s programs named `progPrefix`* use. */
+function mapsOfPrograms(pid: number, progPrefix: string, mapName: string): number[] {
   const mapIds = new Set<number>();
   for (const id of programIdsOf(pid)) {
     const p = bpftoolJson(["prog", "show", "id", `${id}`]) as { name?: string; map_ids?: number[] };
-    if (p.name?.startsWith("bpfp_tb_")) { for (const m of p.map_ids ?? []) mapIds.add(m); }
+    if (p.name?.startsWith(progPrefix)) { for (const m of p.map_ids ?? []) mapIds.add(m); }
   }
-  for (const id of mapIds) {
-    const m = bpftoolJson(["map", "show", "id", `${id}`]) as { name?: string };
-    if (m.name === "bpfp_stats") return id;
+  return [...mapIds].filter((id) =>
+    (bpftoolJson(["map", "show", "id", `${id}`]) as { name?: string }).name === mapName
+  );
+}
+
+/** The map id of the tcp_buffer tuner's bpfp_stats in daemon `pid`. */
+export function tcpBufferStatsMap(pid: number): number {
+  const [id] = mapsOfPrograms(pid, "bpfp_tb_", "bpfp_stats");
+  if (id === undefined) {
+    throw new Error(`daemon ${pid} holds no tcp_buffer program with a bpfp_stats map`);
   }
-  throw new Error(`daemon ${pid} holds no tcp_buffer program with a bpfp_stats map`);
+  return id;
+}
+
+/** The bpfp_stats map of every tuner object daemon `pid` loaded. */
+export function allStatsMaps(pid: number): number[] {
+  return mapsOfPrograms(pid, "", "bpfp_stats");
 }
 
 type DumpEntry = {
@@ -75,6 +87,16 @@ export function readHookStats(mapId: number): HookStats {
         value: Array.isArray(v.value) ? le(v.value) : v.value,
       }));
     out[slot] = values.reduce((s, v) => s + Number(v.value), 0);
+  }
+  return out;
+}
+
+/** Each slot summed over several objects' maps. */
+export function readAllHookStats(mapIds: number[]): HookStats {
+  const out: HookStats = { hits: 0, emitted: 0, suppressed: 0, dropped: 0, skipped: 0 };
+  for (const id of mapIds) {
+    const s = readHookStats(id);
+    for (const k of SLOTS) out[k] += s[k];
   }
   return out;
 }

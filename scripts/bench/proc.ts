@@ -33,6 +33,11 @@ export function memoryKb(pid: number): { rss: number; hwm: number; anon: number;
   };
 }
 
+/** Open file descriptors of the process (entries of /proc/<pid>/fd). */
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
 /** utime + stime of the whole process (all threads, live and exited), in clock ticks. */
 export function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -13,6 +13,11 @@ export function withTarget(target: string, how: string): string {
   return `[target ${target}] ${how}`;
 }
 
+/** withTarget with the verdict: "[target ≤ 1 s: met] how" (MISSED; n/a when null). */
+export function judged(target: string, met: boolean | null, how: string): string {
+  return `[target ${target}: ${met === null ? "n/a" : met ? "met" : "MISSED"}] ${how}`;
+}
+
 export function fmtMs(ms: number): string {
   return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
 }
