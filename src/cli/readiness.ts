@@ -3,6 +3,7 @@
  * child reports that it runs (every tuner loaded, control socket up) or why it could not start.
  * One JSON line, then the child closes its end; a child that dies before writing is seen as EOF.
  */
+import { type Libc, openLibc } from "../kernel/libc.ts";
 
 /** The environment variable that tells a child which fd to report on (set by the parent only). */
 export const READY_FD_ENV = "BPFPILOT_READY_FD";
@@ -10,25 +11,6 @@ export const READY_FD_ENV = "BPFPILOT_READY_FD";
 export type ReadinessReport =
   | { ready: true; pid: number; pidFile: string | null }
   | { ready: false; error: string; exitCode: number };
-
-interface Libc {
-  write(fd: number, buf: Uint8Array, len: bigint): number | bigint;
-  close(fd: number): number;
-}
-
-function openLibc(): Libc | null {
-  try {
-    // The pipe is a socket in the child (Deno's extra stdio); only write(2) reaches it, since
-    // /proc/self/fd/3 cannot be opened on a socket.
-    const lib = Deno.dlopen("libc.so.6", {
-      write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-      close: { parameters: ["i32"], result: "i32" },
-    });
-    return lib.symbols as unknown as Libc;
-  } catch {
-    return null;
-  }
-}
 
 /** The child's end: report once, then close. */
 export class ReadinessChannel {
@@ -59,6 +41,8 @@ export class ReadinessChannel {
     if (this.#fd === null) return;
     const bytes = new TextEncoder().encode(JSON.stringify(r) + "\n");
     try {
+      // The pipe is a socket in the child (Deno's extra stdio): only write(2) reaches it, since
+      // /proc/self/fd/3 cannot be opened on a socket.
       this.#libc.write(this.#fd, bytes, BigInt(bytes.length));
     } catch {
       // the parent is gone: nobody to tell

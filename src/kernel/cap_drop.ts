@@ -13,6 +13,7 @@ import {
   keptMask,
   parseCapabilities,
 } from "./capabilities.ts";
+import { errnoOf as errno, libcOrError } from "./libc.ts";
 
 /** Set in the re-executed image: it is bounded already (never re-execute twice). */
 export const BOUNDED_ENV = "BPFPILOT_CAPS_BOUNDED";
@@ -29,22 +30,6 @@ const EINVAL = 22;
 export type CapabilityOutcome =
   | { kind: "bounded"; kept: string[] }
   | { kind: "kept-all"; reason: string };
-
-const SYMBOLS = {
-  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
-  capget: { parameters: ["buffer", "buffer"], result: "i32" },
-  capset: { parameters: ["buffer", "buffer"], result: "i32" },
-  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-function errno(libc: Libc): number {
-  const p = libc.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-}
 
 function ownCapabilities() {
   return parseCapabilities(Deno.readTextFileSync("/proc/self/status"));
@@ -84,18 +69,14 @@ export function dropCapabilities(extra: readonly KeptCapability[] = []): Capabil
     return { kind: "bounded", kept: capabilityNames(bounding) };
   }
   if (Deno.uid() !== 0) return { kind: "kept-all", reason: "not running as root" };
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
-  } catch (e) {
-    return { kind: "kept-all", reason: `libc unavailable (${(e as Error).message})` };
+  const libc = libcOrError();
+  if (libc instanceof Error) {
+    return { kind: "kept-all", reason: `libc unavailable (${libc.message})` };
   }
-  const libc = lib.symbols;
   const before = ownCapabilities();
   // Already bounded (systemd's CapabilityBoundingSet=): nothing above the kept set to lose.
   if (!(before.bounding & ~keep) && !before.inheritable && !before.ambient) {
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1n, 0n, 0n, 0n);
-    lib.close();
     return { kind: "bounded", kept: capabilityNames(before.bounding) };
   }
   // Old kernels charge BPF memory to RLIMIT_MEMLOCK; raising it needs CAP_SYS_RESOURCE, which
@@ -106,7 +87,6 @@ export function dropCapabilities(extra: readonly KeptCapability[] = []): Capabil
     if (!(before.bounding & (1n << BigInt(bit))) || keep & (1n << BigInt(bit))) continue;
     if (libc.prctl(PR_CAPBSET_DROP, BigInt(bit), 0n, 0n, 0n) === 0) continue;
     const e = errno(libc);
-    lib.close();
     return {
       kind: "kept-all",
       reason: e === EPERM
@@ -116,7 +96,6 @@ export function dropCapabilities(extra: readonly KeptCapability[] = []): Capabil
   }
   if (libc.prctl(PR_CAP_AMBIENT, BigInt(PR_CAP_AMBIENT_CLEAR_ALL), 0n, 0n, 0n) !== 0) {
     if (errno(libc) !== EINVAL) {
-      lib.close();
       return { kind: "kept-all", reason: `clearing the ambient set failed (errno ${errno(libc)})` };
     }
   }
@@ -129,12 +108,10 @@ export function dropCapabilities(extra: readonly KeptCapability[] = []): Capabil
       libc.capset(new Uint8Array(header.buffer), new Uint8Array(data.buffer)) !== 0)
   ) {
     const e = errno(libc);
-    lib.close();
     return { kind: "kept-all", reason: `clearing the inheritable set failed (errno ${e})` };
   }
   if (libc.prctl(PR_SET_NO_NEW_PRIVS, 1n, 0n, 0n, 0n) !== 0) {
     const e = errno(libc);
-    lib.close();
     return { kind: "kept-all", reason: `prctl(PR_SET_NO_NEW_PRIVS) failed (errno ${e})` };
   }
   const keepAlive: Uint8Array[] = [];
@@ -146,6 +123,5 @@ export function dropCapabilities(extra: readonly KeptCapability[] = []): Capabil
   libc.execve(path, argv, envp);
   // Only reached when execve failed; the bounding set is lower, the running threads are not.
   const e = errno(libc);
-  lib.close();
   return { kind: "kept-all", reason: `re-executing failed (errno ${e})` };
 }

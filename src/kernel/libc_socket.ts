@@ -1,9 +1,11 @@
 /**
  * AF_UNIX sockets through libc (Deno's own unix sockets expose no descriptor, so neither
- * datagrams without --unstable-net nor SO_PEERCRED): the one libc binding the journal sender and
- * the control client share. FFI works the same under `deno run` and `deno compile`.
+ * datagrams without --unstable-net nor SO_PEERCRED): the socket helpers the journal sender and
+ * the control client share (on src/kernel/libc.ts). FFI works the same under `deno run` and
+ * `deno compile`.
  * Layouts are LP64 Linux (x86-64 and aarch64); openLibc() is null elsewhere.
  */
+import { errnoOf, type Libc, openLibc as openSharedLibc } from "./libc.ts";
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
@@ -34,47 +36,13 @@ export const ERRNO = {
 /** sizeof(sockaddr_un.sun_path): the path and its NUL must fit. */
 export const SUN_PATH_MAX = 108;
 
-const LIBC = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
-  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
-  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** On a worker thread: waiting for a socket never blocks the event loop. */
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
+export type { Libc };
+export { errnoOf };
 
-export type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
-
-let opened: Libc | null | undefined;
-
-/** glibc's socket calls, or null where there is no glibc or FFI is not permitted. */
+/** glibc (src/kernel/libc.ts) where the socket layouts below hold (LP64 Linux), else null. */
 export function openLibc(): Libc | null {
-  if (opened !== undefined) return opened;
-  if (Deno.build.os !== "linux" || !["x86_64", "aarch64"].includes(Deno.build.arch)) {
-    return opened = null;
-  }
-  try {
-    opened = Deno.dlopen("libc.so.6", LIBC).symbols;
-  } catch {
-    opened = null;
-  }
-  return opened;
-}
-
-/** errno of the last synchronous call on this thread: read it at once. */
-export function errnoOf(libc: Libc): number {
-  const p = libc.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+  if (Deno.build.os !== "linux" || !["x86_64", "aarch64"].includes(Deno.build.arch)) return null;
+  return openSharedLibc();
 }
 
 export function describeErrno(libc: Libc, errno: number): string {

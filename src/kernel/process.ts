@@ -1,16 +1,12 @@
 /** Process identity: the name `pgrep bpfpilot` finds, even under `deno run`. */
+import { openLibc } from "./libc.ts";
+
 const PR_SET_NAME = 15;
 
 export function setProcessName(name: string): void {
-  try {
-    const libc = Deno.dlopen("libc.so.6", {
-      prctl: { parameters: ["i32", "buffer", "u64", "u64", "u64"], result: "i32" },
-    });
-    libc.symbols.prctl(PR_SET_NAME, new TextEncoder().encode(name.slice(0, 15) + "\0"), 0n, 0n, 0n);
-    libc.close();
-  } catch {
-    // cosmetic: a process that cannot rename itself still works
-  }
+  // Cosmetic: a process that cannot rename itself (no glibc) still works.
+  const comm = new TextEncoder().encode(name.slice(0, 15) + "\0");
+  openLibc()?.prctl_name(PR_SET_NAME, comm, 0n, 0n, 0n);
 }
 
 export function isRoot(): boolean {

@@ -1,17 +1,12 @@
 /**
- * Finds and opens the system libbpf. The search starts in the libdir layout of this system
- * (Debian multiarch, lib64, lib: baked in by a packager's build, else detected at run time), then
- * tries the other layouts, then the bare soname through the dynamic loader. So one binary per
- * architecture serves every distribution. libbpf older than 1.0 is refused before any other
- * symbol is bound.
+ * Finds and opens the system libbpf, searching the system's libdirs (src/kernel/libdirs.ts).
+ * libbpf older than 1.0 is refused before any other symbol is bound.
  */
-import { LIBBPF_SYMBOLS, type LibbpfSymbols, LIBC_SYMBOLS, type LibcSymbols } from "./symbols.ts";
+import { LIBBPF_SYMBOLS, type LibbpfSymbols } from "./symbols.ts";
+import { type Libc, libcOrError } from "../kernel/libc.ts";
+import { candidatePresent, type LibdirLayout, systemLibdirs } from "../kernel/libdirs.ts";
 
-export type LibdirLayout = "multiarch" | "lib64" | "lib";
-export const LAYOUTS: readonly LibdirLayout[] = ["multiarch", "lib64", "lib"];
-
-/** Replaced at bundle time by scripts/build.ts (esbuild --define) for a distribution's package. */
-declare const BPFPILOT_LIBDIR_LAYOUT: string | undefined;
+export { detectLayout, type LibdirLayout, type PathKind } from "../kernel/libdirs.ts";
 
 export class LibbpfUnavailableError extends Error {
   constructor(message: string, readonly tried: string[]) {
@@ -22,54 +17,11 @@ export class LibbpfUnavailableError extends Error {
 
 export interface Libbpf {
   bpf: LibbpfSymbols;
-  libc: LibcSymbols;
+  libc: Libc;
   path: string;
   version: string;
   major: number;
   minor: number;
-}
-
-function multiarchTriplet(): string {
-  return Deno.build.arch === "aarch64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
-}
-
-function layoutDirs(layout: LibdirLayout): string[] {
-  switch (layout) {
-    case "multiarch":
-      return [`/usr/lib/${multiarchTriplet()}`, `/lib/${multiarchTriplet()}`];
-    case "lib64":
-      return ["/usr/lib64", "/lib64"];
-    case "lib":
-      return ["/usr/lib", "/lib"];
-  }
-}
-
-export function builtLayout(): LibdirLayout | null {
-  const v = typeof BPFPILOT_LIBDIR_LAYOUT === "string" ? BPFPILOT_LIBDIR_LAYOUT : undefined;
-  return LAYOUTS.includes(v as LibdirLayout) ? v as LibdirLayout : null;
-}
-
-/** What layout detection needs to know about a path (lstat: a symlink is not a directory). */
-export type PathKind = (path: string) => "dir" | "symlink" | "other" | "missing";
-
-function lstatKind(path: string): ReturnType<PathKind> {
-  try {
-    const st = Deno.lstatSync(path);
-    return st.isSymlink ? "symlink" : st.isDirectory ? "dir" : "other";
-  } catch {
-    return "missing";
-  }
-}
-
-/**
- * This system's layout: a multiarch directory means Debian/Ubuntu; a real /usr/lib64 directory
- * means Fedora/RHEL/SUSE; otherwise (Arch/CachyOS, where /usr/lib64 is a symlink to /usr/lib)
- * libraries live in /usr/lib.
- */
-export function detectLayout(kind: PathKind = lstatKind): LibdirLayout {
-  if (kind(`/usr/lib/${multiarchTriplet()}`) === "dir") return "multiarch";
-  if (kind("/usr/lib64") === "dir") return "lib64";
-  return "lib";
 }
 
 /**
@@ -79,14 +31,12 @@ export function detectLayout(kind: PathKind = lstatKind): LibdirLayout {
  */
 export function libbpfCandidates(
   env: { get(k: string): string | undefined } = Deno.env,
-  layout: LibdirLayout = builtLayout() ?? detectLayout(),
+  layout?: LibdirLayout,
 ): string[] {
   const exact = env.get("BPFPILOT_LIBBPF");
   if (exact) return [exact];
   const onlyDir = env.get("BPFPILOT_LIBBPF_DIR");
-  const dirs = onlyDir
-    ? [onlyDir]
-    : [layout, ...LAYOUTS.filter((l) => l !== layout)].flatMap(layoutDirs);
+  const dirs = onlyDir ? [onlyDir] : systemLibdirs(layout);
   const out: string[] = [];
   for (const soname of ["libbpf.so.1", "libbpf.so.0"]) {
     for (const d of dirs) out.push(`${d}/${soname}`);
@@ -126,13 +76,9 @@ export function openLibbpf(): Libbpf {
   const tried: string[] = [];
   const candidates = libbpfCandidates();
   for (const cand of candidates) {
-    if (cand.startsWith("/")) {
-      try {
-        Deno.statSync(cand);
-      } catch {
-        tried.push(`${cand}: not present`);
-        continue;
-      }
+    if (!candidatePresent(cand)) {
+      tried.push(`${cand}: not present`);
+      continue;
     }
     let probe: Deno.DynamicLibrary<typeof VERSION_PROBE>;
     try {
@@ -165,8 +111,11 @@ export function openLibbpf(): Libbpf {
         [...tried, `${cand}: incomplete`],
       );
     }
-    const libc = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-    cached = { bpf: bpfLib.symbols, libc: libc.symbols, path, version, major, minor };
+    const libc = libcOrError();
+    if (libc instanceof Error) {
+      throw new LibbpfUnavailableError(libc.message, [...tried, `${cand}: found, but no libc`]);
+    }
+    cached = { bpf: bpfLib.symbols, libc, path, version, major, minor };
     return cached;
   }
   throw new LibbpfUnavailableError(

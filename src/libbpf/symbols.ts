@@ -64,32 +64,4 @@ export const LIBBPF_SYMBOLS = {
   btf__free: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-export const LIBC_SYMBOLS = {
-  __errno_location: { parameters: [], result: "pointer" },
-  vasprintf: { parameters: ["buffer", "pointer", "pointer"], result: "i32" },
-  free: { parameters: ["pointer"], result: "void" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  // struct stat: st_dev at 0, st_ino at 8 (u64 each) on x86_64 and aarch64 alike.
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  // Runs on Deno's blocking pool so the event loop (timers, signals) never stalls.
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
-  // Variadic in C; integer arguments pass the same way on x86_64 and aarch64 Linux.
-  prctl: { parameters: ["i32", "buffer", "u64", "u64", "u64"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  geteuid: { parameters: [], result: "u32" },
-  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
-  umount2: { parameters: ["buffer", "i32"], result: "i32" },
-  setns: { parameters: ["i32", "i32"], result: "i32" },
-  // Variadic in C; one integer argument (NS_GET_NSTYPE takes none).
-  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
-  sysconf: { parameters: ["i32"], result: "i64" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
 export type LibbpfSymbols = Deno.DynamicLibrary<typeof LIBBPF_SYMBOLS>["symbols"];
-export type LibcSymbols = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];

@@ -7,6 +7,7 @@
  * syslog() is variadic; calling it through a fixed (int, char*, char*) signature is sound on
  * x86-64 and aarch64 Linux, where the first variadic arguments travel like fixed ones.
  */
+import { openLibc } from "../kernel/libc.ts";
 
 export const LOG_PID = 0x01;
 export const LOG_NDELAY = 0x08;
@@ -37,22 +38,15 @@ function cString(text: string): Uint8Array {
 
 const FORMAT = cString("%s");
 
-/** dlopen("libc.so.6"); null where there is no glibc (musl, or FFI not permitted). */
+/** glibc's syslog(3); null where there is no glibc (musl, or FFI not permitted). */
 export function openLibcSyslog(): LibcSyslog | null {
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      openlog: { parameters: ["buffer", "i32", "i32"], result: "void" },
-      syslog: { parameters: ["i32", "buffer", "buffer"], result: "void" },
-      closelog: { parameters: [], result: "void" },
-    });
-    return {
-      openlog: (ident, option, facility) => lib.symbols.openlog(ident, option, facility),
-      syslog: (priority, format, text) => lib.symbols.syslog(priority, format, text),
-      closelog: () => lib.symbols.closelog(),
-    };
-  } catch {
-    return null;
-  }
+  const libc = openLibc();
+  if (!libc) return null;
+  return {
+    openlog: (ident, option, facility) => libc.openlog(ident, option, facility),
+    syslog: (priority, format, text) => libc.syslog(priority, format, text),
+    closelog: () => libc.closelog(),
+  };
 }
 
 /** Opens the log with `ident`; the ident buffer lives as long as the sink (glibc keeps the pointer). */
