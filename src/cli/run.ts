@@ -12,6 +12,7 @@ import { createLogger, type Logger, type LogTarget } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { TUNERS } from "../tuners/registry.ts";
 import { CgroupDirError, mountCgroup2 } from "../kernel/cgroup_dir.ts";
+import type { OwnMount } from "../kernel/own_mount.ts";
 import type { AttachKind } from "../kernel/hooks.ts";
 import { requireRoot, UserError } from "./errors.ts";
 import { checkPathArg, parseCooldown, resolveCgroup, resolveNetns } from "./run_paths.ts";
@@ -219,15 +220,6 @@ export async function runDaemon(
   );
   const policy = new ConfigPolicy(policyRules(config));
   const atStart = startTimePolicy(config, TUNERS);
-  if (cgroup?.mount) {
-    try {
-      mountCgroup2(cgroup.path);
-    } catch (e) {
-      if (e instanceof CgroupDirError) throw new UserError(e.message);
-      throw e;
-    }
-    log.info(`mounted cgroup2 on ${cgroup.path} (-c)`);
-  }
   // The probe cache (valid for one boot) lives with the runtime files of a standard daemon, or in
   // the state directory of one given its own, so such a daemon leaves nothing elsewhere.
   const probeCache = flags.stateDir
@@ -289,7 +281,17 @@ export async function runDaemon(
     },
   });
   let pidFile: string | null = null;
+  let cgroupMount: OwnMount | null = null;
   try {
+    if (cgroup?.mount) {
+      try {
+        cgroupMount = mountCgroup2(cgroup.path);
+      } catch (e) {
+        if (e instanceof CgroupDirError) throw new UserError(e.message);
+        throw e;
+      }
+      log.info(`mounted cgroup2 on ${cgroup.path} (-c)`);
+    }
     return await daemon.run();
   } catch (e) {
     if (e instanceof DaemonStartError || e instanceof JournalError) {
@@ -300,6 +302,8 @@ export async function runDaemon(
     throw e;
   } finally {
     if (pidFile) removePidFile(pidFile);
+    // After the daemon detached its programs: only the mount it made itself.
+    cgroupMount?.release();
     log.close();
   }
 }

@@ -1,11 +1,13 @@
 /**
  * `-c <dir>`: the cgroup the cgroup programs (admin-override detection) attach to. It must be a
  * directory of a cgroup v2 hierarchy; an empty directory elsewhere gets cgroup2 mounted on it, as
- * bpftune does. Anything else (a missing path, a file, a cgroup v1 hierarchy) would start the
- * daemon with override detection silently off, so it is refused with the reason.
+ * bpftune does (unmounted again on exit). Anything else (a missing path, a file, a cgroup v1
+ * hierarchy) would start the daemon with override detection silently off, so it is refused with
+ * the reason.
  */
 import { cstr } from "../libbpf/cstr.ts";
-import { errno, lib } from "../libbpf/runtime.ts";
+import { lib } from "../libbpf/runtime.ts";
+import { mountOwn, type OwnMount } from "./own_mount.ts";
 
 export class CgroupDirError extends Error {
   constructor(message: string) {
@@ -76,14 +78,19 @@ export function checkCgroupDir(
   return { path: real, action: "mount" };
 }
 
-/** Mounts cgroup2 on an empty directory (what bpftune does with its -c). */
-export function mountCgroup2(dir: string): void {
-  if (lib().libc.mount(cstr("none"), cstr(dir), cstr("cgroup2"), 0n, null) !== 0) {
+/**
+ * Mounts cgroup2 on an empty directory (what bpftune does with its -c); the daemon releases it
+ * on exit (bpftune left it mounted).
+ */
+export function mountCgroup2(dir: string): OwnMount {
+  const mount = mountOwn("none", dir, "cgroup2");
+  if (typeof mount === "number") {
     throw new CgroupDirError(
-      `cannot mount cgroup2 on ${dir} (errno ${errno()}); mount it yourself with ` +
+      `cannot mount cgroup2 on ${dir} (errno ${mount}); mount it yourself with ` +
         `\`mount -t cgroup2 none ${dir}\`, or give an existing cgroup v2 directory`,
     );
   }
+  return mount;
 }
 
 const CLONE_NEWNET = 0x40000000;

@@ -3,12 +3,9 @@
  * it). Systemd mounts it at boot; minimal systems and some VMs do not. bpfpilot mounts it at the
  * kernel's designated mount point only when a hook really needs it, and unmounts what it mounted.
  */
-import { cstr } from "../libbpf/cstr.ts";
-import { lib } from "../libbpf/runtime.ts";
-import { errno } from "../libbpf/runtime.ts";
+import { mountOwn } from "./own_mount.ts";
 
 export const TRACEFS_DIRS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-const MNT_DETACH = 2;
 
 export function tracefsMounted(): string | null {
   for (const d of TRACEFS_DIRS) {
@@ -45,20 +42,12 @@ export function ensureTracefs(): TracefsMount {
     throw new Error("this kernel has no tracefs (CONFIG_TRACING is off)");
   }
   const dir = TRACEFS_DIRS[0];
-  const rc = lib().libc.mount(cstr("nodev"), cstr(dir), cstr("tracefs"), 0n, null);
-  if (rc !== 0) {
+  const mount = mountOwn("nodev", dir, "tracefs");
+  if (typeof mount === "number") {
     throw new Error(
-      `tracefs is not mounted and mounting it at ${dir} failed (errno ${errno()}); ` +
+      `tracefs is not mounted and mounting it at ${dir} failed (errno ${mount}); ` +
         `mount it with \`mount -t tracefs nodev ${dir}\``,
     );
   }
-  let mounted = true;
-  return {
-    dir,
-    ours: true,
-    release() {
-      if (mounted) lib().libc.umount2(cstr(dir), MNT_DETACH);
-      mounted = false;
-    },
-  };
+  return { dir, ours: true, release: () => mount.release() };
 }

@@ -1,13 +1,14 @@
 /**
  * Typos must not silently switch safety off: a wrong -c, --netns, empty strings and non-UTF-8
  * paths are usage errors (exit 2) naming the fix; an empty directory as -c gets cgroup2 mounted
- * on it, as bpftune does; without override detection, or without a tuner named with -a, the
+ * on it, as bpftune does, and unmounted on exit; without override detection, or without a tuner named with -a, the
  * daemon refuses to start unless --allow-degraded, and the level it prints is the true one.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
 import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { mountOf } from "../../src/kernel/cgroup_dir.ts";
 
 function run(args: string[], env: Record<string, string> = {}) {
   return spawnSync(LAUNCHER, ["run", "--stderr", "--no-control-socket", ...args], {
@@ -48,28 +49,47 @@ Deno.test({
   },
 });
 
+/** The file system mounted exactly at `path`, or null where `path` is no mount point. */
+function mountedAt(path: string): string | null {
+  const mount = mountOf(path, Deno.readTextFileSync("/proc/self/mountinfo"));
+  return mount?.point === path ? mount.fstype : null;
+}
+
 Deno.test({
-  name: "run -c <empty dir>: cgroup2 is mounted there and override detection attaches to it",
+  name: "run -c <empty dir>: cgroup2 is mounted there for override detection; on exit that " +
+    "mount, and only it, goes (even when the path was swapped for another mount)",
   ignore: !IS_ROOT,
   async fn() {
     await withTestEnv("cgmnt", async ({ ns, cg, state }) => {
-      const dir = Deno.makeTempDirSync({ prefix: "bpfp-cgmnt-" });
-      let mounted = false;
+      const top = Deno.makeTempDirSync({ prefix: "bpfp-cgmnt-" });
+      const dir = `${top}/parent/cg`;
+      const moved = `${top}/moved/cg`;
+      Deno.mkdirSync(dir, { recursive: true });
+      const mounts: string[] = []; // whatever may be left to clean up
       try {
         const args = isolatedRunArgs(ns, state, cg).map((a) => (a === cg.path ? dir : a));
         const d = DaemonProcess.start(args);
         try {
           await d.waitFor(/mounted cgroup2 on/);
-          mounted = true;
+          mounts.push(dir);
+          assert.equal(mountedAt(dir), "cgroup2");
           await d.waitFor(/tuner sysctl: active/);
           await d.waitFor(/bpfpilot started/);
+          // Whoever owns the parent moves it away and puts another mount at the same path.
+          Deno.renameSync(`${top}/parent`, `${top}/moved`);
+          mounts[0] = moved;
+          Deno.mkdirSync(dir, { recursive: true });
+          assert.equal(spawnSync("mount", ["-t", "tmpfs", "none", dir]).status, 0);
+          mounts.push(dir);
           assert.equal(await d.stop(), 0);
         } finally {
           await d.stop("SIGKILL").catch(() => {});
         }
+        assert.equal(mountedAt(moved), null, "the cgroup2 mount the daemon made is gone");
+        assert.equal(mountedAt(dir), "tmpfs", "the mount the daemon did not make stays");
       } finally {
-        if (mounted) spawnSync("umount", [dir]);
-        Deno.removeSync(dir);
+        for (const m of mounts.reverse()) if (mountedAt(m)) spawnSync("umount", ["-l", m]);
+        Deno.removeSync(top, { recursive: true });
       }
     });
   },
