@@ -185,6 +185,40 @@ export function routeTableVerdict(
   return { notes, failures };
 }
 
+/**
+ * route_table forced on where it is unavailable (`out/route-forced/`, `out/route.forced`:
+ * guest-product's BPFPILOT_FAULT_INJECT=route_table:available run, alone, with -R, under fresh
+ * PMTU exceptions): its hook must fire, max_size grow with bpftune's line, and -R put it back.
+ */
+export function routeForcedVerdict(
+  stderr: string,
+  forcedText: string,
+): { notes: string[]; failures: string[] } {
+  const f = parseMeta(forcedText);
+  const via = /tuner route_table: active; (.*)$/m.exec(stderr)?.[1] ?? "no hook attached";
+  const changes = [...stderr.matchAll(/change net\.ipv6\.route\.max_size from (\d+) -> (\d+)/g)];
+  const what = "route_table forced on (BPFPILOT_FAULT_INJECT=route_table:available)";
+  if (changes.length === 0) {
+    return {
+      notes: [],
+      failures: [
+        `${what}: max_size never grew from ${f.max_size_set} with ${f.dst_entries ?? "?"} dst ` +
+        `entries (${via})`,
+      ],
+    };
+  }
+  const failures = f.max_size_after_exit === f.max_size_set ? [] : [
+    `${what}: -R left max_size at ${f.max_size_after_exit}, not ${f.max_size_set}`,
+  ];
+  return {
+    notes: [
+      `${what}: ${via}; max_size ${f.max_size_set} -> ${changes.at(-1)![2]} in ` +
+      `${changes.length} change(s), ${f.max_size_after_exit} after -R`,
+    ],
+    failures,
+  };
+}
+
 /** Judges the product guest script's artifacts in `out`. */
 function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void {
   const rc = Number(firstLine(read(join(out, "support.rc"))) || "-1");
@@ -218,6 +252,16 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     );
     r.notes.push(...route.notes);
     r.failures.push(...route.failures);
+  }
+  const forcedDir = join(out, "route-forced");
+  if (existsSync(join(forcedDir, "rc"))) {
+    judgeDaemon(forcedDir, r, "route_table forced on");
+    const forced = routeForcedVerdict(
+      read(join(forcedDir, "stderr")) ?? "",
+      read(join(out, "route.forced")) ?? "",
+    );
+    r.notes.push(...forced.notes);
+    r.failures.push(...forced.failures);
   }
   if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
     r.notes.push("daemon ran with --advise (the host is shared; --host-tune makes it tune)");

@@ -392,6 +392,14 @@ export class Daemon {
     const runnable = wanted.filter((d) => {
       const reason = unavailableOnThisKernel(d);
       if (reason === null) return true;
+      if (this.opts.faultInject.includes(`${d.name}:available`)) {
+        // test switch: exercise hooks, decisions and rollback where the tuner has nothing to do
+        log.warn(
+          `tuner ${d.name} loaded although it has nothing to do here (${reason}): ` +
+            `BPFPILOT_FAULT_INJECT=${d.name}:available`,
+        );
+        return true;
+      }
       this.unavailable.push({ def: d, reason, nothingToDo: true });
       log.info(`tuner ${d.name} is unavailable: ${reason}`, {
         event: "tuner_unavailable",

@@ -5,7 +5,13 @@
  * download needs the network and ~1 min, so it is not forced on every test run).
  */
 import assert from "node:assert/strict";
-import { judge, renderMatrix, routeTableVerdict, toJson } from "../../scripts/km/summarize.ts";
+import {
+  judge,
+  renderMatrix,
+  routeForcedVerdict,
+  routeTableVerdict,
+  toJson,
+} from "../../scripts/km/summarize.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = Deno.env.get("BPFPILOT_KM_CACHE") ?? "/var/cache/bpfpilot/kernel-matrix";
@@ -281,6 +287,38 @@ Deno.test("kernel-matrix summary: route_table's changes or its reason, checked a
   // A workload that never reached max_size proves nothing either way; no workload, no check.
   assert.deepEqual(routeTableVerdict("bpfpilot: started\n", route(10, 0)).failures, []);
   assert.deepEqual(routeTableVerdict("bpfpilot: started\n", null), { notes: [], failures: [] });
+});
+
+Deno.test("kernel-matrix summary: route_table forced on must grow max_size and -R put it back", () => {
+  const facts = (after: number) =>
+    `max_size_set=64\ndestinations=256\nmax_size_end=64\ndst_entries=512\nexceptions=512\n` +
+    `refused=0\nmax_size_after_exit=${after}\n`;
+  const stderr = "bpfpilot: tuner route_table loaded although it has nothing to do here (...)\n" +
+    "bpfpilot: tuner route_table: active; dst_gc via fentry ip6_dst_gc\n" +
+    "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 64 -> 80\n" +
+    "bpfpilot: Due to dst table filling up, change net.ipv6.route.max_size from 80 -> 100\n";
+  assert.deepEqual(routeForcedVerdict(stderr, facts(64)), {
+    notes: [
+      "route_table forced on (BPFPILOT_FAULT_INJECT=route_table:available): dst_gc via fentry " +
+      "ip6_dst_gc; max_size 64 -> 100 in 2 change(s), 64 after -R",
+    ],
+    failures: [],
+  });
+  assert.deepEqual(routeForcedVerdict(stderr, facts(100)).failures, [
+    "route_table forced on (BPFPILOT_FAULT_INJECT=route_table:available): -R left max_size at " +
+    "100, not 64",
+  ]);
+  assert.deepEqual(
+    routeForcedVerdict(
+      "bpfpilot: tuner route_table: active; dst_gc via kprobe ip6_dst_gc\n",
+      facts(64),
+    )
+      .failures,
+    [
+      "route_table forced on (BPFPILOT_FAULT_INJECT=route_table:available): max_size never grew " +
+      "from 64 with 512 dst entries (dst_gc via kprobe ip6_dst_gc)",
+    ],
+  );
 });
 
 Deno.test("kernel-matrix: bad options get a clear message and exit 2", () => {

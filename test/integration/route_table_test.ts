@@ -81,3 +81,31 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "route_table: BPFPILOT_FAULT_INJECT=route_table:available tries its hooks anyway (none here)",
+  ignore: !IS_ROOT || !NOT_ENFORCED,
+  async fn() {
+    await withTestEnv("rtf", async ({ ns, cg, state }) => {
+      const d = DaemonProcess.start(
+        isolatedRunArgs(ns, state, cg, ["--allow", "route_table"]),
+        { BPFPILOT_FAULT_INJECT: "route_table:available" },
+      );
+      try {
+        // Named with -a and unable to attach here (fentry refused, no kprobes): a refusal.
+        assert.equal(await d.exited(), 1);
+        const forced = d.matching(/tuner route_table loaded although it has nothing to do here/);
+        assert.equal(forced.length, 1, d.lines.join("\n"));
+        assert.match(forced[0], REASON);
+        assert.match(forced[0], /BPFPILOT_FAULT_INJECT=route_table:available$/);
+        const u = d.matching(/tuner route_table is unavailable: hook dst_gc cannot attach/);
+        assert.equal(u.length, 1, d.lines.join("\n"));
+        assert.match(u[0], /fentry ip6_dst_gc: .*kprobe fib6_run_gc: /);
+        assert.equal(d.matching(/refusing to start without tuner route_table/).length, 1);
+      } finally {
+        await d.stop("SIGKILL").catch(() => {});
+      }
+    });
+  },
+});
