@@ -1,7 +1,9 @@
 /**
- * Writes the man pages and shell completions, generated from the command-line definition:
+ * Writes the man pages, shell completions and example configuration, generated from the
+ * command-line definition:
  *   DIR/man/bpfpilot.8, bpfpilot-audit.8, bpfpilot-query.8
  *   DIR/completions/bpfpilot.bash, _bpfpilot (zsh), bpfpilot.fish
+ *   DIR/bpfpilot.conf.example (`bpfpilot config example`)
  *
  *   deno task docs [--out-dir DIR]     (default dist/docs)
  */
@@ -12,6 +14,7 @@ import { parseArgs } from "node:util";
 import { cliSpec } from "../src/cli/docs/model.ts";
 import { manPages } from "../src/cli/docs/man.ts";
 import { completions } from "../src/cli/docs/completion.ts";
+import { exampleConfig } from "../src/config/example.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const { values } = parseArgs({
@@ -25,6 +28,7 @@ for (const [name, text] of Object.entries(manPages(spec))) files[join("man", nam
 for (const [name, text] of Object.entries(completions(spec))) {
   files[join("completions", name)] = text;
 }
+files["bpfpilot.conf.example"] = exampleConfig();
 for (const [rel, text] of Object.entries(files)) {
   mkdirSync(dirname(join(out, rel)), { recursive: true });
   writeFileSync(join(out, rel), text);

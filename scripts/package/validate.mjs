@@ -1,4 +1,5 @@
-// Lints the workflow and checks the Kubernetes manifests against the schema (see ./validate).
+// Lints the workflow, checks the Kubernetes manifests against the schema and configuration files
+// (*.conf, *.conf.example) with `bpfpilot config check` (see ./validate).
 // Usage: node validate.mjs TOOLS_NODE_MODULES FILE...; exit 1 on any finding.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -25,8 +26,17 @@ const report = (file, message) => {
   console.error(`${file}: ${message}`);
 };
 
+const ROOT = join(import.meta.dirname, "../..");
 const lint = await createLinter();
 for (const file of files) {
+  if (/\.conf(\.example)?$/.test(file)) {
+    const check = spawnSync(join(ROOT, "scripts/bpfpilot"), ["config", "check", file], {
+      encoding: "utf8",
+    });
+    if (check.status !== 0) report(file, `bpfpilot config check: ${check.stdout}${check.stderr}`);
+    else console.log(`${file}: bpfpilot config check: ok`);
+    continue;
+  }
   const text = readFileSync(file, "utf8");
   if (file.includes(".github/workflows/")) {
     for (const r of lint(text, file)) {

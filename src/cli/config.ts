@@ -9,6 +9,7 @@ import {
   type SettingSource,
 } from "../config/effective.ts";
 import { configKeys } from "../config/options.ts";
+import { exampleConfig, tomlValue } from "../config/example.ts";
 import { addRunOptions, DEFAULT_CONFIG_FILE, type RunFlags } from "./run_options.ts";
 import { EXIT, UserError } from "./errors.ts";
 
@@ -51,13 +52,6 @@ function runCheck(path: string | undefined, json: boolean): number {
     console.error(`${file}: ${loaded.problems.length} problem(s)`);
   }
   return valid ? EXIT.ok : EXIT.failure;
-}
-
-/** A TOML value as the file would spell it. */
-function tomlValue(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
-  if (typeof v === "string") return JSON.stringify(v);
-  return String(v);
 }
 
 const SOURCE_TEXT: Record<SettingSource, string> = {
@@ -135,6 +129,20 @@ Exit status: 0 valid (or no file at the default path), 1 problems found or the f
 read safely, 2 usage error. Example: bpfpilot config check /etc/bpfpilot/bpfpilot.conf`,
     )
     .action((file, opts) => setExit(runCheck(file, opts.json ?? false)));
+  config.command("example")
+    .description(
+      "print an example configuration file: every key commented out with its default " +
+        "(packages install it as /usr/share/doc/bpfpilot/bpfpilot.conf.example)",
+    )
+    .addHelpText(
+      "after",
+      `
+Example: bpfpilot config example > ${DEFAULT_CONFIG_FILE} (then uncomment what you change)`,
+    )
+    .action(() => {
+      console.log(exampleConfig().trimEnd());
+      setExit(EXIT.ok);
+    });
   const show = addRunOptions(
     new Command("show").exitOverride().description(
       "print the settings a daemon started with these flags would use (flags over the file " +

@@ -7,7 +7,7 @@ import { addRunOptions, type RunFlags } from "./run_options.ts";
 import { dirname } from "node:path";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
-import { parseLearningRate } from "../tuning/learning_rate.ts";
+import { DEFAULT_LEARNING_RATE, parseLearningRate } from "../tuning/learning_rate.ts";
 import { createLogger, type Logger, type LogTarget } from "../log/logger.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { TUNERS } from "../tuners/registry.ts";
@@ -157,7 +157,9 @@ export async function runDaemon(
   const flags = mergeSettings(given, flagSource, config).flags;
   let learningRate;
   try {
-    learningRate = parseLearningRate(flags.learningRate ?? flags.learning_rate ?? 4);
+    learningRate = parseLearningRate(
+      flags.learningRate ?? flags.learning_rate ?? DEFAULT_LEARNING_RATE,
+    );
   } catch (e) {
     throw new UserError((e as Error).message, 2);
   }

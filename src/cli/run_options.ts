@@ -9,6 +9,8 @@ import { ATTACH_KINDS } from "../kernel/hooks.ts";
 import { DEFAULT_CONTROL_SOCKET } from "../daemon/control/socket_file.ts";
 import { OVERRIDE_LIFETIMES } from "../daemon/override_lifetime.ts";
 import { LOG_TARGETS } from "../log/logger.ts";
+import { DEFAULT_LEARNING_RATE } from "../tuning/learning_rate.ts";
+import { DEFAULT_COOLDOWN_MS } from "../daemon/rate_gate.ts";
 
 /** Where the daemon looks for its configuration file when --config does not name one. */
 export const DEFAULT_CONFIG_FILE = "/etc/bpfpilot/bpfpilot.conf";
@@ -47,6 +49,29 @@ export interface RunFlags {
   config?: string | false;
 }
 
+/**
+ * What an unset value flag means, for --help and the example configuration (`bpfpilot config
+ * example`): the default the daemon applies itself (no commander default, so that an unset flag
+ * stays unset and the configuration file can set it), or, for a flag that is off unless given,
+ * an example value. Every value flag without a commander default has an entry
+ * (test/unit/config_example_test.ts).
+ */
+export const UNSET_FLAGS: Readonly<
+  Record<string, { default: string | number } | { example: string | string[] }>
+> = {
+  learningRate: { default: DEFAULT_LEARNING_RATE },
+  cooldown: { default: DEFAULT_COOLDOWN_MS / 1000 },
+  stateDir: { default: DEFAULT_STATE_DIR },
+  controlSocket: { default: DEFAULT_CONTROL_SOCKET },
+  allow: { example: ["tcp_buffer"] },
+  disable: { example: ["route_table"] },
+  cgroup: { example: "/sys/fs/cgroup" },
+  prefer: { example: "tracepoint" },
+  netns: { example: "blue" },
+  controlGroup: { example: "adm" },
+  metricsListen: { example: "127.0.0.1:9101" },
+};
+
 /** A repeatable option's parser: each use adds one value. */
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -70,7 +95,7 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     .option(
       "-r, --learning-rate <0-4>",
       "act when a value is within 1/64, 1/32, 1/16, 1/8 or 1/4 of its limit, and grow by as " +
-        "much (default 4)",
+        `much (default ${DEFAULT_LEARNING_RATE})`,
     )
     .option("--learning_rate <0-4>", "bpftune's spelling of --learning-rate")
     .option("-R, --rollback", "on exit, restore every value bpfpilot changed")
@@ -122,7 +147,8 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     .option("--state-dir <dir>", `journal and state directory (default ${DEFAULT_STATE_DIR})`)
     .option(
       "--cooldown <seconds>",
-      "minimum time between two changes of one sysctl that reverse direction (default 5)",
+      "minimum time between two changes of one sysctl that reverse direction " +
+        `(default ${DEFAULT_COOLDOWN_MS / 1000})`,
     )
     .option(
       "--netns <name|path>",

@@ -33,6 +33,8 @@ export interface ConfigKey {
   flag: string;
   description: string;
   value: ConfigValueKind;
+  /** Commander's default, where the option has one (--log auto). */
+  defaultValue?: unknown;
 }
 
 function runOptions(): readonly Option[] {
@@ -58,6 +60,7 @@ function keyOf(o: Option): ConfigKey {
     flag: long,
     description: o.description,
     value,
+    ...(o.defaultValue !== undefined ? { defaultValue: o.defaultValue } : {}),
   };
 }
 

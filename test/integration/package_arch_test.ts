@@ -19,9 +19,11 @@ import {
   statSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
+import { exampleConfig } from "../../src/config/example.ts";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
+const EXAMPLE_CONFIG = "usr/share/doc/bpfpilot/bpfpilot.conf.example";
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 const missing = ["makepkg", "pacman", "bsdtar"].filter((t) => !have(t));
@@ -91,6 +93,13 @@ function checkLayout(pkg: string, scratch: string): string[] {
       "usr/share/fish/vendor_completions.d/bpfpilot.fish",
     ]
   ) assert.ok(files.includes(c), c);
+  // The example configuration is documentation; /etc/bpfpilot/bpfpilot.conf is the admin's.
+  assert.equal(
+    readFileSync(join(scratch, EXAMPLE_CONFIG), "utf8"),
+    exampleConfig(),
+    "the generated example configuration is shipped",
+  );
+  assert.ok(!files.some((f) => f.startsWith("etc/bpfpilot/")), "no configuration file in /etc");
   // Every absolute path a unit runs must be installed by the package, except kill(1) for
   // ExecReload (util-linux, which systemd itself depends on).
   for (const unit of files.filter((f) => f.startsWith("usr/lib/systemd/system/"))) {

@@ -103,6 +103,14 @@ Deno.test({
       assert.match(report.libbpf.path, /^\/usr\/lib\/[a-z0-9_]+-linux-gnu\/libbpf\.so\.1/);
       assert.ok(existsSync("/usr/share/man/man8/bpfpilot.8.gz"));
       assert.ok(existsSync("/usr/share/bash-completion/completions/bpfpilot"));
+      // The example configuration is documentation, and the installed program accepts it.
+      const example = "/usr/share/doc/bpfpilot/bpfpilot.conf.example";
+      assert.ok(!existsSync("/etc/bpfpilot/bpfpilot.conf"), "no configuration file installed");
+      const check = spawnSync("/usr/bin/bpfpilot", ["config", "check", example], {
+        encoding: "utf8",
+      });
+      assert.equal(check.status, 0, check.stderr);
+      assert.match(check.stdout, /valid \(0 setting\(s\)/);
 
       const edited = readFileSync("/etc/default/bpfpilot", "utf8") + 'BPFPILOT_ARGS="--advise"\n';
       writeFileSync("/etc/default/bpfpilot", edited);

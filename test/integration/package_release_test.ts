@@ -20,12 +20,13 @@ function validate(...files: string[]) {
   });
 }
 
-Deno.test("release workflow and Kubernetes manifests: valid, and broken copies are caught", () => {
+Deno.test("release workflow, Kubernetes manifests, example config: valid; broken copies caught", () => {
   const ok = validate();
   assert.equal(ok.status, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /release\.yml: actionlint and action-validator: ok/);
   assert.match(ok.stdout, /DaemonSet bpfpilot: valid/);
   assert.match(ok.stdout, /CronJob bpfpilot-audit: valid/);
+  assert.match(ok.stdout, /bpfpilot\.conf\.example: bpfpilot config check: ok/);
 
   const dir = mkdtempSync(join(tmpdir(), "bpfp-validate-"));
   try {
@@ -48,6 +49,12 @@ Deno.test("release workflow and Kubernetes manifests: valid, and broken copies a
     const set = validate(badSet);
     assert.equal(set.status, 1);
     assert.match(set.stderr, /hostPID must be boolean/);
+
+    const badConf = join(dir, "bpfpilot.conf");
+    writeFileSync(badConf, "cooldwon = 5\n");
+    const conf = validate(badConf);
+    assert.equal(conf.status, 1);
+    assert.match(conf.stderr, /unknown key 'cooldwon' \(did you mean 'cooldown'\?\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { TUNERS } from "../../src/tuners/registry.ts";
+import { exampleConfig } from "../../src/config/example.ts";
 import { VERB_NAMES } from "../../src/daemon/control/protocol.ts";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
@@ -47,7 +48,7 @@ function manText(page: string): { text: string; warnings: string } {
   return { text, warnings: r.stderr };
 }
 
-Deno.test("docs: the generator writes three man pages and three completions", () => {
+Deno.test("docs: the generator writes three man pages, three completions and the example config", () => {
   assert.equal(gen.status, 0, gen.stderr);
   for (const f of ["bpfpilot.8", "bpfpilot-audit.8", "bpfpilot-query.8"]) {
     assert.match(file(`man/${f}`), /^\.TH /m);
@@ -55,6 +56,7 @@ Deno.test("docs: the generator writes three man pages and three completions", ()
   for (const f of ["bpfpilot.bash", "_bpfpilot", "bpfpilot.fish"]) {
     assert.ok(file(`completions/${f}`).length > 200);
   }
+  assert.equal(file("bpfpilot.conf.example"), exampleConfig());
 });
 
 Deno.test({
@@ -106,8 +108,8 @@ Deno.test("bash completion: commands, query verbs and tuner names from the regis
   // An option's value is not taken for the command.
   assert.deepEqual(bashComplete("bpfpilot", "--state-dir", "/nonexistent", "su"), ["support"]);
   assert.ok(bashComplete("bpfpilot", "").includes("audit"));
-  // Nested commands: `config check|show`, then the file and the subcommands' options.
-  assert.deepEqual(bashComplete("bpfpilot", "config", ""), ["check", "show"]);
+  // Nested commands: `config check|example|show`, then the file and the subcommands' options.
+  assert.deepEqual(bashComplete("bpfpilot", "config", ""), ["check", "example", "show"]);
   assert.ok(bashComplete("bpfpilot", "config", "check", "--j").includes("--json"));
 });
 
