@@ -52,7 +52,7 @@ static __always_inline void check_fqdir(struct net *net, struct fqdir *fq, __u16
 	n = bpfp_rate_limit(netns, kind);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, netns, kind);
 	if (!e)
 		return;
 	bpfp_payload(e)->fqdir.memory = mem;

@@ -102,15 +102,15 @@ static __always_inline void emit(__u16 kind, __u16 flags, struct net_device *dev
 {
 	struct bpfp_event *e;
 	__u64 netns = 0;
-	__u32 n;
-
 	/* One key per family and kind: the table is the same whichever namespace filled it. */
-	n = bpfp_rate_limit(0, kind * 16 + (family == NT_AF_INET6));
+	__u32 rl_kind = kind * 16 + (family == NT_AF_INET6), n;
+
+	n = bpfp_rate_limit(0, rl_kind);
 	if (!n)
 		return;
 	if (dev)
 		netns = bpfp_net_inum(BPF_CORE_READ(dev, nd_net.net));
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, 0, rl_kind);
 	if (!e)
 		return;
 	e->flags = flags;

@@ -51,7 +51,7 @@ static __always_inline void emit(__u32 kind, __u64 work, __u64 budget)
 	n = bpfp_rate_limit(cpu, kind);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, 0, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, 0, n, cpu, kind);
 	if (!e)
 		return;
 	if (kind == NB_BACKLOG_DROP) {

@@ -58,7 +58,7 @@ static __always_inline void check_net(struct net *net)
 	n = bpfp_rate_limit(netns, RT_NEAR_FULL);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, RT_NEAR_FULL, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, RT_NEAR_FULL, netns, n, netns, RT_NEAR_FULL);
 	if (!e)
 		return;
 	bpfp_payload(e)->dst.entries = entries;

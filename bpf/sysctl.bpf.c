@@ -72,7 +72,7 @@ int bpfp_sy_write(struct bpf_sysctl *ctx)
 	struct bpfp_event *e;
 	char name[SY_NAME_LEN] = {};
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *index, count;
+	__u32 *index, count, rl_kind;
 	__u64 netns;
 
 	if (!ctx->write)
@@ -91,10 +91,11 @@ int bpfp_sy_write(struct bpf_sysctl *ctx)
 		goto skip;
 	netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	/* One event per (namespace, sysctl) a second: one is all an override needs. */
-	count = bpfp_rate_limit(netns, SY_WRITE | (*index << 8));
+	rl_kind = SY_WRITE | (*index << 8);
+	count = bpfp_rate_limit(netns, rl_kind);
 	if (!count)
 		return 1;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, SY_WRITE, netns, count);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, SY_WRITE, netns, count, netns, rl_kind);
 	if (!e)
 		return 1;
 	__builtin_memcpy(bpfp_payload(e)->write.name, name, sizeof(name));

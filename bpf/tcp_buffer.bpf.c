@@ -97,7 +97,7 @@ static __always_inline void emit_mem(__u16 kind, __u64 netns, long allocated, lo
 
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, 0, kind);
 	if (!e)
 		return;
 	bpfp_payload(e)->mem.allocated = allocated;
@@ -144,7 +144,7 @@ static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns
 		return;
 	if (check_mem(sk, netns, 0))
 		return; /* no buffer growth near memory pressure */
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, netns, kind);
 	if (!e)
 		return;
 	bpfp_payload(e)->buffer.buf = buf;
@@ -449,7 +449,8 @@ static __always_inline void check_syn_queue(struct sock *sk, int btf)
 	n = bpfp_rate_limit(netns, TB_SYN_QUEUE_FULL);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, TB_SYN_QUEUE_FULL, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, TB_SYN_QUEUE_FULL, netns, n, netns,
+			       TB_SYN_QUEUE_FULL);
 	if (!e)
 		return;
 	bpfp_payload(e)->syn.qlen = qlen;

@@ -333,6 +333,7 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	struct tc_sample *smp;
 	struct bpfp_event *e;
 	struct tc_sock *s;
+	__u64 rl_netns;
 	__u32 n;
 
 	if (ops->args[1] != TCP_CLOSE)
@@ -341,7 +342,8 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	if (!s || remote_key(ops, sk, &key))
 		return;
 	/* One sample per path per interval: a busy path cannot flood userspace. */
-	n = bpfp_rate_limit(key.netns ^ *(__u64 *)&key.addr[8] ^ *(__u64 *)&key.addr[0], TC_SAMPLE);
+	rl_netns = key.netns ^ *(__u64 *)&key.addr[8] ^ *(__u64 *)&key.addr[0];
+	n = bpfp_rate_limit(rl_netns, TC_SAMPLE);
 	if (!n)
 		return;
 	/* Not bpfp_event_reserve: sockops may not read the current task (and runs in softirq). */
@@ -356,6 +358,8 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	e->kind = TC_SAMPLE;
 	e->count = n;
 	e->netns = key.netns;
+	e->rl_netns = rl_netns;
+	e->rl_kind = TC_SAMPLE;
 	e->ts_ns = bpf_ktime_get_ns();
 	smp = &bpfp_payload(e)->sample;
 	__builtin_memcpy(smp->addr, key.addr, sizeof(key.addr));

@@ -49,7 +49,7 @@ static __always_inline void emit_mem(__u64 netns, long allocated, long mem0, lon
 
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_MEM_PRESSURE, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_MEM_PRESSURE, netns, n, 0, UB_MEM_PRESSURE);
 	if (!e)
 		return;
 	bpfp_payload(e)->mem.allocated = allocated;
@@ -101,7 +101,7 @@ static __always_inline void queue_failed(struct sock *sk, int rc)
 	n = bpfp_rate_limit(netns, UB_RCVQ_FULL);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_RCVQ_FULL, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_RCVQ_FULL, netns, n, netns, UB_RCVQ_FULL);
 	if (!e)
 		return;
 	bpfp_payload(e)->rcvq.rcvbuf = BPF_CORE_READ(sk, sk_rcvbuf);

@@ -4,11 +4,11 @@
 #ifndef BPFPILOT_H
 #define BPFPILOT_H
 
-#define BPFP_EVENT_VERSION 1
+#define BPFP_EVENT_VERSION 2
 #define BPFP_DATA_LEN 64
 #define BPFP_COMM_LEN 16
 
-/* 112 bytes, no implicit padding. */
+/* 128 bytes, no implicit padding. */
 struct bpfp_event {
 	__u16 version;   /* BPFP_EVENT_VERSION */
 	__u16 tuner;     /* tuner id, see src/tuners/registry.ts */
@@ -23,6 +23,9 @@ struct bpfp_event {
 		char s[BPFP_DATA_LEN];
 	} data;
 	char comm[BPFP_COMM_LEN];
+	__u64 rl_netns;  /* the rate-limit key this event was let through under (struct bpfp_rl_key): */
+	__u32 rl_kind;   /* what userspace mutes when nothing it could receive changes anything */
+	__u32 rl_pad;
 };
 
 /* Per-CPU statistics slots, summed over CPUs in userspace. */
@@ -32,6 +35,7 @@ enum bpfp_stat {
 	BPFP_STAT_SUPPRESSED = 2,  /* folded by the rate limiter */
 	BPFP_STAT_DROPPED = 3,     /* ring buffer full: event lost */
 	BPFP_STAT_SKIPPED = 4,     /* filtered (e.g. application-locked socket) */
+	BPFP_STAT_MUTED = 5,       /* not sent: userspace muted the rate-limit key (see bpfp_rl_val) */
 	BPFP_STAT_MAX = 8,
 };
 
@@ -42,9 +46,14 @@ struct bpfp_rl_key {
 	__u32 pad;
 };
 
+/* mute_until_ns: userspace's "don't resend" (at its ceiling, cooling down, overridden). Hits
+ * before it are counted as muted and dropped; 0 = not muted, BPFP_MUTED_UNTIL_CLEARED = until
+ * userspace deletes the entry (the limit or the state changed). Same clock as bpf_ktime_get_ns. */
+#define BPFP_MUTED_UNTIL_CLEARED 0xffffffffffffffffULL
 struct bpfp_rl_val {
 	__u64 last_ns;
 	__u64 folded;  /* hits folded since last emission, atomically added */
+	__u64 mute_until_ns;
 };
 
 /* Userspace-written configuration, one entry in each object's `config` array map. */

@@ -45,7 +45,8 @@ static __always_inline struct bpfp_config *bpfp_cfg(void)
  *   BPFP_CONTRACT(tcp_buffer, 2, enum tb_kind, union tb_payload, struct tb_params);
  * names the tuner and its id (BPFP_TUNER_ID), its event kinds, its payload (a union with one
  * struct per event shape, written through bpfp_payload(e)) and its parameters (the config map's
- * param area, read through bpfp_params(cfg)). The never-called function below carries all of it
+ * param area, read through bpfp_params(cfg)), with the shared structs userspace reads or writes
+ * (event, config, the rate limiter's key and value). The never-called function below carries all of it
  * into the object's BTF, from which scripts/build_bpf.ts generates dist/bpf/<name>.contract.ts;
  * test/unit/contract_test.ts checks both against each other. Not loaded, so it costs nothing. */
 #define BPFP_CONTRACT(name_, id_, kinds_t, payload_t, params_t)					\
@@ -62,6 +63,8 @@ static __always_inline struct bpfp_config *bpfp_cfg(void)
 		params_t params;								\
 		struct bpfp_event event;							\
 		struct bpfp_config config;							\
+		struct bpfp_rl_key rl_key;							\
+		struct bpfp_rl_val rl_val;							\
 	};											\
 	__attribute__((used)) int bpfp_contract_##name_(struct bpfp_contract_##name_ *c)	\
 	{											\
@@ -80,8 +83,9 @@ static __always_inline void bpfp_stat_add(__u32 slot, __u64 n)
 }
 
 /* Returns the number of hits this emission stands for (>= 1), or 0 when the event must be folded
- * into a later one. Racy by design between CPUs only in who wins the emission: folded hits are
- * counted with atomic adds, so none are lost from the totals. */
+ * into a later one or userspace muted the key (nothing it would receive could change anything).
+ * Racy by design between CPUs only in who wins the emission: folded hits are counted with atomic
+ * adds, so none are lost from the totals. */
 static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 {
 	struct bpfp_rl_key key = { .netns = netns, .kind = kind };
@@ -97,6 +101,11 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 		bpf_map_update_elem(&bpfp_ratelimit, &key, &init, BPF_NOEXIST);
 		return 1;
 	}
+	/* Muted: one compare on the value already looked up; cheaper than a fold (no atomic add). */
+	if (now < val->mute_until_ns) {
+		bpfp_stat_add(BPFP_STAT_MUTED, 1);
+		return 0;
+	}
 	if (now - val->last_ns < interval) {
 		__sync_fetch_and_add(&val->folded, 1);
 		bpfp_stat_add(BPFP_STAT_SUPPRESSED, 1);
@@ -111,9 +120,11 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 }
 
 /* Reserve an event in the ring buffer with the common header filled in; NULL (and counted) when
- * the buffer is full. */
+ * the buffer is full. rl_netns/rl_kind: the key bpfp_rate_limit() let it through under, which
+ * userspace mutes when the event can change nothing. */
 static __always_inline struct bpfp_event *bpfp_event_reserve(__u16 tuner, __u16 kind, __u64 netns,
-							    __u32 count)
+							    __u32 count, __u64 rl_netns,
+							    __u32 rl_kind)
 {
 	struct bpfp_event *e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
 	if (!e) {
@@ -126,6 +137,8 @@ static __always_inline struct bpfp_event *bpfp_event_reserve(__u16 tuner, __u16 
 	e->kind = kind;
 	e->count = count;
 	e->netns = netns;
+	e->rl_netns = rl_netns;
+	e->rl_kind = rl_kind;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));

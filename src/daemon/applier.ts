@@ -12,6 +12,7 @@ import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
 import type { LogLike } from "../tuning/tuner.ts";
 import type { Judgement } from "./config_policy.ts";
+import type { Outcome } from "./event_mutes.ts";
 
 export interface ApplierDeps {
   journal: Journal;
@@ -34,6 +35,8 @@ export interface ApplierDeps {
   refusal?: (p: Proposal) => string | null;
   /** The configuration file's per-tuner/per-sysctl policy (disabled, advise-only, ceiling). */
   policy?: { judge(p: Proposal): Judgement };
+  /** What became of each proposal and at-ceiling report (event_mutes.ts decides on them). */
+  outcome?: (o: Outcome) => void;
 }
 
 /** How long a write of ours can still show up as a sysctl event. */
@@ -49,11 +52,14 @@ export class ProposalApplier {
   /** Returns true when the change was written (or, in advise mode, would have been). */
   propose(proposed: Proposal): boolean {
     const { journal, gate, log, now } = this.d;
+    const report = this.d.outcome ?? (() => {});
+    const { netns, sysctl } = proposed;
     let p = proposed;
     const key = `${p.netns}\0${p.sysctl}`;
     const only = this.d.onlyNetns;
     if (only && p.netns !== only && this.d.scopeOf?.(p.sysctl) !== "global") {
       log.debug(`ignoring ${p.sysctl} in ${describeNetns(p.netns)}: only ${only} is tuned`);
+      report({ kind: "refused", netns, sysctl });
       return false;
     }
     if (journal.isOverridden(p.netns, p.sysctl)) {
@@ -65,6 +71,7 @@ export class ProposalApplier {
           { event: "override_in_force", tuner: p.tuner, sysctl: p.sysctl, netns: p.netns },
         );
       }
+      report({ kind: "overridden", netns, sysctl });
       return false;
     }
     this.#overrideNoted.delete(key);
@@ -81,6 +88,7 @@ export class ProposalApplier {
           reason: refused,
         });
       }
+      report({ kind: "refused", netns, sysctl });
       return false;
     }
     this.#refusalNoted.delete(key);
@@ -93,9 +101,13 @@ export class ProposalApplier {
           netns: p.netns,
         });
       }
+      report({ kind: "cooling-down", netns, sysctl, untilMs: verdict.until });
       return false;
     }
-    if (verdict.kind !== "apply") return false;
+    if (verdict.kind !== "apply") {
+      report({ kind: "other" });
+      return false;
+    }
 
     const capped = judged?.cappedBy
       ? `; capped by ${judged.cappedBy}: (${p.to.join(" ")}) instead`
@@ -120,6 +132,7 @@ export class ProposalApplier {
       log.info(`${adviseOnly}: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, advised);
       gate.settle(p, "applied", now());
       this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
+      report({ kind: "other" }); // nothing changed: the same advice is not news, nor muted
       return true;
     }
     try {
@@ -129,6 +142,7 @@ export class ProposalApplier {
       journal.recordWritten(p.netns, p.sysctl, p.to);
     } catch (e) {
       gate.settle(p, "failed", now());
+      report({ kind: "other" });
       if (e instanceof NetnsGoneError) {
         // Refused before writing: the namespace died, or the process whose path led to it moved.
         log.info(`did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`, fields);
@@ -141,6 +155,7 @@ export class ProposalApplier {
       return false;
     }
     gate.settle(p, "applied", now());
+    report({ kind: "changed", netns });
     this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
     this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
     log.info(scenarioLine, scenario);
@@ -167,6 +182,7 @@ export class ProposalApplier {
 
   /** A growth that cannot happen because the value is at its ceiling: logged once. */
   atCeiling(tuner: string, sysctl: string, netns: string, value: number[], ceiling: number): void {
+    this.d.outcome?.({ kind: "at-ceiling", netns, sysctl });
     if (this.d.gate.reportAtCeiling(netns, sysctl, value, ceiling)) {
       this.d.log.notice(
         `'${sysctl}' in ${describeNetns(netns)} is at its ceiling (${value.join(" ")}, limit ` +

@@ -66,6 +66,8 @@ export interface ProviderDaemon {
     missing: readonly { hook: string; reason: string }[];
   }[];
   readonly unavailable: readonly { def: TunerDefinition; reason: string }[];
+  /** Hook hits of a tuner's object that its muted keys kept from being sent (null: unknown). */
+  mutedHits?(tuner: string): number | null;
   /** Names switched off at start (--disable, --allow). */
   readonly disabled: readonly string[];
   /** Every tuner the daemon knows, loaded or not. */
@@ -325,7 +327,8 @@ export class DaemonControlProvider implements ControlProvider {
     }
     const events = this.d.loaded.map((t) => {
       const e = stats.events.get(t.def.name);
-      return { tuner: t.def.name, seen: e?.events ?? 0, dropped: e?.dropped ?? 0 };
+      const muted = this.d.mutedHits?.(t.def.name) ?? undefined;
+      return { tuner: t.def.name, seen: e?.events ?? 0, dropped: e?.dropped ?? 0, muted };
     });
     const hooks = [
       ...this.d.loaded.flatMap((t) => [

@@ -15,7 +15,7 @@ import { summaryLines, undoLines } from "./summary.ts";
 import { PinnedPolicy } from "./pinned_policy.ts";
 import { ConfigPolicy } from "./config_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
-import { eventBuckets, eventsLine } from "./event_accounting.ts";
+import { eventBuckets, eventsLine, type KernelCounters } from "./event_accounting.ts";
 import { rollbackFromJournal } from "./rollback.ts";
 import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
@@ -58,6 +58,8 @@ import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
 import { LostEventsReporter } from "./lost_events.ts";
+import { EventMutes, type Outcome } from "./event_mutes.ts";
+import { bpfMuteWriter } from "./mute_writer.ts";
 import {
   MetricsListenError,
   type MetricsServer,
@@ -184,6 +186,10 @@ export class Daemon {
   #fatal: unknown = null;
   /** Sysctls read as absent (fault injection `sysctl:<name>`), to test optional tunables. */
   readonly #missingSysctls: ReadonlySet<string>;
+  /** Event keys the kernel need not resend (nothing they could change): event_mutes.ts. */
+  readonly mutes: EventMutes;
+  /** Outcomes of the decisions made on the event being handled (null between events). */
+  #outcomes: Outcome[] | null = null;
 
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
@@ -199,6 +205,18 @@ export class Daemon {
     this.#missingSysctls = new Set(
       opts.faultInject.filter((f) => f.startsWith("sysctl:")).map((f) => f.slice(7)),
     );
+    this.mutes = new EventMutes(
+      bpfMuteWriter(
+        (tuner) => this.loaded.find((t) => t.def.name === tuner)?.object ?? null,
+        (m) => opts.log.debug(m),
+      ),
+    );
+  }
+
+  /** What became of a decision: recorded for the event being handled; a change unmutes. */
+  #outcome(o: Outcome): void {
+    if (o.kind === "changed") this.mutes.changed(o.netns);
+    this.#outcomes?.push(o);
   }
 
   get log(): Logger {
@@ -238,6 +256,7 @@ export class Daemon {
       this.pinned.reload();
       this.#reportPinned();
     }
+    this.mutes.clearAll(); // ceilings and policies may have changed: every event is news again
     this.log.info("configuration reloaded (SIGHUP)", { event: "reloaded" });
   }
 
@@ -345,6 +364,7 @@ export class Daemon {
       scopeOf: (sysctl) => this.scopeOf(sysctl),
       refusal: (p) => this.pinned?.refusal(p) ?? null,
       policy: this.policy,
+      outcome: (o) => this.#outcome(o),
     });
     this.#loadPinned();
 
@@ -500,7 +520,13 @@ export class Daemon {
         counters.events++;
         counters.folded += Math.max(0, ev.count - 1);
         this.netns.observe(ev.netns, ev.pid);
-        t.instance.onEvent?.(ev);
+        const outcomes: Outcome[] = this.#outcomes = [];
+        try {
+          t.instance.onEvent?.(ev);
+        } finally {
+          this.#outcomes = null;
+        }
+        this.mutes.afterEvent(t.def.name, ev, outcomes, performance.now());
       });
     }
     this.#reader = reader;
@@ -596,9 +622,11 @@ export class Daemon {
         ),
       ],
       isOwnRecentWrite: (sysctl, values) => this.#applier.isOwnRecentWrite(sysctl, values),
-      tunerOverridden: (netns) =>
-        this.journal.isTunerOverridden(netns, def.name) ||
-        this.journal.isTunerOverridden(ANY_NETNS, def.name),
+      tunerOverridden: (netns) => {
+        const taken = this.#tunerOverridden(def.name, netns);
+        if (taken) this.#outcome({ kind: "overridden", netns });
+        return taken;
+      },
       takenOverIn: () =>
         this.journal.overrides().filter((o) => o.tuner === def.name)
           .map(({ netns, sysctl }) => ({ netns, sysctl })),
@@ -606,10 +634,26 @@ export class Daemon {
       markOverride: (o) => {
         this.journal.markOverride(o);
         this.gate.forget(o.netns, o.sysctl);
+        this.mutes.changed(o.netns, o.netns === ANY_NETNS); // the admin's write changed the value
       },
       apply: (decisions, netns) => applyDecisions(ctx, def.name, decisions, netns),
     };
     return ctx;
+  }
+
+  #tunerOverridden(tuner: string, netns: string): boolean {
+    return this.journal.isTunerOverridden(netns, tuner) ||
+      this.journal.isTunerOverridden(ANY_NETNS, tuner);
+  }
+
+  /** Keys muted for overrides that ended (`enable`, from the socket or the state directory). */
+  #unmuteEndedOverrides(): void {
+    if (!this.mutes.heldByOverrides) return;
+    this.mutes.recheckOverrides((c) =>
+      c.sysctl === undefined
+        ? this.#tunerOverridden(c.tuner, c.netns)
+        : this.journal.isOverridden(c.netns, c.sysctl)
+    );
   }
 
   #propose(p: Proposal): boolean {
@@ -672,6 +716,12 @@ export class Daemon {
 
   #tick(): void {
     if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
+    this.mutes.pruneExpired(performance.now());
+    try {
+      this.#unmuteEndedOverrides();
+    } catch (e) {
+      this.log.error(`checking for ended overrides failed: ${(e as Error).message}`);
+    }
     this.netns.tick();
     if (this.#ticks % PRUNE_EVERY_TICKS === 1 || this.#destroyedNetns.size > 0) {
       this.#pruneGoneNamespaces();
@@ -702,7 +752,10 @@ export class Daemon {
   #pruneGoneNamespaces(): void {
     const destroyed = this.#destroyedNetns;
     this.#destroyedNetns = new Set();
-    for (const key of destroyed) this.gate.forgetNetns(key);
+    for (const key of destroyed) {
+      this.gate.forgetNetns(key);
+      this.mutes.changed(key); // its inode may come back as another namespace's
+    }
     try {
       const n = this.journal.pruneNetns((key, cookie) => {
         const inum = parseNetnsKey(key);
@@ -750,21 +803,22 @@ export class Daemon {
   }
 
   /** The BPF side's per-CPU counters (bpf/include/bpfpilot.h enum bpfp_stat), summed. */
-  kernelCounters(
-    t: LoadedTuner,
-  ):
-    | { hits: number; emitted: number; suppressed: number; dropped: number; skipped: number }
-    | null {
+  kernelCounters(t: Pick<LoadedTuner, "object">): KernelCounters | null {
     if (!t.object) return null;
     try {
       const m = t.object.map("bpfp_stats");
       const at = (slot: number) => Number(m.sumU64(u32Key(slot)));
       // Outcomes first, hits last: each outcome is counted after its hit (event_accounting.ts).
-      const emitted = at(1), suppressed = at(2), dropped = at(3), skipped = at(4);
-      return { hits: at(0), emitted, suppressed, dropped, skipped };
+      const emitted = at(1), suppressed = at(2), dropped = at(3), skipped = at(4), muted = at(5);
+      return { hits: at(0), emitted, suppressed, dropped, skipped, muted };
     } catch {
       return null;
     }
+  }
+
+  mutedHits(tuner: string): number | null {
+    const t = this.loaded.find((x) => x.def.name === tuner);
+    return t ? this.kernelCounters(t)?.muted ?? null : null;
   }
 
   /** Summary, detach, rollback: in that order, each step independent of the others' failures. */

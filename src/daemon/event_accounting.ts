@@ -1,6 +1,6 @@
 /**
  * Where every hook hit went, for the exit summary and metrics: each hit lands in exactly one
- * bucket, so the buckets add up to the hits. The BPF side counts hits and four outcomes
+ * bucket, so the buckets add up to the hits. The BPF side counts hits and five outcomes
  * (bpf/include/bpfpilot.h enum bpfp_stat); a hit with none of them found no limit near, which the
  * programs do not count separately (the hot path stays one atomic add).
  */
@@ -12,6 +12,8 @@ export interface KernelCounters {
   suppressed: number;
   dropped: number;
   skipped: number;
+  /** Not sent: userspace muted the key (nothing the event could change; event_mutes.ts). */
+  muted: number;
 }
 
 export interface EventBuckets {
@@ -26,6 +28,8 @@ export interface EventBuckets {
   sent: number;
   /** Lost to a full ring buffer. */
   lost: number;
+  /** Not sent: userspace had muted them (nothing they could change). */
+  muted: number;
 }
 
 /**
@@ -34,7 +38,7 @@ export interface EventBuckets {
  * (a bug, shown rather than hidden).
  */
 export function eventBuckets(k: KernelCounters): EventBuckets {
-  const outcomes = k.skipped + k.suppressed + k.emitted + k.dropped;
+  const outcomes = k.skipped + k.suppressed + k.emitted + k.dropped + k.muted;
   return {
     hits: k.hits,
     quiet: k.hits - outcomes,
@@ -42,6 +46,7 @@ export function eventBuckets(k: KernelCounters): EventBuckets {
     folded: k.suppressed,
     sent: k.emitted,
     lost: k.dropped,
+    muted: k.muted,
   };
 }
 
@@ -50,6 +55,7 @@ export function eventsLine(tuner: string, b: EventBuckets, received: number): st
   const n = String;
   return `# Events: tuner '${tuner}' hooks fired ${n(b.hits)} times = ${n(b.quiet)} with no ` +
     `limit near + ${n(b.filtered)} filtered + ${n(b.folded)} folded by the rate limiter + ` +
-    `${n(b.sent)} sent as events + ${n(b.lost)} lost to a full ring buffer; ` +
+    `${n(b.sent)} sent as events + ${n(b.lost)} lost to a full ring buffer + ${n(b.muted)} ` +
+    `muted (nothing they could change); ` +
     `${n(received)} events reached userspace`;
 }

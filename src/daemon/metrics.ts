@@ -32,6 +32,8 @@ export interface EventMetric {
   tuner: string;
   seen: number;
   dropped: number;
+  /** Hook hits the kernel did not send because userspace muted their key (absent: unknown). */
+  muted?: number;
 }
 
 export interface HookMetric {
@@ -203,9 +205,16 @@ export function renderMetrics(snapshot: MetricsSnapshot): string {
     "counter",
     "BPF events a tuner lost (ring buffer full or rate limited).",
   );
+  const muted = new Family(
+    "bpfpilot_events_muted",
+    "counter",
+    "Hook hits not sent as events: nothing they could change (at a ceiling, cooling down, " +
+      "overridden), so userspace had muted them in the kernel.",
+  );
   for (const e of snapshot.events) {
     if (isCount(e.seen)) events.add({ tuner: e.tuner }, e.seen);
     if (isCount(e.dropped)) dropped.add({ tuner: e.tuner }, e.dropped);
+    if (e.muted !== undefined && isCount(e.muted)) muted.add({ tuner: e.tuner }, e.muted);
   }
 
   // Named as the brief asks; a gauge (not an OpenMetrics info) because 0 = not attached.
@@ -241,7 +250,8 @@ export function renderMetrics(snapshot: MetricsSnapshot): string {
     f.add({ tuner: m.tuner, ...m.labels }, m.value);
   }
 
-  const families = [build, value, changes, scenarios, events, dropped, hooks, ...own.values()];
+  const families = [build, value, changes, scenarios, events, dropped, muted, hooks];
+  families.push(...own.values());
   families.push(rss, cpu);
   return families.flatMap((f) => f.render()).join("\n") + "\n# EOF\n";
 }

@@ -37,6 +37,8 @@ export interface Contract {
   /** struct bpfp_event as this object writes it. */
   event: Layout;
   eventSize: number;
+  /** The rate limiter's map key and value (struct bpfp_rl_key, bpfp_rl_val): userspace mutes keys. */
+  rateLimit: { key: Layout; keySize: number; value: Layout; valueSize: number };
   /** Every program in the object: name -> ELF section (the SEC() string). */
   programs: Readonly<Record<string, string>>;
 }
@@ -76,6 +78,7 @@ export function extractContract(object: Uint8Array): Contract {
   const params = member("params").type;
   const config = member("config").type;
   const event = member("event").type;
+  const rlKey = member("rl_key").type, rlVal = member("rl_val").type;
   const paramBase = config.members.find((m) => m.name === "param");
   if (!paramBase) throw new ContractError("struct bpfp_config has no 'param' area");
   const payloadShapes: Record<string, Layout> = {};
@@ -98,6 +101,12 @@ export function extractContract(object: Uint8Array): Contract {
     configSize: config.size,
     event: layoutOf(types, event, 0),
     eventSize: event.size,
+    rateLimit: {
+      key: layoutOf(types, rlKey, 0),
+      keySize: rlKey.size,
+      value: layoutOf(types, rlVal, 0),
+      valueSize: rlVal.size,
+    },
     programs: Object.fromEntries(
       [...objectPrograms(object)].filter(([name]) => !name.startsWith(CONTRACT_FUNC)),
     ),

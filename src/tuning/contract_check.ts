@@ -1,11 +1,12 @@
 /**
  * Checks that a tuner's TypeScript side and its compiled BPF object agree: the generated contract
  * module the tuner imports against the object's BTF (tuner id, event kinds, payload offsets and
- * sizes, parameter and config offsets), the definition's name and id, the shared event header,
- * and every hook candidate's program and section target. Needs no kernel and no root.
+ * sizes, parameter and config offsets), the definition's name and id, the shared event header
+ * and rate-limiter map layouts, and every hook candidate's program and section target. Needs no kernel and no root.
  */
 import { type Contract, extractContract } from "./contract.ts";
 import { EVENT_LAYOUT, EVENT_SIZE } from "./event.ts";
+import { RL_KEY_LAYOUT, RL_KEY_SIZE, RL_VALUE_LAYOUT, RL_VALUE_SIZE } from "./rate_limit.ts";
 import type { TunerDefinition } from "./tuner.ts";
 import type { HookCandidate } from "../kernel/hooks.ts";
 
@@ -78,6 +79,17 @@ export function checkTunerContract(
   if (object.eventSize !== EVENT_SIZE) {
     errors.push(
       `${def.name}: struct bpfp_event is ${object.eventSize} bytes, event.ts reads ${EVENT_SIZE}`,
+    );
+  }
+  const rateLimit = {
+    key: RL_KEY_LAYOUT,
+    keySize: RL_KEY_SIZE,
+    value: RL_VALUE_LAYOUT,
+    valueSize: RL_VALUE_SIZE,
+  };
+  for (const d of differences(rateLimit, object.rateLimit, "rateLimit")) {
+    errors.push(
+      `${def.name}: the rate limiter's map differs from src/tuning/rate_limit.ts at ${d}`,
     );
   }
   const used = new Set<string>();

@@ -3,8 +3,8 @@
  * decoded with DataView. The version field guards against an object and a parser that disagree.
  */
 
-export const EVENT_VERSION = 1;
-export const EVENT_SIZE = 112;
+export const EVENT_VERSION = 2;
+export const EVENT_SIZE = 128;
 
 /** struct bpfp_event's fields; checked against every tuner object's BTF (contract_check.ts). */
 export const EVENT_LAYOUT = {
@@ -18,6 +18,9 @@ export const EVENT_LAYOUT = {
   ts_ns: { offset: 24, size: 8 },
   data: { offset: 32, size: 64 },
   comm: { offset: 96, size: 1, count: 16, text: true },
+  rl_netns: { offset: 112, size: 8 },
+  rl_kind: { offset: 120, size: 4 },
+  rl_pad: { offset: 124, size: 4 },
 } as const;
 
 const DATA_OFFSET = EVENT_LAYOUT.data.offset;
@@ -42,6 +45,12 @@ export interface BpfpEvent {
   /** The raw payload (64 bytes), for tuner-specific layouts. */
   data: Uint8Array;
   comm: string;
+  /**
+   * The kernel-side rate-limit key the event came through (struct bpfp_rl_key): what userspace
+   * mutes when the event can change nothing (src/daemon/event_mutes.ts).
+   */
+  rlNetns: bigint;
+  rlKind: number;
 }
 
 export class EventFormatError extends Error {
@@ -84,6 +93,8 @@ export function decodeEvent(bytes: Uint8Array): BpfpEvent {
     text: cString(bytes.subarray(DATA_OFFSET, DATA_OFFSET + DATA_LEN)),
     data: bytes.slice(DATA_OFFSET, DATA_OFFSET + DATA_LEN),
     comm: cString(bytes.subarray(COMM_OFFSET, COMM_OFFSET + 16)),
+    rlNetns: dv.getBigUint64(EVENT_LAYOUT.rl_netns.offset, true),
+    rlKind: dv.getUint32(EVENT_LAYOUT.rl_kind.offset, true),
   };
 }
 
@@ -105,5 +116,7 @@ export function encodeEvent(e: Partial<BpfpEvent>): Uint8Array {
     (e.values ?? []).slice(0, 8).forEach((v, i) => dv.setBigUint64(DATA_OFFSET + i * 8, v, true));
   }
   if (e.comm) b.set(new TextEncoder().encode(e.comm).subarray(0, 15), COMM_OFFSET);
+  dv.setBigUint64(EVENT_LAYOUT.rl_netns.offset, e.rlNetns ?? e.netns ?? 0n, true);
+  dv.setUint32(EVENT_LAYOUT.rl_kind.offset, e.rlKind ?? e.kind ?? 0, true);
   return b;
 }

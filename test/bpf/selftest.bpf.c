@@ -38,7 +38,7 @@ static __always_inline int report(struct sock *sk, int newstate)
 		__sync_fetch_and_add(cnt, 1);
 	else
 		bpf_map_update_elem(&bpfp_state_counts, &key, &one, BPF_NOEXIST);
-	e = bpfp_event_reserve(0, newstate, 0, 1);
+	e = bpfp_event_reserve(0, newstate, 0, 1, 0, newstate);
 	if (!e)
 		return 0;
 	e->data.v[0] = sport;

@@ -43,7 +43,7 @@ static __always_inline void on_state(struct sock *sk, int newstate)
 	n = bpfp_rate_limit(netns, TOY_LISTEN);
 	if (!n)
 		return;
-	e = bpfp_event_reserve(BPFP_TUNER_ID, TOY_LISTEN, netns, n);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, TOY_LISTEN, netns, n, netns, TOY_LISTEN);
 	if (!e)
 		return;
 	bpfp_payload(e)->listen.backlog = backlog;

@@ -16,6 +16,7 @@ import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
 import { recordingLog } from "../support/fake_context.ts";
 import { parseConfig } from "../../src/config/parse.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
+import type { Outcome } from "../../src/daemon/event_mutes.ts";
 
 /** The policy of a configuration file's text (as the daemon builds it). */
 function policyOf(text: string): ConfigPolicy {
@@ -52,6 +53,7 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
   const { log, lines } = recordingLog();
   let now = 0;
   const stats = new DaemonStats();
+  const outcomes: Outcome[] = [];
   const applier = new ProposalApplier({
     journal,
     gate: new RateGate({ cooldownMs: 5000 }),
@@ -64,9 +66,11 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
     onlyNetns: opts.onlyNetns ?? null,
     scopeOf: (s) => s === "net.ipv4.tcp_mem" ? "global" : "netns",
     policy: opts.policy,
+    outcome: (o) => outcomes.push(o),
   });
   return {
     applier,
+    outcomes,
     io,
     lines,
     stats,
@@ -275,6 +279,36 @@ Deno.test("bpfpilot.conf disabled: the sysctl is never touched, said once; the s
     assert.deepEqual(t.io.writes, []);
     const said = t.lines.filter((l) => l.includes("disabled by bpfpilot.conf:3"));
     assert.equal(said.length, 1, t.lines.join("\n"));
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("each proposal reports what became of it, for the event mutes", () => {
+  const conf = `[sysctl."net.ipv4.tcp_rmem"]\nceiling = [4096, 16384, 81920]\n`;
+  const t = setup({ policy: policyOf(conf), onlyNetns: "4026532000" });
+  try {
+    const RMEM = "net.ipv4.tcp_rmem", ns = "4026532000";
+    t.applier.propose(rmem(65536, 70000, ns));
+    assert.deepEqual(t.outcomes.splice(0), [{ kind: "changed", netns: ns }]);
+    t.applier.propose(rmem(70000, 60000, ns)); // a reversal within the cool-down
+    assert.deepEqual(t.outcomes.splice(0), [
+      { kind: "cooling-down", netns: ns, sysctl: RMEM, untilMs: 5000 },
+    ]);
+    t.applier.propose(rmem(70000, 70000, ns));
+    assert.deepEqual(t.outcomes.splice(0), [{ kind: "other" }], "nothing to write");
+    t.tick(5001);
+    t.applier.propose(rmem(81920, 102400, ns));
+    assert.equal(t.outcomes.splice(0)[0].kind, "refused", "at the configuration's ceiling");
+    t.applier.propose(rmem(65536, 70000, "4026532999"));
+    assert.deepEqual(t.outcomes.splice(0), [
+      { kind: "refused", netns: "4026532999", sysctl: RMEM },
+    ], "--netns names another namespace");
+    t.journal.markOverride({ netns: ns, sysctl: RMEM, tuner: "tcp_buffer", pid: 1, comm: "x" });
+    t.applier.propose(rmem(70000, 81920, ns));
+    assert.deepEqual(t.outcomes.splice(0), [{ kind: "overridden", netns: ns, sysctl: RMEM }]);
+    t.applier.atCeiling("tcp_buffer", RMEM, ns, [4096, 16384, 81920], 81920);
+    assert.deepEqual(t.outcomes.splice(0), [{ kind: "at-ceiling", netns: ns, sysctl: RMEM }]);
   } finally {
     t.cleanup();
   }

@@ -1,0 +1,230 @@
+/**
+ * Kernel-side "don't resend": after a tuner handled an event, when every decision it led to could
+ * change nothing (the value is at its ceiling, the sysctl is cooling down, the administrator took
+ * it over, the policy refuses it), the event's rate-limit key is muted in the BPF object's
+ * `bpfp_ratelimit` map, so the kernel stops sending events for it; hits are counted as muted
+ * (BPFP_STAT_MUTED) instead. A cool-down mute ends by itself at its deadline; the others last
+ * until the state changes: a change written in the namespace, an admin write, the end of an
+ * override, a configuration reload; and, by default, a minute at most, so a tuner that learns
+ * from its events (tcp_buffer's latency brake, net_buffer's scheduler-wait correlation) still sees
+ * one a minute. The table here remembers what was muted and why, so those changes unmute exactly
+ * the keys they concern; it is bounded (a full table mutes nothing more).
+ */
+import { GLOBAL_NETNS } from "../kernel/netns.ts";
+
+/** What became of one decision a tuner made while handling an event. */
+export type Outcome =
+  /** A change was written (or the namespace changed otherwise): not muted, and unmutes. */
+  | { kind: "changed"; netns: string }
+  | { kind: "at-ceiling"; netns: string; sysctl: string }
+  /** Taken over by the administrator; `sysctl` undefined: the whole tuner in that namespace. */
+  | { kind: "overridden"; netns: string; sysctl?: string }
+  /** The operator's policy refuses it (configuration file, sysctl.d pin, `--netns`). */
+  | { kind: "refused"; netns: string; sysctl: string }
+  | { kind: "cooling-down"; netns: string; sysctl: string; untilMs: number }
+  /** Anything else (duplicate, in flight, failed write, advise mode): keeps the key unmuted. */
+  | { kind: "other" };
+
+/** An override that keeps a key muted, re-checked until it ends. */
+export interface OverrideCause {
+  tuner: string;
+  netns: string;
+  sysctl?: string;
+}
+
+export interface MuteVerdict {
+  /** null: until the state changes; else the end of the cool-down (ms, the outcomes' clock). */
+  untilMs: number | null;
+  /** Namespaces (keys) whose change ends the mute. */
+  netns: string[];
+  /** Overrides among the causes. */
+  overrides: { netns: string; sysctl?: string }[];
+  reason: string;
+}
+
+/**
+ * Whether an event whose decisions ended in `outcomes` may be muted, and until when: only when it
+ * led to at least one decision and none of them changed or could change anything now. With a
+ * cool-down among them the mute ends when the first cool-down does (a change may follow then).
+ */
+export function muteVerdict(outcomes: readonly Outcome[]): MuteVerdict | null {
+  if (outcomes.length === 0) return null;
+  let untilMs: number | null = null;
+  const netns = new Set<string>(), reasons = new Set<string>();
+  const overrides: MuteVerdict["overrides"] = [];
+  for (const o of outcomes) {
+    if (o.kind === "changed" || o.kind === "other") return null;
+    netns.add(o.netns);
+    reasons.add(o.kind);
+    if (o.kind === "cooling-down") untilMs = Math.min(untilMs ?? Infinity, o.untilMs);
+    if (o.kind === "overridden") overrides.push({ netns: o.netns, sysctl: o.sysctl });
+  }
+  return { untilMs, netns: [...netns], overrides, reason: [...reasons].join(", ") };
+}
+
+/** Where mutes are written: the tuner's BPF object. */
+export interface MuteWriter {
+  /**
+   * Mutes the key: nothing sent before `untilNs` (bpf_ktime_get_ns clock; null: until cleared).
+   * False when it could not be written (the key then stays unmuted).
+   */
+  mute(
+    tuner: string,
+    rlNetns: bigint,
+    rlKind: number,
+    lastNs: bigint,
+    untilNs: bigint | null,
+  ): boolean;
+  unmute(tuner: string, rlNetns: bigint, rlKind: number): void;
+}
+
+export interface MutedEvent {
+  rlNetns: bigint;
+  rlKind: number;
+  /** bpf_ktime_get_ns() of the event: the clock the kernel compares the deadline with. */
+  tsNs: bigint;
+}
+
+interface Entry {
+  tuner: string;
+  rlNetns: bigint;
+  rlKind: number;
+  netns: readonly string[];
+  overrides: readonly { netns: string; sysctl?: string }[];
+  /** When the kernel ends the mute by itself (ms), or null. */
+  untilMs: number | null;
+  reason: string;
+}
+
+export interface EventMutesOptions {
+  /** Most keys muted at once (default 16384; 4096 per tuner object's LRU map). */
+  limit?: number;
+  /**
+   * A cool-down ending sooner than this is left to the rate limiter (default 1000 ms: its usual
+   * interval); muting for it would save no event.
+   */
+  minCooldownMs?: number;
+  /**
+   * The longest a key stays muted without a change (default 60000 ms); null: until the state
+   * changes, however long.
+   */
+  recheckMs?: number | null;
+}
+
+export class EventMutes {
+  readonly #entries = new Map<string, Entry>();
+  readonly #limit: number;
+  readonly #minCooldownMs: number;
+  readonly #recheckMs: number | null;
+
+  constructor(private readonly writer: MuteWriter, options: EventMutesOptions = {}) {
+    this.#limit = options.limit ?? 16384;
+    this.#minCooldownMs = options.minCooldownMs ?? 1000;
+    this.#recheckMs = options.recheckMs === undefined ? 60_000 : options.recheckMs;
+  }
+
+  /**
+   * After `tuner` handled `ev` at `nowMs`: mutes the event's key when its outcomes allow it.
+   * Returns the verdict applied, or null when the key stays unmuted.
+   */
+  afterEvent(
+    tuner: string,
+    ev: MutedEvent,
+    outcomes: readonly Outcome[],
+    nowMs: number,
+  ): MuteVerdict | null {
+    const v = muteVerdict(outcomes);
+    if (!v) return null;
+    if (v.untilMs !== null && v.untilMs - nowMs < this.#minCooldownMs) return null;
+    const key = keyOf(tuner, ev.rlNetns, ev.rlKind);
+    if (!this.#entries.has(key) && this.#entries.size >= this.#limit) {
+      this.pruneExpired(nowMs);
+      if (this.#entries.size >= this.#limit) return null;
+    }
+    const recheck = this.#recheckMs === null ? null : nowMs + this.#recheckMs;
+    const untilMs = v.untilMs === null ? recheck : Math.min(v.untilMs, recheck ?? Infinity);
+    const untilNs = untilMs === null ? null : ev.tsNs + BigInt(Math.round((untilMs - nowMs) * 1e6));
+    if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, ev.tsNs, untilNs)) return null;
+    this.#entries.set(key, {
+      tuner,
+      rlNetns: ev.rlNetns,
+      rlKind: ev.rlKind,
+      netns: v.netns,
+      overrides: v.overrides,
+      untilMs,
+      reason: v.reason,
+    });
+    return v;
+  }
+
+  /**
+   * Something changed in namespace `netns` (a write of ours or the administrator's): every key
+   * muted for it is unmuted; a change of the host's (global) values or in every namespace
+   * (`all`) unmutes every key.
+   */
+  changed(netns: string, all = false): number {
+    const everything = all || netns === GLOBAL_NETNS;
+    return this.#unmuteWhere((e) => everything || e.netns.includes(netns));
+  }
+
+  /** A configuration reload: ceilings and policies may differ; everything is looked at again. */
+  clearAll(): number {
+    return this.#unmuteWhere(() => true);
+  }
+
+  /** Unmutes keys muted for overrides of which none is still in force. */
+  recheckOverrides(stillOverridden: (cause: OverrideCause) => boolean): number {
+    const known = new Map<string, boolean>();
+    const holds = (c: OverrideCause) => {
+      const k = `${c.tuner}\0${c.netns}\0${c.sysctl ?? ""}`;
+      let v = known.get(k);
+      if (v === undefined) known.set(k, v = stillOverridden(c));
+      return v;
+    };
+    return this.#unmuteWhere((e) =>
+      e.overrides.length > 0 && !e.overrides.some((o) => holds({ tuner: e.tuner, ...o }))
+    );
+  }
+
+  /** Whether any key is muted for an override (so recheckOverrides has work). */
+  get heldByOverrides(): boolean {
+    for (const e of this.#entries.values()) if (e.overrides.length > 0) return true;
+    return false;
+  }
+
+  /** Forgets mutes the kernel already ended by itself. */
+  pruneExpired(nowMs: number): void {
+    for (const [key, e] of this.#entries) {
+      if (e.untilMs !== null && e.untilMs <= nowMs) this.#entries.delete(key);
+    }
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** What is muted, for tests and diagnostics. */
+  entries(): { tuner: string; rlNetns: bigint; rlKind: number; reason: string }[] {
+    return [...this.#entries.values()].map(({ tuner, rlNetns, rlKind, reason }) => ({
+      tuner,
+      rlNetns,
+      rlKind,
+      reason,
+    }));
+  }
+
+  #unmuteWhere(match: (e: Entry) => boolean): number {
+    let n = 0;
+    for (const [key, e] of this.#entries) {
+      if (!match(e)) continue;
+      this.#entries.delete(key);
+      this.writer.unmute(e.tuner, e.rlNetns, e.rlKind);
+      n++;
+    }
+    return n;
+  }
+}
+
+function keyOf(tuner: string, rlNetns: bigint, rlKind: number): string {
+  return `${tuner}\0${rlNetns}\0${rlKind}`;
+}

@@ -1,0 +1,45 @@
+/**
+ * The kernel-side rate limiter's map (bpf/include/bpfpilot.h `struct bpfp_rl_key`/`bpfp_rl_val`,
+ * map `bpfp_ratelimit` in every tuner object), as far as userspace writes it: muting a key so the
+ * kernel stops re-sending events that can change nothing, and clearing the mute. Checked against
+ * every object's BTF (contract_check.ts).
+ */
+
+export const RL_MAP = "bpfp_ratelimit";
+
+export const RL_KEY_LAYOUT = {
+  netns: { offset: 0, size: 8 },
+  kind: { offset: 8, size: 4 },
+  pad: { offset: 12, size: 4 },
+} as const;
+export const RL_KEY_SIZE = 16;
+
+export const RL_VALUE_LAYOUT = {
+  last_ns: { offset: 0, size: 8 },
+  folded: { offset: 8, size: 8 },
+  mute_until_ns: { offset: 16, size: 8 },
+} as const;
+export const RL_VALUE_SIZE = 24;
+
+/** mute_until_ns of a key muted until userspace clears it (BPFP_MUTED_UNTIL_CLEARED). */
+export const MUTED_UNTIL_CLEARED = 0xffff_ffff_ffff_ffffn;
+
+export function rateLimitKey(netns: bigint, kind: number): Uint8Array {
+  const b = new Uint8Array(RL_KEY_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setBigUint64(RL_KEY_LAYOUT.netns.offset, netns, true);
+  dv.setUint32(RL_KEY_LAYOUT.kind.offset, kind, true);
+  return b;
+}
+
+/**
+ * A muted key's value: nothing is sent before `untilNs` (bpf_ktime_get_ns clock, or
+ * MUTED_UNTIL_CLEARED); `lastNs` is the last emission, so an expired mute waits out the interval.
+ */
+export function mutedValue(lastNs: bigint, untilNs: bigint): Uint8Array {
+  const b = new Uint8Array(RL_VALUE_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setBigUint64(RL_VALUE_LAYOUT.last_ns.offset, lastNs, true);
+  dv.setBigUint64(RL_VALUE_LAYOUT.mute_until_ns.offset, untilNs, true);
+  return b;
+}

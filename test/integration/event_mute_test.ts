@@ -1,0 +1,105 @@
+/**
+ * Kernel-side "don't resend" under real traffic, in the test's own namespace: with tcp_rmem and
+ * tcp_wmem at the ceiling bpfpilot.conf sets for them, tcp_buffer's events for the namespace stop
+ * reaching userspace while its hooks keep firing (counted as muted); a SIGHUP that lifts the
+ * ceilings unmutes them: events arrive again and the buffers grow. The file lives in a temp
+ * directory; the namespace's sysctls go with it.
+ */
+import assert from "node:assert/strict";
+import { IS_ROOT, waitFor } from "../support/kernel.ts";
+import { withSandbox } from "../support/sandbox.ts";
+import { requestControl } from "../../src/daemon/control/client.ts";
+import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
+
+const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem";
+const LOW = [4096, 16384, 65536];
+
+const AT_CEILING = `# event_mute_test: both buffers sit at their ceiling
+[sysctl."${RMEM}"]
+ceiling = [${LOW.join(", ")}]
+
+[sysctl."${WMEM}"]
+ceiling = [${LOW.join(", ")}]
+`;
+
+/** tcp_buffer's events received by userspace and hook hits muted in the kernel. */
+async function counters(sock: string): Promise<{ events: number; muted: number }> {
+  const r = await requestControl({ verb: "metrics" }, { socketPath: sock });
+  assert.ok(r.ok, JSON.stringify(r));
+  const families = parseOpenMetrics(r.data as string);
+  const one = (name: string) => {
+    const s = findSamples(families, name, { tuner: "tcp_buffer" });
+    assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
+    return s[0].value;
+  };
+  return { events: one("bpfpilot_events_total"), muted: one("bpfpilot_events_muted_total") };
+}
+
+Deno.test({
+  name: "events that can change nothing (at the configured ceiling) stop at the kernel; a " +
+    "SIGHUP raising the ceiling brings them back",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withSandbox("mute", async (sb) => {
+      const dir = Deno.makeTempDirSync({ prefix: "bpfp-mute-" });
+      const conf = `${dir}/bpfpilot.conf`;
+      Deno.writeTextFileSync(conf, AT_CEILING, { mode: 0o644 });
+      try {
+        sb.ns.setSysctl(RMEM, LOW);
+        sb.ns.setSysctl(WMEM, LOW);
+        const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
+        await d.waitFor(/bpfpilot started/, 60_000);
+        const sock = `${sb.state}/control.sock`;
+
+        // Every kind of buffer event seen once: each is refused (there already) and muted.
+        sb.ns.iperf(3);
+        await d.waitFor(/not tuning 'net\.ipv4\.tcp_(r|w)mem' in .*: capped by bpfpilot\.conf/);
+        const first = await counters(sock);
+        assert.ok(first.events >= 1, `events reached userspace first: ${JSON.stringify(first)}`);
+        assert.ok(first.muted > 0, `later hits were muted: ${JSON.stringify(first)}`);
+
+        // Unmuted, 3 s of traffic would bring several events per kind (one per 500 ms).
+        sb.ns.iperf(3);
+        const muted = await counters(sock);
+        assert.ok(
+          muted.events - first.events <= 1,
+          `events kept arriving at the ceiling: ${JSON.stringify({ first, muted })}\n` +
+            d.lines.join("\n"),
+        );
+        assert.ok(
+          muted.muted - first.muted > 1000,
+          `the hooks kept firing, counted as muted: ${JSON.stringify({ first, muted })}`,
+        );
+        assert.deepEqual(sb.ns.sysctl(RMEM), LOW);
+        assert.deepEqual(sb.ns.sysctl(WMEM), LOW);
+
+        // The ceilings lifted: the next hits are sent, tuned on, and the muted count stops rising.
+        Deno.writeTextFileSync(conf, "# no ceilings\n");
+        const mark = d.lines.length;
+        Deno.kill(d.pid, "SIGHUP");
+        assert.ok(
+          await waitFor(() => d.lines.slice(mark).some((l) => /configuration reloaded/.test(l))),
+          d.lines.slice(mark).join("\n"),
+        );
+        sb.ns.iperf(3);
+        const resumed = await counters(sock);
+        assert.ok(
+          resumed.events - muted.events >= 2,
+          `events resumed after the reload: ${JSON.stringify({ muted, resumed })}`,
+        );
+        assert.ok(
+          d.lines.slice(mark).some((l) => /Due to .* change net\.ipv4\.tcp_(r|w)mem/.test(l)),
+          d.lines.slice(mark).join("\n"),
+        );
+        assert.ok(
+          sb.ns.sysctl(RMEM)[2] > LOW[2] || sb.ns.sysctl(WMEM)[2] > LOW[2],
+          "a buffer grew past the old ceiling",
+        );
+        assert.equal(await d.stop(), 0, "clean exit");
+        const summary = d.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
+        assert.match(summary ?? "", /\+ [1-9]\d* muted \(nothing they could change\)/);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    }),
+});

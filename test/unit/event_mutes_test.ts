@@ -1,0 +1,156 @@
+/**
+ * The "don't resend" decision and its table, with a recording writer in place of the BPF map:
+ * which outcomes mute an event's key and until when, and which changes unmute which keys.
+ */
+import assert from "node:assert/strict";
+import { EventMutes, muteVerdict, type MuteWriter } from "../../src/daemon/event_mutes.ts";
+
+const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem";
+
+function recorder(ok = true) {
+  const ops: string[] = [];
+  const writer: MuteWriter = {
+    mute(tuner, netns, kind, lastNs, untilNs) {
+      ops.push(`mute ${tuner} ${netns}/${kind} last=${lastNs} until=${untilNs ?? "cleared"}`);
+      return ok;
+    },
+    unmute(tuner, netns, kind) {
+      ops.push(`unmute ${tuner} ${netns}/${kind}`);
+    },
+  };
+  return { writer, ops };
+}
+
+const ev = (rlNetns: bigint, rlKind: number, tsNs = 1_000_000_000n) => ({ rlNetns, rlKind, tsNs });
+
+Deno.test("muteVerdict: only when every decision could change nothing", () => {
+  assert.equal(muteVerdict([]), null, "no decision: the tuner may act on the next one");
+  assert.equal(
+    muteVerdict([{ kind: "at-ceiling", netns: "1", sysctl: RMEM }, {
+      kind: "changed",
+      netns: "1",
+    }]),
+    null,
+  );
+  assert.equal(
+    muteVerdict([{ kind: "at-ceiling", netns: "1", sysctl: RMEM }, { kind: "other" }]),
+    null,
+    "a duplicate or a failed write keeps it unmuted",
+  );
+  assert.deepEqual(
+    muteVerdict([
+      { kind: "at-ceiling", netns: "1", sysctl: RMEM },
+      { kind: "refused", netns: "global", sysctl: "net.ipv4.tcp_mem" },
+    ]),
+    { untilMs: null, netns: ["1", "global"], overrides: [], reason: "at-ceiling, refused" },
+  );
+  const v = muteVerdict([
+    { kind: "cooling-down", netns: "1", sysctl: RMEM, untilMs: 9000 },
+    { kind: "overridden", netns: "1", sysctl: WMEM },
+    { kind: "cooling-down", netns: "1", sysctl: "net.core.rmem_max", untilMs: 7000 },
+  ]);
+  assert.equal(v?.untilMs, 7000, "the first cool-down to end ends the mute");
+  assert.deepEqual(v?.overrides, [{ netns: "1", sysctl: WMEM }]);
+});
+
+Deno.test("a key is muted until cleared, or until the end of its cool-down on the kernel's clock", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  m.afterEvent("tcp_buffer", ev(7n, 2), [{ kind: "at-ceiling", netns: "7", sysctl: RMEM }], 100);
+  m.afterEvent(
+    "tcp_buffer",
+    ev(7n, 3),
+    [{ kind: "cooling-down", netns: "7", sysctl: WMEM, untilMs: 5100 }],
+    100,
+  );
+  assert.deepEqual(ops, [
+    "mute tcp_buffer 7/2 last=1000000000 until=cleared",
+    "mute tcp_buffer 7/3 last=1000000000 until=6000000000",
+  ]);
+  ops.length = 0;
+  assert.equal(
+    m.afterEvent(
+      "tcp_buffer",
+      ev(7n, 4),
+      [{ kind: "cooling-down", netns: "7", sysctl: WMEM, untilMs: 600 }],
+      100,
+    ),
+    null,
+    "shorter than the rate limiter's interval: left to it",
+  );
+  assert.equal(m.afterEvent("tcp_buffer", ev(7n, 4), [{ kind: "changed", netns: "7" }], 100), null);
+  assert.deepEqual(ops, []);
+  assert.equal(m.size, 2);
+  m.pruneExpired(5100);
+  assert.equal(m.size, 1, "the kernel ended the cool-down mute by itself");
+  assert.deepEqual(ops, [], "nothing to write for it");
+});
+
+Deno.test("a change in a namespace unmutes its keys; a host-wide change or a reload every key", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  const ceiling = (netns: string) => [{ kind: "at-ceiling" as const, netns, sysctl: RMEM }];
+  m.afterEvent("tcp_buffer", ev(7n, 2), ceiling("7"), 0);
+  m.afterEvent("tcp_buffer", ev(8n, 2), ceiling("8"), 0);
+  m.afterEvent("udp_buffer", ev(0n, 1), ceiling("global"), 0);
+  ops.length = 0;
+  assert.equal(m.changed("7"), 1);
+  assert.deepEqual(ops, ["unmute tcp_buffer 7/2"]);
+  assert.equal(m.changed("9"), 0);
+  assert.equal(m.changed("global"), 2, "host-wide values may bound every namespace's");
+  assert.equal(m.size, 0);
+  m.afterEvent("tcp_buffer", ev(7n, 2), ceiling("7"), 0);
+  assert.equal(m.changed("any", true), 1, "an admin write in every namespace");
+  m.afterEvent("tcp_buffer", ev(7n, 2), ceiling("7"), 0);
+  assert.equal(m.clearAll(), 1);
+});
+
+Deno.test("keys muted for an override are unmuted when it ends, not before", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  m.afterEvent("tcp_buffer", ev(7n, 2), [{ kind: "overridden", netns: "7", sysctl: RMEM }], 0);
+  m.afterEvent("neigh_table", ev(0n, 17), [{ kind: "overridden", netns: "7" }], 0);
+  m.afterEvent("tcp_buffer", ev(7n, 3), [{ kind: "at-ceiling", netns: "7", sysctl: WMEM }], 0);
+  assert.ok(m.heldByOverrides);
+  ops.length = 0;
+  const asked: string[] = [];
+  assert.equal(m.recheckOverrides((c) => (asked.push(c.tuner), true)), 0);
+  assert.equal(asked.length, 2, "only the keys muted for an override are looked at");
+  assert.equal(m.recheckOverrides((c) => c.tuner === "neigh_table"), 1);
+  assert.deepEqual(ops, ["unmute tcp_buffer 7/2"]);
+  assert.equal(m.recheckOverrides(() => false), 1);
+  assert.ok(!m.heldByOverrides);
+  assert.equal(m.size, 1, "the ceiling's mute stays");
+});
+
+Deno.test("bounded: a full table or a failed write mutes nothing", () => {
+  const { writer } = recorder();
+  const m = new EventMutes(writer, { limit: 2, recheckMs: null });
+  const ceiling = [{ kind: "at-ceiling" as const, netns: "7", sysctl: RMEM }];
+  assert.ok(m.afterEvent("t", ev(1n, 1), ceiling, 0));
+  assert.ok(m.afterEvent("t", ev(2n, 1), ceiling, 0));
+  assert.equal(m.afterEvent("t", ev(3n, 1), ceiling, 0), null);
+  assert.ok(m.afterEvent("t", ev(2n, 1), ceiling, 0), "a key already held is muted again");
+  assert.equal(m.size, 2);
+  const failing = new EventMutes(recorder(false).writer, { recheckMs: null });
+  assert.equal(failing.afterEvent("t", ev(1n, 1), ceiling, 0), null);
+  assert.equal(failing.size, 0);
+});
+
+Deno.test("by default a mute lasts a minute at most: learning tuners still see an event a minute", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer);
+  m.afterEvent("net_buffer", ev(1n, 2), [{ kind: "at-ceiling", netns: "global", sysctl: "x" }], 0);
+  m.afterEvent(
+    "net_buffer",
+    ev(1n, 3),
+    [{ kind: "cooling-down", netns: "global", sysctl: "x", untilMs: 5000 }],
+    0,
+  );
+  assert.deepEqual(ops, [
+    "mute net_buffer 1/2 last=1000000000 until=61000000000",
+    "mute net_buffer 1/3 last=1000000000 until=6000000000",
+  ]);
+  m.pruneExpired(60_000);
+  assert.equal(m.size, 0);
+});
