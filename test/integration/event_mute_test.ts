@@ -95,6 +95,9 @@ Deno.test({
           sb.ns.sysctl(RMEM)[2] > LOW[2] || sb.ns.sysctl(WMEM)[2] > LOW[2],
           "a buffer grew past the old ceiling",
         );
+        console.log(
+          `tcp_buffer events and muted hits: ${JSON.stringify({ first, muted, resumed })}`,
+        );
         assert.equal(await d.stop(), 0, "clean exit");
         const summary = d.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
         assert.match(summary ?? "", /\+ [1-9]\d* muted \(nothing they could change\)/);
