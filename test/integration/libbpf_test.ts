@@ -9,7 +9,7 @@ import selftest from "../../dist/bpf/selftest.bpf.o" with { type: "bytes" };
 import selftestBad from "../../dist/bpf/selftest_bad.bpf.o" with { type: "bytes" };
 import { BpfError, RingBufferReader, u32Key } from "../../src/libbpf/mod.ts";
 import { loadObject } from "../../src/libbpf/load.ts";
-import { decodeEvent } from "../../src/tuning/event.ts";
+import { decodeEvent, EVENT_VERSION } from "../../src/tuning/event.ts";
 import { ensureTracefs } from "../../src/kernel/tracefs.ts";
 import { IS_ROOT, loadedPrograms, waitFor } from "../support/kernel.ts";
 
@@ -80,7 +80,8 @@ Deno.test({
       assert.ok(
         established.every((e) => Number(e.values[0]) === port || Number(e.values[1]) === port),
       );
-      assert.ok(events.every((e) => e.version === 1));
+      assert.ok(events.every((e) => e.version === EVENT_VERSION));
+      assert.ok(events.every((e) => e.rlKind === e.kind), "the rate-limit key rides in the header");
       assert.ok(Number(established[0].values[2]) > 0, "sk_rcvbuf read through CO-RE");
 
       const counts = object.map("bpfp_state_counts");
