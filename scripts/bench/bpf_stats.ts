@@ -13,9 +13,11 @@ export interface HookStats {
   suppressed: number;
   dropped: number;
   skipped: number;
+  /** Not sent: userspace muted the key (nothing the event could change). */
+  muted: number;
 }
 
-const SLOTS = ["hits", "emitted", "suppressed", "dropped", "skipped"] as const;
+const SLOTS = ["hits", "emitted", "suppressed", "dropped", "skipped", "muted"] as const;
 
 export function bpftoolJson(args: string[]): unknown {
   return JSON.parse(execFileSync("bpftool", [...args, "-j"], { encoding: "utf8" }));
@@ -76,7 +78,7 @@ function le(bytes: string[]): number {
 /** Sums each slot over CPUs. */
 export function readHookStats(mapId: number): HookStats {
   const dump = bpftoolJson(["map", "dump", "id", `${mapId}`]) as DumpEntry[];
-  const out: HookStats = { hits: 0, emitted: 0, suppressed: 0, dropped: 0, skipped: 0 };
+  const out: HookStats = { hits: 0, emitted: 0, suppressed: 0, dropped: 0, skipped: 0, muted: 0 };
   for (const e of dump) {
     const key = e.formatted?.key ?? (Array.isArray(e.key) ? le(e.key) : e.key);
     const slot = SLOTS[key];
@@ -93,7 +95,7 @@ export function readHookStats(mapId: number): HookStats {
 
 /** Each slot summed over several objects' maps. */
 export function readAllHookStats(mapIds: number[]): HookStats {
-  const out: HookStats = { hits: 0, emitted: 0, suppressed: 0, dropped: 0, skipped: 0 };
+  const out: HookStats = { hits: 0, emitted: 0, suppressed: 0, dropped: 0, skipped: 0, muted: 0 };
   for (const id of mapIds) {
     const s = readHookStats(id);
     for (const k of SLOTS) out[k] += s[k];
@@ -102,11 +104,7 @@ export function readAllHookStats(mapIds: number[]): HookStats {
 }
 
 export function statsDelta(a: HookStats, b: HookStats): HookStats {
-  return {
-    hits: b.hits - a.hits,
-    emitted: b.emitted - a.emitted,
-    suppressed: b.suppressed - a.suppressed,
-    dropped: b.dropped - a.dropped,
-    skipped: b.skipped - a.skipped,
-  };
+  const out = { ...b };
+  for (const k of SLOTS) out[k] = b[k] - a[k];
+  return out;
 }

@@ -30,6 +30,7 @@ interface Window {
   emitted: number;
   suppressed: number;
   dropped: number;
+  muted: number;
   cpu: CpuUse;
   /** Messages per second the generator achieved over its whole run. */
   sendRate: number;
@@ -126,7 +127,10 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
         "≤ 100/s",
         `bpfp_stats emitted delta (${fmtRate(w.emitted / w.seconds, "/s")}) minus background ` +
           `${fmtRate(bg("emitted"), "/s")}; folded ` +
-          `${fmtRate(w.suppressed / w.seconds, "/s")}, dropped ${w.dropped}`,
+          `${fmtRate(w.suppressed / w.seconds, "/s")}, muted ${
+            fmtRate(w.muted / w.seconds, "/s")
+          }, ` +
+          `dropped ${w.dropped}`,
       ),
     );
     const floorNs = w.floor.runs ? w.floor.runNs / w.floor.runs : 0;

@@ -57,7 +57,8 @@ Deno.test({
       const m = new RegExp(
         String.raw`fired (\d+) times = \d+ with no limit near \+ (\d+) filtered \+ \d+ folded ` +
           String.raw`by the rate limiter \+ \d+ sent as events \+ (\d+) lost to a full ring ` +
-          String.raw`buffer; (\d+) events reached userspace`,
+          String
+            .raw`buffer \+ \d+ muted \(nothing they could change\); (\d+) events reached userspace`,
       ).exec(line);
       assert.ok(m, line);
       const [hits, filtered, lost, events] = m.slice(1).map(Number);
