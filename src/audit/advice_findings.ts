@@ -36,8 +36,9 @@ export function adviceId(sysctl: string): string {
   return ADVICE_IDS[sysctl] ?? `BPFP-TUNER-${sysctl.toUpperCase().replace(/[^A-Z0-9]+/g, "-")}`;
 }
 
-export function findingKey(f: Pick<Finding, "id" | "netns">): string {
-  return `${f.id}\u0000${f.netns}`;
+/** One finding per (ID, netns, remote path): the key that identifies it in a report. */
+export function findingKey(f: Pick<Finding, "id" | "netns" | "remote">): string {
+  return `${f.id}\u0000${f.netns}\u0000${f.remote ?? ""}`;
 }
 
 function direction(from: readonly number[], to: readonly number[]): "raise" | "lower" | "none" {
@@ -155,7 +156,13 @@ export function mergeFindings(
   for (const o of observed) {
     const key = findingKey(o);
     const s = merged.get(key);
-    if (s === undefined || s.recommended.length !== o.recommended.length) {
+    if (
+      s === undefined || typeof s.recommended === "string" ||
+      typeof o.recommended === "string" || typeof s.current === "string" ||
+      s.recommended.length !== o.recommended.length
+    ) {
+      // Other shapes, or text (a per-connection choice: no order to merge by): the first finding
+      // stands, with the evidence of both.
       merged.set(key, s === undefined ? o : { ...s, evidence: [...s.evidence, ...o.evidence] });
       continue;
     }
@@ -178,7 +185,8 @@ export function mergeFindings(
 export function sortFindings(findings: Finding[]): Finding[] {
   return findings.sort((a, b) =>
     SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity) ||
-    compareText(a.id, b.id) || compareText(a.netns, b.netns)
+    compareText(a.id, b.id) || compareText(a.netns, b.netns) ||
+    compareText(a.remote ?? "", b.remote ?? "")
   );
 }
 

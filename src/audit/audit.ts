@@ -5,7 +5,7 @@
 import { VERSION } from "../version.ts";
 import { adviceFindings, findingKey, mergeFindings } from "./advice_findings.ts";
 import { type AdviseRunner, OBSERVED_TUNERS, type TunerAdviceStatus } from "./advise.ts";
-import type { ApplyHook, ApplyOutcome } from "./apply.ts";
+import { type ApplyHook, type ApplyOutcome, notAppliable, sysctlValues } from "./apply.ts";
 import { STATIC_CHECKS } from "./checks/registry.ts";
 import type { CheckDefinition, CheckInput } from "./checks/input.ts";
 import type { CounterSnapshot } from "./counters.ts";
@@ -216,9 +216,11 @@ async function applyFindings(
   findings: readonly Finding[],
 ): Promise<ApplyOutcome[]> {
   if (findings.length === 0) return [];
-  let outcomes: ApplyOutcome[];
+  // Only sysctl findings go to the hook; a per-connection choice is left with what makes it.
+  const writable = findings.filter((f) => sysctlValues(f) !== null);
+  let outcomes: ApplyOutcome[] = [];
   try {
-    outcomes = await apply(findings);
+    if (writable.length > 0) outcomes = await apply(writable);
   } catch (e) {
     throw new AuditError(
       `--apply failed before changing anything: ${e instanceof Error ? e.message : e}`,
@@ -226,12 +228,15 @@ async function applyFindings(
   }
   // Every finding gets an outcome, even if the hook forgot one: unreported means not applied.
   return findings.map((f) =>
-    outcomes.find((o) => findingKey(o) === findingKey(f)) ?? {
-      id: f.id,
-      netns: f.netns,
-      tunable: f.tunable,
-      applied: false,
-      message: "the apply hook reported no outcome for this finding",
-    }
+    sysctlValues(f) === null
+      ? notAppliable(f)
+      : outcomes.find((o) => findingKey(o) === findingKey(f)) ?? {
+        id: f.id,
+        netns: f.netns,
+        tunable: f.tunable,
+        applied: false,
+        appliable: true,
+        message: "the apply hook reported no outcome for this finding",
+      }
   );
 }

@@ -10,7 +10,7 @@ import { sameValues } from "../tuning/proposal.ts";
 import { liveSysctls, type SysctlIO } from "../daemon/sysctl_io.ts";
 import { tunableDomain } from "../tuners/registry.ts";
 import { GLOBAL_NETNS, netnsInumOf, netnsKey } from "../kernel/netns.ts";
-import type { ApplyHook, ApplyOutcome } from "./apply.ts";
+import { type ApplyHook, type ApplyOutcome, notAppliable, sysctlValues } from "./apply.ts";
 import type { Finding } from "./types.ts";
 import { formatValues } from "./values.ts";
 
@@ -60,11 +60,16 @@ function applyOne(
   opts: JournalApplyOptions,
   dir: string,
 ): ApplyOutcome {
+  // The journal records sysctl values only: a text value (a per-connection choice) is no write.
+  const values = sysctlValues(f);
+  if (values === null) return notAppliable(f);
+  const { current, recommended } = values;
   const outcome = (applied: boolean, message: string): ApplyOutcome => ({
     id: f.id,
     netns: f.netns,
     tunable: f.tunable,
     applied,
+    appliable: true,
     message,
   });
   const key = findingNetnsKey(f.netns);
@@ -87,24 +92,24 @@ function applyOne(
   if (live === null) {
     return outcome(false, `${f.tunable} cannot be read now (the sysctl or its namespace is gone)`);
   }
-  if (sameValues(live, f.recommended)) return outcome(true, "already at the recommended value");
-  if (!sameValues(live, f.current)) {
+  if (sameValues(live, recommended)) return outcome(true, "already at the recommended value");
+  if (!sameValues(live, current)) {
     return outcome(
       false,
       `it changed since the audit read it (now ${formatValues(live, f.tunable)}, the audit ` +
-        `saw ${formatValues(f.current, f.tunable)}); run the audit again`,
+        `saw ${formatValues(current, f.tunable)}); run the audit again`,
     );
   }
   try {
-    journal.recordOriginal(key, f.tunable, AUDIT_TUNER, live, f.recommended);
-    io.write(f.tunable, key, f.recommended);
-    journal.recordWritten(key, f.tunable, f.recommended);
+    journal.recordOriginal(key, f.tunable, AUDIT_TUNER, live, recommended);
+    io.write(f.tunable, key, recommended);
+    journal.recordWritten(key, f.tunable, recommended);
   } catch (e) {
     return outcome(false, `could not write ${f.tunable}: ${(e as Error).message}`);
   }
   return outcome(
     true,
-    `set to ${formatValues(f.recommended, f.tunable)} (was ${formatValues(live, f.tunable)}); ` +
+    `set to ${formatValues(recommended, f.tunable)} (was ${formatValues(live, f.tunable)}); ` +
       `'${rollbackHint(dir)}' ` +
       "restores it",
   );

@@ -2,10 +2,12 @@
  * OpenMetrics textfile for node_exporter's textfile collector. Only gauges are used: the
  * collector parses the Prometheus text format, where OpenMetrics' counter and info families are
  * named differently; gauges read the same in both, and `# EOF` is a comment to the older parser.
- * Label cardinality is bounded: one series per check, per finding and per value field.
+ * Label cardinality is bounded: one series per check, per finding and per value field. A text
+ * value (a congestion-control name) is never a sample (it would be NaN): it is the `value` label
+ * of an info-style gauge that is always 1.
  */
 import type { AuditReport } from "./report.ts";
-import { CHECK_STATUSES, SEVERITIES } from "./types.ts";
+import { CHECK_STATUSES, type Finding, SEVERITIES } from "./types.ts";
 
 export const METRIC_PREFIX = "bpfpilot_audit_";
 
@@ -78,18 +80,23 @@ export function renderOpenMetrics(r: AuditReport): string {
   );
   m.gauge(
     "finding",
-    "One series per finding (always 1), with its severity and tunable.",
-    r.findings.map((
-      f,
-    ) => [{ id: f.id, netns: f.netns, severity: f.severity, tunable: f.tunable }, 1]),
+    "One series per finding (always 1), with its severity and tunable (and remote path).",
+    r.findings.map((f) => [{ ...findingLabels(f), severity: f.severity }, 1]),
   );
   const fields = (pick: "current" | "recommended") =>
-    r.findings.flatMap((f) =>
-      f[pick].map((v, i): [Record<string, string>, number] => [
-        { id: f.id, netns: f.netns, tunable: f.tunable, field: String(i) },
-        v,
-      ])
-    );
+    r.findings.flatMap((f) => {
+      const v = f[pick];
+      if (typeof v === "string") return [];
+      return v.map((x, i): [Record<string, string>, number] => [
+        { ...findingLabels(f), field: String(i) },
+        x,
+      ]);
+    });
+  const texts = (pick: "current" | "recommended") =>
+    r.findings.flatMap((f): [Record<string, string>, number][] => {
+      const v = f[pick];
+      return typeof v === "string" ? [[{ ...findingLabels(f), value: v }, 1]] : [];
+    });
   m.gauge(
     "finding_current_value",
     "Current value of a finding's tunable, per field.",
@@ -100,5 +107,26 @@ export function renderOpenMetrics(r: AuditReport): string {
     "Recommended value of a finding's tunable, per field.",
     fields("recommended"),
   );
+  m.gauge(
+    "finding_current_info",
+    "Current value of a finding whose value is text (e.g. a congestion-control name), in the " +
+      "value label (always 1).",
+    texts("current"),
+  );
+  m.gauge(
+    "finding_recommended_info",
+    "Recommended value of a finding whose value is text, in the value label (always 1).",
+    texts("recommended"),
+  );
   return m.lines.join("\n") + "\n# EOF\n";
+}
+
+/** The labels that tell one finding from another (remote only for a per-path finding). */
+function findingLabels(f: Finding): Record<string, string> {
+  return {
+    id: f.id,
+    netns: f.netns,
+    tunable: f.tunable,
+    ...(f.remote === undefined ? {} : { remote: f.remote }),
+  };
 }

@@ -1,7 +1,8 @@
 /** Human-readable report: findings first (what to do), then every check's status and reason. */
 import type { AuditReport } from "./report.ts";
 import { CHECK_STATUSES, type Evidence, type Finding, SEVERITIES } from "./types.ts";
-import { formatValues } from "./values.ts";
+import { findingKey } from "./advice_findings.ts";
+import { formatAuditValue } from "./values.ts";
 
 export function renderText(r: AuditReport): string {
   const out: string[] = [];
@@ -56,13 +57,15 @@ function renderFinding(f: Finding, r: AuditReport): string[] {
   const row = (label: string, text: string) => lines.push(`  ${label.padEnd(12)} ${text}`);
   row("tunable", f.tunable);
   if (f.netns !== "host") row("netns", f.netns);
-  row("current", formatValues(f.current, f.tunable));
-  row("recommended", formatValues(f.recommended, f.tunable));
+  if (f.remote !== undefined) row("path", `to ${f.remote}`);
+  row("current", formatAuditValue(f.current, f.tunable));
+  row("recommended", formatAuditValue(f.recommended, f.tunable));
   renderEvidence(f.evidence).forEach((text, i) => row(i === 0 ? "evidence" : "", text));
-  row("apply with", f.sysctlW);
-  const applied = r.applied?.find((a) => a.id === f.id && a.netns === f.netns);
+  row("apply with", f.sysctlW ?? f.applyHint ?? "no sysctl applies it");
+  const applied = r.applied?.find((a) => findingKey(a) === findingKey(f));
   if (applied !== undefined) {
-    row("applied", `${applied.applied ? "yes" : "NO"}: ${applied.message}`);
+    const verdict = applied.applied ? "yes" : applied.appliable ? "NO" : "no";
+    row("applied", `${verdict}: ${applied.message}`);
   }
   return lines;
 }

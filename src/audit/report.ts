@@ -17,7 +17,8 @@ export const REPORT_SCHEMA_VERSION = 1;
 /**
  * Exit codes, the same whatever the output format:
  * 0 nothing to recommend (or --exit-zero, or --apply applied everything),
- * 1 findings, 2 error (bad usage, unreadable input, a failed --apply).
+ * 1 findings (with --apply: findings no sysctl write applies, left as they were),
+ * 2 error (bad usage, unreadable input, a failed --apply).
  */
 export const EXIT_OK = 0;
 export const EXIT_FINDINGS = 1;
@@ -72,6 +73,9 @@ export function exitCodeFor(
   applied: readonly ApplyOutcome[] | null,
   exitZero: boolean,
 ): number {
-  if (applied !== null) return applied.every((a) => a.applied) ? EXIT_OK : EXIT_ERROR;
+  if (applied !== null) {
+    if (applied.some((a) => a.appliable && !a.applied)) return EXIT_ERROR;
+    return applied.some((a) => !a.appliable) && !exitZero ? EXIT_FINDINGS : EXIT_OK;
+  }
   return findings.length > 0 && !exitZero ? EXIT_FINDINGS : EXIT_OK;
 }

@@ -5,6 +5,7 @@ import {
   sysctlWLine as kernelSysctlWLine,
 } from "../kernel/sysctl.ts";
 import { parseCpuMask } from "../kernel/cpumask.ts";
+import type { AuditValue } from "./types.ts";
 
 /** Collapses tabs and runs of spaces, as `sysctl -a` prints tcp_rmem with tabs. */
 export function normaliseValue(raw: string): string {
@@ -37,4 +38,15 @@ export function formatValues(values: readonly number[], name = ""): string {
 /** The `sysctl -w` line that applies a value (CPU masks written in hex). */
 export function sysctlWLine(name: string, values: readonly number[]): string {
   return kernelSysctlWLine(name, values);
+}
+
+/** A value as the report prints it: a sysctl's fields as the kernel reads them, text as is. */
+export function formatAuditValue(value: AuditValue, name = ""): string {
+  return typeof value === "string" ? value : formatValues(value, name);
+}
+
+/** The same type and the same content. */
+export function sameAuditValue(a: AuditValue, b: AuditValue): boolean {
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

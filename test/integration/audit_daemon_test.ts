@@ -158,6 +158,7 @@ Deno.test({
         );
         const f = rmemFinding(report, ns.name);
         assert.deepEqual(f.current, LOW);
+        assert.ok(Array.isArray(f.recommended), "tcp_rmem is numeric in JSON");
         assert.deepEqual(f.recommended.slice(0, 2), LOW.slice(0, 2));
         assert.ok(f.recommended[2] > LOW[2], `a higher max: ${f.recommended}`);
         assert.ok(f.sources.includes("observed"));
@@ -205,6 +206,7 @@ Deno.test({
         const zeroReport = JSON.parse(zero.stdout) as AuditReport;
         assert.equal(zeroReport.exitCode, 0);
         const zeroRec = rmemFinding(zeroReport, ns.name).recommended;
+        assert.ok(Array.isArray(zeroRec));
         assert.deepEqual(zeroRec.slice(0, 2), LOW.slice(0, 2));
         assert.ok(zeroRec[2] > LOW[2], `a higher max: ${zeroRec}`);
 

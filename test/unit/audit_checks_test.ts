@@ -786,6 +786,7 @@ for (const c of CASES) {
     if (c.expect.severity) assert.equal(f.severity, c.expect.severity);
     if (c.expect.recommended) assert.deepEqual(f.recommended, c.expect.recommended);
     if (c.expect.current) assert.deepEqual(f.current, c.expect.current);
+    assert.ok(Array.isArray(f.recommended), "a sysctl finding's value is numeric");
     const value = f.recommended.join(" ");
     assert.equal(
       f.sysctlW,

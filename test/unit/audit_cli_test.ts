@@ -3,6 +3,7 @@ import { type AdviceResult, type AdviseRunner, OBSERVED_TUNERS } from "../../src
 import type { ApplyHook } from "../../src/audit/apply.ts";
 import type { AuditReport } from "../../src/audit/report.ts";
 import type { Clock } from "../../src/audit/window.ts";
+import { formatAuditValue } from "../../src/audit/values.ts";
 import {
   type AuditDeps,
   type AuditOptions,
@@ -195,7 +196,7 @@ Deno.test(
     const metrics = parseOpenMetrics(Deno.readTextFileSync(prom));
 
     const fromJson = report.findings.map((f) =>
-      `${f.severity} ${f.id} ${f.netns} ${f.recommended.join(" ")}`
+      `${f.severity} ${f.id} ${f.netns} ${formatAuditValue(f.recommended)}`
     ).sort();
     assert.equal(fromJson.length, 4);
     // Text: "[SEVERITY] ID: title" then an aligned "recommended" row.
@@ -354,7 +355,7 @@ Deno.test(
 Deno.test(
   "cli: --apply hands the findings to the hook; all applied exits 0, any failure exits 2",
   withProc({ softnetDropped: 40, udpRcvbufErrors: 7 }, async (root) => {
-    let seen: string[] = [];
+    let seen: (string | null)[] = [];
     const ok: ApplyHook = (findings) => {
       seen = findings.map((f) => f.sysctlW);
       return Promise.resolve(
@@ -363,6 +364,7 @@ Deno.test(
           netns: f.netns,
           tunable: f.tunable,
           applied: true,
+          appliable: true,
           message: "written, journal #1",
         })),
       );
@@ -381,6 +383,7 @@ Deno.test(
         netns: "host",
         tunable: findings[0].tunable,
         applied: true,
+        appliable: true,
         message: "ok",
       }]);
     const bad = await auditJson(root, { duration: 0, apply: true }, { apply: partial });
