@@ -5,6 +5,7 @@
  */
 import { TUNERS } from "../tuners/registry.ts";
 import type { Proposal } from "../tuning/proposal.ts";
+import { type ConnectionAdvice, tunes } from "../tuning/tuner.ts";
 
 /** A change a tuner would have made, and how many times it wanted it during the window. */
 export interface AdviceProposal extends Proposal {
@@ -21,6 +22,11 @@ export interface TunerAdviceStatus {
 
 export interface AdviceResult {
   proposals: AdviceProposal[];
+  /**
+   * Connection tuners' per-path choices at the end of the window (tcp_conn), `netns` already
+   * named as findings name it ("host", a /run/netns name, ns:<inode>).
+   */
+  connections?: ConnectionAdvice[];
   tuners: TunerAdviceStatus[];
   /** Set when no observation happened at all; the text says why. */
   unavailable?: string;
@@ -39,11 +45,10 @@ export interface AdviseOptions {
 export type AdviseRunner = (opts: AdviseOptions) => Promise<AdviceResult>;
 
 /**
- * The tuners an observation window covers: every tuner this build ships that tunes something
- * (a tuner bpfpilot does not have yet gets no check row).
+ * The tuners an observation window covers: every tuner this build ships that tunes something,
+ * sysctls or connections (a tuner bpfpilot does not have yet gets no check row).
  */
-export const OBSERVED_TUNERS: readonly string[] = TUNERS.filter((t) => t.tunables.length > 0)
-  .map((t) => t.name);
+export const OBSERVED_TUNERS: readonly string[] = TUNERS.filter(tunes).map((t) => t.name);
 
 /** Stand-in until the daemon's advise runner is wired in. */
 export const unavailableRunner: AdviseRunner = () =>

@@ -7,6 +7,7 @@ import { adviceFindings, findingKey, mergeFindings } from "./advice_findings.ts"
 import { type AdviseRunner, OBSERVED_TUNERS, type TunerAdviceStatus } from "./advise.ts";
 import { type ApplyHook, type ApplyOutcome, notAppliable, sysctlValues } from "./apply.ts";
 import { STATIC_CHECKS } from "./checks/registry.ts";
+import { connectionFindings, MAX_PATH_FINDINGS } from "./connection_findings.ts";
 import type { CheckDefinition, CheckInput } from "./checks/input.ts";
 import type { CounterSnapshot } from "./counters.ts";
 import { AuditError } from "./errors.ts";
@@ -93,13 +94,14 @@ export async function performAudit(p: AuditParams): Promise<AuditReport> {
     if (outcome.status === "finding") staticFindings.push(outcome.finding);
   }
 
+  const paths = connectionFindings(window.advice?.connections ?? []);
   const observed = window.advice === null
     ? []
-    : adviceFindings(window.advice.proposals, source.sysctls);
+    : [...adviceFindings(window.advice.proposals, source.sysctls), ...paths.findings];
   const findings = mergeFindings(staticFindings, observed);
   reconcileChecks(checks, observed);
   const tuners = tunerStatuses(window);
-  checks.push(...observationChecks(window, tuners, observed));
+  checks.push(...observationChecks(window, tuners, observed, paths.omitted));
 
   let applied: ApplyOutcome[] | null = null;
   if (p.apply !== null) applied = await applyFindings(p.apply, findings);
@@ -188,6 +190,7 @@ function observationChecks(
   window: WindowResult,
   tuners: readonly TunerAdviceStatus[],
   observed: readonly Finding[],
+  omittedPaths: number,
 ): CheckResult[] {
   return tuners.map((t) => {
     const id = observeCheckId(t.tuner);
@@ -200,13 +203,16 @@ function observationChecks(
       f.evidence.some((e) => e.observed.startsWith(`${t.tuner}: `))
     );
     const ids = [...new Set(mine.map((f) => f.id))];
+    const more = omittedPaths > 0 && mine.some((f) => f.remote !== undefined)
+      ? ` (the busiest ${MAX_PATH_FINDINGS} paths; ${omittedPaths} more not listed)`
+      : "";
     return {
       id,
       title,
       status: "pass",
       reason: ids.length === 0
         ? `active for ${window.observedSeconds} s; nothing to change`
-        : `active for ${window.observedSeconds} s; proposed: ${ids.join(", ")}`,
+        : `active for ${window.observedSeconds} s; proposed: ${ids.join(", ")}${more}`,
     };
   });
 }

@@ -13,6 +13,7 @@ import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { netnsDisplayName } from "../daemon/control_provider.ts";
 import { observedThrough } from "../daemon/tuner_loader.ts";
 import { createLogger } from "../log/logger.ts";
+import { type ConnectionAdvice, tunes } from "../tuning/tuner.ts";
 import {
   type AdviceProposal,
   type AdviceResult,
@@ -25,6 +26,11 @@ export interface DaemonRunnerOptions {
   /** Observe only this namespace (key, see kernel/netns.ts): proposals elsewhere, host-wide
    * ones included, are left out. */
   onlyNetns?: string | null;
+  /**
+   * cgroup v2 directory the connection tuners' programs attach to, as `bpfpilot run -c`
+   * (default: the cgroup2 root). In advise mode they only observe.
+   */
+  cgroup?: string | null;
   /** 0..4 as `bpfpilot run -r` (default 4). */
   learningRate?: number;
   legacy?: boolean;
@@ -83,7 +89,7 @@ function tunerStatuses(d: Daemon): TunerAdviceStatus[] {
   const out: TunerAdviceStatus[] = [];
   // The sysctl tuner only notices the administrator's writes: nothing to observe for advice.
   for (const t of d.loaded) {
-    if (t.def.tunables.length === 0) continue;
+    if (!tunes(t.def)) continue;
     const missing = t.missing.map((m) => m.hook).join(", ");
     out.push({
       tuner: t.def.name,
@@ -106,6 +112,24 @@ function tunerStatuses(d: Daemon): TunerAdviceStatus[] {
     });
   }
   return out;
+}
+
+/**
+ * The connection tuners' per-path advice as the window ends (read before the daemon stops and
+ * its tuners are gone), limited to --netns's namespace, namespaces named as findings name them.
+ */
+export function connectionAdvice(
+  d: Pick<Daemon, "loaded">,
+  onlyNetns: string | null,
+): ConnectionAdvice[] {
+  return d.loaded.flatMap((t) => {
+    try {
+      return t.instance.connectionAdvice?.() ?? [];
+    } catch {
+      return []; // a tuner that cannot say leaves no advice, not a failed audit
+    }
+  }).filter((a) => onlyNetns === null || a.netns === onlyNetns)
+    .map((a) => ({ ...a, netns: auditNetnsName(a.netns) }));
 }
 
 /** Why no window could run, when it is the machine's limitation rather than a failure. */
@@ -146,7 +170,7 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
       rollbackOnExit: false,
       allow: null,
       disable: ["sysctl"],
-      cgroup: null,
+      cgroup: options.cgroup ?? null,
       legacy: options.legacy ?? false,
       stateDir,
       probeCache: null,
@@ -161,6 +185,7 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
     signal.addEventListener("abort", stop, { once: true });
     if (signal.aborted) stop();
     const running = daemon.run();
+    let connections: ConnectionAdvice[] = [];
     try {
       const first = await Promise.race([ready, running.then(() => "ended" as const)]);
       if (first === "ready" && !signal.aborted) {
@@ -175,6 +200,7 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
         } finally {
           clearInterval(timer);
         }
+        connections = connectionAdvice(daemon, options.onlyNetns ?? null);
       }
       stop();
       await running;
@@ -196,6 +222,6 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
       }
     }
     onProgress(1);
-    return { proposals: collector.proposals(), tuners: tunerStatuses(daemon) };
+    return { proposals: collector.proposals(), connections, tuners: tunerStatuses(daemon) };
   };
 }

@@ -9,6 +9,8 @@ import { type AdviseRunner, OBSERVED_TUNERS, unavailableRunner } from "../audit/
 import type { ApplyHook } from "../audit/apply.ts";
 import { type AuditSource, observeCheckId, performAudit } from "../audit/audit.ts";
 import { STATIC_CHECKS } from "../audit/checks/registry.ts";
+import { CONNECTION_FINDINGS } from "../audit/connection_findings.ts";
+import { CONGESTION_SETTING } from "../tuners/tcp_conn_advice.ts";
 import { readCounters } from "../audit/counters.ts";
 import { AuditError } from "../audit/errors.ts";
 import { type ErrStream, progressBar } from "../audit/progress.ts";
@@ -131,13 +133,17 @@ export function renderCheckList(): string {
       c.offline ? "; also with --from" : ""
     })\n  ${c.title}\n  ${c.rationale}\n`
   );
+  const paths = Object.values(CONNECTION_FINDINGS).map((k) =>
+    `${k.id}  (${CONGESTION_SETTING}, per remote path; observed by tcp_conn; not with --from)\n` +
+    `  ${k.title}\n  ${k.rationale} No sysctl sets it per path: --apply leaves it.\n`
+  );
   const observed = OBSERVED_TUNERS.map((t) =>
     `${observeCheckId(t)}  (the ${t} tuner; not with --from)\n  Observation by the ${t} tuner\n` +
     `  Runs the ${t} tuner in advise mode for the window (--duration): pass when it observed ` +
     `(what it would change are findings of their own), skip when it could not run here (the ` +
     `reason says why), needs-root without root. Never a finding itself.\n`
   );
-  return [...statics, ...observed].join("\n");
+  return [...statics, ...paths, ...observed].join("\n");
 }
 
 /** Runs the audit with `deps`; returns the exit code (0 nothing to recommend, 1 findings, 2 error). */

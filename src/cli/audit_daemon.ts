@@ -10,10 +10,25 @@ import { REPORT_SCHEMA, REPORT_SCHEMA_VERSION } from "../audit/report.ts";
 import { DEFAULT_STATE_DIR } from "../daemon/journal.ts";
 import { auditCommand, type AuditDeps, defaultAuditDeps } from "./audit.ts";
 import { UserError } from "./errors.ts";
-import { resolveNetns } from "./run_paths.ts";
+import { resolveCgroup, resolveNetns } from "./run_paths.ts";
+
+/** The cgroup the connection tuners observe; the audit changes nothing, so it mounts nothing. */
+function auditCgroup(arg: string | undefined): string | null {
+  if (arg === undefined) return null;
+  const cgroup = resolveCgroup(arg);
+  if (cgroup.mount) {
+    throw new UserError(
+      `--cgroup ${arg}: not a cgroup v2 directory, and the audit mounts nothing; give a ` +
+        "directory of the cgroup2 hierarchy (e.g. /sys/fs/cgroup/system.slice)",
+      2,
+    );
+  }
+  return cgroup.path;
+}
 
 interface DaemonAuditFlags {
   netns?: string;
+  cgroup?: string;
   stateDir?: string;
   apply?: boolean;
   json?: boolean;
@@ -42,11 +57,12 @@ function earlyApplyCheck(flags: DaemonAuditFlags, dir: string, deps: AuditDeps):
 export function daemonAuditDeps(flags: DaemonAuditFlags): AuditDeps {
   const deps = defaultAuditDeps();
   const onlyNetns = flags.netns === undefined ? null : resolveNetns(flags.netns);
+  const cgroup = auditCgroup(flags.cgroup);
   const stateDir = flags.stateDir ?? DEFAULT_STATE_DIR;
   earlyApplyCheck(flags, stateDir, deps);
   return {
     ...deps,
-    runner: daemonAdviseRunner({ onlyNetns }),
+    runner: daemonAdviseRunner({ onlyNetns, cgroup }),
     apply: journalApplyHook({ stateDir, onlyNetns }),
   };
 }
@@ -62,6 +78,11 @@ export function daemonAuditCommand(setExit: (code: number) => void): Command {
       "--netns <name|path>",
       "observe only this network namespace (a name under /run/netns or a path such as " +
         "/proc/PID/ns/net); with --apply, change only it",
+    )
+    .option(
+      "--cgroup <dir>",
+      "cgroup v2 directory whose TCP connections tcp_conn observes (default: the root, every " +
+        "connection); as `bpfpilot run -c`",
     )
     .option(
       "--state-dir <dir>",

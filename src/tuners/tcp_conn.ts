@@ -31,7 +31,14 @@ import { u32Key } from "../libbpf/map.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { configBytes, readPayload } from "../tuning/contract.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
-import type { TunerContext, TunerDefinition, TunerMetric, TunerTable } from "../tuning/tuner.ts";
+import type {
+  ConnectionAdvice,
+  TunerContext,
+  TunerDefinition,
+  TunerMetric,
+  TunerTable,
+} from "../tuning/tuner.ts";
+import { CONGESTION_SETTING, pathAdvice } from "./tcp_conn_advice.ts";
 import tcpConnObject from "../../dist/bpf/tcp_conn.bpf.o" with { type: "bytes" };
 import { contract } from "../../dist/bpf/tcp_conn.contract.ts";
 import {
@@ -369,6 +376,22 @@ class TcpConnTuner {
     }
     for (const p of this.#learner.paths()) this.ctx.log.debug(`tcp_conn: ${describePathRow(p)}`);
     return out;
+  }
+
+  /** Per path, what the loss rule and the learner would give its connections (for `audit`). */
+  connectionAdvice(): ConnectionAdvice[] {
+    return this.#learner.paths().reverse().flatMap((p) => {
+      const a = pathAdvice(p, this.#learner.candidatesFor(p));
+      if (a === null) return [];
+      return [{
+        ...a,
+        scenario: TCP_CONN_SCENARIOS[0].name,
+        setting: CONGESTION_SETTING,
+        netns: p.netns,
+        remote: p.addr,
+        connections: p.instances,
+      }];
+    });
   }
 
   tables(): TunerTable[] {

@@ -83,6 +83,9 @@ export interface PathRecord {
   maxRate: number;
   /** Sampled connections switched to BBR for loss (or that would have been, in advise mode). */
   forced: number;
+  /** Retransmissions and segments sent, summed over the sampled connections. */
+  retrans: number;
+  segsOut: number;
   /** Final algorithm of each sampled connection, counted. */
   ran: Map<string, number>;
   algorithms: Map<string, AlgorithmRecord>;
@@ -102,6 +105,10 @@ export interface LearnerOptions {
   /** [0, 1) uniform; injected so tests are deterministic. */
   random?: () => number;
   minInstances?: number;
+}
+
+function isCount(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0;
 }
 
 /** bpftune's rl_update: the first sample sets the value, later ones move it by |g-v| >> shift. */
@@ -186,6 +193,8 @@ export class CongestionLearner {
         minRttUs: 0,
         maxRate: 0,
         forced: 0,
+        retrans: 0,
+        segsOut: 0,
         ran: new Map(),
         algorithms: new Map(),
         choice: null,
@@ -203,6 +212,10 @@ export class CongestionLearner {
     const ran = ranWith(s);
     path.ran.set(ran, (path.ran.get(ran) ?? 0) + 1);
     if (s.flags & SAMPLE_FLAG.forced) path.forced++;
+    if (isCount(s.retrans) && isCount(s.segsOut)) {
+      path.retrans += s.retrans;
+      path.segsOut += s.segsOut;
+    }
 
     const usable = this.candidatesFor(path);
     if (usable.includes(ran)) this.#learn(path, ran, s);

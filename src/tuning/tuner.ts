@@ -135,7 +135,36 @@ export interface TunerInstance {
   tables?(): TunerTable[];
   /** Metrics beyond the generic ones (read when asked). */
   metrics?(): TunerMetric[];
+  /**
+   * A connection tuner's (tunesConnections) per-path choices that differ from what the path's
+   * connections run, from its own rules; read by `audit` at the end of its window.
+   */
+  connectionAdvice?(): ConnectionAdvice[];
   stop?(): void;
+}
+
+/** What a connection tuner would choose for one path's connections, and why (no sysctl holds it). */
+export interface ConnectionAdvice {
+  /** The rule that decided, e.g. tcp_conn's "lossy-path" or "learned-choice". */
+  rule: string;
+  /** The scenario, in bpftune's words. */
+  scenario: string;
+  /** What is chosen, as bpftune names it: net.persock.tcp.congestion_control. */
+  setting: string;
+  /** Namespace key (kernel/netns.ts). */
+  netns: string;
+  /** The path's remote address. */
+  remote: string;
+  /** What the path's connections ran. */
+  current: string;
+  /** What the tuner would give them. */
+  recommended: string;
+  /** What the tuner would do and why, in its words. */
+  reason: string;
+  /** What was seen on the path, one line each. */
+  observations: string[];
+  /** Connections to the path that were seen. */
+  connections: number;
 }
 
 export interface TunerDefinition {

@@ -483,6 +483,53 @@ Deno.test(
 );
 
 Deno.test(
+  "cli: tcp_conn's per-path advice is a finding with text values; --apply leaves it (exit 1)",
+  withProc({}, async (root) => {
+    const runner: AdviseRunner = () =>
+      Promise.resolve({
+        proposals: [],
+        connections: [{
+          rule: "lossy-path",
+          scenario: "specify TCP congestion control algorithm",
+          setting: "net.persock.tcp.congestion_control",
+          netns: "host",
+          remote: "192.0.2.7",
+          current: "cubic",
+          recommended: "bbr",
+          reason: "4 of 9 sampled connections retransmitted more than 1/64 of the segments they " +
+            "sent: would switch them to bbr",
+          observations: ["retransmitted 3.10 % of the segments sent (310 of 10000)"],
+          connections: 9,
+        }],
+        tuners: [{ tuner: "tcp_conn", status: "active", reason: "" }],
+      });
+    const { code, report } = await auditJson(root, { duration: 5 }, { runner });
+    assert.equal(code, 1);
+    const f = report.findings.find((f) => f.id === "BPFP-TCP-CONN-LOSSY-PATH");
+    assert.ok(f, JSON.stringify(report.findings));
+    assert.deepEqual([f.remote, f.current, f.recommended, f.sysctlW], [
+      "192.0.2.7",
+      "cubic",
+      "bbr",
+      null,
+    ]);
+    const row = report.checks.find((c) => c.id === "BPFP-OBSERVE-TCP-CONN");
+    assert.match(row?.reason ?? "", /proposed: BPFP-TCP-CONN-LOSSY-PATH/);
+
+    let handed: string[] = [];
+    const apply: ApplyHook = (findings) => {
+      handed = findings.map((f) => f.id);
+      return Promise.resolve([]);
+    };
+    const applied = await auditJson(root, { duration: 5, apply: true }, { runner, apply });
+    assert.deepEqual(handed, [], "no sysctl write is attempted for a per-connection choice");
+    assert.equal(applied.code, 1, "the finding stays: exit 1, not the failure exit 2");
+    const out = applied.report.applied?.find((a) => a.id === "BPFP-TCP-CONN-LOSSY-PATH");
+    assert.deepEqual([out?.applied, out?.appliable, out?.remote], [false, false, "192.0.2.7"]);
+  }),
+);
+
+Deno.test(
   "cli: without root the observation checks say needs-root and the exit code ignores them",
   withProc({}, async (root) => {
     const { code, report } = await auditJson(root, { duration: 3 }, { isRoot: () => false });
