@@ -235,7 +235,8 @@ What it does:
   Runs static checks of sysctls and kernel counters (/proc/net/snmp, netstat, softnet_stat,
   neighbour tables) and, during the observation window, the tuners in advise mode. Prints
   findings with a stable ID, severity, current and recommended value, evidence and the
-  \`sysctl -w\` line. Changes nothing unless --apply is given.
+  \`sysctl -w\` line. Changes nothing unless --apply is given. tcp_conn reports per remote
+  path the congestion control its rules would choose (no sysctl sets that: --apply leaves it).
 
 Examples:
   bpfpilot audit                          observe 60 s, then report

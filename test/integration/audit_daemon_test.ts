@@ -97,20 +97,26 @@ function traffic(ns: TestNetns, port: number) {
   };
 }
 
+/**
+ * A namespace with traffic, and a child cgroup for the window's connection tuners (`--cgroup`:
+ * never the root cgroup).
+ */
 async function withTrafficNetns(
   tag: string,
   port: number,
-  body: (ns: TestNetns) => Promise<void>,
+  body: (ns: TestNetns, cgroup: string[]) => Promise<void>,
 ) {
   const ns = TestNetns.create(tag);
+  const cg = TestCgroup.create(tag);
   let load: ReturnType<typeof traffic> | null = null;
   try {
     ns.setSysctl(RMEM, LOW);
     load = traffic(ns, port);
-    await body(ns);
+    await body(ns, ["--cgroup", cg.path]);
   } finally {
     await load?.stop();
     ns.delete();
+    cg.remove();
   }
 }
 
@@ -135,10 +141,10 @@ Deno.test({
     const hostBefore = hostSnapshot();
     const dir = mkdtempSync(join(tmpdir(), "bpfp-audit-it-"));
     try {
-      await withTrafficNetns("aud", 5311, async (ns) => {
+      await withTrafficNetns("aud", 5311, async (ns, cgroup) => {
         const wmemBefore = ns.sysctl("net.ipv4.tcp_wmem");
         const prom = join(dir, "bpfpilot_audit.prom");
-        const window = ["audit", "--duration", "4", "--netns", ns.name];
+        const window = ["audit", "--duration", "4", "--netns", ns.name, ...cgroup];
         const json = await bpfpilot([...window, "--json", "--prometheus", prom]);
         const text = await bpfpilot(window);
         const zero = await bpfpilot([...window, "--json", "--exit-zero"]);
@@ -150,11 +156,11 @@ Deno.test({
         assert.equal(report.window.observation, "completed", report.window.reason);
         assert.deepEqual(
           report.tuners.filter((t) => t.status === "active").map((t) => t.tuner),
-          // Every sysctl tuner that can run here (route_table: not enforced on 6.3+; tcp_conn
-          // tunes connections, which an audit never does; the override detector tunes nothing).
-          TUNERS.filter((t) =>
-            !t.alwaysOn && !t.tunesConnections && unavailableOnThisKernel(t) === null
-          ).map((t) => t.name),
+          // Every tuner that can run here (route_table: not enforced on 6.3+; the override
+          // detector tunes nothing), tcp_conn included: it observes the --cgroup's connections.
+          TUNERS.filter((t) => !t.alwaysOn && unavailableOnThisKernel(t) === null).map((t) =>
+            t.name
+          ),
         );
         const f = rmemFinding(report, ns.name);
         assert.deepEqual(f.current, LOW);
@@ -228,7 +234,7 @@ Deno.test({
     const hostBefore = hostSnapshot();
     const state = tempStateDir();
     try {
-      await withTrafficNetns("apl", 5312, async (ns) => {
+      await withTrafficNetns("apl", 5312, async (ns, cgroup) => {
         const wmemBefore = ns.sysctl("net.ipv4.tcp_wmem");
         const r = await bpfpilot([
           "audit",
@@ -236,6 +242,7 @@ Deno.test({
           "4",
           "--netns",
           ns.name,
+          ...cgroup,
           "--apply",
           "--state-dir",
           state.dir,
@@ -391,6 +398,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const ns = TestNetns.create("abr");
+    const cg = TestCgroup.create("abr");
     try {
       const key = `ns:${Deno.statSync(`/run/netns/${ns.name}`).ino}`;
       const lines: string[] = [];
@@ -398,7 +406,11 @@ Deno.test({
       const abort = new AbortController();
       const before = auditTempDirs();
       const started = performance.now();
-      const running = daemonAdviseRunner({ onlyNetns: key, onLogLine: (l) => lines.push(l) })({
+      const running = daemonAdviseRunner({
+        onlyNetns: key,
+        cgroup: cg.path,
+        onLogLine: (l) => lines.push(l),
+      })({
         durationMs: 60_000,
         onProgress: (f) => progress.push(f),
         signal: abort.signal,
@@ -426,6 +438,7 @@ Deno.test({
       );
     } finally {
       ns.delete();
+      cg.remove();
     }
   },
 });
