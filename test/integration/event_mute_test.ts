@@ -106,3 +106,57 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "an admin write to a muted sysctl unmutes its namespace's events; so does enable",
+  ignore: !IS_ROOT,
+  fn: () =>
+    withSandbox("mutead", async (sb) => {
+      const dir = Deno.makeTempDirSync({ prefix: "bpfp-mute-" });
+      const conf = `${dir}/bpfpilot.conf`;
+      Deno.writeTextFileSync(conf, AT_CEILING, { mode: 0o644 });
+      try {
+        sb.ns.setSysctl(RMEM, LOW);
+        sb.ns.setSysctl(WMEM, LOW);
+        const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
+        await d.waitFor(/bpfpilot started/, 60_000);
+        const sock = `${sb.state}/control.sock`;
+        sb.ns.iperf(3);
+        const muted = await counters(sock);
+        assert.ok(muted.muted > 0, JSON.stringify(muted));
+
+        // The admin writes the value it already has: still at the ceiling, but news.
+        sb.cg.run(`ip netns exec ${sb.ns.name} sysctl -qw ${RMEM}="${LOW.join(" ")}"`);
+        await d.waitFor(/modified sysctl 'net\.ipv4\.tcp_rmem'/);
+        sb.ns.iperf(3);
+        const afterWrite = await counters(sock);
+        // Held off for 60 s otherwise; now one event per key, muted again (overridden, ceiling).
+        assert.ok(
+          afterWrite.events > muted.events,
+          `the admin's write unmuted: ${JSON.stringify({ muted, afterWrite })}`,
+        );
+        sb.ns.iperf(3);
+        const again = await counters(sock);
+        assert.ok(
+          again.events - afterWrite.events <= 1,
+          `muted again: ${JSON.stringify({ afterWrite, again })}`,
+        );
+
+        const r = await requestControl({ verb: "enable", target: RMEM }, { socketPath: sock });
+        assert.ok(r.ok, JSON.stringify(r));
+        await new Promise((ok) => setTimeout(ok, 1500)); // the once-a-second check of overrides
+        sb.ns.iperf(3);
+        const enabled = await counters(sock);
+        assert.ok(
+          enabled.events > again.events,
+          `the override's end unmuted: ${JSON.stringify({ again, enabled })}`,
+        );
+        console.log(
+          `events and muted hits: ${JSON.stringify({ muted, afterWrite, again, enabled })}`,
+        );
+        assert.equal(await d.stop(), 0, "clean exit");
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    }),
+});
