@@ -176,7 +176,10 @@ export function routeTableVerdict(
     } else if (entries > set) {
       notes.push(`not enforced, confirmed: ${entries} dst entries > ${set}`);
     }
-  } else if (!unavailable && grew.length === 0 && (refused > 0 || entries >= set)) {
+  } else if (
+    /tuner route_table: (active|advising)/.test(stderr) && grew.length === 0 &&
+    (refused > 0 || entries >= set)
+  ) {
     failures.push(
       `route_table active, but max_size stayed ${set} with ${entries} dst entries ` +
         `(${refused} refused)`,

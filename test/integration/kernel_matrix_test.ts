@@ -281,9 +281,12 @@ Deno.test("kernel-matrix summary: route_table's changes or its reason, checked a
     active.notes[0],
     "route_table: 2 change(s), last: change net.ipv6.route.max_size from 80 -> 100",
   );
-  assert.deepEqual(routeTableVerdict("bpfpilot: started\n", route(70, 5)).failures, [
+  const activeLine = "bpfpilot: tuner route_table: active; dst_gc via fentry ip6_dst_gc\n";
+  assert.deepEqual(routeTableVerdict(activeLine, route(70, 5)).failures, [
     "route_table active, but max_size stayed 64 with 70 dst entries (5 refused)",
   ]);
+  // A daemon stopped before it said anything about route_table (still starting): no verdict.
+  assert.deepEqual(routeTableVerdict("bpfpilot: capabilities: ...\n", route(256, 0)).failures, []);
   // A workload that never reached max_size proves nothing either way; no workload, no check.
   assert.deepEqual(routeTableVerdict("bpfpilot: started\n", route(10, 0)).failures, []);
   assert.deepEqual(routeTableVerdict("bpfpilot: started\n", null), { notes: [], failures: [] });
