@@ -3,7 +3,8 @@
  * present before the daemon starts (the bundle, every tuner, watching every namespace: no
  * --netns), with loopback TCP flows rotating over all of them (test/support/netns_crowd.py: one
  * process entering each with setns, so 1,000 namespaces get traffic on 2 cores). Per step:
- * `bpfpilot rollback` of one journal entry per namespace (a real write in each), the daemon's
+ * `bpfpilot rollback` of one journal entry per namespace (a real write in each, restoring the
+ * kernel's default tcp_rmem, with which every daemon then starts), the daemon's
  * start-up, then over a window under traffic its CPU, the kernel side's BPF time, hook hits and
  * events reaching userspace, userspace CPU per event, open fds and RSS. After the last step the
  * namespaces are deleted while the daemon runs: fds and RSS once it has rescanned.
@@ -41,6 +42,11 @@ const STARTED = /^(bpfpilot: )?bpfpilot started \(/;
 /** Bytes per flow: enough for the send buffer to grow near tcp_wmem's max on loopback. */
 const FLOW_BYTES = 256 * 1024;
 const RMEM = "net.ipv4.tcp_rmem";
+/**
+ * The kernel's default tcp_rmem: what the rollback step restores in every namespace, so each
+ * step's daemon starts with it whatever the host's value (new namespaces copy the host's).
+ */
+const DEFAULT_RMEM = [4096, 131072, 6291456];
 /** The value the rollback step writes into every namespace before `bpfpilot rollback`. */
 const WRITTEN_RMEM = [4096, 131072, 7340032];
 
@@ -78,14 +84,20 @@ function traffic(crowd: NetnsCrowd, seconds: number) {
 }
 
 /** Sum of bpfpilot_events_total (events received by the tuners) from the daemon's metrics. */
-async function eventsReceived(socketPath: string): Promise<{ events: number; dropped: number }> {
+async function eventsReceived(
+  socketPath: string,
+): Promise<{ events: number; dropped: number; changes: number }> {
   const r = await requestControl({ verb: "metrics" }, { socketPath, timeoutMs: 10_000 });
   if (!r.ok) throw new Error(`query metrics: ${r.error.message}`);
   const text = String(r.data);
   const sum = (family: string) =>
     [...text.matchAll(new RegExp(`^${family}\\{[^}]*\\} (\\d+)`, "gm"))]
       .reduce((s, m) => s + Number(m[1]), 0);
-  return { events: sum("bpfpilot_events_total"), dropped: sum("bpfpilot_events_dropped_total") };
+  return {
+    events: sum("bpfpilot_events_total"),
+    dropped: sum("bpfpilot_events_dropped_total"),
+    changes: sum("bpfpilot_tunable_changes_total"),
+  };
 }
 
 /**
@@ -102,7 +114,7 @@ function timeRollback(argv: string[], crowd: NetnsCrowd): { ms: number; restored
   const j = Journal.open(dir, { netnsCookie: netnsCookieOf });
   for (const inode of crowd.inodes()) {
     const ns = `ns:${inode}`;
-    j.recordOriginal(ns, RMEM, "tcp_buffer", [4096, 131072, 6291456], WRITTEN_RMEM);
+    j.recordOriginal(ns, RMEM, "tcp_buffer", DEFAULT_RMEM, WRITTEN_RMEM);
     j.recordWritten(ns, RMEM, WRITTEN_RMEM);
   }
   j.close();
@@ -135,6 +147,8 @@ interface StepFigures {
   bpfRuns: number;
   hitsPerS: number;
   emittedPerS: number;
+  mutedPerS: number;
+  changesPerS: number;
   eventsPerS: number;
   dropped: number;
   flowsPerS: number;
@@ -216,6 +230,8 @@ async function measureStep(
       bpfRuns: costs.reduce((s, c) => s + c.runs, 0),
       hitsPerS: hooks.hits / statsS,
       emittedPerS: hooks.emitted / statsS,
+      mutedPerS: hooks.muted / statsS,
+      changesPerS: (m1.changes - m0.changes) / eventsS,
       eventsPerS: (m1.events - m0.events) / eventsS,
       dropped: m1.dropped - m0.dropped,
       flowsPerS: f.flows / (f.ms / 1000),
@@ -268,12 +284,16 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
     `${at}: hook hits/s`,
     fmtRate(s.hitsPerS, "hits/s"),
     `bpfp_stats hits of every tuner object (the host's other TCP included); ` +
-      `${fmtRate(s.emittedPerS, "/s")} emitted to the ring buffers`,
+      `${fmtRate(s.emittedPerS, "/s")} emitted to the ring buffers, ` +
+      `${fmtRate(s.mutedPerS, "/s")} muted (nothing they could change), the rest filtered or ` +
+      `folded in the kernel`,
   );
   row(
     `${at}: events reaching userspace/s`,
     fmtRate(s.eventsPerS, "events/s"),
-    `bpfpilot_events_total (query metrics) delta; ${s.dropped} dropped`,
+    `bpfpilot_events_total (query metrics) delta; ${s.dropped} dropped; ` +
+      `${fmtRate(s.changesPerS, "changes/s")} made (bpfpilot_tunable_changes_total: each a ` +
+      `journal write and a sysctl write in its namespace)`,
   );
   const events = s.eventsPerS * w;
   const cpuS = s.cpu.pctSched / 100 * w, idleS = s.idle.pctSched / 100 * w;
