@@ -145,7 +145,14 @@ export class ProposalApplier {
       report({ kind: "other" });
       if (e instanceof NetnsGoneError) {
         // Refused before writing: the namespace died, or the process whose path led to it moved.
-        log.info(`did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`, fields);
+        // Nothing was written, so neither the journal nor this line may say a change was made
+        // (no bpftune "Due to ... change" reason: log readers take that sentence for a change).
+        journal.recordNotWritten(p.netns, p.sysctl);
+        const { reason: _, ...notChanged } = fields;
+        log.info(
+          `did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`,
+          notChanged,
+        );
         return false;
       }
       log.error(

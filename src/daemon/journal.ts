@@ -943,6 +943,22 @@ export class Journal {
     });
   }
 
+  /**
+   * The write announced by recordOriginal was refused before it was made (its namespace is gone):
+   * the pending value goes, and so does the entry when nothing was ever written under it. Not
+   * synced: if lost, the write stays "pending", which rollback finds "already at original".
+   */
+  recordNotWritten(netns: string, sysctl: string): void {
+    const name = canonicalSysctlName(sysctl);
+    checkNetns(netns);
+    this.#mutate(false, [entryKey(netns, name)], (state) => {
+      const entry = findEntry(state, netns, name);
+      if (!entry) return;
+      if (entry.lastWritten === null) state.entries.splice(state.entries.indexOf(entry), 1);
+      else entry.pending = null;
+    });
+  }
+
   /** Every sysctl with a recorded original (including ones whose write may not have happened). */
   changedEntries(): JournalEntry[] {
     this.refresh();

@@ -26,7 +26,10 @@ export function liveSysctls(
     },
     write(sysctl, netns, values) {
       const { min, max } = domainOf(sysctl);
-      inNetns(netns, () => writeSysctl(sysctl, values, { min, max }), { verifyCookie: true });
+      // Read back in the same visit: a change is reported only once the namespace holds it.
+      inNetns(netns, () => writeSysctl(sysctl, values, { min, max, verify: true }), {
+        verifyCookie: true,
+      });
     },
   };
 }

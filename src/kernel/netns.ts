@@ -132,6 +132,18 @@ function homeNetns(): { fd: number; dev: bigint } {
   return home;
 }
 
+/** The namespace the calling code is inside (in an inNetns `fn`), null outside. */
+let inside: bigint | null = null;
+
+function enter<T>(inum: bigint, fn: () => T): T {
+  inside = inum;
+  try {
+    return fn();
+  } finally {
+    inside = null;
+  }
+}
+
 export interface InNetnsOptions {
   /**
    * Check the namespace's cookie once inside (a socket and a getsockopt, ~40 us): done before
@@ -148,7 +160,13 @@ export interface InNetnsOptions {
  */
 export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}): T {
   const inum = parseNetnsKey(key);
-  if (inum === null || inum === ownNetnsInum()) return fn();
+  if (inside !== null) {
+    // Nested: the inner call would return home before the outer `fn` ends, and the rest of it
+    // would read or write the daemon's own namespace. Only the same namespace may nest.
+    if (inside === (inum ?? ownNetnsInum())) return fn();
+    throw new Error(`internal error: entering network namespace ${key} from inside another`);
+  }
+  if (inum === null || inum === ownNetnsInum()) return enter(ownNetnsInum(), fn);
   const reg = netnsRegistry();
   const path = reg.cachedPathOf(inum);
   if (!path) throw new NetnsGoneError(key);
@@ -168,7 +186,7 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
       if (opts.verifyCookie && !reg.confirmCookie(inum, currentNetnsCookie())) {
         throw new NetnsGoneError(key);
       }
-      result = fn();
+      result = enter(inum, fn);
     } catch (e) {
       returnHome(self.fd);
       throw e;

@@ -56,7 +56,13 @@ export interface ValueLimits {
   max?: number;
 }
 
-export interface WriteOptions extends SysctlOptions, ValueLimits {}
+export interface WriteOptions extends SysctlOptions, ValueLimits {
+  /**
+   * Read the sysctl back after the write and throw SysctlError("io") unless it holds the values
+   * written: a write the kernel took without keeping it is never reported as made.
+   */
+  verify?: boolean;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -362,6 +368,34 @@ export function writeSysctl(
   validateSysctlValues(canonical, values, opts);
   const text = formatSysctlValues(values, canonical);
   writeRaw(canonical, text, `${text}\n`, opts);
+  if (opts.verify) verifyWritten(canonical, values, opts);
+}
+
+/** CPU-mask words without the leading zero groups (the kernel prints nr_cpu_ids' worth). */
+function significant(values: readonly number[], name: string): string {
+  const start = isCpuMaskSysctl(name) ? values.findIndex((w) => w !== 0) : 0;
+  return values.slice(start < 0 ? values.length : start).join(" ");
+}
+
+function verifyWritten(canonical: string, values: readonly number[], opts: SysctlOptions): void {
+  let back: number[] | null = null;
+  try {
+    back = readSysctl(canonical, opts);
+  } catch (err) {
+    if (!(err instanceof SysctlError) || err.kind !== "malformed") throw err;
+  }
+  if (back && significant(back, canonical) === significant(values, canonical)) return;
+  const shown = back
+    ? `(${formatSysctlValues(back, canonical)})`
+    : JSON.stringify(readSysctlText(canonical, opts));
+  throw new SysctlError(
+    "io",
+    canonical,
+    `wrote (${
+      formatSysctlValues(values, canonical)
+    }) to ${canonical} but it reads back ${shown}: ` +
+      `the kernel did not keep the value; check it with: sysctl ${canonical}`,
+  );
 }
 
 /** Writes a text sysctl (one line). */

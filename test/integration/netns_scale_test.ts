@@ -30,7 +30,12 @@ function host(): string[] {
   return HOST.map((s) => execFileSync("sysctl", ["-n", s], { encoding: "utf8" }).trim());
 }
 
-const CHANGE = /^.*Due to .* change net\.ipv4\.tcp_[rw]mem\(min default max\)/;
+/**
+ * The daemon's "changed" lines only: a refused write ("did not change ...") once carried the
+ * proposal's "Due to ... change" sentence in its fields, and counted here as a change.
+ */
+const CHANGE =
+  /^bpfpilot: Due to .* change net\.ipv4\.tcp_[rw]mem\(min default max\).* event=changed /;
 
 function inodeOf(line: string): bigint | null {
   const m = /netns=ns:(\d+)/.exec(line);

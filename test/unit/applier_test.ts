@@ -11,6 +11,7 @@ import { Journal } from "../../src/daemon/journal.ts";
 import { RateGate } from "../../src/daemon/rate_gate.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
+import { NetnsGoneError } from "../../src/kernel/netns.ts";
 import type { Proposal } from "../../src/tuning/proposal.ts";
 import { ConfigPolicy } from "../../src/daemon/config_policy.ts";
 import { recordingLog } from "../support/fake_context.ts";
@@ -29,6 +30,8 @@ class FakeIO implements SysctlIO {
   values = new Map<string, number[]>();
   writes: string[] = [];
   failNext = false;
+  /** The next write finds its namespace gone (refused before writing). */
+  goneNext = false;
   constructor(private journalDir: string) {}
   read(sysctl: string, netns: string) {
     return this.values.get(`${netns} ${sysctl}`) ?? null;
@@ -37,6 +40,10 @@ class FakeIO implements SysctlIO {
     // The original must already be durable in the journal when the write happens.
     const j = Journal.open(this.journalDir);
     assert.ok(j.entry(netns, sysctl), "original recorded before the write");
+    if (this.goneNext) {
+      this.goneNext = false;
+      throw new NetnsGoneError(netns);
+    }
     if (this.failNext) {
       this.failNext = false;
       throw new Error("the kernel rejected value");
@@ -193,6 +200,44 @@ Deno.test("a failed write is logged as an error, not counted, and cools down", (
     );
     assert.equal(t.stats.scenarios.size, 0);
     assert.equal(t.applier.propose(rmem(65536, 81920)), false, "cooling down after a failure");
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("a write refused because the namespace is gone: no change said, none journalled", () => {
+  const t = setup();
+  // Every field of every record too: a log reader (or the namespace-scale test) that looks for
+  // bpftune's "Due to ... change" sentence must not find one for a change that was not made.
+  const records: string[] = [];
+  const keep = (m: string, f?: object) => void records.push(`${m} ${JSON.stringify(f ?? {})}`);
+  const applier = new ProposalApplier({
+    journal: t.journal,
+    gate: new RateGate({ cooldownMs: 5000 }),
+    io: t.io,
+    log: { error: keep, warn: keep, notice: keep, info: keep, debug: keep },
+    stats: t.stats,
+    advise: false,
+    now: () => now,
+    describe: () => "",
+  });
+  let now = 0;
+  try {
+    t.io.goneNext = true;
+    assert.equal(applier.propose(rmem(65536, 81920, "ns:4026532176")), false);
+    assert.equal(records.length, 1);
+    assert.match(records[0], /^did not change net\.ipv4\.tcp_rmem in non-global ns/);
+    assert.doesNotMatch(records[0], /Due to .*change/);
+    assert.equal(t.journal.changedEntries().length, 0, "no record of a write never made");
+    assert.equal(t.stats.scenarios.size, 0);
+    // A namespace written before keeps its entry, without the refused value pending.
+    t.io.values.set("ns:7 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    assert.equal(applier.propose(rmem(65536, 81920, "ns:7")), true);
+    now += 6000;
+    t.io.goneNext = true;
+    assert.equal(applier.propose(rmem(81920, 98304, "ns:7")), false);
+    const e = t.journal.entry("ns:7", "net.ipv4.tcp_rmem")!;
+    assert.deepEqual([e.lastWritten, e.pending], [[4096, 16384, 81920], null]);
   } finally {
     t.cleanup();
   }

@@ -168,6 +168,26 @@ Deno.test("read/write against a fake /proc/sys", () => {
   }
 });
 
+Deno.test("verify: a write the file did not keep is an error, one it kept is not", () => {
+  const root = fakeProc({ "net/ipv4/tcp_rmem": "4096\t131072\t6291456\n" });
+  try {
+    // Like a sysctl whose write the kernel takes and drops: /dev/null reads back nothing.
+    Deno.symlinkSync("/dev/null", `${root}/net/ipv4/tcp_wmem`);
+    const opts = { procRoot: root, verify: true };
+    writeSysctl("net.ipv4.tcp_wmem", [4096, 16384, 5242880], { procRoot: root }); // unverified
+    const err = sysctlError(() => writeSysctl("net.ipv4.tcp_wmem", [4096, 16384, 5242880], opts));
+    assert.equal(err.kind, "io");
+    assert.match(
+      err.message,
+      /wrote \(4096 16384 5242880\) to net\.ipv4\.tcp_wmem but it reads back ""/,
+    );
+    writeSysctl("net.ipv4.tcp_rmem", [4096, 131072, 7864320], opts);
+    assert.equal(Deno.readTextFileSync(`${root}/net/ipv4/tcp_rmem`), "4096 131072 7864320\n");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("invalid writes never touch the file", () => {
   const root = fakeProc({ "net/ipv4/tcp_rmem": "4096\t131072\t6291456\n" });
   const path = `${root}/net/ipv4/tcp_rmem`;
