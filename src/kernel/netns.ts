@@ -172,12 +172,14 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
   if (!path) throw new NetnsGoneError(key);
   const { libc } = lib();
   const self = homeNetns();
-  const target = libc.open(cstr(path), O_CLOEXEC);
+  let target = openNamespace(path, inum, self.dev);
+  if (target < 0) {
+    // The process whose path led there moved on: once more through the path found instead.
+    const found = reg.pathWentStale(inum);
+    if (found !== null) target = openNamespace(found, inum, self.dev);
+    if (target < 0) throw new NetnsGoneError(key);
+  }
   try {
-    if (target < 0 || fdInodeOn(target, self.dev) !== inum) {
-      reg.pathWentStale(inum);
-      throw new NetnsGoneError(key);
-    }
     if (libc.setns(target, CLONE_NEWNET) !== 0) {
       throw new Error(`cannot enter network namespace ${key} (errno ${errno()})`);
     }
@@ -194,8 +196,18 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
     returnHome(self.fd);
     return result;
   } finally {
-    if (target >= 0) libc.close(target);
+    libc.close(target);
   }
+}
+
+/** An fd of `path` when it opens namespace `inum` (on nsfs device `dev`), else -1. */
+function openNamespace(path: string, inum: bigint, dev: bigint): number {
+  const fd = lib().libc.open(cstr(path), O_CLOEXEC);
+  if (fd >= 0 && fdInodeOn(fd, dev) !== inum) {
+    lib().libc.close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 /**

@@ -38,6 +38,8 @@ const NAMED_DIRS = ["/run/netns", "/var/run/netns", "/run/docker/netns"];
 const USER_RUN = "/run/user";
 /** /proc entries stat'ed per slice of a background scan (~1 ms), between which the loop runs. */
 const SLICE = 256;
+/** Least time between two synchronous looks through the named directories (pathWentStale). */
+const NAMED_LOOKUP_GAP_MS = 250;
 
 export interface NetnsRegistryOptions {
   fs?: NetnsFs;
@@ -63,6 +65,7 @@ export class NetnsRegistry {
   readonly #known = new Map<bigint, NetnsEntry>();
   #nsDev: number | null = null;
   #lastScanAt = -Infinity;
+  #lastNamedAt = -Infinity;
   #scanning: Promise<void> | null = null;
   #wanted = false;
   scans = 0;
@@ -92,6 +95,13 @@ export class NetnsRegistry {
 
   /** Every inode -> its best path, in one pass (names first). */
   *#sources(): Generator<[string, string | null, boolean]> {
+    yield* this.#namedSources();
+    for (const pid of this.#fs.list("/proc")) {
+      if (/^\d+$/.test(pid)) yield [`/proc/${pid}/ns/net`, null, true];
+    }
+  }
+
+  *#namedSources(): Generator<[string, string | null, boolean]> {
     for (const dir of NAMED_DIRS) {
       for (const n of this.#fs.list(dir)) yield [`${dir}/${n}`, n, false];
     }
@@ -100,9 +110,6 @@ export class NetnsRegistry {
       for (const n of this.#fs.list(`${USER_RUN}/${uid}/netns`)) {
         yield [`${USER_RUN}/${uid}/netns/${n}`, n, false];
       }
-    }
-    for (const pid of this.#fs.list("/proc")) {
-      if (/^\d+$/.test(pid)) yield [`/proc/${pid}/ns/net`, null, true];
     }
   }
 
@@ -217,9 +224,30 @@ export class NetnsRegistry {
     return e?.path ?? null;
   }
 
-  /** The path no longer opens `inum` (its holder exited): a rescan finds another or none. */
-  pathWentStale(_inum: bigint): void {
+  /**
+   * The path no longer opens `inum`: the process whose /proc path led to it moved to another
+   * namespace or exited (a short-lived one usually has by the time its event is handled). The
+   * named directories are looked through at once (a listing and a stat per name, at most every
+   * NAMED_LOOKUP_GAP_MS): every namespace found there is registered with its name and lasting
+   * path (so the next new ones are known before their first event). Returns inum's new path, or
+   * null: then a background rescan (which also reads /proc) looks.
+   */
+  pathWentStale(inum: bigint): string | null {
+    const stale = this.#known.get(inum)?.path;
+    if (stale !== undefined && this.#now() - this.#lastNamedAt >= NAMED_LOOKUP_GAP_MS) {
+      this.#lastNamedAt = this.#now();
+      const found = new Map<bigint, { path: string; name: string | null }>();
+      for (const src of this.#namedSources()) this.#collect(found, src);
+      for (const [i, f] of found) {
+        const e = this.#known.get(i);
+        if (!e) this.#add({ inum: i, ...f });
+        else if (e.name === null) Object.assign(e, f);
+      }
+      const path = this.#known.get(inum)?.path;
+      if (path !== undefined && path !== stale) return path;
+    }
     this.requestRescan();
+    return null;
   }
 
   nameOf(inum: bigint): string | null {

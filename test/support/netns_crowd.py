@@ -4,9 +4,11 @@ per namespace: creating and driving 1,000 through `ip netns exec` takes minutes 
 
   netns_crowd.py add PREFIX N            ip netns add PREFIX-0..N-1 (one `ip -batch`), lo up
   netns_crowd.py del PREFIX N            ip netns del of exactly those (one `ip -batch`)
-  netns_crowd.py flows PREFIX N BYTES [RMEM]
+  netns_crowd.py flows PREFIX N BYTES [RMEM|-] [STALL_MS]
       in each namespace in turn: set tcp_rmem to RMEM ("min default max") if given, then one
-      loopback TCP connection carrying BYTES; prints {"flows": n, "failed": k, "ms": t}
+      loopback TCP connection carrying BYTES; prints {"flows": n, "failed": k, "ms": t}.
+      STALL_MS: the receiver stops reading for that long after every STALL_EVERY bytes, so the
+      sender surely finds its buffer full at its max (a receiver that keeps up may never let it)
   netns_crowd.py loop PREFIX N BYTES SECONDS
       flows round-robin over the namespaces until SECONDS pass; prints the same line
 
@@ -56,8 +58,12 @@ def lo_up():
         s.close()
 
 
-def flow(nbytes):
-    """One loopback connection carrying nbytes, read to the end by a thread."""
+STALL_EVERY = 2 << 20
+
+
+def flow(nbytes, stall_ms=0):
+    """One loopback connection carrying nbytes, read to the end by a thread (that stops for
+    stall_ms after every STALL_EVERY bytes)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -70,6 +76,8 @@ def flow(nbytes):
                 b = c.recv(65536)
                 if not b:
                     break
+                if stall_ms and got[0] // STALL_EVERY != (got[0] + len(b)) // STALL_EVERY:
+                    time.sleep(stall_ms / 1000)
                 got[0] += len(b)
 
     t = threading.Thread(target=sink)
@@ -86,7 +94,7 @@ def flow(nbytes):
     return got[0] == nbytes
 
 
-def drive(prefix, n, nbytes, rmem=None, seconds=None):
+def drive(prefix, n, nbytes, rmem=None, seconds=None, stall_ms=0):
     home = "/proc/self/ns/net"
     home_fd = os.open(home, os.O_RDONLY | os.O_CLOEXEC)
     start = time.monotonic()
@@ -105,7 +113,7 @@ def drive(prefix, n, nbytes, rmem=None, seconds=None):
                 if rmem and i <= n:
                     with open("/proc/sys/net/ipv4/tcp_rmem", "w") as f:
                         f.write(rmem)
-                ok = flow(nbytes)
+                ok = flow(nbytes, stall_ms)
             except OSError:
                 ok = False
             finally:
@@ -133,7 +141,8 @@ def main(argv):
         if mine:
             batch([f"netns del {x}" for x in mine])
     elif cmd == "flows":
-        drive(prefix, n, int(argv[4]), argv[5] if len(argv) > 5 else None)
+        rmem = argv[5] if len(argv) > 5 and argv[5] != "-" else None
+        drive(prefix, n, int(argv[4]), rmem, None, float(argv[6]) if len(argv) > 6 else 0)
     elif cmd == "loop":
         drive(prefix, n, int(argv[4]), None, float(argv[5]))
     else:

@@ -45,9 +45,14 @@ export class NetnsCrowd {
     return Array.from({ length: this.size }, (_, i) => netnsInumOf(`/run/netns/${this.name(i)}`));
   }
 
-  /** One loopback flow of `bytes` in each namespace; `rmem` ("min default max") set first. */
-  flows(bytes: number, rmem?: string): FlowResult {
-    return JSON.parse(this.#run(["flows", `${bytes}`, ...(rmem ? [rmem] : [])]));
+  /**
+   * One loopback flow of `bytes` in each namespace; `rmem` ("min default max") set first.
+   * `stallMs`: the receiver pauses that long after every 2 MiB, so the sender's buffer surely
+   * fills at its max (netns_crowd.py); 0 reads as fast as it can.
+   */
+  flows(bytes: number, rmem?: string, stallMs = 0): FlowResult {
+    const stall = stallMs > 0 ? [rmem ?? "-", `${stallMs}`] : rmem ? [rmem] : [];
+    return JSON.parse(this.#run(["flows", `${bytes}`, ...stall]));
   }
 
   /** Flows round-robin over the namespaces for `seconds`, in the background. */

@@ -139,3 +139,46 @@ Deno.test("a reused inode with another cookie is a new namespace: the old one is
   assert.ok(r.confirmCookie(100n, 42n), "the new one is then known");
   assert.ok(r.confirmCookie(100n, null), "no cookie on this kernel: the inode is all there is");
 });
+
+Deno.test("a stale /proc path: the named directories give the lasting path at once, rate-limited", () => {
+  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
+  const fs = fakeFs(files);
+  const { r, advance } = registry(fs);
+  r.discover();
+  advance(5000);
+  // A short-lived process in two new namespaces (ip netns add'ed): found through its pid.
+  files.set("/proc/77/ns/net", 700n);
+  r.observe(700n, 77);
+  files.set("/proc/77/ns/net", 800n);
+  r.observe(800n, 77);
+  files.set("/run/netns/a", 700n);
+  files.set("/run/netns/b", 800n);
+  files.delete("/proc/77/ns/net"); // it moved on (or exited) before its event was handled
+  assert.equal(r.pathWentStale(700n), "/run/netns/a");
+  assert.equal(r.nameOf(700n), "a");
+  assert.equal(r.cachedPathOf(800n), "/run/netns/b", "every known namespace found on the way");
+  files.set("/run/netns/new", 850n);
+  advance(250);
+  files.set("/proc/80/ns/net", 860n);
+  r.observe(860n, 80);
+  files.set("/run/netns/x", 860n);
+  files.delete("/proc/80/ns/net");
+  assert.equal(r.pathWentStale(860n), "/run/netns/x");
+  assert.equal(r.cachedPathOf(850n), "/run/netns/new", "named ones not seen yet are registered");
+  // Within the gap no second look (a rescan is asked for instead; one just ran).
+  r.requestRescan();
+  files.set("/proc/78/ns/net", 900n);
+  r.observe(900n, 78);
+  files.set("/run/netns/c", 900n);
+  files.delete("/proc/78/ns/net");
+  assert.equal(r.pathWentStale(900n), null);
+  assert.equal(r.nameOf(900n), null);
+  advance(250);
+  assert.equal(r.pathWentStale(900n), "/run/netns/c");
+  // Not named anywhere: null (a background rescan looks through /proc).
+  files.set("/proc/79/ns/net", 990n);
+  r.observe(990n, 79);
+  files.delete("/proc/79/ns/net");
+  advance(250);
+  assert.equal(r.pathWentStale(990n), null);
+});
