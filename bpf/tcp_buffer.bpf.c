@@ -31,7 +31,7 @@ union tb_payload {
 		__u64 srtt_us;
 		__u64 userlocks;
 		__u64 want;	/* the size the kernel tried to grow the buffer to; 0: unknown */
-		__u64 used;	/* rcv: the buffer the last RTT's data needed; 0: unknown */
+		__u64 used;	/* rcv: the buffer the delivery rate needs per srtt; 0: unknown */
 	} buffer;
 	struct {		/* TB_MEM_* */
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
@@ -171,10 +171,12 @@ static __always_inline __u64 space_from_win(struct tcp_sock *tp, int btf, __u64 
 /* The receive buffer the kernel's auto-tuning (tcp_rcvbuf_grow / tcp_rcv_space_adjust) is about
  * to ask for: twice what the application read in the last RTT, plus the slow-start allowance,
  * turned from window into buffer bytes (mirrors net/ipv4/tcp_input.c); 0 when not growing.
- * `*used`: the buffer the last RTT's data alone needed (what the path delivers, not the 2x
- * auto-tuning adds for losses). */
-static __always_inline long rcv_want(struct tcp_sock *tp, int btf, long *used)
+ * `*used`: the buffer the path's delivery rate needs for one smoothed RTT (`srtt_us`, 0: unknown),
+ * without the 2x auto-tuning adds for losses. The period's data alone is no measure of it: the
+ * period (the receive-RTT estimate, or longer until the next read) runs long on a queued path. */
+static __always_inline long rcv_want(struct tcp_sock *tp, int btf, __u32 srtt_us, long *used)
 {
+	__u64 elapsed = RD(btf, tp, tcp_mstamp) - RD(btf, tp, rcvq_space.time);
 	__u32 copied_seq = RD(btf, tp, copied_seq);
 	__u32 space = RD(btf, tp, rcvq_space.space);
 	__u32 copied = copied_seq - RD(btf, tp, rcvq_space.seq);
@@ -186,7 +188,8 @@ static __always_inline long rcv_want(struct tcp_sock *tp, int btf, long *used)
 		copied -= inq;
 	if (!space || copied <= space || copied > (1U << 30))
 		return 0;
-	*used = space_from_win(tp, btf, copied);
+	*used = space_from_win(tp, btf, srtt_us && elapsed > srtt_us ?
+					(__u64)copied * srtt_us / elapsed : copied);
 	win = ((__u64)copied << 1) + 16 * (__u64)RD(btf, tp, advmss);
 	grow = win * (copied - space) / space;
 	win += grow << 1;
@@ -201,7 +204,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	struct tcp_sock *tp;
 	struct net *net;
 	long buf, limit, want, used;
-	__u32 locks;
+	__u32 locks, srtt;
 	__u64 netns;
 
 	if (!sk)
@@ -215,7 +218,8 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
 	if (!tp)
 		return;
-	want = rcv_want(tp, btf, &used);
+	srtt = RD(btf, tp, srtt_us);
+	want = rcv_want(tp, btf, srtt >> 3, &used);
 	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, lr_shift()))
 		return;
 	/* Applications that set SO_RCVBUF chose their size: they never drive growth. */
@@ -225,7 +229,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, RD(btf, tp, srtt_us), locks);
+	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, srtt, locks);
 }
 
 /* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the

@@ -14,6 +14,7 @@ import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import { changeDecision } from "../tuning/proposal.ts";
 import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
 import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
+import { RcvbufSettle } from "./tcp_buffer_settle.ts";
 import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
@@ -119,6 +120,8 @@ class TcpBufferTuner {
   /** Before 5.16 the kernel's memory_allocated counts 4 KiB quanta rather than pages. */
   readonly #allocatedInQuanta: boolean;
   readonly #syn: SynBacklogWatch;
+  /** Brings a grown tcp_rmem max down near the path's need once traffic is steady. */
+  readonly #settle = new RcvbufSettle();
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -173,6 +176,7 @@ class TcpBufferTuner {
 
   onTick(): void {
     this.#syn.onTick();
+    this.#trimRcvbuf();
     if (!this.#lowMemory) return;
     if (this.#memoryState(false) !== "normal") return;
     const live: Record<string, number | null> = {};
@@ -181,6 +185,16 @@ class TcpBufferTuner {
     }
     this.ctx.apply(leaveLowMemory(this.#lowMemory, live).map(changeDecision), GLOBAL_NETNS);
     this.#lowMemory = null;
+  }
+
+  #trimRcvbuf(): void {
+    const now = this.ctx.now();
+    for (const netns of this.#settle.due(now)) {
+      const trim = this.#settle.trim(netns, this.ctx.read(SYSCTL.rmem, netns), now);
+      if (trim?.kind !== "change") continue;
+      const applied = this.ctx.apply([trim], netns);
+      this.#settle.trimmed(netns, applied, trim.proposal.to[2], now);
+    }
   }
 
   #memoryState(
@@ -204,12 +218,13 @@ class TcpBufferTuner {
     const srtt = p.srtt_us;
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
+    if (rcv) this.#settle.observe(netns, { used: p.used, buf: p.buf }, now);
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
       `${sysctl}: socket buffer ${p.buf} near max ${p.limit}, kernel wanted ${p.want || "?"}, ` +
-        `last RTT needed ${p.used || "?"} ` +
+        `delivery rate needs ${p.used || "?"} per srtt ` +
         `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
     const decision = bufferDecision({
@@ -218,6 +233,7 @@ class TcpBufferTuner {
       observed: p.buf,
       wanted: p.want,
       used: p.used,
+      settledNeed: rcv ? this.#settle.settledNeed(netns) : 0,
       hits: ev.count,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,
@@ -227,6 +243,10 @@ class TcpBufferTuner {
       shrinkFloor: rcv ? this.#floors.rmem : this.#floors.wmem,
     });
     if (!this.ctx.apply([decision], netns) || !rcv) return;
+    if (decision?.kind === "change" && decision.proposal.to[2] > live[2]) {
+      const sample = { used: p.used, buf: p.buf };
+      this.#settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
+    }
     // A larger rmem max only helps if receive auto-tuning is on.
     const moderate = this.ctx.read(SYSCTL.moderateRcvbuf, netns)?.[0];
     if (moderate !== undefined) this.ctx.apply([moderateRcvbufDecision(moderate)], netns);

@@ -27,6 +27,9 @@ import type { Decision, RuleProposal } from "../tuning/proposal.ts";
 import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
 import { tcpMemCeilings } from "./tcp_buffer_limits.ts";
 
+/** After a trim, growth needs a round trip that needed more than this times the trimmed-to need. */
+export const FRESH_MARGIN = 1.25;
+
 export const TCP_BUFFER_TUNER = "tcp_buffer";
 
 export const SYSCTL = {
@@ -217,7 +220,7 @@ export function change(
 }
 
 /** bpftune's line: "Due to <why> change <sysctl>(min default max) from (a b c) -> (d e f)". */
-function vectorReason(
+export function vectorReason(
   why: string,
   sysctl: string,
   fields: string,
@@ -242,12 +245,6 @@ export function classifyTcpMemory(input: {
   return "normal";
 }
 
-/**
- * A receive max is grown only while the last round trip's data needed at least this fraction of
- * it: below, the socket has window to spare and the path is what limits it.
- */
-export const USED_FRACTION_TO_GROW = 0.6;
-
 export interface BufferInput {
   sysctl: typeof SYSCTL.rmem | typeof SYSCTL.wmem;
   /** Live tcp_rmem / tcp_wmem of the socket's netns: min default max, bytes. */
@@ -264,8 +261,12 @@ export interface BufferInput {
    * without the 2x auto-tuning adds for losses), bytes; 0 when unknown.
    */
   used?: number;
-  /** Apply the stop-near-the-need rule with `used` (experimental; off by default). */
-  stopNearNeed?: boolean;
+  /**
+   * The need (a `used`) the max was trimmed to once traffic was steady (tcp_buffer_settle.ts), or
+   * 0: growth then needs a socket within the max whose round trip needed more than FRESH_MARGIN
+   * times it.
+   */
+  settledNeed?: number;
   /** Hook hits the event stands for (how often sockets ran into the max). */
   hits?: number;
   /** SO_RCVBUF / SO_SNDBUF set by the application: the kernel does not auto-tune it. */
@@ -291,7 +292,7 @@ export function bufferDecision(input: BufferInput): Decision | null {
   if (input.userLocked || input.memory !== "normal") return null;
   const max = live[2];
   const used = isCount(input.used) ? input.used : 0;
-  let wanted = isCount(input.wanted) ? input.wanted : 0;
+  const wanted = isCount(input.wanted) ? input.wanted : 0;
   if (!nearlyFull(Math.max(observed, wanted), max, rate)) return null;
 
   if (input.latencyBrake) {
@@ -313,16 +314,10 @@ export function bufferDecision(input: BufferInput): Decision | null {
     );
   }
 
-  // Stop near what the path needs: auto-tuning asks for twice what the last round trip
-  // delivered; once the max holds that many times over (the socket's data needed less than
-  // USED_FRACTION_TO_GROW of it), the path, not the max, limits the socket. Growth goes to at
-  // most twice what the round trip delivered. Off unless the caller opts in (`stopNearNeed`):
-  // with it on, loopback growth in the integration tests became unreliable, and there was no
-  // time left to find out why (see the README's Performance notes).
-  if (input.stopNearNeed && used > 0) {
-    if (used < max * USED_FRACTION_TO_GROW) return null;
-    wanted = Math.min(wanted, 2 * used);
-  }
+  // Trimmed near the need: sockets grown before the trim (above the max) still ask for more;
+  // only a socket the max holds whose round trip needed clearly more is fresh evidence.
+  const settled = isCount(input.settledNeed) ? input.settledNeed : 0;
+  if (settled > 0 && (observed > max || used <= settled * FRESH_MARGIN)) return null;
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
   // As far as the kernel wanted to go (auto-tuning's target already has its own headroom), or

@@ -110,39 +110,28 @@ Deno.test("buffer growth: as far as the kernel wanted in one change (at most 4x)
   );
 });
 
-Deno.test("buffer growth stops near what the path needs (what the last RTT's data needed)", () => {
-  const at = (max: number, used: number, wanted: number) =>
+Deno.test("buffer growth after a trim needs a round trip that needed more than the trimmed-to need", () => {
+  const at = (used: number, settledNeed: number, observed = 1_500_000) =>
     bufferDecision(
       buffer({
-        live: [4096, 65536, max],
-        observed: max,
-        wanted,
+        live: [4096, 65536, 1_500_000],
+        observed,
+        wanted: 2_400_000,
         used,
-        stopNearNeed: true,
+        settledNeed,
         shrinkFloor: 0,
       }),
     );
-  // window-limited: the last RTT used the whole max; growth to twice that, not to 4x
-  assert.equal(changeOf(at(1_000_000, 950_000, 3_600_000)).to[2], 1_900_000);
-  // the max already holds the path's data more than 1/0.6 times over: no growth
-  assert.equal(at(1_900_000, 950_000, 3_600_000), null);
-  // unknown (0): the kernel's want alone decides
-  assert.equal(changeOf(at(1_000_000, 0, 3_600_000)).to[2], 3_600_000);
-  // off by default
-  assert.equal(
-    changeOf(
-      bufferDecision(
-        buffer({
-          live: [4096, 65536, 1_900_000],
-          observed: 1_900_000,
-          wanted: 3_600_000,
-          used: 950_000,
-          shrinkFloor: 0,
-        }),
-      ),
-    ).to[2],
-    3_600_000,
-  );
+  // the same need as when trimmed (or a little more): not fresh evidence
+  assert.equal(at(1_000_000, 1_000_000), null);
+  assert.equal(at(1_250_000, 1_000_000), null);
+  assert.equal(at(0, 1_000_000), null, "no figure is no evidence either");
+  // a socket that grew before the trim (above the max) is not held by it
+  assert.equal(at(2_500_000, 1_000_000, 1_900_000), null);
+  // clearly more: growth as usual, to what auto-tuning asked for
+  assert.equal(changeOf(at(1_300_000, 1_000_000)).to[2], 2_400_000);
+  // never trimmed: the kernel's want alone decides
+  assert.equal(changeOf(at(1_000_000, 0)).to[2], 2_400_000);
 });
 
 Deno.test("buffer growth: nearly full grows the max by the rate, in bpftune's words", () => {

@@ -1,0 +1,171 @@
+/**
+ * Settling a grown tcp_rmem max near what the path needs. Growth follows receive auto-tuning,
+ * which asks for twice the last period's data plus a slow-start allowance: quick, but it
+ * overshoots (on the bench's 50 ms, 100 Mbit/s link to 3-15 MB where 0.8-1 MB gives full rate). A
+ * stop during growth does not work: in slow start the data per round trip is far below what the
+ * path will need, and a socket held at the max asks again only seconds later (README,
+ * Performance). So growth stays as it is, and once the namespace is steady (no socket near the
+ * max for STEADY_MS) the max comes down to TRIM_HEADROOM x the path's need, from the last
+ * NEED_SAMPLES events' `used` (the buffer the delivery rate fills in one smoothed RTT; see
+ * needOf()). Only while the latest socket had window to spare (`used` below
+ * WINDOW_LIMITED x its buffer): a socket the window holds back shows its window, not the path's
+ * rate, and goes quiet (auto-tuning waits for more data per period than before) without being
+ * done growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] only to grow one),
+ * so only what sockets may still grow to shrinks; never below the max before the growth (an
+ * admin's or the kernel's value), and only while the max is still the one this tuner set.
+ * Afterwards growth needs fresh evidence (bufferDecision's settledNeed); otherwise sockets that
+ * grew before the trim would grow it back (oscillation). Per namespace; `now` is passed in.
+ */
+import { change, type Decision, SCENARIO, SYSCTL, vectorReason } from "./tcp_buffer_rules.ts";
+
+/** Events whose `used` make the need (their median). */
+export const NEED_SAMPLES = 3;
+/** A socket whose `used` reaches this share of its buffer is held back by its window. */
+export const WINDOW_LIMITED = 0.85;
+/** No socket near the max for this long: the growth is over. */
+export const STEADY_MS = 5000;
+/** The trimmed max holds this many times the path's need (losses, RTT jitter). */
+export const TRIM_HEADROOM = 1.5;
+/** Only a max above this many times the trim target is trimmed (no change for a few percent). */
+export const TRIM_SLACK = 1.25;
+/** A trim not possible yet (or refused) is looked at again after this, doubling up to the max. */
+const RETRY_MS = 1000, RETRY_MAX_MS = 60_000;
+/** A namespace without events for this long is forgotten. */
+export const FORGET_MS = 600_000;
+
+/** One event's figures: `used` (0: unknown) and the socket's buffer, bytes. */
+export interface NeedSample {
+  used: number;
+  buf: number;
+}
+
+interface Episode {
+  /** tcp_rmem max before this tuner's first growth: the trim's floor. */
+  origin: number;
+  /** The max this tuner's last change left; trimmed only while the live value is this. */
+  setTo: number;
+  /** The last NEED_SAMPLES events with a known `used`, oldest first. */
+  samples: NeedSample[];
+  lastEventAt: number;
+  /** Set once trimmed (or found close enough): the need the max settled at. */
+  settledNeed: number;
+  retryAt: number;
+  retryMs: number;
+}
+
+export class RcvbufSettle {
+  readonly #episodes = new Map<string, Episode>();
+
+  /** Every receive-side event of `netns`. */
+  observe(netns: string, sample: NeedSample, now: number): void {
+    const e = this.#episodes.get(netns);
+    if (!e) return;
+    e.lastEventAt = now;
+    remember(e, sample);
+  }
+
+  /** The need the max was trimmed to (bufferDecision's settledNeed), or 0. */
+  settledNeed(netns: string): number {
+    return this.#episodes.get(netns)?.settledNeed ?? 0;
+  }
+
+  /**
+   * This tuner grew the max of `netns` from `from` to `to` on an event with `sample` (which
+   * observe() saw already when an episode was under way): one starts, or goes on.
+   */
+  grew(netns: string, from: number, to: number, sample: NeedSample, now: number): void {
+    const e = this.#episodes.get(netns);
+    if (e) {
+      Object.assign(e, { setTo: to, settledNeed: 0, lastEventAt: now, retryMs: RETRY_MS });
+      return;
+    }
+    const started: Episode = {
+      origin: from,
+      setTo: to,
+      samples: [],
+      lastEventAt: now,
+      settledNeed: 0,
+      retryAt: 0,
+      retryMs: RETRY_MS,
+    };
+    remember(started, sample);
+    this.#episodes.set(netns, started);
+  }
+
+  /** Namespaces whose growth may be over now (the tuner reads their live value for trim()). */
+  due(now: number): string[] {
+    const out: string[] = [];
+    for (const [netns, e] of this.#episodes) {
+      if (now - e.lastEventAt >= FORGET_MS) this.#episodes.delete(netns);
+      else if (!e.settledNeed && now - e.lastEventAt >= STEADY_MS && now >= e.retryAt) {
+        out.push(netns);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The trim for a due namespace with live tcp_rmem `live` (null: gone), or null. Ends the
+   * episode where there is nothing to trim: the max was changed by someone else, no event said
+   * what the path needs, or the max is already close to the target; looks again later while the
+   * latest socket was held back by its window.
+   */
+  trim(netns: string, live: readonly number[] | null, now: number): Decision | null {
+    const e = this.#episodes.get(netns);
+    if (!e) return null;
+    const last = e.samples.at(-1);
+    if (!live || live.length !== 3 || live[2] !== e.setTo || !last) {
+      this.#episodes.delete(netns);
+      return null;
+    }
+    if (last.used >= WINDOW_LIMITED * last.buf) {
+      later(e, now);
+      return null;
+    }
+    const needed = needOf(e);
+    const target = Math.max(Math.ceil(TRIM_HEADROOM * needed), e.origin, live[1] + 1);
+    if (live[2] <= TRIM_SLACK * target) {
+      e.settledNeed = needed;
+      return null;
+    }
+    const to = [live[0], live[1], target];
+    const why = `steady traffic needing about ${needed} bytes of buffer per round trip`;
+    return change(
+      SCENARIO.bufferDecrease,
+      SYSCTL.rmem,
+      live,
+      to,
+      vectorReason(why, SYSCTL.rmem, "min default max", live, to),
+    );
+  }
+
+  /** The outcome of trim()'s change: applied (settled there) or refused (looked at later). */
+  trimmed(netns: string, applied: boolean, to: number, now: number): void {
+    const e = this.#episodes.get(netns);
+    if (!e) return;
+    if (applied) Object.assign(e, { setTo: to, settledNeed: needOf(e) });
+    else later(e, now);
+  }
+}
+
+function later(e: Episode, now: number): void {
+  e.retryAt = now + e.retryMs;
+  e.retryMs = Math.min(RETRY_MAX_MS, e.retryMs * 2);
+}
+
+function remember(e: Episode, s: NeedSample): void {
+  if (!Number.isSafeInteger(s.used) || s.used <= 0 || !Number.isSafeInteger(s.buf)) return;
+  e.samples.push({ used: s.used, buf: s.buf });
+  if (e.samples.length > NEED_SAMPLES) e.samples.shift();
+}
+
+/**
+ * The path's need from the recent samples of sockets with window to spare: their median (one
+ * spike does not move it; the upper one of two), or the latest where higher (a flow still
+ * speeding up reports less at each earlier event).
+ */
+function needOf(e: Episode): number {
+  const spare = e.samples.filter((s) => s.used < WINDOW_LIMITED * s.buf).map((s) => s.used);
+  const sorted = [...spare].sort((a, b) => a - b);
+  return Math.max(sorted[Math.floor(sorted.length / 2)] ?? 0, spare.at(-1) ?? 0);
+}

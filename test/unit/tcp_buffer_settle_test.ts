@@ -1,0 +1,187 @@
+/** Settling a grown tcp_rmem max near the need: sequences of observations in, decisions out. */
+import assert from "node:assert/strict";
+import { changeOf, NAME } from "../support/tcp_buffer_names.ts";
+import { FORGET_MS, RcvbufSettle, STEADY_MS } from "../../src/tuners/tcp_buffer_settle.ts";
+import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
+import { tcpBufferTuner } from "../../src/tuners/tcp_buffer.ts";
+import { startTuner } from "../support/fake_context.ts";
+
+const NS = "ns:4026532176";
+
+/**
+ * A growth like the bench's (a 50 ms, 100 Mbit/s link): [ms, max before, max after, used, buf].
+ * The second event's socket is held back by its window (used ~ its buffer).
+ */
+const BENCH_GROWTH: [number, number, number, number, number][] = [
+  [480, 65536, 104841, 7510, 65536],
+  [1090, 104841, 260364, 106351, 104841],
+  [4620, 260364, 733714, 231744, 325455],
+  [5820, 733714, 1558559, 583338, 917142],
+  [10080, 1558559, 1948198, 744344, 1558559],
+  [11690, 1948198, 2435247, 785532, 1558559],
+  [13330, 2435247, 3044058, 895989, 1943849],
+];
+const LAST = BENCH_GROWTH.at(-1)![0];
+
+function grown(): RcvbufSettle {
+  const s = new RcvbufSettle();
+  for (const [at, from, to, used, buf] of BENCH_GROWTH) {
+    s.observe(NS, { used, buf }, at);
+    s.grew(NS, from, to, { used, buf }, at);
+  }
+  return s;
+}
+
+Deno.test("settle: steady traffic after growth trims the max to 1.5x the need", () => {
+  const s = grown();
+  assert.deepEqual(s.due(LAST + STEADY_MS - 1), [], "not steady yet");
+  assert.deepEqual(s.due(LAST + STEADY_MS), [NS]);
+  const p = changeOf(s.trim(NS, [4096, 65536, 3044058], LAST + STEADY_MS));
+  assert.deepEqual(p.to, [4096, 65536, 1343984]);
+  assert.equal(p.scenario, NAME.decrease);
+  assert.equal(
+    p.reason,
+    "Due to steady traffic needing about 895989 bytes of buffer per round trip change " +
+      "net.ipv4.tcp_rmem(min default max) from (4096 65536 3044058) -> (4096 65536 1343984)",
+  );
+  s.trimmed(NS, true, 1343984, LAST + STEADY_MS);
+  assert.equal(s.settledNeed(NS), 895989);
+  assert.deepEqual(s.due(LAST + 10 * STEADY_MS), [], "settled: no second trim");
+});
+
+Deno.test("settle: one spike, or a socket held back by its window, does not move the need", () => {
+  const s = grown();
+  s.observe(NS, { used: 2_229_216, buf: 2_435_247 }, LAST + 100); // held back: not counted
+  s.observe(NS, { used: 800_000, buf: 2_435_247 }, LAST + 200);
+  s.observe(NS, { used: 850_000, buf: 2_435_247 }, LAST + 300);
+  const p = changeOf(s.trim(NS, [4096, 65536, 3044058], LAST + 300 + STEADY_MS));
+  assert.equal(p.to[2], 1_275_000, "the upper of the two with window to spare");
+  const t = grown();
+  for (const used of [800_000, 1_900_000, 850_000]) {
+    t.observe(NS, { used, buf: 2_435_247 }, LAST + 100);
+  }
+  assert.equal(changeOf(t.trim(NS, [4096, 65536, 3044058], LAST + 100)).to[2], 1_275_000);
+});
+
+Deno.test("settle: a flow still speeding up: the latest need where above the median", () => {
+  const s = new RcvbufSettle();
+  s.grew(NS, 65536, 3_376_348, { used: 308_115, buf: 661_366 }, 13_000);
+  s.observe(NS, { used: 537_310, buf: 1_119_226 }, 13_500);
+  s.observe(NS, { used: 743_478, buf: 1_752_813 }, 14_000);
+  assert.equal(changeOf(s.trim(NS, [4096, 65536, 3_376_348], 19_000)).to[2], 1_115_217);
+});
+
+Deno.test("settle: a socket held back by its window is not done growing: looked at later", () => {
+  const s = new RcvbufSettle();
+  // the bench's stall: raised to 268 kB, the socket stays at 105 kB, window-limited
+  s.grew(NS, 105355, 268086, { used: 110592, buf: 105355 }, 1310);
+  const t = 1310 + STEADY_MS;
+  assert.deepEqual(s.due(t), [NS]);
+  assert.equal(s.trim(NS, [4096, 65536, 268086], t), null);
+  assert.equal(s.settledNeed(NS), 0, "not settled either");
+  assert.deepEqual(s.due(t + 999), []);
+  assert.deepEqual(s.due(t + 1000), [NS]);
+});
+
+Deno.test("settle: an event near the max restarts the steady clock", () => {
+  const s = grown();
+  s.observe(NS, { used: 800000, buf: 1943849 }, LAST + STEADY_MS - 100);
+  assert.deepEqual(s.due(LAST + STEADY_MS), []);
+  assert.deepEqual(s.due(LAST + 2 * STEADY_MS), [NS]);
+});
+
+Deno.test("settle: never below the max before the growth nor the default; close enough is left", () => {
+  const s = new RcvbufSettle();
+  s.grew(NS, 2_000_000, 3_000_000, { used: 100_000, buf: 1_000_000 }, 0);
+  // 1.5 x 100,000 is below the origin: the floor is the max before the growth
+  assert.deepEqual(changeOf(s.trim(NS, [4096, 131072, 3_000_000], 0)).to, [
+    4096,
+    131072,
+    2_000_000,
+  ]);
+  const t = new RcvbufSettle();
+  t.grew(NS, 65536, 1_400_000, { used: 1_000_000, buf: 1_400_000 }, 0);
+  assert.equal(t.trim(NS, [4096, 65536, 1_400_000], 0), null, "within 1.25x of the target");
+  assert.equal(t.settledNeed(NS), 1_000_000);
+  const u = new RcvbufSettle();
+  u.grew(NS, 4096, 3_000_000, { used: 1000, buf: 65536 }, 0);
+  assert.deepEqual(changeOf(u.trim(NS, [4096, 131072, 3_000_000], 0)).to, [4096, 131072, 131073]);
+});
+
+Deno.test("settle: a max someone else changed, a gone namespace or no need figure ends it", () => {
+  for (const live of [[4096, 65536, 5_000_000], null]) {
+    const s = grown();
+    assert.equal(s.trim(NS, live, LAST + STEADY_MS), null);
+    assert.deepEqual(s.due(1e6), [], "forgotten");
+    assert.equal(s.settledNeed(NS), 0);
+  }
+  const s = new RcvbufSettle();
+  s.grew(NS, 65536, 3_000_000, { used: 0, buf: 65536 }, 0);
+  assert.equal(s.trim(NS, [4096, 65536, 3_000_000], STEADY_MS), null);
+  assert.deepEqual(s.due(STEADY_MS), []);
+});
+
+Deno.test("settle: a refused trim is retried later, backing off; growth after a trim restarts", () => {
+  const s = grown();
+  const t0 = 20_000;
+  assert.deepEqual(s.due(t0), [NS]);
+  s.trimmed(NS, false, 1343984, t0);
+  assert.deepEqual(s.due(t0 + 999), []);
+  assert.deepEqual(s.due(t0 + 1000), [NS]);
+  s.trimmed(NS, false, 1343984, t0 + 1000);
+  assert.deepEqual(s.due(t0 + 2999), [], "backed off to 2 s");
+  assert.deepEqual(s.due(t0 + 3000), [NS]);
+  s.trimmed(NS, true, 1343984, t0 + 3000);
+  // fresh evidence grew it again: a new episode, trimmed again once steady, same floor
+  for (const at of [39_000, 39_500, 40_000]) s.observe(NS, { used: 1_600_000, buf: 3_000_000 }, at);
+  s.grew(NS, 1343984, 4_000_000, { used: 1_600_000, buf: 3_000_000 }, 40_000);
+  assert.equal(s.settledNeed(NS), 0);
+  assert.deepEqual(s.due(40_000 + STEADY_MS), [NS]);
+  assert.deepEqual(changeOf(s.trim(NS, [4096, 65536, 4_000_000], 45_000)).to, [
+    4096,
+    65536,
+    2_400_000,
+  ]);
+  assert.deepEqual(s.due(40_000 + FORGET_MS), [], "idle namespaces are forgotten");
+});
+
+const K = contract.kinds;
+const RMEM = "net.ipv4.tcp_rmem";
+
+Deno.test("tcp_buffer: grows on the bench's events, trims once steady, does not grow back on stale sockets", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 65536], NS)
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
+  const netns = 4026532176n;
+  const rcv = (buf: number, want: number, used: number) =>
+    t.event({
+      kind: K.TB_RMEM_NEAR_MAX,
+      netns,
+      values: [
+        BigInt(buf),
+        BigInt(t.ctx.read(RMEM, NS)![2]),
+        50000n,
+        0n,
+        BigInt(want),
+        BigInt(used),
+      ],
+    });
+  for (const [at, , to, used, buf] of BENCH_GROWTH) {
+    t.ctx.clock = at;
+    rcv(buf, to, used);
+  }
+  assert.equal(t.ctx.read(RMEM, NS)![2], 3044058);
+  t.ctx.clock = LAST + STEADY_MS;
+  t.tuner.onTick?.();
+  assert.deepEqual(t.ctx.read(RMEM, NS), [4096, 65536, 1343984]);
+  assert.equal(t.ctx.proposals.at(-1)!.scenario, NAME.decrease);
+  // a socket that grew before the trim (above the max) asks again, even with a spike: nothing
+  const before = t.ctx.proposals.length;
+  t.ctx.clock += 1000;
+  rcv(3044058, 6_500_000, 2_500_000);
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, before);
+  // a round trip that needed clearly more is fresh evidence
+  rcv(1343984, 3_000_000, 1_200_000);
+  assert.deepEqual(t.ctx.read(RMEM, NS), [4096, 65536, 3_000_000]);
+});
