@@ -218,7 +218,7 @@ class TcpBufferTuner {
     const srtt = p.srtt_us;
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
-    if (rcv) this.#settle.observe(netns, { used: p.used, buf: p.buf }, now);
+    if (rcv) this.#settle.observe(netns, { used: p.used, buf: p.buf, limit: p.limit }, now);
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
@@ -244,7 +244,7 @@ class TcpBufferTuner {
     });
     if (!this.ctx.apply([decision], netns) || !rcv) return;
     if (decision?.kind === "change" && decision.proposal.to[2] > live[2]) {
-      const sample = { used: p.used, buf: p.buf };
+      const sample = { used: p.used, buf: p.buf, limit: p.limit };
       this.#settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
     }
     // A larger rmem max only helps if receive auto-tuning is on.

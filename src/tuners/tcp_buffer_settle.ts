@@ -6,11 +6,11 @@
  * path will need, and a socket held at the max asks again only seconds later (README,
  * Performance). So growth stays as it is, and once the namespace is steady (no socket near the
  * max for STEADY_MS) the max comes down to TRIM_HEADROOM x the path's need, from the last
- * NEED_SAMPLES events' `used` (the buffer the delivery rate fills in one smoothed RTT; see
- * needOf()). Only while the latest socket had window to spare (`used` below
- * WINDOW_LIMITED x its buffer): a socket the window holds back shows its window, not the path's
- * rate, and goes quiet (auto-tuning waits for more data per period than before) without being
- * done growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] only to grow one),
+ * NEED_SAMPLES events' `used` (the buffer the delivery rate fills in one smoothed RTT) of sockets
+ * with window to spare (`used` below WINDOW_LIMITED x their buffer: one the window holds back
+ * shows its window, not the path's rate, and one above its buffer read a backlog); see needOf().
+ * Not while the latest socket sat at the max: held there, it goes quiet (auto-tuning waits for
+ * more data per period than the window lets through) without being done growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] only to grow one),
  * so only what sockets may still grow to shrinks; never below the max before the growth (an
  * admin's or the kernel's value), and only while the max is still the one this tuner set.
  * Afterwards growth needs fresh evidence (bufferDecision's settledNeed); otherwise sockets that
@@ -18,10 +18,12 @@
  */
 import { change, type Decision, SCENARIO, SYSCTL, vectorReason } from "./tcp_buffer_rules.ts";
 
-/** Events whose `used` make the need (their median). */
-export const NEED_SAMPLES = 3;
+/** Events whose `used` make the need. */
+export const NEED_SAMPLES = 5;
 /** A socket whose `used` reaches this share of its buffer is held back by its window. */
 export const WINDOW_LIMITED = 0.85;
+/** A socket whose buffer reaches this share of the max sits at the max. */
+export const AT_MAX = 0.9;
 /** No socket near the max for this long: the growth is over. */
 export const STEADY_MS = 5000;
 /** The trimmed max holds this many times the path's need (losses, RTT jitter). */
@@ -33,10 +35,11 @@ const RETRY_MS = 1000, RETRY_MAX_MS = 60_000;
 /** A namespace without events for this long is forgotten. */
 export const FORGET_MS = 600_000;
 
-/** One event's figures: `used` (0: unknown) and the socket's buffer, bytes. */
+/** One event's figures, bytes: `used` (0: unknown), the socket's buffer and the max then. */
 export interface NeedSample {
   used: number;
   buf: number;
+  limit: number;
 }
 
 interface Episode {
@@ -108,7 +111,7 @@ export class RcvbufSettle {
    * The trim for a due namespace with live tcp_rmem `live` (null: gone), or null. Ends the
    * episode where there is nothing to trim: the max was changed by someone else, no event said
    * what the path needs, or the max is already close to the target; looks again later while the
-   * latest socket was held back by its window.
+   * latest socket sat at the max or no recent socket had window to spare.
    */
   trim(netns: string, live: readonly number[] | null, now: number): Decision | null {
     const e = this.#episodes.get(netns);
@@ -118,11 +121,11 @@ export class RcvbufSettle {
       this.#episodes.delete(netns);
       return null;
     }
-    if (last.used >= WINDOW_LIMITED * last.buf) {
+    const needed = needOf(e);
+    if (last.buf >= AT_MAX * last.limit || needed === 0) {
       later(e, now);
       return null;
     }
-    const needed = needOf(e);
     const target = Math.max(Math.ceil(TRIM_HEADROOM * needed), e.origin, live[1] + 1);
     if (live[2] <= TRIM_SLACK * target) {
       e.settledNeed = needed;
@@ -154,8 +157,8 @@ function later(e: Episode, now: number): void {
 }
 
 function remember(e: Episode, s: NeedSample): void {
-  if (!Number.isSafeInteger(s.used) || s.used <= 0 || !Number.isSafeInteger(s.buf)) return;
-  e.samples.push({ used: s.used, buf: s.buf });
+  if (![s.used, s.buf, s.limit].every(Number.isSafeInteger) || s.used <= 0) return;
+  e.samples.push({ used: s.used, buf: s.buf, limit: s.limit });
   if (e.samples.length > NEED_SAMPLES) e.samples.shift();
 }
 

@@ -10,7 +10,7 @@ const NS = "ns:4026532176";
 
 /**
  * A growth like the bench's (a 50 ms, 100 Mbit/s link): [ms, max before, max after, used, buf].
- * The second event's socket is held back by its window (used ~ its buffer).
+ * The second event's socket is held back by its window (used ~ its buffer, at the max).
  */
 const BENCH_GROWTH: [number, number, number, number, number][] = [
   [480, 65536, 104841, 7510, 65536],
@@ -26,8 +26,8 @@ const LAST = BENCH_GROWTH.at(-1)![0];
 function grown(): RcvbufSettle {
   const s = new RcvbufSettle();
   for (const [at, from, to, used, buf] of BENCH_GROWTH) {
-    s.observe(NS, { used, buf }, at);
-    s.grew(NS, from, to, { used, buf }, at);
+    s.observe(NS, { used, buf, limit: from }, at);
+    s.grew(NS, from, to, { used, buf, limit: from }, at);
   }
   return s;
 }
@@ -51,30 +51,31 @@ Deno.test("settle: steady traffic after growth trims the max to 1.5x the need", 
 
 Deno.test("settle: one spike, or a socket held back by its window, does not move the need", () => {
   const s = grown();
-  s.observe(NS, { used: 2_229_216, buf: 2_435_247 }, LAST + 100); // held back: not counted
-  s.observe(NS, { used: 800_000, buf: 2_435_247 }, LAST + 200);
-  s.observe(NS, { used: 850_000, buf: 2_435_247 }, LAST + 300);
+  // above 85 % of its buffer: held back by its window, or a backlog read; not counted
+  s.observe(NS, { used: 2_229_216, buf: 2_435_247, limit: 4_000_000 }, LAST + 100);
+  s.observe(NS, { used: 800_000, buf: 2_435_247, limit: 4_000_000 }, LAST + 200);
+  s.observe(NS, { used: 850_000, buf: 2_435_247, limit: 4_000_000 }, LAST + 300);
   const p = changeOf(s.trim(NS, [4096, 65536, 3044058], LAST + 300 + STEADY_MS));
   assert.equal(p.to[2], 1_275_000, "the upper of the two with window to spare");
   const t = grown();
   for (const used of [800_000, 1_900_000, 850_000]) {
-    t.observe(NS, { used, buf: 2_435_247 }, LAST + 100);
+    t.observe(NS, { used, buf: 2_435_247, limit: 4_000_000 }, LAST + 100);
   }
   assert.equal(changeOf(t.trim(NS, [4096, 65536, 3044058], LAST + 100)).to[2], 1_275_000);
 });
 
 Deno.test("settle: a flow still speeding up: the latest need where above the median", () => {
   const s = new RcvbufSettle();
-  s.grew(NS, 65536, 3_376_348, { used: 308_115, buf: 661_366 }, 13_000);
-  s.observe(NS, { used: 537_310, buf: 1_119_226 }, 13_500);
-  s.observe(NS, { used: 743_478, buf: 1_752_813 }, 14_000);
+  s.grew(NS, 65536, 3_376_348, { used: 308_115, buf: 661_366, limit: 4_000_000 }, 13_000);
+  s.observe(NS, { used: 537_310, buf: 1_119_226, limit: 4_000_000 }, 13_500);
+  s.observe(NS, { used: 743_478, buf: 1_752_813, limit: 4_000_000 }, 14_000);
   assert.equal(changeOf(s.trim(NS, [4096, 65536, 3_376_348], 19_000)).to[2], 1_115_217);
 });
 
-Deno.test("settle: a socket held back by its window is not done growing: looked at later", () => {
+Deno.test("settle: a socket that sat at the max is not done growing: looked at later", () => {
   const s = new RcvbufSettle();
   // the bench's stall: raised to 268 kB, the socket stays at 105 kB, window-limited
-  s.grew(NS, 105355, 268086, { used: 110592, buf: 105355 }, 1310);
+  s.grew(NS, 105355, 268086, { used: 110592, buf: 105355, limit: 105355 }, 1310);
   const t = 1310 + STEADY_MS;
   assert.deepEqual(s.due(t), [NS]);
   assert.equal(s.trim(NS, [4096, 65536, 268086], t), null);
@@ -85,14 +86,14 @@ Deno.test("settle: a socket held back by its window is not done growing: looked 
 
 Deno.test("settle: an event near the max restarts the steady clock", () => {
   const s = grown();
-  s.observe(NS, { used: 800000, buf: 1943849 }, LAST + STEADY_MS - 100);
+  s.observe(NS, { used: 800000, buf: 1943849, limit: 4_000_000 }, LAST + STEADY_MS - 100);
   assert.deepEqual(s.due(LAST + STEADY_MS), []);
   assert.deepEqual(s.due(LAST + 2 * STEADY_MS), [NS]);
 });
 
 Deno.test("settle: never below the max before the growth nor the default; close enough is left", () => {
   const s = new RcvbufSettle();
-  s.grew(NS, 2_000_000, 3_000_000, { used: 100_000, buf: 1_000_000 }, 0);
+  s.grew(NS, 2_000_000, 3_000_000, { used: 100_000, buf: 1_000_000, limit: 4_000_000 }, 0);
   // 1.5 x 100,000 is below the origin: the floor is the max before the growth
   assert.deepEqual(changeOf(s.trim(NS, [4096, 131072, 3_000_000], 0)).to, [
     4096,
@@ -100,11 +101,11 @@ Deno.test("settle: never below the max before the growth nor the default; close 
     2_000_000,
   ]);
   const t = new RcvbufSettle();
-  t.grew(NS, 65536, 1_400_000, { used: 1_000_000, buf: 1_400_000 }, 0);
+  t.grew(NS, 65536, 1_400_000, { used: 1_000_000, buf: 1_400_000, limit: 4_000_000 }, 0);
   assert.equal(t.trim(NS, [4096, 65536, 1_400_000], 0), null, "within 1.25x of the target");
   assert.equal(t.settledNeed(NS), 1_000_000);
   const u = new RcvbufSettle();
-  u.grew(NS, 4096, 3_000_000, { used: 1000, buf: 65536 }, 0);
+  u.grew(NS, 4096, 3_000_000, { used: 1000, buf: 65536, limit: 4_000_000 }, 0);
   assert.deepEqual(changeOf(u.trim(NS, [4096, 131072, 3_000_000], 0)).to, [4096, 131072, 131073]);
 });
 
@@ -116,7 +117,7 @@ Deno.test("settle: a max someone else changed, a gone namespace or no need figur
     assert.equal(s.settledNeed(NS), 0);
   }
   const s = new RcvbufSettle();
-  s.grew(NS, 65536, 3_000_000, { used: 0, buf: 65536 }, 0);
+  s.grew(NS, 65536, 3_000_000, { used: 0, buf: 65536, limit: 4_000_000 }, 0);
   assert.equal(s.trim(NS, [4096, 65536, 3_000_000], STEADY_MS), null);
   assert.deepEqual(s.due(STEADY_MS), []);
 });
@@ -133,8 +134,10 @@ Deno.test("settle: a refused trim is retried later, backing off; growth after a 
   assert.deepEqual(s.due(t0 + 3000), [NS]);
   s.trimmed(NS, true, 1343984, t0 + 3000);
   // fresh evidence grew it again: a new episode, trimmed again once steady, same floor
-  for (const at of [39_000, 39_500, 40_000]) s.observe(NS, { used: 1_600_000, buf: 3_000_000 }, at);
-  s.grew(NS, 1343984, 4_000_000, { used: 1_600_000, buf: 3_000_000 }, 40_000);
+  for (const at of [39_000, 39_500, 40_000]) {
+    s.observe(NS, { used: 1_600_000, buf: 3_000_000, limit: 4_000_000 }, at);
+  }
+  s.grew(NS, 1343984, 4_000_000, { used: 1_600_000, buf: 3_000_000, limit: 4_000_000 }, 40_000);
   assert.equal(s.settledNeed(NS), 0);
   assert.deepEqual(s.due(40_000 + STEADY_MS), [NS]);
   assert.deepEqual(changeOf(s.trim(NS, [4096, 65536, 4_000_000], 45_000)).to, [
