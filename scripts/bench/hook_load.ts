@@ -15,14 +15,18 @@ import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
 import { EmptyProgram, type RunStats } from "./empty_prog.ts";
 import { BenchNetns } from "./netns.ts";
 import { type CpuUse, cpuWindow } from "./proc.ts";
-import { fmtPct, fmtRate, row, section, sleep, withTarget } from "./report.ts";
+import { fmtPct, fmtRate, judged, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
 
 const TARGET_HITS_S = 10_000;
-const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3;
+const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3, LONE_FLOOR_S = 4;
 const LOW_BUFFER = "4096 16384 16384";
 /** tcp_buffer's hottest hook: every received segment. */
 const FLOOR_TRACEPOINT = "tcp_probe";
+/** Issue 9: every tuner's hot hooks cost at most this per hit. */
+const HIT_TARGET_NS = 200, HIT_TARGET = `≤ ${HIT_TARGET_NS} ns`;
+/** A hook firing less often than this is not on a hot path (sysctl writes, new neighbours). */
+const HOT_RUNS_S = 100;
 
 interface Window {
   seconds: number;
@@ -52,6 +56,10 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   const { argv } = daemonArgv(root);
   const deno = join(root, "node_modules/.bin/deno");
   const generator = join(root, "scripts/bench/paced_tcp.ts");
+  enableBpfStats();
+  // The first program on a tracepoint pays more than the ones after it (cold dispatch and clock
+  // reads): the daemon's programs come first, so the floor is also measured alone, before it.
+  const alone = await loneFloor(far, deno, generator, LONE_FLOOR_S);
   const d = new BenchDaemon(argv, [
     "run",
     "--stderr",
@@ -63,7 +71,6 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   ]);
   await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const mapId = tcpBufferStatsMap(d.pid);
-  enableBpfStats();
   const empty = EmptyProgram.attach(FLOOR_TRACEPOINT);
 
   const measure = async (ns: BenchNetns | null, rate: number, seconds: number) => {
@@ -138,25 +145,43 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       `kernel cost per hit, empty program, ${label}`,
       w.floor.runs ? `${floorNs.toFixed(0)} ns` : "n/a",
       `the floor: an empty tp_btf program on ${FLOOR_TRACEPOINT} over the same window ` +
-        `(${w.floor.runs} runs): the kernel's dispatch and bpf_stats' clock reads, which move ` +
-        `with the machine's load`,
+        `(${w.floor.runs} runs), after the daemon's: the kernel's dispatch and bpf_stats' clock ` +
+        `reads, which move with the machine's load; alone (first on the tracepoint, as the ` +
+        `daemon's are) before the daemon started: ` +
+        (alone.runs ? `${(alone.runNs / alone.runs).toFixed(0)} ns (${alone.runs} runs)` : "n/a"),
     );
+    const aloneNs = alone.runs ? alone.runNs / alone.runs : 0;
+    // Only programs on the floor's tracepoint are compared with it.
+    const over = (p: ProgCost, ns: number) =>
+      p.target !== FLOOR_TRACEPOINT || !floorNs
+        ? ""
+        : ` (${(ns - floorNs).toFixed(0)} ns over the floor` +
+          (aloneNs ? `, ${(ns - aloneNs).toFixed(0)} over it alone)` : ")");
     for (const t of perTuner(w.costs)) {
-      const hot = t.hot
-        ? `hottest ${t.hot.program} ${(t.hot.runNs / Math.max(1, t.hot.runs)).toFixed(0)} ns ` +
-          `x ${t.hot.runs}`
-        : "no hits";
-      const over = t.runs && floorNs
-        ? ` (${(t.nsPerRun - floorNs).toFixed(0)} ns over the floor)`
-        : "";
+      // The target is for hot hooks; one that fired a few times is shown, not judged.
+      const hot = t.programs.filter((p) => p.runs / w.seconds >= HOT_RUNS_S);
       row(
         `kernel cost per hit, ${t.tuner}, ${label}`,
         t.runs ? `${t.nsPerRun.toFixed(0)} ns` : "n/a",
-        withTarget(
-          "≤ 200 ns",
-          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs${over}; ${hot}`,
+        judged(
+          HIT_TARGET,
+          hot.length ? hot.every((p) => p.runNs / p.runs <= HIT_TARGET_NS) : null,
+          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs; ` +
+            (t.runs ? `judged by its hot hooks (≥ ${HOT_RUNS_S} runs/s), each below` : "no hits"),
         ),
       );
+      for (const p of t.programs) {
+        const ns = p.runNs / p.runs, isHot = hot.includes(p);
+        row(
+          `  ${p.program} (${p.target})`,
+          `${ns.toFixed(0)} ns`,
+          judged(
+            HIT_TARGET,
+            isHot ? ns <= HIT_TARGET_NS : null,
+            `${p.runs} runs${over(p, ns)}` + (isHot ? "" : "; not a hot hook here: not judged"),
+          ),
+        );
+      }
     }
     row(
       `daemon CPU, ${label}`,
@@ -173,4 +198,30 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   await near.delete();
   await far.delete();
+}
+
+/** The empty program alone on the floor tracepoint, under the same paced traffic in `ns`. */
+async function loneFloor(
+  ns: BenchNetns,
+  deno: string,
+  generator: string,
+  seconds: number,
+): Promise<RunStats> {
+  const empty = EmptyProgram.attach(FLOOR_TRACEPOINT);
+  try {
+    // About one tcp_probe hit per 64-byte message at MTU 1500 (the calibration below finds ~1.05).
+    const gen = ns.spawn(
+      [deno, "run", "-A", "--no-config", generator, `${TARGET_HITS_S}`, `${seconds + 1.5}`],
+      { stdout: "piped" },
+    );
+    await gen.waitLine("ready");
+    await sleep(500);
+    const f0 = empty.read();
+    await sleep(seconds * 1000);
+    const f1 = empty.read();
+    await gen.finished(30_000);
+    return { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs };
+  } finally {
+    await empty.close();
+  }
 }

@@ -14,6 +14,8 @@ const STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled";
 export interface ProgCost {
   tuner: string;
   program: string;
+  /** The hook's attach target (tracepoint or function). */
+  target: string;
   runNs: number;
   runs: number;
 }
@@ -29,12 +31,12 @@ export function enableBpfStats(): void {
 }
 
 /** Program name (as the kernel keeps it: at most 15 characters) -> tuner. */
-function tunerOf(name: string): { tuner: string; program: string } | null {
+function tunerOf(name: string): { tuner: string; program: string; target: string } | null {
   for (const t of TUNER_HOOKS) {
     for (const h of t.hooks) {
       for (const c of h.candidates) {
         if (c.program === name || (name.length === 15 && c.program.startsWith(name))) {
-          return { tuner: t.tuner, program: c.program };
+          return { tuner: t.tuner, program: c.program, target: c.target };
         }
       }
     }
@@ -66,16 +68,16 @@ export function costDelta(a: ProgCost[], b: ProgCost[]): ProgCost[] {
   });
 }
 
-/** Sums per tuner: ns per run over all its programs, and the hottest program's ns per run. */
+/** Sums per tuner: ns per run over all its programs, and each program that ran, busiest first. */
 export function perTuner(
   costs: ProgCost[],
-): { tuner: string; runs: number; nsPerRun: number; hot: ProgCost | null }[] {
+): { tuner: string; runs: number; nsPerRun: number; programs: ProgCost[] }[] {
   const tuners = [...new Set(TUNER_HOOKS.map((t) => t.tuner))];
   return tuners.map((tuner) => {
     const mine = costs.filter((c) => c.tuner === tuner);
     const runs = mine.reduce((s, c) => s + c.runs, 0);
     const ns = mine.reduce((s, c) => s + c.runNs, 0);
-    const hot = mine.filter((c) => c.runs > 0).sort((a, b) => b.runs - a.runs)[0] ?? null;
-    return { tuner, runs, nsPerRun: runs ? ns / runs : 0, hot };
+    const programs = mine.filter((c) => c.runs > 0).sort((a, b) => b.runs - a.runs);
+    return { tuner, runs, nsPerRun: runs ? ns / runs : 0, programs };
   });
 }
