@@ -9,7 +9,7 @@ import { DEFAULT_STATE_DIR, Journal, JournalError } from "../daemon/journal.ts";
 import { sameValues } from "../tuning/proposal.ts";
 import { liveSysctls, type SysctlIO } from "../daemon/sysctl_io.ts";
 import { tunableDomain } from "../tuners/registry.ts";
-import { GLOBAL_NETNS, netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import { GLOBAL_NETNS, netnsCookieOf, netnsInumOf, netnsKey } from "../kernel/netns.ts";
 import { type ApplyHook, type ApplyOutcome, notAppliable, sysctlValues } from "./apply.ts";
 import type { Finding } from "./types.ts";
 import { formatValues } from "./values.ts";
@@ -23,6 +23,8 @@ export interface JournalApplyOptions {
   /** With `audit --netns`: only findings in this namespace (key) are applied. */
   onlyNetns?: string | null;
   io?: SysctlIO;
+  /** A namespace key's cookie, recorded as the daemon does (default: the kernel's). */
+  netnsCookie?: (netns: string) => bigint | null;
 }
 
 /** The namespace key of a finding's netns ("host", a /run/netns name or "ns:<inode>"). */
@@ -118,7 +120,9 @@ function applyOne(
 function applyAll(findings: readonly Finding[], opts: JournalApplyOptions): ApplyOutcome[] {
   const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
   refuseUnderDaemon(dir);
-  const journal = Journal.open(dir);
+  // Records carry the namespace's cookie, as the daemon's do: rollback and pruning can then tell
+  // it from a new namespace that takes its inode.
+  const journal = Journal.open(dir, { netnsCookie: opts.netnsCookie ?? netnsCookieOf });
   try {
     // Held while applying, so no daemon can start on this journal halfway through.
     journal.claimDaemon();

@@ -25,6 +25,8 @@ import type { AuditReport } from "../../src/audit/report.ts";
 import { daemonAdviseRunner } from "../../src/audit/daemon_runner.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 import { unavailableOnThisKernel } from "../../src/tuning/tuner.ts";
+import { findingNetnsKey } from "../../src/audit/journal_apply.ts";
+import { netnsCookieOf } from "../../src/kernel/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const LOW = [4096, 16384, 65536];
@@ -263,6 +265,15 @@ Deno.test({
         assert.equal(r.code, expected, r.stderr);
         assert.equal(report.exitCode, expected);
         assert.deepEqual(ns.sysctl(RMEM), f.recommended, "applied in the namespace");
+        // The record carries the namespace's cookie, as the daemon's records do.
+        const key = findingNetnsKey(ns.name)!;
+        const cookie = netnsCookieOf(key);
+        assert.notEqual(cookie, null, "this kernel has SO_NETNS_COOKIE (5.14+)");
+        const saved = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`));
+        const record = saved.entries.find((e: { netns: string; sysctl: string }) =>
+          e.netns === key && e.sysctl === RMEM
+        );
+        assert.equal(record?.netnsCookie, String(cookie));
 
         const dry = await bpfpilot(["rollback", "--dry-run", "--state-dir", state.dir]);
         assert.equal(dry.code, 0, dry.stderr);

@@ -72,7 +72,8 @@ Deno.test(
       [`${NS}|${RMEM}`]: [4096, 16384, 65536],
       "global|net.ipv4.tcp_wmem": [4096, 16384, 4194304],
     });
-    const hook = journalApplyHook({ stateDir: dir, io });
+    const cookies = (key: string) => key === NS ? 4242n : null;
+    const hook = journalApplyHook({ stateDir: dir, io, netnsCookie: cookies });
     const out = await hook([
       finding({}),
       finding({
@@ -102,6 +103,7 @@ Deno.test(
       [entry.netns, entry.sysctl, entry.tuner, entry.original, entry.lastWritten, entry.pending],
       [NS, RMEM, "audit", [4096, 16384, 65536], [4096, 16384, 81920], null],
     );
+    assert.equal(entry.netnsCookie, "4242", "the namespace's cookie, as the daemon records it");
     assert.equal(Journal.daemonPid(dir), null, "the apply released the state directory");
     const r = rollbackFromJournal(journal, io, quiet, restoreGuard(TUNERS));
     assert.equal(r.restored.length, 1);
