@@ -343,7 +343,11 @@ export class Daemon {
       if (level === "debug") log.debug(line);
       else log.debug(line, { libbpf: level });
     });
-    this.journal = Journal.open(this.opts.stateDir, { netnsCookie: netnsCookieOf });
+    // Verified cookies: an override of a dead namespace must not silence a new one that took its
+    // inode before the registry noticed (see Journal.isOverridden).
+    this.journal = Journal.open(this.opts.stateDir, {
+      netnsCookie: (key) => netnsCookieOf(key, { verify: true }),
+    });
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#checkpoint("journal");

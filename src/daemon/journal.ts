@@ -40,6 +40,7 @@
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { ANY_NETNS, GLOBAL_NETNS } from "../kernel/netns.ts";
+import { recordIsForReusedInode } from "./netns_reuse.ts";
 import { VERSION } from "../version.ts";
 import {
   appendLines,
@@ -1058,19 +1059,37 @@ export class Journal {
     return cookie === null ? {} : { netnsCookie: String(cookie) };
   }
 
+  /**
+   * Whether override `o` holds for namespace `netns`: everywhere for ANY_NETNS; else for its
+   * namespace key, unless its cookie is another namespace's than the live one there (a dead
+   * namespace's override must not silence a new one that took its inode before the next prune).
+   */
+  #overrideHolds(o: OverrideRecord, netns: string): boolean {
+    if (o.netns === ANY_NETNS) return true;
+    if (o.netns !== netns) return false;
+    if (o.netnsCookie === undefined) return true;
+    let live: bigint | null;
+    try {
+      live = this.#netnsCookie(netns);
+    } catch {
+      live = null; // not known now: the inode decides, as before cookies
+    }
+    return !recordIsForReusedInode(o.netnsCookie, live);
+  }
+
   /** True if `sysctl` is overridden in `netns`, or everywhere (an ANY_NETNS override). */
   isOverridden(netns: string, sysctl: string): boolean {
     this.refresh();
     const name = canonicalSysctlName(sysctl);
-    return this.#state.overrides.some((o) =>
-      (o.netns === netns || o.netns === ANY_NETNS) && o.sysctl === name
-    );
+    return this.#state.overrides.some((o) => o.sysctl === name && this.#overrideHolds(o, netns));
   }
 
-  /** True if an admin override switched `tuner` off in `netns`. */
+  /** True if an admin override switched `tuner` off in `netns` (ANY_NETNS: everywhere). */
   isTunerOverridden(netns: string, tuner: string): boolean {
     this.refresh();
-    return this.#state.overrides.some((o) => o.netns === netns && o.tuner === tuner);
+    return this.#state.overrides.some((o) =>
+      o.tuner === tuner && o.netns === netns && this.#overrideHolds(o, netns)
+    );
   }
 
   overrides(): OverrideRecord[] {

@@ -213,14 +213,16 @@ function openNamespace(path: string, inum: bigint, dev: bigint): number {
 /**
  * The cookie of namespace `key` as the registry knows it, learnt now (by entering it once) when
  * not yet known. Null for the global namespace, one no path leads to, or a kernel without
- * cookies (5.10): then only the inode identifies it.
+ * cookies (5.10): then only the inode identifies it. `verify`: entered in any case, so a new
+ * namespace that took a dead one's inode between two registry scans (which keep the entry and
+ * its cookie) is told from it now (~40 us).
  */
-export function netnsCookieOf(key: string): bigint | null {
+export function netnsCookieOf(key: string, opts: { verify?: boolean } = {}): bigint | null {
   const inum = parseNetnsKey(key);
   if (inum === null || inum === ownNetnsInum()) return null;
   const reg = netnsRegistry();
   const learnt = () => reg.entry(inum)?.cookie ?? null;
-  if (reg.entry(inum)?.cookie === undefined) {
+  if (opts.verify || reg.entry(inum)?.cookie === undefined) {
     try {
       inNetns(key, () => {}, { verifyCookie: true });
     } catch (e) {

@@ -10,12 +10,33 @@ import { statSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
 import { LAUNCHER, tempStateDir, TestNetns } from "../support/daemon.ts";
 import { Journal } from "../../src/daemon/journal.ts";
-import { netnsCookieOf } from "../../src/kernel/netns.ts";
+import { netnsCookieOf, netnsRegistry } from "../../src/kernel/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const ATTEMPTS = 200;
 
 const inodeOf = (ns: TestNetns) => BigInt(statSync(`/run/netns/${ns.name}`).ino);
+
+/**
+ * Deletes `dead` and creates namespaces (kept in `mine`, for the caller to delete) until one
+ * takes its inode number: that one, or null after ATTEMPTS.
+ */
+async function reuseInodeOf(
+  dead: TestNetns,
+  mine: TestNetns[],
+  prefix: string,
+): Promise<TestNetns | null> {
+  const deadInode = inodeOf(dead);
+  dead.delete();
+  mine.splice(mine.indexOf(dead), 1);
+  for (let i = 0; i < ATTEMPTS; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // namespaces are freed by a workqueue
+    const ns = TestNetns.create(`${prefix}-r${i}`);
+    mine.push(ns);
+    if (inodeOf(ns) === deadInode) return ns;
+  }
+  return null;
+}
 
 Deno.test({
   name: "rollback drops a dead namespace's record and never writes into the one with its inode",
@@ -42,15 +63,7 @@ Deno.test({
       }
       journal.close();
 
-      dead.delete();
-      mine.splice(mine.indexOf(dead), 1);
-      let heir: TestNetns | null = null;
-      for (let i = 0; i < ATTEMPTS && !heir; i++) {
-        await new Promise((r) => setTimeout(r, 20)); // namespaces are freed by a workqueue
-        const ns = TestNetns.create(`nsck-r${i}`);
-        mine.push(ns);
-        if (`ns:${inodeOf(ns)}` === deadKey) heir = ns;
-      }
+      let heir = await reuseInodeOf(dead, mine, "nsck");
       let heirKey = deadKey;
       if (!heir) {
         // No reuse produced: name a live namespace's inode with the dead one's cookie.
@@ -92,6 +105,70 @@ Deno.test({
       after.close();
     } finally {
       // Every sysctl touched was inside these namespaces; deleting them restores the rest.
+      for (const ns of mine) ns.delete();
+      state.remove();
+    }
+  },
+});
+
+Deno.test({
+  name: "an override of a dead namespace does not silence the new one at its inode before a prune",
+  ignore: !IS_ROOT,
+  async fn() {
+    const mine: TestNetns[] = [];
+    const state = tempStateDir();
+    // As the daemon's journal: cookies verified by entering the namespace.
+    const verified = (key: string) => netnsCookieOf(key, { verify: true });
+    const override = (netns: string) => ({
+      netns,
+      sysctl: RMEM,
+      tuner: "tcp_buffer",
+      pid: 1,
+      comm: "sysctl",
+    });
+    try {
+      const dead = TestNetns.create("nsov-dead");
+      const control = TestNetns.create("nsov-ctl");
+      mine.push(dead, control);
+      netnsRegistry().discover(); // this process's registry may predate them
+      const deadKey = `ns:${inodeOf(dead)}`;
+      const controlKey = `ns:${inodeOf(control)}`;
+      const deadCookie = netnsCookieOf(deadKey);
+      if (deadCookie === null) {
+        throw new Error("this kernel has no SO_NETNS_COOKIE; the test needs 5.14+");
+      }
+      const journal = Journal.open(state.dir, { netnsCookie: verified });
+      for (const key of [deadKey, controlKey]) journal.markOverride(override(key));
+      journal.close();
+
+      let heir = await reuseInodeOf(dead, mine, "nsov");
+      let heirKey = deadKey;
+      if (!heir) {
+        // No reuse produced: the dead namespace's override names a live namespace's inode.
+        heir = mine[mine.length - 1];
+        heirKey = `ns:${inodeOf(heir)}`;
+        const j = Journal.open(state.dir, { netnsCookie: () => deadCookie });
+        j.markOverride(override(heirKey));
+        j.close();
+      }
+      console.log(`inode reused for real: ${heirKey === deadKey} (${mine.length - 1} created)`);
+      // A registry scan finds the inode again and keeps the entry with the dead one's cookie.
+      netnsRegistry().discover();
+
+      const j = Journal.open(state.dir, { netnsCookie: verified });
+      try {
+        assert.ok(
+          j.overrides().some((o) => o.netns === heirKey && o.netnsCookie === String(deadCookie)),
+          "the dead namespace's override is still recorded (no prune yet)",
+        );
+        assert.equal(j.isOverridden(heirKey, RMEM), false, "the new namespace is tuned");
+        assert.equal(j.isTunerOverridden(heirKey, "tcp_buffer"), false);
+        assert.equal(j.isOverridden(controlKey, RMEM), true, "the live namespace's override holds");
+        assert.equal(j.isTunerOverridden(controlKey, "tcp_buffer"), true);
+      } finally {
+        j.close();
+      }
+    } finally {
       for (const ns of mine) ns.delete();
       state.remove();
     }

@@ -140,3 +140,30 @@ Deno.test("rollback never writes into a namespace that took a dead one's inode",
     j.close();
   });
 });
+
+Deno.test("an override of a dead namespace does not silence the new one at its inode", () => {
+  inTempDir((dir) => {
+    const before = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 111n, "ns:6": 222n }) });
+    before.markOverride(override("ns:5"));
+    before.markOverride(override("ns:6"));
+    before.close();
+    // ns:5 died and a new namespace (cookie 333) took its inode; ns:6 lives on; no prune yet.
+    const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 333n, "ns:6": 222n }) });
+    assert.equal(j.isOverridden("ns:5", RMEM), false, "the new namespace is tuned");
+    assert.equal(j.isTunerOverridden("ns:5", "tcp_buffer"), false);
+    assert.equal(j.isOverridden("ns:6", RMEM), true, "the live namespace's override holds");
+    assert.equal(j.isTunerOverridden("ns:6", "tcp_buffer"), true);
+    j.close();
+    // Without a live cookie (5.10, or not known now) the inode decides, as before cookies.
+    const blind = Journal.open(dir, { netnsCookie: () => null });
+    assert.equal(blind.isOverridden("ns:5", RMEM), true);
+    blind.close();
+    const failing = Journal.open(dir, {
+      netnsCookie: () => {
+        throw new Error("setns: Operation not permitted");
+      },
+    });
+    assert.equal(failing.isOverridden("ns:5", RMEM), true);
+    failing.close();
+  });
+});
