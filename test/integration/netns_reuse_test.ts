@@ -19,23 +19,27 @@ const inodeOf = (ns: TestNetns) => BigInt(statSync(`/run/netns/${ns.name}`).ino)
 
 /**
  * Deletes `dead` and creates namespaces (kept in `mine`, for the caller to delete) until one
- * takes its inode number: that one, or null after ATTEMPTS.
+ * takes its inode number. `real` false: none did in ATTEMPTS, and `heir` is the last one created
+ * (the caller then names its inode in the dead namespace's records itself).
  */
 async function reuseInodeOf(
   dead: TestNetns,
   mine: TestNetns[],
   prefix: string,
-): Promise<TestNetns | null> {
+): Promise<{ heir: TestNetns; key: string; real: boolean }> {
   const deadInode = inodeOf(dead);
   dead.delete();
   mine.splice(mine.indexOf(dead), 1);
-  for (let i = 0; i < ATTEMPTS; i++) {
+  let real = false;
+  for (let i = 0; i < ATTEMPTS && !real; i++) {
     await new Promise((r) => setTimeout(r, 20)); // namespaces are freed by a workqueue
     const ns = TestNetns.create(`${prefix}-r${i}`);
     mine.push(ns);
-    if (inodeOf(ns) === deadInode) return ns;
+    real = inodeOf(ns) === deadInode;
   }
-  return null;
+  const heir = mine[mine.length - 1];
+  console.log(`inode reused for real: ${real} (${mine.length - 1} created)`);
+  return { heir, key: `ns:${inodeOf(heir)}`, real };
 }
 
 Deno.test({
@@ -63,19 +67,15 @@ Deno.test({
       }
       journal.close();
 
-      let heir = await reuseInodeOf(dead, mine, "nsck");
-      let heirKey = deadKey;
-      if (!heir) {
+      const { heir, key: heirKey, real } = await reuseInodeOf(dead, mine, "nsck");
+      if (!real) {
         // No reuse produced: name a live namespace's inode with the dead one's cookie.
-        heir = mine[mine.length - 1];
-        heirKey = `ns:${inodeOf(heir)}`;
         const j = Journal.open(state.dir, { netnsCookie: () => deadCookie });
         j.forget(deadKey, RMEM);
         j.recordOriginal(heirKey, RMEM, "tcp_buffer", original, live);
         j.recordWritten(heirKey, RMEM, live);
         j.close();
       }
-      console.log(`inode reused for real: ${heirKey === deadKey} (${mine.length - 1} created)`);
       const saved = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`));
       assert.equal(
         saved.entries.find((e: { netns: string }) => e.netns === heirKey)?.netnsCookie,
@@ -141,17 +141,13 @@ Deno.test({
       for (const key of [deadKey, controlKey]) journal.markOverride(override(key));
       journal.close();
 
-      let heir = await reuseInodeOf(dead, mine, "nsov");
-      let heirKey = deadKey;
-      if (!heir) {
+      const { key: heirKey, real } = await reuseInodeOf(dead, mine, "nsov");
+      if (!real) {
         // No reuse produced: the dead namespace's override names a live namespace's inode.
-        heir = mine[mine.length - 1];
-        heirKey = `ns:${inodeOf(heir)}`;
         const j = Journal.open(state.dir, { netnsCookie: () => deadCookie });
         j.markOverride(override(heirKey));
         j.close();
       }
-      console.log(`inode reused for real: ${heirKey === deadKey} (${mine.length - 1} created)`);
       // A registry scan finds the inode again and keeps the entry with the dead one's cookie.
       netnsRegistry().discover();
 
