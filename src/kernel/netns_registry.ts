@@ -201,7 +201,12 @@ export class NetnsRegistry {
     }
     const path = `/proc/${pid}/ns/net`;
     if (pid > 0 && this.#inumAt(path, true) === inum) this.#add({ inum, path, name: null });
-    else this.requestRescan();
+    // The process moved on before its event was handled (a short-lived one usually has): its
+    // namespace may be named; otherwise the event would be dropped until a background rescan.
+    else {
+      this.#lookNamed();
+      if (!this.#known.has(inum)) this.requestRescan();
+    }
   }
 
   #touch(e: NetnsEntry): void {
@@ -234,20 +239,30 @@ export class NetnsRegistry {
    */
   pathWentStale(inum: bigint): string | null {
     const stale = this.#known.get(inum)?.path;
-    if (stale !== undefined && this.#now() - this.#lastNamedAt >= NAMED_LOOKUP_GAP_MS) {
-      this.#lastNamedAt = this.#now();
-      const found = new Map<bigint, { path: string; name: string | null }>();
-      for (const src of this.#namedSources()) this.#collect(found, src);
-      for (const [i, f] of found) {
-        const e = this.#known.get(i);
-        if (!e) this.#add({ inum: i, ...f });
-        else if (e.name === null) Object.assign(e, f);
-      }
+    if (stale !== undefined && this.#lookNamed()) {
       const path = this.#known.get(inum)?.path;
       if (path !== undefined && path !== stale) return path;
     }
     this.requestRescan();
     return null;
+  }
+
+  /**
+   * Registers every namespace of the named directories (new ones, and names for known ones); at
+   * most every NAMED_LOOKUP_GAP_MS, so a flood of events from unnamed namespaces costs little.
+   * False when it did not look.
+   */
+  #lookNamed(): boolean {
+    if (this.#now() - this.#lastNamedAt < NAMED_LOOKUP_GAP_MS) return false;
+    this.#lastNamedAt = this.#now();
+    const found = new Map<bigint, { path: string; name: string | null }>();
+    for (const src of this.#namedSources()) this.#collect(found, src);
+    for (const [i, f] of found) {
+      const e = this.#known.get(i);
+      if (!e) this.#add({ inum: i, ...f });
+      else if (e.name === null) Object.assign(e, f);
+    }
+    return true;
   }
 
   nameOf(inum: bigint): string | null {

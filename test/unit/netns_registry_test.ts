@@ -90,7 +90,7 @@ Deno.test("an event's pid finds a new namespace with one stat; else a rate-limit
   assert.equal(fs.stats - before, 1);
   assert.equal(r.cachedPathOf(700n), "/proc/77/ns/net");
   // Unknown and not the pid's: one background scan, then none within the gap.
-  files.set("/run/netns/late", 800n);
+  files.set("/proc/99/ns/net", 800n); // unnamed: only a scan of /proc finds it
   r.observe(800n, 77);
   await r.tick();
   assert.ok(r.knows(800n));
@@ -181,4 +181,17 @@ Deno.test("a stale /proc path: the named directories give the lasting path at on
   files.delete("/proc/79/ns/net");
   advance(250);
   assert.equal(r.pathWentStale(990n), null);
+});
+
+Deno.test("an unknown namespace whose event's process moved on is found by name at once", () => {
+  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
+  const { r, advance } = registry(fakeFs(files));
+  r.discover();
+  advance(5000);
+  // Created after start, never seen: its only process is elsewhere when the event is handled.
+  files.set("/run/netns/first", 710n);
+  files.set("/proc/81/ns/net", 720n);
+  r.observe(710n, 81);
+  assert.equal(r.cachedPathOf(710n), "/run/netns/first");
+  assert.equal(r.nameOf(710n), "first");
 });
