@@ -15,7 +15,7 @@ import { changeDecision } from "../tuning/proposal.ts";
 import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
 import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
 import { RcvbufSettle } from "./tcp_buffer_settle.ts";
-import { GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
+import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
@@ -213,7 +213,12 @@ class TcpBufferTuner {
     const sysctl = rcv ? SYSCTL.rmem : SYSCTL.wmem;
     const netns = netnsKey(ev.netns);
     const live = this.ctx.read(sysctl, netns);
-    if (!live) return;
+    if (!live) {
+      this.ctx.log.debug(
+        `${sysctl}: event of ${describeNetns(netns)} dropped: cannot read it there`,
+      );
+      return;
+    }
     const now = this.ctx.now();
     const srtt = p.srtt_us;
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
@@ -223,7 +228,8 @@ class TcpBufferTuner {
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
-      `${sysctl}: socket buffer ${p.buf} near max ${p.limit}, kernel wanted ${p.want || "?"}, ` +
+      `${sysctl} in ${describeNetns(netns)}: socket buffer ${p.buf} near max ${p.limit}, ` +
+        `kernel wanted ${p.want || "?"}, ` +
         `delivery rate needs ${p.used || "?"} per srtt ` +
         `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
