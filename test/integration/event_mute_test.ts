@@ -35,22 +35,37 @@ async function counters(sock: string): Promise<{ events: number; muted: number }
   return { events: one("bpfpilot_events_total"), muted: one("bpfpilot_events_muted_total") };
 }
 
+type Sandbox = Parameters<Parameters<typeof withSandbox>[1]>[0];
+
+/**
+ * Runs `body` with tcp_buffer's daemon started in `sb`, both buffers at their bpfpilot.conf
+ * ceiling; the file (in a temp dir) is removed afterwards.
+ */
+async function atCeiling(
+  sb: Sandbox,
+  body: (d: ReturnType<Sandbox["start"]>, sock: string, conf: string) => Promise<void>,
+): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix: "bpfp-mute-" });
+  const conf = `${dir}/bpfpilot.conf`;
+  Deno.writeTextFileSync(conf, AT_CEILING, { mode: 0o644 });
+  try {
+    sb.ns.setSysctl(RMEM, LOW);
+    sb.ns.setSysctl(WMEM, LOW);
+    const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
+    await d.waitFor(/bpfpilot started/, 60_000);
+    await body(d, `${sb.state}/control.sock`, conf);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "events that can change nothing (at the configured ceiling) stop at the kernel; a " +
     "SIGHUP raising the ceiling brings them back",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("mute", async (sb) => {
-      const dir = Deno.makeTempDirSync({ prefix: "bpfp-mute-" });
-      const conf = `${dir}/bpfpilot.conf`;
-      Deno.writeTextFileSync(conf, AT_CEILING, { mode: 0o644 });
-      try {
-        sb.ns.setSysctl(RMEM, LOW);
-        sb.ns.setSysctl(WMEM, LOW);
-        const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
-        await d.waitFor(/bpfpilot started/, 60_000);
-        const sock = `${sb.state}/control.sock`;
-
+    withSandbox("mute", (sb) =>
+      atCeiling(sb, async (d, sock, conf) => {
         // Every kind of buffer event seen once: each is refused (there already) and muted.
         sb.ns.iperf(3);
         await d.waitFor(/not tuning 'net\.ipv4\.tcp_(r|w)mem' in .*: capped by bpfpilot\.conf/);
@@ -101,26 +116,15 @@ Deno.test({
         assert.equal(await d.stop(), 0, "clean exit");
         const summary = d.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
         assert.match(summary ?? "", /\+ [1-9]\d* muted \(nothing they could change\)/);
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
-    }),
+      })),
 });
 
 Deno.test({
   name: "an admin write to a muted sysctl unmutes its namespace's events; so does enable",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("mutead", async (sb) => {
-      const dir = Deno.makeTempDirSync({ prefix: "bpfp-mute-" });
-      const conf = `${dir}/bpfpilot.conf`;
-      Deno.writeTextFileSync(conf, AT_CEILING, { mode: 0o644 });
-      try {
-        sb.ns.setSysctl(RMEM, LOW);
-        sb.ns.setSysctl(WMEM, LOW);
-        const d = sb.start(["--config", conf, "-a", "tcp_buffer"]);
-        await d.waitFor(/bpfpilot started/, 60_000);
-        const sock = `${sb.state}/control.sock`;
+    withSandbox("mutead", (sb) =>
+      atCeiling(sb, async (d, sock) => {
         sb.ns.iperf(3);
         const muted = await counters(sock);
         assert.ok(muted.muted > 0, JSON.stringify(muted));
@@ -155,8 +159,5 @@ Deno.test({
           `events and muted hits: ${JSON.stringify({ muted, afterWrite, again, enabled })}`,
         );
         assert.equal(await d.stop(), 0, "clean exit");
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
-    }),
+      })),
 });
