@@ -43,6 +43,16 @@ function registry(fs: NetnsFs, opts: { cap?: number } = {}) {
   return { r, log, destroyed, advance: (ms: number) => now += ms };
 }
 
+/** A registry that has discovered only the host's namespace, 5 s ago (past every gap). */
+function startedRegistry() {
+  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
+  const fs = fakeFs(files);
+  const reg = registry(fs);
+  reg.r.discover();
+  reg.advance(5000);
+  return { ...reg, files, fs };
+}
+
 Deno.test("discovery: names first, then processes; the own namespace is not registered", () => {
   const files = new Map<string, bigint>([
     ["/proc/1/ns/net", 1n],
@@ -79,11 +89,7 @@ Deno.test("a symlink in a user's runtime directory is not followed", () => {
 });
 
 Deno.test("an event's pid finds a new namespace with one stat; else a rate-limited rescan", async () => {
-  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
-  const fs = fakeFs(files);
-  const { r, advance } = registry(fs);
-  r.discover();
-  advance(5000);
+  const { r, advance, files, fs } = startedRegistry();
   files.set("/proc/77/ns/net", 700n);
   const before = fs.stats;
   r.observe(700n, 77);
@@ -141,11 +147,7 @@ Deno.test("a reused inode with another cookie is a new namespace: the old one is
 });
 
 Deno.test("a stale /proc path: the named directories give the lasting path at once, rate-limited", () => {
-  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
-  const fs = fakeFs(files);
-  const { r, advance } = registry(fs);
-  r.discover();
-  advance(5000);
+  const { r, advance, files } = startedRegistry();
   // A short-lived process in two new namespaces (ip netns add'ed): found through its pid.
   files.set("/proc/77/ns/net", 700n);
   r.observe(700n, 77);
@@ -184,10 +186,7 @@ Deno.test("a stale /proc path: the named directories give the lasting path at on
 });
 
 Deno.test("an unknown namespace whose event's process moved on is found by name at once", () => {
-  const files = new Map<string, bigint>([["/proc/1/ns/net", 1n]]);
-  const { r, advance } = registry(fakeFs(files));
-  r.discover();
-  advance(5000);
+  const { r, files } = startedRegistry();
   // Created after start, never seen: its only process is elsewhere when the event is handled.
   files.set("/run/netns/first", 710n);
   files.set("/proc/81/ns/net", 720n);
