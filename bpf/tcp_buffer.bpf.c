@@ -31,7 +31,8 @@ union tb_payload {
 		__u64 srtt_us;
 		__u64 userlocks;
 		__u64 want;	/* the size the kernel tried to grow the buffer to; 0: unknown */
-		__u64 used;	/* rcv: the buffer the delivery rate needs per srtt; 0: unknown */
+		__u64 used;	/* the buffer the path's delivery rate needs: rcv per srtt, snd per
+				 * min RTT in send-buffer truesize (snd_need); 0: unknown */
 	} buffer;
 	struct {		/* TB_MEM_* */
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
@@ -232,6 +233,26 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, srtt, locks);
 }
 
+/* The send buffer the path needs: the delivery rate (the kernel's saved rate sample, as
+ * tcp_info's delivery_rate) times the connection's minimum RTT, i.e. the bandwidth-delay product
+ * without the queueing delay (a full queue needs no more buffer to keep the link busy), in
+ * truesize per segment as tcp_sndbuf_expand counts it; 0: no sample yet. A socket held by its
+ * buffer delivers less than the path could, so it is a lower bound there. */
+static __always_inline long snd_need(struct tcp_sock *tp, int btf, long per_mss)
+{
+	__u32 delivered, interval_us, min_rtt_us;
+
+	if (!bpf_core_field_exists(tp->rate_delivered) ||
+	    !bpf_core_field_exists(tp->rate_interval_us) || !bpf_core_field_exists(tp->rtt_min))
+		return 0;
+	delivered = RD(btf, tp, rate_delivered);
+	interval_us = RD(btf, tp, rate_interval_us);
+	min_rtt_us = RD(btf, tp, rtt_min.s[0].v);
+	if (!delivered || !interval_us || !min_rtt_us || min_rtt_us == ~0U)
+		return 0;
+	return (__u64)delivered * per_mss * min_rtt_us / interval_us;
+}
+
 /* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the
  * kernel tries to grow it. The kernel grows it (tcp_new_space) only for an application that found
  * it full (SOCK_NOSPACE) while the congestion window is not. A hit costs mostly the memory it
@@ -285,7 +306,8 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, 0, RD(btf, tp, srtt_us), locks);
+	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, snd_need(tp, btf, per_mss),
+		    RD(btf, tp, srtt_us), locks);
 }
 
 /* --- receive side: tcp_rcvbuf_grow (6.17+: only when auto-tuning grows a buffer), else

@@ -17,10 +17,13 @@ import { tempDir } from "./tempdir.ts";
 const LOW_RMEM = "4096 65536 65536", LOW_WMEM = "4096 16384 65536";
 /** The send-side case of issue 9: a 16 KiB tcp_wmem max at the sender. */
 const TINY_WMEM = "4096 16384 16384";
-const WMEM_S = 10;
+/** Long enough for growth, STEADY_MS of quiet, the trim and TAIL_S of traffic after it. */
+const WMEM_S = 30;
+/** The send-side transfer's last seconds: the throughput the settled max gives. */
+const TAIL_S = 10;
 const KERNEL_RMEM = "4096 131072 6291456";
 const DATA_PORT = 5201, UDP_PORT = 5202;
-/** The path's need: the smallest of these multiples of the BDP (as a tcp_rmem max) at full rate. */
+/** The path's need: the smallest of these multiples of the BDP (as a buffer max) at full rate. */
 const NEED_LADDER = [1, 1.25, 1.6, 2, 2.5];
 /** "Full rate" for the need: this share of the link capacity's throughput. */
 const FULL_RATE = 0.95;
@@ -187,7 +190,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
     ),
   );
 
-  await sendBufferRow(root, tx, rx, iperf);
+  await sendBufferRow(root, tx, rx, { iperf, iperfS: o.iperfS, bdp, capacityMbps: capacity.mbps });
 
   await path.stop();
   await tx.delete();
@@ -221,17 +224,28 @@ async function pathNeed(
 
 /**
  * The send side: the sender's namespace starts at a 16 KiB tcp_wmem max (the receiver's rmem at
- * the kernel's default), a daemon tunes the sender's namespace during one 10 s transfer: where
- * tcp_wmem max ends and in how many changes (bpftune's tcp_sndbuf_expand signal).
+ * the kernel's default), a daemon tunes the sender's namespace during one WMEM_S transfer
+ * (bpftune's tcp_sndbuf_expand signal): how tcp_wmem max grows, where it settles against what the
+ * path needs (measured as for tcp_rmem, as a tcp_wmem max), in how many changes, and the
+ * throughput the settled max gives.
  */
 async function sendBufferRow(
   root: string,
   tx: BenchNetns,
   rx: BenchNetns,
-  iperf: (seconds: number) => Promise<IperfResult>,
+  path: {
+    iperf: (seconds: number) => Promise<IperfResult>;
+    iperfS: number;
+    bdp: number;
+    capacityMbps: number;
+  },
 ): Promise<void> {
   const txWmem = tx.sysctl("net.ipv4.tcp_wmem");
   rx.setSysctl("net.ipv4.tcp_rmem", KERNEL_RMEM);
+  const need = await pathNeed(path.bdp, path.capacityMbps, (max) => {
+    tx.setSysctl("net.ipv4.tcp_wmem", `4096 16384 ${max}`);
+    return path.iperf(path.iperfS);
+  });
   tx.setSysctl("net.ipv4.tcp_wmem", TINY_WMEM);
   const d = new BenchDaemon(daemonArgv(root).argv, [
     "run",
@@ -244,23 +258,52 @@ async function sendBufferRow(
   ]);
   await d.waitFor(/^(bpfpilot: )?bpfpilot started \(/);
   const t0 = performance.now();
-  const run = await iperf(WMEM_S);
+  const run = await path.iperf(WMEM_S);
   const t1 = performance.now();
   const finalWmem = tx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
   tx.setSysctl("net.ipv4.tcp_wmem", txWmem);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
-  const changes = d.matching(CHANGE, t0, t1).map((l) => l.text.match(CHANGE)!)
-    .filter((m) => m[1] === "net.ipv4.tcp_wmem");
+  const changes = d.matching(CHANGE, t0, t1).map((l) => ({ at: l.at, m: l.text.match(CHANGE)! }))
+    .filter((c) => c.m[1] === "net.ipv4.tcp_wmem");
+  const maxOf = (v: string) => Number(v.split(/\s+/)[2]);
+  const steps = changes.map((c) =>
+    `${maxOf(c.m[3])} at ${((c.at - t0) / 1000).toFixed(1)} s` +
+    (maxOf(c.m[3]) < maxOf(c.m[2]) ? " (trim)" : "")
+  );
+  const steady = changes.filter((c) => c.at - t0 > TARGET_S * 1000).length;
   row(
-    `tcp_wmem max after one ${WMEM_S} s transfer from a 16 KiB max`,
-    `${finalWmem.split(/\s+/)[2]}`,
+    `tcp_wmem max during one ${WMEM_S} s transfer from a 16 KiB max`,
+    `${changes.length} changes`,
     withTarget(
-      "grows in proportion (old daemon: 25,600 in two steps)",
-      `${changes.length} tcp_wmem changes` +
-        (changes.length ? ` (${changes.map((m) => m[3].split(" ")[2]).join(" -> ")})` : "") +
-        `; ${mbit(run.mbps)}, per second ${run.intervals.map((r) => r.toFixed(0)).join(" ")}; ` +
+      "grows in proportion, then settles (old daemon: 25,600 in two steps)",
+      `${steady} after ${TARGET_S} s; ${steps.length ? steps.join(" -> ") : "unchanged"}; ` +
+        `${mbit(run.mbps)}, per second ${run.intervals.map((r) => r.toFixed(0)).join(" ")}; ` +
         `sender namespace tcp_wmem='${TINY_WMEM}', daemon run --netns <tx> --rollback`,
+    ),
+  );
+  const finalMax = maxOf(finalWmem);
+  const ratio = need.max > 0 ? finalMax / need.max : Infinity;
+  row(
+    "final tcp_wmem max vs the path's need",
+    `${ratio.toFixed(2)} x`,
+    judged(
+      "≤ 2 x",
+      ratio <= 2,
+      `final max ${(finalMax / 1e6).toFixed(2)} MB vs need ${(need.max / 1e6).toFixed(2)} MB ` +
+        `(${need.how}, as the sender's tcp_wmem max, receiver at the kernel's rmem); ` +
+        `${(finalMax / path.bdp).toFixed(2)} x the BDP`,
+    ),
+  );
+  const tail = run.intervals.slice(-TAIL_S);
+  const tailMbps = tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length);
+  row(
+    `send side: throughput in the last ${TAIL_S} s`,
+    mbit(tailMbps),
+    withTarget(
+      "no loss from the trim",
+      `${(tailMbps / path.capacityMbps * 100).toFixed(1)} % of the link capacity ` +
+        `(${mbit(path.capacityMbps)})`,
     ),
   );
 }

@@ -14,7 +14,7 @@ import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import { changeDecision } from "../tuning/proposal.ts";
 import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
 import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
-import { RcvbufSettle } from "./tcp_buffer_settle.ts";
+import { type BufferSettle, RcvbufSettle, SndbufSettle } from "./tcp_buffer_settle.ts";
 import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
@@ -120,8 +120,8 @@ class TcpBufferTuner {
   /** Before 5.16 the kernel's memory_allocated counts 4 KiB quanta rather than pages. */
   readonly #allocatedInQuanta: boolean;
   readonly #syn: SynBacklogWatch;
-  /** Brings a grown tcp_rmem max down near the path's need once traffic is steady. */
-  readonly #settle = new RcvbufSettle();
+  /** Bring a grown tcp_rmem / tcp_wmem max down near the path's need once traffic is steady. */
+  readonly #settle = { rcv: new RcvbufSettle(), snd: new SndbufSettle() };
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -176,7 +176,7 @@ class TcpBufferTuner {
 
   onTick(): void {
     this.#syn.onTick();
-    this.#trimRcvbuf();
+    for (const settle of Object.values(this.#settle)) this.#trim(settle);
     if (!this.#lowMemory) return;
     if (this.#memoryState(false) !== "normal") return;
     const live: Record<string, number | null> = {};
@@ -187,13 +187,13 @@ class TcpBufferTuner {
     this.#lowMemory = null;
   }
 
-  #trimRcvbuf(): void {
+  #trim(settle: BufferSettle): void {
     const now = this.ctx.now();
-    for (const netns of this.#settle.due(now)) {
-      const trim = this.#settle.trim(netns, this.ctx.read(SYSCTL.rmem, netns), now);
+    for (const netns of settle.due(now)) {
+      const trim = settle.trim(netns, this.ctx.read(settle.policy.sysctl, netns), now);
       if (trim?.kind !== "change") continue;
       const applied = this.ctx.apply([trim], netns);
-      this.#settle.trimmed(netns, applied, trim.proposal.to[2], now);
+      settle.trimmed(netns, applied, trim.proposal.to[2], now);
     }
   }
 
@@ -223,14 +223,16 @@ class TcpBufferTuner {
     const srtt = p.srtt_us;
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
-    if (rcv) this.#settle.observe(netns, { used: p.used, buf: p.buf, limit: p.limit }, now);
+    const settle = rcv ? this.#settle.rcv : this.#settle.snd;
+    const sample = { used: p.used, buf: p.buf, limit: p.limit };
+    settle.observe(netns, sample, now);
     const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
       `${sysctl} in ${describeNetns(netns)}: socket buffer ${p.buf} near max ${p.limit}, ` +
         `kernel wanted ${p.want || "?"}, ` +
-        `delivery rate needs ${p.used || "?"} per srtt ` +
+        `delivery rate needs ${p.used || "?"} per round trip ` +
         `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
     );
     const decision = bufferDecision({
@@ -239,7 +241,7 @@ class TcpBufferTuner {
       observed: p.buf,
       wanted: p.want,
       used: p.used,
-      settledNeed: rcv ? this.#settle.settledNeed(netns) : 0,
+      settledNeed: settle.settledNeed(netns),
       hits: ev.count,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,
@@ -248,11 +250,11 @@ class TcpBufferTuner {
       ceiling: tcpMem ? socketBufferCeiling(tcpMem[2], this.#page) : INT_MAX,
       shrinkFloor: rcv ? this.#floors.rmem : this.#floors.wmem,
     });
-    if (!this.ctx.apply([decision], netns) || !rcv) return;
+    if (!this.ctx.apply([decision], netns)) return;
     if (decision?.kind === "change" && decision.proposal.to[2] > live[2]) {
-      const sample = { used: p.used, buf: p.buf, limit: p.limit };
-      this.#settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
+      settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
     }
+    if (!rcv) return;
     // A larger rmem max only helps if receive auto-tuning is on.
     const moderate = this.ctx.read(SYSCTL.moderateRcvbuf, netns)?.[0];
     if (moderate !== undefined) this.ctx.apply([moderateRcvbufDecision(moderate)], netns);

@@ -257,8 +257,8 @@ export interface BufferInput {
    */
   wanted?: number;
   /**
-   * Receive side: the buffer the last round trip's data alone needed (what the path delivers,
-   * without the 2x auto-tuning adds for losses), bytes; 0 when unknown.
+   * The buffer the path's delivery rate needs for one round trip (without the 2x auto-tuning adds
+   * for losses; send side: per minimum RTT, in send-buffer truesize), bytes; 0 when unknown.
    */
   used?: number;
   /**

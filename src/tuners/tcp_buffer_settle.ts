@@ -1,20 +1,20 @@
 /**
- * Settling a grown tcp_rmem max near what the path needs. Growth follows receive auto-tuning,
- * which asks for twice the last period's data plus a slow-start allowance: quick, but it
- * overshoots (on the bench's 50 ms, 100 Mbit/s link to 3-15 MB where 0.8-1 MB gives full rate). A
- * stop during growth does not work: in slow start the data per round trip is far below what the
- * path will need, and a socket held at the max asks again only seconds later (README,
- * Performance). So growth stays as it is, and once the namespace is steady (no socket near the
- * max for STEADY_MS) the max comes down to TRIM_HEADROOM x the path's need, from the last
- * NEED_SAMPLES events' `used` (the buffer the delivery rate fills in one smoothed RTT) of sockets
- * with window to spare (`used` below WINDOW_LIMITED x their buffer: one the window holds back
- * shows its window, not the path's rate, and one above its buffer read a backlog); see needOf().
- * Not while the latest socket sat at the max: held there, it goes quiet (auto-tuning waits for
- * more data per period than the window lets through) without being done growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] only to grow one),
- * so only what sockets may still grow to shrinks; never below the max before the growth (an
- * admin's or the kernel's value), and only while the max is still the one this tuner set.
- * Afterwards growth needs fresh evidence (bufferDecision's settledNeed); otherwise sockets that
- * grew before the trim would grow it back (oscillation). Per namespace; `now` is passed in.
+ * Settling a grown tcp_rmem or tcp_wmem max near what the path needs. Growth follows the kernel's
+ * auto-tuning: receive auto-tuning asks for twice the last period's data plus a slow-start
+ * allowance, send buffer expansion for two segments' truesize per packet of the congestion window.
+ * Quick, but it overshoots (on the bench's 50 ms, 100 Mbit/s link to 3-15 MB of rmem and 2.5-9.5
+ * MB of wmem where about 1 MB gives full rate). A stop during growth does not work: in slow start
+ * the data per round trip is far below what the path will need, and a socket held at the max asks
+ * again only seconds later (README, Performance). So growth stays as it is, and once the namespace
+ * is steady (no socket near the max for STEADY_MS) the max comes down to TRIM_HEADROOM x the
+ * path's need, from the last NEED_SAMPLES events' `used` (the buffer the delivery rate fills in
+ * one round trip); each side's SettlePolicy says which of them count and when a quiet namespace
+ * may still be growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] and
+ * tcp_wmem[2] only to grow one), so only what sockets may still grow to shrinks; never below the
+ * max before the growth (an admin's or the kernel's value), and only while the max is still the
+ * one this tuner set. Afterwards growth needs fresh evidence (bufferDecision's settledNeed);
+ * otherwise sockets that grew before the trim would grow it back (oscillation). Per namespace;
+ * `now` is passed in.
  */
 import { change, type Decision, SCENARIO, SYSCTL, vectorReason } from "./tcp_buffer_rules.ts";
 
@@ -42,8 +42,48 @@ export interface NeedSample {
   limit: number;
 }
 
+/** What differs between the receive and the send side. */
+export interface SettlePolicy {
+  sysctl: typeof SYSCTL.rmem | typeof SYSCTL.wmem;
+  /** The path's need from the episode's recent samples (oldest first), bytes; 0: unknown. */
+  needOf(samples: readonly NeedSample[]): number;
+  /** The latest event's socket may not be done growing although the namespace went quiet. */
+  mayStillGrow(last: NeedSample): boolean;
+}
+
+/**
+ * Receive side: the need is the median of the samples of sockets with window to spare (`used`
+ * below WINDOW_LIMITED x their buffer: one the window holds back shows its window, not the path's
+ * rate, and one above its buffer read a backlog; one spike does not move the median; the upper
+ * one of two), or the latest where higher (a flow still speeding up reports less at each earlier
+ * event). Not while the latest socket sat at the max: held there, it goes quiet (auto-tuning waits
+ * for more data per period than the window lets through) without being done growing.
+ */
+export const RCVBUF_POLICY: SettlePolicy = {
+  sysctl: SYSCTL.rmem,
+  needOf(samples) {
+    const spare = samples.filter((s) => s.used < WINDOW_LIMITED * s.buf).map((s) => s.used);
+    const sorted = [...spare].sort((a, b) => a - b);
+    return Math.max(sorted[Math.floor(sorted.length / 2)] ?? 0, spare.at(-1) ?? 0);
+  },
+  mayStillGrow: (last) => last.buf >= AT_MAX * last.limit,
+};
+
+/**
+ * Send side: every event comes from a socket its buffer holds back (the application found it
+ * full while the congestion window had room), whose `used` (delivery rate x minimum RTT, in
+ * send-buffer truesize) is a lower bound of the need there and the bandwidth-delay product once
+ * the link is full: the need is the largest recent one. Quiet is enough: a socket held by its
+ * buffer fires on every ACK, so no event for STEADY_MS means none is held any more.
+ */
+export const SNDBUF_POLICY: SettlePolicy = {
+  sysctl: SYSCTL.wmem,
+  needOf: (samples) => Math.max(0, ...samples.map((s) => s.used)),
+  mayStillGrow: () => false,
+};
+
 interface Episode {
-  /** tcp_rmem max before this tuner's first growth: the trim's floor. */
+  /** The max before this tuner's first growth: the trim's floor. */
   origin: number;
   /** The max this tuner's last change left; trimmed only while the live value is this. */
   setTo: number;
@@ -56,10 +96,12 @@ interface Episode {
   retryMs: number;
 }
 
-export class RcvbufSettle {
+export class BufferSettle {
   readonly #episodes = new Map<string, Episode>();
 
-  /** Every receive-side event of `netns`. */
+  constructor(readonly policy: SettlePolicy) {}
+
+  /** Every event of `netns` about this side's max. */
   observe(netns: string, sample: NeedSample, now: number): void {
     const e = this.#episodes.get(netns);
     if (!e) return;
@@ -108,10 +150,10 @@ export class RcvbufSettle {
   }
 
   /**
-   * The trim for a due namespace with live tcp_rmem `live` (null: gone), or null. Ends the
+   * The trim for a due namespace with the live value `live` (null: gone), or null. Ends the
    * episode where there is nothing to trim: the max was changed by someone else, no event said
    * what the path needs, or the max is already close to the target; looks again later while the
-   * latest socket sat at the max or no recent socket had window to spare.
+   * latest socket may still be growing or no recent sample tells the need.
    */
   trim(netns: string, live: readonly number[] | null, now: number): Decision | null {
     const e = this.#episodes.get(netns);
@@ -121,8 +163,8 @@ export class RcvbufSettle {
       this.#episodes.delete(netns);
       return null;
     }
-    const needed = needOf(e);
-    if (last.buf >= AT_MAX * last.limit || needed === 0) {
+    const needed = this.policy.needOf(e.samples);
+    if (this.policy.mayStillGrow(last) || needed === 0) {
       later(e, now);
       return null;
     }
@@ -135,10 +177,10 @@ export class RcvbufSettle {
     const why = `steady traffic needing about ${needed} bytes of buffer per round trip`;
     return change(
       SCENARIO.bufferDecrease,
-      SYSCTL.rmem,
+      this.policy.sysctl,
       live,
       to,
-      vectorReason(why, SYSCTL.rmem, "min default max", live, to),
+      vectorReason(why, this.policy.sysctl, "min default max", live, to),
     );
   }
 
@@ -146,7 +188,7 @@ export class RcvbufSettle {
   trimmed(netns: string, applied: boolean, to: number, now: number): void {
     const e = this.#episodes.get(netns);
     if (!e) return;
-    if (applied) Object.assign(e, { setTo: to, settledNeed: needOf(e) });
+    if (applied) Object.assign(e, { setTo: to, settledNeed: this.policy.needOf(e.samples) });
     else later(e, now);
   }
 }
@@ -162,13 +204,16 @@ function remember(e: Episode, s: NeedSample): void {
   if (e.samples.length > NEED_SAMPLES) e.samples.shift();
 }
 
-/**
- * The path's need from the recent samples of sockets with window to spare: their median (one
- * spike does not move it; the upper one of two), or the latest where higher (a flow still
- * speeding up reports less at each earlier event).
- */
-function needOf(e: Episode): number {
-  const spare = e.samples.filter((s) => s.used < WINDOW_LIMITED * s.buf).map((s) => s.used);
-  const sorted = [...spare].sort((a, b) => a - b);
-  return Math.max(sorted[Math.floor(sorted.length / 2)] ?? 0, spare.at(-1) ?? 0);
+/** Receive side (RCVBUF_POLICY). */
+export class RcvbufSettle extends BufferSettle {
+  constructor() {
+    super(RCVBUF_POLICY);
+  }
+}
+
+/** Send side (SNDBUF_POLICY). */
+export class SndbufSettle extends BufferSettle {
+  constructor() {
+    super(SNDBUF_POLICY);
+  }
 }

@@ -1,7 +1,12 @@
-/** Settling a grown tcp_rmem max near the need: sequences of observations in, decisions out. */
+/** Settling a grown tcp_rmem / tcp_wmem max near the need: sequences of observations in, decisions out. */
 import assert from "node:assert/strict";
 import { changeOf, NAME } from "../support/tcp_buffer_names.ts";
-import { FORGET_MS, RcvbufSettle, STEADY_MS } from "../../src/tuners/tcp_buffer_settle.ts";
+import {
+  FORGET_MS,
+  RcvbufSettle,
+  SndbufSettle,
+  STEADY_MS,
+} from "../../src/tuners/tcp_buffer_settle.ts";
 import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
 import { tcpBufferTuner } from "../../src/tuners/tcp_buffer.ts";
 import { startTuner } from "../support/fake_context.ts";
@@ -187,4 +192,100 @@ Deno.test("tcp_buffer: grows on the bench's events, trims once steady, does not 
   // a round trip that needed clearly more is fresh evidence
   rcv(1343984, 3_000_000, 1_200_000);
   assert.deepEqual(t.ctx.read(RMEM, NS), [4096, 65536, 3_000_000]);
+});
+
+/**
+ * A send-side growth like the bench's (16 KiB tcp_wmem max at the sender of the 50 ms, 100 Mbit/s
+ * link): [ms, max before, max after (the kernel's want), used, buf]. Every event's socket sits at
+ * the max (that is what the send hook reports); `used` rises with the rate up to ~1.49 x the BDP.
+ */
+const SND_GROWTH: [number, number, number, number, number][] = [
+  [400, 16384, 92160, 21000, 16384],
+  [900, 92160, 418000, 96000, 92160],
+  [1700, 418000, 1210000, 402000, 418000],
+  [2600, 1210000, 2420000, 880000, 1210000],
+  [3500, 2420000, 5140000, 931000, 2420000],
+];
+const SND_LAST = SND_GROWTH.at(-1)![0];
+const WMEM = "net.ipv4.tcp_wmem";
+
+function sndGrown(): SndbufSettle {
+  const s = new SndbufSettle();
+  for (const [at, from, to, used, buf] of SND_GROWTH) {
+    s.observe(NS, { used, buf, limit: from }, at);
+    s.grew(NS, from, to, { used, buf, limit: from }, at);
+  }
+  return s;
+}
+
+Deno.test("settle, send side: quiet after growth trims tcp_wmem max to 1.5x the largest need", () => {
+  const s = sndGrown();
+  assert.deepEqual(s.due(SND_LAST + STEADY_MS - 1), []);
+  assert.deepEqual(s.due(SND_LAST + STEADY_MS), [NS]);
+  // the latest socket sat at the max (all send-side sockets do): quiet is enough here
+  const p = changeOf(s.trim(NS, [4096, 16384, 5140000], SND_LAST + STEADY_MS));
+  assert.deepEqual(p.to, [4096, 16384, 1396500]);
+  assert.equal(p.scenario, NAME.decrease);
+  assert.equal(
+    p.reason,
+    "Due to steady traffic needing about 931000 bytes of buffer per round trip change " +
+      "net.ipv4.tcp_wmem(min default max) from (4096 16384 5140000) -> (4096 16384 1396500)",
+  );
+  s.trimmed(NS, true, 1396500, SND_LAST + STEADY_MS);
+  assert.equal(s.settledNeed(NS), 931000);
+  assert.deepEqual(s.due(SND_LAST + 10 * STEADY_MS), [], "settled: no second trim");
+});
+
+Deno.test("settle, send side: each sample is a lower bound: a later smaller one does not lower the need", () => {
+  const s = sndGrown();
+  s.observe(NS, { used: 500_000, buf: 5_140_000, limit: 5_140_000 }, SND_LAST + 100);
+  s.observe(NS, { used: 0, buf: 5_140_000, limit: 5_140_000 }, SND_LAST + 200);
+  assert.equal(changeOf(s.trim(NS, [4096, 16384, 5140000], SND_LAST + 200)).to[2], 1396500);
+  const none = new SndbufSettle();
+  none.grew(NS, 16384, 92160, { used: 0, buf: 16384, limit: 16384 }, 0);
+  assert.equal(none.trim(NS, [4096, 16384, 92160], STEADY_MS), null, "no need figure: nothing");
+});
+
+Deno.test("tcp_buffer: send side grows on the bench's events, trims once steady, grows again only on fresh evidence", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(WMEM, [4096, 16384, 16384], NS);
+  const netns = 4026532176n;
+  const snd = (buf: number, want: number, used: number) =>
+    t.event({
+      kind: K.TB_WMEM_NEAR_MAX,
+      netns,
+      values: [
+        BigInt(buf),
+        BigInt(t.ctx.read(WMEM, NS)![2]),
+        50000n,
+        0n,
+        BigInt(want),
+        BigInt(used),
+      ],
+    });
+  for (const [at, , to, used, buf] of SND_GROWTH) {
+    t.ctx.clock = at;
+    snd(buf, to, used);
+  }
+  assert.equal(t.ctx.read(WMEM, NS)![2], 5140000);
+  t.ctx.clock = SND_LAST + STEADY_MS - 1;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(WMEM, NS)![2], 5140000, "not steady yet");
+  t.ctx.clock = SND_LAST + STEADY_MS;
+  t.tuner.onTick?.();
+  assert.deepEqual(t.ctx.read(WMEM, NS), [4096, 16384, 1396500]);
+  assert.equal(t.ctx.proposals.at(-1)!.scenario, NAME.decrease);
+  assert.equal(t.ctx.read(RMEM, NS), null, "the receive side is not touched");
+  // no oscillation: a socket grown before the trim, and new ones the trimmed max holds at the
+  // same need, ask for more: nothing
+  const before = t.ctx.proposals.length;
+  t.ctx.clock += 6000;
+  snd(5_140_000, 5_600_000, 931_000);
+  snd(1_396_500, 2_600_000, 940_000);
+  snd(1_396_500, 2_600_000, 1_100_000);
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, before);
+  // a socket held by the trimmed max whose path needs clearly more is fresh evidence
+  snd(1_396_500, 3_000_000, 1_300_000);
+  assert.deepEqual(t.ctx.read(WMEM, NS), [4096, 16384, 3_000_000]);
 });
