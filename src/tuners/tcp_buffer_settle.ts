@@ -56,15 +56,23 @@ export interface SettlePolicy {
  * below WINDOW_LIMITED x their buffer: one the window holds back shows its window, not the path's
  * rate, and one above its buffer read a backlog; one spike does not move the median; the upper
  * one of two), or the latest where higher (a flow still speeding up reports less at each earlier
- * event). Not while the latest socket sat at the max: held there, it goes quiet (auto-tuning waits
- * for more data per period than the window lets through) without being done growing.
+ * event). Sockets held back by their window after the latest one with window to spare show that
+ * the flow has sped up since: the path needs at least what they delivered, up to their buffer (a
+ * slow-start sample followed only by window-limited ones trimmed a 1.56 MB max to the 64 KiB
+ * before the growth, 12x below full rate). Not while the latest socket sat at the max: held there,
+ * it goes quiet (auto-tuning waits for more data per period than the window lets through) without
+ * being done growing.
  */
 export const RCVBUF_POLICY: SettlePolicy = {
   sysctl: SYSCTL.rmem,
   needOf(samples) {
-    const spare = samples.filter((s) => s.used < WINDOW_LIMITED * s.buf).map((s) => s.used);
+    const hasSpare = (s: NeedSample) => s.used < WINDOW_LIMITED * s.buf;
+    const spare = samples.filter(hasSpare).map((s) => s.used);
     const sorted = [...spare].sort((a, b) => a - b);
-    return Math.max(sorted[Math.floor(sorted.length / 2)] ?? 0, spare.at(-1) ?? 0);
+    const since = samples.slice(samples.findLastIndex(hasSpare) + 1);
+    const held = since.map((s) => Math.min(s.used, s.buf));
+    if (spare.length === 0) return 0;
+    return Math.max(sorted[Math.floor(sorted.length / 2)], spare.at(-1)!, ...held);
   },
   mayStillGrow: (last) => last.buf >= AT_MAX * last.limit,
 };

@@ -77,6 +77,21 @@ Deno.test("settle: a flow still speeding up: the latest need where above the med
   assert.equal(changeOf(s.trim(NS, [4096, 65536, 3_376_348], 19_000)).to[2], 1_115_217);
 });
 
+Deno.test("settle: window-limited sockets after the latest one with spare window bound the need from below", () => {
+  // a bench run: the only socket with window to spare was in slow start (0.5 s); the later ones
+  // sat at their buffer while the max grew to 1.56 MB (the path needs about 0.8 MB)
+  const s = new RcvbufSettle();
+  s.grew(NS, 65536, 262144, { used: 41187, buf: 65536, limit: 65536 }, 520);
+  s.observe(NS, { used: 258503, buf: 262144, limit: 262144 }, 1020);
+  s.grew(NS, 262144, 553298, { used: 258503, buf: 262144, limit: 262144 }, 1030);
+  s.observe(NS, { used: 563790, buf: 553298, limit: 553298 }, 2050);
+  s.grew(NS, 553298, 1250792, { used: 563790, buf: 553298, limit: 553298 }, 2050);
+  s.observe(NS, { used: 577745, buf: 553298, limit: 1250792 }, 2970);
+  s.grew(NS, 1250792, 1563490, { used: 577745, buf: 553298, limit: 1250792 }, 2980);
+  const p = changeOf(s.trim(NS, [4096, 65536, 1563490], 2980 + STEADY_MS));
+  assert.deepEqual(p.to, [4096, 65536, 829947], "1.5 x 553298: the buffer, not a backlog read");
+});
+
 Deno.test("settle: a socket that sat at the max is not done growing: looked at later", () => {
   const s = new RcvbufSettle();
   // the bench's stall: raised to 268 kB, the socket stays at 105 kB, window-limited
