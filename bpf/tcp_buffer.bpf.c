@@ -134,18 +134,31 @@ static __always_inline int check_mem(struct sock *sk, __u64 netns, int force)
 /* SOCK_NOSPACE in socket->flags (bit 2 since 2.6): the application found the send buffer full. */
 #define BPFP_SOCK_NOSPACE 2
 
+/* Receive side: the rate-limit key's kind also names the max the socket ran into (KiB), so the
+ * first socket to reach a max userspace just changed is reported at once, not up to an interval
+ * later. A receive buffer held at a max grows again only when one period's data beats the
+ * socket's record (tcp_rcv_space_adjust), which a window-limited flow does seconds apart: a
+ * raise that comes after it stopped climbing is lost. Events at the same max keep the pace. */
+static __always_inline __u32 rl_kind_of(__u16 kind, long limit)
+{
+	if (kind != TB_RMEM_NEAR_MAX)
+		return kind;
+	return kind | ((__u32)(limit >> 10) & 0xffffff) << 8;
+}
+
 /* Rate limit first, then the memory check (several probe reads): a folded hit costs neither. */
 static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
 					long limit, long want, long used, __u32 srtt, __u32 locks)
 {
 	struct bpfp_event *e;
-	__u32 n = bpfp_rate_limit(netns, kind);
+	__u32 rl_kind = rl_kind_of(kind, limit);
+	__u32 n = bpfp_rate_limit(netns, rl_kind);
 
 	if (!n)
 		return;
 	if (check_mem(sk, netns, 0))
 		return; /* no buffer growth near memory pressure */
-	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, netns, kind);
+	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, netns, rl_kind);
 	if (!e)
 		return;
 	bpfp_payload(e)->buffer.buf = buf;

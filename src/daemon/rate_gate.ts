@@ -15,10 +15,11 @@ import { type Proposal, sameChange, sameValues } from "../tuning/proposal.ts";
 
 export const DEFAULT_COOLDOWN_MS = 5000;
 /**
- * Between two changes in the same direction (fresh evidence after the previous change). Below the
- * kernel-side event interval (tcp_buffer: 500 ms from one event to the next, counted from the
- * event, not from the change it led to): an event is fresh evidence, and a growth turned away
- * here may not come back soon (tcp_rcvbuf_grow fires only when auto-tuning tries to grow).
+ * Between two changes in the same direction. Below the kernel-side event interval (tcp_buffer:
+ * 500 ms from one event to the next, counted from the event, not from the change it led to): a
+ * growth turned away here may not come back soon (tcp_rcvbuf_grow fires only when auto-tuning
+ * tries to grow). A proposal marked `fresh` (its evidence was seen at the value the previous
+ * change wrote) does not wait for it at all.
  */
 export const DEFAULT_GROWTH_GAP_MS = 250;
 
@@ -95,11 +96,11 @@ export class RateGate {
   }
 
   /** Until when a change in direction `dir` must wait. */
-  #waitUntil(state: KeyState, dir: number): number {
+  #waitUntil(state: KeyState, dir: number, fresh: boolean): number {
     const [last, before] = state.directions;
     const continuing = !state.fullCooldown && dir !== 0 && dir === last &&
       (before === undefined || before === last);
-    return state.settledAt + (continuing ? this.growthGapMs : this.cooldownMs);
+    return state.settledAt + (continuing ? (fresh ? 0 : this.growthGapMs) : this.cooldownMs);
   }
 
   admit(proposal: Proposal, now: number): GateVerdict {
@@ -119,7 +120,7 @@ export class RateGate {
     ) {
       return { kind: "duplicate" };
     }
-    const until = this.#waitUntil(state, directionOf(proposal));
+    const until = this.#waitUntil(state, directionOf(proposal), proposal.fresh === true);
     if (now < until) {
       const repeat = state.deferred !== undefined && sameChange(state.deferred, proposal);
       state.deferred = proposal;

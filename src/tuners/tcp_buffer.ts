@@ -233,7 +233,8 @@ class TcpBufferTuner {
       `${sysctl} in ${describeNetns(netns)}: socket buffer ${p.buf} near max ${p.limit}, ` +
         `kernel wanted ${p.want || "?"}, ` +
         `delivery rate needs ${p.used || "?"} per round trip ` +
-        `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)`,
+        `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)` +
+        (!rcv || p.limit === live[2] ? "" : `; the max is ${live[2]} now: nothing to decide`),
     );
     const decision = bufferDecision({
       sysctl,
@@ -243,6 +244,8 @@ class TcpBufferTuner {
       used: p.used,
       settledNeed: settle.settledNeed(netns),
       hits: ev.count,
+      // The kernel reports the first socket at a new rmem max at once (tcp_buffer.bpf.c).
+      limitSeen: rcv ? p.limit : undefined,
       userLocked: (locks & (rcv ? SOCK_RCVBUF_LOCK : SOCK_SNDBUF_LOCK)) !== 0,
       memory,
       latencyBrake: corr.brakes(now),

@@ -269,6 +269,13 @@ export interface BufferInput {
   settledNeed?: number;
   /** Hook hits the event stands for (how often sockets ran into the max). */
   hits?: number;
+  /**
+   * The max the socket ran into (the event's), bytes; undefined: unknown. Another value than the
+   * live max is stale evidence (a change since replaced it: the kernel reports the first socket
+   * to reach the new one at once), and decides nothing; the live max itself is fresh evidence,
+   * which the rate gate lets grow it again without waiting.
+   */
+  limitSeen?: number;
   /** SO_RCVBUF / SO_SNDBUF set by the application: the kernel does not auto-tune it. */
   userLocked: boolean;
   memory: MemoryState;
@@ -291,6 +298,7 @@ export function bufferDecision(input: BufferInput): Decision | null {
   if (!isTriple(live) || live[2] === 0 || !isCount(observed)) return null;
   if (input.userLocked || input.memory !== "normal") return null;
   const max = live[2];
+  if (input.limitSeen !== undefined && input.limitSeen !== max) return null;
   const used = isCount(input.used) ? input.used : 0;
   const wanted = isCount(input.wanted) ? input.wanted : 0;
   if (!nearlyFull(Math.max(observed, wanted), max, rate)) return null;
@@ -324,7 +332,7 @@ export function bufferDecision(input: BufferInput): Decision | null {
   // more steps the more often sockets hit the max when it did not say.
   const grown = proportionalGrowth({ current: max, wanted, hits: input.hits, rate });
   const to = [live[0], live[1], clampGrowth(max, grown, ceiling)];
-  return change(
+  const grow = change(
     SCENARIO.bufferIncrease,
     sysctl,
     live,
@@ -337,6 +345,8 @@ export function bufferDecision(input: BufferInput): Decision | null {
       to,
     ),
   );
+  if (grow?.kind === "change" && input.limitSeen === max) grow.proposal.fresh = true;
+  return grow;
 }
 
 /** After an rmem change: make sure receive auto-tuning is on, so the new max is used. */

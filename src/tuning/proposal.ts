@@ -18,6 +18,12 @@ export interface Proposal {
   to: number[];
   /** The complete human "what and why" line, shaped like bpftune's log line for the change. */
   reason: string;
+  /**
+   * The evidence was seen with `from` in force (e.g. a socket ran into the live max itself, not
+   * into one an earlier change replaced): growth that continues the previous change need not
+   * wait for the rate gate's growth gap.
+   */
+  fresh?: boolean;
 }
 
 export type RuleProposal = Omit<Proposal, "tuner" | "netns">;

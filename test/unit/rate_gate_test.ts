@@ -55,6 +55,19 @@ Deno.test("growth on fresh evidence: the short gap, not the cool-down", () => {
   assert.equal(new RateGate({ cooldownMs: 200 }).growthGapMs, 200, "never above the cool-down");
 });
 
+Deno.test("growth on evidence seen at the value the last change wrote: no gap at all", () => {
+  const gate = new RateGate({ cooldownMs: 5000 });
+  assert.equal(applyAt(gate, rmem(100, 400), 1000), "apply");
+  assert.equal(applyAt(gate, { ...rmem(400, 1600), fresh: true }, 1001), "apply");
+  assert.equal(gate.admit(rmem(1600, 3200), 1002).kind, "cooling-down", "not fresh: the gap");
+  // A reversal waits out the cool-down, fresh or not.
+  assert.deepEqual(gate.admit({ ...rmem(1600, 800), fresh: true }, 1002), {
+    kind: "cooling-down",
+    until: 6001,
+    repeat: false,
+  });
+});
+
 Deno.test("oscillation: after a reversal every change waits out the cool-down", () => {
   const gate = new RateGate({ cooldownMs: 5000 });
   assert.equal(applyAt(gate, rmem(100, 200), 0), "apply");

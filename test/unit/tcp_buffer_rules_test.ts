@@ -134,6 +134,26 @@ Deno.test("buffer growth after a trim needs a round trip that needed more than t
   assert.equal(changeOf(at(1_000_000, 0)).to[2], 2_400_000);
 });
 
+Deno.test("buffer growth: evidence at the live max is fresh, at a replaced max it decides nothing", () => {
+  const low = [4096, 65536, 262144];
+  const at = (limitSeen: number | undefined, latencyBrake = false) =>
+    bufferDecision(
+      buffer({ live: low, observed: 262144, wanted: 900_000, limitSeen, latencyBrake }),
+    );
+  const fresh = changeOf(at(262144));
+  assert.equal(fresh.to[2], 900_000);
+  assert.equal(fresh.fresh, true, "the rate gate may let it follow the last growth at once");
+  // The socket ran into a max a change has since replaced: the kernel reports the first socket
+  // to reach the new one, so this event is no reason to grow (or to brake) again.
+  assert.equal(at(65536), null);
+  assert.equal(at(65536, true), null);
+  assert.equal(at(1_000_000), null, "nor a max changed downwards since");
+  // Unknown (the send side): decided as before, without the mark.
+  const unknown = changeOf(at(undefined));
+  assert.equal(unknown.to[2], 900_000);
+  assert.equal(unknown.fresh, undefined);
+});
+
 Deno.test("buffer growth: nearly full grows the max by the rate, in bpftune's words", () => {
   const p = changeOf(bufferDecision(buffer()));
   assert.deepEqual(p, {

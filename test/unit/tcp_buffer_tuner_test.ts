@@ -35,6 +35,20 @@ Deno.test("tcp_buffer: the size the kernel wanted (payload want) sets how far th
   ]);
 });
 
+Deno.test("tcp_buffer: a receive event at a replaced max decides nothing; at the new max, growth", () => {
+  const t = tuner();
+  t.ctx.set(RMEM, [4096, 65536, 65536]);
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [65536n, 65536n, 500n, 0n, 200000n] });
+  // Sent before that change landed: the socket ran into 65536, which is gone.
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [65536n, 65536n, 500n, 0n, 400000n] });
+  // The first socket to reach the new max: fresh evidence, grows on.
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [200000n, 200000n, 500n, 0n, 700000n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.from[2], p.to[2], p.fresh]), [
+    [65536, 200000, true],
+    [200000, 700000, true],
+  ]);
+});
+
 Deno.test("tcp_buffer: growing rmem turns receive auto-tuning on when it is off", () => {
   const t = tuner();
   t.ctx.set("net.ipv4.tcp_moderate_rcvbuf", [0]);
