@@ -29,7 +29,8 @@ const NEED_LADDER = [1, 1.25, 1.6, 2, 2.5];
 const FULL_RATE = 0.95;
 /** Seconds within which a transfer must reach 90 % of the tuned throughput. */
 const TARGET_S = 10;
-const CHANGE = /Due to .* change (\S+)\(.*\) from \(([^)]*)\) -> \(([^)]*)\)/;
+/** The change line itself (with --debug the scenario line quotes it too: not counted twice). */
+const CHANGE = /^(?:bpfpilot: )?Due to .* change (\S+)\(.*\) from \(([^)]*)\) -> \(([^)]*)\)/;
 
 export interface ThroughputOptions {
   iperfS: number;
