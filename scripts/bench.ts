@@ -24,7 +24,8 @@
  * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or
  * --rollback (undoes its changes on exit, host-wide tcp_mem included). The exception is the
  * netns section, whose daemon watches every namespace (the point of it): it runs with --rollback,
- * and one killed by Ctrl-C is rolled back from its journal by the cleanup.
+ * and one killed by Ctrl-C is rolled back from its journal by the cleanup. A section that leaves
+ * a tuner's host sysctl changed fails, naming it, and the value is put back (bench/host_guard.ts).
  */
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
@@ -150,12 +151,10 @@ for (const [name, tools, run] of sections) {
   } finally {
     await runCleanups(); // this section's namespaces, processes, probe cache, ...
   }
-  const changed = moved();
-  if (changed.length) {
-    console.log(
-      `   NOTE: host-wide sysctls changed during this section (by another process, or a daemon ` +
-        `of ours reacting to host memory pressure): ${changed.join(", ")}`,
-    );
+  const leaked = moved();
+  if (leaked) {
+    failed++;
+    row(`${name}: left host sysctls changed`, "n/a", leaked);
   }
   console.log(`   (${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 }
