@@ -110,6 +110,8 @@ export class NetBufferTuner {
   #lastSqueeze: number | null = null;
   #nextPoll = 0;
   #lastWaitPercent: number | null = null;
+  /** netdev_budget_usecs at start: the shrink floor (the kernel may refuse less). */
+  #usecsAtStart: number | undefined;
   readonly #totals = { drops: 0, squeezes: 0, fullPolls: 0, softnetPolls: 0 };
 
   constructor(private readonly ctx: TunerContext, opts: NetBufferOptions = {}) {
@@ -128,6 +130,7 @@ export class NetBufferTuner {
 
   onAttached(hooks: readonly string[]): void {
     this.#hooked = new Set(hooks);
+    this.#usecsAtStart = this.ctx.read(NB_SYSCTL.budgetUsecs, GLOBAL_NETNS)?.[0];
     this.#squeezes(this.#readSoftnet()?.rows ?? null); // baselines: only increases count
     this.#wait.sample(this.ctx.now());
     this.ctx.log.info(
@@ -287,7 +290,14 @@ export class NetBufferTuner {
         (waitCorrelates ? ", rising with the budget" : ""),
     );
     this.ctx.apply(
-      budgetDecisions({ budget, budgetUsecs, squeezes, waitCorrelates, rate: this.#rate }),
+      budgetDecisions({
+        budget,
+        budgetUsecs,
+        squeezes,
+        waitCorrelates,
+        rate: this.#rate,
+        usecsFloor: this.#usecsAtStart,
+      }),
       GLOBAL_NETNS,
     );
   }

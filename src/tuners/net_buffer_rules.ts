@@ -49,7 +49,12 @@ export const BUDGET_USECS_DOMAIN: ValueDomain = { min: 1, max: 50000 };
 /** 32-bit words of a CPU mask, most significant first (cpumask.ts). */
 export const CPU_MASK_DOMAIN: ValueDomain = { min: 0, max: 0xffff_ffff };
 
-/** Shrinking never goes under the kernel's defaults (netdev_budget 300, budget_usecs 2 ms). */
+/**
+ * Shrinking never goes under the kernel's defaults: netdev_budget 300, netdev_budget_usecs two
+ * jiffies (2000 at HZ 1000, 8000 at HZ 250). Newer kernels also refuse a netdev_budget_usecs
+ * under two jiffies (EINVAL), so the tuner passes the value it found at start as the usecs floor
+ * when that is higher (BudgetInput.usecsFloor): HZ is not visible from userspace.
+ */
 export const BUDGET_FLOOR = 300;
 export const BUDGET_USECS_FLOOR = 2000;
 
@@ -209,6 +214,8 @@ export interface BudgetInput {
    */
   waitCorrelates: boolean;
   rate: LearningRate;
+  /** Shrink floor for netdev_budget_usecs when above BUDGET_USECS_FLOOR (see there). */
+  usecsFloor?: number;
 }
 
 function budgetLine(sysctl: string, from: number, to: number): string {
@@ -228,7 +235,11 @@ export function budgetDecisions(input: BudgetInput): Decision[] {
   if (input.waitCorrelates) {
     const out: Decision[] = [];
     const b = clampShrink(budget, shrink(budget, rate), BUDGET_FLOOR);
-    const u = clampShrink(usecs, shrink(usecs, rate), BUDGET_USECS_FLOOR);
+    const usecsFloor = Math.max(
+      BUDGET_USECS_FLOOR,
+      isCount(input.usecsFloor) ? input.usecsFloor : 0,
+    );
+    const u = clampShrink(usecs, shrink(usecs, rate), usecsFloor);
     if (b < budget) {
       out.push(change(
         NB_SCENARIO.budgetDecrease,

@@ -142,6 +142,18 @@ Deno.test("budget: scheduler wait correlating with the budget shrinks both, not 
     budgetDecisions({ ...budget, budget: 300, budgetUsecs: 2000, waitCorrelates: true }),
     [],
   );
+  // The value found at start is the floor when higher (the kernel refuses < 2 jiffies).
+  assert.deepEqual(
+    budgetDecisions({
+      ...budget,
+      budget: 300,
+      budgetUsecs: 9000,
+      waitCorrelates: true,
+      usecsFloor: 8000,
+    })
+      .map((d) => changed(d)![2]),
+    [[8000]],
+  );
   // An admin's smaller value is never raised by a "shrink".
   assert.deepEqual(
     budgetDecisions({ ...budget, budget: 100, budgetUsecs: 1000, waitCorrelates: true }),
