@@ -31,8 +31,8 @@ union tb_payload {
 		__u64 srtt_us;
 		__u64 userlocks;
 		__u64 want;	/* the size the kernel tried to grow the buffer to; 0: unknown */
-		__u64 used;	/* the buffer the path's delivery rate needs: rcv per srtt, snd per
-				 * min RTT in send-buffer truesize (snd_need); 0: unknown */
+		__u64 used;	/* the buffer the path's delivery rate needs per srtt (snd: in
+				 * send-buffer truesize, snd_need); 0: unknown */
 	} buffer;
 	struct {		/* TB_MEM_* */
 		__u64 allocated; /* pages (4 KiB quanta before 5.16) */
@@ -247,23 +247,23 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 }
 
 /* The send buffer the path needs: the delivery rate (the kernel's saved rate sample, as
- * tcp_info's delivery_rate) times the connection's minimum RTT, i.e. the bandwidth-delay product
- * without the queueing delay (a full queue needs no more buffer to keep the link busy), in
+ * tcp_info's delivery_rate) times the smoothed RTT `srtt_us` (what is in flight at that rate), in
  * truesize per segment as tcp_sndbuf_expand counts it; 0: no sample yet. A socket held by its
- * buffer delivers less than the path could, so it is a lower bound there. */
-static __always_inline long snd_need(struct tcp_sock *tp, int btf, long per_mss)
+ * buffer delivers less than the path could, so it is a lower bound there. Not the minimum RTT: a
+ * path whose delay is mostly queueing on the ACK side (the bench's) once in a while gets an
+ * unqueued sample, and a need from it (1/50 of the real one) trimmed a live transfer to 10 %. */
+static __always_inline long snd_need(struct tcp_sock *tp, int btf, long per_mss, __u32 srtt_us)
 {
-	__u32 delivered, interval_us, min_rtt_us;
+	__u32 delivered, interval_us;
 
 	if (!bpf_core_field_exists(tp->rate_delivered) ||
-	    !bpf_core_field_exists(tp->rate_interval_us) || !bpf_core_field_exists(tp->rtt_min))
+	    !bpf_core_field_exists(tp->rate_interval_us))
 		return 0;
 	delivered = RD(btf, tp, rate_delivered);
 	interval_us = RD(btf, tp, rate_interval_us);
-	min_rtt_us = RD(btf, tp, rtt_min.s[0].v);
-	if (!delivered || !interval_us || !min_rtt_us || min_rtt_us == ~0U)
+	if (!delivered || !interval_us || !srtt_us)
 		return 0;
-	return (__u64)delivered * per_mss * min_rtt_us / interval_us;
+	return (__u64)delivered * per_mss * srtt_us / interval_us;
 }
 
 /* Send side, bpftune's tcp_sndbuf_expand signal: the send buffer reaches tcp_wmem max when the
@@ -278,8 +278,8 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 	struct tcp_sock *tp;
 	struct socket *sock;
 	struct net *net;
-	long buf, limit, want, per_mss;
-	__u32 locks, cwnd, in_flight;
+	long buf, limit, want, per_mss, need;
+	__u32 locks, cwnd, in_flight, srtt;
 	__u64 netns;
 
 	if (!sk)
@@ -319,8 +319,9 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, snd_need(tp, btf, per_mss),
-		    RD(btf, tp, srtt_us), locks);
+	srtt = RD(btf, tp, srtt_us);
+	need = snd_need(tp, btf, per_mss, srtt >> 3);
+	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, need, srtt, locks);
 }
 
 /* --- receive side: tcp_rcvbuf_grow (6.17+: only when auto-tuning grows a buffer), else

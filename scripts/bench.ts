@@ -18,7 +18,8 @@
  *   BPFPILOT_BENCH_NETNS_S (15), BPFPILOT_BENCH_NETNS_WARMUP_S (5), BPFPILOT_BENCH_NETNS_FORGET_S
  *   (15); BPFPILOT_BENCH_NETNS_STEPS=1,100,1000 (namespace counts).
  * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
- * and its log (seconds from the transfer's start, line) is written there.
+ * and its log (seconds from the transfer's start, line) is written there; the send side's to
+ * <file>.wmem.
  * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
  * also on error and Ctrl-C. The host's own network namespace is never tuned: every daemon runs
  * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or

@@ -116,12 +116,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   const changes = d.matching(CHANGE, t0, t1);
   const tunedRmem = rx.sysctl("net.ipv4.tcp_rmem"), tunedWmem = rx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
-  if (logTo) {
-    Deno.writeTextFileSync(
-      logTo,
-      d.lines.map((l) => `${((l.at - t0) / 1000).toFixed(2)} ${l.text}\n`).join(""),
-    );
-  }
+  if (logTo) saveLog(d, t0, logTo);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   const secs = (t1 - t0) / 1000;
   row(
@@ -278,9 +273,11 @@ async function sendBufferRow(
     return path.iperf(path.iperfS);
   });
   tx.setSysctl("net.ipv4.tcp_wmem", TINY_WMEM);
+  const logTo = Deno.env.get("BPFPILOT_BENCH_DAEMON_LOG");
   const d = new BenchDaemon(daemonArgv(root).argv, [
     "run",
     "--stderr",
+    ...(logTo ? ["--debug"] : []),
     "--rollback",
     "--netns",
     tx.name,
@@ -293,6 +290,7 @@ async function sendBufferRow(
   const t1 = performance.now();
   const finalWmem = tx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
+  if (logTo) saveLog(d, t0, `${logTo}.wmem`);
   tx.setSysctl("net.ipv4.tcp_wmem", txWmem);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   const changes = d.matching(CHANGE, t0, t1).map((l) => ({ at: l.at, m: l.text.match(CHANGE)! }))
@@ -330,6 +328,14 @@ async function sendBufferRow(
       `${(tailMbps / path.capacityMbps * 100).toFixed(1)} % of the link capacity ` +
         `(${mbit(path.capacityMbps)})`,
     ),
+  );
+}
+
+/** The daemon's output with seconds since `t0`, for BPFPILOT_BENCH_DAEMON_LOG. */
+function saveLog(d: BenchDaemon, t0: number, path: string): void {
+  Deno.writeTextFileSync(
+    path,
+    d.lines.map((l) => `${((l.at - t0) / 1000).toFixed(2)} ${l.text}\n`).join(""),
   );
 }
 

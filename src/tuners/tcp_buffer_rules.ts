@@ -258,7 +258,7 @@ export interface BufferInput {
   wanted?: number;
   /**
    * The buffer the path's delivery rate needs for one round trip (without the 2x auto-tuning adds
-   * for losses; send side: per minimum RTT, in send-buffer truesize), bytes; 0 when unknown.
+   * for losses; send side: in send-buffer truesize), bytes; 0 when unknown.
    */
   used?: number;
   /**

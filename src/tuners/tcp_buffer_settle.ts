@@ -79,9 +79,8 @@ export const RCVBUF_POLICY: SettlePolicy = {
 
 /**
  * Send side: every event comes from a socket its buffer holds back (the application found it
- * full while the congestion window had room), whose `used` (delivery rate x minimum RTT, in
- * send-buffer truesize) is a lower bound of the need there and the bandwidth-delay product once
- * the link is full: the need is the largest recent one. Quiet is enough: a socket held by its
+ * full while the congestion window had room), whose `used` (delivery rate x srtt, in send-buffer
+ * truesize) is a lower bound of the need there: the need is the largest recent one. Quiet is enough: a socket held by its
  * buffer fires on every ACK, so no event for STEADY_MS means none is held any more.
  */
 export const SNDBUF_POLICY: SettlePolicy = {

@@ -2,7 +2,8 @@
  * The daemon tuning for real: iperf3 over loopback in a namespace of the test's own with a
  * deliberately low tcp_rmem/tcp_wmem max; the daemon raises it within the ceiling and logs each
  * change once with both lines; advise mode writes nothing but logs the same proposal; a socket
- * whose buffer the application locked does not drive growth. `--netns` keeps the host untouched.
+ * whose buffer the application locked does not drive growth; send-side events carry the path's
+ * need read from the socket (both flavours). `--netns` keeps the host untouched.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -205,3 +206,30 @@ Deno.test({
     });
   },
 });
+
+for (const flavour of [[], ["--prefer", "tracepoint"]]) {
+  Deno.test({
+    name: `send-side events carry the path's need read from the sender's socket (${
+      flavour.length ? "classic tracepoint" : "tp_btf"
+    })`,
+    ignore: !IS_ROOT,
+    async fn() {
+      const setup = (ns: TestNetns) => ns.setSysctl("net.ipv4.tcp_wmem", LOW);
+      await withDaemon("need", ["--debug", ...flavour], setup, async (r) => {
+        r.ns.iperf(3);
+        assert.equal(await r.daemon.stop(), 0);
+        // delivery rate x srtt in send-buffer truesize (tcp_buffer.bpf.c snd_need): on
+        // loopback a few segments of 64 KiB per rate sample; 0 only before a first sample
+        const needs = r.daemon.matching(/net\.ipv4\.tcp_wmem in .* near max /).map((l) =>
+          Number(/delivery rate needs (\d+|\?) per round trip/.exec(l)?.[1]?.replace("?", "0"))
+        );
+        assert.ok(needs.length >= 1, r.daemon.lines.join("\n"));
+        assert.ok(needs.every((n) => Number.isSafeInteger(n) && n < 2 ** 31), `${needs}`);
+        assert.ok(
+          needs.some((n) => n > 0),
+          `no send-side event said what the path needs: ${needs}`,
+        );
+      });
+    },
+  });
+}
