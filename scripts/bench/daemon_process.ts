@@ -3,6 +3,7 @@
  * under Deno, no launcher shell in between) so its pid is the daemon's own, with every stderr
  * line timestamped on arrival. Stopping it sends SIGTERM and awaits the reaped exit status.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { onCleanup } from "./cleanup.ts";
@@ -63,16 +64,27 @@ export class BenchDaemon {
     this.#reading = Promise.all([this.#read(this.#child.stdout), this.#read(this.#child.stderr)])
       .then(() => {});
     const pid = this.#child.pid;
+    const stateDir = args.includes("--state-dir") ? args[args.indexOf("--state-dir") + 1] : null;
+    const rollsBack = args.includes("--rollback") || args.includes("-R");
     this.#undo = onCleanup(`kill daemon ${pid}`, async () => {
+      let killed = false;
       if (!this.#exited) {
         try {
           Deno.kill(pid, "SIGKILL");
+          killed = true;
         } catch {
           // gone already
         }
       }
       await this.#status;
       await this.#reading;
+      // Killed (Ctrl-C, a stop timeout) before its own --rollback: its changes, host-wide ones
+      // such as net_buffer's netdev_budget included, are undone from its journal instead.
+      if (killed && rollsBack && stateDir) {
+        spawnSync(argv[0], [...argv.slice(1), "rollback", "--state-dir", stateDir], {
+          timeout: 60_000,
+        });
+      }
     });
   }
 
