@@ -49,6 +49,8 @@ import {
 } from "../kernel/netns.ts";
 import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
+import { StartTiming } from "./start_timing.ts";
+import { TunerPreloads } from "./tuner_preload.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -339,6 +341,7 @@ export class Daemon {
 
   async #start(): Promise<void> {
     const { log } = this.opts;
+    const timing = new StartTiming();
     setLibbpfLogSink((level, line) => {
       if (level === "debug") log.debug(line);
       else log.debug(line, { libbpf: level });
@@ -351,10 +354,12 @@ export class Daemon {
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#checkpoint("journal");
+    timing.mark("journal");
     useNetnsRegistry(this.netns);
     this.netns.discover();
     // Before any tuning: records of namespaces gone, or whose inode a new namespace took.
     this.#pruneGoneNamespaces();
+    timing.mark("namespaces", `${this.netns.size} besides its own`);
     this.#applier = new ProposalApplier({
       journal: this.journal,
       gate: this.gate,
@@ -442,16 +447,24 @@ export class Daemon {
       },
     );
     this.#checkpoint("probe");
+    timing.mark("sysctl.d and probe");
     if (!this.probe.features.btf) {
       log.warn("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF): only hooks that need none can load");
     }
     const cgroup = this.opts.cgroup ?? this.probe.features.cgroup2;
     const fault = new Set(this.opts.faultInject);
+    const choicesOf = (def: TunerDefinition) =>
+      this.probe.choices.filter((c) => c.tuner === def.name);
+    const preloads = this.#owned.adopt(
+      new TunerPreloads(runnable.map((def) => ({ def, choices: choicesOf(def) })), fault),
+      (p) => p.close(),
+    );
     for (const def of runnable) {
-      const choices = this.probe.choices.filter((c) => c.tuner === def.name);
-      const r = loadTuner(def, choices, () => def.create(this.#context(def)), {
+      const preloaded = await preloads.take(def.name);
+      const r = loadTuner(def, choicesOf(def), () => def.create(this.#context(def)), {
         cgroup,
         faultInject: fault,
+        preloaded,
         beforeAttach: (c) => {
           if (c.kind === "tracepoint" && !this.#tracefs) {
             this.#tracefs = this.#owned.adopt(ensureTracefs(), (m) => m.release());
@@ -500,6 +513,11 @@ export class Daemon {
     }
 
     this.#checkpoint("tuners");
+    timing.mark(
+      "tuners",
+      `objects loaded ${preloads.limit} at a time, each: ` +
+        [...preloads.ms].map(([t, ms]) => `${t} ${ms.toFixed(0)}`).join(", "),
+    );
     releaseKernelBtf(); // loading is over: give the parsed BTF's memory back
     const reader = this.#owned.adopt(
       new RingBufferReader({
@@ -535,13 +553,17 @@ export class Daemon {
     }
     this.#reader = reader;
     this.#checkpoint("ringbuf");
+    timing.mark("ring buffers");
     await this.#startServers();
     this.#checkpoint("servers");
+    timing.mark("servers");
     log.info(
       `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
         `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
       { event: "started" },
     );
+    if (Deno.env.get("BPFPILOT_START_TIMING") === "1") log.info(timing.describe());
+    else log.debug(timing.describe());
     await this.opts.onReady?.(this);
     if (this.opts.faultInject.includes("daemon:uncaught")) {
       // Test switch: an error nothing catches, to exercise the global handler.
