@@ -131,7 +131,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["lossy", ["ip", "tc", "iperf3", "ss"], () => lossyPathSection(ROOT, cfg.iperfS)],
   ["journal", [], () => journalSection(ROOT, DENO)],
   ["shutdown", ["ip"], () => shutdownSection(ROOT)],
-  ["netns", ["ip", "bpftool", "python3"], () => netnsScaleSection(ROOT, cfg.netns)],
+  ["netns", ["ip", "bpftool", "python3", "setpriv"], () => netnsScaleSection(ROOT, cfg.netns)],
 ];
 let failed = 0;
 for (const [name, tools, run] of sections) {

@@ -4,7 +4,7 @@
  * line timestamped on arrival. Stopping it sends SIGTERM and awaits the reaped exit status.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { onCleanup } from "./cleanup.ts";
 
@@ -38,6 +38,27 @@ export function daemonArgv(root: string): { argv: string[]; what: string } {
   };
 }
 
+/**
+ * `argv` as the packaged unit (scripts/systemd/bpfpilot.service) starts it: with the unit's
+ * capability bounding set and no new privileges, through setpriv, which execs it (same pid).
+ * Root from a shell holds every capability, so the daemon re-executes itself once to drop them
+ * (a second runtime start); under the unit it has none to drop.
+ */
+export function asUnitStarts(root: string, argv: string[]): string[] {
+  const unit = readFileSync(join(root, "scripts/systemd/bpfpilot.service"), "utf8");
+  const line = /^CapabilityBoundingSet=(.+)$/m.exec(unit);
+  if (!line) throw new Error("bpfpilot.service has no CapabilityBoundingSet= line");
+  const caps = line[1].trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, "").toLowerCase()}`);
+  return [
+    "setpriv",
+    `--bounding-set=-all,${caps.join(",")}`,
+    "--inh-caps=-all",
+    "--no-new-privs",
+    "--",
+    ...argv,
+  ];
+}
+
 export class BenchDaemon {
   readonly lines: Line[] = [];
   /** performance.now() just before the exec. */
@@ -49,10 +70,11 @@ export class BenchDaemon {
   #waiters: { re: RegExp; resolve: (l: Line) => void }[] = [];
   #exited = false;
 
-  constructor(argv: string[], args: string[]) {
+  constructor(argv: string[], args: string[], env: Record<string, string> = {}) {
     this.spawnedAt = performance.now();
     this.#child = new Deno.Command(argv[0], {
       args: [...argv.slice(1), ...args],
+      env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
