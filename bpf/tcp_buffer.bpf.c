@@ -61,18 +61,14 @@ static __always_inline int nearly_full(long val, long limit, __u64 shift)
 	return limit > 0 && val >= limit - (limit >> shift);
 }
 
+/* Read once per hit, past the cheap tests, and passed down. A hit costs mostly the memory it
+ * touches (cache and TLB misses between hits, not instructions): tests first use the loosest
+ * shift any configuration allows (2), so a buffer far from the max is turned away without
+ * reading the config map. */
 static __always_inline __u64 lr_shift(void)
 {
 	struct bpfp_config *cfg = bpfp_cfg();
 	return cfg ? bpfp_params(cfg)->lr_shift : 2;
-}
-
-/* A hit costs mostly the memory it touches (cache and TLB misses between hits, not instructions):
- * the loosest shift any configuration allows (2) first, so a buffer far from the max is turned
- * away without reading the config map. */
-static __always_inline int near_max(long val, long limit)
-{
-	return nearly_full(val, limit, 2) && nearly_full(val, limit, lr_shift());
 }
 
 /* tcp_mem (pages) and pages allocated, from the protocol the socket uses. */
@@ -108,28 +104,23 @@ static __always_inline void emit_mem(__u16 kind, __u64 netns, long allocated, lo
 	bpfp_event_submit(e);
 }
 
-/* bpftune's tcp_nearly_out_of_memory: exhaustion first, then pressure. */
-static __always_inline int check_mem(struct sock *sk, __u64 netns, int force)
+/* bpftune's tcp_nearly_out_of_memory: exhaustion first, then pressure. `shift`: lr_shift(). */
+static __always_inline int check_mem(struct sock *sk, __u64 netns, int force, __u64 shift)
 {
 	long allocated = 0, mem[3] = {};
 
 	if (read_mem(sk, &allocated, mem))
 		return 0;
-	if (nearly_full(allocated, mem[2], lr_shift())) {
+	if (nearly_full(allocated, mem[2], shift)) {
 		emit_mem(TB_MEM_EXHAUSTION, netns, allocated, mem);
 		return 1;
 	}
-	if (force || nearly_full(allocated, mem[1], lr_shift())) {
+	if (force || nearly_full(allocated, mem[1], shift)) {
 		emit_mem(TB_MEM_PRESSURE, netns, allocated, mem);
 		return 1;
 	}
 	return 0;
 }
-
-/* Field reads: tp_btf programs get typed pointers and read fields with plain loads (~1 ns each);
- * the classic tracepoint, fentry-less kprobe flavours go through bpf_probe_read_kernel (~20 ns).
- * `btf` is a compile-time constant in every caller, so clang drops the other branch. */
-#define RD(btf, p, ...) ((btf) ? (p)->__VA_ARGS__ : BPF_CORE_READ(p, __VA_ARGS__))
 
 /* SOCK_NOSPACE in socket->flags (bit 2 since 2.6): the application found the send buffer full. */
 #define BPFP_SOCK_NOSPACE 2
@@ -148,7 +139,8 @@ static __always_inline __u32 rl_kind_of(__u16 kind, long limit)
 
 /* Rate limit first, then the memory check (several probe reads): a folded hit costs neither. */
 static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
-					long limit, long want, long used, __u32 srtt, __u32 locks)
+					long limit, long want, long used, __u32 srtt, __u32 locks,
+					__u64 shift)
 {
 	struct bpfp_event *e;
 	__u32 rl_kind = rl_kind_of(kind, limit);
@@ -156,7 +148,7 @@ static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns
 
 	if (!n)
 		return;
-	if (check_mem(sk, netns, 0))
+	if (check_mem(sk, netns, 0, shift))
 		return; /* no buffer growth near memory pressure */
 	e = bpfp_event_reserve(BPFP_TUNER_ID, kind, netns, n, netns, rl_kind);
 	if (!e)
@@ -219,22 +211,25 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 	struct net *net;
 	long buf, limit, want, used;
 	__u32 locks, srtt;
-	__u64 netns;
+	__u64 netns, shift;
 
 	if (!sk)
 		return;
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	net = RD(btf, sk, __sk_common.skc_net.net);
 	buf = RD(btf, sk, sk_rcvbuf);
 	limit = RD(btf, net, ipv4.sysctl_tcp_rmem[2]);
-	if (!grow_hook && !near_max(buf, limit))
+	if (!grow_hook && !nearly_full(buf, limit, 2))
+		return;
+	bpfp_stat_add(BPFP_STAT_HITS, 1); /* past the cheap test: not before (BPFP_STAT_HITS) */
+	shift = lr_shift();
+	if (!grow_hook && !nearly_full(buf, limit, shift))
 		return;
 	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
 	if (!tp)
 		return;
 	srtt = RD(btf, tp, srtt_us);
 	want = rcv_want(tp, btf, srtt >> 3, &used);
-	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, lr_shift()))
+	if (grow_hook && !nearly_full(want > buf ? want : buf, limit, shift))
 		return;
 	/* Applications that set SO_RCVBUF chose their size: they never drive growth. */
 	locks = btf ? bpfp_sk_userlocks_typed(sk) : bpfp_sk_userlocks(sk);
@@ -243,7 +238,7 @@ static __always_inline void check_rcv(struct sock *sk, int btf, int grow_hook)
 		return;
 	}
 	netns = RD(btf, net, ns.inum);
-	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, srtt, locks);
+	emit_buffer(sk, TB_RMEM_NEAR_MAX, netns, buf, limit, want, used, srtt, locks, shift);
 }
 
 /* The send buffer the path needs: the delivery rate (the kernel's saved rate sample, as
@@ -280,11 +275,10 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 	struct net *net;
 	long buf, limit, want, per_mss, need;
 	__u32 locks, cwnd, in_flight, srtt;
-	__u64 netns;
+	__u64 netns, shift;
 
 	if (!sk)
 		return;
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	buf = RD(btf, sk, sk_sndbuf);
 	/* An application blocked on a full buffer leaves at least half of it queued (it is woken
 	 * below two thirds): two loads from the socket itself, in cache on this path. */
@@ -299,7 +293,9 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 		if (!sock || !(RD(btf, sock, flags) & (1UL << BPFP_SOCK_NOSPACE)))
 			return;
 	}
-	if (!nearly_full(buf, limit, lr_shift()))
+	bpfp_stat_add(BPFP_STAT_HITS, 1); /* past the cheap tests: not before (BPFP_STAT_HITS) */
+	shift = lr_shift();
+	if (!nearly_full(buf, limit, shift))
 		return;
 	/* Typed access to tcp_sock fields needs the checked cast (a helper call): past the tests. */
 	tp = btf ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
@@ -321,7 +317,7 @@ static __always_inline void check_snd(struct sock *sk, int btf, int expanding)
 	netns = RD(btf, net, ns.inum);
 	srtt = RD(btf, tp, srtt_us);
 	need = snd_need(tp, btf, per_mss, srtt >> 3);
-	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, need, srtt, locks);
+	emit_buffer(sk, TB_WMEM_NEAR_MAX, netns, buf, limit, want, need, srtt, locks, shift);
 }
 
 /* --- receive side: tcp_rcvbuf_grow (6.17+: only when auto-tuning grows a buffer), else
@@ -406,7 +402,7 @@ static __always_inline void mem_exceeded(struct sock *sk)
 	if (!sk || bpfp_sk_protocol(sk) != BPFP_IPPROTO_TCP)
 		return;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	check_mem(sk, bpfp_net_inum(bpfp_sk_net(sk)), 1);
+	check_mem(sk, bpfp_net_inum(bpfp_sk_net(sk)), 1, lr_shift());
 }
 
 SEC("tp_btf/sock_exceed_buf_limit")

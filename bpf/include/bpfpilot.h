@@ -30,7 +30,11 @@ struct bpfp_event {
 
 /* Per-CPU statistics slots, summed over CPUs in userspace. */
 enum bpfp_stat {
-	BPFP_STAT_HITS = 0,        /* hook invocations */
+	/* Hook hits past the hook's cheap tests, those that turn away most hits from the context,
+	 * the socket and its namespace's limit alone: hits they turn away cost no counter (an
+	 * atomic add into per-CPU memory that is cold between hits). The kernel's run_cnt
+	 * (kernel.bpf_stats_enabled=1, bpftool prog show) counts every invocation. */
+	BPFP_STAT_HITS = 0,
 	BPFP_STAT_EMITTED = 1,     /* events submitted to the ring buffer */
 	BPFP_STAT_SUPPRESSED = 2,  /* folded by the rate limiter */
 	BPFP_STAT_DROPPED = 3,     /* ring buffer full: event lost */

@@ -1,12 +1,15 @@
 /**
  * Where every hook hit went, for the exit summary and metrics: each hit lands in exactly one
- * bucket, so the buckets add up to the hits. The BPF side counts hits and five outcomes
- * (bpf/include/bpfpilot.h enum bpfp_stat); a hit with none of them found no limit near, which the
- * programs do not count separately (the hot path stays one atomic add).
+ * bucket, so the buckets add up to the hits. The BPF side counts hits past each hook's cheap
+ * tests and five outcomes (bpf/include/bpfpilot.h enum bpfp_stat); a hit with none of them found
+ * no limit near, which the programs do not count separately. Hits the cheap tests turn away (most
+ * of them on a hot hook) cost no counter: the kernel's run_cnt has them
+ * (kernel.bpf_stats_enabled=1, `bpftool prog show`).
  */
 
 /** The BPF side's counters, summed over CPUs. */
 export interface KernelCounters {
+  /** Hits past the hook's cheap tests. */
   hits: number;
   emitted: number;
   suppressed: number;
@@ -53,8 +56,9 @@ export function eventBuckets(k: KernelCounters): EventBuckets {
 /** "# Events: ..." for the exit summary; `received` is what userspace decoded. */
 export function eventsLine(tuner: string, b: EventBuckets, received: number): string {
   const n = String;
-  return `# Events: tuner '${tuner}' hooks fired ${n(b.hits)} times = ${n(b.quiet)} with no ` +
-    `limit near + ${n(b.filtered)} filtered + ${n(b.folded)} folded by the rate limiter + ` +
+  return `# Events: tuner '${tuner}' hooks fired ${n(b.hits)} times past their cheap tests = ` +
+    `${n(b.quiet)} with no limit near + ${n(b.filtered)} filtered + ${n(b.folded)} folded by ` +
+    `the rate limiter + ` +
     `${n(b.sent)} sent as events + ${n(b.lost)} lost to a full ring buffer + ${n(b.muted)} ` +
     `muted (nothing they could change); ` +
     `${n(received)} events reached userspace`;
