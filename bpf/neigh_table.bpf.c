@@ -80,9 +80,14 @@ static __always_inline long family_thresh3(long family)
 						bpfp_params(cfg)->thresh3_arp, 1024);
 }
 
+static __always_inline int nearly_full_by(long val, long limit, __u64 shift)
+{
+	return limit > 0 && val >= limit - (limit >> shift);
+}
+
 static __always_inline int nearly_full(long val, long limit)
 {
-	return limit > 0 && val >= limit - (limit >> lr_shift());
+	return nearly_full_by(val, limit, lr_shift());
 }
 
 static __always_inline int nearly_empty(long val, long limit)
@@ -90,11 +95,12 @@ static __always_inline int nearly_empty(long val, long limit)
 	return val <= (limit >> lr_shift());
 }
 
-static __always_inline int table_entries(struct neigh_table *tbl)
+/* `btf`: typed pointers (tp_btf, fentry), read with plain loads (RD). */
+static __always_inline int table_entries(struct neigh_table *tbl, int btf)
 {
 	if (bpf_core_field_exists(tbl->gc_entries))
-		return BPF_CORE_READ(tbl, gc_entries.counter);
-	return BPF_CORE_READ(tbl, entries.counter);
+		return RD(btf, tbl, gc_entries.counter);
+	return RD(btf, tbl, entries.counter);
 }
 
 static __always_inline void emit(__u16 kind, __u16 flags, struct net_device *dev, long family,
@@ -126,40 +132,45 @@ static __always_inline void emit(__u16 kind, __u16 flags, struct net_device *dev
 	bpfp_event_submit(e);
 }
 
-/* A neighbour is being created in `tbl` (failed = the table refused it). */
-static __always_inline void on_create(struct neigh_table *tbl, struct net_device *dev, int failed)
+/* A neighbour is being created in `tbl` (failed = the table refused it). The cheap test first:
+ * the loosest shift any configuration allows (2), from the table alone, before the counter
+ * (BPFP_STAT_HITS) and the config read. */
+static __always_inline void on_create(struct neigh_table *tbl, struct net_device *dev, int failed,
+				      int btf)
 {
 	long entries, t3;
 
 	if (!tbl)
 		return;
+	entries = table_entries(tbl, btf);
+	t3 = RD(btf, tbl, gc_thresh3);
+	if (!failed && !nearly_full_by(entries, t3, 2))
+		return;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	entries = table_entries(tbl);
-	t3 = BPF_CORE_READ(tbl, gc_thresh3);
 	if (!failed && !nearly_full(entries, t3))
 		return;
 	emit(NT_NEAR_FULL, failed ? NT_FLAG_ALLOC_FAILED : 0, dev, BPF_CORE_READ(tbl, family),
 	     entries, BPF_CORE_READ(tbl, gc_thresh1), BPF_CORE_READ(tbl, gc_thresh2), t3);
 }
 
-/* A neighbour of `tbl` is being released. */
-static __always_inline void on_release(struct neighbour *n)
+/* A neighbour of `tbl` is being released. Counted (BPFP_STAT_HITS) past the cheap test. */
+static __always_inline void on_release(struct neighbour *n, int btf)
 {
 	struct neigh_table *tbl;
 	long family, entries, t3;
 
 	if (!n)
 		return;
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	tbl = BPF_CORE_READ(n, tbl);
+	tbl = RD(btf, n, tbl);
 	if (!tbl)
 		return;
-	family = BPF_CORE_READ(tbl, family);
-	t3 = BPF_CORE_READ(tbl, gc_thresh3);
+	family = RD(btf, tbl, family);
+	t3 = RD(btf, tbl, gc_thresh3);
 	/* Only a table grown past where the tuner started can shrink (params floor_arp, floor_nd). */
 	if (t3 <= family_floor(family))
 		return;
-	entries = table_entries(tbl);
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
+	entries = table_entries(tbl, btf);
 	if (!nearly_empty(entries, t3))
 		return;
 	emit(NT_NEAR_EMPTY, 0, BPF_CORE_READ(n, dev), family, entries,
@@ -172,7 +183,7 @@ SEC("tp_btf/neigh_create")
 int BPF_PROG(bpfp_nt_cre_btf, struct neigh_table *tbl, struct net_device *dev, const void *pkey,
 	     const struct neighbour *n)
 {
-	on_create(tbl, dev, n == NULL);
+	on_create(tbl, dev, n == NULL, 1);
 	return 0;
 }
 
@@ -180,7 +191,7 @@ SEC("raw_tp/neigh_create")
 int BPF_PROG(bpfp_nt_cre_raw, struct neigh_table *tbl, struct net_device *dev, const void *pkey,
 	     const struct neighbour *n)
 {
-	on_create(tbl, dev, n == NULL);
+	on_create(tbl, dev, n == NULL, 0);
 	return 0;
 }
 
@@ -191,11 +202,13 @@ int bpfp_nt_cre_tp(struct trace_event_raw_neigh_create *ctx)
 	int failed;
 
 	/* No table in this record: its entry count, and gc_thresh3 from userspace's copy. */
-	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	family = BPF_CORE_READ(ctx, family);
 	entries = BPF_CORE_READ(ctx, entries);
 	failed = !BPF_CORE_READ(ctx, created);
 	t3 = family_thresh3(family);
+	if (!failed && !nearly_full_by(entries, t3, 2))
+		return 0;
+	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	if (!failed && !nearly_full(entries, t3))
 		return 0;
 	emit(NT_NEAR_FULL, NT_FLAG_NO_THRESH | (failed ? NT_FLAG_ALLOC_FAILED : 0), NULL, family,
@@ -207,14 +220,14 @@ int bpfp_nt_cre_tp(struct trace_event_raw_neigh_create *ctx)
 SEC("fentry/__neigh_create")
 int BPF_PROG(bpfp_nt_cre_fe, struct neigh_table *tbl, const void *pkey, struct net_device *dev)
 {
-	on_create(tbl, dev, 0);
+	on_create(tbl, dev, 0, 1);
 	return 0;
 }
 
 SEC("kprobe/__neigh_create")
 int BPF_KPROBE(bpfp_nt_cre_kp, struct neigh_table *tbl, const void *pkey, struct net_device *dev)
 {
-	on_create(tbl, dev, 0);
+	on_create(tbl, dev, 0, 0);
 	return 0;
 }
 
@@ -223,27 +236,27 @@ int BPF_KPROBE(bpfp_nt_cre_kp, struct neigh_table *tbl, const void *pkey, struct
 SEC("tp_btf/neigh_cleanup_and_release")
 int BPF_PROG(bpfp_nt_rel_btf, struct neighbour *n)
 {
-	on_release(n);
+	on_release(n, 1);
 	return 0;
 }
 
 SEC("raw_tp/neigh_cleanup_and_release")
 int BPF_PROG(bpfp_nt_rel_raw, struct neighbour *n)
 {
-	on_release(n);
+	on_release(n, 0);
 	return 0;
 }
 
 SEC("fentry/neigh_remove_one")
 int BPF_PROG(bpfp_nt_rel_fe, struct neighbour *n)
 {
-	on_release(n);
+	on_release(n, 1);
 	return 0;
 }
 
 SEC("kprobe/neigh_remove_one")
 int BPF_KPROBE(bpfp_nt_rel_kp, struct neighbour *n)
 {
-	on_release(n);
+	on_release(n, 0);
 	return 0;
 }
