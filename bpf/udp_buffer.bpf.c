@@ -76,36 +76,39 @@ static __always_inline void check_mem(struct sock *sk, __u64 netns)
 }
 
 /* A datagram could not be queued to sk: rc is -ENOMEM (receive buffer full) or -ENOBUFS (UDP
- * memory exhausted). */
-static __always_inline void queue_failed(struct sock *sk, int rc)
+ * memory exhausted). Under a flood this runs per datagram: `btf` (typed pointers: tp_btf) reads
+ * fields with plain loads, and the socket's own fields come before its namespace's. */
+static __always_inline void queue_failed(struct sock *sk, int rc, int btf)
 {
 	struct bpfp_event *e;
+	struct net *net;
 	__u64 netns;
 	__u32 locks, n;
 
 	if (!sk)
 		return;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	netns = bpfp_net_inum(bpfp_sk_net(sk));
 	if (rc == -BPFP_ENOBUFS) {
-		check_mem(sk, netns);
+		check_mem(sk, bpfp_net_inum(bpfp_sk_net(sk)));
 		return;
 	}
 	if (rc != -BPFP_ENOMEM)
 		return;
-	locks = bpfp_sk_userlocks(sk);
+	locks = btf ? bpfp_sk_userlocks_typed(sk) : bpfp_sk_userlocks(sk);
 	if (locks & BPFP_SOCK_RCVBUF_LOCK) {
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
 		return;
 	}
+	net = RD(btf, sk, __sk_common.skc_net.net);
+	netns = RD(btf, net, ns.inum);
 	n = bpfp_rate_limit(netns, UB_RCVQ_FULL);
 	if (!n)
 		return;
 	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_RCVQ_FULL, netns, n, netns, UB_RCVQ_FULL);
 	if (!e)
 		return;
-	bpfp_payload(e)->rcvq.rcvbuf = BPF_CORE_READ(sk, sk_rcvbuf);
-	bpfp_payload(e)->rcvq.rmem_alloc = BPF_CORE_READ(sk, sk_backlog.rmem_alloc.counter);
+	bpfp_payload(e)->rcvq.rcvbuf = RD(btf, sk, sk_rcvbuf);
+	bpfp_payload(e)->rcvq.rmem_alloc = RD(btf, sk, sk_backlog.rmem_alloc.counter);
 	bpfp_payload(e)->rcvq.userlocks = locks;
 	bpfp_payload(e)->rcvq.err = -rc;
 	bpfp_event_submit(e);
@@ -116,7 +119,7 @@ static __always_inline void queue_failed(struct sock *sk, int rc)
 SEC("tp_btf/udp_fail_queue_rcv_skb")
 int BPF_PROG(bpfp_ub_rcv_btf, int rc, struct sock *sk)
 {
-	queue_failed(sk, rc);
+	queue_failed(sk, rc, 1);
 	return 0;
 }
 
@@ -124,7 +127,7 @@ int BPF_PROG(bpfp_ub_rcv_btf, int rc, struct sock *sk)
 SEC("raw_tp/udp_fail_queue_rcv_skb")
 int BPF_PROG(bpfp_ub_rcv_raw, int rc, struct sock *sk)
 {
-	queue_failed(sk, rc);
+	queue_failed(sk, rc, 0);
 	return 0;
 }
 
@@ -136,10 +139,10 @@ int BPF_PROG(bpfp_ub_rcv_drop, struct sk_buff *skb, void *location, enum skb_dro
 {
 	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_RCVBUFF)) {
 		if (rx_sk && bpfp_sk_protocol(rx_sk) == BPFP_IPPROTO_UDP)
-			queue_failed(rx_sk, -BPFP_ENOMEM);
+			queue_failed(rx_sk, -BPFP_ENOMEM, 1);
 	} else if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PROTO_MEM)) {
 		if (rx_sk && bpfp_sk_protocol(rx_sk) == BPFP_IPPROTO_UDP)
-			queue_failed(rx_sk, -BPFP_ENOBUFS);
+			queue_failed(rx_sk, -BPFP_ENOBUFS, 1);
 	}
 	return 0;
 }
