@@ -375,24 +375,29 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	bpfp_event_submit(e);
 }
 
+/* Most calls are ops this program ignores (a connection makes a dozen or more: connect, timeout
+ * and window init, ECN, each state change): the op first, the config only where it is used. */
 SEC("sockops")
 int bpfp_tc_sockops(struct bpf_sock_ops *ops)
 {
-	struct bpfp_config *cfg = bpfp_cfg();
-	struct bpf_sock *sk = ops->sk;
+	struct bpf_sock *sk;
 
-	if (!sk)
-		return 1;
 	switch (ops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		established(ops, sk, cfg);
+		sk = ops->sk;
+		if (sk)
+			established(ops, sk, bpfp_cfg());
 		break;
 	case BPF_SOCK_OPS_RETRANS_CB:
-		retransmitted(ops, sk, cfg);
+		sk = ops->sk;
+		if (sk)
+			retransmitted(ops, sk, bpfp_cfg());
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		closing(ops, sk);
+		sk = ops->sk;
+		if (sk)
+			closing(ops, sk);
 		break;
 	}
 	return 1;
