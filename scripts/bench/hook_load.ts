@@ -1,12 +1,14 @@
 /**
  * The daemon while a tcp_buffer hook fires about 10 000 times a second: loopback TCP at a paced
- * message rate inside namespaces of our own, the hook rate read from the tcp_buffer object's
- * bpfp_stats (hits and emitted deltas), the daemon's CPU from /proc. Two cases: buffers far from
- * the limits (hits only, the normal case) and every hit near tcp_rmem/tcp_wmem max (the rate
- * limiter folds all but a few events a second; the daemon runs with --advise so it keeps
- * proposing instead of raising the limit).
- * The hook counts hits in every namespace, so TCP of other processes on the host shows up too:
- * it is measured first with no traffic of ours and subtracted from the rates.
+ * message rate inside namespaces of our own, the hook rate from the kernel's run count of the
+ * tcp_buffer programs (bpf_stats; the object's own bpfp_stats count only hits past each hook's
+ * cheap tests), events from bpfp_stats, the daemon's CPU from /proc. Two cases: buffers far from
+ * the limits (the normal case) and every hit near tcp_rmem/tcp_wmem max (the rate limiter folds
+ * all but a few events a second; the daemon runs with --advise so it keeps proposing instead of
+ * raising the limit). Then one workload for each other tuner's hot hooks (otherWorkloads), each
+ * program's cost per hit judged against the same target.
+ * The hooks fire in every namespace, so traffic of other processes on the host shows up too: it
+ * is measured first with no traffic of ours and subtracted from the rates.
  */
 import { join } from "node:path";
 import { readHookStats, statsDelta, tcpBufferStatsMap } from "./bpf_stats.ts";
@@ -23,6 +25,9 @@ const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3, LONE_FLOOR_S = 4
 const LOW_BUFFER = "4096 16384 16384";
 /** tcp_buffer's hottest hook: every received segment. */
 const FLOOR_TRACEPOINT = "tcp_probe";
+/** An address of the benchmark's range on the namespace's `lo`: not loopback's 127/8. */
+const CONNECT_ADDR = "198.18.250.1";
+const NEIGH_DEV = "bpfpnb0";
 /** Issue 9: every tuner's hot hooks cost at most this per hit. */
 const HIT_TARGET_NS = 200, HIT_TARGET = `≤ ${HIT_TARGET_NS} ns`;
 /** A hook firing less often than this is not on a hot path (sysctl writes, new neighbours). */
@@ -30,7 +35,10 @@ const HOT_RUNS_S = 100;
 
 interface Window {
   seconds: number;
+  /** tcp_buffer programs' runs (bpf_stats run_cnt): every hook invocation. */
   hits: number;
+  /** Hits past each hook's cheap tests (bpfp_stats, BPFP_STAT_HITS). */
+  examined: number;
   emitted: number;
   suppressed: number;
   dropped: number;
@@ -73,18 +81,23 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   const mapId = tcpBufferStatsMap(d.pid);
   const empty = EmptyProgram.attach(FLOOR_TRACEPOINT);
 
-  const measure = async (ns: BenchNetns | null, rate: number, seconds: number) => {
-    const gen = ns?.spawn(
-      [deno, "run", "-A", "--no-config", generator, `${rate}`, `${seconds + 0.5}`],
-      { stdout: "piped" },
-    );
+  /** `argv` run in `ns` for `seconds` (+0.5) while the daemon's programs and `floor` are read. */
+  const measureWith = async (
+    ns: BenchNetns | null,
+    argv: string[],
+    seconds: number,
+    floorProg: EmptyProgram | null,
+  ) => {
+    const gen = ns?.spawn(argv, { stdout: "piped" });
     await gen?.waitLine("ready");
-    const c0 = readProgCosts(d.pid), f0 = empty.read();
+    const c0 = readProgCosts(d.pid), f0 = floorProg?.read();
     const s0 = readHookStats(mapId), cpu = cpuWindow(d.pid), t0 = performance.now();
     await sleep(seconds * 1000);
     const s1 = readHookStats(mapId), use = cpu(), t = (performance.now() - t0) / 1000;
-    const costs = costDelta(c0, readProgCosts(d.pid)), f1 = empty.read();
-    const floor = { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs };
+    const costs = costDelta(c0, readProgCosts(d.pid)), f1 = floorProg?.read();
+    const floor = f0 && f1
+      ? { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs }
+      : { runNs: 0, runs: 0 };
     let sendRate = 0;
     if (gen) {
       const out = await gen.finished(30_000);
@@ -94,8 +107,26 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       };
       sendRate = r.sent / r.seconds;
     }
-    return { seconds: t, ...statsDelta(s0, s1), cpu: use, sendRate, costs, floor } satisfies Window;
+    const { hits: examined, ...outcomes } = statsDelta(s0, s1);
+    const hits = costs.filter((c) => c.tuner === "tcp_buffer").reduce((n, c) => n + c.runs, 0);
+    return {
+      seconds: t,
+      hits,
+      examined,
+      ...outcomes,
+      cpu: use,
+      sendRate,
+      costs,
+      floor,
+    } satisfies Window;
   };
+  const measure = (ns: BenchNetns | null, rate: number, seconds: number) =>
+    measureWith(
+      ns,
+      [deno, "run", "-A", "--no-config", generator, `${rate}`, `${seconds + 0.5}`],
+      seconds,
+      empty,
+    );
 
   for (
     const [ns, label, note] of [
@@ -123,8 +154,10 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       `hook hits/s, ${label}`,
       hits > 0 ? fmtRate(hits, "hits/s") : "n/a",
       `${w.sendRate.toFixed(0)} msgs/s (asked ${rate}) of 64 B, loopback TCP (NODELAY, ` +
-        `MTU 1500) in own netns, ${note}; bpfp_stats hits delta over ${w.seconds.toFixed(1)} s ` +
-        `(${fmtRate(w.hits / w.seconds, "hits/s")}) minus background before/after ${bgRange}` +
+        `MTU 1500) in own netns, ${note}; tcp_buffer programs' run_cnt delta over ` +
+        `${w.seconds.toFixed(1)} s (${fmtRate(w.hits / w.seconds, "hits/s")}, of them ` +
+        `${fmtRate(w.examined / w.seconds, "/s")} past the cheap tests) minus background ` +
+        `before/after ${bgRange}` +
         (noisy ? " (APPROXIMATE: other TCP traffic on this host during the run)" : ""),
     );
     row(
@@ -140,49 +173,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
           `dropped ${w.dropped}`,
       ),
     );
-    const floorNs = w.floor.runs ? w.floor.runNs / w.floor.runs : 0;
-    row(
-      `kernel cost per hit, empty program, ${label}`,
-      w.floor.runs ? `${floorNs.toFixed(0)} ns` : "n/a",
-      `the floor: an empty tp_btf program on ${FLOOR_TRACEPOINT} over the same window ` +
-        `(${w.floor.runs} runs), after the daemon's: the kernel's dispatch and bpf_stats' clock ` +
-        `reads, which move with the machine's load; alone (first on the tracepoint, as the ` +
-        `daemon's are) before the daemon started: ` +
-        (alone.runs ? `${(alone.runNs / alone.runs).toFixed(0)} ns (${alone.runs} runs)` : "n/a"),
-    );
-    const aloneNs = alone.runs ? alone.runNs / alone.runs : 0;
-    // Only programs on the floor's tracepoint are compared with it.
-    const over = (p: ProgCost, ns: number) =>
-      p.target !== FLOOR_TRACEPOINT || !floorNs
-        ? ""
-        : ` (${(ns - floorNs).toFixed(0)} ns over the floor` +
-          (aloneNs ? `, ${(ns - aloneNs).toFixed(0)} over it alone)` : ")");
-    for (const t of perTuner(w.costs)) {
-      // The target is for hot hooks; one that fired a few times is shown, not judged.
-      const hot = t.programs.filter((p) => p.runs / w.seconds >= HOT_RUNS_S);
-      row(
-        `kernel cost per hit, ${t.tuner}, ${label}`,
-        t.runs ? `${t.nsPerRun.toFixed(0)} ns` : "n/a",
-        judged(
-          HIT_TARGET,
-          hot.length ? hot.every((p) => p.runNs / p.runs <= HIT_TARGET_NS) : null,
-          `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs; ` +
-            (t.runs ? `judged by its hot hooks (≥ ${HOT_RUNS_S} runs/s), each below` : "no hits"),
-        ),
-      );
-      for (const p of t.programs) {
-        const ns = p.runNs / p.runs, isHot = hot.includes(p);
-        row(
-          `  ${p.program} (${p.target})`,
-          `${ns.toFixed(0)} ns`,
-          judged(
-            HIT_TARGET,
-            isHot ? ns <= HIT_TARGET_NS : null,
-            `${p.runs} runs${over(p, ns)}` + (isHot ? "" : "; not a hot hook here: not judged"),
-          ),
-        );
-      }
-    }
+    costRows(w, label, FLOOR_TRACEPOINT, alone);
     row(
       `daemon CPU, ${label}`,
       fmtPct(w.cpu.pctTicks),
@@ -194,6 +185,21 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
     );
   }
   await empty.close();
+
+  for (const o of otherWorkloads(deno, near)) {
+    const floorProg = o.floorTracepoint ? EmptyProgram.attach(o.floorTracepoint) : null;
+    try {
+      const w = await measureWith(near, o.argv(windowS + 0.5), windowS, floorProg);
+      row(
+        `${o.label}/s`,
+        fmtRate(w.sendRate, `${o.unit}/s`),
+        `asked ${o.rate}/s in own netns (${o.note}); the daemon watches it (--netns, --advise)`,
+      );
+      costRows(w, o.label, o.floorTracepoint, null);
+    } finally {
+      await floorProg?.close();
+    }
+  }
   const stop = await d.stop();
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   await near.delete();
@@ -223,5 +229,130 @@ async function loneFloor(
     return { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs };
   } finally {
     await empty.close();
+  }
+}
+
+interface OtherWorkload {
+  label: string;
+  unit: string;
+  note: string;
+  rate: number;
+  /** Where the floor is measured (an empty tp_btf program); null: no comparable one. */
+  floorTracepoint: string | null;
+  argv: (seconds: number) => string[];
+}
+
+/**
+ * The other tuners' hot hooks and what makes them fire, each in `ns` (the daemon's --netns):
+ * udp_buffer's and net_buffer's drop hooks (every datagram past a full receive queue is dropped
+ * and freed with a reason), tcp_conn's sockops (several callbacks per connection), neigh_table's
+ * create/release hooks. ip_frag and route_table have fentry/kprobe hooks only (EPERM or absent
+ * here: they poll); net_buffer's napi_poll already fires under every TCP window above.
+ */
+function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
+  const script = (name: string) => new URL(`./${name}`, import.meta.url).pathname;
+  ns.exec(["ip", "addr", "add", `${CONNECT_ADDR}/32`, "dev", "lo"]);
+  ns.exec(["ip", "link", "add", NEIGH_DEV, "type", "veth", "peer", "name", `${NEIGH_DEV}p`]);
+  ns.exec(["ip", "addr", "add", "198.18.199.1/16", "dev", NEIGH_DEV]);
+  for (const dev of [NEIGH_DEV, `${NEIGH_DEV}p`]) ns.exec(["ip", "link", "set", dev, "up"]);
+  const run = (name: string, ...args: string[]) => (seconds: number) => [
+    deno,
+    "run",
+    "-A",
+    "--no-config",
+    "--unstable-net",
+    script(name),
+    ...args.slice(0, 1),
+    `${seconds}`,
+    ...args.slice(1),
+  ];
+  return [
+    {
+      label: "UDP drops at a full receive queue",
+      unit: "datagrams",
+      note: "64 B loopback datagrams into a socket that never reads",
+      rate: 10_000,
+      floorTracepoint: "udp_fail_queue_rcv_skb",
+      argv: run("paced_udp.ts", "10000"),
+    },
+    {
+      label: "TCP connections opened and closed",
+      unit: "connections",
+      note: `to ${CONNECT_ADDR} on lo, not loopback's 127/8`,
+      rate: 1000,
+      floorTracepoint: null,
+      argv: run("paced_connect.ts", "1000", CONNECT_ADDR),
+    },
+    {
+      label: "neighbour entries created and deleted",
+      unit: "entries",
+      note: `ip -batch neigh add/del on veth ${NEIGH_DEV}, at most 256 at a time`,
+      rate: 5000,
+      floorTracepoint: "neigh_create",
+      argv: run("paced_neigh.ts", "5000", NEIGH_DEV),
+    },
+  ];
+}
+
+/**
+ * Per tuner and program: run time per hit over window `w`, each hot program (≥ HOT_RUNS_S runs/s)
+ * judged against the target; programs on `floorTracepoint` are compared with the floor measured
+ * there (and with `alone`, the floor measured before the daemon started, when given).
+ */
+function costRows(
+  w: Window,
+  label: string,
+  floorTracepoint: string | null,
+  alone: RunStats | null,
+) {
+  const floorNs = w.floor.runs ? w.floor.runNs / w.floor.runs : 0;
+  if (floorTracepoint) {
+    row(
+      `kernel cost per hit, empty program, ${label}`,
+      w.floor.runs ? `${floorNs.toFixed(0)} ns` : "n/a",
+      `the floor: an empty tp_btf program on ${floorTracepoint} over the same window ` +
+        `(${w.floor.runs} runs), after the daemon's: the kernel's dispatch and bpf_stats' clock ` +
+        `reads, which move with the machine's load` +
+        (alone
+          ? `; alone (first on the tracepoint, as the daemon's are) before the daemon started: ` +
+            (alone.runs
+              ? `${(alone.runNs / alone.runs).toFixed(0)} ns (${alone.runs} runs)`
+              : "n/a")
+          : ""),
+    );
+  }
+  const aloneNs = alone?.runs ? alone.runNs / alone.runs : 0;
+  // Only programs on the floor's tracepoint are compared with it.
+  const over = (p: ProgCost, ns: number) =>
+    p.target !== floorTracepoint || !floorNs
+      ? ""
+      : ` (${(ns - floorNs).toFixed(0)} ns over the floor` +
+        (aloneNs ? `, ${(ns - aloneNs).toFixed(0)} over it alone)` : ")");
+  for (const t of perTuner(w.costs)) {
+    if (!t.runs) continue;
+    // The target is for hot hooks; one that fired a few times is shown, not judged.
+    const hot = t.programs.filter((p) => p.runs / w.seconds >= HOT_RUNS_S);
+    row(
+      `kernel cost per hit, ${t.tuner}, ${label}`,
+      `${t.nsPerRun.toFixed(0)} ns`,
+      judged(
+        HIT_TARGET,
+        hot.length ? hot.every((p) => p.runNs / p.runs <= HIT_TARGET_NS) : null,
+        `run_time_ns / run_cnt over all its programs (bpf_stats), ${t.runs} runs; ` +
+          `judged by its hot hooks (≥ ${HOT_RUNS_S} runs/s), each below`,
+      ),
+    );
+    for (const p of t.programs) {
+      const ns = p.runNs / p.runs, isHot = hot.includes(p);
+      row(
+        `  ${p.program} (${p.target})`,
+        `${ns.toFixed(0)} ns`,
+        judged(
+          HIT_TARGET,
+          isHot ? ns <= HIT_TARGET_NS : null,
+          `${p.runs} runs${over(p, ns)}` + (isHot ? "" : "; not a hot hook here: not judged"),
+        ),
+      );
+    }
   }
 }

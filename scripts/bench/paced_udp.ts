@@ -1,0 +1,36 @@
+/**
+ * Loopback UDP at a steady datagram rate into a socket that never reads, to make the drop hooks
+ * fire at a known pace: once its receive queue is full, every datagram is dropped there
+ * (udp:udp_fail_queue_rcv_skb, skb:kfree_skb with reason SOCKET_RCVBUFF). Run inside a namespace:
+ *   deno run -A --unstable-net paced_udp.ts <datagrams/s> <seconds> [bytes]
+ * Prints "ready" once both sockets are bound (sending starts then), and at the end one JSON line
+ * {"sent": N, "seconds": S}.
+ */
+const [rateArg, secondsArg, sizeArg = "64"] = Deno.args;
+const rate = Number(rateArg), seconds = Number(secondsArg), size = Number(sizeArg);
+if (!(rate > 0) || !(seconds > 0) || !(size > 0)) {
+  console.error("usage: paced_udp.ts <datagrams/s > 0> <seconds > 0> [bytes > 0]");
+  Deno.exit(2);
+}
+
+const hostname = "127.0.0.1";
+// Nothing ever calls receive() on it: its queue fills and stays full.
+const sink = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+const sender = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+const to = sink.addr as Deno.NetAddr;
+
+console.log("ready");
+const message = new Uint8Array(size);
+const t0 = performance.now();
+let sent = 0, now = 0;
+while ((now = performance.now() - t0) < seconds * 1000) {
+  const due = Math.floor(rate * now / 1000);
+  while (sent < due) {
+    await sender.send(message, to);
+    sent++;
+  }
+  await new Promise((r) => setTimeout(r, 1));
+}
+sender.close();
+sink.close();
+console.log(JSON.stringify({ sent, seconds: (performance.now() - t0) / 1000 }));
