@@ -7,6 +7,7 @@
  * Prints "ready" once listening (connecting starts then), and at the end one JSON line
  * {"sent": N, "seconds": S} (N: connections made).
  */
+import { paced } from "./pace.ts";
 const [rateArg, secondsArg, hostname] = Deno.args;
 const rate = Number(rateArg), seconds = Number(secondsArg);
 if (!(rate > 0) || !(seconds > 0) || !hostname) {
@@ -21,16 +22,10 @@ const accepting = (async () => {
 })().catch(() => {/* closed at the end */});
 
 console.log("ready");
-const t0 = performance.now();
-let sent = 0, now = 0;
-while ((now = performance.now() - t0) < seconds * 1000) {
-  const due = Math.floor(rate * now / 1000);
-  while (sent < due) {
-    (await Deno.connect({ hostname, port })).close();
-    sent++;
-  }
-  await new Promise((r) => setTimeout(r, 1));
-}
+const done = await paced(rate, seconds, async () => {
+  (await Deno.connect({ hostname, port })).close();
+  return 1;
+});
 listener.close();
 await accepting;
-console.log(JSON.stringify({ sent, seconds: (performance.now() - t0) / 1000 }));
+console.log(JSON.stringify(done));

@@ -7,6 +7,7 @@
  * Prints "ready" (creating starts then), and at the end one JSON line {"sent": N, "seconds": S}
  * (N: entries created).
  */
+import { paced } from "./pace.ts";
 import { spawnSync } from "node:child_process";
 
 const [rateArg, secondsArg, device] = Deno.args;
@@ -31,15 +32,9 @@ function churn(n: number): void {
 }
 
 console.log("ready");
-const t0 = performance.now();
-let sent = 0, now = 0;
-while ((now = performance.now() - t0) < seconds * 1000) {
-  const due = Math.floor(rate * now / 1000);
-  while (sent < due) {
-    const n = Math.min(BATCH, due - sent);
-    churn(n);
-    sent += n;
-  }
-  await new Promise((r) => setTimeout(r, 5));
-}
-console.log(JSON.stringify({ sent, seconds: (performance.now() - t0) / 1000 }));
+const done = await paced(rate, seconds, (n) => {
+  const batch = Math.min(BATCH, n);
+  churn(batch);
+  return batch;
+});
+console.log(JSON.stringify(done));

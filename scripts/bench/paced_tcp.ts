@@ -6,6 +6,7 @@
  * Prints "ready" once connected (sending starts then), and at the end one JSON line
  * {"sent": N, "seconds": S}.
  */
+import { paced } from "./pace.ts";
 const [rateArg, secondsArg, sizeArg = "64"] = Deno.args;
 const rate = Number(rateArg), seconds = Number(secondsArg), size = Number(sizeArg);
 if (!(rate > 0) || !(seconds > 0) || !(size > 0)) {
@@ -29,17 +30,11 @@ const draining = (async () => {
 
 console.log("ready");
 const message = new Uint8Array(size);
-const t0 = performance.now();
-let sent = 0, now = 0;
-while ((now = performance.now() - t0) < seconds * 1000) {
-  const due = Math.floor(rate * now / 1000);
-  while (sent < due) {
-    await client.write(message);
-    sent++;
-  }
-  await new Promise((r) => setTimeout(r, 1));
-}
+const done = await paced(rate, seconds, async () => {
+  await client.write(message);
+  return 1;
+});
 client.close();
 await draining;
 server.close();
-console.log(JSON.stringify({ sent, seconds: (performance.now() - t0) / 1000 }));
+console.log(JSON.stringify(done));

@@ -6,6 +6,7 @@
  * Prints "ready" once both sockets are bound (sending starts then), and at the end one JSON line
  * {"sent": N, "seconds": S}.
  */
+import { paced } from "./pace.ts";
 const [rateArg, secondsArg, sizeArg = "64"] = Deno.args;
 const rate = Number(rateArg), seconds = Number(secondsArg), size = Number(sizeArg);
 if (!(rate > 0) || !(seconds > 0) || !(size > 0)) {
@@ -21,16 +22,10 @@ const to = sink.addr as Deno.NetAddr;
 
 console.log("ready");
 const message = new Uint8Array(size);
-const t0 = performance.now();
-let sent = 0, now = 0;
-while ((now = performance.now() - t0) < seconds * 1000) {
-  const due = Math.floor(rate * now / 1000);
-  while (sent < due) {
-    await sender.send(message, to);
-    sent++;
-  }
-  await new Promise((r) => setTimeout(r, 1));
-}
+const done = await paced(rate, seconds, async () => {
+  await sender.send(message, to);
+  return 1;
+});
 sender.close();
 sink.close();
-console.log(JSON.stringify({ sent, seconds: (performance.now() - t0) / 1000 }));
+console.log(JSON.stringify(done));
