@@ -5,7 +5,9 @@
  * Sections (BPFPILOT_BENCH_SECTIONS=foundation,lifecycle,hooks,throughput picks some):
  *   foundation  libbpf binding, hook probe, bundle start
  *   lifecycle   daemon exec to hooks attached (cold and warm probe cache), idle RSS/CPU, SIGTERM
- *   hooks       daemon CPU and events to userspace while a tcp_buffer hook fires ~10k/s
+ *   hooks       daemon CPU, events to userspace and kernel cost per hit while a tcp_buffer hook
+ *               fires ~10k/s; then cost per hit of the other tuners' hot hooks (UDP drops, TCP
+ *               connections, neighbour churn)
  *   throughput  iperf3 over a constrained veth link with and without the daemon, settle time
  *   lossy       iperf3 over that link with 2 % loss: bbr (tcp_conn's choice there) vs cubic
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
