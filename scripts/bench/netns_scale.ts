@@ -337,7 +337,8 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
   row(
     `${at}: hook hits/s`,
     fmtRate(s.hitsPerS, "hits/s"),
-    `bpfp_stats hits of every tuner object (the host's other TCP included); ` +
+    `bpfp_stats hits (past each hook's cheap tests; run_cnt has every call) of every tuner ` +
+      `object (the host's other TCP included); ` +
       `${fmtRate(s.emittedPerS, "/s")} emitted to the ring buffers, ` +
       `${fmtRate(s.mutedPerS, "/s")} muted (nothing they could change), the rest filtered or ` +
       `folded in the kernel`,
