@@ -166,11 +166,13 @@ Deno.test({
       const line = r.daemon.matching(/# Events: tuner 'tcp_buffer' hooks fired/)[0];
       assert.ok(line, r.daemon.lines.join("\n"));
       const m = new RegExp(
-        String
-          .raw`fired (\d+) times past their cheap tests = (\d+) with no limit near \+ (\d+) filtered \+ (\d+) ` +
-          String.raw`folded by the rate limiter \+ (\d+) sent as events \+ (\d+) lost to a full ` +
-          String.raw`ring buffer \+ (\d+) muted \(nothing they could change\); ` +
+        [
+          String.raw`fired (\d+) times past their cheap tests = (\d+) with no limit near`,
+          String.raw`\+ (\d+) filtered \+ (\d+) folded by the rate limiter \+ (\d+) sent as events`,
+          String.raw`\+ (\d+) lost to a full ring buffer \+ (\d+) muted`,
+          String.raw`\(nothing they could change\);`,
           String.raw`(\d+) events reached userspace`,
+        ].join(" "),
       ).exec(line);
       assert.ok(m, line);
       const [hits, quiet, filtered, folded, sent, lost, muted, events] = m.slice(1).map(Number);
