@@ -147,7 +147,9 @@ export async function preloadTuner(
   if (!def.object || faultInject.has(`${def.name}:load`)) return null;
   const { chains, program, rule } = chainsOf(def, choices);
   const programs = firstPrograms(chains, { program, rule });
-  if (programs === null || programs.length === 0) return null;
+  // None at all (every optional hook ruled out) still loads the object, for its maps: and the
+  // kernel's BTF is parsed for that too.
+  if (programs === null) return null;
   const object = await loadObjectOffThread(def.object, { name: objectName(def), programs });
   return object && { programs, object };
 }
