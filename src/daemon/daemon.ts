@@ -348,8 +348,10 @@ export class Daemon {
     });
     // Verified cookies: an override of a dead namespace must not silence a new one that took its
     // inode before the registry noticed (see Journal.isOverridden).
+    // A new entry takes the learnt cookie (no visit): the write that follows checks it.
     this.journal = Journal.open(this.opts.stateDir, {
       netnsCookie: (key) => netnsCookieOf(key, { verify: true }),
+      entryNetnsCookie: (key) => netnsCookieOf(key),
     });
     this.journal.claimDaemon();
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
@@ -632,6 +634,16 @@ export class Daemon {
         } catch (e) {
           log.debug(`cannot read ${sysctl}: ${(e as Error).message}`);
           return null;
+        }
+      },
+      readMany: (sysctls, netns) => {
+        if (!this.io.readMany || sysctls.some((s) => this.#missingSysctls.has(s))) {
+          return sysctls.map((s) => ctx.read(s, netns));
+        }
+        try {
+          return this.io.readMany(sysctls, netns);
+        } catch {
+          return sysctls.map((s) => ctx.read(s, netns)); // each on its own, failures logged
         }
       },
       propose: (p) => this.#propose(p),

@@ -175,6 +175,13 @@ export interface JournalOptions {
    * each new record so a later reader can tell the namespace from a new one with its inode.
    */
   netnsCookie?: (netns: string) => bigint | null;
+  /**
+   * The cookie a new entry (recordOriginal) stores, when it may differ from `netnsCookie`: the
+   * daemon passes the registry's learnt one (no namespace visit) because the write that follows
+   * checks that very cookie and refuses on a mismatch (recordNotWritten then drops the entry).
+   * Default: `netnsCookie`.
+   */
+  entryNetnsCookie?: (netns: string) => bigint | null;
 }
 
 interface State {
@@ -676,6 +683,7 @@ export class Journal {
   #entryJson = new Map<string, string>();
   #now: () => Date;
   readonly #netnsCookie: (netns: string) => bigint | null;
+  readonly #entryNetnsCookie: (netns: string) => bigint | null;
   #daemonLock: Deno.FsFile | undefined;
 
   private constructor(readonly dir: string, opts: JournalOptions) {
@@ -683,6 +691,7 @@ export class Journal {
     this.logFile = `${dir}/${LOG_FILE}`;
     this.#now = opts.now ?? (() => new Date());
     this.#netnsCookie = opts.netnsCookie ?? (() => null);
+    this.#entryNetnsCookie = opts.entryNetnsCookie ?? this.#netnsCookie;
     this.#state = this.#emptyState();
     this.refresh();
   }
@@ -913,7 +922,7 @@ export class Journal {
           changes: 0,
           recordedAt: this.#now().toISOString(),
           changedAt: null,
-          ...this.#cookieField(key.netns),
+          ...this.#cookieField(key.netns, this.#entryNetnsCookie),
         };
         state.entries.push(entry);
         created = true;
@@ -1053,9 +1062,9 @@ export class Journal {
     });
   }
 
-  #cookieField(netns: string): NetnsCookieField {
+  #cookieField(netns: string, cookieOf = this.#netnsCookie): NetnsCookieField {
     if (netns === GLOBAL_NETNS || netns === ANY_NETNS) return {};
-    const cookie = this.#netnsCookie(netns);
+    const cookie = cookieOf(netns);
     return cookie === null ? {} : { netnsCookie: String(cookie) };
   }
 

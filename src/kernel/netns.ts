@@ -185,7 +185,10 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
     }
     let result: T;
     try {
-      if (opts.verifyCookie && !reg.confirmCookie(inum, currentNetnsCookie())) {
+      // A first visit learns the cookie on the way: the journal then records it without a
+      // visit of its own, and the write that follows checks it.
+      const check = opts.verifyCookie || reg.entry(inum)?.cookie === undefined;
+      if (check && !reg.confirmCookie(inum, currentNetnsCookie())) {
         throw new NetnsGoneError(key);
       }
       result = enter(inum, fn);

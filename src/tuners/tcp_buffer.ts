@@ -18,6 +18,8 @@ import { type BufferSettle, RcvbufSettle, SndbufSettle } from "./tcp_buffer_sett
 import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
+import { readTogether } from "../tuning/context.ts";
+import { RecentValue } from "../tuning/recent_value.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import tcpBufferObject from "../../dist/bpf/tcp_buffer.bpf.o" with { type: "bytes" };
 import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
@@ -96,6 +98,11 @@ const SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
  * (the rate gate's growth gap); each event costs userspace ~2 ms of CPU.
  */
 const RATE_LIMIT_NS = 500_000_000n;
+/**
+ * How long buffer decisions reuse the host's tcp_mem and allocated TCP pages: events of many
+ * namespaces share one read a second (the mem_pressure hook reports pressure at once anyway).
+ */
+const HOST_MEMORY_MAX_AGE_MS = 1000;
 
 export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
@@ -122,6 +129,9 @@ class TcpBufferTuner {
   readonly #syn: SynBacklogWatch;
   /** Bring a grown tcp_rmem / tcp_wmem max down near the path's need once traffic is steady. */
   readonly #settle = { rcv: new RcvbufSettle(), snd: new SndbufSettle() };
+  /** tcp_mem and allocated pages as buffer decisions consult them (not what tcp_mem grows from). */
+  readonly #tcpMem: RecentValue<number[] | null>;
+  readonly #allocatedPages: RecentValue<number | null>;
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -129,6 +139,13 @@ class TcpBufferTuner {
     const k = kernelVersion();
     this.#floors = kernelDefaultTcpBufferMax(this.#nfbp, this.#page, k);
     this.#allocatedInQuanta = k.major < 5 || (k.major === 5 && k.minor < 16);
+    const now = () => ctx.now();
+    this.#tcpMem = new RecentValue(
+      () => ctx.read(SYSCTL.mem, GLOBAL_NETNS),
+      HOST_MEMORY_MAX_AGE_MS,
+      now,
+    );
+    this.#allocatedPages = new RecentValue(tcpAllocatedPages, HOST_MEMORY_MAX_AGE_MS, now);
     this.#syn = new SynBacklogWatch({
       ctx,
       rate: this.#rate,
@@ -197,12 +214,9 @@ class TcpBufferTuner {
     }
   }
 
-  #memoryState(
-    underPressure: boolean,
-    tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS),
-  ): MemoryState | null {
+  #memoryState(underPressure: boolean, tcpMem = this.#tcpMem.get()): MemoryState | null {
     if (this.ctx.faultInjected?.(FAULT_MEMORY_PRESSURE)) return "near-pressure";
-    const pages = tcpAllocatedPages();
+    const pages = this.#allocatedPages.get();
     if (!tcpMem || pages === null) return null;
     return classifyTcpMemory({ tcpMem, allocatedPages: pages, underPressure, rate: this.#rate });
   }
@@ -212,7 +226,12 @@ class TcpBufferTuner {
     const p = readPayload(ev.data, contract.payload.buffer);
     const sysctl = rcv ? SYSCTL.rmem : SYSCTL.wmem;
     const netns = netnsKey(ev.netns);
-    const live = this.ctx.read(sysctl, netns);
+    // One visit of the namespace: the live value, and whether a grown rmem max would be used.
+    const [live, moderateNow] = readTogether(
+      this.ctx,
+      rcv ? [sysctl, SYSCTL.moderateRcvbuf] : [sysctl],
+      netns,
+    );
     if (!live) {
       this.ctx.log.debug(
         `${sysctl}: event of ${describeNetns(netns)} dropped: cannot read it there`,
@@ -226,7 +245,7 @@ class TcpBufferTuner {
     const settle = rcv ? this.#settle.rcv : this.#settle.snd;
     const sample = { used: p.used, buf: p.buf, limit: p.limit };
     settle.observe(netns, sample, now);
-    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
+    const tcpMem = this.#tcpMem.get();
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
     this.ctx.log.debug(
@@ -258,13 +277,14 @@ class TcpBufferTuner {
       settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
     }
     if (!rcv) return;
-    // A larger rmem max only helps if receive auto-tuning is on.
-    const moderate = this.ctx.read(SYSCTL.moderateRcvbuf, netns)?.[0];
+    // A larger rmem max only helps if receive auto-tuning is on (read before the write above,
+    // which did not touch it).
+    const moderate = moderateNow?.[0];
     if (moderate !== undefined) this.ctx.apply([moderateRcvbufDecision(moderate)], netns);
   }
 
   #memory(ev: BpfpEvent): void {
-    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS);
+    const tcpMem = this.ctx.read(SYSCTL.mem, GLOBAL_NETNS); // live: a change of it starts here
     if (!tcpMem || this.#nfbp === 0) return;
     const raw = readPayload(ev.data, contract.payload.mem).allocated;
     const allocated = this.#allocatedInQuanta ? Math.ceil((raw * 4096) / this.#page) : raw;
@@ -285,6 +305,7 @@ class TcpBufferTuner {
       }),
       GLOBAL_NETNS,
     );
+    this.#tcpMem.forget(); // changed, perhaps: buffer decisions read it again
     const memory = classifyTcpMemory({
       tcpMem,
       allocatedPages: allocated,

@@ -17,3 +17,19 @@ export function applyDecisions(
   }
   return applied;
 }
+
+/**
+ * Live values of one namespace, in one visit of it where `from` can (readMany), else one read
+ * each: a namespace visit costs two setns and the /proc/sys lookups of every namespace's
+ * same-named entries, so what one decision needs is read together.
+ */
+export function readTogether(
+  from: {
+    read(sysctl: string, netns: string): number[] | null;
+    readMany?(sysctls: readonly string[], netns: string): (number[] | null)[];
+  },
+  sysctls: readonly string[],
+  netns: string,
+): (number[] | null)[] {
+  return from.readMany?.(sysctls, netns) ?? sysctls.map((s) => from.read(s, netns));
+}

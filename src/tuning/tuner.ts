@@ -54,6 +54,8 @@ export interface TunerContext {
   advise: boolean;
   /** Live value of a sysctl in a namespace ("global" = the host's), or null when absent. */
   read(sysctl: string, netns: string): number[] | null;
+  /** Several of one namespace in one visit of it (use readTogether(), tuning/context.ts). */
+  readMany?(sysctls: readonly string[], netns: string): (number[] | null)[];
   /**
    * Hands a decision to the daemon, which applies the journal, overrides, cool-down, coalescing
    * and ceilings, then writes (or only logs, in advise mode). Returns true if it was written.

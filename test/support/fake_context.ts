@@ -73,7 +73,20 @@ export class FakeTunerContext implements TunerContext {
     return this;
   }
 
+  /** Each read or readMany: the namespace visited and what was read there, in order. */
+  readonly visits: { netns: string; sysctls: string[] }[] = [];
+
   read(sysctl: string, netns: string): number[] | null {
+    this.visits.push({ netns, sysctls: [sysctl] });
+    return this.#value(sysctl, netns);
+  }
+
+  readMany(sysctls: readonly string[], netns: string): (number[] | null)[] {
+    this.visits.push({ netns, sysctls: [...sysctls] });
+    return sysctls.map((s) => this.#value(s, netns));
+  }
+
+  #value(sysctl: string, netns: string): number[] | null {
     const v = this.values.get(`${netns}\0${sysctl}`);
     return v ? [...v] : null;
   }

@@ -51,6 +51,23 @@ Deno.test("journal: the netns cookie is stored with non-global records and read 
   });
 });
 
+Deno.test("journal: a new entry takes entryNetnsCookie (the learnt one); an override the verified one", () => {
+  inTempDir((dir) => {
+    const asked: string[] = [];
+    const j = Journal.open(dir, {
+      netnsCookie: (ns) => (asked.push(`verified ${ns}`), 123n),
+      entryNetnsCookie: (ns) => (asked.push(`learnt ${ns}`), 456n),
+    });
+    tune(j, "ns:5");
+    tune(j, "ns:5"); // the entry exists: no cookie asked again
+    j.markOverride(override("ns:5"));
+    assert.deepEqual(asked, ["learnt ns:5", "verified ns:5"]);
+    assert.equal(j.entry("ns:5", RMEM)?.netnsCookie, "456");
+    assert.equal(j.overrides()[0].netnsCookie, "123");
+    j.close();
+  });
+});
+
 Deno.test("journal: records without a cookie (before this change) read as before", () => {
   inTempDir((dir) => {
     const j = Journal.open(dir);

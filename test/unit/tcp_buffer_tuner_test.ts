@@ -99,3 +99,43 @@ Deno.test("tcp_buffer: configure writes the rate limit and learning-rate shift a
   assert.equal(cfg.getBigUint64(contract.config.rl_interval_ns.offset, true), 500_000_000n);
   assert.equal(cfg.getBigUint64(contract.params.lr_shift.offset, true), 2n); // rate 4: 1/4
 });
+
+Deno.test("tcp_buffer: a receive change visits its namespace once for every value it reads there", () => {
+  const t = tuner();
+  const ns = "ns:4026532000";
+  t.ctx.set(RMEM, [4096, 131072, 6291456], ns).set("net.ipv4.tcp_moderate_rcvbuf", [0], ns);
+  t.event({ kind: K.TB_RMEM_NEAR_MAX, netns: 4026532000n, values: [6000000n, 6291456n, 0n, 0n] });
+  assert.deepEqual(t.ctx.proposals.map((p) => [p.netns, p.sysctl, p.to]), [
+    [ns, RMEM, [4096, 131072, 7864320]],
+    [ns, "net.ipv4.tcp_moderate_rcvbuf", [1]],
+  ]);
+  assert.deepEqual(t.ctx.visits.filter((v) => v.netns === ns), [
+    { netns: ns, sysctls: [RMEM, "net.ipv4.tcp_moderate_rcvbuf"] },
+  ]);
+});
+
+Deno.test("tcp_buffer: buffer decisions read the host's tcp_mem at most once a second", () => {
+  const t = tuner();
+  const memReads = () => t.ctx.visits.filter((v) => v.sysctls.includes(MEM)).length;
+  for (let i = 0; i < 3; i++) {
+    t.ctx.clock += 300;
+    t.event({ kind: K.TB_WMEM_NEAR_MAX, values: [4000000n, 4194304n, 0n, 0n] });
+  }
+  assert.equal(memReads(), 1, "three events within a second share one read");
+  // A ceiling below the max: the next decision, a second later, sees it.
+  t.ctx.set(MEM, [1000, 2000, 3000]);
+  t.ctx.clock += 1000;
+  t.event({ kind: K.TB_WMEM_NEAR_MAX, values: [4000000n, 4194304n, 0n, 0n] });
+  assert.equal(memReads(), 2);
+});
+
+Deno.test("tcp_buffer: growing tcp_mem starts from its live value, cached or not", () => {
+  const t = tuner();
+  t.ctx.set(MEM, [100, 200, 300]);
+  t.event({ kind: K.TB_WMEM_NEAR_MAX, values: [4000000n, 4194304n, 0n, 0n] }); // caches tcp_mem
+  t.ctx.set(MEM, [110, 220, 330]); // someone changed it since
+  t.event({ kind: K.TB_MEM_EXCEEDED, values: [400n] });
+  const grown = t.ctx.proposals.filter((p) => p.sysctl === MEM);
+  assert.ok(grown.length > 0, "memory pressure grows tcp_mem");
+  for (const p of grown) assert.deepEqual(p.from, [110, 220, 330]);
+});

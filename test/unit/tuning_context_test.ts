@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { applyDecisions } from "../../src/tuning/context.ts";
+import { applyDecisions, readTogether } from "../../src/tuning/context.ts";
 import type { Decision, Proposal } from "../../src/tuning/proposal.ts";
 import { sysctlTuner } from "../../src/tuners/sysctl.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
@@ -34,4 +34,17 @@ Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling
 Deno.test("the admin-override detector is always on by its definition, no other tuner is", () => {
   assert.equal(sysctlTuner.alwaysOn, true);
   assert.deepEqual(TUNERS.filter((t) => t.alwaysOn).map((t) => t.name), ["sysctl"]);
+});
+
+Deno.test("readTogether: one readMany visit where offered, else one read() per sysctl", () => {
+  const calls: string[] = [];
+  const read = (s: string, ns: string) => (calls.push(`read ${ns} ${s}`), s === "a" ? [1] : null);
+  assert.deepEqual(readTogether({ read }, ["a", "b"], "ns:7"), [[1], null]);
+  assert.deepEqual(calls, ["read ns:7 a", "read ns:7 b"]);
+  calls.length = 0;
+  const readMany = (ss: readonly string[], ns: string) => (
+    calls.push(`readMany ${ns} ${ss.join(",")}`), ss.map(() => [2])
+  );
+  assert.deepEqual(readTogether({ read, readMany }, ["a", "b"], "ns:7"), [[2], [2]]);
+  assert.deepEqual(calls, ["readMany ns:7 a,b"]);
 });
