@@ -41,6 +41,7 @@ import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import {
   describeNetns,
+  heldNetnsCookie,
   netnsCookieOf,
   netnsKey,
   ownNetnsInum,
@@ -51,6 +52,7 @@ import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
 import { TunerPreloads } from "./tuner_preload.ts";
+import { SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -150,6 +152,8 @@ export class Daemon {
   readonly startedAt = new Date();
   readonly gate: RateGate;
   readonly io: SysctlIO;
+  /** /proc/sys files kept open per namespace (bounded): what makes a change one visit. */
+  readonly #files = new SysctlFiles({ cookieNow: heldNetnsCookie });
   journal!: Journal;
   probe!: ProbeResult;
   loaded: LoadedTuner[] = [];
@@ -196,7 +200,7 @@ export class Daemon {
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
     this.policy = opts.policy ?? new ConfigPolicy();
-    this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners));
+    this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners), this.#files);
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
     this.netns = new NetnsRegistry({
       ownInum: ownNetnsInum(),
@@ -791,6 +795,7 @@ export class Daemon {
     const destroyed = this.#destroyedNetns;
     this.#destroyedNetns = new Set();
     for (const key of destroyed) {
+      this.#files.forgetNetns(key);
       this.gate.forgetNetns(key);
       this.mutes.changed(key); // its inode may come back as another namespace's
     }
@@ -902,6 +907,7 @@ export class Daemon {
       }
     }
     this.journal?.close();
+    this.#files.closeAll();
     log.info("bpfpilot stopped", { event: "stopped" });
   }
 

@@ -1,7 +1,17 @@
 /** Live sysctl access by namespace key, as the daemon and rollback use it. */
 import { DEFAULT_DOMAIN, type ValueDomain } from "../tuning/domain.ts";
 import { inNetns, NetnsGoneError } from "../kernel/netns.ts";
-import { readSysctl, SysctlError, writeSysctl } from "../kernel/sysctl.ts";
+import {
+  canonicalSysctlName,
+  formatSysctlValues,
+  readSysctl,
+  SysctlError,
+  sysctlValuesOf,
+  validateSysctlValues,
+  verifyReadBack,
+  writeSysctl,
+} from "../kernel/sysctl.ts";
+import type { SysctlFiles } from "../kernel/sysctl_files.ts";
 
 export interface SysctlIO {
   /** Live values, or null when the sysctl or its namespace does not exist (any more). */
@@ -15,13 +25,31 @@ export interface SysctlIO {
   write(sysctl: string, netns: string, values: readonly number[]): void;
 }
 
-/** The live sysctls; writes are checked against `domainOf` (the tunables' declared domains). */
+/**
+ * The live sysctls; writes are checked against `domainOf` (the tunables' declared domains).
+ * With `files` (the daemon), the files a visit opens stay open for the next reads and writes of
+ * that namespace (kernel/sysctl_files.ts): a change then needs one visit, or none.
+ */
 export function liveSysctls(
   domainOf: (sysctl: string) => ValueDomain = () => DEFAULT_DOMAIN,
+  files: SysctlFiles | null = null,
 ): SysctlIO {
-  const readMany = (sysctls: readonly string[], netns: string) => {
+  /** Inside the namespace: through a file kept from now on where possible, else by path. */
+  const readHere = (netns: string, sysctl: string): number[] | null => {
+    const text = files?.keepHere(netns, sysctl) ? files.read(netns, sysctl) : null;
+    return text === null ? readOrNull(sysctl) : sysctlValuesOf(text, sysctl);
+  };
+  const readMany = (names: readonly string[], netns: string) => {
+    const sysctls = names.map(canonicalSysctlName);
+    const kept = files ? sysctls.map((s) => files.read(netns, s)) : [];
+    if (files && kept.every((t) => t !== null)) {
+      return kept.map((t, i) => sysctlValuesOf(t!, sysctls[i]));
+    }
     try {
-      return inNetns(netns, () => sysctls.map(readOrNull));
+      // Files kept for later writes are opened only once the namespace's cookie is checked.
+      return inNetns(netns, () => sysctls.map((s) => readHere(netns, s)), {
+        verifyCookie: files !== null,
+      });
     } catch (e) {
       if (e instanceof NetnsGoneError) return sysctls.map(() => null);
       throw e;
@@ -30,8 +58,18 @@ export function liveSysctls(
   return {
     read: (sysctl, netns) => readMany([sysctl], netns)[0],
     readMany,
-    write(sysctl, netns, values) {
+    write(name, netns, values) {
+      const sysctl = canonicalSysctlName(name);
       const { min, max } = domainOf(sysctl);
+      if (files) {
+        validateSysctlValues(sysctl, values, { min, max });
+        const text = formatSysctlValues(values, sysctl);
+        if (files.write(netns, sysctl, `${text}\n`)) {
+          const back = files.read(netns, sysctl);
+          if (back !== null) return verifyReadBack(sysctl, values, back);
+        }
+        // Not kept, or it failed: the checked visit writes (again) and reports what happened.
+      }
       // Read back in the same visit: a change is reported only once the namespace holds it.
       inNetns(netns, () => writeSysctl(sysctl, values, { min, max, verify: true }), {
         verifyCookie: true,

@@ -21,6 +21,8 @@ const LIBC_SYMBOLS = {
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },

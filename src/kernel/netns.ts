@@ -214,6 +214,16 @@ function openNamespace(path: string, inum: bigint, dev: bigint): number {
 }
 
 /**
+ * The cookie the registry holds for namespace `key` now, without entering it: null for the
+ * global namespace, undefined when none is learnt (or the namespace is not known).
+ */
+export function heldNetnsCookie(key: string): bigint | null | undefined {
+  const inum = parseNetnsKey(key);
+  if (inum === null || inum === ownNetnsInum()) return null;
+  return netnsRegistry().entry(inum)?.cookie;
+}
+
+/**
  * The cookie of namespace `key` as the registry knows it, learnt now (by entering it once) when
  * not yet known. Null for the global namespace, one no path leads to, or a kernel without
  * cookies (5.10): then only the inode identifies it. `verify`: entered in any case, so a new

@@ -279,9 +279,14 @@ function readRaw(name: string, opts: SysctlOptions): { canonical: string; text: 
 /** Reads an integer sysctl (one number per field). */
 export function readSysctl(name: string, opts: ReadOptions = {}): number[] {
   const { canonical, text } = readRaw(name, opts);
-  if (!isCpuMaskSysctl(canonical)) return parseSysctlValues(text, canonical, opts.count);
+  return sysctlValuesOf(text, canonical, opts.count);
+}
+
+/** The values in a sysctl's text as the kernel prints it (canonical name; CPU masks as words). */
+export function sysctlValuesOf(text: string, canonical: string, count?: number): number[] {
+  if (!isCpuMaskSysctl(canonical)) return parseSysctlValues(text, canonical, count);
   const words = parseCpuMask(text);
-  if (words === null || (opts.count !== undefined && words.length !== opts.count)) {
+  if (words === null || (count !== undefined && words.length !== count)) {
     throw new SysctlError(
       "malformed",
       canonical,
@@ -378,16 +383,26 @@ function significant(values: readonly number[], name: string): string {
 }
 
 function verifyWritten(canonical: string, values: readonly number[], opts: SysctlOptions): void {
+  verifyReadBack(canonical, values, readRaw(canonical, opts).text);
+}
+
+/**
+ * Throws SysctlError("io") unless `backText` (the sysctl read back after writing `values`) holds
+ * the values written: a write the kernel took without keeping it is never reported as made.
+ */
+export function verifyReadBack(
+  canonical: string,
+  values: readonly number[],
+  backText: string,
+): void {
   let back: number[] | null = null;
   try {
-    back = readSysctl(canonical, opts);
+    back = sysctlValuesOf(backText, canonical);
   } catch (err) {
     if (!(err instanceof SysctlError) || err.kind !== "malformed") throw err;
   }
   if (back && significant(back, canonical) === significant(values, canonical)) return;
-  const shown = back
-    ? `(${formatSysctlValues(back, canonical)})`
-    : JSON.stringify(readSysctlText(canonical, opts));
+  const shown = back ? `(${formatSysctlValues(back, canonical)})` : JSON.stringify(backText.trim());
   throw new SysctlError(
     "io",
     canonical,

@@ -1,0 +1,134 @@
+/**
+ * /proc/sys files kept open, by namespace key and sysctl (bounded, least recently used first
+ * out). A sysctl file opened inside a network namespace reads and writes that namespace's value
+ * from anywhere: no setns, and no path lookup (which walks a dcache chain holding every
+ * namespace's same-named entry, so it costs more with every namespace on the host).
+ *
+ * Safety: a kept file is tied by the kernel to the namespace it was opened in, never to an inode
+ * number: once that namespace is gone its reads and writes fail (ENOENT) and it is dropped, so
+ * nothing meant for a dead namespace can reach a new one with its inode. Files are opened only
+ * right after the namespace's cookie was checked (inNetns verifyCookie) and carry that cookie;
+ * one is used only while the registry still holds the same cookie for the key (`cookieNow`).
+ * Any failure drops the file and the caller goes the slow way (a checked visit), which says
+ * what went wrong.
+ */
+import { cstr } from "../libbpf/cstr.ts";
+import { type Libc, openLibc } from "./libc.ts";
+import { sysctlPath } from "./sysctl.ts";
+
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+/** Longer than any integer sysctl's text (a 256-CPU mask is ~72 bytes). */
+const READ_BYTES = 4096;
+
+interface Kept {
+  fd: number;
+  /** The registry's cookie of the namespace when the file was opened (checked then). */
+  cookie: bigint | null | undefined;
+}
+
+export interface SysctlFilesOptions {
+  /** How many files stay open at most (default 64). */
+  max?: number;
+  /** The cookie the registry holds now for a namespace key (null: global or none). */
+  cookieNow: (netns: string) => bigint | null | undefined;
+  /** glibc (tests pass a fake); null: nothing is kept, every access goes the slow way. */
+  libc?: Pick<Libc, "open" | "close" | "pread" | "pwrite"> | null;
+}
+
+export class SysctlFiles {
+  readonly #kept = new Map<string, Kept>();
+  readonly #max: number;
+  readonly #libc: Pick<Libc, "open" | "close" | "pread" | "pwrite"> | null;
+  readonly #buf = new Uint8Array(READ_BYTES);
+
+  constructor(private readonly opts: SysctlFilesOptions) {
+    this.#max = Math.max(1, opts.max ?? 64);
+    this.#libc = opts.libc === undefined ? openLibc() : opts.libc;
+  }
+
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  /**
+   * Call from inside namespace `netns` (inNetns, cookie just checked): opens `sysctl`'s file
+   * read-write and keeps it. Read-only or absent sysctls are not kept. True when kept.
+   */
+  keepHere(netns: string, sysctl: string): boolean {
+    const libc = this.#libc;
+    if (!libc) return false;
+    const key = keyOf(netns, sysctl);
+    this.#drop(key);
+    const cookie = this.opts.cookieNow(netns);
+    const fd = libc.open(cstr(sysctlPath(sysctl)), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    this.#kept.set(key, { fd, cookie });
+    while (this.#kept.size > this.#max) this.#drop(this.#kept.keys().next().value!);
+    return true;
+  }
+
+  /** The sysctl's text through a kept file; null when none is kept or it failed (dropped). */
+  read(netns: string, sysctl: string): string | null {
+    const key = keyOf(netns, sysctl);
+    const k = this.#usable(key, netns);
+    if (!k) return null;
+    const n = Number(this.#libc!.pread(k.fd, this.#buf, BigInt(READ_BYTES), 0n));
+    if (n < 0 || n >= READ_BYTES) {
+      this.#drop(key); // gone (ENOENT) or odd: the slow way tells
+      return null;
+    }
+    return new TextDecoder().decode(this.#buf.subarray(0, n));
+  }
+
+  /**
+   * Writes `text` (one write, as the kernel wants) through a kept file. False when none is kept
+   * or the write failed (dropped): nothing was taken, or the caller's checked visit writes the
+   * same again and reports the kernel's answer.
+   */
+  write(netns: string, sysctl: string, text: string): boolean {
+    const key = keyOf(netns, sysctl);
+    const k = this.#usable(key, netns);
+    if (!k) return false;
+    const bytes = new TextEncoder().encode(text);
+    const n = Number(this.#libc!.pwrite(k.fd, bytes, BigInt(bytes.length), 0n));
+    if (n === bytes.length) return true;
+    this.#drop(key);
+    return false;
+  }
+
+  /** Closes every file of namespace `netns` (it is gone, or its inode is another's now). */
+  forgetNetns(netns: string): void {
+    for (const key of [...this.#kept.keys()]) {
+      if (key.startsWith(`${netns}\0`)) this.#drop(key);
+    }
+  }
+
+  closeAll(): void {
+    for (const key of [...this.#kept.keys()]) this.#drop(key);
+  }
+
+  /** The kept file of `key`, made most recently used; dropped when its cookie is not current. */
+  #usable(key: string, netns: string): Kept | null {
+    const k = this.#kept.get(key);
+    if (!k) return null;
+    if (this.opts.cookieNow(netns) !== k.cookie) {
+      this.#drop(key);
+      return null;
+    }
+    this.#kept.delete(key);
+    this.#kept.set(key, k);
+    return k;
+  }
+
+  #drop(key: string): void {
+    const k = this.#kept.get(key);
+    if (!k) return;
+    this.#kept.delete(key);
+    this.#libc?.close(k.fd);
+  }
+}
+
+function keyOf(netns: string, sysctl: string): string {
+  return `${netns}\0${sysctl}`;
+}

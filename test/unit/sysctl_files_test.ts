@@ -1,0 +1,136 @@
+/** SysctlFiles' bookkeeping on a fake libc: which files stay open, and when one is not used. */
+import assert from "node:assert/strict";
+import { SysctlFiles } from "../../src/kernel/sysctl_files.ts";
+
+const RMEM = "net.ipv4.tcp_rmem", MODERATE = "net.ipv4.tcp_moderate_rcvbuf";
+
+/** /proc/sys as files by path; each fd remembers the file (namespace, path) it was opened on. */
+function fakeLibc() {
+  let here = "global";
+  const files = new Map<string, string>(); // "netns path" -> text
+  const fds = new Map<number, string>();
+  let next = 3;
+  const failing = new Set<number>();
+  const libc = {
+    open: (path: Uint8Array, _flags: number) => {
+      const at = `${here} ${new TextDecoder().decode(path.subarray(0, path.indexOf(0)))}`;
+      if (!files.has(at)) return -1;
+      fds.set(next, at);
+      return next++;
+    },
+    close: (fd: number) => (fds.delete(fd) ? 0 : -1),
+    pread: (fd: number, buf: Uint8Array, _n: bigint, _off: bigint) => {
+      const at = fds.get(fd);
+      if (at === undefined || failing.has(fd)) return -1n;
+      return BigInt(new TextEncoder().encodeInto(files.get(at)!, buf).written);
+    },
+    pwrite: (fd: number, buf: Uint8Array, n: bigint, _off: bigint) => {
+      const at = fds.get(fd);
+      if (at === undefined || failing.has(fd)) return -1n;
+      files.set(at, new TextDecoder().decode(buf));
+      return n;
+    },
+  };
+  return {
+    libc,
+    files,
+    fds,
+    failing,
+    enter: (netns: string) => void (here = netns),
+    add: (netns: string, sysctl: string, text: string) =>
+      files.set(`${netns} /proc/sys/${sysctl.replaceAll(".", "/")}`, text),
+  };
+}
+
+function setup(max = 64) {
+  const f = fakeLibc();
+  const cookies = new Map<string, bigint | null>([["global", null]]);
+  const kept = new SysctlFiles({
+    max,
+    cookieNow: (netns) => cookies.get(netns),
+    libc: f.libc as unknown as ConstructorParameters<typeof SysctlFiles>[0]["libc"],
+  });
+  /** keepHere as inNetns would call it: from inside the namespace. */
+  const keepIn = (netns: string, sysctl: string) => {
+    f.enter(netns);
+    try {
+      return kept.keepHere(netns, sysctl);
+    } finally {
+      f.enter("global");
+    }
+  };
+  return { f, cookies, kept, keepIn };
+}
+
+Deno.test("SysctlFiles: a file opened in a namespace reads and writes that namespace's value from home", () => {
+  const { f, cookies, kept, keepIn } = setup();
+  f.add("ns:5", RMEM, "4096 131072 6291456\n");
+  f.add("global", RMEM, "1 2 3\n");
+  cookies.set("ns:5", 77n);
+  assert.equal(keepIn("ns:5", RMEM), true);
+  assert.equal(kept.read("ns:5", RMEM), "4096 131072 6291456\n");
+  assert.equal(kept.write("ns:5", RMEM, "4096 131072 7000000\n"), true);
+  assert.equal(f.files.get("ns:5 /proc/sys/net/ipv4/tcp_rmem"), "4096 131072 7000000\n");
+  assert.equal(f.files.get("global /proc/sys/net/ipv4/tcp_rmem"), "1 2 3\n");
+});
+
+Deno.test("SysctlFiles: an absent or read-only sysctl is not kept; nothing kept reads null", () => {
+  const { kept, keepIn, cookies } = setup();
+  cookies.set("ns:5", 77n);
+  assert.equal(keepIn("ns:5", RMEM), false);
+  assert.equal(kept.read("ns:5", RMEM), null);
+  assert.equal(kept.write("ns:5", RMEM, "1 2 3\n"), false);
+  assert.equal(kept.size, 0);
+});
+
+Deno.test("SysctlFiles: once the registry holds another cookie (inode reused) the file is closed, not used", () => {
+  const { f, cookies, kept, keepIn } = setup();
+  f.add("ns:5", RMEM, "1 2 3\n");
+  cookies.set("ns:5", 77n);
+  keepIn("ns:5", RMEM);
+  cookies.set("ns:5", 78n); // a new namespace took inode 5
+  assert.equal(kept.write("ns:5", RMEM, "4 5 6\n"), false);
+  assert.equal(f.files.get("ns:5 /proc/sys/net/ipv4/tcp_rmem"), "1 2 3\n");
+  assert.equal(kept.size, 0);
+  assert.equal(f.fds.size, 0, "its fd is closed");
+  keepIn("ns:5", RMEM);
+  cookies.delete("ns:5"); // the registry forgot the namespace
+  assert.equal(kept.read("ns:5", RMEM), null);
+  assert.equal(f.fds.size, 0);
+});
+
+Deno.test("SysctlFiles: a failed read or write (namespace gone: ENOENT) drops the file", () => {
+  const { f, cookies, kept, keepIn } = setup();
+  f.add("ns:5", RMEM, "1 2 3\n");
+  f.add("ns:5", MODERATE, "1\n");
+  cookies.set("ns:5", 77n);
+  keepIn("ns:5", RMEM);
+  keepIn("ns:5", MODERATE);
+  for (const fd of f.fds.keys()) f.failing.add(fd);
+  assert.equal(kept.read("ns:5", RMEM), null);
+  assert.equal(kept.write("ns:5", MODERATE, "0\n"), false);
+  assert.equal(kept.size, 0);
+  assert.equal(f.fds.size, 0);
+});
+
+Deno.test("SysctlFiles: bounded, the least recently used file goes first; forgetNetns closes one namespace's", () => {
+  const { f, cookies, kept, keepIn } = setup(3);
+  for (const ns of ["ns:1", "ns:2", "ns:3", "ns:4"]) {
+    f.add(ns, RMEM, "1 2 3\n");
+    cookies.set(ns, 1n);
+  }
+  keepIn("ns:1", RMEM);
+  keepIn("ns:2", RMEM);
+  keepIn("ns:3", RMEM);
+  kept.read("ns:1", RMEM); // ns:2 is now the least recently used
+  keepIn("ns:4", RMEM);
+  assert.equal(kept.size, 3);
+  assert.equal(f.fds.size, 3);
+  assert.equal(kept.read("ns:2", RMEM), null);
+  assert.notEqual(kept.read("ns:1", RMEM), null);
+  kept.forgetNetns("ns:1");
+  assert.equal(kept.read("ns:1", RMEM), null);
+  assert.notEqual(kept.read("ns:3", RMEM), null);
+  kept.closeAll();
+  assert.equal(f.fds.size, 0);
+});
