@@ -18,6 +18,8 @@ import { sysctlPath } from "./sysctl.ts";
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
+/** How many files a SysctlFiles keeps open by default. */
+export const SYSCTL_FILES_MAX = 64;
 /** Longer than any integer sysctl's text (a 256-CPU mask is ~72 bytes). */
 const READ_BYTES = 4096;
 
@@ -28,7 +30,7 @@ interface Kept {
 }
 
 export interface SysctlFilesOptions {
-  /** How many files stay open at most (default 64). */
+  /** How many files stay open at most (default SYSCTL_FILES_MAX). */
   max?: number;
   /** The cookie the registry holds now for a namespace key (null: global or none). */
   cookieNow: (netns: string) => bigint | null | undefined;
@@ -43,7 +45,7 @@ export class SysctlFiles {
   readonly #buf = new Uint8Array(READ_BYTES);
 
   constructor(private readonly opts: SysctlFilesOptions) {
-    this.#max = Math.max(1, opts.max ?? 64);
+    this.#max = Math.max(1, opts.max ?? SYSCTL_FILES_MAX);
     this.#libc = opts.libc === undefined ? openLibc() : opts.libc;
   }
 
