@@ -9,8 +9,9 @@
  * is steady (no socket near the max for STEADY_MS) the max comes down to TRIM_HEADROOM x the
  * path's need, from the last NEED_SAMPLES events' `used` (the buffer the delivery rate fills in
  * one round trip); each side's SettlePolicy says which of them count and when a quiet namespace
- * may still be growing. Live sockets keep their buffers (the kernel reads tcp_rmem[2] and
- * tcp_wmem[2] only to grow one), so only what sockets may still grow to shrinks; never below the
+ * may still be growing. Live receive buffers keep their size (the kernel reads tcp_rmem[2] only
+ * to grow one); a send buffer is set to at most tcp_wmem[2] whenever the kernel expands it, so a
+ * sender above a trimmed max comes down to it then (why the send need uses srtt); never below the
  * max before the growth (an admin's or the kernel's value), and only while the max is still the
  * one this tuner set. Afterwards growth needs fresh evidence (bufferDecision's settledNeed);
  * otherwise sockets that grew before the trim would grow it back (oscillation). Per namespace;
