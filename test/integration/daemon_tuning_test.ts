@@ -157,7 +157,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kernel-side rate limiting: hooks fire thousands of times, userspace sees few events",
+  name: "kernel-side rate limiting: hooks fire hundreds of times, userspace sees few events",
   ignore: !IS_ROOT,
   async fn() {
     await withDaemon("rl", [], (ns) => ns.setSysctl("net.ipv4.tcp_wmem", LOW), async (r) => {
@@ -179,10 +179,11 @@ Deno.test({
       assert.equal(quiet + filtered + folded + sent + lost + muted, hits, line);
       assert.ok(quiet >= 0, `every outcome the programs count follows a counted hit: ${line}`);
       assert.ok(events <= sent, "userspace cannot receive more than was sent");
-      // Hits past the cheap tests only (a full send buffer near the max): 4,758 in one run.
-      assert.ok(hits > 1_000, line);
+      // Hits past the cheap tests only (a full send buffer near the max): 539 to 4,758 a run,
+      // with the machine's load; the rate limiter folds nearly all of them.
+      assert.ok(hits > 100, line);
       assert.ok(events >= 1 && events < 100, `${events} events reached userspace`);
-      assert.ok(folded > 0, "the rate limiter folded the rest");
+      assert.ok(folded > 10 * sent, `the rate limiter folded the rest: ${line}`);
       assert.equal(lost, 0);
     });
   },
