@@ -641,13 +641,15 @@ export class Daemon {
         }
       },
       readMany: (sysctls, netns) => {
+        // Each on its own (ctx.read logs a failure): fault injection, or the visit failed.
+        const oneByOne = () => sysctls.map((s) => ctx.read(s, netns));
         if (!this.io.readMany || sysctls.some((s) => this.#missingSysctls.has(s))) {
-          return sysctls.map((s) => ctx.read(s, netns));
+          return oneByOne();
         }
         try {
           return this.io.readMany(sysctls, netns);
         } catch {
-          return sysctls.map((s) => ctx.read(s, netns)); // each on its own, failures logged
+          return oneByOne();
         }
       },
       propose: (p) => this.#propose(p),

@@ -41,15 +41,17 @@ export function liveSysctls(
   };
   const readMany = (names: readonly string[], netns: string) => {
     const sysctls = names.map(canonicalSysctlName);
-    const kept = files ? sysctls.map((s) => files.read(netns, s)) : [];
-    if (files && kept.every((t) => t !== null)) {
-      return kept.map((t, i) => sysctlValuesOf(t!, sysctls[i]));
-    }
+    const kept = sysctls.map((s) => files?.read(netns, s) ?? null);
+    const fromKept = (i: number) => sysctlValuesOf(kept[i]!, sysctls[i]);
+    if (files && kept.every((t) => t !== null)) return sysctls.map((_, i) => fromKept(i));
     try {
-      // Files kept for later writes are opened only once the namespace's cookie is checked.
-      return inNetns(netns, () => sysctls.map((s) => readHere(netns, s)), {
-        verifyCookie: files !== null,
-      });
+      // Files kept for later writes are opened only once the namespace's cookie is checked; what
+      // a kept file already read is not read (and its file not reopened) again.
+      return inNetns(
+        netns,
+        () => sysctls.map((s, i) => kept[i] !== null ? fromKept(i) : readHere(netns, s)),
+        { verifyCookie: files !== null },
+      );
     } catch (e) {
       if (e instanceof NetnsGoneError) return sysctls.map(() => null);
       throw e;
