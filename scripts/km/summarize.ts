@@ -266,7 +266,9 @@ function judgeProduct(out: string, r: KernelResult, faultWanted: boolean): void 
     r.notes.push(...forced.notes);
     r.failures.push(...forced.failures);
   }
-  if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
+  const refused = read(join(out, "host-tune.refused"));
+  if (refused) r.notes.push(`--host-tune not honoured: ${refused.trim()}`);
+  else if ((read(join(out, "daemon.args")) ?? "").includes("--advise")) {
     r.notes.push("daemon ran with --advise (the host is shared; --host-tune makes it tune)");
   }
   const restored = read(join(out, "restored"));

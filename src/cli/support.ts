@@ -7,6 +7,8 @@ import {
   type ProbeResult,
 } from "../kernel/probe.ts";
 import { TUNER_HOOKS, unavailableTuners } from "../tuners/hooks_registry.ts";
+import { TUNERS } from "../tuners/registry.ts";
+import { sysctlExists } from "../kernel/sysctl.ts";
 import type { AttachKind } from "../kernel/hooks.ts";
 
 export interface SupportReport {
@@ -18,6 +20,11 @@ export interface SupportReport {
   kinds: KindResult[];
   /** Tuners with nothing to do on this kernel whatever attaches (not probed), and why. */
   unavailable?: { tuner: string; reason: string }[];
+  /**
+   * Every sysctl a tuner may change (unavailable tuners' too), and whether this kernel has it:
+   * what an administrator (or the kernel matrix's host row) snapshots to check bpfpilot's writes.
+   */
+  tunables?: { tuner: string; sysctl: string; present: boolean }[];
   hooks: {
     tuner: string;
     hook: string;
@@ -49,6 +56,9 @@ export function buildSupportReport(
     features: probe.features,
     kinds: probeAttachKinds(),
     unavailable: unavailableTuners(),
+    tunables: TUNERS.flatMap((t) =>
+      t.tunables.map((d) => ({ tuner: t.name, sysctl: d.sysctl, present: sysctlExists(d.sysctl) }))
+    ),
     hooks: probe.choices.map((c) => ({
       tuner: c.tuner,
       hook: c.hook,
@@ -99,6 +109,13 @@ export function renderSupportText(r: SupportReport): string {
     out.push("", "Tuners unavailable on this kernel:");
     for (const u of r.unavailable) out.push(`  ${u.tuner}: ${u.reason}`);
   }
+  if (r.tunables?.length) {
+    out.push("", "Sysctls the tuners may change (absent on this kernel: marked -):");
+    const byTuner = Map.groupBy(r.tunables, (t) => t.tuner);
+    for (const [tuner, list] of byTuner) {
+      out.push(...wrapWords(`  ${tuner}:`, list.map((t) => (t.present ? "" : "-") + t.sysctl)));
+    }
+  }
   out.push("", "Hooks (preference order; the chosen one is marked *):");
   for (const h of r.hooks) {
     const state = h.chosen
@@ -123,6 +140,18 @@ export function renderSupportText(r: SupportReport): string {
     }
   }
   return out.join("\n");
+}
+
+/** `head` then `words`, in lines of at most 100 columns, continued under the first word. */
+function wrapWords(head: string, words: string[]): string[] {
+  const lines = [head];
+  const indent = " ".repeat(head.length + 1);
+  for (const w of words) {
+    const last = lines.length - 1;
+    if (lines[last].length + 1 + w.length > 100 && lines[last] !== head) lines.push(indent + w);
+    else lines[last] += " " + w;
+  }
+  return lines;
 }
 
 function yes(b: boolean): string {

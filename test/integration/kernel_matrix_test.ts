@@ -384,15 +384,21 @@ Deno.test({
 
 // The product guest script end to end on the host row, against a stand-in bundle that behaves
 // like the daemon should (support JSON, a tuning line, clean SIGTERM exit, honours
-// BPFPILOT_FAULT_INJECT): proves the collection and the judging fit together. It changes no
-// sysctl and only talks over loopback.
+// BPFPILOT_FAULT_INJECT): proves the collection and the judging fit together. It only talks
+// over loopback; with --host-tune it raises the one tunable its support lists (tcp_max_orphans)
+// and exits without putting it back, as a killed daemon would: the script must restore it.
 const STAND_IN = `
 const [cmd] = Deno.args;
 const hooks = [{ tuner: "tcp_buffer", hook: "rcvbuf", chosen: "tp_btf", target: "tcp_rcv_space_adjust",
   tried: [{ kind: "tp_btf", ok: true, reason: "attached" }] }];
+const tunables = [{ tuner: "tcp_buffer", sysctl: "net.ipv4.tcp_max_orphans", present: true }];
+const orphans = "/proc/sys/net/ipv4/tcp_max_orphans";
 if (cmd === "support") {
-  console.log(JSON.stringify({ level: "full", kernel: { release: Deno.osRelease(), btf: true }, hooks }));
+  console.log(JSON.stringify({ level: "full", kernel: { release: Deno.osRelease(), btf: true }, hooks, tunables }));
 } else if (cmd === "run") {
+  if (Deno.env.get("KM_HOST_TUNE") === "1") {
+    Deno.writeTextFileSync(orphans, String(Number(Deno.readTextFileSync(orphans)) + 1));
+  }
   const fault = Deno.env.get("BPFPILOT_FAULT_INJECT");
   console.error("up");
   if (fault) console.error("hook " + fault + " failed to attach (fault injected)");
@@ -420,6 +426,34 @@ Deno.test({
       assert.match(text, /support full, daemon exit 0, tuned yes, fault injection 1 hooks ok/);
       assert.match(text, /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes/);
     } finally {
+      Deno.removeSync(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "kernel-matrix: the host row puts back the tunables support lists that the daemon left",
+  ignore: Deno.uid() !== 0,
+  fn() {
+    const tmp = Deno.makeTempDirSync({ prefix: "km-standin-" });
+    const orphans = "/proc/sys/net/ipv4/tcp_max_orphans";
+    const before = Deno.readTextFileSync(orphans).trim();
+    try {
+      Deno.writeTextFileSync(`${tmp}/bpfpilot.js`, STAND_IN);
+      const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
+        args: ["--kernels", "host", "--host-tune", "--window", "1"],
+        env: { BPFPILOT_KM_RESULTS: `${tmp}/results`, BPFPILOT_KM_BUNDLE: `${tmp}/bpfpilot.js` },
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+      assert.equal(Deno.readTextFileSync(orphans).trim(), before);
+      const restored = Deno.readTextFileSync(`${tmp}/results/host/out/restored`);
+      assert.match(restored, new RegExp(`^${orphans}: ${+before + 1} -> ${before}$`, "m"));
+      assert.match(Deno.readTextFileSync(`${tmp}/results/host/out/daemon.args`), /--rollback/);
+    } finally {
+      Deno.writeTextFileSync(orphans, before);
       Deno.removeSync(tmp, { recursive: true });
     }
   },
