@@ -6,9 +6,13 @@
  *
  * Safety: a kept file is tied by the kernel to the namespace it was opened in, never to an inode
  * number: once that namespace is gone its reads and writes fail (ENOENT) and it is dropped, so
- * nothing meant for a dead namespace can reach a new one with its inode. Files are opened only
- * right after the namespace's cookie was checked (inNetns verifyCookie) and carry that cookie;
- * one is used only while the registry still holds the same cookie for the key (`cookieNow`).
+ * nothing meant for a dead namespace can reach a new one with its inode (the kernel unregisters
+ * a dying namespace's sysctl tables before it frees its inode number). That alone protects
+ * kernels without netns cookies (5.10); checked on 5.10, 6.1, 6.12 and 7.3 with the kernel
+ * matrix's scripts/km/guest-stale-sysctl and here by test/integration/sysctl_files_test.ts.
+ * Files are opened only right after the namespace's cookie was checked (inNetns verifyCookie)
+ * and carry that cookie; one is used only while the registry still holds the same cookie for the
+ * key (`cookieNow`).
  * Any failure drops the file and the caller goes the slow way (a checked visit), which says
  * what went wrong.
  */
