@@ -68,6 +68,11 @@ export interface ProviderDaemon {
   readonly unavailable: readonly { def: TunerDefinition; reason: string }[];
   /** Hook hits of a tuner's object that its muted keys kept from being sent (null: unknown). */
   mutedHits?(tuner: string): number | null;
+  /**
+   * Overrides were cleared: event keys muted for them are unmuted now, not at the next tick (a
+   * flow that starts right after `enable` may send its one growth event before then).
+   */
+  overridesEnded?(): void;
   /** Names switched off at start (--disable, --allow). */
   readonly disabled: readonly string[];
   /** Every tuner the daemon knows, loaded or not. */
@@ -229,6 +234,7 @@ export class DaemonControlProvider implements ControlProvider {
         }
         this.#forget(def.tunables.map((x) => x.sysctl)); // before the overrides name fewer netns
         const cleared = this.d.journal.clearOverrides(def.name);
+        if (cleared > 0) this.d.overridesEnded?.();
         const state = this.#tunerState(def, this.d.journal.overrides()).state;
         return {
           target: def.name,
@@ -242,6 +248,7 @@ export class DaemonControlProvider implements ControlProvider {
       }
       this.#forget([t.sysctl]);
       const cleared = this.d.journal.clearOverrides(t.sysctl);
+      if (cleared > 0) this.d.overridesEnded?.();
       const running = t.defs.filter((d) => this.#running(d.name));
       const state = running.length > 0 ? "managed" : "unmanaged";
       const note = running.length > 0

@@ -3,7 +3,7 @@
  * the rest), consume events until SIGINT/SIGTERM, then summarise, detach, roll back if asked and
  * exit. No single tuner, hook or event can take it down.
  */
-import { decodeEvent, EventFormatError } from "../tuning/event.ts";
+import { type BpfpEvent, decodeEvent, EventFormatError } from "../tuning/event.ts";
 import { DEFAULT_STATE_DIR, Journal, valueText } from "./journal.ts";
 import { RateGate } from "./rate_gate.ts";
 import { DaemonStats } from "./stats.ts";
@@ -193,7 +193,7 @@ export class Daemon {
   /** Sysctls read as absent (fault injection `sysctl:<name>`), to test optional tunables. */
   readonly #missingSysctls: ReadonlySet<string>;
   /** Event keys the kernel need not resend (nothing they could change): event_mutes.ts. */
-  readonly mutes: EventMutes;
+  readonly mutes: EventMutes<BpfpEvent>;
   /** Outcomes of the decisions made on the event being handled (null between events). */
   #outcomes: Outcome[] | null = null;
 
@@ -217,6 +217,17 @@ export class Daemon {
         (m) => opts.log.debug(m),
       ),
     );
+  }
+
+  /** A tuner handles an event; its key is muted when none of the decisions could change anything. */
+  #handleEvent(t: LoadedTuner, ev: BpfpEvent): void {
+    const outcomes: Outcome[] = this.#outcomes = [];
+    try {
+      t.instance.onEvent?.(ev);
+    } finally {
+      this.#outcomes = null;
+    }
+    this.mutes.afterEvent(t.def.name, ev, outcomes, performance.now());
   }
 
   /** What became of a decision: recorded for the event being handled; a change unmutes. */
@@ -548,13 +559,7 @@ export class Daemon {
         counters.events++;
         counters.folded += Math.max(0, ev.count - 1);
         this.netns.observe(ev.netns, ev.pid);
-        const outcomes: Outcome[] = this.#outcomes = [];
-        try {
-          t.instance.onEvent?.(ev);
-        } finally {
-          this.#outcomes = null;
-        }
-        this.mutes.afterEvent(t.def.name, ev, outcomes, performance.now());
+        this.#handleEvent(t, ev);
       });
     }
     this.#reader = reader;
@@ -690,13 +695,23 @@ export class Daemon {
       this.journal.isTunerOverridden(ANY_NETNS, tuner);
   }
 
+  /** `enable` over the control socket cleared overrides (the state directory's: next tick). */
+  overridesEnded(): void {
+    this.#unmuteEndedOverrides();
+  }
+
   /** Keys muted for overrides that ended (`enable`, from the socket or the state directory). */
   #unmuteEndedOverrides(): void {
     if (!this.mutes.heldByOverrides) return;
-    this.mutes.recheckOverrides((c) =>
-      c.sysctl === undefined
-        ? this.#tunerOverridden(c.tuner, c.netns)
-        : this.journal.isOverridden(c.netns, c.sysctl)
+    this.mutes.recheckOverrides(
+      (c) =>
+        c.sysctl === undefined
+          ? this.#tunerOverridden(c.tuner, c.netns)
+          : this.journal.isOverridden(c.netns, c.sysctl),
+      (tuner, ev) => {
+        const t = this.loaded.find((x) => x.def.name === tuner);
+        if (t) this.#handleEvent(t, ev);
+      },
     );
   }
 

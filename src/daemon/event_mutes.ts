@@ -9,6 +9,11 @@
  * from its events (tcp_buffer's latency brake, net_buffer's scheduler-wait correlation) still sees
  * one a minute. The table here remembers what was muted and why, so those changes unmute exactly
  * the keys they concern; it is bounded (a full table mutes nothing more).
+ *
+ * Some signals come once: a receive buffer that reached its max is reported when the kernel tries
+ * to grow it, and a flow held there does not try again. A hit muted while an override is ending
+ * (`enable` from the state directory is seen at the next tick) is lost for good, so when an
+ * override ends the last event muted for it is handed back (`rehandle`), at most a minute old.
  */
 import { GLOBAL_NETNS } from "../kernel/netns.ts";
 
@@ -111,8 +116,8 @@ export interface EventMutesOptions {
   recheckMs?: number | null;
 }
 
-export class EventMutes {
-  readonly #entries = new Map<string, Entry>();
+export class EventMutes<E extends MutedEvent = MutedEvent> {
+  readonly #entries = new Map<string, Entry & { event: E }>();
   readonly #limit: number;
   readonly #minCooldownMs: number;
   readonly #recheckMs: number | null;
@@ -129,7 +134,7 @@ export class EventMutes {
    */
   afterEvent(
     tuner: string,
-    ev: MutedEvent,
+    ev: E,
     outcomes: readonly Outcome[],
     nowMs: number,
   ): MuteVerdict | null {
@@ -153,6 +158,7 @@ export class EventMutes {
       overrides: v.overrides,
       untilMs,
       reason: v.reason,
+      event: ev,
     });
     return v;
   }
@@ -172,8 +178,14 @@ export class EventMutes {
     return this.#unmuteWhere(() => true);
   }
 
-  /** Unmutes keys muted for overrides of which none is still in force. */
-  recheckOverrides(stillOverridden: (cause: OverrideCause) => boolean): number {
+  /**
+   * Unmutes keys muted for overrides of which none is still in force; `rehandle` receives the last
+   * event muted under each (it may carry what the kernel will not send again).
+   */
+  recheckOverrides(
+    stillOverridden: (cause: OverrideCause) => boolean,
+    rehandle?: (tuner: string, ev: E) => void,
+  ): number {
     const known = new Map<string, boolean>();
     const holds = (c: OverrideCause) => {
       const k = `${c.tuner}\0${c.netns}\0${c.sysctl ?? ""}`;
@@ -181,9 +193,16 @@ export class EventMutes {
       if (v === undefined) known.set(k, v = stillOverridden(c));
       return v;
     };
-    return this.#unmuteWhere((e) =>
-      e.overrides.length > 0 && !e.overrides.some((o) => holds({ tuner: e.tuner, ...o }))
-    );
+    const ended: (Entry & { event: E })[] = [];
+    const n = this.#unmuteWhere((e) => {
+      const end = e.overrides.length > 0 &&
+        !e.overrides.some((o) => holds({ tuner: e.tuner, ...o }));
+      if (end) ended.push(e);
+      return end;
+    });
+    // After the table is settled: handling an event may mute its key again.
+    for (const e of ended) rehandle?.(e.tuner, e.event);
+    return n;
   }
 
   /** Whether any key is muted for an override (so recheckOverrides has work). */
@@ -213,7 +232,7 @@ export class EventMutes {
     }));
   }
 
-  #unmuteWhere(match: (e: Entry) => boolean): number {
+  #unmuteWhere(match: (e: Entry & { event: E }) => boolean): number {
     let n = 0;
     for (const [key, e] of this.#entries) {
       if (!match(e)) continue;

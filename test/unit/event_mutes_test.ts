@@ -154,3 +154,29 @@ Deno.test("by default a mute lasts a minute at most: learning tuners still see a
   m.pruneExpired(60_000);
   assert.equal(m.size, 0);
 });
+
+Deno.test("when an override ends, the last event muted for it is handed back, once", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  const first = ev(7n, 2, 1_000n), last = ev(7n, 2, 2_000n);
+  m.afterEvent("tcp_buffer", first, [{ kind: "overridden", netns: "7" }], 0);
+  m.afterEvent("tcp_buffer", last, [{ kind: "overridden", netns: "7" }], 0);
+  m.afterEvent("tcp_buffer", ev(7n, 3), [{ kind: "at-ceiling", netns: "7", sysctl: WMEM }], 0);
+  const handed: [string, unknown][] = [];
+  const rehandle = (tuner: string, e: unknown) => handed.push([tuner, e]);
+  assert.equal(m.recheckOverrides(() => true, rehandle), 0);
+  assert.deepEqual(handed, [], "nothing while the override holds");
+  ops.length = 0;
+  // The handler may mute the key again (another override took its place): the table allows it.
+  const again = (tuner: string, e: typeof last) => {
+    rehandle(tuner, e);
+    m.afterEvent(tuner, e, [{ kind: "overridden", netns: "7", sysctl: RMEM }], 0);
+  };
+  assert.equal(m.recheckOverrides((c) => c.sysctl !== undefined, again), 1);
+  assert.deepEqual(handed, [["tcp_buffer", last]], "the latest evidence, not the first");
+  assert.deepEqual(ops, ["unmute tcp_buffer 7/2", `mute tcp_buffer 7/2 last=2000 until=cleared`]);
+  assert.equal(m.recheckOverrides(() => false, rehandle), 1);
+  assert.equal(handed.length, 2);
+  assert.equal(m.recheckOverrides(() => false, rehandle), 0, "handed back once");
+  assert.equal(handed.length, 2);
+});
