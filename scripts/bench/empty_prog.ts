@@ -1,11 +1,11 @@
 /**
- * The floor under every per-hit figure: the probe object's empty tp_btf program attached to the
- * same tracepoint as a tuner's hot program, measured over the same window. What it costs is the
- * kernel's dispatch and bpf_stats' own clock reads, which move with the machine's load; a tuner's
- * figure minus this one is what its code adds.
+ * The floor under every per-hit figure: the probe object's empty program attached where a tuner's
+ * hot program is (the same tp_btf tracepoint, or a sockops program on the same cgroup), measured
+ * over the same window. What it costs is the kernel's dispatch and bpf_stats' own clock reads,
+ * which move with the machine's load; a tuner's figure minus this one is what its code adds.
  */
 import { BPF_OBJECTS } from "../../src/embedded.ts";
-import { BpfObject } from "../../src/libbpf/object.ts";
+import { BpfObject, type BpfProgram } from "../../src/libbpf/object.ts";
 import { bpftoolJson, programIdsOf } from "./bpf_stats.ts";
 import { onCleanup } from "./cleanup.ts";
 
@@ -16,22 +16,52 @@ export interface RunStats {
 
 export class EmptyProgram {
   private constructor(
-    readonly tracepoint: string,
+    /** The tuner programs' attach target it stands beside (a tracepoint, or "sockops"). */
+    readonly target: string,
+    /** What it is and where, for the report. */
+    readonly what: string,
     private readonly id: number,
     readonly close: () => Promise<void>,
   ) {}
 
-  /** Loads and attaches the empty program at tp_btf/`tracepoint` until close or the bench's cleanup. */
+  /** The empty tp_btf program at `tracepoint` until close or the bench's cleanup. */
   static attach(tracepoint: string): EmptyProgram {
+    return EmptyProgram.#load(
+      "bpfp_pr_tp_btf",
+      tracepoint,
+      `an empty tp_btf program on ${tracepoint}`,
+      (prog) => {
+        prog.setAttachTarget(tracepoint);
+        return () => prog.attach("tp_btf", tracepoint);
+      },
+    );
+  }
+
+  /** The empty sockops program (returns 1, sets no callback flag) on cgroup directory `cgroup`. */
+  static attachSockops(cgroup: string): EmptyProgram {
+    return EmptyProgram.#load(
+      "bpfp_pr_sockops",
+      "sockops",
+      `an empty sockops program on the cgroup ${cgroup}`,
+      (prog) => () => prog.attach("cgroup", cgroup),
+    );
+  }
+
+  /** Loads `program` alone from the probe object; `prepare` sets it up and returns its attach. */
+  static #load(
+    program: string,
+    target: string,
+    what: string,
+    prepare: (prog: BpfProgram) => () => unknown,
+  ): EmptyProgram {
     const before = new Set(programIdsOf(Deno.pid));
     const obj = BpfObject.open(BPF_OBJECTS.probe, { name: "bpfp_bench_empty" });
-    const close = onCleanup(`detach the empty program on ${tracepoint}`, () => obj.close());
+    const close = onCleanup(`detach ${what}`, () => obj.close());
     try {
-      for (const p of obj.programs()) p.setAutoload(p.name === "bpfp_pr_tp_btf");
-      const prog = obj.program("bpfp_pr_tp_btf");
-      prog.setAttachTarget(tracepoint);
+      for (const p of obj.programs()) p.setAutoload(p.name === program);
+      const attach = prepare(obj.program(program));
       obj.load();
-      obj.adoptLink(prog.attach("tp_btf", tracepoint));
+      attach(); // the object keeps the link and detaches it on close
     } catch (e) {
       void close();
       throw e;
@@ -39,9 +69,9 @@ export class EmptyProgram {
     const id = programIdsOf(Deno.pid).find((i) => !before.has(i));
     if (id === undefined) {
       void close();
-      throw new Error(`the empty program on ${tracepoint} loaded but has no program id`);
+      throw new Error(`${what} loaded but has no program id`);
     }
-    return new EmptyProgram(tracepoint, id, close);
+    return new EmptyProgram(target, what, id, close);
   }
 
   read(): RunStats {

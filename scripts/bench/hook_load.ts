@@ -19,6 +19,7 @@ import { BenchNetns } from "./netns.ts";
 import { type CpuUse, cpuWindow } from "./proc.ts";
 import { fmtPct, fmtRate, judged, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
+import { cgroup2Root } from "../../src/kernel/cgroup.ts";
 
 const TARGET_HITS_S = 10_000;
 const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3, LONE_FLOOR_S = 4;
@@ -173,7 +174,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
           `dropped ${w.dropped}`,
       ),
     );
-    costRows(w, label, FLOOR_TRACEPOINT, alone);
+    costRows(w, label, empty, alone);
     row(
       `daemon CPU, ${label}`,
       fmtPct(w.cpu.pctTicks),
@@ -187,7 +188,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   await empty.close();
 
   for (const o of otherWorkloads(deno, near)) {
-    const floorProg = o.floorTracepoint ? EmptyProgram.attach(o.floorTracepoint) : null;
+    const floorProg = o.floor?.() ?? null;
     try {
       const w = await measureWith(near, o.argv(windowS + 0.5), windowS, floorProg);
       row(
@@ -195,7 +196,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
         fmtRate(w.sendRate, `${o.unit}/s`),
         `asked ${o.rate}/s in own netns (${o.note}); the daemon watches it (--netns, --advise)`,
       );
-      costRows(w, o.label, o.floorTracepoint, null);
+      costRows(w, o.label, floorProg, null);
     } finally {
       await floorProg?.close();
     }
@@ -237,8 +238,8 @@ interface OtherWorkload {
   unit: string;
   note: string;
   rate: number;
-  /** Where the floor is measured (an empty tp_btf program); null: no comparable one. */
-  floorTracepoint: string | null;
+  /** The floor: an empty program beside the tuner's (attached after it); null: none comparable. */
+  floor: (() => EmptyProgram) | null;
   argv: (seconds: number) => string[];
 }
 
@@ -272,7 +273,7 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
       unit: "datagrams",
       note: "64 B loopback datagrams into a socket that never reads",
       rate: 10_000,
-      floorTracepoint: "udp_fail_queue_rcv_skb",
+      floor: () => EmptyProgram.attach("udp_fail_queue_rcv_skb"),
       argv: run("paced_udp.ts", "10000"),
     },
     {
@@ -280,7 +281,8 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
       unit: "connections",
       note: `to ${CONNECT_ADDR} on lo, not loopback's 127/8`,
       rate: 1000,
-      floorTracepoint: null,
+      // The daemon attaches its sockops program to the cgroup2 root (no -c): the floor too.
+      floor: () => EmptyProgram.attachSockops(cgroup2Root() ?? "/sys/fs/cgroup"),
       argv: run("paced_connect.ts", "1000", CONNECT_ADDR),
     },
     {
@@ -288,7 +290,7 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
       unit: "entries",
       note: `ip -batch neigh add/del on veth ${NEIGH_DEV}, at most 256 at a time`,
       rate: 5000,
-      floorTracepoint: "neigh_create",
+      floor: () => EmptyProgram.attach("neigh_create"),
       argv: run("paced_neigh.ts", "5000", NEIGH_DEV),
     },
   ];
@@ -296,21 +298,21 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
 
 /**
  * Per tuner and program: run time per hit over window `w`, each hot program (≥ HOT_RUNS_S runs/s)
- * judged against the target; programs on `floorTracepoint` are compared with the floor measured
- * there (and with `alone`, the floor measured before the daemon started, when given).
+ * judged against the target; programs attached where `floor` is are compared with it (and with
+ * `alone`, the floor measured before the daemon started, when given).
  */
 function costRows(
   w: Window,
   label: string,
-  floorTracepoint: string | null,
+  floor: EmptyProgram | null,
   alone: RunStats | null,
 ) {
   const floorNs = w.floor.runs ? w.floor.runNs / w.floor.runs : 0;
-  if (floorTracepoint) {
+  if (floor) {
     row(
       `kernel cost per hit, empty program, ${label}`,
       w.floor.runs ? `${floorNs.toFixed(0)} ns` : "n/a",
-      `the floor: an empty tp_btf program on ${floorTracepoint} over the same window ` +
+      `the floor: ${floor.what} over the same window ` +
         `(${w.floor.runs} runs), after the daemon's: the kernel's dispatch and bpf_stats' clock ` +
         `reads, which move with the machine's load` +
         (alone
@@ -322,9 +324,9 @@ function costRows(
     );
   }
   const aloneNs = alone?.runs ? alone.runNs / alone.runs : 0;
-  // Only programs on the floor's tracepoint are compared with it.
+  // Only programs attached where the floor is are compared with it.
   const over = (p: ProgCost, ns: number) =>
-    p.target !== floorTracepoint || !floorNs
+    p.target !== floor?.target || !floorNs
       ? ""
       : ` (${(ns - floorNs).toFixed(0)} ns over the floor` +
         (aloneNs ? `, ${(ns - aloneNs).toFixed(0)} over it alone)` : ")");
