@@ -8,9 +8,15 @@
  *  - at RETRANS, a connection whose retransmissions exceed segs_out >> loss_shift (1/64) is
  *    switched to BBR once;
  *  - at TCP_CLOSE, one sample (min RTT, delivery rate, algorithm, retransmissions) is sent to
- *    userspace, rate-limited per path (the event's count says how many connections it stands
- *    for). bpftune sampled at FIN_WAIT1/CLOSE_WAIT, with data still in flight and the loss switch
- *    possibly still to come; at TCP_CLOSE the counters are final.
+ *    userspace, one connection per path per interval (the event's count says how many
+ *    connections it stands for). bpftune sampled at FIN_WAIT1/CLOSE_WAIT, with data still in
+ *    flight and the loss switch possibly still to come; at TCP_CLOSE the counters are final.
+ * Cost: a connection makes a dozen or more sockops calls without any callback flag (connect,
+ * timeout and window init, ECN, established). The sampled connection is picked at ESTABLISHED
+ * (the rate limiter decides there): only it gets socket storage, a getsockopt of its algorithm
+ * and the state callbacks (each state change is a call). The others get the retransmission
+ * callback only, which costs nothing until a segment is retransmitted, and need no storage: the
+ * loss check reads the context, and asks for the current algorithm only once it fires.
  * Advise mode (config flags) never calls setsockopt: it reports what it would have done.
  * Connections in a namespace other than --netns's, or where the administrator changed the
  * congestion control sysctls (tc_hands_off), are left alone from ESTABLISHED on.
@@ -72,10 +78,12 @@ struct tc_alg_name {
 	char name[TC_NAME_LEN];
 };
 
+/* The sampled connection's state, from ESTABLISHED to its sample at TCP_CLOSE. */
 struct tc_sock {
 	char initial[TC_NAME_LEN]; /* algorithm at ESTABLISHED, after our choice */
+	struct tc_path_key key;
 	__u32 flags;
-	__u32 pad;
+	__u32 count;               /* connections the sample stands for (the rate limiter's count) */
 };
 
 enum tc_kind {
@@ -105,6 +113,7 @@ struct tc_params {
 	__u64 explore;     /* explore one connection in this many (bpftune: 20) */
 	__u64 loss_shift;  /* switch to BBR when total_retrans > segs_out >> loss_shift (6) */
 	__u64 only_netns;  /* --netns: ns.inum of the only namespace tuned; 0 = every one */
+	__u64 hands_off;   /* keys in tc_hands_off (userspace keeps it): 0 spares the lookups */
 };
 
 BPFP_CONTRACT(tcp_conn, 7, enum tc_kind, union tc_payload, struct tc_params)
@@ -157,9 +166,10 @@ static __always_inline void count(__u32 slot)
 /* A parameter, or its default where userspace left it 0. */
 #define param(cfg, name, dflt) ((cfg) && bpfp_params(cfg)->name ? bpfp_params(cfg)->name : (dflt))
 
-/* Remote address as 16 bytes (IPv4 mapped); returns -1 for loopback and other families. */
+/* Remote address as 16 bytes (IPv4 mapped) and the socket's netns; -1 for loopback and other
+ * families (tested first: no helper call for them). */
 static __always_inline int remote_key(struct bpf_sock_ops *ops, struct bpf_sock *sk,
-				      struct tc_path_key *key)
+				      struct tcp_sock **tpp, struct tc_path_key *key)
 {
 	struct tcp_sock *tp;
 	__u32 a[4];
@@ -185,20 +195,23 @@ static __always_inline int remote_key(struct bpf_sock_ops *ops, struct bpf_sock 
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return -1;
-	key->netns = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net, ns.inum);
+	/* A typed pointer: plain (relocated) loads, no bpf_probe_read_kernel calls. */
+	key->netns = tp->inet_conn.icsk_inet.sk.__sk_common.skc_net.net->ns.inum;
+	*tpp = tp;
 	return 0;
 }
 
-/* Did someone set this socket's algorithm explicitly (TCP_CONGESTION)? Field exists on 5.9+. */
-static __always_inline int app_chose(struct bpf_sock *sk)
+/* The rate limiter's key for a path: one sample per path per interval. */
+static __always_inline __u64 path_rl_key(const struct tc_path_key *key)
 {
-	struct inet_connection_sock *icsk;
-	struct tcp_sock *tp;
+	return key->netns ^ *(__u64 *)&key->addr[8] ^ *(__u64 *)&key->addr[0];
+}
 
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	icsk = &tp->inet_conn;
+/* Did someone set this socket's algorithm explicitly (TCP_CONGESTION)? Field exists on 5.9+. */
+static __always_inline int app_chose(struct tcp_sock *tp)
+{
+	struct inet_connection_sock *icsk = &tp->inet_conn;
+
 	if (!bpf_core_field_exists(icsk->icsk_ca_setsockopt))
 		return 0;
 	return BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_setsockopt);
@@ -241,6 +254,8 @@ static __always_inline int hands_off(struct bpfp_config *cfg, __u64 netns)
 
 	if (only && only != netns)
 		return 1;
+	if (!param(cfg, hands_off, 0))
+		return 0;
 	return bpf_map_lookup_elem(&tc_hands_off, &netns) || bpf_map_lookup_elem(&tc_hands_off, &every);
 }
 
@@ -249,24 +264,23 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 {
 	struct tc_path_key key = {};
 	struct tc_path_choice *choice;
+	struct tcp_sock *tp;
 	struct tc_sock *s;
 	int advise = cfg && (cfg->flags & TC_CFG_ADVISE);
-	__u32 alg, flags = 0;
+	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
+	__u32 alg, flags = 0, want = 0, n;
 
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
-	if (remote_key(ops, sk, &key))
+	if (remote_key(ops, sk, &tp, &key))
 		return;
 	if (hands_off(cfg, key.netns)) {
 		count(TC_C_HANDS_OFF);
 		return;
 	}
-	s = bpf_sk_storage_get(&tc_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return;
 	if (advise)
 		flags |= TC_F_ADVISE;
 	choice = bpf_map_lookup_elem(&tc_paths, &key);
-	if (app_chose(sk)) {
+	if (app_chose(tp)) {
 		flags |= TC_F_APP;
 		count(TC_C_APP);
 	} else if (!choice) {
@@ -280,23 +294,38 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 			count(TC_C_EXPLORED);
 		}
 		if (alg < TC_ALG_MAX) {
-			if (advise || set_alg(ops, alg) == 0)
+			if (advise || set_alg(ops, alg) == 0) {
 				count(TC_C_CHOSEN + alg);
-			else
+				if (!advise && alg == bbr)
+					flags |= TC_F_IS_BBR;
+			} else {
 				count(TC_C_FAILED);
+			}
 		}
 	}
-	if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s->initial, TC_NAME_LEN))
-		s->initial[0] = 0;
-	if (is_bbr(s->initial))
-		flags |= TC_F_IS_BBR;
-	if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
-		flags |= TC_F_ECN;
-	s->flags = flags;
+	/* The loss check, for every connection that could still be switched to BBR. One already on
+	 * it by another choice than ours (the kernel default) is found when the check fires. */
+	if (!(flags & (TC_F_APP | TC_F_IS_BBR)) && bbr < TC_ALG_MAX)
+		want |= BPF_SOCK_OPS_RETRANS_CB_FLAG;
+	n = bpfp_rate_limit(path_rl_key(&key), TC_SAMPLE);
+	if (n) {
+		/* The path's sample for this interval: this connection reports at its close. */
+		s = bpf_sk_storage_get(&tc_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s->initial, TC_NAME_LEN))
+				s->initial[0] = 0;
+			if (is_bbr(s->initial))
+				flags |= TC_F_IS_BBR;
+			if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
+				flags |= TC_F_ECN;
+			s->flags = flags;
+			s->count = n;
+			s->key = key;
+			want |= BPF_SOCK_OPS_STATE_CB_FLAG;
+		}
+	}
 	/* Active and passive sockets alike; a non-zero return names flags this kernel lacks. */
-	if (bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG |
-					   (flags & (TC_F_IS_BBR | TC_F_APP) ?
-						    0 : BPF_SOCK_OPS_RETRANS_CB_FLAG)))
+	if (want && bpf_sock_ops_cb_flags_set(ops, want))
 		count(TC_C_CB_REFUSED);
 }
 
@@ -304,6 +333,7 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 					  struct bpfp_config *cfg)
 {
 	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
+	char cur[TC_NAME_LEN];
 	struct tc_sock *s;
 
 	/* total_retrans already counts this retransmission (the kernel adds it before sending)
@@ -313,38 +343,36 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 	if (ops->total_retrans <= ops->segs_out >> param(cfg, loss_shift, 6))
 		return;
 	count(TC_C_LOSSY);
-	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
-	if (!s || (s->flags & (TC_F_FORCED | TC_F_IS_BBR | TC_F_APP)) || bbr >= TC_ALG_MAX)
+	if (bbr >= TC_ALG_MAX)
 		return;
-	if (!(s->flags & TC_F_ADVISE) && set_alg(ops, bbr)) {
-		count(TC_C_FAILED);
-		return;
+	/* Already on BBR (the kernel default, say): nothing to switch. */
+	if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, cur, TC_NAME_LEN) || !is_bbr(cur)) {
+		if (!(cfg && (cfg->flags & TC_CFG_ADVISE)) && set_alg(ops, bbr)) {
+			count(TC_C_FAILED);
+			return;
+		}
+		s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
+		if (s)
+			s->flags |= TC_F_FORCED;
+		count(TC_C_FORCED);
+		count(TC_C_CHOSEN + bbr);
 	}
-	s->flags |= TC_F_FORCED;
-	count(TC_C_FORCED);
-	count(TC_C_CHOSEN + bbr);
-	/* Done with retransmissions: only the close is still of interest. */
-	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
+	/* Done with retransmissions: only the close (if this is the sampled one) is still of
+	 * interest. */
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_RETRANS_CB_FLAG);
 }
 
 static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *sk)
 {
-	struct tc_path_key key = {};
 	struct tc_sample *smp;
 	struct bpfp_event *e;
 	struct tc_sock *s;
-	__u64 rl_netns;
-	__u32 n;
 
 	if (ops->args[1] != TCP_CLOSE)
 		return;
+	/* Only the sampled connections have the state callbacks, and storage. */
 	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
-	if (!s || remote_key(ops, sk, &key))
-		return;
-	/* One sample per path per interval: a busy path cannot flood userspace. */
-	rl_netns = key.netns ^ *(__u64 *)&key.addr[8] ^ *(__u64 *)&key.addr[0];
-	n = bpfp_rate_limit(rl_netns, TC_SAMPLE);
-	if (!n)
+	if (!s)
 		return;
 	/* Not bpfp_event_reserve: sockops may not read the current task (and runs in softirq). */
 	e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
@@ -356,13 +384,13 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	e->version = BPFP_EVENT_VERSION;
 	e->tuner = BPFP_TUNER_ID;
 	e->kind = TC_SAMPLE;
-	e->count = n;
-	e->netns = key.netns;
-	e->rl_netns = rl_netns;
+	e->count = s->count;
+	e->netns = s->key.netns;
+	e->rl_netns = path_rl_key(&s->key);
 	e->rl_kind = TC_SAMPLE;
 	e->ts_ns = bpf_ktime_get_ns();
 	smp = &bpfp_payload(e)->sample;
-	__builtin_memcpy(smp->addr, key.addr, sizeof(key.addr));
+	__builtin_memcpy(smp->addr, s->key.addr, sizeof(s->key.addr));
 	__builtin_memcpy(smp->initial, s->initial, TC_NAME_LEN);
 	smp->flags = s->flags;
 	smp->min_rtt_us = ops->rtt_min;

@@ -232,6 +232,12 @@ class TcpConnTuner {
       v.set(new TextEncoder().encode(name).subarray(0, 15));
       names.update(u32Key(i), v);
     });
+    this.#writeConfig(obj);
+    this.#syncHandsOff();
+  }
+
+  /** The config map; hands_off tells the BPF side whether tc_hands_off is worth a lookup. */
+  #writeConfig(obj: BpfObject): void {
     const bbr = this.#algorithms.indexOf("bbr");
     obj.map("bpfp_config").update(
       u32Key(0),
@@ -242,9 +248,9 @@ class TcpConnTuner {
         explore: EXPLORE_ONE_IN,
         loss_shift: LOSS_SHIFT,
         only_netns: this.ctx.onlyNetns ? netnsInumOfKey(this.ctx.onlyNetns) : 0n,
+        hands_off: this.#handsOff.size,
       }),
     );
-    this.#syncHandsOff();
   }
 
   onTick(): void {
@@ -276,7 +282,9 @@ class TcpConnTuner {
         map.delete(key(inum));
         this.ctx.log.info(`tcp_conn: choosing congestion control again in ${where(inum)}`);
       }
+      const resize = want.size !== this.#handsOff.size;
       this.#handsOff = want;
+      if (resize) this.#writeConfig(this.#object!);
     } catch (e) {
       this.ctx.log.warn(
         `tcp_conn: cannot update the namespaces left alone: ${(e as Error).message}`,

@@ -147,10 +147,16 @@ Deno.test("glue: tc_hands_off follows the overrides; only_netns is --netns's ino
       new DataView(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)).buffer)
         .getBigUint64(0, true)
     );
+  // The BPF side looks tc_hands_off up only while the config says it holds keys.
+  const keysInConfig = () =>
+    new DataView(maps.get("bpfp_config")!.values().next().value!.buffer)
+      .getBigUint64(contract.params.hands_off.offset, true);
   assert.deepEqual(handsOff(), [42n]);
+  assert.equal(keysInConfig(), 1n);
   assert.ok(ctx.lines.some((l) => /leaving new connections' congestion control alone/.test(l.msg)));
   ctx.takenOver = [];
   tuner.onTick!();
   assert.deepEqual(handsOff(), [], "enable lifts it");
+  assert.equal(keysInConfig(), 0n, "and the lookups stop");
   assert.ok(ctx.lines.some((l) => /choosing congestion control again/.test(l.msg)));
 });
