@@ -53,16 +53,17 @@ export interface SettlePolicy {
 }
 
 /**
- * Receive side: the need is the median of the samples of sockets with window to spare (`used`
- * below WINDOW_LIMITED x their buffer: one the window holds back shows its window, not the path's
- * rate, and one above its buffer read a backlog; one spike does not move the median; the upper
- * one of two), or the latest where higher (a flow still speeding up reports less at each earlier
- * event). Sockets held back by their window after the latest one with window to spare show that
- * the flow has sped up since: the path needs at least what they delivered, up to their buffer (a
- * slow-start sample followed only by window-limited ones trimmed a 1.56 MB max to the 64 KiB
- * before the growth, 12x below full rate). Not while the latest socket sat at the max: held there,
- * it goes quiet (auto-tuning waits for more data per period than the window lets through) without
- * being done growing.
+ * Receive side: `used` is the arrival rate per srtt (tcp_buffer.bpf.c rcv_arrived_need; a socket's
+ * first event may carry its period's read data instead). The need is the median of the samples of
+ * sockets with window to spare (`used` below WINDOW_LIMITED x their buffer: one the window holds
+ * back shows its window, not the path's rate, and one above its buffer read a backlog; one spike
+ * does not move the median; the upper one of two), or the latest where higher (a flow still
+ * speeding up reports less at each earlier event). Sockets held back by their window after the
+ * latest one with window to spare show that the flow has sped up since: the path needs at least
+ * what they delivered, up to their buffer (a slow-start sample followed only by window-limited ones
+ * trimmed a 1.56 MB max to the 64 KiB before the growth, 12x below full rate). Not while the latest
+ * socket sat at the max: held there, it goes quiet (auto-tuning waits for more data per period than
+ * the window lets through) without being done growing.
  */
 export const RCVBUF_POLICY: SettlePolicy = {
   sysctl: SYSCTL.rmem,

@@ -2,7 +2,7 @@
  * The daemon tuning for real: iperf3 over loopback in a namespace of the test's own with a
  * deliberately low tcp_rmem/tcp_wmem max; the daemon raises it within the ceiling and logs each
  * change once with both lines; advise mode writes nothing but logs the same proposal; a socket
- * whose buffer the application locked does not drive growth; send-side events carry the path's
+ * whose buffer the application locked does not drive growth; both sides' events carry the path's
  * need read from the socket (both flavours). `--netns` keeps the host untouched.
  */
 import assert from "node:assert/strict";
@@ -212,31 +212,47 @@ Deno.test({
   },
 });
 
-for (const flavour of [[], ["--prefer", "tracepoint"]]) {
-  Deno.test({
-    name: `send-side events carry the path's need read from the sender's socket (${
-      flavour.length ? "classic tracepoint" : "tp_btf"
-    })`,
-    ignore: !IS_ROOT,
-    async fn() {
-      const setup = (ns: TestNetns) => ns.setSysctl("net.ipv4.tcp_wmem", LOW);
-      // tcp_buffer alone: net_buffer would grow the host-wide netdev_budget under this traffic
-      const args = ["--debug", "--allow", "tcp_buffer", ...flavour];
-      await withDaemon("need", args, setup, async (r) => {
-        r.ns.iperf(3);
-        assert.equal(await r.daemon.stop(), 0);
-        // delivery rate x srtt in send-buffer truesize (tcp_buffer.bpf.c snd_need): on
-        // loopback a few segments of 64 KiB per rate sample; 0 only before a first sample
-        const needs = r.daemon.matching(/net\.ipv4\.tcp_wmem in .* near max /).map((l) =>
-          Number(/delivery rate needs (\d+|\?) per round trip/.exec(l)?.[1]?.replace("?", "0"))
-        );
-        assert.ok(needs.length >= 1, r.daemon.lines.join("\n"));
-        assert.ok(needs.every((n) => Number.isSafeInteger(n) && n < 2 ** 31), `${needs}`);
-        assert.ok(
-          needs.some((n) => n > 0),
-          `no send-side event said what the path needs: ${needs}`,
-        );
-      });
-    },
-  });
+/** Both sides' events say what the path needs (tcp_buffer.bpf.c): the receive side the arrival
+ * rate per srtt (rcv_arrived_need), the send side the delivery rate x srtt in send-buffer
+ * truesize (snd_need); on loopback a few segments of 64 KiB per round trip, 0 only before a first
+ * sample. What arrives in a round trip fits the window the receiver offered: a receive need above
+ * twice the socket's buffer is a read backlog (what the period's data measured), not arrival. */
+const SIDES = [
+  { side: "receive", sysctl: "net.ipv4.tcp_rmem", whose: "receiver" },
+  { side: "send", sysctl: "net.ipv4.tcp_wmem", whose: "sender" },
+] as const;
+
+for (const { side, sysctl, whose } of SIDES) {
+  for (const flavour of [[], ["--prefer", "tracepoint"]]) {
+    Deno.test({
+      name: `${side}-side events carry the path's need read from the ${whose}'s socket (${
+        flavour.length ? "classic tracepoint" : "tp_btf"
+      })`,
+      ignore: !IS_ROOT,
+      async fn() {
+        const setup = (ns: TestNetns) => ns.setSysctl(sysctl, LOW);
+        // tcp_buffer alone: net_buffer would grow the host-wide netdev_budget under this traffic
+        const args = ["--debug", "--allow", "tcp_buffer", ...flavour];
+        await withDaemon("need", args, setup, async (r) => {
+          r.ns.iperf(3);
+          assert.equal(await r.daemon.stop(), 0);
+          const esc = sysctl.replaceAll(".", "\\.");
+          const events = r.daemon.matching(new RegExp(`${esc} in .* near max `)).map((l) => ({
+            buf: Number(/socket buffer (\d+) /.exec(l)?.[1]),
+            need: Number(
+              /delivery rate needs (\d+|\?) per round trip/.exec(l)?.[1]?.replace("?", "0"),
+            ),
+          }));
+          assert.ok(events.length >= 1, r.daemon.lines.join("\n"));
+          const needs = events.map((e) => e.need);
+          assert.ok(needs.every((n) => Number.isSafeInteger(n) && n < 2 ** 31), `${needs}`);
+          assert.ok(needs.some((n) => n > 0), `no ${side}-side event said what the path needs`);
+          if (side === "receive") {
+            const over = events.filter((e) => e.need > 2 * e.buf);
+            assert.deepEqual(over, [], "a receive need above twice the socket's buffer");
+          }
+        });
+      },
+    });
+  }
 }
