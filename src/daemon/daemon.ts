@@ -539,6 +539,9 @@ export class Daemon {
     const reader = this.#owned.adopt(
       new RingBufferReader({
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
+        // One journal batch per wake-up: one lock, and the records of its changes in as few
+        // appends and syncs as their order allows.
+        around: (drain) => this.#inJournalBatch("recording the events' changes", drain, 0),
       }),
       (r) => r.close(),
     );
@@ -773,7 +776,30 @@ export class Daemon {
     await Promise.allSettled([control?.close(), metrics?.close()]);
   }
 
+  /**
+   * `fn` as one journal batch; a failure to append the batch's last records (writes that were
+   * made: the journal has them as pending, which rollback restores all the same) is logged.
+   */
+  #inJournalBatch<T>(what: string, fn: () => T, failed: T): T {
+    let done = false, result = failed;
+    try {
+      return this.journal.batch(() => {
+        result = fn();
+        done = true;
+        return result;
+      });
+    } catch (e) {
+      if (!done) throw e;
+      this.log.error(`${what} in the journal failed: ${(e as Error).message}`);
+      return result;
+    }
+  }
+
   #tick(): void {
+    this.#inJournalBatch("the periodic work's changes", () => this.#tickWork(), undefined);
+  }
+
+  #tickWork(): void {
     if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
     this.mutes.pruneExpired(performance.now());
     try {

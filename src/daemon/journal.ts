@@ -27,11 +27,17 @@
  *     one append, fdatasync'ed when it announces a write (recordOriginal); a recordWritten line
  *     is not synced on its own (a crash before the next sync leaves the write "pending", which
  *     rollback restores all the same). The file's last line, if torn, is ignored.
- *   - `state.lock`: exclusive flock held only around each read-modify-write, so the daemon and
- *     a concurrent `bpfpilot rollback`/`enable` never lose each other's updates. Every change
- *     first catches up with the files under the lock; readers need no lock: `state.json` is only
- *     ever replaced by rename and the log only appended to or replaced by rename, and they read
- *     only what changed (a stat of each file when nothing did).
+ *   - `state.lock`: exclusive flock held only around each read-modify-write (or one `batch`), so
+ *     the daemon and a concurrent `bpfpilot rollback`/`enable` never lose each other's updates.
+ *     Every change first catches up with the files under the lock; readers need no lock:
+ *     `state.json` is only ever replaced by rename and the log only appended to or replaced by
+ *     rename, and they read only what changed (a stat of each file when nothing did).
+ *
+ * A batch (`batch(fn)`: the daemon's handling of one wake-up's events, or one tick) takes the lock
+ * once, at its first change, and holds it to its end: the files are caught up with once, and the
+ * records that need no sync (recordWritten, recordNotWritten) wait in memory for the batch's next
+ * durable record, which carries them in the same append and fdatasync, or for its end (one
+ * append). What recordOriginal promises is unchanged: durable before it returns.
  *   - `daemon.lock`: exclusive flock held for the daemon's lifetime (`claimDaemon`), with its pid
  *     inside. A second daemon fails with kind "busy"; the CLI can ask `Journal.daemonPid(dir)`
  *     before a rollback (rolling back under a running daemon races with its next write). The
@@ -685,6 +691,13 @@ export class Journal {
   readonly #netnsCookie: (netns: string) => bigint | null;
   readonly #entryNetnsCookie: (netns: string) => bigint | null;
   #daemonLock: Deno.FsFile | undefined;
+  /** `state.lock` while this instance holds it (a change, or a batch from its first change on). */
+  #lockFile: Deno.FsFile | undefined;
+  /**
+   * The batch under way: whether it holds the lock (and has caught up with the files since), and
+   * the records it has not appended yet (none of them needs a sync).
+   */
+  #batch: { held: boolean; fresh: boolean; unsynced: string } | null = null;
 
   private constructor(readonly dir: string, opts: JournalOptions) {
     this.file = `${dir}/${STATE_FILE}`;
@@ -801,7 +814,7 @@ export class Journal {
   close(): void {
     if (this.#appended > 0) {
       try {
-        withLock(this.dir, () => {
+        this.#locked(() => {
           this.refresh();
           if (this.#logRecords > 0) this.#compact();
         });
@@ -813,12 +826,89 @@ export class Journal {
   }
 
   /**
+   * Runs `fn` as one batch of changes (see the header): one lock and one catching up with the
+   * files for all of them, and the records that need no sync appended with the next one that
+   * does, or at the end. Nested batches join the outer one. Throws (after `fn`'s own outcome) a
+   * JournalError when the last append fails: memory is then read again from the files.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.#batch) return fn();
+    const b = this.#batch = { held: false, fresh: false, unsynced: "" };
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.#endBatch(b, false);
+      throw e;
+    }
+    this.#endBatch(b, true);
+    return result;
+  }
+
+  /** Appends the batch's waiting records and releases the lock; append errors thrown if `report`. */
+  #endBatch(b: { held: boolean; unsynced: string }, report: boolean): void {
+    this.#batch = null;
+    try {
+      if (b.unsynced !== "") this.#appendLog(b.unsynced, false);
+    } catch (e) {
+      if (report) throw e;
+    } finally {
+      if (b.held) this.#unlock();
+    }
+  }
+
+  /** `fn` under `state.lock` (held already within a batch, which keeps it to its end). */
+  #locked<T>(fn: () => T): T {
+    const b = this.#batch;
+    if (b?.held) return fn();
+    const path = `${this.dir}/${LOCK_FILE}`;
+    let lock: Deno.FsFile;
+    try {
+      lock = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+    } catch (err) {
+      throw ioError("lock", path, err);
+    }
+    try {
+      lock.lockSync(true);
+    } catch (err) {
+      lock.close();
+      throw ioError("lock", path, err);
+    }
+    this.#lockFile = lock;
+    if (b) {
+      b.held = true; // released at the batch's end
+      this.refresh();
+      b.fresh = true;
+      return fn();
+    }
+    try {
+      return fn();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  #unlock(): void {
+    this.#lockFile?.close(); // closing drops the flock
+    this.#lockFile = undefined;
+  }
+
+  /**
    * Catches up with the files: reads state.json again if it was replaced, else only the log
    * records added since the last look (a stat of each file when nothing changed).
    */
   refresh(): void {
+    // Within a batch holding the lock nobody else changes the files: memory is up to date.
+    if (this.#batch?.fresh) return;
     const snap = this.#stamp(this.file);
     if (!sameStamp(snap, this.#snap)) return this.#reload(snap);
+    // The log as last read (or still missing): nothing to open.
+    const log = this.#stamp(this.logFile);
+    if (
+      log === null ? this.#logIno === null : log.ino === this.#logIno && log.size === this.#logEnd
+    ) {
+      return;
+    }
     const tail = this.#readLog(this.#logEnd);
     if (tail === null) {
       if (this.#logIno !== null) this.#reload(snap);
@@ -1185,7 +1275,7 @@ export class Journal {
    * null compares them all.
    */
   #mutate<T>(durable: boolean, touches: string[] | null, change: (state: State) => T): T {
-    return withLock(this.dir, () => {
+    return this.#locked(() => {
       this.refresh();
       const state = this.#state;
       const overridesBefore = JSON.stringify(state.overrides);
@@ -1207,13 +1297,11 @@ export class Journal {
       const text = changes.map((c) =>
         `${JSON.stringify({ s: ++seq, ...c })}\n`
       ).join("");
-      try {
-        const written = appendLines(this.logFile, text, durable, this.#logEnd);
-        this.#logIno = written.ino;
-        this.#logEnd = written.size;
-      } catch (err) {
-        this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
-        throw ioError("write", this.logFile, err);
+      const b = this.#batch;
+      if (b && !durable) {
+        b.unsynced += text; // appended with the batch's next durable record, or at its end
+      } else {
+        this.#appendLog((b?.unsynced ?? "") + text, durable);
       }
       state.logSeq = seq;
       for (const c of changes) {
@@ -1228,6 +1316,21 @@ export class Journal {
       }
       return result;
     });
+  }
+
+  /** Appends whole records to the log (and the batch's waiting ones before them). */
+  #appendLog(text: string, durable: boolean): void {
+    const b = this.#batch;
+    try {
+      const written = appendLines(this.logFile, text, durable, this.#logEnd);
+      this.#logIno = written.ino;
+      this.#logEnd = written.size;
+      if (b) b.unsynced = "";
+    } catch (err) {
+      this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
+      if (b) Object.assign(b, { fresh: false, unsynced: "" });
+      throw ioError("write", this.logFile, err);
+    }
   }
 
   /** The entries among `keys` that differ from what was last recorded. */
@@ -1273,8 +1376,10 @@ export class Journal {
       fsyncDir(this.dir);
     } catch (err) {
       this.#snap = UNKNOWN;
+      if (this.#batch) Object.assign(this.#batch, { fresh: false, unsynced: "" });
       throw ioError("compact", this.logFile, err);
     }
+    if (this.#batch) this.#batch.unsynced = ""; // state.json holds them now
     this.#snap = this.#stamp(this.file);
     this.#logIno = this.#readLog(0)?.ino ?? null;
     this.#logEnd = 0;

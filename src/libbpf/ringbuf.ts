@@ -32,7 +32,15 @@ export class RingBufferReader {
 
   /** `onHandlerError` sees exceptions thrown by handlers; the loop itself keeps going. */
   constructor(
-    private readonly opts: { minGapMs?: number; onHandlerError?: (e: unknown) => void } = {},
+    private readonly opts: {
+      minGapMs?: number;
+      onHandlerError?: (e: unknown) => void;
+      /**
+       * Runs each drain (the handlers of one wake-up's samples) inside it: the daemon makes one
+       * journal batch of them.
+       */
+      around?: (drain: () => number) => number;
+    } = {},
   ) {
     this.#callback = new Deno.UnsafeCallback(
       { parameters: ["pointer", "pointer", "usize"], result: "i32" } as const,
@@ -89,8 +97,10 @@ export class RingBufferReader {
 
   /** Drains what is pending without waiting; returns the number of samples consumed. */
   consume(): number {
-    if (!this.#rb) return 0;
-    return checkInt(lib().bpf.ring_buffer__consume(this.#rb), "consuming ring buffer");
+    const rb = this.#rb;
+    if (!rb) return 0;
+    const drain = () => checkInt(lib().bpf.ring_buffer__consume(rb), "consuming ring buffer");
+    return this.opts.around ? this.opts.around(drain) : drain();
   }
 
   /** Starts the wait/consume loop; resolves when stop() is called. */

@@ -649,25 +649,30 @@ Deno.test(
 );
 
 Deno.test(
-  "kill -9 at arbitrary points of appends and compactions: rollback restores every original",
+  "kill -9 at arbitrary points of appends, batches and compactions: rollback restores every original",
   withDir(async (dir) => {
     const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
-    // Entry k's original is [k, 0, 0]; each change writes [k, round, step].
-    const writer = `
+    // Entry k's original is [k, 0, 0]; each change writes [k, round, step]. Every other run
+    // makes batches of 7 changes, as the daemon does per wake-up.
+    const writer = (perBatch: number) => `
       import { Journal } from ${JSON.stringify(journalUrl)};
       const j = Journal.open(${JSON.stringify(dir)});
       console.log("ready");
-      for (let step = 0;; step++) {
+      const change = (step) => {
         const k = step % 40, ns = "ns" + k;
         const cur = j.entry(ns, "net.ipv4.tcp_rmem")?.lastWritten ?? [k, 0, 0];
         const next = [k, 1, step + 1];
         j.recordOriginal(ns, "net.ipv4.tcp_rmem", "tcp_buffer", cur, next);
         j.recordWritten(ns, "net.ipv4.tcp_rmem", next);
+      };
+      for (let step = 0;; step += ${perBatch}) {
+        if (${perBatch} === 1) change(step);
+        else j.batch(() => { for (let i = 0; i < ${perBatch}; i++) change(step + i); });
       }
     `;
-    for (const delay of [5, 40, 90, 15, 160, 70]) {
+    for (const [run, delay] of [5, 40, 90, 15, 160, 70, 25, 120].entries()) {
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["eval", "--no-check", writer],
+        args: ["eval", "--no-check", writer(run % 2 ? 7 : 1)],
         stdout: "piped",
         stderr: "null",
       }).spawn();
@@ -690,5 +695,97 @@ Deno.test(
         assert.deepEqual(step.to, [k, 0, 0], `${step.netns} restores its original`);
       }
     }
+  }),
+);
+
+/** Complete records in state.log. */
+function logRecords(dir: string): number {
+  return Deno.readTextFileSync(`${dir}/state.log`).split("\n").filter((l) => l !== "").length;
+}
+
+/** Whether another writer (another open file of state.lock, as `bpfpilot enable`) could lock it now. */
+function lockIsFree(dir: string): boolean {
+  const f = Deno.openSync(`${dir}/state.lock`, { read: true, write: true, create: true });
+  try {
+    const free = f.tryLockSync(true);
+    if (free) f.unlockSync();
+    return free;
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test(
+  "a batch takes the lock at its first change and keeps it to its end; a recordWritten waits for the next recordOriginal's append and sync, or the end",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    const reader = Journal.open(dir); // as the CLI would read meanwhile
+    const value = j.batch(() => {
+      assert.equal(j.isOverridden("global", RMEM), false);
+      assert.ok(lockIsFree(dir), "nothing changed yet: no lock taken");
+      j.recordOriginal("global", RMEM, "tcp_buffer", [4096, 131072, 6291456], [4096, 131072, 8e6]);
+      assert.equal(logRecords(dir), 1, "recordOriginal is on disk before it returns");
+      assert.ok(!lockIsFree(dir), "held from the first change on");
+      j.recordWritten("global", RMEM, [4096, 131072, 8e6]);
+      assert.equal(logRecords(dir), 1, "the written record waits");
+      assert.deepEqual(j.entry("global", RMEM)?.lastWritten, [4096, 131072, 8e6]);
+      assert.equal(reader.entry("global", RMEM)?.pending?.toString(), "4096,131072,8000000");
+      j.recordOriginal("global", WMEM, "tcp_buffer", [4096, 16384, 4194304], [4096, 16384, 5e6]);
+      assert.equal(logRecords(dir), 3, "the waiting record went with the next durable one");
+      j.recordWritten("global", WMEM, [4096, 16384, 5e6]);
+      assert.equal(logRecords(dir), 3);
+      return 42;
+    });
+    assert.equal(value, 42);
+    assert.equal(logRecords(dir), 4, "the last record appended at the batch's end");
+    assert.ok(lockIsFree(dir), "released at the end");
+    for (const [sysctl, max] of [[RMEM, 8e6], [WMEM, 5e6]] as const) {
+      const e = reader.entry("global", sysctl);
+      assert.equal(e?.pending, null);
+      assert.equal((e?.lastWritten as number[])[2], max);
+    }
+    j.close();
+    reader.close();
+  }),
+);
+
+Deno.test(
+  "a batch whose work throws still appends its records and releases the lock; its error goes on",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    assert.throws(
+      () =>
+        j.batch(() => {
+          j.recordOriginal("ns1", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+          j.recordWritten("ns1", RMEM, [1, 2, 4]);
+          throw new Error("tuner failed");
+        }),
+      /tuner failed/,
+    );
+    assert.ok(lockIsFree(dir));
+    assert.equal(logRecords(dir), 2);
+    assert.deepEqual(Journal.open(dir).entry("ns1", RMEM)?.lastWritten, [1, 2, 4]);
+    j.close();
+  }),
+);
+
+Deno.test(
+  "a batch long enough to compact: every entry and its last write survive (state.json holds the waiting records)",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    j.batch(() => {
+      for (let k = 0; k < 300; k++) {
+        j.recordOriginal(`ns${k}`, RMEM, "tcp_buffer", [k, 0, 0], [k, 1, 1]);
+        j.recordWritten(`ns${k}`, RMEM, [k, 1, 1]);
+      }
+    });
+    const entries = Journal.open(dir).changedEntries();
+    assert.equal(entries.length, 300);
+    for (const e of entries) {
+      const k = Number(e.netns.slice(2));
+      assert.deepEqual([e.original, e.lastWritten, e.pending], [[k, 0, 0], [k, 1, 1], null]);
+    }
+    assert.ok(logRecords(dir) < 600, "compacted on the way");
+    j.close();
   }),
 );
