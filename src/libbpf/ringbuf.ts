@@ -12,6 +12,12 @@ export type SampleHandler = (data: Uint8Array) => void;
 
 const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16; // packed on x86_64 only
 const EFD_NONBLOCK = 0o4000, EFD_CLOEXEC = 0o2000000;
+/**
+ * Default pause after each drain before waiting again: at most 40 wake-ups/s, each handling what
+ * arrived meanwhile. An event waits at most this long more, well within the ~50 ms that growth
+ * may take to react (consecutive growth events of one namespace are 500 ms apart anyway).
+ */
+export const MIN_GAP_MS = 25;
 
 export interface RingBufferStats {
   samples: number;
@@ -114,14 +120,14 @@ export class RingBufferReader {
     const l = lib();
     const epfd = l.bpf.ring_buffer__epoll_fd(this.#rb!);
     const events = new Uint8Array(EPOLL_EVENT_SIZE * 8);
-    const gap = this.opts.minGapMs ?? 5;
+    const gap = this.opts.minGapMs ?? MIN_GAP_MS;
     while (!this.#stopping) {
       const n = await l.libc.epoll_wait(epfd, events, 8, 1000);
       if (this.#stopping) break;
       if (n > 0) {
         this.stats.wakeups++;
         this.consume();
-        // A short gap batches bursts: a few hundred wakeups/s at most instead of one per event.
+        // A short gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
         if (gap > 0) await new Promise((r) => setTimeout(r, gap));
       }
     }
