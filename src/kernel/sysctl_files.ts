@@ -23,7 +23,7 @@ import { sysctlPath } from "./sysctl.ts";
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 /** How many files a SysctlFiles keeps open by default. */
-export const SYSCTL_FILES_MAX = 64;
+export const SYSCTL_FILES_MAX = 256;
 /** Longer than any integer sysctl's text (a 256-CPU mask is ~72 bytes). */
 const READ_BYTES = 4096;
 
