@@ -21,6 +21,7 @@ import {
 import { tmpdir } from "node:os";
 import { exampleConfig } from "../../src/config/example.ts";
 import { join, resolve } from "node:path";
+import { PUBLISHER } from "../support/publisher.ts";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
 const EXAMPLE_CONFIG = "usr/share/doc/bpfpilot/bpfpilot.conf.example";
@@ -36,6 +37,7 @@ if (why) console.error(`package_arch_test skipped: ${why}`);
 function buildPackage(out: string, ...args: string[]): string {
   const r = spawnSync("bash", [join(ROOT, "scripts/package/arch"), "--out-dir", out, ...args], {
     encoding: "utf8",
+    env: { ...Deno.env.toObject(), ...PUBLISHER },
   });
   assert.equal(r.status, 0, `makepkg build failed:\n${r.stdout}${r.stderr}`);
   const pkgs = readdirSync(out).filter((f) => f.endsWith(".pkg.tar.zst"));
@@ -127,6 +129,7 @@ Deno.test({
       installIntoScratch(pkg, scratch);
       checkLayout(pkg, scratch);
       assert.deepEqual(pkgInfo(pkg).get("depend"), ["deno", "libbpf"]);
+      assert.deepEqual(pkgInfo(pkg).get("url"), [PUBLISHER.BPFPILOT_URL], "from release.conf");
       // Arch's layout is baked in: the libbpf search tries /usr/lib/libbpf.so.1 first.
       const bundle = readFileSync(join(scratch, "usr/lib/bpfpilot/bpfpilot.js"), "utf8");
       assert.match(bundle, /\? "lib" : void 0/);

@@ -10,6 +10,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { PUBLISHER } from "../support/publisher.ts";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
@@ -63,7 +64,7 @@ Deno.test({
           "0.1.0~test1",
           "--lintian",
         ],
-        { encoding: "utf8" },
+        { encoding: "utf8", env: { ...Deno.env.toObject(), ...PUBLISHER } },
       );
       assert.equal(build.status, 0, `build or lintian failed:\n${build.stdout}${build.stderr}`);
       const v1 = join(dir, `bpfpilot_0.1.0~test1_${dpkgArch()}.deb`);
@@ -71,6 +72,12 @@ Deno.test({
       // The floor is the runtime's: glibc 2.27, not the build host's 2.36.
       assert.match(fields, /libc6 \(>= 2\.27\)/);
       assert.match(fields, /libbpf1 \(>= 1:1\.0\)/);
+      // The publisher's settings (packaging/release.conf, overridden here).
+      const who = execFileSync("dpkg-deb", ["-f", v1, "Maintainer", "Homepage"], {
+        encoding: "utf8",
+      });
+      assert.match(who, new RegExp(`^Maintainer: ${PUBLISHER.BPFPILOT_MAINTAINER}$`, "m"));
+      assert.match(who, new RegExp(`^Homepage: ${PUBLISHER.BPFPILOT_URL}$`, "m"));
       const conffiles = execFileSync("dpkg-deb", ["-I", v1, "conffiles"], { encoding: "utf8" });
       assert.deepEqual(conffiles.trim().split("\n"), [
         "/etc/default/bpfpilot",
