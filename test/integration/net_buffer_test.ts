@@ -15,7 +15,16 @@
  * napi:napi_poll reports polls that used their whole weight). The tuner grows both, logs
  * bpftune's line, and -R puts them back (netdev_budget_usecs stays as found: newer kernels refuse
  * less than two jiffies, which is the default). The shrink (scheduler wait correlating with the
- * budget) is covered by unit tests with fakes only (test/unit/net_buffer_tuner_test.ts).
+ * budget) is covered by unit tests with fakes only (test/unit/net_buffer_tuner_test.ts): it
+ * cannot be driven live here. Measured with this flood (1 s each, 27-150 k datagrams/s from one
+ * Python sender): time_squeeze rose 56-66 times at netdev_budget 32 and never at 300, 600, 1200
+ * or 3000, with netdev_max_backlog 1000 or 10000 and with 0, 500 or 2000 iptables rules slowing
+ * the target CPU (1,094 and 422 squeezes at 32). The tuner samples scheduler wait only on new
+ * squeezes and never shrinks below 300 (the kernel default), so above the floor it gets no
+ * sample; the correlation needs 10 samples of budget and wait rising together, and nothing on a
+ * 2-core machine makes tasks wait longer because the budget grew (a load keyed to the budget
+ * would make up the very correlation under test), while other work moves cpu pressure between
+ * 0 and 25-50 % from one half second to the next.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
