@@ -4,14 +4,8 @@
  * program fails to load or attach. Failures become a reason string, never an exception that
  * could take the daemon down.
  */
-import { loadObject, loadObjectOffThread, type SkippedProgram } from "../libbpf/load.ts";
-import {
-  type ChainHook,
-  FAULT,
-  firstPrograms,
-  loadWithFallback,
-  withFaults,
-} from "../kernel/hook_fallback.ts";
+import { loadObject, type SkippedProgram } from "../libbpf/load.ts";
+import { type ChainHook, FAULT, loadWithFallback, withFaults } from "../kernel/hook_fallback.ts";
 import type { BpfObject } from "../libbpf/object.ts";
 import type { HookCandidate, HookChoice } from "../kernel/hooks.ts";
 import { describeCandidate } from "../kernel/hooks.ts";
@@ -86,14 +80,6 @@ export interface LoaderOptions {
   faultInject: ReadonlySet<string>;
   /** Called before a candidate is attached (e.g. to mount tracefs for classic tracepoints). */
   beforeAttach?: (c: HookCandidate) => void;
-  /** The object preloadTuner loaded: used if the first load asks for its programs, else closed. */
-  preloaded?: PreloadedObject | null;
-}
-
-/** A tuner's object loaded ahead with the programs loadTuner loads first. */
-export interface PreloadedObject {
-  programs: readonly string[];
-  object: BpfObject;
 }
 
 /**
@@ -134,55 +120,24 @@ function chainsOf(def: TunerDefinition, choices: HookChoice[]) {
   };
 }
 
-/**
- * Loads the tuner's object with the programs loadTuner will load first, on a worker thread (so
- * that the tuners' objects load side by side); null when there is nothing to load ahead or that
- * load failed (loadTuner then loads it itself and falls back as usual).
- */
-export async function preloadTuner(
-  def: TunerDefinition,
-  choices: HookChoice[],
-  faultInject: ReadonlySet<string>,
-): Promise<PreloadedObject | null> {
-  if (!def.object || faultInject.has(`${def.name}:load`)) return null;
-  const { chains, program, rule } = chainsOf(def, choices);
-  const programs = firstPrograms(chains, { program, rule });
-  // None at all (every optional hook ruled out) still loads the object, for its maps: and the
-  // kernel's BTF is parsed for that too.
-  if (programs === null) return null;
-  const object = await loadObjectOffThread(def.object, { name: objectName(def), programs });
-  return object && { programs, object };
-}
-
-function samePrograms(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((p) => b.includes(p));
-}
-
 export function loadTuner(
   def: TunerDefinition,
   choices: HookChoice[],
   create: () => TunerInstance,
   opts: LoaderOptions,
 ): LoadedTuner | UnavailableTuner {
-  if (!def.object || opts.faultInject.has(`${def.name}:load`)) opts.preloaded?.object.close();
   if (opts.faultInject.has(`${def.name}:load`)) return { def, reason: FAULT };
   if (!def.object) {
     return { def, object: null, instance: create(), attached: [], missing: [], skipped: [] };
   }
   const object = def.object;
   let instance: TunerInstance | null = null;
-  let preloaded = opts.preloaded ?? null;
   const { chains, program, rule } = chainsOf(def, choices);
   const ops = withFaults<BpfObject, HookCandidate>(
     {
       program,
       rule,
       load(programs) {
-        if (preloaded && samePrograms(preloaded.programs, programs)) {
-          const ready = preloaded.object;
-          preloaded = null;
-          return { object: ready, refused: [] };
-        }
         const result = loadObject(object, {
           name: objectName(def),
           enable: (p) => programs.includes(p.name),
@@ -209,7 +164,6 @@ export function loadTuner(
     def.name,
   );
   const r = loadWithFallback(chains, ops);
-  (preloaded as PreloadedObject | null)?.object.close(); // the engine wanted another set
   const skipped = r.refused.filter((x) => x.stage === "load")
     .map((x) => ({ program: x.program, reason: x.reason }));
   if (!r.ok) {

@@ -156,25 +156,6 @@ export function loadWithFallback<O, C>(
   return { ok: false, reason: "BPF object failed to load after every fallback", refused };
 }
 
-/**
- * The programs loadWithFallback loads in its first round: each hook's first candidate the rule
- * allows (once each, in hook order); null when a required hook has none (the engine gives up
- * before loading anything). Lets a caller load that set ahead, elsewhere (start-up loads the
- * tuners' objects side by side), and hand it to `ops.load` when asked for exactly it.
- */
-export function firstPrograms<C>(
-  hooks: readonly ChainHook<C>[],
-  ops: Pick<FallbackOps<unknown, C>, "program" | "rule">,
-): string[] | null {
-  const programs = new Set<string>();
-  for (const h of hooks) {
-    const c = h.candidates.find((c) => (ops.rule?.(c) ?? null) === null);
-    if (c !== undefined) programs.add(ops.program(c));
-    else if (!h.optional) return null;
-  }
-  return [...programs];
-}
-
 export const FAULT = "fault injected by BPFPILOT_FAULT_INJECT";
 
 /**

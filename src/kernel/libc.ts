@@ -12,6 +12,9 @@ const LIBC_SYMBOLS = {
   strerror: { parameters: ["i32"], result: "pointer" },
   vasprintf: { parameters: ["buffer", "pointer", "pointer"], result: "i32" },
   free: { parameters: ["pointer"], result: "void" },
+  // malloc tuning (src/libbpf/parse_memory.ts).
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   geteuid: { parameters: [], result: "u32" },
 

@@ -127,27 +127,3 @@ export function loadObject(bytes: Uint8Array, opts: LoadOptions): LoadResult {
     }
   }
 }
-
-/**
- * loadObject's first attempt on a worker thread, for start-up, where several objects load side by
- * side (libbpf parses the kernel's BTF for each, tens of ms apiece): the object loaded with
- * exactly `programs`, or null if that failed (loadObject then finds the culprit, with libbpf's
- * words).
- */
-export async function loadObjectOffThread(
-  bytes: Uint8Array,
-  opts: { name: string; programs: readonly string[] },
-): Promise<BpfObject | null> {
-  let object: BpfObject | null = null;
-  try {
-    object = BpfObject.open(bytes, { name: opts.name });
-    for (const p of object.programs()) {
-      if (!opts.programs.includes(p.name)) p.setAutoload(false); // as loadObject's `enable`
-    }
-    await object.loadOffThread();
-    return object;
-  } catch {
-    object?.close();
-    return null;
-  }
-}

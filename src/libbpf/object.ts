@@ -7,7 +7,7 @@
 import { cstr, pointerAddress, readCString } from "./cstr.ts";
 import { BpfError } from "./errors.ts";
 import { BpfMap } from "./map.ts";
-import { checkInt, checkPtr, lib, offThread, withCapturedLog } from "./runtime.ts";
+import { checkInt, checkPtr, lib, withCapturedLog } from "./runtime.ts";
 
 export type AttachKind = "tp_btf" | "tracepoint" | "raw_tp" | "fentry" | "kprobe" | "cgroup";
 
@@ -178,17 +178,6 @@ export class BpfObject {
       throw new BpfError(`loading BPF object ${this.name}`, error.errno, error.libbpfText, log);
     }
     if (error) throw error;
-    this.#loaded = true;
-  }
-
-  /**
-   * load() on a worker thread, so that separate objects load side by side. libbpf's warnings are
-   * not captured: after a failure, close it and load() a fresh one for the verifier's words.
-   * Nothing may use this object until the promise settles.
-   */
-  async loadOffThread(): Promise<void> {
-    const rc = await offThread((l) => l.bpf.bpf_object__load_off_thread(this.ptr));
-    checkInt(rc, `loading BPF object ${this.name}`);
     this.#loaded = true;
   }
 

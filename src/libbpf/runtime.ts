@@ -42,22 +42,6 @@ export function withCapturedLog<T>(fn: () => T): { result?: T; error?: unknown; 
   }
 }
 
-let offThreadCalls = 0;
-/**
- * Awaits a nonblocking libbpf call. libbpf's print callback, called on the worker thread, runs on
- * this one while the worker waits, which Deno only does for a referenced callback: referenced
- * for as long as any such call runs. (Their lines interleave: nothing is captured.)
- */
-export async function offThread<T>(call: (l: Libbpf) => Promise<T>): Promise<T> {
-  const l = lib();
-  if (offThreadCalls++ === 0) printCallback?.ref();
-  try {
-    return await call(l);
-  } finally {
-    if (--offThreadCalls === 0) printCallback?.unref();
-  }
-}
-
 function installPrint(l: Libbpf) {
   // va_list is a pointer on x86_64 and aarch64 SysV: hand it to vasprintf exactly once.
   const out = new BigUint64Array(1);

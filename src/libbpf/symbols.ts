@@ -16,13 +16,6 @@ export const LIBBPF_SYMBOLS = {
 
   bpf_object__open_mem: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
   bpf_object__load: { parameters: ["pointer"], result: "i32" },
-  /** The same call on a worker thread: separate objects load (and parse kernel BTF) side by side. */
-  bpf_object__load_off_thread: {
-    name: "bpf_object__load",
-    parameters: ["pointer"],
-    result: "i32",
-    nonblocking: true,
-  },
   bpf_object__close: { parameters: ["pointer"], result: "void" },
   bpf_object__next_program: { parameters: ["pointer", "pointer"], result: "pointer" },
   bpf_object__next_map: { parameters: ["pointer", "pointer"], result: "pointer" },

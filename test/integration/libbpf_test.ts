@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import selftest from "../../dist/bpf/selftest.bpf.o" with { type: "bytes" };
 import selftestBad from "../../dist/bpf/selftest_bad.bpf.o" with { type: "bytes" };
 import { BpfError, RingBufferReader, u32Key } from "../../src/libbpf/mod.ts";
-import { loadObject, loadObjectOffThread } from "../../src/libbpf/load.ts";
+import { loadObject } from "../../src/libbpf/load.ts";
 import { decodeEvent, EVENT_VERSION } from "../../src/tuning/event.ts";
 import { ensureTracefs } from "../../src/kernel/tracefs.ts";
 import { IS_ROOT, loadedPrograms, waitFor } from "../support/kernel.ts";
@@ -169,34 +169,5 @@ Deno.test({
     assert.equal(skipped.length, 1);
     assert.equal(skipped[0].program, "bpfp_bad_unchecked");
     assert.match(skipped[0].reason, /verifier/);
-  },
-});
-
-Deno.test({
-  name: "libbpf: objects load side by side on worker threads, each with exactly its programs; " +
-    "a rejected one comes back null with nothing left loaded",
-  ignore: !IS_ROOT,
-  async fn() {
-    const [good, other, bad] = await Promise.all([
-      loadObjectOffThread(selftest, { name: "bpfp_offthr", programs: ["bpfp_st_state"] }),
-      loadObjectOffThread(selftestBad, { name: "bpfp_offthr_ok", programs: ["bpfp_bad_fixed"] }),
-      loadObjectOffThread(selftestBad, {
-        name: "bpfp_offthr_bad",
-        programs: ["bpfp_bad_unchecked"],
-      }),
-    ]);
-    try {
-      assert.ok(good?.loaded && other?.loaded, "both loadable objects loaded");
-      assert.equal(bad, null, "the verifier's rejection is null, for the caller to redo");
-      assert.ok(good.program("bpfp_st_state").fd >= 0);
-      assert.ok(good.program("bpfp_st_state_tp").fd < 0, "programs not named stay unloaded");
-      assert.ok(good.program("bpfp_st_missing").fd < 0);
-      assert.deepEqual(loadedPrograms("bpfp_bad_unchec"), []);
-      assert.equal(loadedPrograms("bpfp_st_state").length, 1);
-    } finally {
-      good?.close();
-      other?.close();
-    }
-    assert.deepEqual(loadedPrograms("bpfp_st_state"), [], "closed: nothing left loaded");
   },
 });

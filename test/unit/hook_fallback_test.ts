@@ -3,7 +3,6 @@ import {
   type ChainHook,
   type FallbackOps,
   FAULT,
-  firstPrograms,
   loadWithFallback,
   withFaults,
 } from "../../src/kernel/hook_fallback.ts";
@@ -169,26 +168,4 @@ Deno.test("fault injection: program:<name> fails that load, <tuner>:<hook> every
     withFaults(new FakeKernel().ops(), new Set(["u:rcv"]), "t"),
   );
   assert.ok(other.ok, "another tuner's fault does not apply");
-});
-
-Deno.test("firstPrograms: exactly what the engine loads in its first round", () => {
-  const shared: ChainHook<string> = { name: "shared", optional: true, candidates: ["r_btf"] };
-  const cases: [ChainHook<string>[], Record<string, string>][] = [
-    [[rcv, snd], {}],
-    [[rcv, snd], { r_btf: "probe: refused", s_btf: "probe: refused" }],
-    [[rcv, snd], { s_btf: "refused", s_tp: "refused" }], // optional hook ruled out entirely
-    [[rcv, shared], {}], // two hooks on one program: loaded once
-  ];
-  for (const [hooks, ruleOut] of cases) {
-    const k = new FakeKernel({}, {}, ruleOut);
-    loadWithFallback(hooks, k.ops());
-    assert.deepEqual(firstPrograms(hooks, k.ops()), k.loads[0], JSON.stringify(ruleOut));
-  }
-});
-
-Deno.test("firstPrograms: null when a required hook has no candidate (nothing is loaded)", () => {
-  const k = new FakeKernel({}, {}, { r_btf: "no", r_tp: "no", r_kp: "no" });
-  assert.equal(firstPrograms([rcv, snd], k.ops()), null);
-  loadWithFallback([rcv, snd], k.ops());
-  assert.deepEqual(k.loads, []);
 });
