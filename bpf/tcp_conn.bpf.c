@@ -400,7 +400,13 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	smp->mss = ops->mss_cache;
 	smp->total_retrans = ops->total_retrans;
 	smp->segs_out = ops->segs_out;
-	bpfp_event_submit(e);
+	/* No wake-up of the reader: it runs inside this program's time (an interrupt and a task
+	 * wake-up, ~25 us measured here, 2 us per connection at 100 samples/s) and learning can
+	 * wait for the reader's next wake-up or its 1 s poll. Unless the ring fills up. */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&bpfp_events, BPF_RB_AVAIL_DATA) >
+				      bpf_ringbuf_query(&bpfp_events, BPF_RB_RING_SIZE) / 4 ?
+			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	bpfp_stat_add(BPFP_STAT_EMITTED, 1);
 }
 
 /* Most calls are ops this program ignores (a connection makes a dozen or more: connect, timeout

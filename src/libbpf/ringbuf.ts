@@ -3,7 +3,8 @@
  * (a nonblocking FFI symbol), and ring_buffer__consume runs synchronously on the main thread so
  * sample callbacks are direct JS calls (the measured best design: see deno-libbpf-recipe §4).
  * One reader serves many maps (ring_buffer__add), and an eventfd in the same epoll set wakes the
- * waiter at once on stop, so shutdown does not wait for a timeout.
+ * waiter at once on stop, so shutdown does not wait for a timeout. Each timeout drains too: events
+ * submitted without a wake-up wait at most that long.
  */
 import type { BpfMap } from "./map.ts";
 import { checkInt, checkPtr, errno, lib } from "./runtime.ts";
@@ -40,6 +41,8 @@ export class RingBufferReader {
   constructor(
     private readonly opts: {
       minGapMs?: number;
+      /** Longest wait for a wake-up before draining anyway (ms, default 1000). */
+      pollMs?: number;
       onHandlerError?: (e: unknown) => void;
       /**
        * Runs each drain (the handlers of one wake-up's samples) inside it: the daemon makes one
@@ -122,13 +125,17 @@ export class RingBufferReader {
     const events = new Uint8Array(EPOLL_EVENT_SIZE * 8);
     const gap = this.opts.minGapMs ?? MIN_GAP_MS;
     while (!this.#stopping) {
-      const n = await l.libc.epoll_wait(epfd, events, 8, 1000);
+      const n = await l.libc.epoll_wait(epfd, events, 8, this.opts.pollMs ?? 1000);
       if (this.#stopping) break;
       if (n > 0) {
         this.stats.wakeups++;
         this.consume();
         // A short gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
         if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+      } else if (n === 0) {
+        // Producers may submit without waking us (BPF_RB_NO_WAKEUP, e.g. tcp_conn's samples,
+        // where the wake-up costs more than the program): drained at each timeout.
+        this.consume();
       }
     }
     this.consume();

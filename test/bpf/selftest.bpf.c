@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Test object for the libbpf binding's integration tests: a real tracepoint program that reports
- * TCP state changes of one port through the shared event format, a hash map counted with atomic
- * adds, the shared per-CPU stats, and a program whose kernel function does not exist (must be
- * skipped while the rest loads). */
+ * TCP state changes of one port through the shared event format (param[1]: submitted without
+ * waking the reader), a hash map counted with atomic adds, the shared per-CPU stats, and a
+ * program whose kernel function does not exist (must be skipped while the rest loads). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -44,6 +44,10 @@ static __always_inline int report(struct sock *sk, int newstate)
 	e->data.v[0] = sport;
 	e->data.v[1] = dport;
 	e->data.v[2] = BPF_CORE_READ(sk, sk_rcvbuf);
+	if (cfg->param[1]) { /* as tcp_conn's samples: the reader finds them at its next poll */
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
 	bpfp_event_submit(e);
 	return 0;
 }

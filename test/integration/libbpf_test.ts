@@ -15,9 +15,11 @@ import { IS_ROOT, loadedPrograms, waitFor } from "../support/kernel.ts";
 
 const TCP_ESTABLISHED = 1;
 
-function configBytes(port: number): Uint8Array {
+/** `noWakeup`: the program submits its events without waking the reader (param[1]). */
+function configBytes(port: number, noWakeup = false): Uint8Array {
   const b = new Uint8Array(64); // struct bpfp_config
   new DataView(b.buffer).setBigUint64(16, BigInt(port), true); // param[0]
+  new DataView(b.buffer).setBigUint64(24, noWakeup ? 1n : 0n, true); // param[1]
   return b;
 }
 
@@ -108,6 +110,36 @@ Deno.test({
       await waitFor(() => loadedPrograms("bpfp_st_state").length === 0, 3000),
       "nothing stays loaded after close",
     );
+  },
+});
+
+Deno.test({
+  name: "libbpf: events submitted without a wake-up reach the reader at its next poll",
+  ignore: !IS_ROOT,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const { object } = loadObject(selftest, {
+      name: "bpfp_selftest",
+      enable: (p) => p.name === "bpfp_st_state",
+    });
+    const reader = new RingBufferReader({ minGapMs: 0, pollMs: 200 });
+    try {
+      object.map("bpfp_config").update(u32Key(0), configBytes(port, true));
+      object.program("bpfp_st_state").attach("tp_btf", "inet_sock_set_state");
+      const events: ReturnType<typeof decodeEvent>[] = [];
+      reader.add(object.map("bpfp_events"), (b) => events.push(decodeEvent(b)));
+      const loop = reader.start();
+      await loopbackOn(listener, port, 4096);
+      assert.ok(await waitFor(() => events.length > 0, 3000), "drained at a poll timeout");
+      assert.equal(reader.stats.wakeups, 0, "the kernel never woke the reader");
+      assert.ok(events.some((e) => e.kind === TCP_ESTABLISHED));
+      await reader.stop();
+      await loop;
+    } finally {
+      reader.close();
+      object.close();
+    }
   },
 });
 
