@@ -2,13 +2,15 @@
 /* udp_buffer tuner: reports UDP datagrams dropped at a full socket receive queue (-ENOMEM:
  * sk_rcvbuf reached, drives rmem_default/rmem_max) and for lack of UDP memory (-ENOBUFS or a UDP
  * socket exceeding udp_mem, drives udp_mem), rate-limited per (netns, kind). Userspace re-reads
- * the live sysctls and decides. Hooks fire on drops only, so nothing here is on a hot path.
+ * the live sysctls and decides. Hooks fire on drops only, but a flood drops every datagram: the
+ * rate limiter's per-CPU fast path answers most of them (bpfpilot_rl_percpu.bpf.h).
  * Sockets whose application set SO_RCVBUF are skipped in the kernel: they chose their size. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "bpfpilot_common.bpf.h"
+#include "bpfpilot_rl_percpu.bpf.h"
 #include "bpfpilot_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -45,7 +47,7 @@ BPFP_CONTRACT(udp_buffer, 5, enum ub_kind, union ub_payload, struct ub_params)
 static __always_inline void emit_mem(__u64 netns, long allocated, long mem0, long mem1, long mem2)
 {
 	struct bpfp_event *e;
-	__u32 n = bpfp_rate_limit(0, UB_MEM_PRESSURE); /* udp_mem is global: one key */
+	__u32 n = bpfp_rate_limit_percpu(0, UB_MEM_PRESSURE); /* udp_mem is global: one key */
 
 	if (!n)
 		return;
@@ -85,15 +87,13 @@ static __always_inline void queue_failed(struct sock *sk, int rc, int btf)
 	__u64 netns;
 	__u32 locks, n;
 
-	if (!sk)
+	if (!sk || (rc != -BPFP_ENOMEM && rc != -BPFP_ENOBUFS))
 		return;
 	bpfp_stat_add(BPFP_STAT_HITS, 1);
 	if (rc == -BPFP_ENOBUFS) {
 		check_mem(sk, bpfp_net_inum(bpfp_sk_net(sk)));
 		return;
 	}
-	if (rc != -BPFP_ENOMEM)
-		return;
 	locks = btf ? bpfp_sk_userlocks_typed(sk) : bpfp_sk_userlocks(sk);
 	if (locks & BPFP_SOCK_RCVBUF_LOCK) {
 		bpfp_stat_add(BPFP_STAT_SKIPPED, 1);
@@ -101,7 +101,7 @@ static __always_inline void queue_failed(struct sock *sk, int rc, int btf)
 	}
 	net = RD(btf, sk, __sk_common.skc_net.net);
 	netns = RD(btf, net, ns.inum);
-	n = bpfp_rate_limit(netns, UB_RCVQ_FULL);
+	n = bpfp_rate_limit_percpu(netns, UB_RCVQ_FULL);
 	if (!n)
 		return;
 	e = bpfp_event_reserve(BPFP_TUNER_ID, UB_RCVQ_FULL, netns, n, netns, UB_RCVQ_FULL);

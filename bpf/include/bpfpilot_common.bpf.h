@@ -82,33 +82,48 @@ static __always_inline void bpfp_stat_add(__u32 slot, __u64 n)
 		__sync_fetch_and_add(v, n);
 }
 
-/* Returns the number of hits this emission stands for (>= 1), or 0 when the event must be folded
- * into a later one or userspace muted the key (nothing it would receive could change anything).
- * Racy by design between CPUs only in who wins the emission: folded hits are counted with atomic
- * adds, so none are lost from the totals. */
-static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
+/* What the limiter decided for a key it sends nothing for: no hit is sent before until_ns (same
+ * clock as its `now`), and the hits until then are muted (else folded). A per-CPU cache in front
+ * of the shared map (bpfpilot_rl_percpu.bpf.h) keeps it. */
+struct bpfp_rl_quiet {
+	__u64 until_ns;
+	__u32 muted;
+};
+
+/* bpfp_rate_limit() at `now`, for a hit that also carries `carried` hits folded elsewhere (per
+ * CPU) and are not yet in the shared value: they are sent with this hit, or folded with it. */
+static __always_inline __u32 bpfp_rate_limit_at(__u64 netns, __u32 kind, __u64 now, __u32 carried,
+						struct bpfp_rl_quiet *quiet)
 {
 	struct bpfp_rl_key key = { .netns = netns, .kind = kind };
 	struct bpfp_rl_val *val, init = {};
 	struct bpfp_config *cfg = bpfp_cfg();
 	__u64 interval = cfg && cfg->rl_interval_ns ? cfg->rl_interval_ns : 1000000000ULL;
-	__u64 now = bpf_ktime_get_ns();
 	__u32 folded;
 
+	quiet->until_ns = now + interval;
+	quiet->muted = 0;
 	val = bpf_map_lookup_elem(&bpfp_ratelimit, &key);
 	if (!val) {
 		init.last_ns = now;
 		bpf_map_update_elem(&bpfp_ratelimit, &key, &init, BPF_NOEXIST);
-		return 1;
+		return 1 + carried;
 	}
 	/* Muted: one compare on the value already looked up; cheaper than a fold (no atomic add). */
 	if (now < val->mute_until_ns) {
 		bpfp_stat_add(BPFP_STAT_MUTED, 1);
+		if (carried)
+			__sync_fetch_and_add(&val->folded, carried);
+		quiet->until_ns = val->mute_until_ns;
+		quiet->muted = 1;
 		return 0;
 	}
-	if (now - val->last_ns < interval) {
-		__sync_fetch_and_add(&val->folded, 1);
+	/* Compared, not subtracted: a last_ns just ahead of `now` (another CPU's, or userspace's from
+	 * an event's time stamp) is inside the interval, not 2^64 ns past it. */
+	if (now < val->last_ns + interval) {
+		__sync_fetch_and_add(&val->folded, 1 + carried);
 		bpfp_stat_add(BPFP_STAT_SUPPRESSED, 1);
+		quiet->until_ns = val->last_ns + interval;
 		return 0;
 	}
 	/* Plain read and reset: atomic exchange needs 5.12+ and we load on 5.10. A concurrent fold may
@@ -116,7 +131,18 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 	val->last_ns = now;
 	folded = (__u32)val->folded;
 	val->folded = 0;
-	return 1 + folded;
+	return 1 + folded + carried;
+}
+
+/* Returns the number of hits this emission stands for (>= 1), or 0 when the event must be folded
+ * into a later one or userspace muted the key (nothing it would receive could change anything).
+ * Racy by design between CPUs only in who wins the emission: folded hits are counted with atomic
+ * adds, so none are lost from the totals. */
+static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
+{
+	struct bpfp_rl_quiet unused;
+
+	return bpfp_rate_limit_at(netns, kind, bpf_ktime_get_ns(), 0, &unused);
 }
 
 /* Reserve an event in the ring buffer with the common header filled in; NULL (and counted) when

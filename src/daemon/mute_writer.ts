@@ -1,7 +1,24 @@
 /** Writes event mutes (event_mutes.ts) into each tuner object's rate-limiter map. */
 import type { BpfObject } from "../libbpf/object.ts";
-import { MUTED_UNTIL_CLEARED, mutedValue, rateLimitKey, RL_MAP } from "../tuning/rate_limit.ts";
+import { u32Key } from "../libbpf/mod.ts";
+import {
+  MUTED_UNTIL_CLEARED,
+  mutedValue,
+  nextEpoch,
+  rateLimitKey,
+  RL_EPOCH_MAP,
+  RL_MAP,
+} from "../tuning/rate_limit.ts";
 import type { MuteWriter } from "./event_mutes.ts";
+
+/**
+ * After a write to the limiter's map, the per-CPU fast path's epoch (where the object has one):
+ * the decisions each CPU cached from before it no longer hold.
+ */
+function bumpEpoch(obj: BpfObject): void {
+  const epoch = obj.findMap(RL_EPOCH_MAP);
+  epoch?.update(u32Key(0), nextEpoch(epoch.lookup(u32Key(0))));
+}
 
 /**
  * `objectOf` finds a tuner's loaded object; `onError` hears of a failed write (the key then stays
@@ -16,11 +33,20 @@ export function bpfMuteWriter(
     if (!obj) return false;
     try {
       op(obj);
-      return true;
     } catch (e) {
       onError(`tuner ${tuner}: could not ${what} an event key: ${(e as Error).message}`);
       return false;
     }
+    try {
+      bumpEpoch(obj);
+    } catch (e) {
+      // The write stands; only the per-CPU caches lag, by their hold time (1 s) at most.
+      onError(
+        `tuner ${tuner}: ${what}d an event key, but the kernel's per-CPU copies keep the old ` +
+          `state for up to a second: ${(e as Error).message}`,
+      );
+    }
+    return true;
   };
   return {
     mute: (tuner, rlNetns, rlKind, lastNs, untilNs) =>

@@ -161,9 +161,15 @@ export class BpfObject {
   }
 
   map(name: string): BpfMap {
+    const m = this.findMap(name);
+    if (m === null) throw new Error(`BPF object ${this.name} has no map ${name}`);
+    return m;
+  }
+
+  /** The map, or null when this object has none of that name (an optional one). */
+  findMap(name: string): BpfMap | null {
     const p = lib().bpf.bpf_object__find_map_by_name(this.ptr, cstr(name));
-    if (p === null) throw new Error(`BPF object ${this.name} has no map ${name}`);
-    return new BpfMap(p);
+    return p === null ? null : new BpfMap(p);
   }
 
   /**

@@ -6,6 +6,12 @@
  */
 
 export const RL_MAP = "bpfp_ratelimit";
+/**
+ * Objects with the limiter's per-CPU fast path (bpf/include/bpfpilot_rl_percpu.bpf.h) also hold
+ * this one-entry array: a u64 bumped after every write to RL_MAP, so each CPU drops the
+ * decisions it cached from before the write.
+ */
+export const RL_EPOCH_MAP = "bpfp_rl_epoch";
 
 export const RL_KEY_LAYOUT = {
   netns: { offset: 0, size: 8 },
@@ -41,5 +47,15 @@ export function mutedValue(lastNs: bigint, untilNs: bigint): Uint8Array {
   const dv = new DataView(b.buffer);
   dv.setBigUint64(RL_VALUE_LAYOUT.last_ns.offset, lastNs, true);
   dv.setBigUint64(RL_VALUE_LAYOUT.mute_until_ns.offset, untilNs, true);
+  return b;
+}
+
+/** The epoch array's next value after `current` (its one u64, little-endian as the kernel's). */
+export function nextEpoch(current: Uint8Array | null): Uint8Array {
+  const b = new Uint8Array(8);
+  const prev = current
+    ? new DataView(current.buffer, current.byteOffset, 8).getBigUint64(0, true)
+    : 0n;
+  new DataView(b.buffer).setBigUint64(0, (prev + 1n) & 0xffff_ffff_ffff_ffffn, true);
   return b;
 }
