@@ -5,7 +5,8 @@ import { rollbackFromJournal, vettedRollbackPlan } from "../daemon/rollback.ts";
 import { liveSysctls } from "../daemon/sysctl_io.ts";
 import { tunableDomain, TUNERS } from "../tuners/registry.ts";
 import { restoreGuard } from "../daemon/restorable.ts";
-import { describeNetns } from "../kernel/netns.ts";
+import { describeNetns, heldNetnsCookie } from "../kernel/netns.ts";
+import { SysctlFiles } from "../kernel/sysctl_files.ts";
 import { sysctlWLine } from "../kernel/sysctl.ts";
 import { createLogger } from "../log/logger.ts";
 import { requireRoot, UserError } from "./errors.ts";
@@ -66,7 +67,23 @@ the state file is corrupt (it is left untouched), or not root.`,
         return;
       }
       const log = createLogger({ target: "stderr" });
-      const r = rollbackFromJournal(journal, liveSysctls(tunableDomain), log, restoreGuard(TUNERS));
+      // The file each read opens stays open for the write and its read-back: one /proc/sys open
+      // an entry instead of three (each open walks the same-named entries of every namespace).
+      const files = new SysctlFiles({
+        cookieNow: heldNetnsCookie,
+        max: keptFilesFor(journal.changedEntries().length),
+      });
+      let r;
+      try {
+        r = rollbackFromJournal(
+          journal,
+          liveSysctls(tunableDomain, files),
+          log,
+          restoreGuard(TUNERS),
+        );
+      } finally {
+        files.closeAll();
+      }
       journal.close();
       const changed = r.skipped.filter((s) => s.code !== "at-original" && s.code !== "refused")
         .length;
@@ -79,6 +96,21 @@ the state file is corrupt (it is left untouched), or not root.`,
       );
       setExit(r.failed.length || refused ? 1 : 0);
     });
+}
+
+/** Fds held back for everything else while a rollback keeps its sysctl files open. */
+const OTHER_FDS = 128;
+
+/** One kept file per journal entry, as far as this process's open-files limit leaves room. */
+function keptFilesFor(entries: number): number {
+  let limit = 1024;
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"));
+    if (line) limit = Number(line[1]);
+  } catch {
+    // no /proc: the usual soft limit
+  }
+  return Math.max(1, Math.min(entries, limit - OTHER_FDS));
 }
 
 export function enableCommand(setExit: (code: number) => void) {

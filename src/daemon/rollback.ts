@@ -31,14 +31,11 @@ export function vettedRollbackPlan(
   liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackPlan {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
-  const cookies = new Map(
-    journal.changedEntries().map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
-  );
+  const reused = reusedInodeRecords(journal, liveCookie);
   const restore: RollbackStep[] = [];
   for (const step of plan.restore) {
     const why = refuseRestore(step.sysctl, step.to);
-    const cookie = cookies.get(`${step.netns}\0${step.sysctl}`);
-    if (cookie !== undefined && recordIsForReusedInode(cookie, liveCookie(step.netns))) {
+    if (reused(step)) {
       plan.skipped.push({
         ...step,
         code: "unreadable",
@@ -52,6 +49,18 @@ export function vettedRollbackPlan(
   return { restore, skipped: plan.skipped };
 }
 
+/** Whether the journal's record of a step is for a dead namespace whose inode a new one took. */
+function reusedInodeRecords(
+  journal: Journal,
+  liveCookie: LiveNetnsCookie,
+): (step: { netns: string; sysctl: string }) => boolean {
+  const cookies = new Map(
+    journal.changedEntries().map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
+  );
+  return (step) =>
+    recordIsForReusedInode(cookies.get(`${step.netns}\0${step.sysctl}`), liveCookie(step.netns));
+}
+
 export function rollbackFromJournal(
   journal: Journal,
   io: SysctlIO,
@@ -59,9 +68,14 @@ export function rollbackFromJournal(
   refuseRestore: RestoreGuard,
   liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackResult {
-  // Records of a dead namespace whose inode a new one took go first: never written into it.
-  pruneReusedNetns(journal, liveCookie, log);
+  // The plan's reads visit each namespace and learn its cookie on the way, so the prune after
+  // needs no visit of its own (it was one visit more per namespace, a third of the time).
+  const reused = reusedInodeRecords(journal, liveCookie);
   const plan = vettedRollbackPlan(journal, io, refuseRestore, liveCookie);
+  // Records of a dead namespace whose inode a new one took: the plan never writes into it; they
+  // are dropped (and logged) here, not reported again as left alone.
+  pruneReusedNetns(journal, liveCookie, log);
+  plan.skipped = plan.skipped.filter((s) => !reused(s));
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   // Entries done with are forgotten in one durable write at the end, not one each (n writes of
   // an n-entry journal made 1,000 entries take seconds). A crash before it is harmless: a
