@@ -335,7 +335,13 @@ export class DaemonControlProvider implements ControlProvider {
     const events = this.d.loaded.map((t) => {
       const e = stats.events.get(t.def.name);
       const muted = this.d.mutedHits?.(t.def.name) ?? undefined;
-      return { tuner: t.def.name, seen: e?.events ?? 0, dropped: e?.dropped ?? 0, muted };
+      return {
+        tuner: t.def.name,
+        seen: e?.events ?? 0,
+        dropped: e?.dropped ?? 0,
+        muted,
+        rehandled: e?.rehandled ?? 0,
+      };
     });
     const hooks = [
       ...this.d.loaded.flatMap((t) => [

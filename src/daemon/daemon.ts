@@ -711,7 +711,9 @@ export class Daemon {
           : this.journal.isOverridden(c.netns, c.sysctl),
       (tuner, ev) => {
         const t = this.loaded.find((x) => x.def.name === tuner);
-        if (t) this.#handleEvent(t, ev);
+        if (!t) return;
+        this.stats.tunerEvents(tuner).rehandled++;
+        this.#handleEvent(t, ev);
       },
     );
   }

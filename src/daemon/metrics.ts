@@ -34,6 +34,8 @@ export interface EventMetric {
   dropped: number;
   /** Hook hits the kernel did not send because userspace muted their key (absent: unknown). */
   muted?: number;
+  /** Muted events handed back to the tuner when their override ended (absent: unknown). */
+  rehandled?: number;
 }
 
 export interface HookMetric {
@@ -211,8 +213,17 @@ export function renderMetrics(snapshot: MetricsSnapshot): string {
     "Hook hits not sent as events: nothing they could change (at a ceiling, cooling down, " +
       "overridden), so userspace had muted them in the kernel.",
   );
+  const rehandled = new Family(
+    "bpfpilot_events_rehandled",
+    "counter",
+    "Muted events handed back to their tuner when the override they were muted for ended " +
+      "(the kernel does not resend a signal that comes once, such as a buffer reaching its max).",
+  );
   for (const e of snapshot.events) {
     if (isCount(e.seen)) events.add({ tuner: e.tuner }, e.seen);
+    if (e.rehandled !== undefined && isCount(e.rehandled)) {
+      rehandled.add({ tuner: e.tuner }, e.rehandled);
+    }
     if (isCount(e.dropped)) dropped.add({ tuner: e.tuner }, e.dropped);
     if (e.muted !== undefined && isCount(e.muted)) muted.add({ tuner: e.tuner }, e.muted);
   }
@@ -250,7 +261,7 @@ export function renderMetrics(snapshot: MetricsSnapshot): string {
     f.add({ tuner: m.tuner, ...m.labels }, m.value);
   }
 
-  const families = [build, value, changes, scenarios, events, dropped, muted, hooks];
+  const families = [build, value, changes, scenarios, events, dropped, muted, rehandled, hooks];
   families.push(...own.values());
   families.push(rss, cpu);
   return families.flatMap((f) => f.render()).join("\n") + "\n# EOF\n";

@@ -30,6 +30,8 @@ export interface TunerEventStats {
   /** Events lost because the ring buffer was full (read from the object's stats map). */
   dropped: number;
   decodeErrors: number;
+  /** Muted events handed back when the override they were muted for ended (event_mutes.ts). */
+  rehandled: number;
 }
 
 export class DaemonStats {
@@ -56,7 +58,7 @@ export class DaemonStats {
   tunerEvents(tuner: string): TunerEventStats {
     let s = this.events.get(tuner);
     if (!s) {
-      s = { events: 0, folded: 0, dropped: 0, decodeErrors: 0 };
+      s = { events: 0, folded: 0, dropped: 0, decodeErrors: 0, rehandled: 0 };
       this.events.set(tuner, s);
     }
     return s;

@@ -23,7 +23,9 @@ ceiling = [${LOW.join(", ")}]
 `;
 
 /** tcp_buffer's events received by userspace and hook hits muted in the kernel. */
-async function counters(sock: string): Promise<{ events: number; muted: number }> {
+async function counters(
+  sock: string,
+): Promise<{ events: number; muted: number; rehandled: number }> {
   const r = await requestControl({ verb: "metrics" }, { socketPath: sock });
   assert.ok(r.ok, JSON.stringify(r));
   const families = parseOpenMetrics(r.data as string);
@@ -32,7 +34,11 @@ async function counters(sock: string): Promise<{ events: number; muted: number }
     assert.equal(s.length, 1, `${name}: ${JSON.stringify(s)}`);
     return s[0].value;
   };
-  return { events: one("bpfpilot_events_total"), muted: one("bpfpilot_events_muted_total") };
+  return {
+    events: one("bpfpilot_events_total"),
+    muted: one("bpfpilot_events_muted_total"),
+    rehandled: one("bpfpilot_events_rehandled_total"),
+  };
 }
 
 type Sandbox = Parameters<Parameters<typeof withSandbox>[1]>[0];
@@ -146,14 +152,23 @@ Deno.test({
           `muted again: ${JSON.stringify({ afterWrite, again })}`,
         );
 
+        // enable over the socket unmutes at once and hands the last muted event back to the
+        // tuner: still at the ceiling, so it mutes its key again (for the ceiling this time)
+        // without the kernel sending anything new.
         const r = await requestControl({ verb: "enable", target: RMEM }, { socketPath: sock });
         assert.ok(r.ok, JSON.stringify(r));
-        await new Promise((ok) => setTimeout(ok, 1500)); // the once-a-second check of overrides
+        const handedBack = await counters(sock);
+        assert.ok(
+          handedBack.rehandled > again.rehandled,
+          `the override's end handed the muted event back: ${
+            JSON.stringify({ again, handedBack })
+          }`,
+        );
         sb.ns.iperf(3);
         const enabled = await counters(sock);
         assert.ok(
-          enabled.events > again.events,
-          `the override's end unmuted: ${JSON.stringify({ again, enabled })}`,
+          enabled.muted > handedBack.muted && enabled.events - handedBack.events <= 1,
+          `at the ceiling it is muted again: ${JSON.stringify({ handedBack, enabled })}`,
         );
         console.log(
           `events and muted hits: ${JSON.stringify({ muted, afterWrite, again, enabled })}`,
