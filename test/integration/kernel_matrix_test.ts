@@ -407,21 +407,29 @@ if (cmd === "support") {
   setInterval(() => {}, 1000);
 }`;
 
+/** Runs scripts/kernel-matrix with `args` and the stand-in bundle (results in `tmp`): its stdout. */
+function runWithStandIn(tmp: string, args: string[]): string {
+  Deno.writeTextFileSync(`${tmp}/bpfpilot.js`, STAND_IN);
+  const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
+    args,
+    env: { BPFPILOT_KM_RESULTS: `${tmp}/results`, BPFPILOT_KM_BUNDLE: `${tmp}/bpfpilot.js` },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+  return text;
+}
+
 Deno.test({
   name: "kernel-matrix: the product script collects support, daemon and fault runs on the host",
   ignore: Deno.uid() !== 0,
   fn() {
     const tmp = Deno.makeTempDirSync({ prefix: "km-standin-" });
     try {
-      Deno.writeTextFileSync(`${tmp}/bpfpilot.js`, STAND_IN);
-      const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
-        args: ["--kernels", "host", "--fault-injection", "--fault-kernel", "host", "--window", "2"],
-        env: { BPFPILOT_KM_RESULTS: `${tmp}/results`, BPFPILOT_KM_BUNDLE: `${tmp}/bpfpilot.js` },
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const text = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+      const text = runWithStandIn(tmp, [
+        ...["--kernels", "host", "--fault-injection", "--fault-kernel", "host", "--window", "2"],
+      ]);
       assert.match(text, /\(host\) +pass +tcp_buffer +rcvbuf +tp_btf tcp_rcv_space_adjust/);
       assert.match(text, /support full, daemon exit 0, tuned yes, fault injection 1 hooks ok/);
       assert.match(text, /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes/);
@@ -439,15 +447,7 @@ Deno.test({
     const orphans = "/proc/sys/net/ipv4/tcp_max_orphans";
     const before = Deno.readTextFileSync(orphans).trim();
     try {
-      Deno.writeTextFileSync(`${tmp}/bpfpilot.js`, STAND_IN);
-      const out = new Deno.Command(`${ROOT}/scripts/kernel-matrix`, {
-        args: ["--kernels", "host", "--host-tune", "--window", "1"],
-        env: { BPFPILOT_KM_RESULTS: `${tmp}/results`, BPFPILOT_KM_BUNDLE: `${tmp}/bpfpilot.js` },
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const text = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+      runWithStandIn(tmp, ["--kernels", "host", "--host-tune", "--window", "1"]);
       assert.equal(Deno.readTextFileSync(orphans).trim(), before);
       const restored = Deno.readTextFileSync(`${tmp}/results/host/out/restored`);
       assert.match(restored, new RegExp(`^${orphans}: ${+before + 1} -> ${before}$`, "m"));
