@@ -539,7 +539,7 @@ export class Daemon {
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
         // One journal batch per wake-up: one lock, and the records of its changes in as few
         // appends and syncs as their order allows.
-        around: (drain) => this.#inJournalBatch("recording the events' changes", drain, 0),
+        around: (drain) => this.#inJournalBatch("recording the events' changes", drain),
       }),
       (r) => r.close(),
     );
@@ -780,23 +780,19 @@ export class Daemon {
    * `fn` as one journal batch; a failure to append the batch's last records (writes that were
    * made: the journal has them as pending, which rollback restores all the same) is logged.
    */
-  #inJournalBatch<T>(what: string, fn: () => T, failed: T): T {
-    let done = false, result = failed;
+  #inJournalBatch<T>(what: string, fn: () => T): T {
+    let done: { result: T } | null = null;
     try {
-      return this.journal.batch(() => {
-        result = fn();
-        done = true;
-        return result;
-      });
+      return this.journal.batch(() => (done = { result: fn() }).result);
     } catch (e) {
       if (!done) throw e;
       this.log.error(`${what} in the journal failed: ${(e as Error).message}`);
-      return result;
+      return (done as { result: T }).result;
     }
   }
 
   #tick(): void {
-    this.#inJournalBatch("the periodic work's changes", () => this.#tickWork(), undefined);
+    this.#inJournalBatch("the periodic work's changes", () => this.#tickWork());
   }
 
   #tickWork(): void {

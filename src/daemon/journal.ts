@@ -635,15 +635,26 @@ function writeAtomically(dir: string, file: string, text: string): void {
   }
 }
 
-function withLock<T>(dir: string, fn: () => T): T {
+/** `state.lock` of `dir`, opened and exclusively locked (closing it drops the flock). */
+function takeLock(dir: string): Deno.FsFile {
   const path = `${dir}/${LOCK_FILE}`;
   let lock: Deno.FsFile;
   try {
     lock = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-    lock.lockSync(true);
   } catch (err) {
     throw ioError("lock", path, err);
   }
+  try {
+    lock.lockSync(true);
+  } catch (err) {
+    lock.close();
+    throw ioError("lock", path, err);
+  }
+  return lock;
+}
+
+function withLock<T>(dir: string, fn: () => T): T {
+  const lock = takeLock(dir);
   try {
     return fn();
   } finally {
@@ -861,20 +872,7 @@ export class Journal {
   #locked<T>(fn: () => T): T {
     const b = this.#batch;
     if (b?.held) return fn();
-    const path = `${this.dir}/${LOCK_FILE}`;
-    let lock: Deno.FsFile;
-    try {
-      lock = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-    } catch (err) {
-      throw ioError("lock", path, err);
-    }
-    try {
-      lock.lockSync(true);
-    } catch (err) {
-      lock.close();
-      throw ioError("lock", path, err);
-    }
-    this.#lockFile = lock;
+    this.#lockFile = takeLock(this.dir);
     if (b) {
       b.held = true; // released at the batch's end
       this.refresh();
