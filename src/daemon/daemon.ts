@@ -454,6 +454,9 @@ export class Daemon {
       });
       return false;
     });
+    // Each object's load parses the kernel's BTF, and so does each probe program aimed at a BTF
+    // target (a cold probe loads a dozen): each parse reuses the memory of the one before.
+    const releaseParseMemory = this.#owned.adopt(keepParseMemory(lib().libc), (r) => r());
     this.probe = probeKernel(
       runnable.map((d) => ({ tuner: d.name, hooks: d.hooks, object: d.object })),
       {
@@ -472,10 +475,8 @@ export class Daemon {
     const fault = new Set(this.opts.faultInject);
     const choicesOf = (def: TunerDefinition) =>
       this.probe.choices.filter((c) => c.tuner === def.name);
-    // Each object's load parses the kernel's BTF: each parse reuses the memory of the one before.
     // One by one on this thread: worker threads each fault in their own copy (glibc arenas) and
     // keep it after (malloc_trim cannot shrink their heaps), for a few tens of ms less in all.
-    const releaseParseMemory = this.#owned.adopt(keepParseMemory(lib().libc), (r) => r());
     const loadMs: string[] = [];
     for (const def of runnable) {
       const t0 = performance.now();
