@@ -27,8 +27,13 @@ import type { Decision, RuleProposal } from "../tuning/proposal.ts";
 import type { ScenarioDecl, TunableDecl } from "../tuning/tuner.ts";
 import { tcpMemCeilings } from "./tcp_buffer_limits.ts";
 
-/** After a trim, growth needs a round trip that needed more than this times the trimmed-to need. */
+/**
+ * After a trim, growth needs a round trip that needed more than this times the need the trimmed
+ * max was sized for.
+ */
 export const FRESH_MARGIN = 1.25;
+/** A trimmed max holds this many times the path's need (losses, RTT jitter): tcp_buffer_settle. */
+export const TRIM_HEADROOM = 1.5;
 
 export const TCP_BUFFER_TUNER = "tcp_buffer";
 
@@ -264,7 +269,7 @@ export interface BufferInput {
   /**
    * The need (a `used`) the max was trimmed to once traffic was steady (tcp_buffer_settle.ts), or
    * 0: growth then needs a socket within the max whose round trip needed more than FRESH_MARGIN
-   * times it.
+   * times it, and than FRESH_MARGIN times what the max holds (max / TRIM_HEADROOM).
    */
   settledNeed?: number;
   /** Hook hits the event stands for (how often sockets ran into the max). */
@@ -323,9 +328,14 @@ export function bufferDecision(input: BufferInput): Decision | null {
   }
 
   // Trimmed near the need: sockets grown before the trim (above the max) still ask for more;
-  // only a socket the max holds whose round trip needed clearly more is fresh evidence.
+  // only a socket the max holds whose round trip needed clearly more than the max was sized for
+  // is fresh evidence. A max trimmed back to its floor (the max before the growth) is sized for
+  // floor / TRIM_HEADROOM, whatever the need: on loopback (a 40 KB need, a 6 MB floor) a need
+  // measured above the trimmed-to one grew it again, and the next trim took it back, every few
+  // seconds in every namespace.
   const settled = isCount(input.settledNeed) ? input.settledNeed : 0;
-  if (settled > 0 && (observed > max || used <= settled * FRESH_MARGIN)) return null;
+  const sizedFor = Math.max(settled, max / TRIM_HEADROOM);
+  if (settled > 0 && (observed > max || used <= sizedFor * FRESH_MARGIN)) return null;
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
   // As far as the kernel wanted to go (auto-tuning's target already has its own headroom), or

@@ -17,7 +17,16 @@
  * otherwise sockets that grew before the trim would grow it back (oscillation). Per namespace;
  * `now` is passed in.
  */
-import { change, type Decision, SCENARIO, SYSCTL, vectorReason } from "./tcp_buffer_rules.ts";
+import {
+  change,
+  type Decision,
+  SCENARIO,
+  SYSCTL,
+  TRIM_HEADROOM,
+  vectorReason,
+} from "./tcp_buffer_rules.ts";
+
+export { TRIM_HEADROOM };
 
 /** Events whose `used` make the need. */
 export const NEED_SAMPLES = 5;
@@ -27,8 +36,6 @@ export const WINDOW_LIMITED = 0.85;
 export const AT_MAX = 0.9;
 /** No socket near the max for this long: the growth is over. */
 export const STEADY_MS = 5000;
-/** The trimmed max holds this many times the path's need (losses, RTT jitter). */
-export const TRIM_HEADROOM = 1.5;
 /** Only a max above this many times the trim target is trimmed (no change for a few percent). */
 export const TRIM_SLACK = 1.25;
 /** A trim not possible yet (or refused) is looked at again after this, doubling up to the max. */

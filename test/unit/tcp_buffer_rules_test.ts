@@ -134,6 +134,20 @@ Deno.test("buffer growth after a trim needs a round trip that needed more than t
   assert.equal(changeOf(at(1_000_000, 0)).to[2], 2_400_000);
 });
 
+Deno.test("buffer growth after a trim back to the floor needs a need near what the floor holds", () => {
+  // Loopback: a 40 KB need, trimmed back to the 6 MB max from before the growth; the kernel's
+  // auto-tuning still asks for 9 MB. A need above the settled one is no reason to grow again
+  // (the next trim would take it back: the max went up and down every few seconds).
+  const floor = [4096, 131072, 6291456];
+  const at = (used: number) =>
+    bufferDecision(
+      buffer({ live: floor, observed: 131072, wanted: 9_229_179, used, settledNeed: 41_665 }),
+    );
+  assert.equal(at(50_347), null);
+  assert.equal(at(4_000_000), null, "the floor holds 1.5x this need");
+  assert.equal(changeOf(at(5_500_000)).to[2], 9_229_179, "a need the floor cannot hold grows it");
+});
+
 Deno.test("buffer growth: evidence at the live max is fresh, at a replaced max it decides nothing", () => {
   const low = [4096, 65536, 262144];
   const at = (limitSeen: number | undefined, latencyBrake = false) =>
