@@ -49,8 +49,8 @@ import { ANY_NETNS, GLOBAL_NETNS } from "../kernel/netns.ts";
 import { recordIsForReusedInode } from "./netns_reuse.ts";
 import { VERSION } from "../version.ts";
 import {
-  appendLines,
   type FileStamp,
+  LogAppender,
   readTail,
   replaceWithEmpty,
   sameStamp,
@@ -708,11 +708,14 @@ export class Journal {
    * The batch under way: whether it holds the lock (and has caught up with the files since), and
    * the records it has not appended yet (none of them needs a sync).
    */
-  #batch: { held: boolean; fresh: boolean; unsynced: string } | null = null;
+  #batch: { held: boolean; fresh: boolean; looked: boolean; unsynced: string } | null = null;
+  /** The log, kept open between appends. */
+  readonly #log: LogAppender;
 
   private constructor(readonly dir: string, opts: JournalOptions) {
     this.file = `${dir}/${STATE_FILE}`;
     this.logFile = `${dir}/${LOG_FILE}`;
+    this.#log = new LogAppender(this.logFile);
     this.#now = opts.now ?? (() => new Date());
     this.#netnsCookie = opts.netnsCookie ?? (() => null);
     this.#entryNetnsCookie = opts.entryNetnsCookie ?? this.#netnsCookie;
@@ -832,6 +835,7 @@ export class Journal {
       } catch { /* the log keeps every record */ }
       this.#appended = 0;
     }
+    this.#log.close();
     this.#daemonLock?.close();
     this.#daemonLock = undefined;
   }
@@ -844,7 +848,7 @@ export class Journal {
    */
   batch<T>(fn: () => T): T {
     if (this.#batch) return fn();
-    const b = this.#batch = { held: false, fresh: false, unsynced: "" };
+    const b = this.#batch = { held: false, fresh: false, looked: false, unsynced: "" };
     let result: T;
     try {
       result = fn();
@@ -896,8 +900,16 @@ export class Journal {
    * records added since the last look (a stat of each file when nothing changed).
    */
   refresh(): void {
-    // Within a batch holding the lock nobody else changes the files: memory is up to date.
-    if (this.#batch?.fresh) return;
+    // Within a batch holding the lock nobody else changes the files: memory is up to date. Before
+    // it takes the lock, the batch's reads (override checks of each event) look once: they are
+    // as current as reads a moment earlier, and the lock's refresh catches up before any change.
+    const b = this.#batch;
+    if (b?.fresh || (b && !b.held && b.looked)) return;
+    this.#catchUp();
+    if (b && !b.held) b.looked = true;
+  }
+
+  #catchUp(): void {
     const snap = this.#stamp(this.file);
     if (!sameStamp(snap, this.#snap)) return this.#reload(snap);
     // The log as last read (or still missing): nothing to open.
@@ -1320,7 +1332,7 @@ export class Journal {
   #appendLog(text: string, durable: boolean): void {
     const b = this.#batch;
     try {
-      const written = appendLines(this.logFile, text, durable, this.#logEnd);
+      const written = this.#log.append(text, durable, this.#logEnd, this.#logIno);
       this.#logIno = written.ino;
       this.#logEnd = written.size;
       if (b) b.unsynced = "";

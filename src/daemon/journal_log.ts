@@ -83,28 +83,55 @@ export function readTail(path: string, offset: number): LogTail | null {
 }
 
 /**
- * Appends `text` (whole lines) to `path`, creating it 0600, after cutting it to `validEnd` when a
- * torn record lies beyond. `durable`: fdatasync before returning. Returns the new size and the
- * inode written to.
+ * Appends whole lines to the log, keeping the file open between appends (the daemon appends a
+ * record or two per change: no open and close each time). The file is reopened by path whenever
+ * the one the journal last read under its lock is another (a compaction, by this process or
+ * another, replaced it) or none.
  */
-export function appendLines(
-  path: string,
-  text: string,
-  durable: boolean,
-  validEnd: number,
-): { size: number; ino: number } {
-  const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  try {
-    const st = f.statSync();
-    if (st.size > validEnd) f.truncateSync(validEnd);
-    f.seekSync(validEnd, Deno.SeekMode.Start);
-    const bytes = encoder.encode(text);
-    // One write(2) for the whole record batch: a process kill cannot leave half of it.
-    for (let done = 0; done < bytes.length;) done += f.writeSync(bytes.subarray(done));
-    if (durable) f.syncDataSync();
-    return { size: validEnd + bytes.length, ino: st.ino ?? 0 };
-  } finally {
-    f.close();
+export class LogAppender {
+  #file: Deno.FsFile | null = null;
+  #ino = -1;
+
+  constructor(readonly path: string) {}
+
+  /**
+   * Appends `text` (whole lines) to the log, creating it 0600, after cutting it to `validEnd`
+   * when a torn record lies beyond. `knownIno`: the inode of the log the caller read (null:
+   * none). `durable`: fdatasync before returning. Returns the new size and the inode written to.
+   */
+  append(
+    text: string,
+    durable: boolean,
+    validEnd: number,
+    knownIno: number | null,
+  ): { size: number; ino: number } {
+    if (this.#file === null || knownIno === null || knownIno !== this.#ino) {
+      this.close();
+      this.#file = Deno.openSync(this.path, { read: true, write: true, create: true, mode: 0o600 });
+    }
+    const f = this.#file;
+    try {
+      const st = f.statSync();
+      this.#ino = st.ino ?? 0;
+      if (st.size > validEnd) f.truncateSync(validEnd);
+      f.seekSync(validEnd, Deno.SeekMode.Start);
+      const bytes = encoder.encode(text);
+      // One write(2) for the whole record batch: a process kill cannot leave half of it.
+      for (let done = 0; done < bytes.length;) done += f.writeSync(bytes.subarray(done));
+      if (durable) f.syncDataSync();
+      return { size: validEnd + bytes.length, ino: this.#ino };
+    } catch (err) {
+      this.close(); // opened again by path next time
+      throw err;
+    }
+  }
+
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch { /* closed already */ }
+    this.#file = null;
+    this.#ino = -1;
   }
 }
 

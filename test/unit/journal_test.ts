@@ -789,3 +789,43 @@ Deno.test(
     j.close();
   }),
 );
+
+Deno.test(
+  "the log stays open between appends, and one another process replaced is left for the new one",
+  withDir((dir) => {
+    const j = Journal.open(dir); // the daemon
+    j.recordOriginal("ns1", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    j.recordWritten("ns1", RMEM, [1, 2, 4]);
+    const before = Deno.statSync(`${dir}/state.log`).ino;
+    // `bpfpilot rollback` or `enable` meanwhile: its close folds the log into state.json and
+    // replaces the log by a new, empty one.
+    const cli = Journal.open(dir);
+    cli.recordOriginal("ns2", RMEM, "tcp_buffer", [5, 6, 7], [5, 6, 8]);
+    cli.close();
+    assert.notEqual(Deno.statSync(`${dir}/state.log`).ino, before, "replaced");
+    j.recordOriginal("ns3", RMEM, "tcp_buffer", [7, 8, 9], [7, 8, 10]);
+    assert.equal(logRecords(dir), 1, "the new record is in the new log, not the replaced one");
+    j.close();
+    const entries = Journal.open(dir).changedEntries();
+    assert.deepEqual(entries.map((e) => e.netns).sort(), ["ns1", "ns2", "ns3"]);
+  }),
+);
+
+Deno.test(
+  "a batch's reads look at the files once before it takes the lock, and again when it does",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    const admin = Journal.open(dir);
+    j.batch(() => {
+      assert.equal(j.isOverridden("ns1", RMEM), false);
+      admin.markOverride({ netns: "ns1", sysctl: RMEM, tuner: "tcp_buffer", pid: 1, comm: "x" });
+      assert.equal(j.isOverridden("ns1", RMEM), false, "as a read a moment earlier");
+      j.recordOriginal("ns2", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+      assert.equal(j.isOverridden("ns1", RMEM), true, "caught up under the lock");
+    });
+    assert.equal(j.entry("ns1", RMEM), undefined);
+    assert.equal(j.overrides().length, 1, "the override the other process wrote is kept");
+    j.close();
+    admin.close();
+  }),
+);
