@@ -99,9 +99,19 @@ export function sysctlComponents(name: string): string[] {
   return parts;
 }
 
+/** Names already made canonical: the daemon asks for the same few on every event and change. */
+const canonicalNames = new Map<string, string>();
+/** Past this many names the memo starts over (names come from tuners, config and commands). */
+const CANONICAL_MEMO_MAX = 1024;
+
 /** Canonical dotted form (procps style): `net/ipv4/conf/eth0.100/rp_filter` → `net.ipv4.conf.eth0/100.rp_filter`. */
 export function canonicalSysctlName(name: string): string {
-  return sysctlComponents(name).map((part) => part.replaceAll(".", "/")).join(".");
+  const known = canonicalNames.get(name);
+  if (known !== undefined) return known;
+  const canonical = sysctlComponents(name).map((part) => part.replaceAll(".", "/")).join(".");
+  if (canonicalNames.size >= CANONICAL_MEMO_MAX) canonicalNames.clear();
+  canonicalNames.set(name, canonical);
+  return canonical;
 }
 
 /** Absolute file path of a sysctl under `procRoot`. */

@@ -26,6 +26,8 @@ const O_CLOEXEC = 0o2000000;
 export const SYSCTL_FILES_MAX = 256;
 /** Longer than any integer sysctl's text (a 256-CPU mask is ~72 bytes). */
 const READ_BYTES = 4096;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 interface Kept {
   fd: number;
@@ -84,7 +86,7 @@ export class SysctlFiles {
       this.#drop(key); // gone (ENOENT) or odd: the slow way tells
       return null;
     }
-    return new TextDecoder().decode(this.#buf.subarray(0, n));
+    return decoder.decode(this.#buf.subarray(0, n));
   }
 
   /**
@@ -96,7 +98,7 @@ export class SysctlFiles {
     const key = keyOf(netns, sysctl);
     const k = this.#usable(key, netns);
     if (!k) return false;
-    const bytes = new TextEncoder().encode(text);
+    const bytes = encoder.encode(text);
     const n = Number(this.#libc!.pwrite(k.fd, bytes, BigInt(bytes.length), 0n));
     if (n === bytes.length) return true;
     this.#drop(key);
