@@ -696,6 +696,10 @@ export class Journal {
   /** Records in the log (not yet in state.json), and how many of them this instance wrote. */
   #logRecords = 0;
   #appended = 0;
+  /** Each entry's JSON as last compared (#differs): valid until the entry changes again. */
+  #compared = new WeakMap<JournalEntry, string>();
+  /** Where each entry was in the list when last looked up (see #find). */
+  #entryAt = new Map<string, number>();
   /** Each entry as last recorded, serialized: what a change is compared against. */
   #entryJson = new Map<string, string>();
   #now: () => Date;
@@ -1010,7 +1014,7 @@ export class Journal {
     const pending = next === undefined ? undefined : copyValue(next, "next value");
     // Durable: the sysctl write that follows must never be ahead of its record.
     return this.#mutate(true, [entryKey(key.netns, key.sysctl)], (state) => {
-      let entry = findEntry(state, key.netns, key.sysctl);
+      let entry = this.#find(state, key.netns, key.sysctl);
       let created = false;
       if (!entry) {
         entry = {
@@ -1039,7 +1043,7 @@ export class Journal {
     checkNetns(netns);
     // Not synced by itself: if lost, the write stays "pending", which rollback handles the same.
     this.#mutate(false, [entryKey(netns, name)], (state) => {
-      const entry = findEntry(state, netns, name);
+      const entry = this.#find(state, netns, name);
       if (!entry) {
         throw new Error(
           `no original value of ${name} (netns ${netns}) is recorded in ${this.file}; ` +
@@ -1062,7 +1066,7 @@ export class Journal {
     const name = canonicalSysctlName(sysctl);
     checkNetns(netns);
     this.#mutate(false, [entryKey(netns, name)], (state) => {
-      const entry = findEntry(state, netns, name);
+      const entry = this.#find(state, netns, name);
       if (!entry) return;
       if (entry.lastWritten === null) state.entries.splice(state.entries.indexOf(entry), 1);
       else entry.pending = null;
@@ -1077,7 +1081,7 @@ export class Journal {
 
   entry(netns: string, sysctl: string): JournalEntry | undefined {
     this.refresh();
-    const found = findEntry(this.#state, netns, canonicalSysctlName(sysctl));
+    const found = this.#find(this.#state, netns, canonicalSysctlName(sysctl));
     return found && structuredClone(found);
   }
 
@@ -1304,8 +1308,13 @@ export class Journal {
         return result;
       }
       let seq = state.logSeq;
+      // An entry's JSON is the one it was compared by (#changesOf): serialised once.
+      const json = (e: JournalEntry) =>
+        this.#compared.get(e) ?? JSON.stringify(e);
       const text = changes.map((c) =>
-        `${JSON.stringify({ s: ++seq, ...c })}\n`
+        "put" in c
+          ? `{"s":${++seq},"put":${json(c.put)}}\n`
+          : `${JSON.stringify({ s: ++seq, ...c })}\n`
       ).join("");
       const b = this.#batch;
       if (b && !durable) {
@@ -1316,7 +1325,7 @@ export class Journal {
       state.logSeq = seq;
       for (const c of changes) {
         if ("put" in c) {
-          this.#entryJson.set(entryKey(c.put.netns, c.put.sysctl), JSON.stringify(c.put));
+          this.#entryJson.set(entryKey(c.put.netns, c.put.sysctl), json(c.put));
         } else if ("del" in c) this.#entryJson.delete(entryKey(c.del.netns, c.del.sysctl));
       }
       this.#logRecords += changes.length;
@@ -1326,6 +1335,21 @@ export class Journal {
       }
       return result;
     });
+  }
+
+  /**
+   * The entry of (netns, sysctl): through the index of where each entry was, checked (any change
+   * of the list may have moved it); a miss, or a moved entry, scans (and rebuilds the index).
+   */
+  #find(state: State, netns: string, sysctl: string): JournalEntry | undefined {
+    const i = this.#entryAt.get(entryKey(netns, sysctl));
+    const e = i === undefined ? undefined : state.entries[i];
+    if (e !== undefined && e.netns === netns && e.sysctl === sysctl) return e;
+    const found = findEntry(state, netns, sysctl);
+    if (found) {
+      this.#entryAt = new Map(state.entries.map((x, at) => [entryKey(x.netns, x.sysctl), at]));
+    }
+    return found;
   }
 
   /** Appends whole records to the log (and the batch's waiting ones before them). */
@@ -1348,10 +1372,17 @@ export class Journal {
     const changes: LogChange[] = [];
     for (const key of keys) {
       const [netns, sysctl] = key.split("\0");
-      const e = findEntry(state, netns, sysctl);
-      if (e && this.#entryJson.get(key) !== JSON.stringify(e)) changes.push({ put: e });
+      const e = this.#find(state, netns, sysctl);
+      if (e && this.#differs(key, e)) changes.push({ put: e });
     }
     return changes;
+  }
+
+  /** Whether entry `e` differs from what was last recorded under `key` (its JSON kept for it). */
+  #differs(key: string, e: JournalEntry): boolean {
+    const json = JSON.stringify(e);
+    this.#compared.set(e, json);
+    return this.#entryJson.get(key) !== json;
   }
 
   /** Every entry added, altered or dropped since last recorded. */
@@ -1361,7 +1392,7 @@ export class Journal {
     for (const e of state.entries) {
       const key = entryKey(e.netns, e.sysctl);
       present.add(key);
-      if (this.#entryJson.get(key) !== JSON.stringify(e)) changes.push({ put: e });
+      if (this.#differs(key, e)) changes.push({ put: e });
     }
     for (const key of this.#entryJson.keys()) {
       if (present.has(key)) continue;

@@ -829,3 +829,31 @@ Deno.test(
     admin.close();
   }),
 );
+
+Deno.test(
+  "entries are found by key whatever removals moved them (the index is checked, then rebuilt)",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    const v = (k: number) => [k, k + 1, k + 2];
+    for (let k = 0; k < 5; k++) j.recordOriginal(`ns${k}`, RMEM, "tcp_buffer", v(k), v(k + 10));
+    j.recordWritten("ns3", RMEM, v(13));
+    j.recordNotWritten("ns1", RMEM); // never written: the entry goes, the later ones move up
+    j.recordOriginal("ns9", RMEM, "tcp_buffer", v(9), v(19));
+    j.recordWritten("ns4", RMEM, v(14));
+    j.forgetMany([{ netns: "ns0", sysctl: RMEM }]);
+    j.recordWritten("ns9", RMEM, v(19));
+    const seen = (at: Journal) =>
+      Object.fromEntries(at.changedEntries().map((e) => [e.netns, [e.original, e.lastWritten]]));
+    const want = {
+      ns2: [v(2), null],
+      ns3: [v(3), v(13)],
+      ns4: [v(4), v(14)],
+      ns9: [v(9), v(19)],
+    };
+    assert.deepEqual(seen(j), want);
+    assert.equal(j.entry("ns1", RMEM), undefined);
+    assert.deepEqual(j.entry("ns4", RMEM)?.lastWritten, v(14));
+    j.close();
+    assert.deepEqual(seen(Journal.open(dir)), want, "and so says the file");
+  }),
+);
