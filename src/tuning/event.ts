@@ -78,24 +78,55 @@ export function decodeEvent(bytes: Uint8Array): BpfpEvent {
       `event format version ${version}, this build reads version ${EVENT_VERSION}`,
     );
   }
-  const values: bigint[] = [];
-  for (let i = 0; i < DATA_LEN / 8; i++) values.push(dv.getBigUint64(DATA_OFFSET + i * 8, true));
-  return {
-    version,
-    tuner: dv.getUint16(2, true),
-    kind: dv.getUint16(4, true),
-    flags: dv.getUint16(6, true),
-    pid: dv.getUint32(8, true),
-    count: dv.getUint32(12, true),
-    netns: dv.getBigUint64(16, true),
-    tsNs: dv.getBigUint64(24, true),
-    values,
-    text: cString(bytes.subarray(DATA_OFFSET, DATA_OFFSET + DATA_LEN)),
-    data: bytes.slice(DATA_OFFSET, DATA_OFFSET + DATA_LEN),
-    comm: cString(bytes.subarray(COMM_OFFSET, COMM_OFFSET + 16)),
-    rlNetns: dv.getBigUint64(EVENT_LAYOUT.rl_netns.offset, true),
-    rlKind: dv.getUint32(EVENT_LAYOUT.rl_kind.offset, true),
-  };
+  return new DecodedEvent(dv, bytes.slice(DATA_OFFSET, DATA_OFFSET + DATA_LEN));
+}
+
+/**
+ * A decoded event. The payload's two generic views (`values`, `text`) are made on first use only:
+ * tuners read their payload through their contract (`data`), and every event reaching userspace
+ * paid for eight BigInts and a string decode nobody read.
+ */
+class DecodedEvent implements BpfpEvent {
+  readonly version: number;
+  readonly tuner: number;
+  readonly kind: number;
+  readonly flags: number;
+  readonly pid: number;
+  readonly count: number;
+  readonly netns: bigint;
+  readonly tsNs: bigint;
+  readonly comm: string;
+  readonly rlNetns: bigint;
+  readonly rlKind: number;
+  #values: bigint[] | null = null;
+  #text: string | null = null;
+
+  constructor(dv: DataView, readonly data: Uint8Array) {
+    this.version = dv.getUint16(0, true);
+    this.tuner = dv.getUint16(2, true);
+    this.kind = dv.getUint16(4, true);
+    this.flags = dv.getUint16(6, true);
+    this.pid = dv.getUint32(8, true);
+    this.count = dv.getUint32(12, true);
+    this.netns = dv.getBigUint64(16, true);
+    this.tsNs = dv.getBigUint64(24, true);
+    const comm = new Uint8Array(dv.buffer, dv.byteOffset + COMM_OFFSET, 16);
+    this.comm = cString(comm);
+    this.rlNetns = dv.getBigUint64(EVENT_LAYOUT.rl_netns.offset, true);
+    this.rlKind = dv.getUint32(EVENT_LAYOUT.rl_kind.offset, true);
+  }
+
+  get values(): bigint[] {
+    if (this.#values === null) {
+      const dv = new DataView(this.data.buffer, this.data.byteOffset, DATA_LEN);
+      this.#values = Array.from({ length: DATA_LEN / 8 }, (_, i) => dv.getBigUint64(i * 8, true));
+    }
+    return this.#values;
+  }
+
+  get text(): string {
+    return this.#text ??= cString(this.data);
+  }
 }
 
 /** Builds an event's bytes (tests and benchmarks feed the decoder with it). */
