@@ -163,9 +163,11 @@ Deno.test({
           `created in ${created} ms, flows ${r.ms} ms (+ settling: ${flowed} ms), deleted and ` +
           `forgotten in ${deleted} ms`,
       );
-      // Bounded while they live (the kept /proc/sys files), and none kept once they are gone.
+      // Bounded while they live (the kept /proc/sys files), and none kept once they are gone;
+      // a few opened on the way stay (the journal's log, open from its first append, among them).
+      const slack = 5;
       assert.ok(
-        fds1 <= fds0 + 4 + SYSCTL_FILES_MAX && fds2 <= fds0 + 4,
+        fds1 <= fds0 + slack + SYSCTL_FILES_MAX && fds2 <= fds0 + slack,
         `fds ${fds0} -> ${fds1} -> ${fds2}`,
       );
       assert.ok(rss2 <= rss0 + 40, `RSS ${rss0} -> ${rss1} -> ${rss2} MB`);
