@@ -38,6 +38,8 @@ import { RingBufferReader } from "../libbpf/ringbuf.ts";
 import { releaseKernelBtf } from "../libbpf/load.ts";
 import { lib, setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { keepParseMemory } from "../libbpf/parse_memory.ts";
+import { releaseStartupPages } from "./startup_pages.ts";
+import { errnoOf } from "../kernel/libc.ts";
 import { u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import {
@@ -132,6 +134,8 @@ const PRUNE_EVERY_TICKS = 30;
 const NETNS_SCAN_EVERY_TICKS = 10;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
 const FATAL_EXIT_MS = 5000;
+/** Start-up pages are released this long after 'bpfpilot started' (see startup_pages.ts). */
+const STARTUP_PAGES_AFTER_MS = 3000;
 
 /**
  * Start-up steps after which BPFPILOT_FAULT_INJECT=start:<step> fails the start (to prove that
@@ -577,11 +581,33 @@ export class Daemon {
     );
     if (Deno.env.get("BPFPILOT_START_TIMING") === "1") log.info(timing.describe());
     else log.debug(timing.describe());
+    this.#releaseStartupPagesSoon();
     await this.opts.onReady?.(this);
     if (this.opts.faultInject.includes("daemon:uncaught")) {
       // Test switch: an error nothing catches, to exercise the global handler.
       setTimeout(() => Promise.reject(new Error("injected uncaught error")), 100);
     }
+  }
+
+  /**
+   * A few seconds after start, when the first polls and compiles are done, the pages only the
+   * start needed go back to the system (see startup_pages.ts): about 30 MB of the Deno
+   * executable's code and data.
+   */
+  #releaseStartupPagesSoon(): void {
+    const timer = setTimeout(() => {
+      const t0 = performance.now();
+      const libc = lib().libc;
+      const r = releaseStartupPages(libc, () => errnoOf(libc));
+      this.log.debug(
+        `start-up pages released: ${r.mappings} read-only file mappings ` +
+          `(${(r.advisedBytes / 2 ** 20).toFixed(0)} MB) advised out in ` +
+          `${(performance.now() - t0).toFixed(1)} ms` +
+          (r.refused === null ? "" : `; the kernel refused some (errno ${r.refused})`),
+      );
+    }, STARTUP_PAGES_AFTER_MS);
+    Deno.unrefTimer(timer);
+    this.#owned.defer(() => clearTimeout(timer));
   }
 
   /**

@@ -15,6 +15,8 @@ const LIBC_SYMBOLS = {
   // malloc tuning (src/libbpf/parse_memory.ts).
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
   malloc_trim: { parameters: ["usize"], result: "i32" },
+  // Start-up pages given back once running (src/daemon/startup_pages.ts).
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   geteuid: { parameters: [], result: "u32" },
 

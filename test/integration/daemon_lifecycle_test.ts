@@ -258,3 +258,31 @@ Deno.test({
     });
   },
 });
+
+/** RssFile of a process in kB (/proc/<pid>/status). */
+function rssFileKb(pid: number): number {
+  const m = /^RssFile:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  assert.ok(m, `/proc/${pid}/status has RssFile`);
+  return Number(m[1]);
+}
+
+Deno.test({
+  name: "start-up pages: soon after start the executable's and libraries' pages are given back",
+  ignore: !IS_ROOT,
+  async fn() {
+    await scenario("pg", async (ns, state, cg, started) => {
+      const d = DaemonProcess.start(daemonArgs(ns, state, cg, ["-d"]));
+      started.push(d);
+      await d.waitFor(STARTED);
+      const before = rssFileKb(d.pid);
+      const line = await d.waitFor(/start-up pages released/, 10_000);
+      assert.match(line, /released: \d+ read-only file mappings \(\d+ MB\) advised out in/);
+      assert.doesNotMatch(line, /refused/);
+      const after = rssFileKb(d.pid);
+      // Pages the test's own Deno also maps stay (shared), the daemon's alone go: libbpf's
+      // loading, FFI, its compiles. A few MB at least, even sharing the runtime with the runner.
+      assert.ok(after < before - 1024, `RssFile ${before} -> ${after} kB`);
+      assert.equal(await d.stop(), 0);
+    });
+  },
+});
