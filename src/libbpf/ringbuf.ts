@@ -19,6 +19,20 @@ const EFD_NONBLOCK = 0o4000, EFD_CLOEXEC = 0o2000000;
  * may take to react (consecutive growth events of one namespace are 500 ms apart anyway).
  */
 export const MIN_GAP_MS = 25;
+/**
+ * Pause after a drain that came less than BUSY_WITHIN_MS after the previous one: a steady stream
+ * (events from many namespaces) is then drained at most 10 times a second, each wake-up (a
+ * blocking-pool round trip, a timer, a journal batch) handling several events; a lone event still
+ * waits only MIN_GAP_MS. Growth of one namespace is gated 250 ms apart, so it is not slowed much.
+ */
+export const BUSY_GAP_MS = 100;
+export const BUSY_WITHIN_MS = 250;
+
+/** The pause after a drain, given the time since the previous drain (Infinity: none yet). */
+export function pauseAfterDrain(sincePreviousMs: number, minGapMs = MIN_GAP_MS): number {
+  if (minGapMs <= 0) return 0;
+  return sincePreviousMs < BUSY_WITHIN_MS ? Math.max(minGapMs, BUSY_GAP_MS) : minGapMs;
+}
 
 export interface RingBufferStats {
   samples: number;
@@ -123,14 +137,18 @@ export class RingBufferReader {
     const l = lib();
     const epfd = l.bpf.ring_buffer__epoll_fd(this.#rb!);
     const events = new Uint8Array(EPOLL_EVENT_SIZE * 8);
-    const gap = this.opts.minGapMs ?? MIN_GAP_MS;
+    const minGap = this.opts.minGapMs ?? MIN_GAP_MS;
+    let lastDrainAt = -Infinity;
     while (!this.#stopping) {
       const n = await l.libc.epoll_wait(epfd, events, 8, this.opts.pollMs ?? 1000);
       if (this.#stopping) break;
       if (n > 0) {
         this.stats.wakeups++;
         this.consume();
-        // A short gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
+        // A gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
+        const now = performance.now();
+        const gap = pauseAfterDrain(now - lastDrainAt, minGap);
+        lastDrainAt = now;
         if (gap > 0) await new Promise((r) => setTimeout(r, gap));
       } else if (n === 0) {
         // Producers may submit without waking us (BPF_RB_NO_WAKEUP, e.g. tcp_conn's samples,
