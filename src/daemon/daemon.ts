@@ -40,7 +40,7 @@ import { lib, setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { keepParseMemory } from "../libbpf/parse_memory.ts";
 import { releaseStartupPages } from "./startup_pages.ts";
 import { errnoOf } from "../kernel/libc.ts";
-import { u32Key } from "../libbpf/map.ts";
+import { type BpfMap, u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
 import {
   describeNetns,
@@ -128,6 +128,8 @@ export interface DaemonOptions {
 }
 
 const TICK_MS = 1000;
+/** bpfp_stats keys by slot, made once. */
+const STATS_KEYS: Uint8Array[] = [];
 /** Journal records of namespaces that are gone are looked for every this many ticks. */
 const PRUNE_EVERY_TICKS = 30;
 /** Namespaces are rescanned (in the background) every this many ticks, and when one is unknown. */
@@ -198,6 +200,8 @@ export class Daemon {
   readonly #missingSysctls: ReadonlySet<string>;
   /** Event keys the kernel need not resend (nothing they could change): event_mutes.ts. */
   readonly mutes: EventMutes<BpfpEvent>;
+  /** Each tuner object's bpfp_stats map (#statsSlots). */
+  readonly #statsMaps = new WeakMap<object, BpfMap>();
   /** Outcomes of the decisions made on the event being handled (null between events). */
   #outcomes: Outcome[] | null = null;
 
@@ -929,8 +933,11 @@ export class Daemon {
   #statsSlots<T>(t: Pick<LoadedTuner, "object">, read: (at: (slot: number) => number) => T) {
     if (!t.object) return null;
     try {
-      const m = t.object.map("bpfp_stats");
-      return read((slot) => Number(m.sumU64(u32Key(slot))));
+      // Found once per object: the tick reads every tuner's counters each second.
+      let m = this.#statsMaps.get(t.object);
+      if (!m) this.#statsMaps.set(t.object, m = t.object.map("bpfp_stats"));
+      const stats = m;
+      return read((slot) => Number(stats.sumU64(STATS_KEYS[slot] ??= u32Key(slot))));
     } catch {
       return null;
     }

@@ -77,12 +77,18 @@ export class BpfMap {
     return out;
   }
 
-  /** Sums a u64 at `offset` over every CPU (per-CPU maps) or reads it (others). */
+  /**
+   * Sums a u64 at `offset` over every CPU (per-CPU maps) or reads it (others); 0 when the key is
+   * absent. Read straight from the lookup buffer (the daemon's tick calls it for every tuner).
+   */
   sumU64(key: Uint8Array, offset = 0): bigint {
-    const slots = this.perCpu ? this.lookupPerCpu(key) : [this.lookup(key)].filter((v) => v);
+    const all = this.lookup(key);
+    if (!all) return 0n;
+    const view = new DataView(all.buffer, all.byteOffset, all.byteLength);
+    const stride = this.perCpu ? Math.ceil(this.valueSize / 8) * 8 : all.length;
     let sum = 0n;
-    for (const s of slots ?? []) {
-      if (s) sum += new DataView(s.buffer, s.byteOffset, s.byteLength).getBigUint64(offset, true);
+    for (let off = offset; off + 8 <= all.length; off += stride) {
+      sum += view.getBigUint64(off, true);
     }
     return sum;
   }

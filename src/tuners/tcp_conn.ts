@@ -27,7 +27,7 @@ import {
 } from "../kernel/netns.ts";
 import { availableCongestionControl } from "../kernel/congestion.ts";
 import type { BpfObject } from "../libbpf/object.ts";
-import { u32Key } from "../libbpf/map.ts";
+import { type BpfMap, u32Key } from "../libbpf/map.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { configBytes, readPayload } from "../tuning/contract.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
@@ -200,6 +200,7 @@ class TcpConnTuner {
   /** Namespaces (inodes, 0 = every one) in tc_hands_off. */
   #handsOff = new Set<bigint>();
   #object: BpfObject | null = null;
+  #handsOffMap: BpfMap | undefined;
 
   constructor(private readonly ctx: TunerContext) {
     let available: string[] = [];
@@ -226,6 +227,7 @@ class TcpConnTuner {
 
   configure(obj: BpfObject): void {
     this.#object = obj;
+    this.#handsOffMap = undefined;
     const names = obj.map("tc_algs");
     this.#algorithms.forEach((name, i) => {
       const v = new Uint8Array(16);
@@ -259,7 +261,8 @@ class TcpConnTuner {
 
   /** tc_hands_off follows the journal's overrides (admin writes, `disable`, `enable`). */
   #syncHandsOff(): void {
-    const map = this.#object?.map("tc_hands_off");
+    // Found once: this runs every tick.
+    const map = this.#handsOffMap ??= this.#object?.map("tc_hands_off");
     if (!map || !this.ctx.takenOverIn) return;
     const want = new Set(handsOffKeys(this.ctx.takenOverIn()));
     const key = (inum: bigint) => {
