@@ -13,10 +13,10 @@
  *    flight and the loss switch possibly still to come; at TCP_CLOSE the counters are final.
  * Cost: a connection makes a dozen or more sockops calls without any callback flag (connect,
  * timeout and window init, ECN, established). The sampled connection is picked at ESTABLISHED
- * (the rate limiter decides there): only it gets socket storage, a getsockopt of its algorithm
- * and the state callbacks (each state change is a call). The others get the retransmission
- * callback only, which costs nothing until a segment is retransmitted, and need no storage: the
- * loss check reads the context, and asks for the current algorithm only once it fires.
+ * (the rate limiter decides there): only it gets an entry in tc_socks, a getsockopt of its
+ * algorithm and the state callbacks (each state change is a call). The others get the
+ * retransmission callback only, which costs nothing until a segment is retransmitted, and need no
+ * entry: the loss check reads the context, and asks for the current algorithm only once it fires.
  * Advise mode (config flags) never calls setsockopt: it reports what it would have done.
  * Connections in a namespace other than --netns's, or where the administrator changed the
  * congestion control sysctls (tc_hands_off), are left alone from ESTABLISHED on.
@@ -149,10 +149,13 @@ struct {
 	__type(value, __u64);
 } tc_counts SEC(".maps");
 
+/* The sampled connections (one per path per interval), by socket cookie, from ESTABLISHED to
+ * their sample at TCP_CLOSE. A preallocated LRU hash, not socket storage: creating a socket's
+ * storage allocated and charged memory inside the program (~5 us a sample here). */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
 	__type(value, struct tc_sock);
 } tc_socks SEC(".maps");
 
@@ -265,7 +268,8 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	struct tc_path_key key = {};
 	struct tc_path_choice *choice;
 	struct tcp_sock *tp;
-	struct tc_sock *s;
+	struct tc_sock s = {};
+	__u64 cookie;
 	int advise = cfg && (cfg->flags & TC_CFG_ADVISE);
 	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
 	__u32 alg, flags = 0, want = 0, n;
@@ -310,19 +314,18 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	n = bpfp_rate_limit(path_rl_key(&key), TC_SAMPLE);
 	if (n) {
 		/* The path's sample for this interval: this connection reports at its close. */
-		s = bpf_sk_storage_get(&tc_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (s) {
-			if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s->initial, TC_NAME_LEN))
-				s->initial[0] = 0;
-			if (is_bbr(s->initial))
-				flags |= TC_F_IS_BBR;
-			if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
-				flags |= TC_F_ECN;
-			s->flags = flags;
-			s->count = n;
-			s->key = key;
+		if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s.initial, TC_NAME_LEN))
+			s.initial[0] = 0;
+		if (is_bbr(s.initial))
+			flags |= TC_F_IS_BBR;
+		if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
+			flags |= TC_F_ECN;
+		s.flags = flags;
+		s.count = n;
+		s.key = key;
+		cookie = bpf_get_socket_cookie(ops);
+		if (!bpf_map_update_elem(&tc_socks, &cookie, &s, BPF_ANY))
 			want |= BPF_SOCK_OPS_STATE_CB_FLAG;
-		}
 	}
 	/* Active and passive sockets alike; a non-zero return names flags this kernel lacks. */
 	if (want && bpf_sock_ops_cb_flags_set(ops, want))
@@ -335,6 +338,7 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
 	char cur[TC_NAME_LEN];
 	struct tc_sock *s;
+	__u64 cookie;
 
 	/* total_retrans already counts this retransmission (the kernel adds it before sending)
 	 * and segs_out counts every segment sent, retransmissions included. The ratio only rises at a
@@ -351,7 +355,8 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 			count(TC_C_FAILED);
 			return;
 		}
-		s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
+		cookie = bpf_get_socket_cookie(ops);
+		s = bpf_map_lookup_elem(&tc_socks, &cookie);
 		if (s)
 			s->flags |= TC_F_FORCED;
 		count(TC_C_FORCED);
@@ -367,17 +372,20 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 	struct tc_sample *smp;
 	struct bpfp_event *e;
 	struct tc_sock *s;
+	__u64 cookie;
 
 	if (ops->args[1] != TCP_CLOSE)
 		return;
-	/* Only the sampled connections have the state callbacks, and storage. */
-	s = bpf_sk_storage_get(&tc_socks, sk, 0, 0);
+	/* Only the sampled connections have the state callbacks, and an entry. */
+	cookie = bpf_get_socket_cookie(ops);
+	s = bpf_map_lookup_elem(&tc_socks, &cookie);
 	if (!s)
 		return;
 	/* Not bpfp_event_reserve: sockops may not read the current task (and runs in softirq). */
 	e = bpf_ringbuf_reserve(&bpfp_events, sizeof(*e), 0);
 	if (!e) {
 		bpfp_stat_add(BPFP_STAT_DROPPED, 1);
+		bpf_map_delete_elem(&tc_socks, &cookie);
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -407,6 +415,7 @@ static __always_inline void closing(struct bpf_sock_ops *ops, struct bpf_sock *s
 				      bpf_ringbuf_query(&bpfp_events, BPF_RB_RING_SIZE) / 4 ?
 			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	bpfp_stat_add(BPFP_STAT_EMITTED, 1);
+	bpf_map_delete_elem(&tc_socks, &cookie);
 }
 
 /* Most calls are ops this program ignores (a connection makes a dozen or more: connect, timeout
