@@ -5,7 +5,7 @@
 import { BenchDaemon, daemonArgv } from "./daemon_process.ts";
 import { removeProbeCache } from "./host_guard.ts";
 import { BenchNetns } from "./netns.ts";
-import { cpuWindow, memoryKb } from "./proc.ts";
+import { cpuWindow, memoryKb, sharingKb } from "./proc.ts";
 import { fmtMb, fmtMs, fmtPct, median, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
 
@@ -63,14 +63,16 @@ export async function lifecycleSection(root: string, idleS: number): Promise<voi
   const cpu = cpuWindow(d.pid);
   await sleep(idleS * 1000);
   const use = cpu();
-  const mem = memoryKb(d.pid);
+  const mem = memoryKb(d.pid), sharing = sharingKb(d.pid);
   row(
     `idle RSS (VmRSS) after ${idleS} s`,
     fmtMb(mem.rss),
     withTarget(
       "≤ 48 MB",
       `/proc/<pid>/status, no traffic in its namespace; RssAnon ${fmtMb(mem.anon)}, ` +
-        `RssFile ${fmtMb(mem.file)} (mostly the deno executable's pages)`,
+        `RssFile ${fmtMb(mem.file)} (mostly the deno executable's pages); ` +
+        `${fmtMb(sharing.shared)} of it mapped by other processes too (this bench's own Deno ` +
+        `is the same file: start-up pages it shares stay), PSS ${fmtMb(sharing.pss)}`,
     ),
   );
   row(`idle peak RSS (VmHWM)`, fmtMb(mem.hwm), withTarget("≤ 48 MB", "start included"));

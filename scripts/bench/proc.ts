@@ -17,20 +17,35 @@ export function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** VmRSS, VmHWM and the RSS split (anonymous vs file-backed) from /proc/<pid>/status, in kB. */
-export function memoryKb(pid: number): { rss: number; hwm: number; anon: number; file: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const field = (name: string) => {
-    const m = status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"));
-    if (!m) throw new Error(`/proc/${pid}/status has no ${name}`);
+/** The "<name>: <n> kB" fields of a /proc file, by name, as a function that throws on a missing one. */
+function kbFields(path: string): (name: string) => number {
+  const text = readFileSync(path, "utf8");
+  return (name) => {
+    const m = text.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"));
+    if (!m) throw new Error(`${path} has no ${name}`);
     return Number(m[1]);
   };
+}
+
+/** VmRSS, VmHWM and the RSS split (anonymous vs file-backed) from /proc/<pid>/status, in kB. */
+export function memoryKb(pid: number): { rss: number; hwm: number; anon: number; file: number } {
+  const field = kbFields(`/proc/${pid}/status`);
   return {
     rss: field("VmRSS"),
     hwm: field("VmHWM"),
     anon: field("RssAnon"),
     file: field("RssFile"),
   };
+}
+
+/**
+ * From /proc/<pid>/smaps_rollup, in kB: resident pages other processes map too (Shared_Clean +
+ * Shared_Dirty: another Deno's copy of the runtime, libc) and the proportional set size (each
+ * shared page split among the processes that map it).
+ */
+export function sharingKb(pid: number): { shared: number; pss: number } {
+  const field = kbFields(`/proc/${pid}/smaps_rollup`);
+  return { shared: field("Shared_Clean") + field("Shared_Dirty"), pss: field("Pss") };
 }
 
 /** Open file descriptors of the process (entries of /proc/<pid>/fd). */
