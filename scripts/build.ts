@@ -7,6 +7,7 @@
  *   deno run -A scripts/build.ts --layout lib64 --out dist/bpfpilot-lib64.js
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -28,6 +29,7 @@ execFileSync(process.execPath, ["run", "-A", join(ROOT, "scripts", "build_bpf.ts
 });
 
 const esbuild = join(ROOT, "node_modules", ".bin", "esbuild");
+const NODE_COMPAT = ["events", "process", "path", "fs", "child_process"];
 const args = [
   join(ROOT, "src", "main.ts"),
   "--bundle",
@@ -36,15 +38,26 @@ const args = [
   "--target=esnext",
   `--outfile=${out}`,
   "--log-level=warning",
-  // commander is CommonJS: give its require() calls of node built-ins something to call.
-  '--banner:js=import { createRequire as __bpfpCreateRequire } from "node:module"; ' +
-  "const require = __bpfpCreateRequire(import.meta.url);",
+  // commander requires node built-ins: small stand-ins take their place, so no start loads
+  // Deno's Node compatibility layer (~90 ms and ~10 MB: src/node_compat/events.ts).
+  ...NODE_COMPAT.map((m) => `--alias:node:${m}=./src/node_compat/${m}.ts`),
 ];
 if (values.layout) args.push(`--define:BPFPILOT_LIBDIR_LAYOUT="${values.layout}"`);
 try {
   execFileSync(esbuild, args, { stdio: "inherit", cwd: ROOT });
 } catch {
   console.error("build: bundling failed (see esbuild's output above)");
+  process.exit(1);
+}
+// A static import of a node: module would load the Node layer at every start again.
+const nodeImport = /^import\b[^;]*?from\s*"(node:[^"]+)"|\brequire\("(node:[^"]+)"\)/m.exec(
+  readFileSync(out, "utf8"),
+);
+if (nodeImport) {
+  console.error(
+    `build: the bundle imports ${nodeImport[1] ?? nodeImport[2]} at load; use a Deno API, a ` +
+      "stand-in in src/node_compat/, or a dynamic import where it is needed",
+  );
   process.exit(1);
 }
 if (!values.quiet) console.error(`build: wrote ${out}`);

@@ -3,8 +3,7 @@
  * without IPv6 has no /proc/net/snmp6, a container may hide /proc/net/stat; the checks that need
  * a missing source report "skip" with the reason recorded here.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../node_compat/path.ts";
 import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "../kernel/proc/snmp.ts";
 import { parseSoftnetStat, type SoftnetRow } from "../kernel/proc/softnet.ts";
 import { parseStatTable, type StatTable } from "../kernel/proc/stat_table.ts";
@@ -33,7 +32,7 @@ export interface CounterSnapshot {
 
 function readText(path: string, missing: Map<string, string>): string | null {
   try {
-    return readFileSync(path, "utf8");
+    return Deno.readTextFileSync(path);
   } catch (e) {
     const code = (e as { code?: string }).code;
     missing.set(
@@ -61,7 +60,7 @@ function parseFreeBufferPages(text: string | null): number | null {
 /** The kernel page size, from the first mapping in /proc/self/smaps (4096 when unreadable). */
 function readPageSize(procRoot: string): number {
   try {
-    const text = readFileSync(join(procRoot, "self/smaps"), "utf8");
+    const text = Deno.readTextFileSync(join(procRoot, "self/smaps"));
     const m = text.match(/^KernelPageSize:\s+(\d+)\s*kB/m);
     if (m) return Number(m[1]) * 1024;
   } catch {

@@ -4,7 +4,6 @@
  * reports on a pipe (see readiness.ts) when it is up or why it could not start, so a script that
  * runs `bpfpilot -D` sees a start error as exit status 1 and never races a half-started daemon.
  */
-import { spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { parseReadiness, type ReadinessReport, READY_FD_ENV } from "./readiness.ts";
 
@@ -95,6 +94,10 @@ export async function startInBackground(
   const print = opts.print ?? ((l: string) => console.error(l));
   const cmd = ownCommand(withoutDaemonFlag(args));
   const out = opts.keepStdio ? "inherit" : "ignore";
+  // Deno.Command cannot hand the child a fourth descriptor. Loaded here, not at the top: any
+  // node: module loads Deno's Node layer, which every other start would pay for (~90 ms).
+  const builtin = "node:child_process"; // a name the bundler leaves alone (see scripts/build.ts)
+  const { spawn } = await import(builtin) as typeof import("node:child_process");
   const child = spawn(cmd[0], cmd.slice(1), {
     detached: true,
     stdio: ["ignore", out, out, "pipe"],

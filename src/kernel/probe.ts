@@ -3,7 +3,6 @@
  * trivial program at the hook's real target), helpers, ring buffer, netns cookies. Results are
  * cached per boot, kernel and product version, since the answers cannot change in between.
  */
-import { createHash } from "node:crypto";
 import { BPF_OBJECTS } from "../embedded.ts";
 import { KernelBtf } from "../libbpf/btf.ts";
 import { BpfError } from "../libbpf/errors.ts";
@@ -398,6 +397,19 @@ export interface ProbeOptions {
 
 const CACHE_FORMAT = "bpfpilot-probe-cache";
 
+/**
+ * Two 32-bit FNV-1a hashes (different offsets) and the length: tells a rebuilt object from the one
+ * a cache entry was probed with. Not a defence: only root writes the cache.
+ */
+export function fingerprint(bytes: Uint8Array): string {
+  let a = 0x811c9dc5, b = 0x050c5d1f;
+  for (let i = 0; i < bytes.length; i++) {
+    a = Math.imul(a ^ bytes[i], 0x01000193);
+    b = Math.imul(b ^ bytes[i], 0x01000193);
+  }
+  return `${bytes.length}:${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
+}
+
 function bootId(): string {
   try {
     return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
@@ -422,7 +434,7 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
     tuners: tuners.map((t) => ({
       tuner: t.tuner,
       hooks: t.hooks,
-      object: t.object ? createHash("sha256").update(t.object).digest("hex") : null,
+      object: t.object ? fingerprint(t.object) : null,
     })),
   });
   const cacheFile = opts.cacheFile;

@@ -15,7 +15,6 @@
  * lines or drive a terminal. Logging never throws.
  */
 
-import { fstatSync } from "node:fs";
 import { openSyslog, type SyslogSink } from "./syslog.ts";
 import { escapeControls, HAS_CONTROL, jsonSafe } from "./safe_text.ts";
 import { EVENT_FIELD, journalFields, type MessageKind } from "./journal_fields.ts";
@@ -104,7 +103,8 @@ function defaultWriter(): (line: string) => void {
 
 function defaultStderrIdentity(): string | null {
   try {
-    const st = fstatSync(2, { bigint: true });
+    // The open file behind descriptor 2 (a socket's inode under journald).
+    const st = Deno.statSync("/proc/self/fd/2");
     return `${st.dev}:${st.ino}`;
   } catch {
     return null;

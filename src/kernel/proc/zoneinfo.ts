@@ -3,8 +3,6 @@
  * and bpftune's tcp_mem ceilings are fractions of it).
  */
 
-import { readFileSync } from "node:fs";
-
 /** One zone of /proc/zoneinfo, the fields the free-buffer estimate needs. */
 export interface Zone {
   node: number;
@@ -77,7 +75,7 @@ export function parseZoneinfo(text: string): Zone[] {
 export function readFreeBufferPages(path = "/proc/zoneinfo"): number {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = Deno.readTextFileSync(path);
   } catch (e) {
     const code = (e as { code?: string }).code;
     throw new ZoneinfoError(
