@@ -27,6 +27,13 @@ async function stopChecked(d: BenchDaemon): Promise<number> {
   return r.exitMs;
 }
 
+/** CPU over `idleS` seconds of a daemon left alone, then its memory. */
+async function idleFor(pid: number, idleS: number) {
+  const cpu = cpuWindow(pid);
+  await sleep(idleS * 1000);
+  return { use: cpu(), mem: memoryKb(pid), sharing: sharingKb(pid) };
+}
+
 export async function lifecycleSection(root: string, idleS: number): Promise<void> {
   section(`daemon: start, idle ${idleS} s, stop`);
   const { argv, what } = daemonArgv(root);
@@ -61,10 +68,7 @@ export async function lifecycleSection(root: string, idleS: number): Promise<voi
   );
 
   const d = last!;
-  const cpu = cpuWindow(d.pid);
-  await sleep(idleS * 1000);
-  const use = cpu();
-  const mem = memoryKb(d.pid), sharing = sharingKb(d.pid);
+  const { use, mem, sharing } = await idleFor(d.pid, idleS);
   row(
     `idle RSS (VmRSS) after ${idleS} s, runtime shared with this bench`,
     fmtMb(mem.rss),
@@ -103,10 +107,7 @@ async function ownRuntimeIdle(argv: string[], args: string[], idleS: number): Pr
   const d = new BenchDaemon(privateRuntimeArgv(argv), args);
   try {
     await d.waitFor(STARTED);
-    const cpu = cpuWindow(d.pid);
-    await sleep(idleS * 1000);
-    const use = cpu();
-    const mem = memoryKb(d.pid), sharing = sharingKb(d.pid);
+    const { use, mem, sharing } = await idleFor(d.pid, idleS);
     row(
       `idle RSS (VmRSS) after ${idleS} s, own copy of the runtime`,
       fmtMb(mem.rss),
