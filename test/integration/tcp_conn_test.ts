@@ -40,15 +40,23 @@ async function query(sb: Sandbox, args: string[]): Promise<string> {
 }
 
 /** The per-path table once at least `connections` closed connections are counted in it. */
+/**
+ * The path table once `connections` are counted and it has stopped changing for 1.5 s: samples are
+ * sent without a wake-up, so the last ones reach the daemon at its reader's next poll (up to 1 s).
+ */
 async function settledPaths(sb: Sandbox, connections: number): Promise<PathRow[]> {
   let rows: PathRow[] = [];
+  let last = "", since = 0;
   await waitFor(
     async () => {
-      const tables = JSON.parse(await query(sb, ["paths", "--json"])) as { rows: PathRow[] }[];
+      const text = await query(sb, ["paths", "--json"]);
+      const tables = JSON.parse(text) as { rows: PathRow[] }[];
       rows = tables.flatMap((t) => t.rows);
-      return rows.reduce((n, r) => n + r.count, 0) >= connections;
+      if (text !== last) [last, since] = [text, performance.now()];
+      return rows.reduce((n, r) => n + r.count, 0) >= connections &&
+        performance.now() - since >= 1500;
     },
-    5000,
+    10000,
     200,
   );
   return rows;
