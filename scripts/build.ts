@@ -7,7 +7,7 @@
  *   deno run -A scripts/build.ts --layout lib64 --out dist/bpfpilot-lib64.js
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -29,7 +29,9 @@ execFileSync(process.execPath, ["run", "-A", join(ROOT, "scripts", "build_bpf.ts
 });
 
 const esbuild = join(ROOT, "node_modules", ".bin", "esbuild");
-const NODE_COMPAT = ["events", "process", "path", "fs", "child_process"];
+// One stand-in per file, named after the module (test/unit/node_compat_test.ts checks them).
+const NODE_COMPAT = readdirSync(join(ROOT, "src", "node_compat"))
+  .filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
 const args = [
   join(ROOT, "src", "main.ts"),
   "--bundle",

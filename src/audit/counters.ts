@@ -3,7 +3,6 @@
  * without IPv6 has no /proc/net/snmp6, a container may hide /proc/net/stat; the checks that need
  * a missing source report "skip" with the reason recorded here.
  */
-import { join } from "../node_compat/path.ts";
 import { type CounterTable, parseHeaderValuePairs, parseSnmp6 } from "../kernel/proc/snmp.ts";
 import { parseSoftnetStat, type SoftnetRow } from "../kernel/proc/softnet.ts";
 import { parseStatTable, type StatTable } from "../kernel/proc/stat_table.ts";
@@ -60,7 +59,7 @@ function parseFreeBufferPages(text: string | null): number | null {
 /** The kernel page size, from the first mapping in /proc/self/smaps (4096 when unreadable). */
 function readPageSize(procRoot: string): number {
   try {
-    const text = Deno.readTextFileSync(join(procRoot, "self/smaps"));
+    const text = Deno.readTextFileSync(`${procRoot}/self/smaps`);
     const m = text.match(/^KernelPageSize:\s+(\d+)\s*kB/m);
     if (m) return Number(m[1]) * 1024;
   } catch {
@@ -71,7 +70,7 @@ function readPageSize(procRoot: string): number {
 
 export function readCounters(procRoot = "/proc"): CounterSnapshot {
   const missing = new Map<string, string>();
-  const read = (rel: string) => readText(join(procRoot, rel), missing);
+  const read = (rel: string) => readText(`${procRoot}/${rel}`, missing);
   const snmp = read("net/snmp");
   const netstat = read("net/netstat");
   const snmp6 = read("net/snmp6");
@@ -87,7 +86,7 @@ export function readCounters(procRoot = "/proc"): CounterSnapshot {
     arpCache: arp === null ? null : parseStatTable(arp),
     ndiscCache: ndisc === null ? null : parseStatTable(ndisc),
     sockstat: sockstat === null ? null : parseSockstat(sockstat),
-    memTotalBytes: parseMemTotal(readText(join(procRoot, "meminfo"), new Map())),
+    memTotalBytes: parseMemTotal(readText(`${procRoot}/meminfo`, new Map())),
     freeBufferPages: parseFreeBufferPages(read("zoneinfo")),
     pageSize: readPageSize(procRoot),
     missing,

@@ -4,7 +4,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { addRunOptions, type RunFlags } from "./run_options.ts";
-import { dirname } from "../node_compat/path.ts";
+import { dirname } from "../path.ts";
 import { Daemon, DaemonStartError } from "../daemon/daemon.ts";
 import { DEFAULT_STATE_DIR, JournalError } from "../daemon/journal.ts";
 import { DEFAULT_LEARNING_RATE, parseLearningRate } from "../tuning/learning_rate.ts";

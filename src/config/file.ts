@@ -5,7 +5,7 @@
  * writable by group or others, in a directory chain only root can change (trusted_path.ts), and
  * at most MAX_CONFIG_BYTES.
  */
-import { dirname } from "../node_compat/path.ts";
+import { dirname } from "../path.ts";
 import { readRegularFile, SafeFileError } from "../kernel/safe_file.ts";
 import { checkTrustedDir, UntrustedPathError } from "../kernel/trusted_path.ts";
 import { MAX_CONFIG_BYTES, parseConfig, type ParsedConfig, type TunerCatalogue } from "./parse.ts";

@@ -4,7 +4,7 @@
  * stops there, per field; a value already above it is not lowered). A sysctl's own rule and its
  * tuner's rule both apply; the stricter policy wins. Replaced as a whole on SIGHUP.
  */
-import { basename } from "../node_compat/path.ts";
+import { basename } from "../path.ts";
 import type { PolicyName, SysctlRule, TunerRule } from "../config/parse.ts";
 import type { Proposal } from "../tuning/proposal.ts";
 

@@ -3,5 +3,3 @@
 export function spawn(): never {
   throw new Error("bpfpilot has no executable subcommands");
 }
-
-export default { spawn };

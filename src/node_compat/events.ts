@@ -1,8 +1,9 @@
 /**
  * Stand-ins for the node: built-ins commander requires, bundled in their place (scripts/build.ts)
  * so the program never loads Deno's Node compatibility layer: importing any node: module costs
- * every start ~90 ms and ~10 MB. Only what commander calls is here. This one: the EventEmitter
- * its Command extends (option events, `command:*`).
+ * every start ~90 ms and ~10 MB. Exactly what commander uses is here, no more
+ * (test/unit/node_compat_test.ts compares them with commander's source). This one: the
+ * EventEmitter its Command extends (option events, `command:*`).
  */
 // deno-lint-ignore no-explicit-any
 type Listener = (...args: any[]) => void;
@@ -17,10 +18,6 @@ export class EventEmitter {
     return this;
   }
 
-  addListener(event: string | symbol, listener: Listener): this {
-    return this.on(event, listener);
-  }
-
   emit(event: string | symbol, ...args: unknown[]): boolean {
     const list = this.#listeners.get(event);
     if (!list?.length) return false;
@@ -32,5 +29,3 @@ export class EventEmitter {
     return this.#listeners.get(event)?.length ?? 0;
   }
 }
-
-export default { EventEmitter };

@@ -11,5 +11,3 @@ export function existsSync(path: string): boolean {
 export function realpathSync(path: string): string {
   return Deno.realPathSync(path);
 }
-
-export default { existsSync, realpathSync };

@@ -32,6 +32,8 @@ export const execPath: string = Deno.execPath();
 export const platform: string = Deno.build.os;
 export const versions: Record<string, string> = { deno: Deno.version.deno };
 export const exitCode: number | undefined = undefined;
+/** Electron's: commander reads it only when `versions.electron` is set, never here. */
+export const defaultApp = false;
 /** Environment reads only (commander's FORCE_COLOR, NO_COLOR and options' envVar). */
 export const env: Record<string, string | undefined> = new Proxy({}, {
   get: (_t, name) => typeof name === "string" ? Deno.env.get(name) : undefined,
@@ -44,5 +46,3 @@ export function exit(code?: number): never {
 
 /** Signal forwarding to executable subcommands, which bpfpilot has none of. */
 export function on(): void {}
-
-export default { stdout, stderr, argv, execArgv, execPath, platform, versions, env, exit, on };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { HookCandidate, HookDecl, TryResult } from "../../src/kernel/hooks.ts";
 import {
   chooseHooks,
+  fingerprint,
   type KernelFeatures,
   type Prober,
   supportLevel,
@@ -123,4 +124,13 @@ Deno.test("support level: an optional hook with a designed fallback (a poll) doe
     t.tuner === "p" ? { ...t, hooks: [{ ...t.hooks[0], fallback: undefined }] } : t
   );
   assert.equal(supportLevel(choices, withoutFallback, feats), "legacy");
+});
+
+Deno.test("probe cache fingerprint: one changed byte or length changes it", () => {
+  const a = new Uint8Array(4096).map((_, i) => i * 7);
+  const b = a.slice();
+  b[2000] ^= 1;
+  assert.equal(fingerprint(a), fingerprint(a.slice()));
+  assert.notEqual(fingerprint(a), fingerprint(b));
+  assert.notEqual(fingerprint(a), fingerprint(a.subarray(0, 4095)));
 });

@@ -6,6 +6,7 @@
  * mode and group there, then renamed over the final path. So no client can connect before the
  * permissions are right, and a stale socket from a dead daemon is replaced atomically.
  */
+import { dirname } from "../../path.ts";
 
 export const DEFAULT_CONTROL_SOCKET = "/run/bpfpilot/control.sock";
 
@@ -39,12 +40,6 @@ export interface SocketIdentity {
 export interface BoundSocket {
   listener: Deno.Listener<Deno.UnixConn, Deno.UnixAddr>;
   identity: SocketIdentity;
-}
-
-function dirname(path: string): string {
-  const cut = path.lastIndexOf("/");
-  if (cut < 0) return ".";
-  return cut === 0 ? "/" : path.slice(0, cut);
 }
 
 function describe(error: unknown): string {
