@@ -26,6 +26,25 @@ function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void>
   };
 }
 
+/**
+ * Two handles on one temp directory, as the daemon and another process (the CLI) hold them:
+ * `j` the daemon's, `other` the other's; both closed at the end.
+ */
+function withTwoHandles(
+  fn: (j: Journal, other: Journal, dir: string) => void,
+): () => Promise<void> {
+  return withDir((dir) => {
+    const j = Journal.open(dir);
+    const other = Journal.open(dir);
+    try {
+      fn(j, other, dir);
+    } finally {
+      j.close();
+      other.close();
+    }
+  });
+}
+
 function journalError(fn: () => unknown): JournalError {
   try {
     fn();
@@ -105,9 +124,7 @@ Deno.test(
 
 Deno.test(
   "two handles on one directory (daemon + CLI) never lose each other's updates",
-  withDir((dir) => {
-    const daemon = Journal.open(dir);
-    const cli = Journal.open(dir);
+  withTwoHandles((daemon, cli) => {
     daemon.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
     cli.markOverride({
       netns: "global",
@@ -717,9 +734,7 @@ function lockIsFree(dir: string): boolean {
 
 Deno.test(
   "a batch takes the lock at its first change and keeps it to its end; a recordWritten waits for the next recordOriginal's append and sync, or the end",
-  withDir((dir) => {
-    const j = Journal.open(dir);
-    const reader = Journal.open(dir); // as the CLI would read meanwhile
+  withTwoHandles((j, reader, dir) => { // reader: as the CLI would read meanwhile
     const value = j.batch(() => {
       assert.equal(j.isOverridden("global", RMEM), false);
       assert.ok(lockIsFree(dir), "nothing changed yet: no lock taken");
@@ -744,8 +759,6 @@ Deno.test(
       assert.equal(e?.pending, null);
       assert.equal((e?.lastWritten as number[])[2], max);
     }
-    j.close();
-    reader.close();
   }),
 );
 
@@ -813,9 +826,7 @@ Deno.test(
 
 Deno.test(
   "a batch's reads look at the files once before it takes the lock, and again when it does",
-  withDir((dir) => {
-    const j = Journal.open(dir);
-    const admin = Journal.open(dir);
+  withTwoHandles((j, admin) => {
     j.batch(() => {
       assert.equal(j.isOverridden("ns1", RMEM), false);
       admin.markOverride({ netns: "ns1", sysctl: RMEM, tuner: "tcp_buffer", pid: 1, comm: "x" });
@@ -825,8 +836,6 @@ Deno.test(
     });
     assert.equal(j.entry("ns1", RMEM), undefined);
     assert.equal(j.overrides().length, 1, "the override the other process wrote is kept");
-    j.close();
-    admin.close();
   }),
 );
 
