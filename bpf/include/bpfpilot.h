@@ -52,12 +52,15 @@ struct bpfp_rl_key {
 
 /* mute_until_ns: userspace's "don't resend" (at its ceiling, cooling down, overridden). Hits
  * before it are counted as muted and dropped; 0 = not muted, BPFP_MUTED_UNTIL_CLEARED = until
- * userspace deletes the entry (the limit or the state changed). Same clock as bpf_ktime_get_ns. */
+ * userspace deletes the entry (the limit or the state changed). Same clock as bpf_ktime_get_ns.
+ * mute_need: 0 mutes every hit; else only hits whose evidence (bpfp_rate_limit_need: tcp_buffer's
+ * need per round trip) is at most this, so a bigger one still gets through at once. */
 #define BPFP_MUTED_UNTIL_CLEARED 0xffffffffffffffffULL
 struct bpfp_rl_val {
 	__u64 last_ns;
 	__u64 folded;  /* hits folded since last emission, atomically added */
 	__u64 mute_until_ns;
+	__u64 mute_need;
 };
 
 /* Userspace-written configuration, one entry in each object's `config` array map. */

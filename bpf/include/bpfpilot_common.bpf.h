@@ -90,10 +90,11 @@ struct bpfp_rl_quiet {
 	__u32 muted;
 };
 
-/* bpfp_rate_limit() at `now`, for a hit that also carries `carried` hits folded elsewhere (per
- * CPU) and are not yet in the shared value: they are sent with this hit, or folded with it. */
-static __always_inline __u32 bpfp_rate_limit_at(__u64 netns, __u32 kind, __u64 now, __u32 carried,
-						struct bpfp_rl_quiet *quiet)
+/* bpfp_rate_limit() at `now`, for a hit with `evidence` (bpfp_rate_limit_need; 0: none) that also
+ * carries `carried` hits folded elsewhere (per CPU) and are not yet in the shared value: they are
+ * sent with this hit, or folded with it. */
+static __always_inline __u32 bpfp_rate_limit_ev(__u64 netns, __u32 kind, __u64 now, __u32 carried,
+						__u64 evidence, struct bpfp_rl_quiet *quiet)
 {
 	struct bpfp_rl_key key = { .netns = netns, .kind = kind };
 	struct bpfp_rl_val *val, init = {};
@@ -109,8 +110,9 @@ static __always_inline __u32 bpfp_rate_limit_at(__u64 netns, __u32 kind, __u64 n
 		bpf_map_update_elem(&bpfp_ratelimit, &key, &init, BPF_NOEXIST);
 		return 1 + carried;
 	}
-	/* Muted: one compare on the value already looked up; cheaper than a fold (no atomic add). */
-	if (now < val->mute_until_ns) {
+	/* Muted: one compare on the value already looked up; cheaper than a fold (no atomic add).
+	 * A mute up to a need lets a hit with more evidence through, timed as any other. */
+	if (now < val->mute_until_ns && (!val->mute_need || evidence <= val->mute_need)) {
 		bpfp_stat_add(BPFP_STAT_MUTED, 1);
 		if (carried)
 			__sync_fetch_and_add(&val->folded, carried);
@@ -134,6 +136,13 @@ static __always_inline __u32 bpfp_rate_limit_at(__u64 netns, __u32 kind, __u64 n
 	return 1 + folded + carried;
 }
 
+/* Without evidence: a mute up to a need mutes every hit (the per-CPU fast path's callers). */
+static __always_inline __u32 bpfp_rate_limit_at(__u64 netns, __u32 kind, __u64 now, __u32 carried,
+						struct bpfp_rl_quiet *quiet)
+{
+	return bpfp_rate_limit_ev(netns, kind, now, carried, 0, quiet);
+}
+
 /* Returns the number of hits this emission stands for (>= 1), or 0 when the event must be folded
  * into a later one or userspace muted the key (nothing it would receive could change anything).
  * Racy by design between CPUs only in who wins the emission: folded hits are counted with atomic
@@ -143,6 +152,15 @@ static __always_inline __u32 bpfp_rate_limit(__u64 netns, __u32 kind)
 	struct bpfp_rl_quiet unused;
 
 	return bpfp_rate_limit_at(netns, kind, bpf_ktime_get_ns(), 0, &unused);
+}
+
+/* bpfp_rate_limit() for a hit whose `evidence` (> 0; 0: unknown) userspace may have muted the key
+ * up to (mute_need): what it would not act on stays in the kernel, more is sent at once. */
+static __always_inline __u32 bpfp_rate_limit_need(__u64 netns, __u32 kind, __u64 evidence)
+{
+	struct bpfp_rl_quiet unused;
+
+	return bpfp_rate_limit_ev(netns, kind, bpf_ktime_get_ns(), 0, evidence, &unused);
 }
 
 /* Reserve an event in the ring buffer with the common header filled in; NULL (and counted) when

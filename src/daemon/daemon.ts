@@ -692,6 +692,8 @@ export class Daemon {
       propose: (p) => this.#propose(p),
       atCeiling: (sysctl, netns, value, ceiling) =>
         this.#applier.atCeiling(def.name, sysctl, netns, value, ceiling),
+      needsMore: (sysctl, netns, need) =>
+        this.#outcome({ kind: "needs-more", netns, sysctl, need }),
       watchedNetns: () => [this.opts.onlyNetns ?? GLOBAL_NETNS],
       faultInjected: (fault) => this.opts.faultInject.includes(fault),
       now: () => performance.now(),

@@ -10,6 +10,10 @@
  * one a minute. The table here remembers what was muted and why, so those changes unmute exactly
  * the keys they concern; it is bounded (a full table mutes nothing more).
  *
+ * A decision that only more evidence could change (tcp_buffer's settled max: only a socket whose
+ * path needs more than the max was trimmed for grows it) mutes the key up to that need: the kernel
+ * keeps hits whose evidence is at most it, and sends a bigger one at once (bpfp_rl_val.mute_need).
+ *
  * Some signals come once: a receive buffer that reached its max is reported when the kernel tries
  * to grow it, and a flow held there does not try again. A hit muted while an override is ending
  * (`enable` from the state directory is seen at the next tick) is lost for good, so when an
@@ -27,6 +31,8 @@ export type Outcome =
   /** The operator's policy refuses it (configuration file, sysctl.d pin, `--netns`). */
   | { kind: "refused"; netns: string; sysctl: string }
   | { kind: "cooling-down"; netns: string; sysctl: string; untilMs: number }
+  /** Unchanged unless an event's evidence (its need, bytes) exceeds `need` (> 0). */
+  | { kind: "needs-more"; netns: string; sysctl: string; need: number }
   /** Anything else (duplicate, in flight, failed write, advise mode): keeps the key unmuted. */
   | { kind: "other" };
 
@@ -44,17 +50,21 @@ export interface MuteVerdict {
   netns: string[];
   /** Overrides among the causes. */
   overrides: { netns: string; sysctl?: string }[];
+  /** 0: every hit is muted; else only hits whose evidence is at most this (the least need). */
+  need: number;
   reason: string;
 }
 
 /**
  * Whether an event whose decisions ended in `outcomes` may be muted, and until when: only when it
  * led to at least one decision and none of them changed or could change anything now. With a
- * cool-down among them the mute ends when the first cool-down does (a change may follow then).
+ * cool-down among them the mute ends when the first cool-down does (a change may follow then);
+ * with decisions that more evidence could change, only hits with no more than the least of their
+ * needs are muted.
  */
 export function muteVerdict(outcomes: readonly Outcome[]): MuteVerdict | null {
   if (outcomes.length === 0) return null;
-  let untilMs: number | null = null;
+  let untilMs: number | null = null, need = 0;
   const netns = new Set<string>(), reasons = new Set<string>();
   const overrides: MuteVerdict["overrides"] = [];
   for (const o of outcomes) {
@@ -63,15 +73,20 @@ export function muteVerdict(outcomes: readonly Outcome[]): MuteVerdict | null {
     reasons.add(o.kind);
     if (o.kind === "cooling-down") untilMs = Math.min(untilMs ?? Infinity, o.untilMs);
     if (o.kind === "overridden") overrides.push({ netns: o.netns, sysctl: o.sysctl });
+    if (o.kind === "needs-more") {
+      if (!Number.isSafeInteger(o.need) || o.need <= 0) return null;
+      need = need === 0 ? o.need : Math.min(need, o.need);
+    }
   }
-  return { untilMs, netns: [...netns], overrides, reason: [...reasons].join(", ") };
+  return { untilMs, netns: [...netns], overrides, need, reason: [...reasons].join(", ") };
 }
 
 /** Where mutes are written: the tuner's BPF object. */
 export interface MuteWriter {
   /**
-   * Mutes the key: nothing sent before `untilNs` (bpf_ktime_get_ns clock; null: until cleared).
-   * False when it could not be written (the key then stays unmuted).
+   * Mutes the key: nothing sent before `untilNs` (bpf_ktime_get_ns clock; null: until cleared);
+   * `need` > 0: only hits whose evidence is at most it (0, absent: every hit). False when it could
+   * not be written (the key then stays unmuted).
    */
   mute(
     tuner: string,
@@ -79,6 +94,7 @@ export interface MuteWriter {
     rlKind: number,
     lastNs: bigint,
     untilNs: bigint | null,
+    need?: number,
   ): boolean;
   unmute(tuner: string, rlNetns: bigint, rlKind: number): void;
 }
@@ -149,7 +165,7 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     const recheck = this.#recheckMs === null ? null : nowMs + this.#recheckMs;
     const untilMs = v.untilMs === null ? recheck : Math.min(v.untilMs, recheck ?? Infinity);
     const untilNs = untilMs === null ? null : ev.tsNs + BigInt(Math.round((untilMs - nowMs) * 1e6));
-    if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, ev.tsNs, untilNs)) return null;
+    if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, ev.tsNs, untilNs, v.need)) return null;
     this.#entries.set(key, {
       tuner,
       rlNetns: ev.rlNetns,

@@ -49,11 +49,11 @@ export function bpfMuteWriter(
     return true;
   };
   return {
-    mute: (tuner, rlNetns, rlKind, lastNs, untilNs) =>
+    mute: (tuner, rlNetns, rlKind, lastNs, untilNs, need) =>
       write(tuner, "mute", (obj) =>
         obj.map(RL_MAP).update(
           rateLimitKey(rlNetns, rlKind),
-          mutedValue(lastNs, untilNs ?? MUTED_UNTIL_CLEARED),
+          mutedValue(lastNs, untilNs ?? MUTED_UNTIL_CLEARED, BigInt(need ?? 0)),
         )),
     // Deleting the entry: the next hit finds none and is sent at once, as a first one is.
     unmute: (tuner, rlNetns, rlKind) => {

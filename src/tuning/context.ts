@@ -2,9 +2,12 @@
 import { type Decision, toProposal } from "./proposal.ts";
 import type { TunerContext } from "./tuner.ts";
 
-/** Applies `decisions` in order through `ctx.propose`/`ctx.atCeiling`; true if any was written. */
+/**
+ * Applies `decisions` in order through `ctx.propose`/`ctx.atCeiling`/`ctx.needsMore`; true if any
+ * was written.
+ */
 export function applyDecisions(
-  ctx: Pick<TunerContext, "propose" | "atCeiling">,
+  ctx: Pick<TunerContext, "propose" | "atCeiling" | "needsMore">,
   tuner: string,
   decisions: readonly (Decision | null)[],
   netns: string,
@@ -13,6 +16,7 @@ export function applyDecisions(
   for (const d of decisions) {
     if (!d) continue;
     if (d.kind === "at-ceiling") ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
+    else if (d.kind === "needs-more") ctx.needsMore?.(d.sysctl, netns, d.need);
     else applied = ctx.propose(toProposal(d.proposal, tuner, netns)) || applied;
   }
   return applied;

@@ -29,12 +29,15 @@ export interface Proposal {
 export type RuleProposal = Omit<Proposal, "tuner" | "netns">;
 
 /**
- * What a tuner's pure rules return: a change to make, or a growth that is impossible because the
- * value sits at its ceiling. TunerContext.apply() turns a list of them into proposals.
+ * What a tuner's pure rules return: a change to make, a growth that is impossible because the
+ * value sits at its ceiling, or no change unless an event's evidence (its need, bytes) exceeds
+ * `need` (> 0; the kernel then keeps what is no more). TunerContext.apply() turns a list of them
+ * into proposals.
  */
 export type Decision =
   | { kind: "change"; proposal: RuleProposal }
-  | { kind: "at-ceiling"; sysctl: string; value: number[]; ceiling: number };
+  | { kind: "at-ceiling"; sysctl: string; value: number[]; ceiling: number }
+  | { kind: "needs-more"; sysctl: string; need: number };
 
 /** A decision that changes something, from a rule proposal. */
 export function changeDecision(proposal: RuleProposal): Decision {

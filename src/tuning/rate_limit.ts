@@ -24,8 +24,9 @@ export const RL_VALUE_LAYOUT = {
   last_ns: { offset: 0, size: 8 },
   folded: { offset: 8, size: 8 },
   mute_until_ns: { offset: 16, size: 8 },
+  mute_need: { offset: 24, size: 8 },
 } as const;
-export const RL_VALUE_SIZE = 24;
+export const RL_VALUE_SIZE = 32;
 
 /** mute_until_ns of a key muted until userspace clears it (BPFP_MUTED_UNTIL_CLEARED). */
 export const MUTED_UNTIL_CLEARED = 0xffff_ffff_ffff_ffffn;
@@ -41,12 +42,14 @@ export function rateLimitKey(netns: bigint, kind: number): Uint8Array {
 /**
  * A muted key's value: nothing is sent before `untilNs` (bpf_ktime_get_ns clock, or
  * MUTED_UNTIL_CLEARED); `lastNs` is the last emission, so an expired mute waits out the interval.
+ * `need` > 0: only hits whose evidence is at most this are muted (bpfp_rate_limit_need).
  */
-export function mutedValue(lastNs: bigint, untilNs: bigint): Uint8Array {
+export function mutedValue(lastNs: bigint, untilNs: bigint, need = 0n): Uint8Array {
   const b = new Uint8Array(RL_VALUE_SIZE);
   const dv = new DataView(b.buffer);
   dv.setBigUint64(RL_VALUE_LAYOUT.last_ns.offset, lastNs, true);
   dv.setBigUint64(RL_VALUE_LAYOUT.mute_until_ns.offset, untilNs, true);
+  dv.setBigUint64(RL_VALUE_LAYOUT.mute_need.offset, need, true);
   return b;
 }
 

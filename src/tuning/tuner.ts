@@ -64,11 +64,17 @@ export interface TunerContext {
   /**
    * Hands the decisions of a tuner's pure rules to the daemon, in order, in namespace `netns`
    * (nulls skipped): changes go through propose() with this tuner's name filled in, at-ceiling
-   * decisions through atCeiling(). Returns true if any change was written.
+   * decisions through atCeiling(), needs-more through needsMore(). Returns true if any change was
+   * written.
    */
   apply(decisions: readonly (Decision | null)[], netns: string): boolean;
   /** A growth that cannot happen because `value` sits at `ceiling`: logged once per situation. */
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
+  /**
+   * `sysctl` stays as it is unless the event's evidence exceeds `need`: the event's key is muted
+   * up to it in the kernel (event_mutes.ts). Absent: nothing is muted.
+   */
+  needsMore?(sysctl: string, netns: string, need: number): void;
   /**
    * Namespaces a polling tuner looks at (keys): the one `--netns` names, else the host's. Event-
    * driven hooks see every namespace; a poll cannot enumerate them cheaply.

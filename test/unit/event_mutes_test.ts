@@ -10,8 +10,11 @@ const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem";
 function recorder(ok = true) {
   const ops: string[] = [];
   const writer: MuteWriter = {
-    mute(tuner, netns, kind, lastNs, untilNs) {
-      ops.push(`mute ${tuner} ${netns}/${kind} last=${lastNs} until=${untilNs ?? "cleared"}`);
+    mute(tuner, netns, kind, lastNs, untilNs, need) {
+      ops.push(
+        `mute ${tuner} ${netns}/${kind} last=${lastNs} until=${untilNs ?? "cleared"}` +
+          (need ? ` need<=${need}` : ""),
+      );
       return ok;
     },
     unmute(tuner, netns, kind) {
@@ -42,7 +45,13 @@ Deno.test("muteVerdict: only when every decision could change nothing", () => {
       { kind: "at-ceiling", netns: "1", sysctl: RMEM },
       { kind: "refused", netns: "global", sysctl: "net.ipv4.tcp_mem" },
     ]),
-    { untilMs: null, netns: ["1", "global"], overrides: [], reason: "at-ceiling, refused" },
+    {
+      untilMs: null,
+      netns: ["1", "global"],
+      overrides: [],
+      need: 0,
+      reason: "at-ceiling, refused",
+    },
   );
   const v = muteVerdict([
     { kind: "cooling-down", netns: "1", sysctl: RMEM, untilMs: 9000 },
@@ -179,4 +188,37 @@ Deno.test("when an override ends, the last event muted for it is handed back, on
   assert.equal(handed.length, 2);
   assert.equal(m.recheckOverrides(() => false, rehandle), 0, "handed back once");
   assert.equal(handed.length, 2);
+});
+
+Deno.test("a decision more evidence could change mutes its key only up to the least such need", () => {
+  const more = (netns: string, need: number) => ({
+    kind: "needs-more" as const,
+    netns,
+    sysctl: RMEM,
+    need,
+  });
+  assert.equal(muteVerdict([more("7", 5000)])?.need, 5000);
+  assert.equal(
+    muteVerdict([more("7", 5000), more("7", 3000)])?.need,
+    3000,
+    "a need above 3000 could change the second decision",
+  );
+  const mixed = muteVerdict([more("7", 5000), { kind: "at-ceiling", netns: "7", sysctl: WMEM }]);
+  assert.equal(mixed?.need, 5000, "what is at its ceiling changes with no need: the other decides");
+  assert.equal(muteVerdict([more("7", 5000), { kind: "changed", netns: "7" }]), null);
+  assert.equal(muteVerdict([more("7", 0)]), null, "no threshold: nothing muted");
+  assert.equal(muteVerdict([more("7", 1.5)]), null);
+
+  // Written into the kernel's value with the usual deadline (a minute) and unmuted by a change.
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer);
+  assert.ok(m.afterEvent("tcp_buffer", ev(7n, 0x1801), [more("7", 5000)], 0));
+  assert.deepEqual(ops, ["mute tcp_buffer 7/6145 last=1000000000 until=61000000000 need<=5000"]);
+  // A bigger need got through and still changed nothing (another rule): the threshold follows.
+  assert.ok(m.afterEvent("tcp_buffer", ev(7n, 0x1801, 2_000_000_000n), [more("7", 7000)], 1000));
+  assert.equal(ops.at(-1), "mute tcp_buffer 7/6145 last=2000000000 until=62000000000 need<=7000");
+  assert.equal(m.size, 1);
+  // The max trimmed or grown (our write), or the admin's: the threshold goes with the mute.
+  assert.equal(m.changed("7"), 1);
+  assert.equal(ops.at(-1), "unmute tcp_buffer 7/6145");
 });
