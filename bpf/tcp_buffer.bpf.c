@@ -138,14 +138,18 @@ static __always_inline __u32 rl_kind_of(__u16 kind, long limit)
 	return kind | ((__u32)(limit >> 10) & 0xffffff) << 8;
 }
 
-/* Rate limit first, then the memory check (several probe reads): a folded hit costs neither. */
+/* Rate limit first, then the memory check (several probe reads): a folded hit costs neither.
+ * Once a trimmed max has settled, userspace mutes the key up to the need it would act on
+ * (tcp_buffer_rules.ts noChangeBelow): the evidence is the path's need, none (0) from a socket
+ * above the max (it grew before the trim), so only a socket the max holds back with a bigger
+ * need is sent, at once. */
 static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
 					long limit, long want, long used, __u32 srtt, __u32 locks,
 					__u64 shift)
 {
 	struct bpfp_event *e;
 	__u32 rl_kind = rl_kind_of(kind, limit);
-	__u32 n = bpfp_rate_limit(netns, rl_kind);
+	__u32 n = bpfp_rate_limit_need(netns, rl_kind, buf > limit || used < 0 ? 0 : used);
 
 	if (!n)
 		return;

@@ -294,6 +294,18 @@ export interface BufferInput {
 }
 
 /**
+ * After a trim that settled at `settledNeed`, the least need per round trip (a `used`, bytes) that
+ * grows the max `max` again is one above this: FRESH_MARGIN times what the max was sized for (the
+ * settled need, or max / TRIM_HEADROOM where the trim stopped at its floor). Whole bytes: a need
+ * (an integer) exceeds it exactly when it exceeds the real threshold. The kernel mutes the
+ * namespace's buffer events up to it (tcp_buffer.bpf.c emit_buffer), so a settled namespace's
+ * sockets stay quiet until one needs more.
+ */
+export function growthNeed(max: number, settledNeed: number): number {
+  return Math.max(1, Math.floor(Math.max(settledNeed, max / TRIM_HEADROOM) * FRESH_MARGIN));
+}
+
+/**
  * A socket's buffer is nearly at the tcp_rmem/tcp_wmem max: grow the max (bpftune
  * TCP_BUFFER_INCREASE), or, while latency correlates with the max, shrink it towards the floor
  * (TCP_BUFFER_DECREASE_LATENCY). Locked sockets and low memory never drive growth.
@@ -334,8 +346,10 @@ export function bufferDecision(input: BufferInput): Decision | null {
   // measured above the trimmed-to one grew it again, and the next trim took it back, every few
   // seconds in every namespace.
   const settled = isCount(input.settledNeed) ? input.settledNeed : 0;
-  const sizedFor = Math.max(settled, max / TRIM_HEADROOM);
-  if (settled > 0 && (observed > max || used <= sizedFor * FRESH_MARGIN)) return null;
+  if (settled > 0) {
+    const need = growthNeed(max, settled);
+    if (observed > max || used <= need) return { kind: "needs-more", sysctl, need };
+  }
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
   // As far as the kernel wanted to go (auto-tuning's target already has its own headroom), or

@@ -253,10 +253,19 @@ export class TestCgroup {
 
 /** IDs of the BPF programs a process holds (program and link fds, from /proc/PID/fdinfo). */
 export function programIdsOf(pid: number): number[] {
+  return fdinfoIds(pid, /^prog_id:\s+(\d+)$/m);
+}
+
+/** IDs of the BPF maps a process holds (map fds, from /proc/PID/fdinfo). */
+export function mapIdsOf(pid: number): number[] {
+  return fdinfoIds(pid, /^map_id:\s+(\d+)$/m);
+}
+
+function fdinfoIds(pid: number, field: RegExp): number[] {
   const ids = new Set<number>();
   for (const e of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
     try {
-      const m = /^prog_id:\s+(\d+)$/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`));
+      const m = field.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`));
       if (m) ids.add(Number(m[1]));
     } catch {
       // fd closed meanwhile

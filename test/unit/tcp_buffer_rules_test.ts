@@ -6,6 +6,7 @@ import {
   type BufferInput,
   classifyTcpMemory,
   enterLowMemory,
+  growthNeed,
   leaveLowMemory,
   lowMemoryChanges,
   lowMemoryTransition,
@@ -122,12 +123,16 @@ Deno.test("buffer growth after a trim needs a round trip that needed more than t
         shrinkFloor: 0,
       }),
     );
-  // the same need as when trimmed (or a little more): not fresh evidence
-  assert.equal(at(1_000_000, 1_000_000), null);
-  assert.equal(at(1_250_000, 1_000_000), null);
-  assert.equal(at(0, 1_000_000), null, "no figure is no evidence either");
+  // the same need as when trimmed (or a little more): not fresh evidence; the kernel keeps
+  // events up to 1.25x the settled need (1.5 MB max / 1.5 = 1 MB: the same here)
+  const quiet = { kind: "needs-more", sysctl: SYSCTL.rmem, need: 1_250_000 };
+  assert.deepEqual(at(1_000_000, 1_000_000), quiet);
+  assert.deepEqual(at(1_250_000, 1_000_000), quiet);
+  assert.deepEqual(at(0, 1_000_000), quiet, "no figure is no evidence either");
   // a socket that grew before the trim (above the max) is not held by it
-  assert.equal(at(2_500_000, 1_000_000, 1_900_000), null);
+  assert.deepEqual(at(2_500_000, 1_000_000, 1_900_000), quiet);
+  // one byte more than the threshold is evidence
+  assert.equal(changeOf(at(1_250_001, 1_000_000)).to[2], 2_400_000);
   // clearly more: growth as usual, to what auto-tuning asked for
   assert.equal(changeOf(at(1_300_000, 1_000_000)).to[2], 2_400_000);
   // never trimmed: the kernel's want alone decides
@@ -143,9 +148,42 @@ Deno.test("buffer growth after a trim back to the floor needs a need near what t
     bufferDecision(
       buffer({ live: floor, observed: 131072, wanted: 9_229_179, used, settledNeed: 41_665 }),
     );
-  assert.equal(at(50_347), null);
-  assert.equal(at(4_000_000), null, "the floor holds 1.5x this need");
-  assert.equal(changeOf(at(5_500_000)).to[2], 9_229_179, "a need the floor cannot hold grows it");
+  // 6291456 / 1.5 x 1.25 = 5242880: what the floor holds decides, not the 41 KB settled need
+  const quiet = { kind: "needs-more", sysctl: SYSCTL.rmem, need: 5_242_880 };
+  assert.deepEqual(at(50_347), quiet);
+  assert.deepEqual(at(4_000_000), quiet, "the floor holds 1.5x this need");
+  assert.deepEqual(at(5_242_880), quiet);
+  assert.equal(changeOf(at(5_242_881)).to[2], 9_229_179, "a need the floor cannot hold grows it");
+});
+
+Deno.test("growthNeed: what the kernel keeps quiet up to, per state of a trimmed max", () => {
+  // trimmed near a need: 1.25x it (the max holds 1.5x: max / 1.5 is the need itself)
+  assert.equal(growthNeed(1_500_000, 1_000_000), 1_250_000);
+  // a max left above 1.5x the need (trim slack, or stopped at its floor): what the max holds
+  assert.equal(growthNeed(6_291_456, 41_665), 5_242_880);
+  // a need above what the max holds (a trim refused, then the need grew): the need
+  assert.equal(growthNeed(1_000_000, 900_000), 1_125_000);
+  // whole bytes, rounded down: an integer need exceeds it exactly when it exceeds 1.25 x 1.5 MB/1.5
+  assert.equal(growthNeed(1_000_001, 0), 833_334);
+  assert.ok(833_334 < (1_000_001 / 1.5) * 1.25 && (1_000_001 / 1.5) * 1.25 < 833_335);
+  // never 0 (0 would mean "mute every hit" to the kernel)
+  assert.equal(growthNeed(1, 0), 1);
+  // the rule and the threshold agree at the boundary, on both sides
+  for (const [max, settled] of [[1_500_000, 1_000_000], [6_291_456, 41_665], [777_777, 3]]) {
+    const need = growthNeed(max, settled);
+    const at = (used: number) =>
+      bufferDecision(
+        buffer({
+          live: [4096, 16384, max],
+          observed: max,
+          wanted: 2 * max,
+          used,
+          settledNeed: settled,
+        }),
+      );
+    assert.equal(at(need)?.kind, "needs-more", `${max}/${settled} at ${need}`);
+    assert.equal(at(need + 1)?.kind, "change", `${max}/${settled} above ${need}`);
+  }
 });
 
 Deno.test("buffer growth: evidence at the live max is fresh, at a replaced max it decides nothing", () => {
