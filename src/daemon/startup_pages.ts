@@ -7,7 +7,8 @@
  * page cache (memory freed for the system, not only unmapped), one that another process also maps
  * (another Deno) stays. Pages the idle daemon still uses come back on the next touch, read from
  * disk once. Anonymous memory is never paged out (that would be swap); glibc's free heap pages
- * go back with malloc_trim.
+ * went back once the tuners were loaded (parse_memory.ts: that trim, before the pages touched
+ * after start, keeps the peak down; a second one here returned 0.1 MB more).
  */
 import type { Libc } from "../kernel/libc.ts";
 
@@ -45,9 +46,9 @@ export interface PagedOut {
   refused: number | null;
 }
 
-/** Advises this process's read-only file mappings out, then trims glibc's free heap pages. */
+/** Advises this process's read-only file mappings out. */
 export function releaseStartupPages(
-  libc: Pick<Libc, "madvise" | "malloc_trim">,
+  libc: Pick<Libc, "madvise">,
   errno: () => number,
   maps: string = Deno.readTextFileSync("/proc/self/maps"),
 ): PagedOut {
@@ -60,6 +61,5 @@ export function releaseStartupPages(
     result.advisedBytes += Number(m.end - m.start);
     result.mappings++;
   }
-  libc.malloc_trim(0n);
   return result;
 }
