@@ -462,6 +462,9 @@ export class Daemon {
       });
       return false;
     });
+    // A tuner's availability may read the kernel's BTF (route_table before 6.3): not held through
+    // the probe's and the loads' own parses.
+    releaseKernelBtf();
     // Loading and compiling the bundle touched ~35 MB of the runtime's code that the rest of the
     // start does not run: given back before the probe and the loads add their own (BTF parses),
     // it does not count in the peak (74 -> 57 MB; the pages still used come back, ~20 ms).
@@ -545,7 +548,7 @@ export class Daemon {
 
     this.#checkpoint("tuners");
     timing.mark("tuners", `loaded and attached one by one: ${loadMs.join(", ")}`);
-    releaseKernelBtf(); // loading is over: give the parsed BTF's memory back
+    releaseKernelBtf(); // if a load read it (loadObject's target checks)
     releaseParseMemory();
     const reader = this.#owned.adopt(
       new RingBufferReader({
