@@ -232,6 +232,22 @@ export class LiveProber implements Prober {
   #features: KernelFeatures | null = null;
   #btf: KernelBtf | null | undefined = undefined;
   #cgroup: { path: string; remove(): void } | null = null;
+  /** precheck() answers by kind and target, from prechecked(). */
+  #prechecks = new Map<string, string | null>();
+
+  /**
+   * Answers the prechecks of `candidates` at once and frees the parsed kernel BTF they read: held
+   * while each probe program's load parses its own copy, it took 6 MB more of the peak (a cold
+   * probe's RssAnon 42 MB, 36 without it).
+   */
+  prechecked(candidates: HookCandidate[]): void {
+    const f = this.features();
+    for (const c of candidates) {
+      this.#prechecks.set(`${c.kind} ${c.target}`, precheck(c, f, this.#kernelBtf()));
+    }
+    this.#btf?.close();
+    this.#btf = undefined;
+  }
 
   #kernelBtf(): KernelBtf | null {
     if (this.#btf === undefined) this.#btf = KernelBtf.load();
@@ -267,7 +283,10 @@ export class LiveProber implements Prober {
 
   tryCandidate(c: HookCandidate): TryResult {
     const f = this.features();
-    const pre = precheck(c, f, this.#kernelBtf());
+    const key = `${c.kind} ${c.target}`;
+    const pre = this.#prechecks.has(key)
+      ? this.#prechecks.get(key) ?? null
+      : precheck(c, f, this.#kernelBtf());
     if (pre) return { kind: c.kind, target: c.target, ok: false, reason: pre };
     const program = c.kind === "cgroup" && c.target === "sysctl"
       ? "bpfp_pr_sysctl"
@@ -448,6 +467,7 @@ export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): Prob
   }
   const prober = new LiveProber();
   try {
+    prober.prechecked(tuners.flatMap((t) => t.hooks.flatMap((h) => h.candidates)));
     const features = prober.features();
     const choices = chooseHooks(tuners, prober, opts.legacy, opts.exhaustive, opts.prefer);
     if (opts.verify ?? true) {
