@@ -42,11 +42,12 @@ function fakeLibc() {
   };
 }
 
-function setup(max = 64) {
+function setup(max = 64, random = () => 0) {
   const f = fakeLibc();
   const cookies = new Map<string, bigint | null>([["global", null]]);
   const kept = new SysctlFiles({
     max,
+    random,
     cookieNow: (netns) => cookies.get(netns),
     libc: f.libc as unknown as ConstructorParameters<typeof SysctlFiles>[0]["libc"],
   });
@@ -113,7 +114,7 @@ Deno.test("SysctlFiles: a failed read or write (namespace gone: ENOENT) drops th
   assert.equal(f.fds.size, 0);
 });
 
-Deno.test("SysctlFiles: bounded, the least recently used file goes first; forgetNetns closes one namespace's", () => {
+Deno.test("SysctlFiles: bounded, a file picked at random goes (here the least recently used); forgetNetns closes one namespace's", () => {
   const { f, cookies, kept, keepIn } = setup(3);
   for (const ns of ["ns:1", "ns:2", "ns:3", "ns:4"]) {
     f.add(ns, RMEM, "1 2 3\n");
@@ -133,4 +134,28 @@ Deno.test("SysctlFiles: bounded, the least recently used file goes first; forget
   assert.notEqual(kept.read("ns:3", RMEM), null);
   kept.closeAll();
   assert.equal(f.fds.size, 0);
+});
+
+Deno.test("SysctlFiles: namespaces visited in turn, more than the bound: part of them stays kept (LRU would keep none)", () => {
+  let seed = 1;
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const { f, cookies, kept, keepIn } = setup(100, random);
+  const spaces = Array.from({ length: 150 }, (_, i) => `ns:${i + 1}`);
+  for (const ns of spaces) {
+    f.add(ns, RMEM, "1 2 3\n");
+    cookies.set(ns, 1n);
+  }
+  let hits = 0, misses = 0;
+  for (let round = 0; round < 10; round++) {
+    for (const ns of spaces) {
+      if (kept.read(ns, RMEM) !== null) hits++;
+      else {
+        misses++;
+        keepIn(ns, RMEM);
+      }
+    }
+  }
+  assert.equal(kept.size, 100);
+  assert.equal(f.fds.size, 100, "every file dropped is closed");
+  assert.ok(hits > (hits + misses) / 4, `${hits} hits, ${misses} misses`);
 });
