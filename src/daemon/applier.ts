@@ -2,6 +2,13 @@
  * Where every proposal goes: admin overrides, the rate gate (cool-down, coalescing), the journal
  * (original recorded durably before the write), the write itself (or nothing in advise mode),
  * the two bpftune-shaped log lines, and the statistics.
+ *
+ * Within deferWrites() (the daemon's handling of one wake-up's events, or one tick) an admitted
+ * change is announced to the journal and queued; at its end one fdatasync makes every queued
+ * record durable, and only then are the sysctls written, in order. A read of a sysctl with a
+ * queued write writes the queue first (flushFor), so a tuner never reads a value it just changed
+ * as still unchanged. propose() then says "admitted": a write that fails afterwards is logged and
+ * settled as failed, as before, but its proposer has already been told true.
  */
 import { formatSysctlValues, sysctlWLine } from "../kernel/sysctl.ts";
 import { describeNetns, NetnsGoneError } from "../kernel/netns.ts";
@@ -42,12 +49,65 @@ export interface ApplierDeps {
 /** How long a write of ours can still show up as a sysctl event. */
 const OWN_WRITE_WINDOW_MS = 5000;
 
+/** An admitted change whose record is announced and whose write waits (see deferWrites). */
+interface QueuedWrite {
+  p: Proposal;
+  fields: {
+    tuner: string;
+    scenario: string;
+    sysctl: string;
+    netns: string;
+    from: Proposal["from"];
+    to: Proposal["to"];
+    reason: string;
+  };
+  scenarioLine: string;
+}
+
 export class ProposalApplier {
   #overrideNoted = new Set<string>();
   #refusalNoted = new Set<string>();
   /** sysctl -> our recent writes (values as text, time) for writer-less sysctl events. */
   #ownWrites = new Map<string, { text: string; at: number }[]>();
+  /** Writes waiting for their records' fdatasync; null outside deferWrites (write at once). */
+  #queue: QueuedWrite[] | null = null;
   constructor(private readonly d: ApplierDeps) {}
+
+  /**
+   * Runs `fn` (inside a journal batch) with its changes queued, then makes their records durable
+   * with one fdatasync and writes them. Nested calls join the outer one.
+   */
+  deferWrites<T>(fn: () => T): T {
+    if (this.#queue) return fn();
+    this.#queue = [];
+    try {
+      return fn();
+    } finally {
+      this.#flush();
+      this.#queue = null;
+    }
+  }
+
+  /** Writes the queue first when one of `sysctls` of `netns` has a write in it (see header). */
+  flushFor(netns: string, sysctls: readonly string[]): void {
+    if (this.#queue?.some((w) => w.p.netns === netns && sysctls.includes(w.p.sysctl))) {
+      this.#flush();
+    }
+  }
+
+  /** The queued records made durable (one fdatasync), then the writes, in order. */
+  #flush(): void {
+    const queued = this.#queue;
+    if (!queued || queued.length === 0) return;
+    this.#queue = [];
+    try {
+      this.d.journal.syncAnnounced();
+    } catch (e) {
+      for (const w of queued) this.#failed(w, e);
+      return;
+    }
+    for (const w of queued) this.#write(w);
+  }
 
   /** Returns true when the change was written (or, in advise mode, would have been). */
   propose(proposed: Proposal): boolean {
@@ -135,37 +195,57 @@ export class ProposalApplier {
       report({ kind: "other" }); // nothing changed: the same advice is not news, nor muted
       return true;
     }
+    const queued: QueuedWrite = { p, fields, scenarioLine };
     try {
-      journal.recordOriginal(p.netns, p.sysctl, p.tuner, p.from, p.to);
+      journal.announce(p.netns, p.sysctl, p.tuner, p.from, p.to);
+    } catch (e) {
+      report({ kind: "other" });
+      return this.#failed(queued, e);
+    }
+    if (!this.#queue) {
+      const written = this.#write(queued);
+      report(written ? { kind: "changed", netns } : { kind: "other" });
+      return written;
+    }
+    // Outcome and answer now: a queued write fails only if its namespace dies meanwhile.
+    this.#queue.push(queued);
+    report({ kind: "changed", netns });
+    return true;
+  }
+
+  /** A change that could not be made: settled as failed (its cool-down starts) and logged. */
+  #failed({ p, fields }: QueuedWrite, e: unknown): false {
+    this.d.gate.settle(p, "failed", this.d.now());
+    this.d.log.error(
+      `could not change ${p.sysctl} in ${describeNetns(p.netns)}: ${(e as Error).message}`,
+      { event: "change_failed", ...fields },
+    );
+    return false;
+  }
+
+  /** The write of an announced change (its record durable), and what follows from its outcome. */
+  #write(w: QueuedWrite): boolean {
+    const { p, fields, scenarioLine } = w;
+    const { journal, gate, log, now } = this.d;
+    try {
       this.#rememberWrite(p.sysctl, formatSysctlValues(p.to, p.sysctl));
       this.d.io.write(p.sysctl, p.netns, p.to);
       journal.recordWritten(p.netns, p.sysctl, p.to);
     } catch (e) {
+      if (!(e instanceof NetnsGoneError)) return this.#failed(w, e);
+      // Refused before writing: the namespace died, or the process whose path led to it moved.
+      // Nothing was written, so neither the journal nor this line may say a change was made
+      // (no bpftune "Due to ... change" reason: log readers take that sentence for a change).
       gate.settle(p, "failed", now());
-      report({ kind: "other" });
-      if (e instanceof NetnsGoneError) {
-        // Refused before writing: the namespace died, or the process whose path led to it moved.
-        // Nothing was written, so neither the journal nor this line may say a change was made
-        // (no bpftune "Due to ... change" reason: log readers take that sentence for a change).
-        journal.recordNotWritten(p.netns, p.sysctl);
-        const { reason: _, ...notChanged } = fields;
-        log.info(
-          `did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`,
-          notChanged,
-        );
-        return false;
-      }
-      log.error(
-        `could not change ${p.sysctl} in ${describeNetns(p.netns)}: ${(e as Error).message}`,
-        { event: "change_failed", ...fields },
-      );
+      journal.recordNotWritten(p.netns, p.sysctl);
+      const { reason: _, ...notChanged } = fields;
+      log.info(`did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`, notChanged);
       return false;
     }
     gate.settle(p, "applied", now());
-    report({ kind: "changed", netns });
     this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
     this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
-    log.info(scenarioLine, scenario);
+    log.info(scenarioLine, { event: "scenario", ...fields });
     log.info(fields.reason, { event: "changed", ...fields });
     return true;
   }

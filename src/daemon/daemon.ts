@@ -682,6 +682,7 @@ export class Daemon {
       advise: this.#advising(def.name),
       read: (sysctl, netns) => {
         if (this.#missingSysctls.has(sysctl)) return null;
+        this.#applier.flushFor(netns, [sysctl]); // a change of it waiting: written first
         try {
           return this.io.read(sysctl, netns);
         } catch (e) {
@@ -692,6 +693,7 @@ export class Daemon {
       readMany: (sysctls, netns) => {
         // Each on its own (ctx.read logs a failure): fault injection, or the visit failed.
         const oneByOne = () => sysctls.map((s) => ctx.read(s, netns));
+        this.#applier.flushFor(netns, sysctls);
         if (!this.io.readMany || sysctls.some((s) => this.#missingSysctls.has(s))) {
           return oneByOne();
         }
@@ -822,13 +824,17 @@ export class Daemon {
   }
 
   /**
-   * `fn` as one journal batch; a failure to append the batch's last records (writes that were
-   * made: the journal has them as pending, which rollback restores all the same) is logged.
+   * `fn` as one journal batch whose changes are written at its end, after one fdatasync of all
+   * their records (ProposalApplier.deferWrites); a failure to append the batch's last records
+   * (writes that were made: the journal has them as pending, which rollback restores all the
+   * same) is logged.
    */
   #inJournalBatch<T>(what: string, fn: () => T): T {
     let done: { result: T } | null = null;
     try {
-      return this.journal.batch(() => (done = { result: fn() }).result);
+      return this.journal.batch(() =>
+        this.#applier.deferWrites(() => (done = { result: fn() }).result)
+      );
     } catch (e) {
       if (!done) throw e;
       this.log.error(`${what} in the journal failed: ${(e as Error).message}`);

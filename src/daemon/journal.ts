@@ -37,7 +37,10 @@
  * once, at its first change, and holds it to its end: the files are caught up with once, and the
  * records that need no sync (recordWritten, recordNotWritten) wait in memory for the batch's next
  * durable record, which carries them in the same append and fdatasync, or for its end (one
- * append). What recordOriginal promises is unchanged: durable before it returns.
+ * append). What recordOriginal promises is unchanged: durable before it returns. `announce` is
+ * recordOriginal for a batch that writes several sysctls: its records wait too, and
+ * `syncAnnounced()` makes them all durable with one fdatasync before the batch writes any of
+ * those sysctls (the daemon's applier: one sync per wake-up, not per change).
  *   - `daemon.lock`: exclusive flock held for the daemon's lifetime (`claimDaemon`), with its pid
  *     inside. A second daemon fails with kind "busy"; the CLI can ask `Journal.daemonPid(dir)`
  *     before a rollback (rolling back under a running daemon races with its next write). The
@@ -599,6 +602,26 @@ function readStateText(file: string): string | null {
   }
 }
 
+/** A batch under way (see Journal.batch). */
+interface BatchState {
+  /** It holds state.lock (and caught up with the files when it took it). */
+  held: boolean;
+  fresh: boolean;
+  /** It caught up with the files once before taking the lock. */
+  looked: boolean;
+  /** Records not appended yet. */
+  unsynced: string;
+  /** Among them are announced ones (Journal.announce): syncAnnounced() owes their fdatasync. */
+  owed: boolean;
+  /** Announced records were dropped by a failed write: syncAnnounced() must refuse. */
+  lost?: boolean;
+}
+
+/** A write failed: memory is read again from the files, and the waiting records are gone. */
+function dropWaiting(b: BatchState): void {
+  Object.assign(b, { fresh: false, unsynced: "", lost: b.lost || b.owed });
+}
+
 function fsyncDir(dir: string): void {
   const d = Deno.openSync(dir, { read: true });
   try {
@@ -712,7 +735,7 @@ export class Journal {
    * The batch under way: whether it holds the lock (and has caught up with the files since), and
    * the records it has not appended yet (none of them needs a sync).
    */
-  #batch: { held: boolean; fresh: boolean; looked: boolean; unsynced: string } | null = null;
+  #batch: BatchState | null = null;
   /** The log, kept open between appends. */
   readonly #log: LogAppender;
 
@@ -852,7 +875,8 @@ export class Journal {
    */
   batch<T>(fn: () => T): T {
     if (this.#batch) return fn();
-    const b = this.#batch = { held: false, fresh: false, looked: false, unsynced: "" };
+    const b: BatchState = { held: false, fresh: false, looked: false, unsynced: "", owed: false };
+    this.#batch = b;
     let result: T;
     try {
       result = fn();
@@ -865,7 +889,7 @@ export class Journal {
   }
 
   /** Appends the batch's waiting records and releases the lock; append errors thrown if `report`. */
-  #endBatch(b: { held: boolean; unsynced: string }, report: boolean): void {
+  #endBatch(b: BatchState, report: boolean): void {
     this.#batch = null;
     try {
       if (b.unsynced !== "") this.#appendLog(b.unsynced, false);
@@ -1008,12 +1032,57 @@ export class Journal {
     current: SysctlValue,
     next?: SysctlValue,
   ): boolean {
+    return this.#recordOriginal(true, netns, sysctl, tuner, current, next);
+  }
+
+  /**
+   * recordOriginal whose record, within a batch, waits for syncAnnounced() (or a later durable
+   * record) instead of its own fdatasync: the caller must not write `next` before that returns.
+   * Outside a batch it is recordOriginal.
+   */
+  announce(
+    netns: string,
+    sysctl: string,
+    tuner: string,
+    current: SysctlValue,
+    next: SysctlValue,
+  ): boolean {
+    return this.#recordOriginal("batch", netns, sysctl, tuner, current, next);
+  }
+
+  /**
+   * Makes the batch's announced records durable (one append and fdatasync); nothing to do when
+   * none waits. Throws a JournalError when they cannot be: then none of them may be written.
+   */
+  syncAnnounced(): void {
+    const b = this.#batch;
+    if (!b?.owed) return;
+    if (b.lost) {
+      b.owed = b.lost = false;
+      throw new JournalError(
+        "io",
+        this.logFile,
+        `cannot write to ${this.logFile}: an earlier append failed, so the changes announced ` +
+          `since were not recorded (check the disk and the state directory)`,
+      );
+    }
+    this.#appendLog(b.unsynced, true);
+  }
+
+  #recordOriginal(
+    durable: true | "batch",
+    netns: string,
+    sysctl: string,
+    tuner: string,
+    current: SysctlValue,
+    next?: SysctlValue,
+  ): boolean {
     const key = { netns: checkNetns(netns), sysctl: canonicalSysctlName(sysctl) };
     checkTuner(tuner);
     const original = copyValue(current, "original value");
     const pending = next === undefined ? undefined : copyValue(next, "next value");
     // Durable: the sysctl write that follows must never be ahead of its record.
-    return this.#mutate(true, [entryKey(key.netns, key.sysctl)], (state) => {
+    return this.#mutate(durable, [entryKey(key.netns, key.sysctl)], (state) => {
       let entry = this.#find(state, key.netns, key.sysctl);
       let created = false;
       if (!entry) {
@@ -1288,7 +1357,11 @@ export class Journal {
    * entries `change` can add or alter (compared alone: a change stays O(1) in the entries);
    * null compares them all.
    */
-  #mutate<T>(durable: boolean, touches: string[] | null, change: (state: State) => T): T {
+  #mutate<T>(
+    durable: boolean | "batch",
+    touches: string[] | null,
+    change: (state: State) => T,
+  ): T {
     return this.#locked(() => {
       this.refresh();
       const state = this.#state;
@@ -1317,10 +1390,11 @@ export class Journal {
           : `${JSON.stringify({ s: ++seq, ...c })}\n`
       ).join("");
       const b = this.#batch;
-      if (b && !durable) {
+      if (b && durable !== true) {
         b.unsynced += text; // appended with the batch's next durable record, or at its end
+        if (durable === "batch") b.owed = true;
       } else {
-        this.#appendLog((b?.unsynced ?? "") + text, durable);
+        this.#appendLog((b?.unsynced ?? "") + text, durable !== false);
       }
       state.logSeq = seq;
       for (const c of changes) {
@@ -1359,10 +1433,10 @@ export class Journal {
       const written = this.#log.append(text, durable, this.#logEnd, this.#logIno);
       this.#logIno = written.ino;
       this.#logEnd = written.size;
-      if (b) b.unsynced = "";
+      if (b) Object.assign(b, { unsynced: "", owed: b.owed && !durable });
     } catch (err) {
       this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
-      if (b) Object.assign(b, { fresh: false, unsynced: "" });
+      if (b) dropWaiting(b);
       throw ioError("write", this.logFile, err);
     }
   }
@@ -1417,10 +1491,11 @@ export class Journal {
       fsyncDir(this.dir);
     } catch (err) {
       this.#snap = UNKNOWN;
-      if (this.#batch) Object.assign(this.#batch, { fresh: false, unsynced: "" });
+      if (this.#batch) dropWaiting(this.#batch);
       throw ioError("compact", this.logFile, err);
     }
-    if (this.#batch) this.#batch.unsynced = ""; // state.json holds them now
+    // state.json holds them now, synced
+    if (this.#batch) Object.assign(this.#batch, { unsynced: "", owed: false });
     this.#snap = this.#stamp(this.file);
     this.#logIno = this.#readLog(0)?.ino ?? null;
     this.#logEnd = 0;

@@ -3,7 +3,7 @@
  * cool-down, coalescing, advise mode, journal-before-write, failures and the at-ceiling notice.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { ProposalApplier } from "../../src/daemon/applier.ts";
@@ -32,14 +32,18 @@ class FakeIO implements SysctlIO {
   failNext = false;
   /** The next write finds its namespace gone (refused before writing). */
   goneNext = false;
+  /**
+   * Whether (netns, sysctl)'s record is on disk. By default a second Journal reads the files;
+   * within a batch that would wait for the lock the batch holds: the log's text is read instead.
+   */
+  onDisk = (netns: string, sysctl: string) => !!Journal.open(this.journalDir).entry(netns, sysctl);
   constructor(private journalDir: string) {}
   read(sysctl: string, netns: string) {
     return this.values.get(`${netns} ${sysctl}`) ?? null;
   }
   write(sysctl: string, netns: string, v: readonly number[]) {
     // The original must already be durable in the journal when the write happens.
-    const j = Journal.open(this.journalDir);
-    assert.ok(j.entry(netns, sysctl), "original recorded before the write");
+    assert.ok(this.onDisk(netns, sysctl), "original recorded before the write");
     if (this.goneNext) {
       this.goneNext = false;
       throw new NetnsGoneError(netns);
@@ -57,6 +61,11 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
   const dir = mkdtempSync(join(tmpdir(), "bpfp-applier-"));
   const journal = Journal.open(dir);
   const io = new FakeIO(dir);
+  /** For tests in a batch (see FakeIO.onDisk): the log holds a record of (netns, sysctl). */
+  const inLog = (netns: string, sysctl: string) => {
+    const log = readFileSync(join(dir, "state.log"), "utf8");
+    return log.includes(`"netns":"${netns}","sysctl":"${sysctl}"`);
+  };
   const { log, lines } = recordingLog();
   let now = 0;
   const stats = new DaemonStats();
@@ -82,6 +91,7 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
     lines,
     stats,
     journal,
+    inLog,
     tick: (ms: number) => now += ms,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -354,6 +364,153 @@ Deno.test("each proposal reports what became of it, for the event mutes", () => 
     assert.deepEqual(t.outcomes.splice(0), [{ kind: "overridden", netns: ns, sysctl: RMEM }]);
     t.applier.atCeiling("tcp_buffer", RMEM, ns, [4096, 16384, 81920], 81920);
     assert.deepEqual(t.outcomes.splice(0), [{ kind: "at-ceiling", netns: ns, sysctl: RMEM }]);
+  } finally {
+    t.cleanup();
+  }
+});
+
+/** Counts fdatasync calls of every file while `fn` runs (`fn` sees the count so far). */
+function countingSyncs<T>(fn: (syncs: () => number) => T): { result: T; syncs: number } {
+  const proto = Deno.FsFile.prototype;
+  const real = proto.syncDataSync;
+  let syncs = 0;
+  proto.syncDataSync = function (this: Deno.FsFile) {
+    syncs++;
+    return real.call(this);
+  };
+  try {
+    return { result: fn(() => syncs), syncs };
+  } finally {
+    proto.syncDataSync = real;
+  }
+}
+
+Deno.test("deferWrites: a batch's changes are written at its end, after one fdatasync of all their records", () => {
+  const t = setup();
+  try {
+    const spaces = ["ns:11", "ns:12", "ns:13"];
+    for (const ns of spaces) t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
+    const { syncs } = countingSyncs((syncsSoFar) =>
+      t.journal.batch(() =>
+        t.applier.deferWrites(() => {
+          // Each write finds its record written and synced already.
+          t.io.onDisk = (netns, sysctl) => t.inLog(netns, sysctl) && syncsSoFar() === 1;
+          for (const ns of spaces) assert.equal(t.applier.propose(rmem(65536, 81920, ns)), true);
+          assert.deepEqual(t.io.writes, [], "nothing written before the records are durable");
+          assert.deepEqual(
+            t.outcomes.map((o) => o.kind),
+            ["changed", "changed", "changed"],
+            "each event's outcome is known when it is handled",
+          );
+        })
+      )
+    );
+    // FakeIO.write checks each record is on disk before its write.
+    assert.deepEqual(t.io.writes, spaces.map((ns) => `${ns} net.ipv4.tcp_rmem=4096 16384 81920`));
+    assert.equal(syncs, 1, "one fdatasync for the three changes");
+    for (const ns of spaces) {
+      assert.deepEqual(t.journal.entry(ns, "net.ipv4.tcp_rmem")!.lastWritten, [4096, 16384, 81920]);
+    }
+    assert.equal(t.lines.filter((l) => l.startsWith("I Due to")).length, 3);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("deferWrites: a read of a sysctl with a queued write writes the queue first", () => {
+  const t = setup();
+  try {
+    t.io.onDisk = t.inLog;
+    t.io.values.set("ns:11 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    t.io.values.set("ns:12 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    t.journal.batch(() =>
+      t.applier.deferWrites(() => {
+        t.applier.propose(rmem(65536, 81920, "ns:11"));
+        t.applier.flushFor("ns:12", ["net.ipv4.tcp_rmem"]);
+        assert.deepEqual(t.io.writes, [], "another namespace's read does not");
+        t.applier.flushFor("ns:11", ["net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem"]);
+        assert.deepEqual(t.io.writes, ["ns:11 net.ipv4.tcp_rmem=4096 16384 81920"]);
+        t.applier.propose(rmem(65536, 81920, "ns:12"));
+      })
+    );
+    assert.equal(t.io.writes.length, 2);
+  } finally {
+    t.cleanup();
+  }
+});
+
+Deno.test("deferWrites: a crash between the records' sync and the writes loses nothing; rollback puts back what was written", () => {
+  const t = setup();
+  const copies: string[] = [];
+  try {
+    t.io.onDisk = t.inLog;
+    for (const ns of ["ns:11", "ns:12"]) {
+      t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
+    }
+    // What a crash would leave: the state directory as it is on disk at each write.
+    const write = t.io.write.bind(t.io);
+    t.io.write = (sysctl, netns, v) => {
+      const copy = mkdtempSync(join(tmpdir(), "bpfp-crash-"));
+      copies.push(copy);
+      for (const f of Deno.readDirSync(t.journal.dir)) {
+        if (f.isFile && !f.name.endsWith(".lock")) {
+          Deno.copyFileSync(join(t.journal.dir, f.name), join(copy, f.name));
+        }
+      }
+      write(sysctl, netns, v);
+    };
+    t.journal.batch(() =>
+      t.applier.deferWrites(() => {
+        t.applier.propose(rmem(65536, 81920, "ns:11"));
+        t.applier.propose(rmem(65536, 98304, "ns:12"));
+      })
+    );
+    assert.equal(copies.length, 2);
+    const plan = (copy: string, live: Record<string, number>) =>
+      Journal.open(copy, { create: false }).planRollback((netns) => [4096, 16384, live[netns]]);
+    // Crash before the first write: both records are there, both values still the originals.
+    const before = plan(copies[0], { "ns:11": 65536, "ns:12": 65536 });
+    assert.deepEqual(before.restore, []);
+    assert.deepEqual(before.skipped.map((s) => `${s.netns} ${s.code}`).sort(), [
+      "ns:11 at-original",
+      "ns:12 at-original",
+    ]);
+    // Crash between the two writes: the first is put back, the second was never made.
+    const between = plan(copies[1], { "ns:11": 81920, "ns:12": 65536 });
+    assert.deepEqual(between.restore.map((r) => `${r.netns} ${String(r.to)}`), [
+      "ns:11 4096,16384,65536",
+    ]);
+    assert.deepEqual(between.skipped.map((s) => `${s.netns} ${s.code}`), ["ns:12 at-original"]);
+  } finally {
+    for (const c of copies) rmSync(c, { recursive: true, force: true });
+    t.cleanup();
+  }
+});
+
+Deno.test("deferWrites: when the records cannot be made durable, nothing is written", () => {
+  const t = setup();
+  try {
+    t.io.onDisk = t.inLog;
+    t.io.values.set("ns:11 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
+    const proto = Deno.FsFile.prototype;
+    const real = proto.syncDataSync;
+    proto.syncDataSync = () => {
+      throw new Deno.errors.PermissionDenied("injected");
+    };
+    try {
+      t.journal.batch(() =>
+        t.applier.deferWrites(() => {
+          assert.equal(t.applier.propose(rmem(65536, 81920, "ns:11")), true);
+        })
+      );
+    } catch {
+      // the batch's last append may fail the same way: the daemon logs it
+    } finally {
+      proto.syncDataSync = real;
+    }
+    assert.deepEqual(t.io.writes, []);
+    assert.equal(t.lines.filter((l) => l.startsWith("E could not change")).length, 1);
+    assert.equal(t.stats.scenarios.size, 0);
   } finally {
     t.cleanup();
   }
