@@ -165,8 +165,14 @@ export function vethLink(a: BenchNetns, b: BenchNetns): { addrA: string; addrB: 
   return { addrA: "198.18.0.1", addrB: "198.18.0.2" };
 }
 
-/** Token-bucket rate limit on a namespace's veth end (egress). */
-export function tbf(ns: BenchNetns, dev: string, rate: string, burst: string, latency: string) {
+/** Token-bucket rate limit on a namespace's veth end (egress); also the tests' namespaces. */
+export function tbf(
+  ns: { exec(cmd: string[]): string },
+  dev: string,
+  rate: string,
+  burst: string,
+  latency: string,
+) {
   ns.exec([
     "tc",
     "qdisc",

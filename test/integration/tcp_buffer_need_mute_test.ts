@@ -1,26 +1,31 @@
 /**
  * The kernel keeps what a settled tcp_rmem max would not act on (tcp_buffer.bpf.c emit_buffer,
  * event_mutes.ts), in the test's own namespace: short loopback flows grow its tcp_rmem max from
- * 1 MiB, a quiet spell trims it back to that floor (the need on loopback is tens of KB), and the
- * same flows again reach userspace once at most while their hits are counted as muted; the
- * daemon's rate-limit map holds the need userspace would act on (growthNeed). An admin write of
- * the max unmutes the key: the next flows are heard again. The namespace goes with its sysctls.
+ * 512 KiB, a quiet spell trims it back to that floor (the need on loopback is tens of KB), and
+ * the same flows again reach userspace once at most while their hits are counted as muted; the
+ * daemon's rate-limit map holds the need userspace would act on (growthNeed, 437 KB). A longer
+ * round trip then needs more than that: a transfer over a ~50 ms path from a second namespace
+ * (as the bench's WAN path, without netem: the data direction limited to 100 Mbit/s by tbf, the
+ * ACK direction's 10 Mbit/s tbf queue kept full by a UDP stream) is heard and grows the max, and
+ * the growth unmutes the key. The namespaces go with their sysctls.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { withSandbox } from "../support/sandbox.ts";
-import { mapIdsOf, ROOT } from "../support/daemon.ts";
+import { mapIdsOf, ROOT, TestNetns } from "../support/daemon.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
+import { tbf } from "../../scripts/bench/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
-const START = [4096, 131072, 1048576];
+const START = [4096, 131072, 524288];
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const TRAFFIC = join(ROOT, "test/support/tcp_traffic.ts");
-const PORT = 5311;
+const PORT = 5311, UDP_PORT = 5312, IPERF_PORT = 5313;
+const RX = "198.18.3.1", TX = "198.18.3.2";
 /** The receive side's rate-limit kind at a max (tcp_buffer.bpf.c rl_kind_of). */
 const RCV_KIND = 1 | ((START[2] >> 10) << 8);
 
@@ -45,8 +50,7 @@ function rcvEntry(pid: number, inode: number): RlEntry["value"] | null {
     const show = (verb: string) =>
       execFileSync("bpftool", ["map", verb, "id", `${id}`, "--json"], { encoding: "utf8" });
     if (JSON.parse(show("show")).name !== "bpfp_ratelimit") continue;
-    const out = show("dump");
-    const dump = JSON.parse(out) as { formatted?: RlEntry }[];
+    const dump = JSON.parse(show("dump")) as { formatted?: RlEntry }[];
     const entry = dump.map((e) => e.formatted).find((f) =>
       f?.key?.netns === inode && f.key.kind === RCV_KIND && f.value?.mute_need !== undefined
     );
@@ -55,32 +59,71 @@ function rcvEntry(pid: number, inode: number): RlEntry["value"] | null {
   return null;
 }
 
+/** A process in namespace `ns`, killed and reaped by close(). */
+function inNetns(ns: TestNetns, args: string[]): { close(): Promise<void> } {
+  const p = new Deno.Command("ip", {
+    args: ["netns", "exec", ns.name, ...args],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    async close() {
+      try {
+        p.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+      await p.status;
+    },
+  };
+}
+
+const listening = (ns: TestNetns, port: number) => () =>
+  ns.exec(["ss", "-Hltn", `sport = :${port}`]).includes(`:${port}`);
+
+/** The ~50 ms path from `tx` to `rx` (veth ends `va`/`vb`); returns the UDP stream and its server. */
+async function longPath(rx: TestNetns, tx: TestNetns): Promise<{ close(): Promise<void> }[]> {
+  execFileSync("ip", [
+    ...["link", "add", "va", "netns", rx.name],
+    ...["type", "veth", "peer", "name", "vb", "netns", tx.name],
+  ]);
+  for (const [ns, dev, addr] of [[rx, "va", RX], [tx, "vb", TX]] as const) {
+    ns.exec(["ip", "addr", "add", `${addr}/30`, "dev", dev]);
+    ns.exec(["ip", "link", "set", dev, "up"]);
+  }
+  tbf(tx, "vb", "100mbit", "32kb", "20ms"); // data direction
+  tbf(rx, "va", "10mbit", "16kb", "40ms"); // ACK direction, kept full below
+  const server = inNetns(tx, ["iperf3", "-s", "-p", `${UDP_PORT}`]);
+  assert.ok(await waitFor(listening(tx, UDP_PORT), 5000), "the UDP stream's server listens");
+  const stream = inNetns(rx, [
+    ...["iperf3", "-u", "-c", TX, "-p", `${UDP_PORT}`],
+    ...["-b", "10.5M", "-t", "120"],
+  ]);
+  await new Promise((r) => setTimeout(r, 1000)); // the ACK queue fills
+  return [stream, server];
+}
+
 Deno.test({
-  name: "a settled tcp_rmem max: its need stays in the kernel until the state changes",
+  name: "a settled tcp_rmem max: its need stays in the kernel, a bigger one is heard and grows it",
   ignore: !IS_ROOT,
   fn: () =>
     withSandbox("needmute", async (sb) => {
       sb.ns.setSysctl(RMEM, START);
       const inode = Deno.statSync(`/run/netns/${sb.ns.name}`).ino!;
-      const d = sb.start(["--debug", "-a", "tcp_buffer"]);
-      await d.waitFor(/bpfpilot started/, 60_000);
-      const sock = `${sb.state}/control.sock`;
-      const sink = new Deno.Command("ip", {
-        args: ["netns", "exec", sb.ns.name, DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const flows = () =>
-        sb.cg.run(
-          `ip netns exec ${sb.ns.name} ${DENO} run -A ${TRAFFIC} send 127.0.0.1:${PORT} 300 ` +
-            `${256 * 1024}`,
-        );
-      const rcvEvents = () => d.matching(/net\.ipv4\.tcp_rmem in .* near max/);
+      const tx = TestNetns.create("needtx");
+      const procs = [inNetns(sb.ns, [DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`])];
       try {
-        assert.ok(
-          await waitFor(() => sb.ns.exec(["ss", "-ltn"]).includes(`:${PORT}`), 15_000),
-          "the sink listens",
-        );
+        const d = sb.start(["--debug", "-a", "tcp_buffer"]);
+        await d.waitFor(/bpfpilot started/, 60_000);
+        const sock = `${sb.state}/control.sock`;
+        const flows = () =>
+          sb.cg.run(
+            `ip netns exec ${sb.ns.name} ${DENO} run -A ${TRAFFIC} send 127.0.0.1:${PORT} 300 ` +
+              `${256 * 1024}`,
+          );
+        const rcvEvents = () => d.matching(/net\.ipv4\.tcp_rmem in .* near max/);
+        assert.ok(await waitFor(listening(sb.ns, PORT), 15_000), "the sink listens");
+
         // Growth, then a quiet spell: the max comes back to its floor, the need settled.
         flows();
         await d.waitFor(/Due to need to increase .* change net\.ipv4\.tcp_rmem/);
@@ -91,9 +134,9 @@ Deno.test({
         const settled = Number(/needing about (\d+) bytes/.exec(trim)![1]);
         assert.deepEqual(sb.ns.sysctl(RMEM), START, "trimmed back to its floor");
 
-        // The same flows: one event sets the threshold, the kernel keeps the rest.
+        // The same flows: one event sets the threshold, the kernel keeps the rest. 3 s of them:
+        // unmuted, the rate limiter would let through two events a second.
         const before = { events: rcvEvents().length, muted: await mutedHits(sock) };
-        // 3 s of them: unmuted, the rate limiter would let through two events a second.
         for (const end = Date.now() + 3000; Date.now() < end;) flows();
         await new Promise((r) => setTimeout(r, 1500)); // events still on their way are counted
         const after = { events: rcvEvents().length, muted: await mutedHits(sock) };
@@ -105,24 +148,23 @@ Deno.test({
         const need = growthNeed(START[2], settled);
         assert.equal(rcvEntry(d.pid, inode)?.mute_need, need, "muted up to growthNeed");
 
-        // The administrator writes the max (in the watched cgroup): news, whatever its value.
-        sb.cg.run(`ip netns exec ${sb.ns.name} sysctl -qw ${RMEM}="${START.join(" ")}"`);
-        await d.waitFor(/modified sysctl 'net\.ipv4\.tcp_rmem'/);
-        assert.equal(rcvEntry(d.pid, inode)?.mute_need ?? 0, 0, "unmuted by the admin's write");
-        const mark = rcvEvents().length;
-        flows();
-        assert.ok(
-          await waitFor(() => rcvEvents().length > mark, 5000),
-          "heard again after the admin's write",
-        );
+        // A transfer over the long path needs about the whole max per round trip: heard, grown.
+        procs.push(...await longPath(sb.ns, tx));
+        procs.push(inNetns(sb.ns, ["iperf3", "-s", "-1", "-p", `${IPERF_PORT}`]));
+        assert.ok(await waitFor(listening(sb.ns, IPERF_PORT), 5000), "iperf3 listens");
+        const mark = d.lines.length;
+        tx.exec(["iperf3", "-c", RX, "-p", `${IPERF_PORT}`, "-t", "6"], { timeoutMs: 30_000 });
+        const grew = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
+        const grown = await waitFor(() => d.lines.slice(mark).some((l) => grew.test(l)), 5000);
+        console.log(rcvEvents().slice(after.events).join("\n"));
+        assert.ok(grown, `no growth over the long path:\n${d.lines.slice(mark).join("\n")}`);
+        assert.ok(sb.ns.sysctl(RMEM)[2] > START[2], `${sb.ns.sysctl(RMEM)}`);
+        const left = rcvEntry(d.pid, inode)?.mute_need ?? 0;
+        assert.equal(left, 0, "the growth unmuted the settled max's key");
         assert.equal(await d.stop(), 0, "clean exit");
       } finally {
-        try {
-          sink.kill("SIGKILL");
-        } catch {
-          // gone
-        }
-        await sink.status;
+        for (const p of procs) await p.close();
+        tx.delete();
       }
     }),
 });
