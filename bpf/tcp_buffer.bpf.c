@@ -140,7 +140,7 @@ static __always_inline __u32 rl_kind_of(__u16 kind, long limit)
 
 /* Rate limit first, then the memory check (several probe reads): a folded hit costs neither.
  * Once a trimmed max has settled, userspace mutes the key up to the need it would act on
- * (tcp_buffer_rules.ts noChangeBelow): the evidence is the path's need, none (0) from a socket
+ * (tcp_buffer_rules.ts growthNeed): the evidence is the path's need, none (0) from a socket
  * above the max (it grew before the trim), so only a socket the max holds back with a bigger
  * need is sent, at once. */
 static __always_inline void emit_buffer(struct sock *sk, __u16 kind, __u64 netns, long buf,
