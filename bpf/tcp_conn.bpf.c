@@ -26,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "bpfpilot_common.bpf.h"
+#include "bpfpilot_rl_percpu.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -151,10 +152,13 @@ struct {
 
 /* The sampled connections (one per path per interval), by socket cookie, from ESTABLISHED to
  * their sample at TCP_CLOSE. A preallocated LRU hash, not socket storage: creating a socket's
- * storage allocated and charged memory inside the program (~5 us a sample here). */
+ * storage allocated and charged memory inside the program (~5 us a sample here). Per-CPU LRU
+ * lists: the common list's global lock and its batched moves of free entries cost ~1 us a sample
+ * here (an entry made on one CPU and deleted on another is fine). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, __u64);
 	__type(value, struct tc_sock);
 } tc_socks SEC(".maps");
@@ -223,6 +227,21 @@ static __always_inline int app_chose(struct tcp_sock *tp)
 static __always_inline int is_bbr(const char *name)
 {
 	return name[0] == 'b' && name[1] == 'b' && name[2] == 'r' && name[3] == 0;
+}
+
+/* The socket's current algorithm, by typed loads from its ops (as bpf_getsockopt(TCP_CONGESTION)
+ * copies it, without the helper call: on a connection sampled now and then, its code and the
+ * socket-option path it walks are out of the caches). */
+static __always_inline void alg_name(struct tcp_sock *tp, char name[TC_NAME_LEN])
+{
+	const struct tcp_congestion_ops *ca = tp->inet_conn.icsk_ca_ops;
+
+	if (!ca) {
+		__builtin_memset(name, 0, TC_NAME_LEN);
+		return;
+	}
+	((__u64 *)name)[0] = *(const __u64 *)&ca->name[0];
+	((__u64 *)name)[1] = *(const __u64 *)&ca->name[8];
 }
 
 /* A random algorithm of `mask`, or `dflt` when the mask is empty. */
@@ -311,11 +330,11 @@ static __always_inline void established(struct bpf_sock_ops *ops, struct bpf_soc
 	 * it by another choice than ours (the kernel default) is found when the check fires. */
 	if (!(flags & (TC_F_APP | TC_F_IS_BBR)) && bbr < TC_ALG_MAX)
 		want |= BPF_SOCK_OPS_RETRANS_CB_FLAG;
-	n = bpfp_rate_limit(path_rl_key(&key), TC_SAMPLE);
+	/* Per-CPU fast path: most connections of a busy path are folded from this CPU's memory. */
+	n = bpfp_rate_limit_percpu(path_rl_key(&key), TC_SAMPLE);
 	if (n) {
 		/* The path's sample for this interval: this connection reports at its close. */
-		if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, s.initial, TC_NAME_LEN))
-			s.initial[0] = 0;
+		alg_name(tp, s.initial);
 		if (is_bbr(s.initial))
 			flags |= TC_F_IS_BBR;
 		if (ops->ecn_flags & 1 /* TCP_ECN_OK */)
@@ -337,6 +356,7 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 {
 	__u64 bbr = param(cfg, bbr, TC_NO_ALG);
 	char cur[TC_NAME_LEN];
+	struct tcp_sock *tp;
 	struct tc_sock *s;
 	__u64 cookie;
 
@@ -349,8 +369,12 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 	count(TC_C_LOSSY);
 	if (bbr >= TC_ALG_MAX)
 		return;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	alg_name(tp, cur);
 	/* Already on BBR (the kernel default, say): nothing to switch. */
-	if (bpf_getsockopt(ops, SOL_TCP, TCP_CONGESTION, cur, TC_NAME_LEN) || !is_bbr(cur)) {
+	if (!is_bbr(cur)) {
 		if (!(cfg && (cfg->flags & TC_CFG_ADVISE)) && set_alg(ops, bbr)) {
 			count(TC_C_FAILED);
 			return;
