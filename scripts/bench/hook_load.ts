@@ -66,9 +66,22 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   const deno = join(root, "node_modules/.bin/deno");
   const generator = join(root, "scripts/bench/paced_tcp.ts");
   enableBpfStats();
-  // The first program on a tracepoint pays more than the ones after it (cold dispatch and clock
-  // reads): the daemon's programs come first, so the floor is also measured alone, before it.
-  const alone = await loneFloor(far, deno, generator, LONE_FLOOR_S);
+  // The first program on a tracepoint (or cgroup) pays more than the ones after it (cold dispatch
+  // and clock reads): the daemon's programs come first, so the floor is also measured alone,
+  // before it, under the same traffic.
+  const alone = await loneFloor(
+    far,
+    () => EmptyProgram.attach(FLOOR_TRACEPOINT),
+    // About one tcp_probe hit per 64-byte message at MTU 1500 (the calibration finds ~1.05).
+    [deno, "run", "-A", "--no-config", generator, `${TARGET_HITS_S}`, `${LONE_FLOOR_S + 1.5}`],
+  );
+  const others = otherWorkloads(deno, near);
+  const othersAlone = new Map<OtherWorkload, RunStats>();
+  for (const o of others) {
+    if (o.floor && o.floorAlone) {
+      othersAlone.set(o, await loneFloor(near, o.floor, o.argv(LONE_FLOOR_S + 1.5)));
+    }
+  }
   const d = new BenchDaemon(argv, [
     "run",
     "--stderr",
@@ -187,7 +200,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   }
   await empty.close();
 
-  for (const o of otherWorkloads(deno, near)) {
+  for (const o of others) {
     const floorProg = o.floor?.() ?? null;
     try {
       const w = await measureWith(near, o.argv(windowS + 0.5), windowS, floorProg);
@@ -196,7 +209,7 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
         fmtRate(w.sendRate, `${o.unit}/s`),
         `asked ${o.rate}/s in own netns (${o.note}); the daemon watches it (--netns, --advise)`,
       );
-      costRows(w, o.label, floorProg, null);
+      costRows(w, o.label, floorProg, othersAlone.get(o) ?? null);
     } finally {
       await floorProg?.close();
     }
@@ -207,24 +220,22 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
   await far.delete();
 }
 
-/** The empty program alone on the floor tracepoint, under the same paced traffic in `ns`. */
+/**
+ * The empty program `attach` makes, alone there, over LONE_FLOOR_S while `argv` (a generator
+ * that runs LONE_FLOOR_S + 1.5 s) makes traffic in `ns`.
+ */
 async function loneFloor(
   ns: BenchNetns,
-  deno: string,
-  generator: string,
-  seconds: number,
+  attach: () => EmptyProgram,
+  argv: string[],
 ): Promise<RunStats> {
-  const empty = EmptyProgram.attach(FLOOR_TRACEPOINT);
+  const empty = attach();
   try {
-    // About one tcp_probe hit per 64-byte message at MTU 1500 (the calibration below finds ~1.05).
-    const gen = ns.spawn(
-      [deno, "run", "-A", "--no-config", generator, `${TARGET_HITS_S}`, `${seconds + 1.5}`],
-      { stdout: "piped" },
-    );
+    const gen = ns.spawn(argv, { stdout: "piped" });
     await gen.waitLine("ready");
     await sleep(500);
     const f0 = empty.read();
-    await sleep(seconds * 1000);
+    await sleep(LONE_FLOOR_S * 1000);
     const f1 = empty.read();
     await gen.finished(30_000);
     return { runNs: f1.runNs - f0.runNs, runs: f1.runs - f0.runs };
@@ -240,6 +251,8 @@ interface OtherWorkload {
   rate: number;
   /** The floor: an empty program beside the tuner's (attached after it); null: none comparable. */
   floor: (() => EmptyProgram) | null;
+  /** Also measure the floor alone (first there, as the tuner's is) before the daemon starts. */
+  floorAlone?: boolean;
   argv: (seconds: number) => string[];
 }
 
@@ -283,6 +296,7 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
       rate: 1000,
       // The daemon attaches its sockops program to the cgroup2 root (no -c): the floor too.
       floor: () => EmptyProgram.attachSockops(cgroup2Root() ?? "/sys/fs/cgroup"),
+      floorAlone: true,
       argv: run("paced_connect.ts", "1000", CONNECT_ADDR),
     },
     {
@@ -316,7 +330,7 @@ function costRows(
         `(${w.floor.runs} runs), after the daemon's: the kernel's dispatch and bpf_stats' clock ` +
         `reads, which move with the machine's load` +
         (alone
-          ? `; alone (first on the tracepoint, as the daemon's are) before the daemon started: ` +
+          ? `; alone (first there, as the daemon's are) before the daemon started: ` +
             (alone.runs
               ? `${(alone.runNs / alone.runs).toFixed(0)} ns (${alone.runs} runs)`
               : "n/a")
