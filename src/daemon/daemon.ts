@@ -38,7 +38,7 @@ import { RingBufferReader } from "../libbpf/ringbuf.ts";
 import { releaseKernelBtf } from "../libbpf/load.ts";
 import { lib, setLibbpfLogSink } from "../libbpf/runtime.ts";
 import { keepParseMemory } from "../libbpf/parse_memory.ts";
-import { releaseStartupPages } from "./startup_pages.ts";
+import { releaseStartupPages, residentFileKb } from "./startup_pages.ts";
 import { errnoOf } from "../kernel/libc.ts";
 import { type BpfMap, u32Key } from "../libbpf/map.ts";
 import { probeKernel, type ProbeResult } from "../kernel/probe.ts";
@@ -592,6 +592,8 @@ export class Daemon {
     );
     if (Deno.env.get("BPFPILOT_START_TIMING") === "1") log.info(timing.describe());
     else log.debug(timing.describe());
+    // The ring buffers and the servers touched ~10 MB more of the runtime's code, mostly once.
+    this.#releaseStartupPages("once started");
     this.#releaseStartupPagesSoon();
     await this.opts.onReady?.(this);
     if (this.opts.faultInject.includes("daemon:uncaught")) {
@@ -617,11 +619,14 @@ export class Daemon {
   #releaseStartupPages(when: string): void {
     const t0 = performance.now();
     const libc = lib().libc;
+    const before = residentFileKb();
     const r = releaseStartupPages(libc, () => errnoOf(libc));
+    const after = residentFileKb();
+    const mb = (kb: number | null) => kb === null ? "?" : (kb / 1024).toFixed(1);
     this.log.debug(
       `start-up pages released ${when}: ${r.mappings} read-only file mappings ` +
         `(${(r.advisedBytes / 2 ** 20).toFixed(0)} MB) advised out in ` +
-        `${(performance.now() - t0).toFixed(1)} ms` +
+        `${(performance.now() - t0).toFixed(1)} ms, RssFile ${mb(before)} -> ${mb(after)} MB` +
         (r.refused === null ? "" : `; the kernel refused some (errno ${r.refused})`),
     );
   }

@@ -46,6 +46,14 @@ export interface PagedOut {
   refused: number | null;
 }
 
+/** RssFile of a /proc/<pid>/status text, in kB (null when absent). */
+export function residentFileKb(
+  status: string = Deno.readTextFileSync("/proc/self/status"),
+): number | null {
+  const m = /^RssFile:\s+(\d+) kB/m.exec(status);
+  return m ? Number(m[1]) : null;
+}
+
 /** Advises this process's read-only file mappings out. */
 export function releaseStartupPages(
   libc: Pick<Libc, "madvise">,

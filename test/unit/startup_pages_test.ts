@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { readOnlyFileMappings, releaseStartupPages } from "../../src/daemon/startup_pages.ts";
+import {
+  readOnlyFileMappings,
+  releaseStartupPages,
+  residentFileKb,
+} from "../../src/daemon/startup_pages.ts";
 import { errnoOf, libcOrError } from "../../src/kernel/libc.ts";
 import { candidatePresent, libraryCandidates } from "../../src/kernel/libdirs.ts";
 
@@ -85,4 +89,13 @@ Deno.test("releaseStartupPages: a library only this process maps leaves memory",
     zlib.close();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("residentFileKb: RssFile of a status text, null without one; this process has some", () => {
+  assert.equal(
+    residentFileKb("VmRSS:\t  61208 kB\nRssAnon:\t   24188 kB\nRssFile:\t   37020 kB\n"),
+    37020,
+  );
+  assert.equal(residentFileKb("VmRSS:\t  61208 kB\n"), null);
+  assert.ok((residentFileKb() ?? 0) > 0);
 });
