@@ -36,6 +36,8 @@ export class FakeTunerContext implements TunerContext {
   readonly values = new Map<string, number[]>();
   readonly proposals: Proposal[] = [];
   readonly ceilings: { sysctl: string; netns: string; value: number[]; ceiling: number }[] = [];
+  /** needsMore() calls: what the daemon would mute the event's key up to. */
+  readonly needs: { sysctl: string; netns: string; need: number }[] = [];
   readonly overrides: Override[] = [];
   readonly lines: { level: string; msg: string }[] = [];
   readonly log: LogLike;
@@ -104,6 +106,10 @@ export class FakeTunerContext implements TunerContext {
 
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void {
     this.ceilings.push({ sysctl, netns, value, ceiling });
+  }
+
+  needsMore(sysctl: string, netns: string, need: number): void {
+    this.needs.push({ sysctl, netns, need });
   }
 
   /** What watchedNetns() answers (the `--netns` namespace, else the host's). */

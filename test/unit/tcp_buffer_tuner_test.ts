@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
 import { tcpBufferTuner } from "../../src/tuners/tcp_buffer.ts";
 import { fakeObject, startTuner } from "../support/fake_context.ts";
+import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
 
 const K = contract.kinds;
 const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem", MEM = "net.ipv4.tcp_mem";
@@ -138,4 +139,31 @@ Deno.test("tcp_buffer: growing tcp_mem starts from its live value, cached or not
   const grown = t.ctx.proposals.filter((p) => p.sysctl === MEM);
   assert.ok(grown.length > 0, "memory pressure grows tcp_mem");
   for (const p of grown) assert.deepEqual(p.from, [110, 220, 330]);
+});
+
+Deno.test("tcp_buffer: a settled max asks the kernel to keep needs up to growthNeed; more grows it", () => {
+  const t = tuner();
+  const max = 1048576;
+  t.ctx.set(RMEM, [4096, 131072, max]);
+  // buf, limit, srtt, userlocks, want, used: a socket below the max, the kernel wanting 3 MB.
+  const at = (used: bigint) =>
+    t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [500000n, BigInt(max), 500n, 0n, 3000000n, used] });
+  at(30000n);
+  assert.deepEqual(t.ctx.proposals.map((p) => p.to[2]), [3000000], "grown, not settled yet");
+  assert.equal(t.ctx.needs.length, 0, "growing: nothing to keep");
+  // Quiet for the settle's 5 s: trimmed back to the max before the growth, need 30 KB.
+  t.ctx.clock += 6000;
+  t.tuner.onTick?.();
+  assert.deepEqual(t.ctx.proposals.map((p) => p.to[2]), [3000000, max]);
+  // The same need at the trimmed max: no change, and the threshold the kernel gets.
+  at(40000n);
+  assert.equal(t.ctx.proposals.length, 2);
+  assert.deepEqual(t.ctx.needs, [{ sysctl: RMEM, netns: "global", need: growthNeed(max, 30000) }]);
+  assert.equal(t.ctx.needs[0].need, 873813, "1.25 x what 1 MiB holds (1 MiB / 1.5)");
+  // One byte above it: growth, and no threshold (the change unmutes the namespace's keys).
+  at(873814n);
+  assert.equal(t.ctx.proposals.length, 3);
+  assert.equal(t.ctx.proposals[2].from[2], max);
+  assert.ok(t.ctx.proposals[2].to[2] > max);
+  assert.equal(t.ctx.needs.length, 1);
 });
