@@ -6,7 +6,7 @@ import { liveSysctls } from "../daemon/sysctl_io.ts";
 import { tunableDomain, TUNERS } from "../tuners/registry.ts";
 import { restoreGuard } from "../daemon/restorable.ts";
 import { describeNetns, heldNetnsCookie } from "../kernel/netns.ts";
-import { SysctlFiles } from "../kernel/sysctl_files.ts";
+import { keptFilesWithin, openFilesLimit, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { sysctlWLine } from "../kernel/sysctl.ts";
 import { createLogger } from "../log/logger.ts";
 import { requireRoot, UserError } from "./errors.ts";
@@ -103,14 +103,7 @@ const OTHER_FDS = 128;
 
 /** One kept file per journal entry, as far as this process's open-files limit leaves room. */
 function keptFilesFor(entries: number): number {
-  let limit = 1024;
-  try {
-    const line = /^Max open files\s+(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"));
-    if (line) limit = Number(line[1]);
-  } catch {
-    // no /proc: the usual soft limit
-  }
-  return Math.max(1, Math.min(entries, limit - OTHER_FDS));
+  return keptFilesWithin(entries, openFilesLimit(), OTHER_FDS);
 }
 
 export function enableCommand(setExit: (code: number) => void) {

@@ -54,7 +54,7 @@ import {
 import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
-import { SysctlFiles } from "../kernel/sysctl_files.ts";
+import { daemonKeptFiles, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
 import { ANY_NETNS } from "../kernel/netns.ts";
@@ -159,7 +159,7 @@ export class Daemon {
   readonly gate: RateGate;
   readonly io: SysctlIO;
   /** /proc/sys files kept open per namespace (bounded): what makes a change one visit. */
-  readonly #files = new SysctlFiles({ cookieNow: heldNetnsCookie });
+  readonly #files = new SysctlFiles({ cookieNow: heldNetnsCookie, max: daemonKeptFiles() });
   journal!: Journal;
   probe!: ProbeResult;
   loaded: LoadedTuner[] = [];

@@ -26,9 +26,31 @@ const O_CLOEXEC = 0o2000000;
  * How many files a SysctlFiles keeps open by default: tcp_buffer alone keeps 3 per namespace it
  * sees events from, so this holds ~340 busy namespaces (256 held 85: at 100 namespaces with
  * traffic nearly every event missed and paid a checked visit, ~150 µs). Deno raises the soft fd
- * limit to the hard one (systemd's default: 524288), so this stays far below it.
+ * limit to the hard one (systemd's default: 524288); under a lower limit the daemon keeps half of
+ * it at most (daemonKeptFiles), so kept files never starve its sockets, maps and namespace handles.
  */
 export const SYSCTL_FILES_MAX = 1024;
+
+/** This process's soft open-files limit (1024, the usual one, when /proc says nothing). */
+export function openFilesLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"));
+    if (line) return Number(line[1]); // "unlimited" does not match: the usual limit is safe
+  } catch {
+    // no /proc: the usual soft limit
+  }
+  return 1024;
+}
+
+/** The daemon's bound: SYSCTL_FILES_MAX within half the open-files limit. */
+export function daemonKeptFiles(limit = openFilesLimit()): number {
+  return keptFilesWithin(SYSCTL_FILES_MAX, limit, Math.ceil(limit / 2));
+}
+
+/** Files to keep: at most `wanted`, leaving `reserved` of the open-files `limit` to the rest. */
+export function keptFilesWithin(wanted: number, limit: number, reserved: number): number {
+  return Math.max(1, Math.min(wanted, limit - reserved));
+}
 /** Longer than any integer sysctl's text (a 256-CPU mask is ~72 bytes). */
 const READ_BYTES = 4096;
 const decoder = new TextDecoder();

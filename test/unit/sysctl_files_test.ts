@@ -1,6 +1,12 @@
 /** SysctlFiles' bookkeeping on a fake libc: which files stay open, and when one is not used. */
 import assert from "node:assert/strict";
-import { SysctlFiles } from "../../src/kernel/sysctl_files.ts";
+import {
+  daemonKeptFiles,
+  keptFilesWithin,
+  openFilesLimit,
+  SYSCTL_FILES_MAX,
+  SysctlFiles,
+} from "../../src/kernel/sysctl_files.ts";
 
 const RMEM = "net.ipv4.tcp_rmem", MODERATE = "net.ipv4.tcp_moderate_rcvbuf";
 
@@ -158,4 +164,15 @@ Deno.test("SysctlFiles: namespaces visited in turn, more than the bound: part of
   assert.equal(kept.size, 100);
   assert.equal(f.fds.size, 100, "every file dropped is closed");
   assert.ok(hits > (hits + misses) / 4, `${hits} hits, ${misses} misses`);
+});
+
+Deno.test("kept files stay within the open-files limit, leaving the rest to the daemon", () => {
+  assert.equal(daemonKeptFiles(524288), SYSCTL_FILES_MAX);
+  assert.equal(daemonKeptFiles(1024), 512, "a low limit: half of it, not all 1,024");
+  assert.equal(daemonKeptFiles(1), 1);
+  assert.equal(keptFilesWithin(300, 1024, 128), 300);
+  assert.equal(keptFilesWithin(5000, 1024, 128), 896);
+  assert.equal(keptFilesWithin(10, 100, 128), 1, "at least one, even when nothing is left");
+  const limit = openFilesLimit();
+  assert.ok(Number.isSafeInteger(limit) && limit > 0, `this process's limit: ${limit}`);
 });
