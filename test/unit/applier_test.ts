@@ -92,9 +92,19 @@ function setup(opts: { advise?: boolean; onlyNetns?: string; policy?: ConfigPoli
     stats,
     journal,
     inLog,
+    /** One wake-up as the daemon runs it: a journal batch whose writes wait for its records. */
+    drain: (fn: () => void) => journal.batch(() => applier.deferWrites(fn)),
     tick: (ms: number) => now += ms,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** setup() for one wake-up's writes: records checked on disk, tcp_rmem max 65536 in `spaces`. */
+function setupDeferred(spaces: string[]) {
+  const t = setup();
+  t.io.onDisk = t.inLog;
+  for (const ns of spaces) t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
+  return t;
 }
 
 function rmem(from: number, to: number, netns = "global"): Proposal {
@@ -391,19 +401,17 @@ Deno.test("deferWrites: a batch's changes are written at its end, after one fdat
     const spaces = ["ns:11", "ns:12", "ns:13"];
     for (const ns of spaces) t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
     const { syncs } = countingSyncs((syncsSoFar) =>
-      t.journal.batch(() =>
-        t.applier.deferWrites(() => {
-          // Each write finds its record written and synced already.
-          t.io.onDisk = (netns, sysctl) => t.inLog(netns, sysctl) && syncsSoFar() === 1;
-          for (const ns of spaces) assert.equal(t.applier.propose(rmem(65536, 81920, ns)), true);
-          assert.deepEqual(t.io.writes, [], "nothing written before the records are durable");
-          assert.deepEqual(
-            t.outcomes.map((o) => o.kind),
-            ["changed", "changed", "changed"],
-            "each event's outcome is known when it is handled",
-          );
-        })
-      )
+      t.drain(() => {
+        // Each write finds its record written and synced already.
+        t.io.onDisk = (netns, sysctl) => t.inLog(netns, sysctl) && syncsSoFar() === 1;
+        for (const ns of spaces) assert.equal(t.applier.propose(rmem(65536, 81920, ns)), true);
+        assert.deepEqual(t.io.writes, [], "nothing written before the records are durable");
+        assert.deepEqual(
+          t.outcomes.map((o) => o.kind),
+          ["changed", "changed", "changed"],
+          "each event's outcome is known when it is handled",
+        );
+      })
     );
     // FakeIO.write checks each record is on disk before its write.
     assert.deepEqual(t.io.writes, spaces.map((ns) => `${ns} net.ipv4.tcp_rmem=4096 16384 81920`));
@@ -418,21 +426,16 @@ Deno.test("deferWrites: a batch's changes are written at its end, after one fdat
 });
 
 Deno.test("deferWrites: a read of a sysctl with a queued write writes the queue first", () => {
-  const t = setup();
+  const t = setupDeferred(["ns:11", "ns:12"]);
   try {
-    t.io.onDisk = t.inLog;
-    t.io.values.set("ns:11 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
-    t.io.values.set("ns:12 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
-    t.journal.batch(() =>
-      t.applier.deferWrites(() => {
-        t.applier.propose(rmem(65536, 81920, "ns:11"));
-        t.applier.flushFor("ns:12", ["net.ipv4.tcp_rmem"]);
-        assert.deepEqual(t.io.writes, [], "another namespace's read does not");
-        t.applier.flushFor("ns:11", ["net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem"]);
-        assert.deepEqual(t.io.writes, ["ns:11 net.ipv4.tcp_rmem=4096 16384 81920"]);
-        t.applier.propose(rmem(65536, 81920, "ns:12"));
-      })
-    );
+    t.drain(() => {
+      t.applier.propose(rmem(65536, 81920, "ns:11"));
+      t.applier.flushFor("ns:12", ["net.ipv4.tcp_rmem"]);
+      assert.deepEqual(t.io.writes, [], "another namespace's read does not");
+      t.applier.flushFor("ns:11", ["net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem"]);
+      assert.deepEqual(t.io.writes, ["ns:11 net.ipv4.tcp_rmem=4096 16384 81920"]);
+      t.applier.propose(rmem(65536, 81920, "ns:12"));
+    });
     assert.equal(t.io.writes.length, 2);
   } finally {
     t.cleanup();
@@ -440,13 +443,9 @@ Deno.test("deferWrites: a read of a sysctl with a queued write writes the queue 
 });
 
 Deno.test("deferWrites: a crash between the records' sync and the writes loses nothing; rollback puts back what was written", () => {
-  const t = setup();
+  const t = setupDeferred(["ns:11", "ns:12"]);
   const copies: string[] = [];
   try {
-    t.io.onDisk = t.inLog;
-    for (const ns of ["ns:11", "ns:12"]) {
-      t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
-    }
     // What a crash would leave: the state directory as it is on disk at each write.
     const write = t.io.write.bind(t.io);
     t.io.write = (sysctl, netns, v) => {
@@ -459,12 +458,10 @@ Deno.test("deferWrites: a crash between the records' sync and the writes loses n
       }
       write(sysctl, netns, v);
     };
-    t.journal.batch(() =>
-      t.applier.deferWrites(() => {
-        t.applier.propose(rmem(65536, 81920, "ns:11"));
-        t.applier.propose(rmem(65536, 98304, "ns:12"));
-      })
-    );
+    t.drain(() => {
+      t.applier.propose(rmem(65536, 81920, "ns:11"));
+      t.applier.propose(rmem(65536, 98304, "ns:12"));
+    });
     assert.equal(copies.length, 2);
     const plan = (copy: string, live: Record<string, number>) =>
       Journal.open(copy, { create: false }).planRollback((netns) => [4096, 16384, live[netns]]);
@@ -488,21 +485,17 @@ Deno.test("deferWrites: a crash between the records' sync and the writes loses n
 });
 
 Deno.test("deferWrites: when the records cannot be made durable, nothing is written", () => {
-  const t = setup();
+  const t = setupDeferred(["ns:11"]);
   try {
-    t.io.onDisk = t.inLog;
-    t.io.values.set("ns:11 net.ipv4.tcp_rmem", [4096, 16384, 65536]);
     const proto = Deno.FsFile.prototype;
     const real = proto.syncDataSync;
     proto.syncDataSync = () => {
       throw new Deno.errors.PermissionDenied("injected");
     };
     try {
-      t.journal.batch(() =>
-        t.applier.deferWrites(() => {
-          assert.equal(t.applier.propose(rmem(65536, 81920, "ns:11")), true);
-        })
-      );
+      t.drain(() => {
+        assert.equal(t.applier.propose(rmem(65536, 81920, "ns:11")), true);
+      });
     } catch {
       // the batch's last append may fail the same way: the daemon logs it
     } finally {
