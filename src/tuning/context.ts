@@ -16,7 +16,7 @@ export function applyDecisions(
   for (const d of decisions) {
     if (!d) continue;
     if (d.kind === "at-ceiling") ctx.atCeiling(d.sysctl, netns, d.value, d.ceiling);
-    else if (d.kind === "needs-more") ctx.needsMore?.(d.sysctl, netns, d.need);
+    else if (d.kind === "needs-more") ctx.needsMore(d.sysctl, netns, d.need);
     else applied = ctx.propose(toProposal(d.proposal, tuner, netns)) || applied;
   }
   return applied;

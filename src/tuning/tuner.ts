@@ -72,9 +72,9 @@ export interface TunerContext {
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
   /**
    * `sysctl` stays as it is unless the event's evidence exceeds `need`: the event's key is muted
-   * up to it in the kernel (event_mutes.ts). Absent: nothing is muted.
+   * up to it in the kernel (event_mutes.ts).
    */
-  needsMore?(sysctl: string, netns: string, need: number): void;
+  needsMore(sysctl: string, netns: string, need: number): void;
   /**
    * Namespaces a polling tuner looks at (keys): the one `--netns` names, else the host's. Event-
    * driven hooks see every namespace; a poll cannot enumerate them cheaply.

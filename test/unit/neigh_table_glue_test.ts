@@ -31,6 +31,7 @@ function fakeContext(values: Record<string, number>) {
       return true;
     },
     atCeiling: (sysctl) => logs.push(`at ceiling ${sysctl}`),
+    needsMore: (sysctl) => logs.push(`needs more ${sysctl}`),
     now: () => state.now,
     watchedNetns: () => [GLOBAL_NETNS],
     managers: () => [],

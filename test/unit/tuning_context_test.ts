@@ -12,14 +12,17 @@ const change = (sysctl: string, to: number): Decision => ({
 Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling is reported, nulls skipped", () => {
   const proposed: Proposal[] = [];
   const ceilings: unknown[][] = [];
+  const needs: unknown[][] = [];
   const ctx = {
     propose: (p: Proposal) => (proposed.push(p), p.sysctl !== "b"),
     atCeiling: (...a: unknown[]) => void ceilings.push(a),
+    needsMore: (...a: unknown[]) => void needs.push(a),
   };
   const applied = applyDecisions(ctx, "toy", [
     null,
     change("b", 2),
     { kind: "at-ceiling", sysctl: "c", value: [9], ceiling: 9 },
+    { kind: "needs-more", sysctl: "d", need: 7 },
     change("a", 3),
   ], "ns1");
   assert.equal(applied, true);
@@ -28,6 +31,7 @@ Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling
     ["toy", "ns1", "a", [3]],
   ]);
   assert.deepEqual(ceilings, [["c", "ns1", [9], 9]]);
+  assert.deepEqual(needs, [["d", "ns1", 7]]);
   assert.equal(applyDecisions(ctx, "toy", [change("b", 2)], "ns1"), false, "refused: not applied");
 });
 
