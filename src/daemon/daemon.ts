@@ -619,8 +619,11 @@ export class Daemon {
   #releaseStartupPages(when: string): void {
     const t0 = performance.now();
     const libc = lib().libc;
-    const before = residentFileKb();
+    // RssFile before and after is for the debug line only: not read when it is not written.
+    const debug = this.log.debugEnabled;
+    const before = debug ? residentFileKb() : null;
     const r = releaseStartupPages(libc, () => errnoOf(libc));
+    if (!debug) return;
     const after = residentFileKb();
     const mb = (kb: number | null) => kb === null ? "?" : (kb / 1024).toFixed(1);
     this.log.debug(
