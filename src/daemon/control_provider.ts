@@ -6,6 +6,7 @@
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { VERSION } from "../version.ts";
 import { ANY_NETNS, GLOBAL_NETNS, netnsRegistry, parseNetnsKey } from "../kernel/netns.ts";
+import { readTogether } from "../tuning/context.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { ControlError } from "./control/protocol.ts";
 import type {
@@ -56,7 +57,8 @@ export interface ProviderDaemon {
   readonly startedAt: Date;
   readonly stats: DaemonStats;
   readonly journal: Journal;
-  readonly io: SysctlIO;
+  /** Live values to show: reads that keep no /proc/sys file open (the tuners' bounded set). */
+  readonly reportReads: Pick<SysctlIO, "read" | "readMany">;
   /** The rate gate: `enable` makes it forget, so a value reset meanwhile is tuned afresh. */
   readonly gate: { forget(netns: string, sysctl: string): void };
   readonly loaded: readonly {
@@ -212,7 +214,9 @@ export class DaemonControlProvider implements ControlProvider {
 
   rollback(): RollbackEntry[] {
     return guarded(() => {
-      const plan = this.d.journal.planRollback((netns, sysctl) => this.d.io.read(sysctl, netns));
+      const plan = this.d.journal.planRollback((netns, sysctl) =>
+        this.d.reportReads.read(sysctl, netns)
+      );
       return plan.restore.map((step) => ({
         tuner: step.tuner,
         sysctl: step.sysctl,
@@ -486,21 +490,46 @@ export class DaemonControlProvider implements ControlProvider {
   /** Every tunable of every known tuner, per namespace it applies to, with its live value. */
   #rows(): Row[] {
     const namespaces = this.#namespaces();
-    const rows: Row[] = [];
-    for (const def of this.d.definitions) {
-      for (const decl of def.tunables) {
-        for (const netns of decl.scope === "global" ? [GLOBAL_NETNS] : namespaces) {
-          let live: number[] | null;
+    const wanted = this.d.definitions.flatMap((def) =>
+      def.tunables.flatMap((decl) =>
+        (decl.scope === "global" ? [GLOBAL_NETNS] : namespaces).map((netns) => ({
+          tuner: def.name,
+          decl,
+          netns,
+        }))
+      )
+    );
+    const live = this.#liveValues(wanted.map((w) => ({ netns: w.netns, sysctl: w.decl.sysctl })));
+    return wanted.flatMap((w) => {
+      const values = live.get(`${w.netns}\0${w.decl.sysctl}`) ?? null;
+      return values === null ? [] : [{ ...w, live: values }];
+    });
+  }
+
+  /** Live values by `netns\0sysctl`: one visit of each namespace for all its sysctls. */
+  #liveValues(wanted: { netns: string; sysctl: string }[]): Map<string, number[] | null> {
+    const byNetns = new Map<string, Set<string>>();
+    for (const w of wanted) byNetns.set(w.netns, (byNetns.get(w.netns) ?? new Set()).add(w.sysctl));
+    const live = new Map<string, number[] | null>();
+    const reads = this.d.reportReads;
+    for (const [netns, set] of byNetns) {
+      const sysctls = [...set];
+      let values: (number[] | null)[];
+      try {
+        values = readTogether(reads, sysctls, netns);
+      } catch {
+        // One of them unreadable now: each on its own, so the others still show.
+        values = sysctls.map((s) => {
           try {
-            live = this.d.io.read(decl.sysctl, netns);
+            return reads.read(s, netns);
           } catch {
-            live = null; // unreadable now: nothing live to show
+            return null; // unreadable now: nothing live to show
           }
-          if (live !== null) rows.push({ tuner: def.name, decl, netns, live });
-        }
+        });
       }
+      sysctls.forEach((s, i) => live.set(`${netns}\0${s}`, values[i]));
     }
-    return rows;
+    return live;
   }
 
   /** With --netns, per-namespace sysctls elsewhere are not tuned (host-wide ones still are). */

@@ -158,6 +158,11 @@ export class Daemon {
   readonly startedAt = new Date();
   readonly gate: RateGate;
   readonly io: SysctlIO;
+  /**
+   * Live values for answers (query, status, metrics): through a file the tuners keep, but
+   * keeping none (a scrape reads every tunable of every namespace; tuners need the room).
+   */
+  readonly reportReads: SysctlIO;
   /** /proc/sys files kept open per namespace (bounded): what makes a change one visit. */
   readonly #files = new SysctlFiles({ cookieNow: heldNetnsCookie, max: daemonKeptFiles() });
   journal!: Journal;
@@ -208,7 +213,9 @@ export class Daemon {
   constructor(readonly opts: DaemonOptions) {
     this.gate = new RateGate({ cooldownMs: opts.cooldownMs });
     this.policy = opts.policy ?? new ConfigPolicy();
-    this.io = opts.io ?? liveSysctls(domainLookup(opts.tuners), this.#files);
+    const domains = domainLookup(opts.tuners);
+    this.io = opts.io ?? liveSysctls(domains, this.#files);
+    this.reportReads = opts.io ?? liveSysctls(domains, this.#files, { keepOpened: false });
     this.#stopped = new Promise((resolve) => this.#stop = resolve);
     this.netns = new NetnsRegistry({
       ownInum: ownNetnsInum(),

@@ -25,6 +25,15 @@ export interface SysctlIO {
   write(sysctl: string, netns: string, values: readonly number[]): void;
 }
 
+export interface LiveSysctlsOptions {
+  /**
+   * False: a read uses a file already kept but keeps none it opens (answers to queries: one
+   * metrics scrape at 100 namespaces would fill the bounded set with every tunable of every
+   * namespace and push out the files the tuners change values through). Default true.
+   */
+  keepOpened?: boolean;
+}
+
 /**
  * The live sysctls; writes are checked against `domainOf` (the tunables' declared domains).
  * With `files` (the daemon), the files a visit opens stay open for the next reads and writes of
@@ -33,10 +42,12 @@ export interface SysctlIO {
 export function liveSysctls(
   domainOf: (sysctl: string) => ValueDomain = () => DEFAULT_DOMAIN,
   files: SysctlFiles | null = null,
+  { keepOpened = true }: LiveSysctlsOptions = {},
 ): SysctlIO {
+  const keeps = keepOpened ? files : null;
   /** Inside the namespace: through a file kept from now on where possible, else by path. */
   const readHere = (netns: string, sysctl: string): number[] | null => {
-    const text = files?.keepHere(netns, sysctl) ? files.read(netns, sysctl) : null;
+    const text = keeps?.keepHere(netns, sysctl) ? keeps.read(netns, sysctl) : null;
     return text === null ? readOrNull(sysctl) : sysctlValuesOf(text, sysctl);
   };
   const readMany = (names: readonly string[], netns: string) => {
@@ -50,7 +61,7 @@ export function liveSysctls(
       return inNetns(
         netns,
         () => sysctls.map((s, i) => kept[i] !== null ? fromKept(i) : readHere(netns, s)),
-        { verifyCookie: files !== null },
+        { verifyCookie: keeps !== null },
       );
     } catch (e) {
       if (e instanceof NetnsGoneError) return sysctls.map(() => null);

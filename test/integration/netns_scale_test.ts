@@ -12,7 +12,8 @@
  * flowing namespace but at most one must be tuned after one pass (why one sometimes misses is
  * open), and the live value in each must be the last one logged. After the deletion it forgets them all: "netns destroyed" at debug, their journal
  * records gone, no error and no write or rollback attempted into a deleted namespace, open fds
- * and RSS bounded.
+ * and RSS bounded. A metrics query meanwhile (every tunable of every changed namespace) adds no
+ * kept /proc/sys file.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -22,6 +23,8 @@ import { DaemonProcess, tempStateDir, TestCgroup } from "../support/daemon.ts";
 import { NetnsCrowd } from "../support/netns_crowd.ts";
 import { SYSCTL_FILES_MAX } from "../../src/kernel/sysctl_files.ts";
 import { Journal } from "../../src/daemon/journal.ts";
+import { requestControl } from "../../src/daemon/control/client.ts";
+import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 
 const FLOWING = 200;
 const IDLE = 800;
@@ -144,6 +147,25 @@ Deno.test({
       });
       assert.deepEqual(wrong, [], "live tcp_wmem (last logged) where they differ");
       const fds1 = fds(daemon.pid), rss1 = rssMb(daemon.pid);
+      // A metrics query reads every tunable in each of the namespaces it changed: through the
+      // tuners' kept files, keeping none of its own (it would fill their bounded set).
+      const metrics = await requestControl({ verb: "metrics" }, {
+        socketPath: `${state.dir}/control.sock`,
+        timeoutMs: 30_000,
+      });
+      assert.ok(metrics.ok, JSON.stringify(metrics));
+      const shown = findSamples(
+        parseOpenMetrics(metrics.data as string),
+        "bpfpilot_tunable_value",
+        { sysctl: "net.ipv4.tcp_wmem", index: "2" },
+      ).filter((v) => v.labels.netns?.startsWith(flowing.prefix)).length;
+      const fdsQueried = fds(daemon.pid);
+      assert.ok(shown >= FLOWING - 1, `tcp_wmem shown in ${shown} namespaces with a flow`);
+      assert.ok(
+        fdsQueried.procSys.length <= fds1.procSys.length + 5,
+        `kept /proc/sys files ${fds1.procSys.length} -> ${fdsQueried.procSys.length} after a ` +
+          `metrics query`,
+      );
 
       t = Date.now();
       const deletedAt = daemon.lines.length;

@@ -45,7 +45,8 @@ const NEIGH_DEF = def("neigh_table", [{
   scope: "netns",
 }], []);
 
-function fakeIO(): SysctlIO & { values: Map<string, number[]> } {
+/** In-memory sysctls; `visits`: the namespace of each readMany (one visit of it). */
+function fakeIO(): SysctlIO & { values: Map<string, number[]>; visits: string[] } {
   const values = new Map<string, number[]>([
     [`global|${RMEM}`, [4096, 131072, 6291456]],
     [`${NS}|${RMEM}`, [4096, 16384, 65536]],
@@ -53,9 +54,13 @@ function fakeIO(): SysctlIO & { values: Map<string, number[]> } {
     [`global|${UDP}`, [212992]],
     ["global|net.ipv4.neigh.default.gc_thresh3", [1024]],
   ]);
+  const visits: string[] = [];
+  const read = (sysctl: string, netns: string) => values.get(`${netns}|${sysctl}`) ?? null;
   return {
     values,
-    read: (sysctl, netns) => values.get(`${netns}|${sysctl}`) ?? null,
+    visits,
+    read,
+    readMany: (sysctls, netns) => (visits.push(netns), sysctls.map((s) => read(s, netns))),
     write: (sysctl, netns, v) => void values.set(`${netns}|${sysctl}`, [...v]),
   };
 }
@@ -86,7 +91,7 @@ function withProvider(
       startedAt: new Date("2026-01-02T03:04:05Z"),
       stats,
       journal,
-      io,
+      reportReads: io,
       loaded: [
         {
           def: SYSCTL_DEF,
@@ -212,6 +217,27 @@ Deno.test(
       netns: NS,
     });
     assert.ok(status.every((s) => s.netns !== GONE), "a namespace that is gone has no live value");
+  }),
+);
+
+Deno.test(
+  "provider tunables: each namespace read in one visit; one failing there, the others still show",
+  withProvider({}, ({ provider, journal, io }) => {
+    journal.recordOriginal(NS, RMEM, "tcp_buffer", [4096, 16384, 65536]);
+    const rows = () => provider.tunables().map((t) => `${t.name}@${t.netns ?? "global"}`);
+    const all = rows();
+    assert.deepEqual(io.visits.sort(), ["global", NS], "one visit of each namespace");
+    io.visits.length = 0;
+    io.readMany = (sysctls, netns) => {
+      if (netns === "global") throw new Error("EIO"); // one of them unreadable now
+      return sysctls.map((s) => io.read(s, netns));
+    };
+    const read = io.read;
+    io.read = (s, netns) => {
+      if (s === MEM) throw new Error("EIO");
+      return read(s, netns);
+    };
+    assert.deepEqual(rows(), all.filter((r) => r !== `${MEM}@global`));
   }),
 );
 

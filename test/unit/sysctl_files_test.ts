@@ -1,4 +1,7 @@
-/** SysctlFiles' bookkeeping on a fake libc: which files stay open, and when one is not used. */
+/**
+ * SysctlFiles' bookkeeping on a fake libc: which files stay open, and when one is not used; and
+ * which reads of liveSysctls keep the files they open.
+ */
 import assert from "node:assert/strict";
 import {
   daemonKeptFiles,
@@ -7,6 +10,7 @@ import {
   SYSCTL_FILES_MAX,
   SysctlFiles,
 } from "../../src/kernel/sysctl_files.ts";
+import { liveSysctls } from "../../src/daemon/sysctl_io.ts";
 
 const RMEM = "net.ipv4.tcp_rmem", MODERATE = "net.ipv4.tcp_moderate_rcvbuf";
 
@@ -175,4 +179,31 @@ Deno.test("kept files stay within the open-files limit, leaving the rest to the 
   assert.equal(keptFilesWithin(10, 100, 128), 1, "at least one, even when nothing is left");
   const limit = openFilesLimit();
   assert.ok(Number.isSafeInteger(limit) && limit > 0, `this process's limit: ${limit}`);
+});
+
+Deno.test("liveSysctls: tuner reads keep the file they open; reads for reports use a kept one but keep none", () => {
+  const { f, kept } = setup();
+  f.add("global", RMEM, "1 2 3\n"); // the fake's text, unlike the real tcp_rmem
+  const tuner = liveSysctls(undefined, kept);
+  const report = liveSysctls(undefined, kept, { keepOpened: false });
+
+  const real = report.read(RMEM, "global");
+  assert.notDeepEqual(real, [1, 2, 3], "none kept: read by path (the real value)");
+  assert.deepEqual(report.readMany!([RMEM, MODERATE], "global").map((v) => v !== null), [
+    true,
+    true,
+  ]);
+  assert.equal(kept.size, 0, "a report keeps nothing");
+  assert.equal(f.fds.size, 0, "and leaves no file open");
+
+  assert.deepEqual(tuner.read(RMEM, "global"), [1, 2, 3], "a tuner's read keeps the file");
+  assert.equal(kept.size, 1);
+  assert.deepEqual(report.read(RMEM, "global"), [1, 2, 3], "a report reads through it");
+  assert.deepEqual(
+    report.readMany!([RMEM, MODERATE], "global").map((v) => v !== null && v.length),
+    [3, 1],
+    "one kept, one by path",
+  );
+  assert.equal(kept.size, 1, "still only the tuner's");
+  assert.equal(f.fds.size, 1);
 });
