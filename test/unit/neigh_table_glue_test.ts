@@ -5,43 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { decodeEvent, encodeEvent } from "../../src/tuning/event.ts";
-import type { Proposal } from "../../src/tuning/proposal.ts";
-import { applyDecisions } from "../../src/tuning/context.ts";
-import type { TunerContext, TunerInstance } from "../../src/tuning/tuner.ts";
 import { GLOBAL_NETNS } from "../../src/kernel/netns.ts";
 import { parseStatTable, statGauge } from "../../src/kernel/proc/stat_table.ts";
 import { neighTableTuner, NT_KIND } from "../../src/tuners/neigh_table.ts";
 import { NEARLY_EMPTY_SUSTAIN_MS } from "../../src/tuners/neigh_table_rules.ts";
+import { FakeTunerContext, startTuner } from "../support/fake_context.ts";
 
 const T = (f: string, i: number) => `net.${f}.neigh.default.gc_thresh${i}`;
-
-function fakeContext(values: Record<string, number>) {
-  const proposals: Proposal[] = [];
-  const logs: string[] = [];
-  const state = { now: 0, overridden: false };
-  const log = (l: string) => logs.push(l);
-  const ctx: TunerContext = {
-    log: { error: log, warn: log, notice: log, info: log, debug: () => {} },
-    learningRate: 4,
-    advise: false,
-    read: (sysctl, netns) => netns === GLOBAL_NETNS && sysctl in values ? [values[sysctl]] : null,
-    propose(p) {
-      proposals.push(p);
-      values[p.sysctl] = p.to[0]; // the write the daemon would do
-      return true;
-    },
-    atCeiling: (sysctl) => logs.push(`at ceiling ${sysctl}`),
-    needsMore: (sysctl) => logs.push(`needs more ${sysctl}`),
-    now: () => state.now,
-    watchedNetns: () => [GLOBAL_NETNS],
-    managers: () => [],
-    isOwnRecentWrite: () => false,
-    tunerOverridden: () => state.overridden,
-    markOverride: () => {},
-    apply: (decisions, netns) => applyDecisions(ctx, "neigh_table", decisions, netns),
-  };
-  return { ctx, proposals, logs, state, values };
-}
 
 function ipv4Only() {
   return { [T("ipv4", 1)]: 16, [T("ipv4", 2)]: 32, [T("ipv4", 3)]: 64 };
@@ -59,15 +29,19 @@ function nearFull(af: number, entries: number, flags = 0) {
   return { ...ev, values: [...Array(8)].map((_, i) => dv.getBigUint64(i * 8, true)), data };
 }
 
+/** The tuner started on the host's thresholds `values`; `value()` reads one back. */
 function start(values: Record<string, number>) {
-  const f = fakeContext(values);
-  const t: TunerInstance = neighTableTuner.create(f.ctx);
-  return { ...f, t };
+  const ctx = new FakeTunerContext(neighTableTuner.name);
+  for (const [sysctl, v] of Object.entries(values)) ctx.set(sysctl, [v]);
+  const { tuner: t } = startTuner(neighTableTuner, ctx);
+  const logs = () => ctx.lines.map((l) => l.msg);
+  const value = (sysctl: string) => ctx.values.get(`${GLOBAL_NETNS}\0${sysctl}`)?.[0];
+  return { ctx, t, proposals: ctx.proposals, logs, value };
 }
 
 Deno.test("neigh_table glue: IPv6 thresholds absent: ARP is tuned, ND events are ignored", () => {
   const f = start(ipv4Only());
-  assert.ok(f.logs.some((l) => /IPv6 neighbour thresholds absent/.test(l)));
+  assert.ok(f.logs().some((l) => /IPv6 neighbour thresholds absent/.test(l)));
   f.t.onEvent!(nearFull(10, 1000));
   assert.equal(f.proposals.length, 0);
   f.t.onEvent!(nearFull(2, 60));
@@ -94,11 +68,11 @@ Deno.test("neigh_table glue: without readable IPv4 thresholds the tuner cannot s
 
 Deno.test("neigh_table glue: an admin override stops thresh1..3 alike, logged once", () => {
   const f = start(ipv4Only());
-  f.state.overridden = true;
+  f.ctx.tunerOverrides.add(GLOBAL_NETNS);
   f.t.onEvent!(nearFull(2, 64));
   f.t.onEvent!(nearFull(2, 64));
   assert.equal(f.proposals.length, 0);
-  assert.equal(f.logs.filter((l) => /administrator took over/.test(l)).length, 1);
+  assert.equal(f.logs().filter((l) => /administrator took over/.test(l)).length, 1);
 });
 
 /** The tuner reads the host's table size from /proc: this needs it nearly empty at thresh3 100. */
@@ -114,20 +88,20 @@ Deno.test({
     const f = start(ipv4Only());
     f.t.onEvent!(nearFull(2, 64));
     f.t.onEvent!(nearFull(2, 80));
-    const grown = f.values[T("ipv4", 3)];
+    const grown = f.value(T("ipv4", 3));
     assert.equal(grown, 100);
     const empty = { ...nearFull(2, 0), kind: NT_KIND.NT_NEAR_EMPTY };
     f.t.onEvent!(empty);
     const before = f.proposals.length;
-    f.state.now = NEARLY_EMPTY_SUSTAIN_MS - 1;
+    f.ctx.clock = NEARLY_EMPTY_SUSTAIN_MS - 1;
     f.t.onTick!();
     assert.equal(f.proposals.length, before, "not yet");
-    f.state.now = NEARLY_EMPTY_SUSTAIN_MS;
+    f.ctx.clock = NEARLY_EMPTY_SUSTAIN_MS;
     f.t.onTick!();
     const shrunk = f.proposals.slice(before);
     assert.ok(shrunk.length >= 1, "shrinks once the streak lasted");
     assert.ok(shrunk.every((p) => p.scenario === "neighbour table nearly empty"));
     for (let i = 0; i < 20; i++) f.t.onTick!();
-    assert.deepEqual([1, 2, 3].map((i) => f.values[T("ipv4", i)]), [16, 32, 64], "back at start");
+    assert.deepEqual([1, 2, 3].map((i) => f.value(T("ipv4", i))), [16, 32, 64], "back at start");
   },
 });

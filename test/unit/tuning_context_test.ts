@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { applyDecisions, readTogether } from "../../src/tuning/context.ts";
-import type { Decision, Proposal } from "../../src/tuning/proposal.ts";
+import type { Decision } from "../../src/tuning/proposal.ts";
 import { sysctlTuner } from "../../src/tuners/sysctl.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
+import { FakeTunerContext } from "../support/fake_context.ts";
 
 const change = (sysctl: string, to: number): Decision => ({
   kind: "change",
@@ -10,14 +11,8 @@ const change = (sysctl: string, to: number): Decision => ({
 });
 
 Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling is reported, nulls skipped", () => {
-  const proposed: Proposal[] = [];
-  const ceilings: unknown[][] = [];
-  const needs: unknown[][] = [];
-  const ctx = {
-    propose: (p: Proposal) => (proposed.push(p), p.sysctl !== "b"),
-    atCeiling: (...a: unknown[]) => void ceilings.push(a),
-    needsMore: (...a: unknown[]) => void needs.push(a),
-  };
+  const ctx = new FakeTunerContext("toy");
+  ctx.accept = (p) => p.sysctl !== "b";
   const applied = applyDecisions(ctx, "toy", [
     null,
     change("b", 2),
@@ -26,12 +21,12 @@ Deno.test("apply: changes become proposals of the tuner in the netns, at-ceiling
     change("a", 3),
   ], "ns1");
   assert.equal(applied, true);
-  assert.deepEqual(proposed.map((p) => [p.tuner, p.netns, p.sysctl, p.to]), [
+  assert.deepEqual(ctx.proposals.map((p) => [p.tuner, p.netns, p.sysctl, p.to]), [
     ["toy", "ns1", "b", [2]],
     ["toy", "ns1", "a", [3]],
   ]);
-  assert.deepEqual(ceilings, [["c", "ns1", [9], 9]]);
-  assert.deepEqual(needs, [["d", "ns1", 7]]);
+  assert.deepEqual(ctx.ceilings, [{ sysctl: "c", netns: "ns1", value: [9], ceiling: 9 }]);
+  assert.deepEqual(ctx.needs, [{ sysctl: "d", netns: "ns1", need: 7 }]);
   assert.equal(applyDecisions(ctx, "toy", [change("b", 2)], "ns1"), false, "refused: not applied");
 });
 
