@@ -691,24 +691,28 @@ export class Daemon {
 
   #context(def: TunerDefinition): TunerContext {
     const log = this.opts.log.child({ tuner: def.name });
+    /** A live value once any change of it waiting was written (flushFor); null when unreadable. */
+    const readFlushed = (sysctl: string, netns: string): number[] | null => {
+      if (this.#missingSysctls.has(sysctl)) return null;
+      try {
+        return this.io.read(sysctl, netns);
+      } catch (e) {
+        log.debug(`cannot read ${sysctl}: ${(e as Error).message}`);
+        return null;
+      }
+    };
     const ctx: TunerContext = {
       log,
       learningRate: this.opts.learningRate,
       advise: this.#advising(def.name),
       read: (sysctl, netns) => {
-        if (this.#missingSysctls.has(sysctl)) return null;
         this.#applier.flushFor(netns, [sysctl]); // a change of it waiting: written first
-        try {
-          return this.io.read(sysctl, netns);
-        } catch (e) {
-          log.debug(`cannot read ${sysctl}: ${(e as Error).message}`);
-          return null;
-        }
+        return readFlushed(sysctl, netns);
       },
       readMany: (sysctls, netns) => {
-        // Each on its own (ctx.read logs a failure): fault injection, or the visit failed.
-        const oneByOne = () => sysctls.map((s) => ctx.read(s, netns));
         this.#applier.flushFor(netns, sysctls);
+        // Each on its own (a failure logged): fault injection, or the visit failed.
+        const oneByOne = () => sysctls.map((s) => readFlushed(s, netns));
         if (!this.io.readMany || sysctls.some((s) => this.#missingSysctls.has(s))) {
           return oneByOne();
         }
