@@ -12,12 +12,12 @@
  * The margin, and why it cannot be larger: that path's bandwidth-delay product (100 Mbit/s x
  * 51 ms, 640 KB of data) is more than the window a 512 KiB buffer offers (405,504 bytes at the
  * kernel's scaling_ratio 198/256), so the transfer is window-limited: each round trip brings that
- * window, which as buffer is the whole max (505-529 KB measured per round trip, srtt/period
- * 0.96-1.02). No socket the max holds can show more than the max, and the mute sits at
- * FRESH_MARGIN / TRIM_HEADROOM = 1.25 / 1.5 of it, so 524,288 / 436,906 = 1.2x is the most any
- * path (longer, faster) gives; the transfer shows 1.16-1.21x. It flaked once when the kernel's
- * measure of it averaged slow start's last round trip with the first at the max (tcp_buffer.bpf.c
- * rcv_arrived_need, fixed there), not for want of margin.
+ * window, which as buffer is the whole max (505-541 KB measured per round trip: the receiver's
+ * srtt over the period that brought it, 0.96-1.04). No socket the max holds can show more than
+ * the max, and the mute sits at FRESH_MARGIN / TRIM_HEADROOM = 1.25 / 1.5 of it, so 524,288 /
+ * 436,906 = 1.2x is about the most any path (longer, faster) gives; the transfer shows
+ * 1.16-1.24x. It flaked once when the kernel's measure averaged slow start's last round trip with
+ * the first at the max (tcp_buffer.bpf.c rcv_arrived_need, fixed there), not for want of margin.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
