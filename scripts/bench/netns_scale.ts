@@ -42,6 +42,8 @@ export interface NetnsBenchConfig {
 const STARTED = /^(bpfpilot: )?bpfpilot started \(/;
 /** The daemon's own account of its start (BPFPILOT_START_TIMING=1), right after STARTED. */
 const START_TIMING = /start-up took (\d+) ms since this program image began: (.*)$/;
+/** The daemon's change-path accounting line (BPFPILOT_CHANGE_TIMING=1 in the environment). */
+const CHANGE_TIMING = /(change timing over .*)$/;
 /** Bytes per flow: enough for the send buffer to grow near tcp_wmem's max on loopback. */
 const FLOW_BYTES = 256 * 1024;
 const RMEM = "net.ipv4.tcp_rmem";
@@ -167,6 +169,8 @@ interface StepFigures {
   dropped: number;
   flowsPerS: number;
   failedFlows: number;
+  /** The daemon's own change-path accounting in the window (BPFPILOT_CHANGE_TIMING=1). */
+  changeTiming: string[];
 }
 
 /** The state directory every daemon of the section shares (its probe cache stays warm). */
@@ -235,9 +239,10 @@ async function measureStep(
   const fdsStart = openFds(d.pid), rssStartKb = memoryKb(d.pid).rss;
   const maps = allStatsMaps(d.pid);
   const socketPath = `${dir}/control.sock`;
-  const idleWindow = cpuWindow(d.pid);
+  const idleWindow = cpuWindow(d.pid), idleAt = performance.now();
   await sleep(cfg.windowS * 1000);
   const idle = idleWindow();
+  const idleTiming = d.matching(CHANGE_TIMING, idleAt).map((l) => CHANGE_TIMING.exec(l.text)![1]);
 
   const flows = traffic(crowd, cfg.warmupS + cfg.windowS + 2);
   await sleep(cfg.warmupS * 1000);
@@ -248,6 +253,7 @@ async function measureStep(
   const window = cpuWindow(d.pid), t0 = performance.now();
   await sleep(cfg.windowS * 1000);
   const cpu = window();
+  const timing = d.matching(CHANGE_TIMING, t0).map((l) => CHANGE_TIMING.exec(l.text)![1]);
   const m1 = await eventsReceived(socketPath), eventsS = (performance.now() - tm0) / 1000;
   const costs = costDelta(c0, readProgCosts(d.pid));
   const hooks = statsDelta(s0, readAllHookStats(maps));
@@ -279,6 +285,7 @@ async function measureStep(
       dropped: m1.dropped - m0.dropped,
       flowsPerS: f.flows / (f.ms / 1000),
       failedFlows: f.failed,
+      changeTiming: [...idleTiming.map((l) => `idle: ${l}`), ...timing],
     },
   };
 }
@@ -373,6 +380,7 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
           `${(Math.max(0, cpuS - idleS) / events * 1e6).toFixed(0)} µs per event`,
     ),
   );
+  for (const line of s.changeTiming) row(`${at}: change path (its own account)`, "", line);
   row(
     `${at}: open fds`,
     `${s.fds}`,

@@ -54,6 +54,7 @@ import {
 import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
+import { changeTiming } from "./change_timing.ts";
 import { daemonKeptFiles, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
@@ -134,6 +135,8 @@ const STATS_KEYS: Uint8Array[] = [];
 const PRUNE_EVERY_TICKS = 30;
 /** Namespaces are rescanned (in the background) every this many ticks, and when one is unknown. */
 const NETNS_SCAN_EVERY_TICKS = 10;
+/** BPFPILOT_CHANGE_TIMING=1: where the change path's CPU went, logged every this many ticks. */
+const CHANGE_TIMING_EVERY_TICKS = 5;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
 const FATAL_EXIT_MS = 5000;
 /** Start-up pages are released this long after 'bpfpilot started' (see startup_pages.ts). */
@@ -562,7 +565,12 @@ export class Daemon {
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
         // One journal batch per wake-up: one lock, and the records of its changes in as few
         // appends and syncs as their order allows.
-        around: (drain) => this.#inJournalBatch("recording the events' changes", drain),
+        around: (drain) => {
+          const t0 = changeTiming?.start() ?? 0;
+          const n = this.#inJournalBatch("recording the events' changes", drain);
+          changeTiming?.stop("wake-up", t0);
+          return n;
+        },
       }),
       (r) => r.close(),
     );
@@ -570,6 +578,7 @@ export class Daemon {
       if (!t.object) continue;
       const counters = this.stats.tunerEvents(t.def.name);
       reader.add(t.object.map("bpfp_events"), (bytes) => {
+        const t0 = changeTiming?.start() ?? 0;
         let ev;
         try {
           ev = decodeEvent(bytes);
@@ -583,7 +592,10 @@ export class Daemon {
         counters.events++;
         counters.folded += Math.max(0, ev.count - 1);
         this.netns.observe(ev.netns, ev.pid);
+        changeTiming?.stop("decode", t0);
+        const t1 = changeTiming?.start() ?? 0;
         this.#handleEvent(t, ev);
+        changeTiming?.stop("event", t1);
       });
     }
     this.#reader = reader;
@@ -862,10 +874,16 @@ export class Daemon {
   }
 
   #tick(): void {
+    const t0 = changeTiming?.start() ?? 0;
     this.#inJournalBatch("the periodic work's changes", () => this.#tickWork());
+    changeTiming?.stop("tick", t0);
+    if (changeTiming && this.#ticks % CHANGE_TIMING_EVERY_TICKS === 0) {
+      this.log.info(changeTiming.report(CHANGE_TIMING_EVERY_TICKS * TICK_MS / 1000));
+    }
   }
 
   #tickWork(): void {
+    const t0 = changeTiming?.start() ?? 0;
     if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
     this.mutes.pruneExpired(performance.now());
     try {
@@ -874,16 +892,23 @@ export class Daemon {
       this.log.error(`checking for ended overrides failed: ${(e as Error).message}`);
     }
     this.netns.tick();
+    changeTiming?.stop("tick mutes+netns", t0);
     if (this.#ticks % PRUNE_EVERY_TICKS === 1 || this.#destroyedNetns.size > 0) {
+      const t1 = changeTiming?.start() ?? 0;
       this.#pruneGoneNamespaces();
+      changeTiming?.stop("tick prune", t1);
     }
     for (const t of this.loaded) {
+      const tt = changeTiming?.start() ?? 0;
       try {
         t.instance.onTick?.();
       } catch (e) {
         this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
       }
+      changeTiming?.stop(`tick ${t.def.name}`, tt);
+      const td = changeTiming?.start() ?? 0;
       const dropped = this.#droppedEvents(t);
+      changeTiming?.stop("tick dropped", td);
       if (dropped !== null) {
         this.stats.tunerEvents(t.def.name).dropped = dropped;
         this.#lostEvents.observe(t.def.name, dropped);

@@ -60,6 +60,7 @@ import {
   stampOf,
 } from "./journal_log.ts";
 import { prepareStateDir, StateDirError, StateDirIoError } from "./state_dir.ts";
+import { changeTiming } from "./change_timing.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
 export const STATE_FORMAT = "bpfpilot-state";
@@ -891,12 +892,14 @@ export class Journal {
   /** Appends the batch's waiting records and releases the lock; append errors thrown if `report`. */
   #endBatch(b: BatchState, report: boolean): void {
     this.#batch = null;
+    const t0 = changeTiming?.start() ?? 0;
     try {
       if (b.unsynced !== "") this.#appendLog(b.unsynced, false);
     } catch (e) {
       if (report) throw e;
     } finally {
       if (b.held) this.#unlock();
+      changeTiming?.stop("batch end", t0);
     }
   }
 
@@ -904,11 +907,13 @@ export class Journal {
   #locked<T>(fn: () => T): T {
     const b = this.#batch;
     if (b?.held) return fn();
+    const t0 = changeTiming?.start() ?? 0;
     this.#lockFile = takeLock(this.dir);
     if (b) {
       b.held = true; // released at the batch's end
       this.refresh();
       b.fresh = true;
+      changeTiming?.stop("journal lock", t0);
       return fn();
     }
     try {

@@ -19,6 +19,8 @@ const LIBC_SYMBOLS = {
   madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   sysconf: { parameters: ["i32"], result: "i64" },
   geteuid: { parameters: [], result: "u32" },
+  // CPU-time clocks (src/daemon/change_timing.ts, a debug accounting).
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 
   // Files and descriptors. struct stat: st_dev at 0, st_ino at 8 (u64 each) on both arches.
   open: { parameters: ["buffer", "i32"], result: "i32" },
