@@ -180,6 +180,7 @@ export function daemonAdviseRunner(options: DaemonRunnerOptions = {}): AdviseRun
       metricsListen: null,
       onReady: () => markReady(),
       onProposal: (p, applied) => collector.add(p, applied),
+      adviceRepeats: true, // the collector counts them
     });
     const stop = () => daemon.stop();
     signal.addEventListener("abort", stop, { once: true });

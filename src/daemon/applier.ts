@@ -165,6 +165,7 @@ export class ProposalApplier {
     }
     this.#refusalNoted.delete(key);
     if (judged?.cappedBy) p = { ...p, to: judged.to };
+    const adviseOnly = this.d.advise ? "advise mode" : judged?.adviseOnly;
     const verdict = gate.admit(p, now());
     if (verdict.kind === "cooling-down") {
       if (!verdict.repeat) {
@@ -177,7 +178,9 @@ export class ProposalApplier {
       return false;
     }
     if (verdict.kind !== "apply") {
-      report({ kind: "other" });
+      // An advice repeated (nothing written, so the same value): not news until the value changes.
+      const advised = adviseOnly && verdict.kind === "duplicate";
+      report(advised ? { kind: "advised", netns, sysctl } : { kind: "other" });
       return false;
     }
 
@@ -196,7 +199,6 @@ export class ProposalApplier {
     const scenario = { event: "scenario", ...fields } as const;
     const scenarioLine = `Scenario '${p.scenario}' occurred for tunable '${p.sysctl}' in ` +
       `${describeNetns(p.netns)}. ${this.d.describe(p.tuner, p.scenario)}`;
-    const adviseOnly = this.d.advise ? "advise mode" : judged?.adviseOnly;
     if (adviseOnly) {
       const advised = { event: "advised", ...fields } as const;
       log.info(scenarioLine, scenario);
@@ -204,7 +206,7 @@ export class ProposalApplier {
       log.info(`${adviseOnly}: not applied; to apply: ${sysctlWLine(p.sysctl, p.to)}`, advised);
       gate.settle(p, "applied", now());
       this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
-      report({ kind: "other" }); // nothing changed: the same advice is not news, nor muted
+      report({ kind: "advised", netns, sysctl });
       return true;
     }
     const queued: QueuedWrite = { p, fields, scenarioLine };

@@ -126,6 +126,11 @@ export interface DaemonOptions {
   onReload?: () => void;
   /** Sees every proposal a tuner makes and whether it went through (advise: would have). */
   onProposal?: (p: Proposal, applied: boolean) => void;
+  /**
+   * Every repeat of an advice reaches the tuners and onProposal (the audit counts them as
+   * evidence): advice does not mute its event key in the kernel (event_mutes.ts).
+   */
+  adviceRepeats?: boolean;
 }
 
 const TICK_MS = 1000;
@@ -234,6 +239,7 @@ export class Daemon {
         (tuner) => this.loaded.find((t) => t.def.name === tuner)?.object ?? null,
         (m) => opts.log.debug(m),
       ),
+      { muteAdvice: opts.adviceRepeats !== true },
     );
   }
 

@@ -10,6 +10,11 @@
  * one a minute. The table here remembers what was muted and why, so those changes unmute exactly
  * the keys they concern; it is bounded (a full table mutes nothing more).
  *
+ * In advise mode nothing changes the value, so an advice, once reported, would come back with
+ * every event (the rate limiter's two a second per key) only to be found a repeat: it mutes its
+ * key like a value at its ceiling, until the value changes (the administrator's write), a reload
+ * or the minute's recheck, which also lets evidence that moved make a different advice.
+ *
  * A decision that only more evidence could change (tcp_buffer's settled max: only a socket whose
  * path needs more than the max was trimmed for grows it) mutes the key up to that need: the kernel
  * keeps hits whose evidence is at most it, and sends a bigger one at once (bpfp_rl_val.mute_need).
@@ -33,7 +38,12 @@ export type Outcome =
   | { kind: "cooling-down"; netns: string; sysctl: string; untilMs: number }
   /** Unchanged unless an event's evidence (its need, bytes) exceeds `need` (> 0). */
   | { kind: "needs-more"; netns: string; sysctl: string; need: number }
-  /** Anything else (duplicate, in flight, failed write, advise mode): keeps the key unmuted. */
+  /**
+   * Advice (advise mode, an advise-only policy) reported now or already: the same advice until
+   * the value changes, so not news before then.
+   */
+  | { kind: "advised"; netns: string; sysctl: string }
+  /** Anything else (duplicate, in flight, failed write): keeps the key unmuted. */
   | { kind: "other" };
 
 /** An override that keeps a key muted, re-checked until it ends. */
@@ -62,13 +72,14 @@ export interface MuteVerdict {
  * with decisions that more evidence could change, only hits with no more than the least of their
  * needs are muted.
  */
-export function muteVerdict(outcomes: readonly Outcome[]): MuteVerdict | null {
+export function muteVerdict(outcomes: readonly Outcome[], muteAdvice = true): MuteVerdict | null {
   if (outcomes.length === 0) return null;
   let untilMs: number | null = null, need = 0;
   const netns = new Set<string>(), reasons = new Set<string>();
   const overrides: MuteVerdict["overrides"] = [];
   for (const o of outcomes) {
     if (o.kind === "changed" || o.kind === "other") return null;
+    if (o.kind === "advised" && !muteAdvice) return null;
     netns.add(o.netns);
     reasons.add(o.kind);
     if (o.kind === "cooling-down") untilMs = Math.min(untilMs ?? Infinity, o.untilMs);
@@ -130,6 +141,11 @@ export interface EventMutesOptions {
    * changes, however long.
    */
   recheckMs?: number | null;
+  /**
+   * Whether advice mutes its key (default true); false: every repeat reaches the tuner and the
+   * proposal observer (the audit counts them as evidence).
+   */
+  muteAdvice?: boolean;
 }
 
 export class EventMutes<E extends MutedEvent = MutedEvent> {
@@ -137,8 +153,10 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
   readonly #limit: number;
   readonly #minCooldownMs: number;
   readonly #recheckMs: number | null;
+  readonly #muteAdvice: boolean;
 
   constructor(private readonly writer: MuteWriter, options: EventMutesOptions = {}) {
+    this.#muteAdvice = options.muteAdvice ?? true;
     this.#limit = options.limit ?? 16384;
     this.#minCooldownMs = options.minCooldownMs ?? 1000;
     this.#recheckMs = options.recheckMs === undefined ? 60_000 : options.recheckMs;
@@ -154,7 +172,7 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     outcomes: readonly Outcome[],
     nowMs: number,
   ): MuteVerdict | null {
-    const v = muteVerdict(outcomes);
+    const v = muteVerdict(outcomes, this.#muteAdvice);
     if (!v) return null;
     if (v.untilMs !== null && v.untilMs - nowMs < this.#minCooldownMs) return null;
     const key = keyOf(tuner, ev.rlNetns, ev.rlKind);

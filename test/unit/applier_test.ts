@@ -146,6 +146,7 @@ Deno.test("the same change again is coalesced; another within the cool-down wait
   try {
     assert.equal(t.applier.propose(rmem(65536, 81920)), true);
     assert.equal(t.applier.propose(rmem(65536, 81920)), false, "duplicate");
+    assert.deepEqual(t.outcomes[1], { kind: "other" }, "a change's repeat is not advice");
     assert.equal(t.applier.propose(rmem(81920, 102400)), false, "cooling down");
     t.tick(5001);
     assert.equal(t.applier.propose(rmem(81920, 102400)), true);
@@ -161,6 +162,9 @@ Deno.test("advise mode writes nothing, logs the proposal once with the sysctl -w
   try {
     assert.equal(t.applier.propose(rmem(65536, 81920)), true);
     assert.equal(t.applier.propose(rmem(65536, 81920)), false);
+    assert.equal(t.applier.propose(rmem(65536, 98304)), false, "a revised target is no news");
+    const advised = { kind: "advised", netns: "global", sysctl: "net.ipv4.tcp_rmem" };
+    assert.deepEqual(t.outcomes, [advised, advised, advised], "each mutes its event's key");
     assert.deepEqual(t.io.writes, []);
     assert.equal(t.journal.changedEntries().length, 0, "nothing journalled");
     assert.equal(t.lines.length, 3);

@@ -222,3 +222,28 @@ Deno.test("a decision more evidence could change mutes its key only up to the le
   assert.equal(m.changed("7"), 1);
   assert.equal(ops.at(-1), "unmute tcp_buffer 7/6145");
 });
+
+Deno.test("advice mutes its key until the value changes, unless the repeats are wanted (audit)", () => {
+  const advised = { kind: "advised" as const, netns: "7", sysctl: WMEM };
+  assert.deepEqual(muteVerdict([advised]), {
+    untilMs: null,
+    netns: ["7"],
+    overrides: [],
+    need: 0,
+    reason: "advised",
+  });
+  assert.equal(muteVerdict([advised], false), null);
+  assert.equal(muteVerdict([advised, { kind: "other" }]), null);
+
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer);
+  assert.ok(m.afterEvent("tcp_buffer", ev(7n, 3), [advised], 0));
+  assert.deepEqual(ops, ["mute tcp_buffer 7/3 last=1000000000 until=61000000000"]);
+  assert.equal(m.changed("7"), 1, "the administrator's write unmutes it");
+  assert.equal(ops.at(-1), "unmute tcp_buffer 7/3");
+
+  const audit = recorder();
+  const counted = new EventMutes(audit.writer, { muteAdvice: false });
+  assert.equal(counted.afterEvent("tcp_buffer", ev(7n, 3), [advised], 0), null);
+  assert.deepEqual(audit.ops, [], "every repeat comes back to be counted");
+});
