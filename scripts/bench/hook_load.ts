@@ -3,9 +3,9 @@
  * message rate inside namespaces of our own, the hook rate from the kernel's run count of the
  * tcp_buffer programs (bpf_stats; the object's own bpfp_stats count only hits past each hook's
  * cheap tests), events from bpfp_stats, the daemon's CPU from /proc. Two cases: buffers far from
- * the limits (the normal case) and every hit near tcp_rmem/tcp_wmem max (the rate limiter folds
- * all but a few events a second; the daemon runs with --advise so it keeps proposing instead of
- * raising the limit). Then one workload for each other tuner's hot hooks (otherWorkloads), each
+ * the limits (the normal case) and every hit near tcp_rmem/tcp_wmem max (the daemon runs with
+ * --advise so the limit stays where it is: the rate limiter folds all but a few events a second,
+ * and once the advice is logged its key is muted in the kernel). Then one workload for each other tuner's hot hooks (otherWorkloads), each
  * program's cost per hit judged against the same target.
  * The hooks fire in every namespace, so traffic of other processes on the host shows up too: it
  * is measured first with no traffic of ours and subtracted from the rates.
