@@ -381,6 +381,10 @@ export class Daemon {
   async #start(): Promise<void> {
     const { log } = this.opts;
     const timing = new StartTiming();
+    // Loading and compiling the bundle touched ~35 MB of the runtime's code that the rest of the
+    // start does not run: given back first, before the journal, the namespaces and sysctl.d touch
+    // more (the pages still used come back, ~20 ms). README "Peak RSS" has the figures.
+    this.#releaseStartupPages("before the journal");
     setLibbpfLogSink((level, line) => {
       if (level === "debug") log.debug(line);
       else log.debug(line, { libbpf: level });
@@ -481,10 +485,6 @@ export class Daemon {
     // A tuner's availability may read the kernel's BTF (route_table before 6.3): not held through
     // the probe's and the loads' own parses.
     releaseKernelBtf();
-    // Loading and compiling the bundle touched ~35 MB of the runtime's code that the rest of the
-    // start does not run: given back before the probe and the loads add their own (BTF parses),
-    // it does not count in the peak (74 -> 57 MB; the pages still used come back, ~20 ms).
-    this.#releaseStartupPages("before the probe");
     // Each object's load parses the kernel's BTF, and so does each probe program aimed at a BTF
     // target (a cold probe loads a dozen): each parse reuses the memory of the one before.
     const releaseParseMemory = this.#owned.adopt(keepParseMemory(lib().libc), (r) => r());
@@ -509,6 +509,9 @@ export class Daemon {
     // One by one on this thread: worker threads each fault in their own copy (glibc arenas) and
     // keep it after (malloc_trim cannot shrink their heaps), for a few tens of ms less in all.
     const loadMs: string[] = [];
+    // What the journal, sysctl.d and the probe ran (RssFile back from ~7 to ~20 MB) goes too:
+    // the loads add libbpf's BTF parse (11 MB at once) on top of whatever is resident then.
+    this.#releaseStartupPages("before the tuner loads");
     for (const def of runnable) {
       const t0 = performance.now();
       const r = loadTuner(def, choicesOf(def), () => def.create(this.#context(def)), {
