@@ -574,6 +574,8 @@ export class Daemon {
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
         // One journal batch per wake-up: one lock, and the records of its changes in as few
         // appends and syncs as their order allows.
+        // A stream of events is drained by the tick, in its batch (see #tickWork).
+        paced: true,
         around: (drain) => {
           const t0 = changeTiming?.start() ?? 0;
           const n = this.#inJournalBatch("recording the events' changes", drain);
@@ -892,6 +894,13 @@ export class Daemon {
   }
 
   #tickWork(): void {
+    // A stream of events (the reader is paced) is drained here: its changes and the tick's share
+    // this batch's lock and fdatasync, one a second while the stream lasts.
+    try {
+      this.#reader?.pacedDrain();
+    } catch (e) {
+      this.log.error(`draining the events failed: ${(e as Error).message}`);
+    }
     const t0 = changeTiming?.start() ?? 0;
     if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
     this.mutes.pruneExpired(performance.now());

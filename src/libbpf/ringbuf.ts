@@ -30,6 +30,11 @@ export const MIN_GAP_MS = 25;
  */
 export const BUSY_GAP_MS = 500;
 export const BUSY_WITHIN_MS = 250;
+/**
+ * A paced stream (the `paced` option) whose pacer stays away this long is drained by the reader
+ * itself: a missed tick delays events, it never strands them.
+ */
+export const PACED_FALLBACK_MS = 2000;
 
 /**
  * The pause after a drain, given how long the reader waited for the wake-up that led to it
@@ -55,8 +60,11 @@ export class RingBufferReader {
   #wakeFd = -1;
   #running: Promise<void> | null = null;
   #stopping = false;
-  /** Ends the pause under way at once (stop), null when not pausing. */
-  #endPause: (() => void) | null = null;
+  /**
+   * Ends the pause under way (null when not pausing): with the samples a paced drain consumed, 0
+   * on stop.
+   */
+  #endPause: ((drained: number) => void) | null = null;
   readonly stats: RingBufferStats = { samples: 0, handlerErrors: 0, wakeups: 0 };
 
   /** `onHandlerError` sees exceptions thrown by handlers; the loop itself keeps going. */
@@ -71,6 +79,14 @@ export class RingBufferReader {
        * journal batch of them.
        */
       around?: (drain: () => number) => number;
+      /**
+       * Streams are drained by pacedDrain(), not by the reader's own timer: once events keep
+       * coming (a wake-up within BUSY_WITHIN_MS of waiting again), the reader stops waiting for
+       * wake-ups and leaves each drain to the next pacedDrain() call (the daemon's 1 s tick,
+       * inside its journal batch: the stream's changes and the tick's share one lock and one
+       * fdatasync), until one finds nothing. Without it a stream is drained every BUSY_GAP_MS.
+       */
+      paced?: boolean;
     } = {},
   ) {
     this.#callback = new Deno.UnsafeCallback(
@@ -152,10 +168,14 @@ export class RingBufferReader {
       if (this.#stopping) break;
       if (n > 0) {
         this.stats.wakeups++;
-        // A gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
-        const gap = pauseAfterDrain(performance.now() - waitFrom, minGap);
+        const waited = performance.now() - waitFrom;
         this.consume();
-        if (gap > 0) await this.#pause(gap);
+        // A gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
+        if (this.opts.paced && minGap > 0 && waited < BUSY_WITHIN_MS) await this.#followStream();
+        else {
+          const gap = pauseAfterDrain(waited, minGap);
+          if (gap > 0) await this.#pause(gap);
+        }
       } else if (n === 0) {
         // Producers may submit without waking us (BPF_RB_NO_WAKEUP, e.g. tcp_conn's samples,
         // where the wake-up costs more than the program): drained at each timeout.
@@ -165,25 +185,51 @@ export class RingBufferReader {
     this.consume();
   }
 
-  /** A pause between drains that stop() cuts short. */
-  #pause(ms: number): Promise<void> {
+  /**
+   * A paced stream: each pacedDrain() drains it, until one finds nothing (or stop). A pacer that
+   * does not come within PACED_FALLBACK_MS is replaced by a drain here.
+   */
+  async #followStream(): Promise<void> {
+    while (!this.#stopping) {
+      const drained = (await this.#pause(PACED_FALLBACK_MS)) ?? this.consume();
+      if (drained === 0) return;
+    }
+  }
+
+  /**
+   * A pause between drains that stop() cuts short (resolving 0), as does a paced drain (with
+   * what it consumed); null when it ran its course.
+   */
+  #pause(ms: number): Promise<number | null> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#endPause = null;
-        resolve();
+        resolve(null);
       }, ms);
-      this.#endPause = () => {
+      this.#endPause = (drained) => {
         clearTimeout(timer);
         this.#endPause = null;
-        resolve();
+        resolve(drained);
       };
     });
+  }
+
+  /**
+   * Drains a paced stream now, when one waits (the `paced` option); returns the samples consumed
+   * (0 when none waits). Call it inside the batch the samples' handling should join.
+   */
+  pacedDrain(): number {
+    const end = this.#endPause;
+    if (!end || !this.opts.paced || this.#stopping) return 0;
+    const n = this.consume();
+    end(n);
+    return n;
   }
 
   /** Wakes the waiter at once and waits for the loop to end. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#endPause?.();
+    this.#endPause?.(0);
     if (this.#wakeFd >= 0) {
       const one = new Uint8Array(8);
       one[0] = 1;

@@ -143,6 +143,76 @@ Deno.test({
   },
 });
 
+/** `count` loopback connections to `listener`, `gapMs` apart (each sends `bytes`). */
+async function connections(listener: Deno.Listener, count: number, gapMs: number, bytes = 1024) {
+  const port = (listener.addr as Deno.NetAddr).port;
+  for (let i = 0; i < count; i++) {
+    const accepted = listener.accept();
+    const client = await Deno.connect({ hostname: "127.0.0.1", port });
+    await client.write(new Uint8Array(bytes));
+    client.close();
+    (await accepted).close();
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+}
+
+Deno.test({
+  name: "libbpf: a paced reader leaves a stream's drains to pacedDrain() until one finds nothing",
+  ignore: !IS_ROOT,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const { object } = loadObject(selftest, {
+      name: "bpfp_selftest",
+      enable: (p) => p.name === "bpfp_st_state",
+    });
+    const reader = new RingBufferReader({ paced: true });
+    try {
+      object.map("bpfp_config").update(u32Key(0), configBytes(port));
+      object.program("bpfp_st_state").attach("tp_btf", "inet_sock_set_state");
+      let events = 0;
+      reader.add(object.map("bpfp_events"), () => events++);
+      const loop = reader.start();
+      // A stream: connections 40 ms apart. The reader drains the first ones itself, then waits
+      // for its pacer: what comes after stays in the ring buffer.
+      await connections(listener, 8, 40);
+      const held = events;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(events, held, "nothing drained while the stream waits for its pacer");
+      await connections(listener, 2, 0);
+      assert.equal(events, held);
+      const drained = reader.pacedDrain();
+      assert.ok(drained > 0, "the paced drain consumed the stream's waiting events");
+      assert.equal(events, held + drained);
+      const wakeups = reader.stats.wakeups;
+      // Nothing new: the next paced drain finds nothing and ends the stream; a lone event is then
+      // the reader's own again, at once.
+      assert.equal(reader.pacedDrain(), 0);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(reader.pacedDrain(), 0, "no stream waits any more");
+      await connections(listener, 1, 0);
+      assert.ok(await waitFor(() => events > held + drained, 1000), "a lone event drained at once");
+      assert.equal(reader.stats.wakeups, wakeups + 1);
+
+      // Without a pacer a stream still drains, after PACED_FALLBACK_MS.
+      await connections(listener, 6, 40);
+      const before = events;
+      await connections(listener, 1, 0);
+      assert.ok(await waitFor(() => events > before, 4000), "drained without its pacer");
+      // stop() ends a paced wait at once.
+      await connections(listener, 6, 40);
+      const t0 = performance.now();
+      await reader.stop();
+      await loop;
+      assert.ok(performance.now() - t0 < 500, "stop did not wait for the pacer");
+    } finally {
+      listener.close();
+      reader.close();
+      object.close();
+    }
+  },
+});
+
 Deno.test({
   name: "libbpf: classic tracepoint flavour attaches (tracefs mounted if needed) and fires",
   ignore: !IS_ROOT,
