@@ -119,16 +119,10 @@ Deno.test({
   async fn() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
-    const { object } = loadObject(selftest, {
-      name: "bpfp_selftest",
-      enable: (p) => p.name === "bpfp_st_state",
-    });
     const reader = new RingBufferReader({ minGapMs: 0, pollMs: 200 });
+    const events: ReturnType<typeof decodeEvent>[] = [];
+    const object = stateEventsTo(reader, (b) => events.push(decodeEvent(b)), port, true);
     try {
-      object.map("bpfp_config").update(u32Key(0), configBytes(port, true));
-      object.program("bpfp_st_state").attach("tp_btf", "inet_sock_set_state");
-      const events: ReturnType<typeof decodeEvent>[] = [];
-      reader.add(object.map("bpfp_events"), (b) => events.push(decodeEvent(b)));
       const loop = reader.start();
       await loopbackOn(listener, port, 4096);
       assert.ok(await waitFor(() => events.length > 0, 3000), "drained at a poll timeout");
@@ -142,6 +136,31 @@ Deno.test({
     }
   },
 });
+
+/**
+ * The selftest object with only its tp_btf state program attached, its events filtered to `port`
+ * (sent without a wake-up when `noWakeup`) and handed to `reader`'s `onEvent`.
+ */
+function stateEventsTo(
+  reader: RingBufferReader,
+  onEvent: (bytes: Uint8Array) => void,
+  port: number,
+  noWakeup = false,
+) {
+  const { object } = loadObject(selftest, {
+    name: "bpfp_selftest",
+    enable: (p) => p.name === "bpfp_st_state",
+  });
+  try {
+    object.map("bpfp_config").update(u32Key(0), configBytes(port, noWakeup));
+    object.program("bpfp_st_state").attach("tp_btf", "inet_sock_set_state");
+    reader.add(object.map("bpfp_events"), onEvent);
+  } catch (e) {
+    object.close();
+    throw e;
+  }
+  return object;
+}
 
 /** `count` loopback connections to `listener`, `gapMs` apart (each sends `bytes`). */
 async function connections(listener: Deno.Listener, count: number, gapMs: number, bytes = 1024) {
@@ -162,16 +181,10 @@ Deno.test({
   async fn() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
-    const { object } = loadObject(selftest, {
-      name: "bpfp_selftest",
-      enable: (p) => p.name === "bpfp_st_state",
-    });
     const reader = new RingBufferReader({ paced: true });
+    let events = 0;
+    const object = stateEventsTo(reader, () => events++, port);
     try {
-      object.map("bpfp_config").update(u32Key(0), configBytes(port));
-      object.program("bpfp_st_state").attach("tp_btf", "inet_sock_set_state");
-      let events = 0;
-      reader.add(object.map("bpfp_events"), () => events++);
       const loop = reader.start();
       // A stream: connections 40 ms apart. The reader drains the first ones itself, then waits
       // for its pacer: what comes after stays in the ring buffer.
