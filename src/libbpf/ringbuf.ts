@@ -18,32 +18,18 @@ const EFD_NONBLOCK = 0o4000, EFD_CLOEXEC = 0o2000000;
  * arrived meanwhile. An event waits at most this long more, well within the ~50 ms that growth
  * may take to react (consecutive growth events of one namespace are 500 ms apart anyway).
  */
-export const MIN_GAP_MS = 25;
+const MIN_GAP_MS = 25;
 /**
- * Pause after a drain whose wake-up came less than BUSY_WITHIN_MS after the reader began waiting
- * again (a stream: events from many namespaces): the stream is then drained twice a second, each
- * wake-up (a blocking-pool round trip, a timer, a journal batch with its lock and fdatasync)
- * handling what arrived meanwhile. Measured at 100 namespaces under traffic (~10 events/s): a
- * change costs several times the CPU when handled alone, cold, than among others. A lone event
- * still waits only MIN_GAP_MS; one namespace's events (two a second at most, the kernel-side rate
- * limit that paces growth) stay lone ones, so a namespace grows as fast as before.
+ * A paced reader takes a wake-up that came less than this long after it began waiting again for
+ * a stream (events from many namespaces): one namespace's events (two a second at most, the
+ * kernel-side rate limit that paces growth) come further apart, so they stay lone ones.
  */
-export const BUSY_GAP_MS = 500;
-export const BUSY_WITHIN_MS = 250;
+const STREAM_WITHIN_MS = 250;
 /**
- * A paced stream (the `paced` option) whose pacer stays away this long is drained by the reader
- * itself: a missed tick delays events, it never strands them.
+ * A paced stream whose pacer stays away this long is drained by the reader itself: a missed tick
+ * delays events, it never strands them.
  */
-export const PACED_FALLBACK_MS = 2000;
-
-/**
- * The pause after a drain, given how long the reader waited for the wake-up that led to it
- * (Infinity: a first wait).
- */
-export function pauseAfterDrain(waitedMs: number, minGapMs = MIN_GAP_MS): number {
-  if (minGapMs <= 0) return 0;
-  return waitedMs < BUSY_WITHIN_MS ? Math.max(minGapMs, BUSY_GAP_MS) : minGapMs;
-}
+const PACED_FALLBACK_MS = 2000;
 
 export interface RingBufferStats {
   samples: number;
@@ -70,6 +56,10 @@ export class RingBufferReader {
   /** `onHandlerError` sees exceptions thrown by handlers; the loop itself keeps going. */
   constructor(
     private readonly opts: {
+      /**
+       * Pause after each drain before waiting again (ms, default MIN_GAP_MS; 0: none): what
+       * arrives meanwhile shares the next wake-up (and the daemon's journal batch).
+       */
       minGapMs?: number;
       /** Longest wait for a wake-up before draining anyway (ms, default 1000). */
       pollMs?: number;
@@ -81,10 +71,10 @@ export class RingBufferReader {
       around?: (drain: () => number) => number;
       /**
        * Streams are drained by pacedDrain(), not by the reader's own timer: once events keep
-       * coming (a wake-up within BUSY_WITHIN_MS of waiting again), the reader stops waiting for
+       * coming (a wake-up within STREAM_WITHIN_MS of waiting again), the reader stops waiting for
        * wake-ups and leaves each drain to the next pacedDrain() call (the daemon's 1 s tick,
        * inside its journal batch: the stream's changes and the tick's share one lock and one
-       * fdatasync), until one finds nothing. Without it a stream is drained every BUSY_GAP_MS.
+       * fdatasync), until one finds nothing. A lone event is still drained at its wake-up.
        */
       paced?: boolean;
     } = {},
@@ -171,11 +161,8 @@ export class RingBufferReader {
         const waited = performance.now() - waitFrom;
         this.consume();
         // A gap batches bursts: one wake-up (and one journal batch) for what arrives in it.
-        if (this.opts.paced && minGap > 0 && waited < BUSY_WITHIN_MS) await this.#followStream();
-        else {
-          const gap = pauseAfterDrain(waited, minGap);
-          if (gap > 0) await this.#pause(gap);
-        }
+        if (this.opts.paced && minGap > 0 && waited < STREAM_WITHIN_MS) await this.#followStream();
+        else if (minGap > 0) await this.#pause(minGap);
       } else if (n === 0) {
         // Producers may submit without waking us (BPF_RB_NO_WAKEUP, e.g. tcp_conn's samples,
         // where the wake-up costs more than the program): drained at each timeout.

@@ -176,6 +176,34 @@ async function connections(listener: Deno.Listener, count: number, gapMs: number
 }
 
 Deno.test({
+  name: "libbpf: a reader pauses minGapMs after each drain: what arrives meanwhile is one wake-up",
+  ignore: !IS_ROOT,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const reader = new RingBufferReader({ minGapMs: 600 });
+    let events = 0;
+    const object = stateEventsTo(reader, () => events++, port);
+    try {
+      const loop = reader.start();
+      // Connections 20 ms apart, well within the pause that follows the first one's wake-up.
+      await connections(listener, 6, 20);
+      await new Promise((r) => setTimeout(r, 100)); // the last connection's closing states
+      const sent = Number(object.map("bpfp_stats").sumU64(u32Key(1)));
+      assert.ok(await waitFor(() => events === sent, 2000), `drained ${events} of ${sent}`);
+      assert.ok(events >= 6, `saw ${events} events`);
+      assert.ok(reader.stats.wakeups <= 2, `${reader.stats.wakeups} wake-ups, not one per burst`);
+      await reader.stop();
+      await loop;
+    } finally {
+      listener.close();
+      reader.close();
+      object.close();
+    }
+  },
+});
+
+Deno.test({
   name: "libbpf: a paced reader leaves a stream's drains to pacedDrain() until one finds nothing",
   ignore: !IS_ROOT,
   async fn() {
