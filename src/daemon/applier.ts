@@ -20,7 +20,7 @@ import type { SysctlIO } from "./sysctl_io.ts";
 import type { LogLike } from "../tuning/tuner.ts";
 import type { Judgement } from "./config_policy.ts";
 import type { Outcome } from "./event_mutes.ts";
-import { changeTiming } from "./change_timing.ts";
+import { changeTiming as ct } from "./change_timing.ts";
 
 export interface ApplierDeps {
   journal: Journal;
@@ -101,25 +101,19 @@ export class ProposalApplier {
     const queued = this.#queue;
     if (!queued || queued.length === 0) return;
     this.#queue = [];
-    const t0 = changeTiming?.start() ?? 0;
+    const journal = this.d.journal;
     try {
-      this.d.journal.syncAnnounced();
+      ct ? ct.time("sync", () => journal.syncAnnounced()) : journal.syncAnnounced();
     } catch (e) {
       for (const w of queued) this.#failed(w, e);
       return;
     }
-    changeTiming?.stop("sync", t0);
     for (const w of queued) this.#write(w);
   }
 
   /** Returns true when the change was written (or, in advise mode, would have been). */
   propose(proposed: Proposal): boolean {
-    const t0 = changeTiming?.start() ?? 0;
-    try {
-      return this.#propose(proposed);
-    } finally {
-      changeTiming?.stop("propose", t0);
-    }
+    return ct ? ct.time("propose", () => this.#propose(proposed)) : this.#propose(proposed);
   }
 
   #propose(proposed: Proposal): boolean {
@@ -210,10 +204,8 @@ export class ProposalApplier {
       return true;
     }
     const queued: QueuedWrite = { p, fields, scenarioLine };
-    const t1 = changeTiming?.start() ?? 0;
     try {
-      journal.announce(p.netns, p.sysctl, p.tuner, p.from, p.to);
-      changeTiming?.stop("announce", t1);
+      ct ? ct.time("announce", () => this.#announce(queued)) : this.#announce(queued);
     } catch (e) {
       report({ kind: "other" });
       return this.#failed(queued, e);
@@ -241,17 +233,11 @@ export class ProposalApplier {
 
   /** The write of an announced change (its record durable), and what follows from its outcome. */
   #write(w: QueuedWrite): boolean {
-    const { p, fields, scenarioLine } = w;
+    const { p, fields } = w;
     const { journal, gate, log, now } = this.d;
-    const ct = changeTiming;
     try {
-      const t0 = ct?.start() ?? 0;
-      this.#rememberWrite(p.sysctl, formatSysctlValues(p.to, p.sysctl));
-      this.d.io.write(p.sysctl, p.netns, p.to);
-      ct?.stop("sysctl write", t0);
-      const t1 = ct?.start() ?? 0;
-      journal.recordWritten(p.netns, p.sysctl, p.to);
-      ct?.stop("recordWritten", t1);
+      ct ? ct.time("sysctl write", () => this.#writeSysctl(w)) : this.#writeSysctl(w);
+      ct ? ct.time("recordWritten", () => this.#recordWritten(w)) : this.#recordWritten(w);
     } catch (e) {
       if (!(e instanceof NetnsGoneError)) return this.#failed(w, e);
       // Refused before writing: the namespace died, or the process whose path led to it moved.
@@ -263,16 +249,34 @@ export class ProposalApplier {
       log.info(`did not change ${p.sysctl} in ${describeNetns(p.netns)}: ${e.message}`, notChanged);
       return false;
     }
-    const t2 = ct?.start() ?? 0;
-    gate.settle(p, "applied", now());
+    ct ? ct.time("settle+stats", () => this.#settleWritten(w)) : this.#settleWritten(w);
+    ct ? ct.time("log lines", () => this.#logWritten(w)) : this.#logWritten(w);
+    return true;
+  }
+
+  // The stages of a change, each timed on its own (change_timing.ts).
+  #announce({ p }: QueuedWrite): void {
+    this.d.journal.announce(p.netns, p.sysctl, p.tuner, p.from, p.to);
+  }
+
+  #writeSysctl({ p }: QueuedWrite): void {
+    this.#rememberWrite(p.sysctl, formatSysctlValues(p.to, p.sysctl));
+    this.d.io.write(p.sysctl, p.netns, p.to);
+  }
+
+  #recordWritten({ p }: QueuedWrite): void {
+    this.d.journal.recordWritten(p.netns, p.sysctl, p.to);
+  }
+
+  #settleWritten({ p }: QueuedWrite): void {
+    this.d.gate.settle(p, "applied", this.d.now());
     this.d.stats.countScenario(p.tuner, p.scenario, p.sysctl, p.netns);
     this.d.stats.recordChange(p.tuner, p.sysctl, p.netns, p.from, p.to);
-    ct?.stop("settle+stats", t2);
-    const t3 = ct?.start() ?? 0;
-    log.info(scenarioLine, { event: "scenario", ...fields });
-    log.info(fields.reason, { event: "changed", ...fields });
-    ct?.stop("log lines", t3);
-    return true;
+  }
+
+  #logWritten({ fields, scenarioLine }: QueuedWrite): void {
+    this.d.log.info(scenarioLine, { event: "scenario", ...fields });
+    this.d.log.info(fields.reason, { event: "changed", ...fields });
   }
 
   #rememberWrite(sysctl: string, text: string): void {

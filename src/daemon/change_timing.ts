@@ -1,6 +1,6 @@
 /**
  * Where the change path's CPU goes, stage by stage (BPFPILOT_CHANGE_TIMING=1; off by default and
- * then nothing but a null check at each stage): the main thread's own CPU time
+ * then nothing but a null check at each stage, see time()): the main thread's own CPU time
  * (CLOCK_THREAD_CPUTIME_ID) around each stage, summed, and beside it the whole process's
  * (CLOCK_PROCESS_CPUTIME_ID: V8's compiler and collector threads, the blocking pool's epoll_wait),
  * reported as one line per interval. Stages nest (a wake-up holds its events, an event its
@@ -44,19 +44,23 @@ export class ChangeTiming {
     this.#process0 = clock("process");
   }
 
-  /** The main thread's CPU time now (ns): a stage's start. */
-  start(): number {
-    return this.#clock("thread");
-  }
-
-  /** Adds the CPU time since `t0` (from start()) to `stage`. */
-  stop(stage: string, t0: number): void {
-    const ns = this.#clock("thread") - t0;
-    const s = this.#stages.get(stage);
-    if (s) {
-      s.ns += ns;
-      s.count++;
-    } else this.#stages.set(stage, { ns, count: 1 });
+  /**
+   * `fn()`, its main-thread CPU time added to `stage` (also when it throws). Callers write
+   * `changeTiming ? changeTiming.time("stage", () => f(x)) : f(x)`: the default then pays the
+   * null check, no closure.
+   */
+  time<T>(stage: string, fn: () => T): T {
+    const t0 = this.#clock("thread");
+    try {
+      return fn();
+    } finally {
+      const ns = this.#clock("thread") - t0;
+      const s = this.#stages.get(stage);
+      if (s) {
+        s.ns += ns;
+        s.count++;
+      } else this.#stages.set(stage, { ns, count: 1 });
+    }
   }
 
   /**

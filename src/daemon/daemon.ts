@@ -54,7 +54,7 @@ import {
 import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
-import { changeTiming } from "./change_timing.ts";
+import { changeTiming as ct } from "./change_timing.ts";
 import { daemonKeptFiles, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
@@ -569,27 +569,24 @@ export class Daemon {
     timing.mark("tuners", `loaded and attached one by one: ${loadMs.join(", ")}`);
     releaseKernelBtf(); // if a load read it (loadObject's target checks)
     releaseParseMemory();
+    // One journal batch per wake-up: one lock, and the records of its changes in as few appends
+    // and syncs as their order allows.
+    const batch = (drain: () => number) =>
+      this.#inJournalBatch("recording the events' changes", drain);
+    const ctWake = ct; // an import is not narrowed inside a closure
     const reader = this.#owned.adopt(
       new RingBufferReader({
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
-        // One journal batch per wake-up: one lock, and the records of its changes in as few
-        // appends and syncs as their order allows.
         // A stream of events is drained by the tick, in its batch (see #tickWork).
         paced: true,
-        around: (drain) => {
-          const t0 = changeTiming?.start() ?? 0;
-          const n = this.#inJournalBatch("recording the events' changes", drain);
-          changeTiming?.stop("wake-up", t0);
-          return n;
-        },
+        around: ctWake ? (drain) => ctWake.time("wake-up", () => batch(drain)) : batch,
       }),
       (r) => r.close(),
     );
     for (const t of this.loaded) {
       if (!t.object) continue;
       const counters = this.stats.tunerEvents(t.def.name);
-      reader.add(t.object.map("bpfp_events"), (bytes) => {
-        const t0 = changeTiming?.start() ?? 0;
+      const decode = (bytes: Uint8Array): BpfpEvent | null => {
         let ev;
         try {
           ev = decodeEvent(bytes);
@@ -598,15 +595,16 @@ export class Daemon {
           if (counters.decodeErrors === 1 && e instanceof EventFormatError) {
             log.error(`tuner ${t.def.name}: ${e.message}`);
           }
-          return;
+          return null;
         }
         counters.events++;
         counters.folded += Math.max(0, ev.count - 1);
         this.netns.observe(ev.netns, ev.pid);
-        changeTiming?.stop("decode", t0);
-        const t1 = changeTiming?.start() ?? 0;
-        this.#handleEvent(t, ev);
-        changeTiming?.stop("event", t1);
+        return ev;
+      };
+      reader.add(t.object.map("bpfp_events"), (bytes) => {
+        const ev = ct ? ct.time("decode", () => decode(bytes)) : decode(bytes);
+        if (ev) ct ? ct.time("event", () => this.#handleEvent(t, ev)) : this.#handleEvent(t, ev);
       });
     }
     this.#reader = reader;
@@ -885,11 +883,10 @@ export class Daemon {
   }
 
   #tick(): void {
-    const t0 = changeTiming?.start() ?? 0;
-    this.#inJournalBatch("the periodic work's changes", () => this.#tickWork());
-    changeTiming?.stop("tick", t0);
-    if (changeTiming && this.#ticks % CHANGE_TIMING_EVERY_TICKS === 0) {
-      this.log.info(changeTiming.report(CHANGE_TIMING_EVERY_TICKS * TICK_MS / 1000));
+    const tick = () => this.#inJournalBatch("the periodic work's changes", () => this.#tickWork());
+    ct ? ct.time("tick", tick) : tick();
+    if (ct && this.#ticks % CHANGE_TIMING_EVERY_TICKS === 0) {
+      this.log.info(ct.report(CHANGE_TIMING_EVERY_TICKS * TICK_MS / 1000));
     }
   }
 
@@ -901,32 +898,16 @@ export class Daemon {
     } catch (e) {
       this.log.error(`draining the events failed: ${(e as Error).message}`);
     }
-    const t0 = changeTiming?.start() ?? 0;
-    if (++this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
-    this.mutes.pruneExpired(performance.now());
-    try {
-      this.#unmuteEndedOverrides();
-    } catch (e) {
-      this.log.error(`checking for ended overrides failed: ${(e as Error).message}`);
-    }
-    this.netns.tick();
-    changeTiming?.stop("tick mutes+netns", t0);
+    this.#ticks++;
+    ct ? ct.time("tick mutes+netns", () => this.#tickMutesNetns()) : this.#tickMutesNetns();
     if (this.#ticks % PRUNE_EVERY_TICKS === 1 || this.#destroyedNetns.size > 0) {
-      const t1 = changeTiming?.start() ?? 0;
-      this.#pruneGoneNamespaces();
-      changeTiming?.stop("tick prune", t1);
+      ct ? ct.time("tick prune", () => this.#pruneGoneNamespaces()) : this.#pruneGoneNamespaces();
     }
     for (const t of this.loaded) {
-      const tt = changeTiming?.start() ?? 0;
-      try {
-        t.instance.onTick?.();
-      } catch (e) {
-        this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
-      }
-      changeTiming?.stop(`tick ${t.def.name}`, tt);
-      const td = changeTiming?.start() ?? 0;
-      const dropped = this.#droppedEvents(t);
-      changeTiming?.stop("tick dropped", td);
+      ct ? ct.time(`tick ${t.def.name}`, () => this.#tunerTick(t)) : this.#tunerTick(t);
+      const dropped = ct
+        ? ct.time("tick dropped", () => this.#droppedEvents(t))
+        : this.#droppedEvents(t);
       if (dropped !== null) {
         this.stats.tunerEvents(t.def.name).dropped = dropped;
         this.#lostEvents.observe(t.def.name, dropped);
@@ -935,6 +916,25 @@ export class Daemon {
         this.#overrideEventsLost = dropped;
         this.#recoverLostOverrides();
       }
+    }
+  }
+
+  #tickMutesNetns(): void {
+    if (this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
+    this.mutes.pruneExpired(performance.now());
+    try {
+      this.#unmuteEndedOverrides();
+    } catch (e) {
+      this.log.error(`checking for ended overrides failed: ${(e as Error).message}`);
+    }
+    this.netns.tick();
+  }
+
+  #tunerTick(t: LoadedTuner): void {
+    try {
+      t.instance.onTick?.();
+    } catch (e) {
+      this.log.error(`tuner ${t.def.name}: periodic work failed: ${(e as Error).message}`);
     }
   }
 

@@ -60,7 +60,7 @@ import {
   stampOf,
 } from "./journal_log.ts";
 import { prepareStateDir, StateDirError, StateDirIoError } from "./state_dir.ts";
-import { changeTiming } from "./change_timing.ts";
+import { changeTiming as ct } from "./change_timing.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
 export const STATE_FORMAT = "bpfpilot-state";
@@ -892,14 +892,16 @@ export class Journal {
   /** Appends the batch's waiting records and releases the lock; append errors thrown if `report`. */
   #endBatch(b: BatchState, report: boolean): void {
     this.#batch = null;
-    const t0 = changeTiming?.start() ?? 0;
+    ct ? ct.time("batch end", () => this.#closeBatch(b, report)) : this.#closeBatch(b, report);
+  }
+
+  #closeBatch(b: BatchState, report: boolean): void {
     try {
       if (b.unsynced !== "") this.#appendLog(b.unsynced, false);
     } catch (e) {
       if (report) throw e;
     } finally {
       if (b.held) this.#unlock();
-      changeTiming?.stop("batch end", t0);
     }
   }
 
@@ -907,20 +909,24 @@ export class Journal {
   #locked<T>(fn: () => T): T {
     const b = this.#batch;
     if (b?.held) return fn();
-    const t0 = changeTiming?.start() ?? 0;
-    this.#lockFile = takeLock(this.dir);
     if (b) {
-      b.held = true; // released at the batch's end
-      this.refresh();
-      b.fresh = true;
-      changeTiming?.stop("journal lock", t0);
+      ct ? ct.time("journal lock", () => this.#lockBatch(b)) : this.#lockBatch(b);
       return fn();
     }
+    this.#lockFile = takeLock(this.dir);
     try {
       return fn();
     } finally {
       this.#unlock();
     }
+  }
+
+  /** Takes `state.lock` for the rest of batch `b` and catches up with the files under it. */
+  #lockBatch(b: BatchState): void {
+    this.#lockFile = takeLock(this.dir);
+    b.held = true; // released at the batch's end
+    this.refresh();
+    b.fresh = true;
   }
 
   #unlock(): void {

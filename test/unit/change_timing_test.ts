@@ -16,12 +16,14 @@ Deno.test("change timing: stages sum their CPU and count, nested ones inclusive"
   const { clock, spend } = fakeClock();
   const t = new ChangeTiming(clock);
   for (let i = 0; i < 2; i++) {
-    const wake = t.start();
-    spend(100_000);
-    const ev = t.start();
-    spend(300_000);
-    t.stop("event", ev);
-    t.stop("wake-up", wake);
+    const n = t.time("wake-up", () => {
+      spend(100_000);
+      return t.time("event", () => {
+        spend(300_000);
+        return i;
+      });
+    });
+    assert.equal(n, i, "time() returns its function's result");
   }
   spend(100_000, 200_000);
   const line = t.report(5);
@@ -31,12 +33,26 @@ Deno.test("change timing: stages sum their CPU and count, nested ones inclusive"
   assert.match(line, /wake-up 0\.8 ms\/2 \(400 µs each\)/);
 });
 
+Deno.test("change timing: a stage that throws is stopped all the same", () => {
+  const { clock, spend } = fakeClock();
+  const t = new ChangeTiming(clock);
+  assert.throws(
+    () =>
+      t.time("sync", () => {
+        spend(2_000_000);
+        throw new Error("fdatasync failed");
+      }),
+    /fdatasync failed/,
+  );
+  spend(1_000_000); // after the stage: not its
+  t.time("sync", () => spend(1_000_000));
+  assert.match(t.report(1), /; sync 3\.0 ms\/2 \(1500 µs each\)$/);
+});
+
 Deno.test("change timing: a report covers only what ran since the previous one", () => {
   const { clock, spend } = fakeClock();
   const t = new ChangeTiming(clock);
-  const s = t.start();
-  spend(1_000_000);
-  t.stop("tick", s);
+  t.time("tick", () => spend(1_000_000));
   t.report(1);
   spend(2_000_000);
   assert.equal(
