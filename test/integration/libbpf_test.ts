@@ -16,6 +16,12 @@ import { IS_ROOT, loadedPrograms, waitFor } from "../support/kernel.ts";
 const TCP_ESTABLISHED = 1;
 
 /** `noWakeup`: the program submits its events without waking the reader (param[1]). */
+/** A listener on a free loopback port (the programs under test filter on it). */
+function loopbackListener(): { listener: Deno.Listener; port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return { listener, port: (listener.addr as Deno.NetAddr).port };
+}
+
 function configBytes(port: number, noWakeup = false): Uint8Array {
   const b = new Uint8Array(64); // struct bpfp_config
   new DataView(b.buffer).setBigUint64(16, BigInt(port), true); // param[0]
@@ -25,8 +31,7 @@ function configBytes(port: number, noWakeup = false): Uint8Array {
 
 /** One loopback TCP connection carrying `bytes` bytes; returns the server's port. */
 async function loopbackTransfer(bytes: number): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
+  const { listener, port } = loopbackListener();
   return await loopbackOn(listener, port, bytes);
 }
 
@@ -54,8 +59,7 @@ Deno.test({
   name: "libbpf: tp_btf program sees loopback TCP; events via ring buffer, counts via hash map",
   ignore: !IS_ROOT,
   async fn() {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = loopbackListener();
     const { object, skipped } = loadObject(selftest, {
       name: "bpfp_selftest",
       enable: (p) => p.name !== "bpfp_st_state_tp",
@@ -117,8 +121,7 @@ Deno.test({
   name: "libbpf: events submitted without a wake-up reach the reader at its next poll",
   ignore: !IS_ROOT,
   async fn() {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = loopbackListener();
     const reader = new RingBufferReader({ minGapMs: 0, pollMs: 200 });
     const events: ReturnType<typeof decodeEvent>[] = [];
     const object = stateEventsTo(reader, (b) => events.push(decodeEvent(b)), port, true);
@@ -179,8 +182,7 @@ Deno.test({
   name: "libbpf: a reader pauses minGapMs after each drain: what arrives meanwhile is one wake-up",
   ignore: !IS_ROOT,
   async fn() {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = loopbackListener();
     const reader = new RingBufferReader({ minGapMs: 600 });
     let events = 0;
     const object = stateEventsTo(reader, () => events++, port);
@@ -207,8 +209,7 @@ Deno.test({
   name: "libbpf: a paced reader leaves a stream's drains to pacedDrain() until one finds nothing",
   ignore: !IS_ROOT,
   async fn() {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = loopbackListener();
     const reader = new RingBufferReader({ paced: true });
     let events = 0;
     const object = stateEventsTo(reader, () => events++, port);
@@ -264,8 +265,7 @@ Deno.test({
       enable: (p) => p.name === "bpfp_st_state_tp",
     });
     try {
-      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const port = (listener.addr as Deno.NetAddr).port;
+      const { listener, port } = loopbackListener();
       object.map("bpfp_config").update(u32Key(0), configBytes(port));
       object.program("bpfp_st_state_tp").attach("tracepoint", "sock/inet_sock_set_state");
       await loopbackOn(listener, port, 4096);
