@@ -22,8 +22,11 @@
  * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
  * and its log (seconds from the transfer's start, line) is written there; the send side's to
  * <file>.wmem.
- * Everything it creates (namespaces, processes, temp dirs) is removed and the probe cache restored,
- * also on error and Ctrl-C. The host's own network namespace is never tuned: every daemon runs
+ * Everything it creates (namespaces, a cgroup, processes, temp dirs) is removed and the probe cache
+ * restored, also on error and Ctrl-C. Nothing attaches to the root cgroup: the daemons' cgroup
+ * programs (-c) and the empty sockops floor go on a child cgroup of the benchmark's own
+ * (bpfp-bench-<pid> under the cgroup2 mount), in which every workload runs from its start
+ * (bench/cgroup.ts). The host's own network namespace is never tuned: every daemon runs
  * with --netns on a namespace of the benchmark's own, and with --advise (never writes) or
  * --rollback (undoes its changes on exit, host-wide tcp_mem included). The exception is the
  * netns section, whose daemon watches every namespace (the point of it): it runs with --rollback,

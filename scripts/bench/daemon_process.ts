@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { benchCgroup } from "./cgroup.ts";
 import { onCleanup } from "./cleanup.ts";
 
 export interface Line {
@@ -71,6 +72,8 @@ export class BenchDaemon {
   #exited = false;
 
   constructor(argv: string[], args: string[], env: Record<string, string> = {}) {
+    // Its cgroup programs go on the bench's cgroup, where the workloads run (bench/cgroup.ts).
+    if (args[0] === "run" && !args.includes("-c")) args = [...args, "-c", benchCgroup()];
     this.spawnedAt = performance.now();
     this.#child = new Deno.Command(argv[0], {
       args: [...argv.slice(1), ...args],

@@ -19,7 +19,7 @@ import { BenchNetns } from "./netns.ts";
 import { type CpuUse, cpuWindow } from "./proc.ts";
 import { fmtPct, fmtRate, judged, row, section, sleep, withTarget } from "./report.ts";
 import { tempDir } from "./tempdir.ts";
-import { cgroup2Root } from "../../src/kernel/cgroup.ts";
+import { benchCgroup } from "./cgroup.ts";
 
 const TARGET_HITS_S = 10_000;
 const CALIBRATE_RATE = 2000, CALIBRATE_S = 2, BACKGROUND_S = 3, LONE_FLOOR_S = 4;
@@ -207,7 +207,8 @@ export async function hookLoadSection(root: string, windowS: number): Promise<vo
       row(
         `${o.label}/s`,
         fmtRate(w.sendRate, `${o.unit}/s`),
-        `asked ${o.rate}/s in own netns (${o.note}); the daemon watches it (--netns, --advise)`,
+        `asked ${o.rate}/s in own netns and cgroup (${o.note}); the daemon watches both ` +
+          "(--netns, -c, --advise)",
       );
       costRows(w, o.label, floorProg, othersAlone.get(o) ?? null);
     } finally {
@@ -294,8 +295,8 @@ function otherWorkloads(deno: string, ns: BenchNetns): OtherWorkload[] {
       unit: "connections",
       note: `to ${CONNECT_ADDR} on lo, not loopback's 127/8`,
       rate: 1000,
-      // The daemon attaches its sockops program to the cgroup2 root (no -c): the floor too.
-      floor: () => EmptyProgram.attachSockops(cgroup2Root() ?? "/sys/fs/cgroup"),
+      // The daemon's sockops program is on the bench's cgroup (-c), the generator in it.
+      floor: () => EmptyProgram.attachSockops(benchCgroup()),
       floorAlone: true,
       argv: run("paced_connect.ts", "1000", CONNECT_ADDR),
     },

@@ -41,8 +41,8 @@ export async function lifecycleSection(root: string, idleS: number): Promise<voi
   // --advise: same hooks, objects and event path, but no sysctl write can reach the host, even
   // if other TCP traffic on it brings tcp_mem near pressure during the idle minute.
   const args = ["run", "--stderr", "--advise", "--netns", ns.name, "--state-dir", tempDir("idle")];
-  const how = `exec of 'deno run ${what} run --stderr --advise --netns <own ns>' to the line ` +
-    "on its pipe";
+  const how = `exec of 'deno run ${what} run --stderr --advise --netns <own ns> -c <own ` +
+    "cgroup>' to the line on its pipe";
 
   removeProbeCache();
   const cold = await start(argv, args);

@@ -5,6 +5,7 @@
  * namespaces.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { inCgroup } from "./cgroup.ts";
 import { onCleanup } from "./cleanup.ts";
 
 export class BenchNetns {
@@ -39,7 +40,10 @@ export class BenchNetns {
     this.exec(["sysctl", "-qw", `${name}=${value}`]);
   }
 
-  /** A process in this namespace; stop() kills it by pid and reaps it. */
+  /**
+   * A workload in this namespace and in the bench's cgroup (its sockops programs see it);
+   * stop() kills it by pid and reaps it.
+   */
   spawn(cmd: string[], opts: { stdout?: "piped" | "null" } = {}): NsProcess {
     return new NsProcess(this.name, cmd, opts.stdout ?? "null");
   }
@@ -69,8 +73,9 @@ export class NsProcess {
   #done = false;
 
   constructor(netns: string, cmd: string[], stdout: "piped" | "null") {
-    this.#child = new Deno.Command("ip", {
-      args: ["netns", "exec", netns, ...cmd],
+    const [shell, ...args] = inCgroup(["ip", "netns", "exec", netns, ...cmd]);
+    this.#child = new Deno.Command(shell, {
+      args,
       stdin: "null",
       stdout,
       stderr: "piped",

@@ -21,6 +21,7 @@ import { requestControl } from "../../src/daemon/control/client.ts";
 import { netnsCookieOf, ownNetnsInum, useNetnsRegistry } from "../../src/kernel/netns.ts";
 import { NetnsRegistry } from "../../src/kernel/netns_registry.ts";
 import { allStatsMaps, readAllHookStats, statsDelta } from "./bpf_stats.ts";
+import { inCgroup } from "./cgroup.ts";
 import { onCleanup } from "./cleanup.ts";
 import { asUnitStarts, BenchDaemon, daemonArgv } from "./daemon_process.ts";
 import { costDelta, enableBpfStats, readProgCosts } from "./prog_stats.ts";
@@ -64,9 +65,12 @@ function crowdOf(n: number): { crowd: NetnsCrowd; ms: number; remove: () => Prom
   return { crowd, ms, remove };
 }
 
-/** Rotating loopback flows over every namespace of the crowd until `seconds` pass. */
+/**
+ * Rotating loopback flows over every namespace of the crowd until `seconds` pass, from the
+ * bench's cgroup (the daemon's sockops program is there).
+ */
 function traffic(crowd: NetnsCrowd, seconds: number) {
-  const child = crowd.loop(FLOW_BYTES, seconds);
+  const child = crowd.loop(FLOW_BYTES, seconds, inCgroup);
   const output = child.output();
   const stop = onCleanup(`kill flow loop ${child.pid}`, async () => {
     try {

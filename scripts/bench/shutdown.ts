@@ -47,8 +47,8 @@ export async function shutdownSection(root: string): Promise<void> {
     fillJournal(dir);
     return ["run", "--stderr", "--advise", "--netns", ns.name, "--state-dir", dir];
   };
-  const how = `deno run ${what} run --advise --netns <own ns> on a state dir of ${RECORDS} ` +
-    "records (src/daemon/journal.ts); kill() to waitpid reaping it, exit status 0";
+  const how = `deno run ${what} run --advise --netns <own ns> -c <own cgroup> on a state dir ` +
+    `of ${RECORDS} records (src/daemon/journal.ts); kill() to waitpid reaping it, exit status 0`;
   const early = await sigtermAfter(argv, fresh(), 0);
   row(
     "SIGTERM -> exit, right after start",

@@ -55,10 +55,20 @@ export class NetnsCrowd {
     return JSON.parse(this.#run(["flows", `${bytes}`, ...stall]));
   }
 
-  /** Flows round-robin over the namespaces for `seconds`, in the background. */
-  loop(bytes: number, seconds: number): Deno.ChildProcess {
-    return new Deno.Command("python3", {
-      args: [SCRIPT, "loop", this.prefix, `${this.size}`, `${bytes}`, `${seconds}`],
+  /**
+   * Flows round-robin over the namespaces for `seconds`, in the background; `via` wraps the
+   * command line (e.g. to start it inside a cgroup).
+   */
+  loop(
+    bytes: number,
+    seconds: number,
+    via: (argv: string[]) => string[] = (argv) => argv,
+  ): Deno.ChildProcess {
+    const [cmd, ...args] = via(
+      ["python3", SCRIPT, "loop", this.prefix, `${this.size}`, `${bytes}`, `${seconds}`],
+    );
+    return new Deno.Command(cmd, {
+      args,
       stdout: "piped",
       stderr: "null",
     }).spawn();
