@@ -18,7 +18,9 @@
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10),
  *   BPFPILOT_BENCH_NETNS_S (15), BPFPILOT_BENCH_NETNS_WARMUP_S (5), BPFPILOT_BENCH_NETNS_FORGET_S
- *   (15); BPFPILOT_BENCH_NETNS_STEPS=1,100,1000 (namespace counts).
+ *   (15); BPFPILOT_BENCH_NETNS_STEPS=1,100,1000 (namespace counts);
+ *   BPFPILOT_BENCH_NETNS_METRICS=all runs the netns daemon with --metrics-netns all (default:
+ *   the daemon's own default) to compare the metrics answer.
  * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
  * and its log (seconds from the transfer's start, line) is written there; the send side's to
  * <file>.wmem.
@@ -92,6 +94,7 @@ function config() {
       windowS: envSeconds("BPFPILOT_BENCH_NETNS_S", 15),
       warmupS: envSeconds("BPFPILOT_BENCH_NETNS_WARMUP_S", 5),
       forgetS: envSeconds("BPFPILOT_BENCH_NETNS_FORGET_S", 15),
+      metricsNetns: Deno.env.get("BPFPILOT_BENCH_NETNS_METRICS") || null,
     },
   };
 }

@@ -6,9 +6,11 @@
  * `bpfpilot rollback` of one journal entry per namespace (a real write in each, restoring the
  * kernel's default tcp_rmem, with which every daemon then starts), the daemon's
  * start-up (as the packaged unit starts it, with the daemon's own breakdown by phase; at the last
- * step also from a root shell, which re-executes once to drop capabilities), then over a window under traffic its CPU, the kernel side's BPF time, hook hits and
- * events reaching userspace, userspace CPU per event, open fds and RSS. After the last step the
- * namespaces are deleted while the daemon runs: fds and RSS once it has rescanned.
+ * step also from a root shell, which re-executes once to drop capabilities), then over a window
+ * under traffic its CPU, the kernel side's BPF time, hook hits and events reaching userspace,
+ * userspace CPU per event, open fds and RSS, and after those one metrics answer (its time and
+ * series). After the last step the namespaces are deleted while the daemon runs: fds and RSS once
+ * it has rescanned.
  * The daemon runs with -R: it really tunes (per-namespace sysctls of our own namespaces, and a
  * host-wide one only under host memory pressure) and puts every change back on exit; a daemon
  * killed by Ctrl-C is rolled back from its journal by the cleanup.
@@ -38,6 +40,8 @@ export interface NetnsBenchConfig {
   windowS: number;
   /** Wait after deleting the namespaces, for the daemon's rescan (BPFPILOT_BENCH_NETNS_FORGET_S). */
   forgetS: number;
+  /** The daemon's --metrics-netns (BPFPILOT_BENCH_NETNS_METRICS; null: its default). */
+  metricsNetns: string | null;
 }
 
 const STARTED = /^(bpfpilot: )?bpfpilot started \(/;
@@ -110,6 +114,22 @@ async function eventsReceived(
 }
 
 /**
+ * One `query metrics` answer: wall time from request to parsed reply, its series (sample lines)
+ * and how many of them are bpfpilot_tunable_value (the family that grows with namespaces).
+ */
+async function metricsAnswer(
+  socketPath: string,
+): Promise<{ ms: number; series: number; values: number }> {
+  const t0 = performance.now();
+  const r = await requestControl({ verb: "metrics" }, { socketPath, timeoutMs: 30_000 });
+  const ms = performance.now() - t0;
+  if (!r.ok) throw new Error(`query metrics: ${r.error.message}`);
+  const samples = String(r.data).split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  const values = samples.filter((l) => l.startsWith("bpfpilot_tunable_value{")).length;
+  return { ms, series: samples.length, values };
+}
+
+/**
  * `bpfpilot rollback` of one tcp_rmem entry per namespace, each really written there first and
  * journalled with its cookie as the daemon does. Exec to reaped exit.
  */
@@ -175,6 +195,8 @@ interface StepFigures {
   failedFlows: number;
   /** The daemon's own change-path accounting in the window (BPFPILOT_CHANGE_TIMING=1). */
   changeTiming: string[];
+  /** One metrics answer once the window's figures are taken (its cost stays out of them). */
+  metrics: { ms: number; series: number; values: number };
 }
 
 /** The state directory every daemon of the section shares (its probe cache stays warm). */
@@ -205,8 +227,9 @@ interface Launch {
 async function startDaemon(
   argv: string[],
   dir: string,
+  extra: string[] = [],
 ): Promise<{ d: BenchDaemon; ms: number; breakdown: StartBreakdown | null }> {
-  const d = new BenchDaemon(argv, ["run", "--stderr", "-R", "--state-dir", dir], {
+  const d = new BenchDaemon(argv, ["run", "--stderr", "-R", "--state-dir", dir, ...extra], {
     BPFPILOT_START_TIMING: "1",
   });
   const started = await d.waitFor(STARTED);
@@ -234,12 +257,13 @@ async function measureStep(
   last: boolean,
 ): Promise<{ d: BenchDaemon; figures: Omit<StepFigures, "stopMs"> }> {
   let shellStartMs = null;
+  const extra = cfg.metricsNetns ? ["--metrics-netns", cfg.metricsNetns] : [];
   if (last) {
-    const shell = await startDaemon(launch.shell, dir);
+    const shell = await startDaemon(launch.shell, dir, extra);
     await stopDaemon(shell.d, `${crowd.size} namespaces, started from a shell`);
     shellStartMs = shell.ms;
   }
-  const { d, ms: startMs, breakdown } = await startDaemon(launch.unit, dir);
+  const { d, ms: startMs, breakdown } = await startDaemon(launch.unit, dir, extra);
   const fdsStart = openFds(d.pid), rssStartKb = memoryKb(d.pid).rss;
   const maps = allStatsMaps(d.pid);
   const socketPath = `${dir}/control.sock`;
@@ -264,6 +288,7 @@ async function measureStep(
   const statsS = (performance.now() - t0) / 1000;
   const fds = openFds(d.pid), mem = memoryKb(d.pid);
   const f = await flows.result();
+  const metrics = await metricsAnswer(socketPath);
   return {
     d,
     figures: {
@@ -290,6 +315,7 @@ async function measureStep(
       flowsPerS: f.flows / (f.ms / 1000),
       failedFlows: f.failed,
       changeTiming: [...idleTiming.map((l) => `idle: ${l}`), ...timing],
+      metrics,
     },
   };
 }
@@ -385,6 +411,13 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
     ),
   );
   for (const line of s.changeTiming) row(`${at}: change path (its own account)`, "", line);
+  row(
+    `${at}: metrics answer`,
+    fmtMs(s.metrics.ms),
+    `one query metrics (request to parsed reply), after the window's figures; ` +
+      `${s.metrics.series} series (sample lines), ${s.metrics.values} of them ` +
+      `bpfpilot_tunable_value; --metrics-netns ${cfg.metricsNetns ?? "default (changed)"}`,
+  );
   row(
     `${at}: open fds`,
     `${s.fds}`,

@@ -21,7 +21,7 @@ import {
   DEFAULT_CONTROL_SOCKET,
   resolveGroup,
 } from "../daemon/control/socket_file.ts";
-import { MetricsListenError, parseListenAddress } from "../daemon/metrics.ts";
+import { MetricsListenError, type MetricsNetns, parseListenAddress } from "../daemon/metrics.ts";
 import { startInBackground } from "./background.ts";
 import type { OverrideLifetime } from "../daemon/override_lifetime.ts";
 import { readinessChannel } from "./readiness.ts";
@@ -255,6 +255,7 @@ export async function runDaemon(
     controlGroup: flags.controlGroup,
     metricsListen: flags.metricsListen ?? null,
     metricsAllowRemote: flags.metricsAllowRemote ?? false,
+    metricsNetns: (flags.metricsNetns as MetricsNetns | undefined) ?? "changed",
     overrides: (flags.overrides as OverrideLifetime | undefined) ?? "persistent",
     tuneAbovePinned: flags.tuneAbovePinned ?? false,
     // Test switch: read sysctl.d under this directory instead of /.

@@ -11,6 +11,7 @@ import { OVERRIDE_LIFETIMES } from "../daemon/override_lifetime.ts";
 import { LOG_TARGETS } from "../log/logger.ts";
 import { DEFAULT_LEARNING_RATE } from "../tuning/learning_rate.ts";
 import { DEFAULT_COOLDOWN_MS } from "../daemon/rate_gate.ts";
+import { METRICS_NETNS } from "../daemon/metrics.ts";
 
 /** Where the daemon looks for its configuration file when --config does not name one. */
 export const DEFAULT_CONFIG_FILE = "/etc/bpfpilot/bpfpilot.conf";
@@ -36,6 +37,7 @@ export interface RunFlags {
   controlGroup?: string;
   metricsListen?: string;
   metricsAllowRemote?: boolean;
+  metricsNetns?: string;
   prefer?: string;
   overrides?: string;
   tuneAbovePinned?: boolean;
@@ -169,6 +171,14 @@ export function addRunOptions<C extends Command<unknown[], Record<string, unknow
     .option(
       "--metrics-allow-remote",
       "allow a non-loopback --metrics-listen address (no authentication: firewall it)",
+    )
+    .addOption(
+      new Option(
+        "--metrics-netns <which>",
+        "tunables metrics show outside the host's namespace: changed (only the sysctls bpfpilot " +
+          "changed there) or all (every tunable of every namespace it knows: more series and " +
+          "one /proc/sys read per tunable and namespace per scrape)",
+      ).choices(METRICS_NETNS).default("changed"),
     )
     .option(
       "-l, --libdir <dir>",

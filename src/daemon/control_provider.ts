@@ -25,7 +25,7 @@ import type {
 import { isControlDisable, recordDisable } from "./control_overrides.ts";
 import { JournalError, type OverrideRecord, type SysctlValue } from "./journal.ts";
 import type { Journal } from "./journal.ts";
-import { type MetricsSnapshot, sampleProcess } from "./metrics.ts";
+import { type MetricsNetns, type MetricsSnapshot, sampleProcess } from "./metrics.ts";
 import type { DaemonStats } from "./stats.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
 import {
@@ -42,6 +42,8 @@ export interface ProviderDaemon {
     readonly advise: boolean;
     readonly onlyNetns?: string | null;
     readonly stateDir?: string;
+    /** Which namespaces' tunables metrics show (absent: changed). */
+    readonly metricsNetns?: MetricsNetns;
   };
   /** Boot-time sysctl.d values (absent or null: not read). */
   readonly pinned?: {
@@ -322,7 +324,7 @@ export class DaemonControlProvider implements ControlProvider {
 
   async metrics(): Promise<MetricsSnapshot> {
     const { stats } = this.d;
-    const tunables = guarded(() => this.#rows()).map((r) => ({
+    const tunables = guarded(() => this.#rows(this.#metricsShows())).map((r) => ({
       sysctl: r.decl.sysctl,
       netns: netnsDisplayName(r.netns),
       values: r.live,
@@ -487,16 +489,33 @@ export class DaemonControlProvider implements ControlProvider {
     return [...keys];
   }
 
-  /** Every tunable of every known tuner, per namespace it applies to, with its live value. */
-  #rows(): Row[] {
+  /**
+   * The (namespace, sysctl) pairs metrics show, or null for all of #rows' (--metrics-netns all).
+   * By default the host's namespace has every tunable and any other only what bpfpilot changed
+   * there since it started (its stats) or still owns a restorable change of (its journal): a
+   * scrape then reads, and Prometheus keeps, series in proportion to bpfpilot's changes, not to
+   * the containers on the host (at 1,000 namespaces every tunable of each would be tens of
+   * thousands of series and a /proc/sys read each).
+   */
+  #metricsShows(): ((netns: string, sysctl: string) => boolean) | null {
+    if (this.d.opts.metricsNetns === "all") return null;
+    const changed = new Set<string>();
+    for (const c of this.d.stats.changes.values()) changed.add(`${c.netns}\0${c.sysctl}`);
+    for (const e of this.d.journal.changedEntries()) changed.add(`${e.netns}\0${e.sysctl}`);
+    return (netns, sysctl) => netns === GLOBAL_NETNS || changed.has(`${netns}\0${sysctl}`);
+  }
+
+  /**
+   * Every tunable of every known tuner, per namespace it applies to, with its live value; with
+   * `shown`, only the pairs it keeps (the others are never read).
+   */
+  #rows(shown: ((netns: string, sysctl: string) => boolean) | null = null): Row[] {
     const namespaces = this.#namespaces();
     const wanted = this.d.definitions.flatMap((def) =>
       def.tunables.flatMap((decl) =>
-        (decl.scope === "global" ? [GLOBAL_NETNS] : namespaces).map((netns) => ({
-          tuner: def.name,
-          decl,
-          netns,
-        }))
+        (decl.scope === "global" ? [GLOBAL_NETNS] : namespaces)
+          .filter((netns) => shown === null || shown(netns, decl.sysctl))
+          .map((netns) => ({ tuner: def.name, decl, netns }))
       )
     );
     const live = this.#liveValues(wanted.map((w) => ({ netns: w.netns, sysctl: w.decl.sysctl })));

@@ -69,6 +69,7 @@ import { EventMutes, type Outcome } from "./event_mutes.ts";
 import { bpfMuteWriter } from "./mute_writer.ts";
 import {
   MetricsListenError,
+  type MetricsNetns,
   type MetricsServer,
   renderMetrics,
   startMetricsServer,
@@ -109,6 +110,8 @@ export interface DaemonOptions {
   metricsListen?: string | null;
   /** Allow a non-loopback metrics address (the endpoint has no authentication). */
   metricsAllowRemote?: boolean;
+  /** Which namespaces' tunables metrics show (default changed: see MetricsNetns). */
+  metricsNetns?: MetricsNetns;
   /** Where to read sysctl.d from (`root` prefix for tests); false: do not read it. */
   bootSysctls?: { root: string } | false;
   /** Let bpfpilot raise a value a sysctl.d file pins (never lower it). */

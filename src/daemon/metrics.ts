@@ -9,6 +9,15 @@
 import { VERSION } from "../version.ts";
 import { type HttpLimits, OPENMETRICS_CONTENT_TYPE, serveMetricsHttp } from "./metrics_http.ts";
 
+/**
+ * Which namespaces' tunables the metrics show (--metrics-netns). `changed`: the daemon's own
+ * namespace every tunable, any other only the sysctls bpfpilot changed there since it started or
+ * still owns a journalled change of, so series and per-scrape reads grow with what bpfpilot did,
+ * not with the number of containers. `all`: every tunable of every namespace the daemon knows.
+ */
+export const METRICS_NETNS = ["changed", "all"] as const;
+export type MetricsNetns = typeof METRICS_NETNS[number];
+
 /** A sysctl value as the kernel reports it; numeric strings are accepted, others are skipped. */
 export type MetricValue = number | bigint | string;
 

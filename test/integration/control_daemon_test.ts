@@ -203,6 +203,14 @@ Deno.test({
         assert.deepEqual(await ask<RollbackEntry[]>(sock, "rollback"), []);
         const summary = await ask<SummaryData>(sock, "summary");
         assert.ok(Date.parse(summary.since) <= Date.now());
+        // Metrics by default (--metrics-netns changed): the host's every tunable, none of this
+        // namespace, where bpfpilot changed nothing yet (`tunables` above lists it in full).
+        const values = findSamples(
+          parseOpenMetrics(await ask<string>(sock, "metrics")),
+          "bpfpilot_tunable_value",
+        );
+        assert.deepEqual(values.filter((v) => v.labels.netns === ns.name), []);
+        assert.ok(values.some((v) => v.labels.sysctl === RMEM && v.labels.netns === "global"));
 
         // bpftune's JSON verbs, read as raw bytes off the wire with bare-word requests.
         for (const verb of ["jstatus", "jtunables"]) {
@@ -463,6 +471,62 @@ Deno.test({
         assert.equal(bad.status, 1);
         assert.match(bad.stderr, /no tuner or sysctl named 'ghost'/);
       });
+
+      await t.step(
+        "metrics show only what bpfpilot changed there; all of it with `all`",
+        async () => {
+          const changed = new Set(
+            (await ask<SummaryData>(sock, "summary")).changes.filter((c) => c.netns === ns.name)
+              .map((c) => c.sysctl),
+          );
+          const plan = await ask<RollbackEntry[]>(sock, "rollback");
+          for (const p of plan) if (p.netns === ns.name) changed.add(p.sysctl);
+          const inNs = (families: MetricFamily[]) =>
+            new Set(
+              findSamples(families, "bpfpilot_tunable_value").filter((v) =>
+                v.labels.netns === ns.name
+              ).map((v) => v.labels.sysctl),
+            );
+          const shown = inNs(parseOpenMetrics(await ask<string>(sock, "metrics")));
+          assert.ok(shown.has(RMEM));
+          assert.deepEqual([...shown].filter((s) => !changed.has(s)), [], "only changed sysctls");
+          // A daemon with --metrics-netns all (advising: it changes nothing) shows them all.
+          const other = tempStateDir();
+          const otherSock = `${other.dir}/all.sock`;
+          const all = DaemonProcess.start([
+            "run",
+            "--stderr",
+            "--advise",
+            "--state-dir",
+            other.dir,
+            "--netns",
+            ns.name,
+            "-c",
+            cg.path,
+            "--control-socket",
+            otherSock,
+            "--metrics-netns",
+            "all",
+          ]);
+          try {
+            await all.waitFor(STARTED, 60_000);
+            const every = inNs(parseOpenMetrics(await ask<string>(otherSock, "metrics")));
+            const perNetns = new Set(
+              (await ask<TunableInfo[]>(otherSock, "tunables")).filter((x) => x.netns === ns.name)
+                .map((x) => x.name),
+            );
+            assert.ok(
+              every.has(RMEM) && every.has(WMEM) && every.size > shown.size,
+              [...every].join(),
+            );
+            assert.deepEqual([...every].sort(), [...perNetns].sort(), "as `tunables` lists them");
+            assert.equal(await all.stop("SIGTERM"), 0);
+          } finally {
+            await all.stop("SIGKILL").catch(() => {});
+            other.remove();
+          }
+        },
+      );
 
       await t.step(
         "a second daemon on the same socket is refused with a clear message",

@@ -12,8 +12,9 @@
  * flowing namespace but at most one must be tuned after one pass (why one sometimes misses is
  * open), and the live value in each must be the last one logged. After the deletion it forgets them all: "netns destroyed" at debug, their journal
  * records gone, no error and no write or rollback attempted into a deleted namespace, open fds
- * and RSS bounded. A metrics query meanwhile (every tunable of every changed namespace) adds no
- * kept /proc/sys file.
+ * and RSS bounded. A metrics query meanwhile (every sysctl bpfpilot changed, in each namespace it
+ * changed it in) shows tcp_wmem in every flowing namespace, none of the idle ones, and adds no kept
+ * /proc/sys file.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -147,18 +148,25 @@ Deno.test({
       });
       assert.deepEqual(wrong, [], "live tcp_wmem (last logged) where they differ");
       const fds1 = fds(daemon.pid), rss1 = rssMb(daemon.pid);
-      // A metrics query reads every tunable in each of the namespaces it changed: through the
-      // tuners' kept files, keeping none of its own (it would fill their bounded set).
+      // A metrics query reads what bpfpilot changed in each namespace (--metrics-netns changed):
+      // through the tuners' kept files, keeping none of its own (it would fill their bounded set).
       const metrics = await requestControl({ verb: "metrics" }, {
         socketPath: `${state.dir}/control.sock`,
         timeoutMs: 30_000,
       });
       assert.ok(metrics.ok, JSON.stringify(metrics));
-      const shown = findSamples(
+      const values = findSamples(
         parseOpenMetrics(metrics.data as string),
         "bpfpilot_tunable_value",
-        { sysctl: "net.ipv4.tcp_wmem", index: "2" },
-      ).filter((v) => v.labels.netns?.startsWith(flowing.prefix)).length;
+      );
+      const shown = values.filter((v) =>
+        v.labels.sysctl === "net.ipv4.tcp_wmem" && v.labels.index === "2" &&
+        v.labels.netns?.startsWith(flowing.prefix)
+      ).length;
+      const idle = values.filter((v) =>
+        v.labels.netns?.startsWith(crowds[1].prefix)
+      );
+      assert.deepEqual(idle, [], "no series of an idle namespace");
       const fdsQueried = fds(daemon.pid);
       assert.ok(shown >= FLOWING - 1, `tcp_wmem shown in ${shown} namespaces with a flow`);
       assert.ok(

@@ -8,7 +8,11 @@ import { ControlError } from "../../src/daemon/control/protocol.ts";
 import { DISABLE_COMM, disabledByControl } from "../../src/daemon/control_overrides.ts";
 import { DaemonControlProvider, type ProviderDaemon } from "../../src/daemon/control_provider.ts";
 import { Journal } from "../../src/daemon/journal.ts";
-import { renderMetrics } from "../../src/daemon/metrics.ts";
+import {
+  type MetricsNetns,
+  type MetricsSnapshot,
+  renderMetrics,
+} from "../../src/daemon/metrics.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 import type { TunerDefinition } from "../../src/tuning/tuner.ts";
@@ -76,7 +80,7 @@ interface Fixture {
 }
 
 function withProvider(
-  options: { advise?: boolean; onlyNetns?: string | null },
+  options: { advise?: boolean; onlyNetns?: string | null; metricsNetns?: MetricsNetns },
   body: (f: Fixture) => void | Promise<void>,
 ) {
   return async () => {
@@ -87,7 +91,11 @@ function withProvider(
     const forgotten: string[] = [];
     const daemon: ProviderDaemon = {
       gate: { forget: (netns, sysctl) => void forgotten.push(`${netns}|${sysctl}`) },
-      opts: { advise: options.advise ?? false, onlyNetns: options.onlyNetns ?? null },
+      opts: {
+        advise: options.advise ?? false,
+        onlyNetns: options.onlyNetns ?? null,
+        metricsNetns: options.metricsNetns,
+      },
       startedAt: new Date("2026-01-02T03:04:05Z"),
       stats,
       journal,
@@ -442,6 +450,75 @@ Deno.test(
         "udp_buffer/udp_rcv/none=0",
       ],
     );
+  }),
+);
+
+/** Namespaces of the --metrics-netns tests: one bpfpilot only saw, one it owns a change in. */
+const SEEN = "ns:4000000003";
+const OWNED = "ns:4000000004";
+const THRESH = "net.ipv4.neigh.default.gc_thresh3";
+
+/**
+ * NS: tcp_rmem changed since start; SEEN: a scenario, no change; OWNED: a journalled change of
+ * gc_thresh3 from an earlier run. Every sysctl is readable everywhere.
+ */
+function seenAndChanged({ io, stats, journal }: Fixture): void {
+  for (const ns of [NS, SEEN, OWNED]) {
+    io.values.set(`${ns}|${RMEM}`, [4096, 16384, 65536]);
+    io.values.set(`${ns}|${THRESH}`, [1024]);
+  }
+  stats.recordChange("tcp_buffer", RMEM, NS, [4096, 16384, 65536], [4096, 16384, 81920]);
+  stats.countScenario("tcp_buffer", "need to increase TCP buffer size(s)", RMEM, SEEN);
+  journal.recordOriginal(OWNED, THRESH, "neigh_table", [1024]);
+  journal.recordWritten(OWNED, THRESH, [2048]);
+}
+
+/** `netns sysctl` of every tunable_value series (index 0), sorted. */
+function valueSeries(snap: MetricsSnapshot): string[] {
+  return findSamples(parseOpenMetrics(renderMetrics(snap)), "bpfpilot_tunable_value", {
+    index: "0",
+  }).map((s) => `${s.labels.netns} ${s.labels.sysctl}`).sort();
+}
+
+Deno.test(
+  "provider metrics by default: the host's every tunable, elsewhere only what bpfpilot changed",
+  withProvider({}, async (f) => {
+    seenAndChanged(f);
+    // Every sysctl each namespace visit reads (the fake's read never fails: no single reads).
+    const reads: string[] = [];
+    const readMany = f.io.readMany!;
+    f.io.readMany = (sysctls, netns) => {
+      reads.push(...sysctls.map((s) => `${netns} ${s}`));
+      return readMany(sysctls, netns);
+    };
+    assert.deepEqual(valueSeries(await f.provider.metrics()), [
+      `global ${UDP}`,
+      `global ${THRESH}`,
+      `global ${MEM}`,
+      `global ${RMEM}`,
+      `${NS} ${RMEM}`,
+      `${OWNED} ${THRESH}`,
+    ]);
+    assert.ok(!reads.some((r) => r.startsWith(SEEN)), `SEEN never read: ${reads.join(", ")}`);
+    assert.equal(reads.filter((r) => r.startsWith(NS)).join(), `${NS} ${RMEM}`);
+    // The other verbs keep their full view.
+    const listed = f.provider.tunables().filter((t) => t.netns === SEEN).map((t) => t.name);
+    assert.deepEqual(listed.sort(), [THRESH, RMEM]);
+  }),
+);
+
+Deno.test(
+  "provider metrics with --metrics-netns all: every tunable of every namespace it knows",
+  withProvider({ metricsNetns: "all" }, async (f) => {
+    seenAndChanged(f);
+    const series = valueSeries(await f.provider.metrics());
+    for (const ns of [NS, SEEN, OWNED]) {
+      assert.deepEqual(series.filter((s) => s.startsWith(`${ns} `)), [
+        `${ns} ${THRESH}`,
+        `${ns} ${RMEM}`,
+      ]);
+    }
+    assert.equal(series.length, 4 + 6);
   }),
 );
 
