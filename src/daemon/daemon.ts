@@ -770,6 +770,7 @@ export class Daemon {
       takenOverIn: () =>
         this.journal.overrides().filter((o) => o.tuner === def.name)
           .map(({ netns, sysctl }) => ({ netns, sysctl })),
+      overridesVersion: () => this.journal.overridesVersion(),
       onlyNetns: this.opts.onlyNetns ?? null,
       markOverride: (o) => {
         this.journal.markOverride(o);

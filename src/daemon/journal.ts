@@ -739,6 +739,8 @@ export class Journal {
   #batch: BatchState | null = null;
   /** The log, kept open between appends. */
   readonly #log: LogAppender;
+  /** Bumped whenever the overrides in memory may have changed (see overridesVersion()). */
+  #overridesVersion = 0;
 
   private constructor(readonly dir: string, opts: JournalOptions) {
     this.file = `${dir}/${STATE_FILE}`;
@@ -1000,6 +1002,7 @@ export class Journal {
         continue;
       }
       this.#state = state;
+      this.#overridesVersion++;
       this.#snap = snap;
       this.#logIno = tail?.ino ?? null;
       this.#logEnd = 0;
@@ -1024,7 +1027,7 @@ export class Journal {
         );
       } else if (change && "del" in change) {
         this.#entryJson.delete(entryKey(change.del.netns, change.del.sysctl));
-      }
+      } else if (change) this.#overridesVersion++;
     }
     this.#logEnd = end;
   }
@@ -1291,6 +1294,16 @@ export class Journal {
   }
 
   /**
+   * A number that moves whenever overrides() may answer differently (this process's changes,
+   * another's read from the files, a reload): a caller that follows the overrides every second
+   * compares it instead of copying the list. Catches up with the files first, as overrides() does.
+   */
+  overridesVersion(): number {
+    this.refresh();
+    return this.#overridesVersion;
+  }
+
+  /**
    * `bpfpilot enable <tuner|sysctl>`: drops the overrides of a tuner (a plain word such as
    * `tcp_buffer`) or of a sysctl (a name with `.` or `/`), in every namespace. Returns how many.
    */
@@ -1386,6 +1399,8 @@ export class Journal {
         changes = this.#allChanges(state); // `change` did more than it said: compare everything
       }
       if (JSON.stringify(state.overrides) !== overridesBefore) {
+        // Before the append: memory has the new list even when the append fails.
+        this.#overridesVersion++;
         changes.push({ overrides: state.overrides });
       }
       if (changes.length === 0) {

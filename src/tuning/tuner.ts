@@ -102,6 +102,12 @@ export interface TunerContext {
   tunerOverridden(netns: string): boolean;
   /** Where this tuner was taken over or disabled: namespace key (ANY_NETNS: every one), sysctl. */
   takenOverIn?(): { netns: string; sysctl: string }[];
+  /**
+   * Moves whenever takenOverIn() may answer differently (caught up with the state directory,
+   * where another process's `enable` lands): what a tuner that follows it every tick compares.
+   * Absent: takenOverIn() is asked each time.
+   */
+  overridesVersion?(): number;
   /** The namespace `--netns` names (key), or null: every namespace is tuned. */
   onlyNetns?: string | null;
   /** Records that the admin took `sysctl` over in `netns`: it is not tuned until enabled. */

@@ -54,8 +54,18 @@ export class FakeTunerContext implements TunerContext {
   readonly faults = new Set<string>();
   /** Namespaces where the admin took one of this tuner's sysctls over. */
   readonly tunerOverrides = new Set<string>();
-  /** What takenOverIn() answers: the journal's overrides of this tuner. */
-  takenOver: { netns: string; sysctl: string }[] = [];
+  /** What takenOverIn() answers: the journal's overrides of this tuner (set: a new version). */
+  get takenOver(): { netns: string; sysctl: string }[] {
+    return this.#takenOver;
+  }
+  set takenOver(list: { netns: string; sysctl: string }[]) {
+    this.#takenOver = list;
+    this.#overridesVersion++;
+  }
+  #takenOver: { netns: string; sysctl: string }[] = [];
+  #overridesVersion = 0;
+  /** How many times takenOverIn() was asked. */
+  takenOverAsked = 0;
   /** The `--netns` namespace (key), or null. */
   onlyNetns: string | null = null;
 
@@ -144,7 +154,12 @@ export class FakeTunerContext implements TunerContext {
   }
 
   takenOverIn(): { netns: string; sysctl: string }[] {
+    this.takenOverAsked++;
     return this.takenOver.map((o) => ({ ...o }));
+  }
+
+  overridesVersion(): number {
+    return this.#overridesVersion;
   }
 
   markOverride(o: Override): void {

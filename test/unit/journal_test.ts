@@ -866,3 +866,43 @@ Deno.test(
     assert.deepEqual(seen(Journal.open(dir)), want, "and so says the file");
   }),
 );
+
+Deno.test(
+  "overridesVersion moves with every change of the overrides, this process's or another's",
+  withTwoHandles((j, cli, dir) => {
+    const o = { netns: "ns1", sysctl: RMEM, tuner: "tcp_buffer", pid: 1, comm: "sysctl" };
+    let v = j.overridesVersion();
+    const moved = (why: string) => {
+      const now = j.overridesVersion();
+      assert.notEqual(now, v, why);
+      v = now;
+    };
+    const still = (why: string) => assert.equal(j.overridesVersion(), v, why);
+    still("nothing changed");
+    j.recordOriginal("ns1", WMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    j.recordWritten("ns1", WMEM, [1, 2, 4]);
+    still("an entry is not an override");
+    j.markOverride(o);
+    moved("markOverride");
+    assert.equal(j.clearOverrides("net.core.rmem_max"), 0);
+    still("a clear that matched nothing");
+    cli.markOverride({ ...o, netns: "ns2" });
+    moved("another process's override, read from the log");
+    cli.recordOriginal("ns3", WMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    still("another process's entry");
+    assert.equal(cli.clearOverrides("tcp_buffer"), 2);
+    moved("another process's `enable`");
+    cli.markOverride(o);
+    cli.close(); // folds the log into a new state.json: read from scratch
+    assert.ok(!Deno.readTextFileSync(`${dir}/state.log`).includes("overrides"));
+    moved("another process's override, folded into state.json");
+    assert.equal(j.dropOverrides(() => true), 1);
+    moved("dropOverrides");
+    assert.equal(j.pruneNetns((netns) => netns === "ns3"), 1, "ns3's entry");
+    still("a prune that dropped no override");
+    j.markOverride(o);
+    moved("markOverride");
+    assert.equal(j.pruneNetns((netns) => netns === "ns1"), 2, "ns1's entry and override");
+    moved("a prune that dropped an override");
+  }),
+);

@@ -154,8 +154,14 @@ Deno.test("glue: tc_hands_off follows the overrides; only_netns is --netns's ino
   assert.deepEqual(handsOff(), [42n]);
   assert.equal(keysInConfig(), 1n);
   assert.ok(ctx.lines.some((l) => /leaving new connections' congestion control alone/.test(l.msg)));
+  // Ticks while the overrides stay as they were do not copy them (the idle daemon's cost).
+  const asked = ctx.takenOverAsked;
+  tuner.onTick!();
+  tuner.onTick!();
+  assert.equal(ctx.takenOverAsked, asked, "unchanged overrides are not asked for again");
   ctx.takenOver = [];
   tuner.onTick!();
+  assert.equal(ctx.takenOverAsked, asked + 1, "a new version is");
   assert.deepEqual(handsOff(), [], "enable lifts it");
   assert.equal(keysInConfig(), 0n, "and the lookups stop");
   assert.ok(ctx.lines.some((l) => /choosing congestion control again/.test(l.msg)));
