@@ -64,7 +64,7 @@ import { GLOBAL_NETNS } from "../kernel/netns.ts";
 import { DaemonControlProvider, netnsDisplayName } from "./control_provider.ts";
 import { type ControlServer, startControlServer } from "./control/server.ts";
 import { ControlSocketError } from "./control/socket_file.ts";
-import { LostEventsReporter } from "./lost_events.ts";
+import { LostEventsReads, LostEventsReporter } from "./lost_events.ts";
 import { EventMutes, type Outcome } from "./event_mutes.ts";
 import { bpfMuteWriter } from "./mute_writer.ts";
 import {
@@ -143,6 +143,12 @@ const STATS_KEYS: Uint8Array[] = [];
 const PRUNE_EVERY_TICKS = 30;
 /** Namespaces are rescanned (in the background) every this many ticks, and when one is unknown. */
 const NETNS_SCAN_EVERY_TICKS = 10;
+/**
+ * The ring-buffer reader's own wait between drains when no wake-up comes: the tick drains what
+ * producers submitted without one (tcp_conn's samples) each second, so the reader's timeout is
+ * only a fallback and an idle daemon wakes once a second, not twice (see #tickWork).
+ */
+const READER_POLL_MS = 30_000;
 /** BPFPILOT_CHANGE_TIMING=1: where the change path's CPU went, logged every this many ticks. */
 const CHANGE_TIMING_EVERY_TICKS = 5;
 /** After an uncaught error, the longest the orderly shutdown may take before exit 1. */
@@ -202,6 +208,10 @@ export class Daemon {
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
+  /** The tick's own drain (see #tickWork) runs inside the tick's journal batch. */
+  #tickDraining = false;
+  /** When the tick reads each tuner's lost-event counter: after events, else now and then. */
+  readonly #droppedReads = new LostEventsReads();
   /** Every namespace the daemon knows (kernel/netns_registry.ts). */
   readonly netns: NetnsRegistry;
   /** Namespaces found destroyed since the last tick: their records go in one journal write. */
@@ -582,7 +592,14 @@ export class Daemon {
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
         // A stream of events is drained by the tick, in its batch (see #tickWork).
         paced: true,
-        around: ctWake ? (drain) => ctWake.time("wake-up", () => batch(drain)) : batch,
+        pollMs: READER_POLL_MS,
+        // The tick's own drain runs inside the tick's batch (see #tickWork).
+        around: (drain) =>
+          this.#tickDraining
+            ? drain()
+            : ctWake
+            ? ctWake.time("wake-up", () => batch(drain))
+            : batch(drain),
       }),
       (r) => r.close(),
     );
@@ -897,8 +914,11 @@ export class Daemon {
   #tickWork(): void {
     // A stream of events (the reader is paced) is drained here: its changes and the tick's share
     // this batch's lock and fdatasync, one a second while the stream lasts.
+    // Else (no stream waited, or it ended) what producers submitted without a wake-up.
     try {
-      this.#reader?.pacedDrain();
+      if (this.#reader && this.#reader.pacedDrain() === 0) {
+        ct ? ct.time("tick drain", () => this.#drainInTick()) : this.#drainInTick();
+      }
     } catch (e) {
       this.log.error(`draining the events failed: ${(e as Error).message}`);
     }
@@ -909,6 +929,8 @@ export class Daemon {
     }
     for (const t of this.loaded) {
       ct ? ct.time(`tick ${t.def.name}`, () => this.#tunerTick(t)) : this.#tunerTick(t);
+      const ev = this.stats.tunerEvents(t.def.name);
+      if (!this.#droppedReads.due(t.def.name, ev.events + ev.decodeErrors, this.#ticks)) continue;
       const dropped = ct
         ? ct.time("tick dropped", () => this.#droppedEvents(t))
         : this.#droppedEvents(t);
@@ -920,6 +942,16 @@ export class Daemon {
         this.#overrideEventsLost = dropped;
         this.#recoverLostOverrides();
       }
+    }
+  }
+
+  /** What producers submitted without a wake-up, drained within the tick's batch. */
+  #drainInTick(): void {
+    this.#tickDraining = true;
+    try {
+      this.#reader?.consume();
+    } finally {
+      this.#tickDraining = false;
     }
   }
 
