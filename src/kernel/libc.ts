@@ -26,6 +26,13 @@ const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  // glibc 2.28+ (optional: null before). The journal's look for changes each second: a missing
+  // file is an errno here, not an exception as with Deno.statSync (~100 us when cold).
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
