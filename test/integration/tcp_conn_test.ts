@@ -41,7 +41,7 @@ async function query(sb: Sandbox, args: string[]): Promise<string> {
 
 /**
  * The path table once `connections` are counted and it has stopped changing for 1.5 s: samples are
- * sent without a wake-up, so the last ones reach the daemon at its reader's next poll (up to 1 s).
+ * sent without a wake-up, so the last ones reach the daemon at its next 1 s tick, which drains them.
  */
 async function settledPaths(sb: Sandbox, connections: number): Promise<PathRow[]> {
   let rows: PathRow[] = [];
