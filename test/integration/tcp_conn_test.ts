@@ -42,6 +42,8 @@ async function query(sb: Sandbox, args: string[]): Promise<string> {
 /**
  * The path table once `connections` are counted and it has stopped changing for 1.5 s: samples are
  * sent without a wake-up, so the last ones reach the daemon at its next 1 s tick, which drains them.
+ * Connections of a path closer together than the kernel's sample interval are folded into the next
+ * sample, so a burst's count is only complete once a later connection's sample carries it.
  */
 async function settledPaths(sb: Sandbox, connections: number): Promise<PathRow[]> {
   let rows: PathRow[] = [];
@@ -58,7 +60,21 @@ async function settledPaths(sb: Sandbox, connections: number): Promise<PathRow[]
     10000,
     200,
   );
+  const counted = rows.reduce((n, r) => n + r.count, 0);
+  assert.ok(counted >= connections, `${counted} of ${connections} connections counted: ${last}`);
   return rows;
+}
+
+/**
+ * `n` connections to `to`, one at a time and more than the kernel's sample interval (10 ms) apart:
+ * each is a sample of its own, none waits folded for a later connection to carry it.
+ */
+async function sendSpaced(paths: TwoPaths, sb: Sandbox, n: number, to: string[]): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const run = await paths.send(sb, 1, 64 << 10, { to });
+    assert.equal(run.failed, 0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** A tcp_conn counter from `query metrics` (0 if absent). */
@@ -199,8 +215,8 @@ Deno.test({
       const chosen = () => metric("choices_total");
       const leftAlone = () => metric("left_alone_total");
       // Learned first: the client's connections get choices.
-      await paths.send(sb, 12, 64 << 10, { to: [CLEAN] });
-      await settledPaths(sb, 10);
+      await sendSpaced(paths, sb, 12, [CLEAN]);
+      await settledPaths(sb, 12);
       await paths.send(sb, 4, 64 << 10, { to: [CLEAN] });
       const before = await chosen();
       assert.ok(before > 0, "connections in the --netns namespace are given the path's choice");
