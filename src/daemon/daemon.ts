@@ -396,7 +396,8 @@ export class Daemon {
     const timing = new StartTiming();
     // Loading and compiling the bundle touched ~35 MB of the runtime's code that the rest of the
     // start does not run: given back first, before the journal, the namespaces and sysctl.d touch
-    // more (the pages still used come back, ~20 ms). README "Peak RSS" has the figures.
+    // more (the pages still used come back, ~20 ms). The figures: docs/performance-history.md,
+    // "Peak RSS".
     this.#releaseStartupPages("before the journal");
     setLibbpfLogSink((level, line) => {
       if (level === "debug") log.debug(line);

@@ -5,9 +5,9 @@
  * Quick, but it overshoots (on the bench's 50 ms, 100 Mbit/s link to 3-15 MB of rmem and 2.5-9.5
  * MB of wmem where about 1 MB gives full rate). A stop during growth does not work: in slow start
  * the data per round trip is far below what the path will need, and a socket held at the max asks
- * again only seconds later (README, Performance). So growth stays as it is, and once the namespace
- * is steady (no socket near the max for STEADY_MS) the max comes down to TRIM_HEADROOM x the
- * path's need, from the last NEED_SAMPLES events' `used` (the buffer the delivery rate fills in
+ * again only seconds later (docs/performance-history.md). So growth stays as it is, and once the
+ * namespace is steady (no socket near the max for STEADY_MS) the max comes down to TRIM_HEADROOM x
+ * the path's need, from the last NEED_SAMPLES events' `used` (the buffer the delivery rate fills in
  * one round trip); each side's SettlePolicy says which of them count and when a quiet namespace
  * may still be growing. Live receive buffers keep their size (the kernel reads tcp_rmem[2] only
  * to grow one); a send buffer is set to at most tcp_wmem[2] whenever the kernel expands it, so a
