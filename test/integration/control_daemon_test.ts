@@ -134,24 +134,15 @@ Deno.test({
     const state = tempStateDir();
     const sock = `${state.dir}/ctl.sock`;
     let daemon: DaemonProcess | null = null;
+    /** A daemon on this test's namespace and cgroup, with its own state dir and socket. */
+    const startOn = (stateDir: string, socket: string, ...extra: string[]) =>
+      DaemonProcess.start([
+        ...["run", "--stderr", "--state-dir", stateDir, "--netns", ns.name],
+        ...["-c", cg.path, "--control-socket", socket, ...extra],
+      ]);
     try {
       ns.setSysctl(RMEM, LOW);
-      daemon = DaemonProcess.start([
-        "run",
-        "--stderr",
-        "--state-dir",
-        state.dir,
-        "--netns",
-        ns.name,
-        "--cooldown",
-        "1",
-        "-c",
-        cg.path,
-        "--control-socket",
-        sock,
-        "--metrics-listen",
-        "127.0.0.1:0",
-      ]);
+      daemon = startOn(state.dir, sock, "--cooldown", "1", "--metrics-listen", "127.0.0.1:0");
       await daemon.waitFor(STARTED, 60_000);
       const d = daemon;
       const metricsUrl = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(
@@ -493,21 +484,7 @@ Deno.test({
           // A daemon with --metrics-netns all (advising: it changes nothing) shows them all.
           const other = tempStateDir();
           const otherSock = `${other.dir}/all.sock`;
-          const all = DaemonProcess.start([
-            "run",
-            "--stderr",
-            "--advise",
-            "--state-dir",
-            other.dir,
-            "--netns",
-            ns.name,
-            "-c",
-            cg.path,
-            "--control-socket",
-            otherSock,
-            "--metrics-netns",
-            "all",
-          ]);
+          const all = startOn(other.dir, otherSock, "--advise", "--metrics-netns", "all");
           try {
             await all.waitFor(STARTED, 60_000);
             const every = inNs(parseOpenMetrics(await ask<string>(otherSock, "metrics")));
@@ -533,18 +510,7 @@ Deno.test({
         async () => {
           const other = tempStateDir();
           try {
-            const second = DaemonProcess.start([
-              "run",
-              "--stderr",
-              "--state-dir",
-              other.dir,
-              "--netns",
-              ns.name,
-              "-c",
-              cg.path,
-              "--control-socket",
-              sock,
-            ]);
+            const second = startOn(other.dir, sock);
             assert.equal(await second.exited(), 1);
             assert.ok(
               second.matching(/another bpfpilot daemon is already running \(its control socket/)
