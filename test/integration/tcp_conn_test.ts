@@ -65,18 +65,6 @@ async function settledPaths(sb: Sandbox, connections: number): Promise<PathRow[]
   return rows;
 }
 
-/**
- * `n` connections to `to`, one at a time and more than the kernel's sample interval (10 ms) apart:
- * each is a sample of its own, none waits folded for a later connection to carry it.
- */
-async function sendSpaced(paths: TwoPaths, sb: Sandbox, n: number, to: string[]): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const run = await paths.send(sb, 1, 64 << 10, { to });
-    assert.equal(run.failed, 0);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A tcp_conn counter from `query metrics` (0 if absent). */
 function counter(metrics: string, name: string, labels: Record<string, string> = {}): number {
   const s = findSamples(parseOpenMetrics(metrics), `bpfpilot_tcp_conn_${name}`, labels);
@@ -102,6 +90,13 @@ async function withTwoPaths(
 }
 
 const CONNECTIONS = 60; // 30 per path
+/**
+ * Between connections, more than the kernel's per-path sample interval (10 ms): every connection
+ * is a sample of its own. Closer together, all but one of an interval's are folded into a later
+ * sample's count (the path's instances, not its learning): a fast machine sent all 60 in 824 ms
+ * and the lossy path learned from too few samples to prefer bbr.
+ */
+const SAMPLE_GAP_MS = 12;
 const BYTES = 1 << 20;
 const WAVES = 3;
 
@@ -118,7 +113,7 @@ async function sendInWaves(
 ): Promise<{ failed: number; ms: number }> {
   const total = { failed: 0, ms: 0 };
   for (let wave = 1; wave <= WAVES; wave++) {
-    const run = await paths.send(sb, n / WAVES, BYTES);
+    const run = await paths.send(sb, n / WAVES, BYTES, { gapMs: SAMPLE_GAP_MS });
     total.failed += run.failed;
     total.ms += run.ms;
     // Half a wave counted is enough to know its samples arrived (a CPU may hold a few counts).
@@ -184,7 +179,7 @@ Deno.test({
   ignore: !IS_ROOT,
   async fn() {
     await withTwoPaths("tca", ["--advise"], async ({ paths, sb, daemon }) => {
-      const run = await paths.send(sb, 24, BYTES);
+      const run = await paths.send(sb, 24, BYTES, { gapMs: SAMPLE_GAP_MS });
       assert.equal(run.failed, 0);
       const rows = await settledPaths(sb, 18);
       const lossy = rows.find((r) => r.address === LOSSY);
@@ -215,7 +210,8 @@ Deno.test({
       const chosen = () => metric("choices_total");
       const leftAlone = () => metric("left_alone_total");
       // Learned first: the client's connections get choices.
-      await sendSpaced(paths, sb, 12, [CLEAN]);
+      const learn = await paths.send(sb, 12, 64 << 10, { to: [CLEAN], gapMs: SAMPLE_GAP_MS });
+      assert.equal(learn.failed, 0);
       await settledPaths(sb, 12);
       await paths.send(sb, 4, 64 << 10, { to: [CLEAN] });
       const before = await chosen();

@@ -1,8 +1,10 @@
 /**
  * Short TCP connections for tests, run as a subprocess inside a namespace (and cgroup):
  *   sink <port>                       accept forever; read each connection to EOF, then close
- *   send <host:port,...> <n> <bytes>  n connections, round-robin over the targets, one at a time:
- *                                     write `bytes`, half-close, wait for the peer's close
+ *   send <host:port,...> <n> <bytes> [gapMs]
+ *                                     n connections, round-robin over the targets, one at a time:
+ *                                     write `bytes`, half-close, wait for the peer's close; then
+ *                                     wait gapMs (default 0) before the next
  * `send` prints one JSON line: {"connections": n, "failed": k, "ms": elapsed}.
  */
 
@@ -44,7 +46,7 @@ async function sendOne(target: string, payload: Uint8Array): Promise<void> {
   }
 }
 
-async function send(targets: string[], n: number, bytes: number): Promise<void> {
+async function send(targets: string[], n: number, bytes: number, gapMs = 0): Promise<void> {
   const payload = new Uint8Array(bytes).fill(0x5a);
   const start = Date.now();
   let failed = 0;
@@ -54,6 +56,7 @@ async function send(targets: string[], n: number, bytes: number): Promise<void> 
     } catch {
       failed++;
     }
+    if (gapMs > 0 && i < n - 1) await new Promise((r) => setTimeout(r, gapMs));
   }
   console.log(JSON.stringify({ connections: n, failed, ms: Date.now() - start }));
 }
@@ -61,9 +64,10 @@ async function send(targets: string[], n: number, bytes: number): Promise<void> 
 if (import.meta.main) {
   const [mode, ...args] = Deno.args;
   if (mode === "sink") await sink(Number(args[0]));
-  else if (mode === "send") await send(args[0].split(","), Number(args[1]), Number(args[2]));
-  else {
-    console.error("usage: tcp_traffic.ts sink <port> | send <host:port,...> <n> <bytes>");
+  else if (mode === "send") {
+    await send(args[0].split(","), Number(args[1]), Number(args[2]), Number(args[3] ?? 0));
+  } else {
+    console.error("usage: tcp_traffic.ts sink <port> | send <host:port,...> <n> <bytes> [gapMs]");
     Deno.exit(2);
   }
 }

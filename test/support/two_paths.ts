@@ -83,16 +83,16 @@ export class TwoPaths {
 
   /**
    * n connections inside the cgroup, alternating over `to`: from the client namespace to both
-   * paths unless told otherwise.
+   * paths unless told otherwise; `gapMs` between one connection's end and the next's start.
    */
   async send(
     sb: Sandbox,
     n: number,
     bytes: number,
-    { from = this.client, to = [LOSSY, CLEAN] } = {},
+    { from = this.client, to = [LOSSY, CLEAN], gapMs = 0 } = {},
   ): Promise<{ failed: number; ms: number }> {
     const cmd = `ip netns exec ${from.name} ${DENO} run -A ${TRAFFIC} send ` +
-      `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes}`;
+      `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes} ${gapMs}`;
     const out = await new Deno.Command("sh", {
       args: ["-c", `echo $$ > ${sb.cg.path}/cgroup.procs && exec ${cmd}`],
       stdout: "piped",
