@@ -499,10 +499,14 @@ export class DaemonControlProvider implements ControlProvider {
    */
   #metricsShows(): ((netns: string, sysctl: string) => boolean) | null {
     if (this.d.opts.metricsNetns === "all") return null;
-    const changed = new Set<string>();
-    for (const c of this.d.stats.changes.values()) changed.add(`${c.netns}\0${c.sysctl}`);
-    for (const e of this.d.journal.changedEntries()) changed.add(`${e.netns}\0${e.sysctl}`);
-    return (netns, sysctl) => netns === GLOBAL_NETNS || changed.has(`${netns}\0${sysctl}`);
+    // stats.changes is keyed "netns\0sysctl" already; only the journal's entries need a set.
+    const changes = this.d.stats.changes;
+    const owned = new Set(this.d.journal.changedEntries().map((e) => `${e.netns}\0${e.sysctl}`));
+    return (netns, sysctl) => {
+      if (netns === GLOBAL_NETNS) return true;
+      const key = `${netns}\0${sysctl}`;
+      return changes.has(key) || owned.has(key);
+    };
   }
 
   /**

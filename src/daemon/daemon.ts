@@ -208,8 +208,6 @@ export class Daemon {
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
-  /** The tick's own drain (see #tickWork) runs inside the tick's journal batch. */
-  #tickDraining = false;
   /** When the tick reads each tuner's lost-event counter: after events, else now and then. */
   readonly #droppedReads = new LostEventsReads();
   /** Every namespace the daemon knows (kernel/netns_registry.ts). */
@@ -594,13 +592,8 @@ export class Daemon {
         // A stream of events is drained by the tick, in its batch (see #tickWork).
         paced: true,
         pollMs: READER_POLL_MS,
-        // The tick's own drain runs inside the tick's batch (see #tickWork).
-        around: (drain) =>
-          this.#tickDraining
-            ? drain()
-            : ctWake
-            ? ctWake.time("wake-up", () => batch(drain))
-            : batch(drain),
+        // A drain from the tick joins the tick's journal batch (batches nest; see #tickWork).
+        around: (drain) => ctWake ? ctWake.time("wake-up", () => batch(drain)) : batch(drain),
       }),
       (r) => r.close(),
     );
@@ -917,9 +910,7 @@ export class Daemon {
     // this batch's lock and fdatasync, one a second while the stream lasts.
     // Else (no stream waited, or it ended) what producers submitted without a wake-up.
     try {
-      if (this.#reader && this.#reader.pacedDrain() === 0) {
-        ct ? ct.time("tick drain", () => this.#drainInTick()) : this.#drainInTick();
-      }
+      if (this.#reader && this.#reader.pacedDrain() === 0) this.#reader.consume();
     } catch (e) {
       this.log.error(`draining the events failed: ${(e as Error).message}`);
     }
@@ -943,16 +934,6 @@ export class Daemon {
         this.#overrideEventsLost = dropped;
         this.#recoverLostOverrides();
       }
-    }
-  }
-
-  /** What producers submitted without a wake-up, drained within the tick's batch. */
-  #drainInTick(): void {
-    this.#tickDraining = true;
-    try {
-      this.#reader?.consume();
-    } finally {
-      this.#tickDraining = false;
     }
   }
 
