@@ -9,7 +9,7 @@
  * step also from a root shell, which re-executes once to drop capabilities), then over a window
  * under traffic its CPU, the kernel side's BPF time, hook hits and events reaching userspace,
  * userspace CPU per event, open fds and RSS, and after those one metrics answer (its time and
- * series). After the last step the namespaces are deleted while the daemon runs: fds and RSS once
+ * series), one `query tunables` and one `query status` (time, rows). After the last step the namespaces are deleted while the daemon runs: fds and RSS once
  * it has rescanned.
  * The daemon runs with -R: it really tunes (per-namespace sysctls of our own namespaces, and a
  * host-wide one only under host memory pressure) and puts every change back on exit; a daemon
@@ -130,6 +130,33 @@ async function metricsAnswer(
 }
 
 /**
+ * One `query tunables` and one `query status` answer: wall time from request to parsed reply and
+ * the rows (tunables, or status's live values) each listed.
+ */
+async function queryAnswers(
+  socketPath: string,
+): Promise<{ tunables: QueryFigure; status: QueryFigure }> {
+  const one = async (verb: "tunables" | "status"): Promise<QueryFigure> => {
+    const t0 = performance.now();
+    const r = await requestControl({ verb }, { socketPath, timeoutMs: 30_000 });
+    const ms = performance.now() - t0;
+    if (!r.ok) throw new Error(`query ${verb}: ${r.error.message}`);
+    const rows = (verb === "status" ? (r.data as { tunables: unknown[] }).tunables : r.data) as {
+      netns?: string;
+    }[];
+    return { ms, rows: rows.length, namespaces: new Set(rows.map((x) => x.netns)).size };
+  };
+  return { tunables: await one("tunables"), status: await one("status") };
+}
+
+interface QueryFigure {
+  ms: number;
+  rows: number;
+  /** Namespaces the rows name (the host's included). */
+  namespaces: number;
+}
+
+/**
  * `bpfpilot rollback` of one tcp_rmem entry per namespace, each really written there first and
  * journalled with its cookie as the daemon does. Exec to reaped exit.
  */
@@ -197,6 +224,8 @@ interface StepFigures {
   changeTiming: string[];
   /** One metrics answer once the window's figures are taken (its cost stays out of them). */
   metrics: { ms: number; series: number; values: number };
+  /** `query tunables` and `query status` (their default), after the metrics answer. */
+  queries: { tunables: QueryFigure; status: QueryFigure };
 }
 
 /** The state directory every daemon of the section shares (its probe cache stays warm). */
@@ -289,6 +318,7 @@ async function measureStep(
   const fds = openFds(d.pid), mem = memoryKb(d.pid);
   const f = await flows.result();
   const metrics = await metricsAnswer(socketPath);
+  const queries = await queryAnswers(socketPath);
   return {
     d,
     figures: {
@@ -316,6 +346,7 @@ async function measureStep(
       failedFlows: f.failed,
       changeTiming: [...idleTiming.map((l) => `idle: ${l}`), ...timing],
       metrics,
+      queries,
     },
   };
 }
@@ -418,6 +449,15 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
       `${s.metrics.series} series (sample lines), ${s.metrics.values} of them ` +
       `bpfpilot_tunable_value; --metrics-netns ${cfg.metricsNetns ?? "default (changed)"}`,
   );
+  for (const verb of ["tunables", "status"] as const) {
+    const q = s.queries[verb];
+    row(
+      `${at}: query ${verb} answer`,
+      fmtMs(q.ms),
+      `one query ${verb} (request to parsed reply, its default), after the metrics answer; ` +
+        `${q.rows} rows in ${q.namespaces} namespace(s)`,
+    );
+  }
   row(
     `${at}: open fds`,
     `${s.fds}`,
