@@ -4,7 +4,8 @@
  */
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { ControlClientError, requestControl } from "../daemon/control/client.ts";
-import { isVerb, VERB_NAMES, VERBS } from "../daemon/control/protocol.ts";
+import { isVerb, takesNetns, VERB_NAMES, VERBS } from "../daemon/control/protocol.ts";
+import { netnsSelectorError } from "../daemon/control/netns_scope.ts";
 import type {
   DaemonInfo,
   StatusData,
@@ -40,6 +41,8 @@ export interface QueryOptions {
   json?: boolean;
   socket?: string;
   timeoutMs?: number;
+  /** `tunables`/`status`: which namespaces (changed, all, global, a name; absent: changed). */
+  netns?: string;
   /** Output sinks, one call per block of lines (tests capture them). */
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
@@ -297,12 +300,25 @@ export async function runQuery(
     );
   }
   if (!VERBS[verb].arg && arg !== undefined) {
-    return fail("usage", `'${verb}' takes no argument (got '${clean(arg)}')`, QUERY_EXIT.usage);
+    const hint = takesNetns(verb) ? `; to choose namespaces: --netns ${clean(arg)}` : "";
+    return fail(
+      "usage",
+      `'${verb}' takes no argument (got '${clean(arg)}')${hint}`,
+      QUERY_EXIT.usage,
+    );
+  }
+  if (opts.netns !== undefined) {
+    const why = takesNetns(verb)
+      ? netnsSelectorError(opts.netns)
+      : `only ${VERB_NAMES.filter(takesNetns).join(" and ")} take it`;
+    if (why !== null) {
+      return fail("usage", `--netns '${clean(opts.netns)}': ${why}`, QUERY_EXIT.usage);
+    }
   }
 
   let response;
   try {
-    response = await requestControl({ verb, target: arg }, {
+    response = await requestControl({ verb, target: arg, netns: opts.netns }, {
       socketPath: opts.socket ?? DEFAULT_CONTROL_SOCKET,
       timeoutMs: opts.timeoutMs,
     });
@@ -319,8 +335,25 @@ export async function runQuery(
       exitForDaemonError(response.error.code),
     );
   }
-  out(opts.json ? JSON.stringify(response.data, null, 2) : renderAnswer(verb, response.data));
+  if (opts.json) {
+    out(JSON.stringify(response.data, null, 2));
+  } else {
+    const note = opts.netns === undefined ? defaultScopeNote(verb, response.data) : "";
+    out(renderAnswer(verb, response.data) + note);
+  }
   return QUERY_EXIT.ok;
+}
+
+/**
+ * Under a default `tunables`/`status` table that lists other namespaces, how to see the rest of
+ * them (the daemon shows only what it changed there); not in JSON, whose shape stays the same.
+ */
+function defaultScopeNote(verb: string, data: unknown): string {
+  if (verb !== "tunables" && verb !== "status") return "";
+  const rows = verb === "status" && !Array.isArray(data) ? (data as StatusData).tunables : data;
+  if (!Array.isArray(rows) || !rows.some((r) => r?.netns !== undefined)) return "";
+  return "\n\nOther namespaces: only the sysctls bpfpilot changed, journalled or was overridden " +
+    "in there; --netns all shows every tunable of each, --netns <name> one namespace.";
 }
 
 function parseTimeout(value: string): number {
@@ -329,6 +362,12 @@ function parseTimeout(value: string): number {
     throw new InvalidArgumentError("expected a number of seconds between 0 and 3600.");
   }
   return seconds;
+}
+
+function parseNetns(value: string): string {
+  const why = netnsSelectorError(value);
+  if (why !== null) throw new InvalidArgumentError(`${why}.`);
+  return value;
 }
 
 const QUERY_HELP = `
@@ -340,6 +379,14 @@ ${
     .join("\n")
 }
 
+Namespaces (--netns <which>, for tunables and status; jtunables and jstatus show the host's only):
+  changed (default)   the host's every tunable; in other namespaces only the sysctls bpfpilot
+                      changed, holds a journal entry of or the admin overrode (all of --netns's)
+  all                 every tunable of every namespace bpfpilot knows (changed, saw events in)
+  global              the host's namespace only
+  <name>, ns:<inode>  every tunable of one namespace: its name ('ip netns' lists them, container
+                      runtimes' too), or the key an answer shows for one without a name
+
 Exit status (the same with --json):
   0  success
   1  the daemon answered with an error (unknown tuner or sysctl, busy, internal failure)
@@ -349,7 +396,8 @@ Exit status (the same with --json):
   5  no valid answer (timeout, or daemon and client versions differ)
 
 With --json, stdout holds exactly one JSON document: the answer, or {"error":{"code","message"}}.
-Examples: bpfpilot query tuners; bpfpilot query disable tcp_buffer; bpfpilot query rollback > undo.sh`;
+Examples: bpfpilot query tuners; bpfpilot query disable tcp_buffer; bpfpilot query rollback > undo.sh;
+bpfpilot query tunables --netns all --json`;
 
 /**
  * The `query` subcommand. `setExit` receives the exit status (the CLI's convention); by default
@@ -369,6 +417,12 @@ export function queryCommand(
     .argument("<verb>", `one of: ${VERB_NAMES.join(", ")}`)
     .argument("[target]", "tuner or sysctl name, for enable and disable")
     .option("--json", "print the answer as JSON")
+    .addOption(
+      new Option(
+        "--netns <which>",
+        "tunables, status: changed (default), all, global, or a namespace's name or ns:<inode>",
+      ).argParser(parseNetns),
+    )
     .option("--socket <path>", "control socket of the daemon", DEFAULT_CONTROL_SOCKET)
     .addOption(
       new Option("--timeout <seconds>", "give up if the daemon has not answered by then")
@@ -384,6 +438,7 @@ export function queryCommand(
           json: opts.json,
           socket: opts.socket,
           timeoutMs: opts.timeout * 1000,
+          netns: opts.netns,
         }),
       );
     });

@@ -5,10 +5,17 @@
  */
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { VERSION } from "../version.ts";
-import { ANY_NETNS, GLOBAL_NETNS, netnsRegistry, parseNetnsKey } from "../kernel/netns.ts";
+import {
+  ANY_NETNS,
+  GLOBAL_NETNS,
+  netnsKey,
+  netnsRegistry,
+  parseNetnsKey,
+} from "../kernel/netns.ts";
 import { readTogether } from "../tuning/context.ts";
 import { normalizeTunerName } from "../tuning/names.ts";
 import { ControlError } from "./control/protocol.ts";
+import { DEFAULT_NETNS_SCOPE } from "./control/netns_scope.ts";
 import type {
   ControlProvider,
   DaemonInfo,
@@ -137,10 +144,10 @@ export class DaemonControlProvider implements ControlProvider {
     });
   }
 
-  tunables(): TunableInfo[] {
+  tunables(netns?: string): TunableInfo[] {
     return guarded(() => {
       const overrides = this.d.journal.overrides();
-      return this.#rows().map((r) => {
+      return this.#queryRows(netns).map((r) => {
         const off = overrides.some((o) => o.sysctl === r.decl.sysctl && isControlDisable(o));
         const admin = overrides.some((o) =>
           o.sysctl === r.decl.sysctl && o.netns === r.netns && !isControlDisable(o)
@@ -180,9 +187,9 @@ export class DaemonControlProvider implements ControlProvider {
     };
   }
 
-  status(): TunableStatus[] {
+  status(netns?: string): TunableStatus[] {
     return guarded(() =>
-      this.#rows().map((r) => ({
+      this.#queryRows(netns).map((r) => ({
         tuner: r.tuner,
         name: r.decl.sysctl,
         values: r.live,
@@ -498,7 +505,11 @@ export class DaemonControlProvider implements ControlProvider {
    * thousands of series and a /proc/sys read each).
    */
   #metricsShows(): ((netns: string, sysctl: string) => boolean) | null {
-    if (this.d.opts.metricsNetns === "all") return null;
+    return this.d.opts.metricsNetns === "all" ? null : this.#changedShows();
+  }
+
+  /** The host's every pair; elsewhere those bpfpilot changed since start or holds in its journal. */
+  #changedShows(): (netns: string, sysctl: string) => boolean {
     // stats.changes is keyed "netns\0sysctl" already; only the journal's entries need a set.
     const changes = this.d.stats.changes;
     const owned = new Set(this.d.journal.changedEntries().map((e) => `${e.netns}\0${e.sysctl}`));
@@ -510,11 +521,63 @@ export class DaemonControlProvider implements ControlProvider {
   }
 
   /**
-   * Every tunable of every known tuner, per namespace it applies to, with its live value; with
-   * `shown`, only the pairs it keeps (the others are never read).
+   * The rows of `tunables` and `status` for the request's netns (control/netns_scope.ts). By
+   * default (changed) the host's every tunable and, elsewhere, what bpfpilot changed, holds a
+   * journal entry of or was overridden in by the admin, plus all of --netns's namespace: an
+   * answer grows with what bpfpilot did there, not with the containers (every tunable of 1,000
+   * namespaces took a second to read). `all`: every namespace the daemon knows, in full.
    */
-  #rows(shown: ((netns: string, sysctl: string) => boolean) | null = null): Row[] {
-    const namespaces = this.#namespaces();
+  #queryRows(selector: string | undefined): Row[] {
+    const scope = selector ?? DEFAULT_NETNS_SCOPE;
+    if (scope === "all") return this.#rows();
+    if (scope === "changed") {
+      const changed = this.#changedShows();
+      const admin = new Set(
+        this.d.journal.overrides().filter((o) => o.netns !== ANY_NETNS).map((o) =>
+          `${o.netns}\0${o.sysctl}`
+        ),
+      );
+      const whole = this.d.opts.onlyNetns ?? null;
+      return this.#rows((netns, sysctl) =>
+        netns === whole || changed(netns, sysctl) || admin.has(`${netns}\0${sysctl}`)
+      );
+    }
+    const key = this.#netnsNamed(scope);
+    return this.#rows((netns) => netns === key, [key]);
+  }
+
+  /**
+   * The key of the namespace `selector` names: `global`, a name as answers show it (one the
+   * daemon knows first, then any its registry found), `ns:<inode>` or a bare inode number.
+   */
+  #netnsNamed(selector: string): string {
+    if (selector === "global") return GLOBAL_NETNS;
+    const known = this.#namespaces();
+    const named = known.find((k) => k !== GLOBAL_NETNS && netnsDisplayName(k) === selector);
+    if (named !== undefined) return named;
+    const registry = netnsRegistry();
+    const inum = registry.inumNamed(selector) ??
+      (/^(ns:)?\d{1,20}$/.test(selector) ? BigInt(selector.replace(/^ns:/, "")) : null);
+    if (inum !== null) {
+      const key = netnsKey(inum);
+      if (key === GLOBAL_NETNS || known.includes(key) || registry.knows(inum)) return key;
+    }
+    throw new ControlError(
+      "not-found",
+      `no network namespace ${JSON.stringify(selector)} known to bpfpilot; ` +
+        `'--netns all' lists the ones it tunes or watched, 'ip netns' the named ones`,
+    );
+  }
+
+  /**
+   * Every tunable of every known tuner, per namespace it applies to (`namespaces`, by default
+   * every one the daemon knows), with its live value; with `shown`, only the pairs it keeps (the
+   * others are never read).
+   */
+  #rows(
+    shown: ((netns: string, sysctl: string) => boolean) | null = null,
+    namespaces = this.#namespaces(),
+  ): Row[] {
     const wanted = this.d.definitions.flatMap((def) =>
       def.tunables.flatMap((decl) =>
         (decl.scope === "global" ? [GLOBAL_NETNS] : namespaces)

@@ -269,6 +269,12 @@ export class NetnsRegistry {
     return this.#known.get(inum)?.name ?? null;
   }
 
+  /** The namespace known by that name (`query --netns <name>`), or null; a walk of the known. */
+  inumNamed(name: string): bigint | null {
+    for (const e of this.#known.values()) if (e.name === name) return e.inum;
+    return null;
+  }
+
   /**
    * Checks the cookie of the namespace just entered through inum's path against the one learnt
    * before. A different cookie means the inode number was reused by a new namespace: the old one

@@ -94,7 +94,12 @@ const EXPECTED_STATUS = {
 };
 
 async function withServer(
-  options: { limits?: Partial<ControlLimits>; group?: string; path?: string },
+  options: {
+    limits?: Partial<ControlLimits>;
+    group?: string;
+    path?: string;
+    provider?: ControlProvider;
+  },
   body: (server: ControlServer, dir: string) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "bpfpilot-ctl-" });
@@ -103,7 +108,7 @@ async function withServer(
   let server: ControlServer | undefined;
   try {
     server = await startControlServer({
-      provider: fakeProvider(),
+      provider: options.provider ?? fakeProvider(),
       path: options.path ?? `${dir}/control.sock`,
       group: options.group,
       limits: options.limits,
@@ -823,6 +828,100 @@ Deno.test("query client: daemon errors and answers map to exit codes", async () 
       0,
     );
     assert.deepEqual(JSON.parse(io.out[0]), EXPECTED_STATUS);
+  });
+});
+
+Deno.test("query --netns: sent only when given, checked on both ends; a note under the default", async () => {
+  // What the daemon was asked for; rows in a namespace "blue" besides the host's.
+  const asked: (string | undefined)[] = [];
+  const base = fakeProvider();
+  const provider: ControlProvider = {
+    ...base,
+    tunables: (netns) => (asked.push(netns), []),
+    status: (netns) => {
+      asked.push(netns);
+      return [
+        { tuner: "tcp_buffer", name: "net.ipv4.tcp_rmem", values: [1, 2, 3] },
+        { tuner: "tcp_buffer", name: "net.ipv4.tcp_rmem", values: [4, 5, 6], netns: "blue" },
+      ];
+    },
+  };
+  await withServer({ provider }, async (server) => {
+    const run = async (verb: string, netns?: string, json = false) => {
+      const io = capture();
+      const code = await runQuery(verb, undefined, { socket: server.path, netns, json, ...io });
+      return { code, out: io.out.join("\n"), err: io.err.join("\n") };
+    };
+    let r = await run("status");
+    assert.equal(r.code, QUERY_EXIT.ok, r.err);
+    assert.match(
+      r.out,
+      /\ntcp_buffer\s+net\.ipv4\.tcp_rmem\s+blue\s+4 5 6\n\nOther namespaces: only /,
+    );
+    assert.match(r.out, /--netns all shows every tunable of each/);
+    r = await run("status", "all");
+    assert.doesNotMatch(r.out, /Other namespaces/, "asked for: no note");
+    r = await run("status", undefined, true);
+    assert.equal(JSON.parse(r.out).tunables.length, 2, "JSON: the answer alone");
+    assert.equal((await run("tunables", "blue")).code, QUERY_EXIT.ok);
+    assert.deepEqual(asked, [undefined, "all", undefined, "blue"]);
+
+    // The bare form's second word, and JSON's args.netns.
+    assert.equal(codeOf(await ask(server.path, "status ns:4026532000\n")), "ok");
+    assert.equal(
+      codeOf(await ask(server.path, '{"v":1,"verb":"tunables","args":{"netns":"global"}}\n')),
+      "ok",
+    );
+    assert.deepEqual(asked.slice(4), ["ns:4026532000", "global"]);
+    for (
+      const line of [
+        "status a/b",
+        '{"v":1,"verb":"status","args":{"netns":7}}',
+        '{"v":1,"verb":"tuners","args":{"netns":"all"}}',
+        "summary all",
+      ]
+    ) {
+      assert.equal(codeOf(await ask(server.path, `${line}\n`)), "bad-args", line);
+    }
+
+    // Garbage never reaches the socket: a usage error naming what --netns takes.
+    for (
+      const [verb, netns, pattern] of [
+        [
+          "status",
+          "../etc",
+          /--netns '\.\.\/etc': expected changed, all, global, a namespace's name/,
+        ],
+        ["tunables", "", /expected changed, all, global/],
+        ["summary", "all", /--netns 'all': only tunables and status take it/],
+      ] as const
+    ) {
+      r = await run(verb, netns, true);
+      assert.equal(r.code, QUERY_EXIT.usage, r.err);
+      assert.match(r.err, pattern);
+      assert.equal(JSON.parse(r.out).error.code, "usage");
+    }
+    const positional = capture();
+    assert.equal(
+      await runQuery("status", "all", { socket: server.path, ...positional }),
+      QUERY_EXIT.usage,
+    );
+    assert.match(
+      positional.err[0],
+      /'status' takes no argument \(got 'all'\); to choose namespaces: --netns all/,
+    );
+    assert.equal(asked.length, 6, "none of the refused ones was asked");
+
+    const cli = await runCli(["tunables", "--netns", "a b", "--socket", server.path]);
+    assert.equal(cli.code, 2);
+    assert.match(
+      cli.stderr,
+      /option '--netns <which>' argument 'a b' is invalid\. expected changed/,
+    );
+    const help = await runCli(["--help"]);
+    assert.match(help.stdout, /--netns <which>/);
+    assert.match(help.stdout, /Namespaces \(--netns, for tunables and status/);
+    assert.match(help.stdout, /\n\s+all\s+every tunable of every namespace bpfpilot knows/);
   });
 });
 

@@ -51,6 +51,38 @@ Deno.test("parseRequestLine: bare verbs, bpftune style (NUL terminator, CR)", ()
   });
 });
 
+Deno.test("parseRequestLine: netns of tunables and status, in args or as the bare second word", () => {
+  assert.deepEqual(parseRequestLine('{"v":1,"verb":"tunables","args":{"netns":"all"}}'), {
+    verb: "tunables",
+    target: undefined,
+    netns: "all",
+  });
+  assert.deepEqual(parseRequestLine("status cni-1f2e3d4c-aaaa"), {
+    verb: "status",
+    netns: "cni-1f2e3d4c-aaaa",
+  });
+  assert.deepEqual(parseRequestLine("status ns:4026532000\0"), {
+    verb: "status",
+    netns: "ns:4026532000",
+  });
+  for (
+    const line of [
+      '{"v":1,"verb":"status","args":{"netns":""}}',
+      '{"v":1,"verb":"status","args":{"netns":null}}',
+      '{"v":1,"verb":"status","args":{"netns":"../../x"}}',
+      '{"v":1,"verb":"status","args":{"netns":".."}}',
+      `{"v":1,"verb":"status","args":{"netns":"${"n".repeat(256)}"}}`,
+      '{"v":1,"verb":"tuners","args":{"netns":"all"}}',
+      '{"v":1,"verb":"enable","args":{"target":"tcp_buffer","netns":"all"}}',
+      "rollback all",
+      "status a;b",
+      "status all extra",
+    ]
+  ) {
+    assert.equal(codeOf(line), "bad-args", line);
+  }
+});
+
 Deno.test("parseRequestLine: every malformed request gets a specific error code", () => {
   assert.equal(codeOf(""), "bad-request");
   assert.equal(codeOf("   "), "bad-request");
@@ -77,7 +109,7 @@ Deno.test("parseRequestLine: every malformed request gets a specific error code"
   assert.equal(codeOf('{"v":1,"verb":"enable","args":{"target":"a;rm -rf /"}}'), "bad-args");
   assert.equal(codeOf('{"v":1,"verb":"enable","args":{"target":"../x"}}'), "bad-args");
   assert.equal(codeOf("enable"), "bad-args");
-  assert.equal(codeOf("status now"), "bad-args");
+  assert.equal(codeOf("tuners now"), "bad-args");
   assert.equal(codeOf("enable a b"), "bad-args");
   assert.equal(codeOf(`enable ${"x".repeat(300)}`), "bad-args");
 });
@@ -109,10 +141,14 @@ Deno.test("encodeRequest / parseRequestLine round-trip", () => {
   const line = encodeRequest({ verb: "disable", target: "tcp_buffer" });
   assert.ok(line.endsWith("\n"));
   assert.deepEqual(parseRequestLine(line.trimEnd()), { verb: "disable", target: "tcp_buffer" });
+  // No netns unless asked: a daemon from before it refuses the argument.
   assert.deepEqual(JSON.parse(encodeRequest({ verb: "status" })), {
     v: 1,
     verb: "status",
     args: {},
+  });
+  assert.deepEqual(JSON.parse(encodeRequest({ verb: "status", netns: "all" })).args, {
+    netns: "all",
   });
 });
 

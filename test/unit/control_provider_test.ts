@@ -14,6 +14,8 @@ import {
   renderMetrics,
 } from "../../src/daemon/metrics.ts";
 import { DaemonStats } from "../../src/daemon/stats.ts";
+import { netnsRegistry, useNetnsRegistry } from "../../src/kernel/netns.ts";
+import { NetnsRegistry } from "../../src/kernel/netns_registry.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 import type { TunerDefinition } from "../../src/tuning/tuner.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
@@ -501,8 +503,8 @@ Deno.test(
     ]);
     assert.ok(!reads.some((r) => r.startsWith(SEEN)), `SEEN never read: ${reads.join(", ")}`);
     assert.equal(reads.filter((r) => r.startsWith(NS)).join(), `${NS} ${RMEM}`);
-    // The other verbs keep their full view.
-    const listed = f.provider.tunables().filter((t) => t.netns === SEEN).map((t) => t.name);
+    // `tunables --netns all` keeps the full view.
+    const listed = f.provider.tunables("all").filter((t) => t.netns === SEEN).map((t) => t.name);
     assert.deepEqual(listed.sort(), [THRESH, RMEM]);
   }),
 );
@@ -519,6 +521,98 @@ Deno.test(
       ]);
     }
     assert.equal(series.length, 4 + 6);
+  }),
+);
+
+/** `netns sysctl` of each row, sorted. */
+function rowKeys(rows: { name: string; netns?: string }[]): string[] {
+  return rows.map((r) => `${r.netns ?? "global"} ${r.name}`).sort();
+}
+
+const HOST_ROWS = [`global ${MEM}`, `global ${RMEM}`, `global ${THRESH}`, `global ${UDP}`].sort();
+
+Deno.test(
+  "provider tunables/status by default: the host's every tunable, elsewhere what bpfpilot did",
+  withProvider({}, (f) => {
+    seenAndChanged(f);
+    // ADMIN: the administrator's write of tcp_rmem there (an override), nothing else.
+    const ADMIN = "ns:4000000005";
+    f.io.values.set(`${ADMIN}|${RMEM}`, [4096, 16384, 70000]);
+    f.io.values.set(`${ADMIN}|${THRESH}`, [1024]);
+    f.journal.markOverride({ netns: ADMIN, sysctl: RMEM, tuner: "tcp_buffer", pid: 7, comm: "x" });
+    f.provider.disable(THRESH); // an override of every namespace ("any") shows none of them
+    f.io.visits.length = 0;
+    const expected = [...HOST_ROWS, `${ADMIN} ${RMEM}`, `${NS} ${RMEM}`, `${OWNED} ${THRESH}`];
+    assert.deepEqual(rowKeys(f.provider.tunables()), expected.sort());
+    assert.deepEqual(rowKeys(f.provider.status()), expected);
+    assert.deepEqual(rowKeys(f.provider.status("changed")), expected);
+    assert.ok(!f.io.visits.includes(SEEN), "a namespace with nothing to show is never entered");
+    // all: every tunable of every namespace the daemon knows, as before.
+    const all = rowKeys(f.provider.tunables("all"));
+    for (const ns of [NS, SEEN, OWNED, ADMIN]) {
+      assert.deepEqual(all.filter((r) => r.startsWith(`${ns} `)), [
+        `${ns} ${THRESH}`,
+        `${ns} ${RMEM}`,
+      ]);
+    }
+    assert.deepEqual(rowKeys(f.provider.status("all")), all);
+    // global: the host's only.
+    assert.deepEqual(rowKeys(f.provider.tunables("global")), HOST_ROWS);
+  }),
+);
+
+Deno.test(
+  "provider tunables with --netns: that namespace in full by default",
+  withProvider({ onlyNetns: SEEN }, (f) => {
+    seenAndChanged(f);
+    const rows = rowKeys(f.provider.tunables());
+    assert.deepEqual(rows.filter((r) => r.startsWith(`${SEEN} `)), [
+      `${SEEN} ${THRESH}`,
+      `${SEEN} ${RMEM}`,
+    ]);
+    assert.deepEqual(rows.filter((r) => r.startsWith(`${NS} `)), [`${NS} ${RMEM}`]);
+  }),
+);
+
+Deno.test(
+  "provider tunables/status of one namespace: by name, key or inode; unknown ones not found",
+  withProvider({}, (f) => {
+    seenAndChanged(f);
+    // "blue": named, found by the registry's scan, never touched by bpfpilot.
+    const BLUE = "ns:4000000006";
+    f.io.values.set(`${BLUE}|${RMEM}`, [1, 2, 3]);
+    const previous = netnsRegistry();
+    const fs = {
+      list: (dir: string) => dir === "/run/netns" ? ["blue"] : [],
+      stat: (path: string) =>
+        path === "/proc/self/ns/net"
+          ? { dev: 4, ino: 1n }
+          : path === "/run/netns/blue"
+          ? { dev: 4, ino: 4000000006n }
+          : null,
+    };
+    const registry = new NetnsRegistry({ fs, ownInum: 1n });
+    registry.discover();
+    useNetnsRegistry(registry);
+    try {
+      const blue = f.provider.tunables("blue");
+      assert.deepEqual(blue.map((t) => [t.netns, t.name, t.values]), [["blue", RMEM, [1, 2, 3]]]);
+      assert.deepEqual(rowKeys(f.provider.status("4000000006")), [`blue ${RMEM}`]);
+      // A namespace the daemon knows, by the key answers show it with: every tunable there.
+      const seen = [`${SEEN} ${THRESH}`, `${SEEN} ${RMEM}`];
+      assert.deepEqual(rowKeys(f.provider.tunables(SEEN)), seen);
+      assert.deepEqual(rowKeys(f.provider.status(SEEN.slice(3))), seen);
+      assert.deepEqual(rowKeys(f.provider.tunables("global")), HOST_ROWS);
+      for (const ghost of ["red", "ns:4000000099", "4000000099"]) {
+        assertControlError(
+          () => f.provider.tunables(ghost),
+          "not-found",
+          new RegExp(`no network namespace "${ghost}" known to bpfpilot; '--netns all' lists`),
+        );
+      }
+    } finally {
+      useNetnsRegistry(previous);
+    }
   }),
 );
 

@@ -105,6 +105,26 @@ Deno.test("runVerb: help lists every verb with its argument", async () => {
   assert.equal(help.find((h) => h.verb === "status")?.arg, null);
 });
 
+Deno.test("runVerb: tunables/status pass netns; the bpftune forms ask for the host's only", async () => {
+  const asked: string[] = [];
+  const { provider } = fakeProvider();
+  const spy = {
+    ...provider,
+    tunables: (netns?: string) => (asked.push(`tunables ${netns}`), provider.tunables(netns)),
+    status: (netns?: string) => (asked.push(`status ${netns}`), provider.status(netns)),
+  };
+  await runVerb(spy, { verb: "tunables" });
+  await runVerb(spy, { verb: "status", netns: "all" });
+  await runVerb(spy, { verb: "jtunables" });
+  await runVerb(spy, { verb: "jstatus" });
+  assert.deepEqual(asked, [
+    "tunables undefined",
+    "status all",
+    "tunables global",
+    "status global",
+  ]);
+});
+
 Deno.test("runVerb: jtunables has bpftune's shape, global namespace only", async () => {
   const { provider } = fakeProvider();
   const data = await runVerb(provider, { verb: "jtunables" });

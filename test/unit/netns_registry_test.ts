@@ -70,6 +70,8 @@ Deno.test("discovery: names first, then processes; the own namespace is not regi
   assert.equal(r.nameOf(200n), null);
   assert.equal(r.nameOf(300n), "abc123");
   assert.equal(r.nameOf(400n), "netns-x");
+  assert.equal(r.inumNamed("abc123"), 300n); // query --netns <name>
+  assert.equal(r.inumNamed("nope"), null);
   assert.ok(!r.knows(1n));
   assert.ok(log.includes("netns created ('web', inode 100)"), log.join("\n"));
   assert.ok(log.includes("netns created (inode 200)"));

@@ -2,13 +2,16 @@
  * Wire format of the control socket: one JSON object per line in each direction.
  *
  *   request:  {"v":1,"verb":"enable","args":{"target":"tcp_buffer"}}\n
+ *             {"v":1,"verb":"status","args":{"netns":"all"}}\n
  *   answer:   {"v":1,"ok":true,"data":...}\n
  *             {"v":1,"ok":false,"error":{"code":"unknown-verb","message":"..."}}\n
  *
- * For bpftune-style use (`echo status | nc -U ...`) a bare line `verb [target]` is accepted
- * too; the answer is always the JSON envelope. A trailing NUL (what bpftune's client sends) and
- * CR are ignored.
+ * For bpftune-style use (`echo status | nc -U ...`) a bare line `verb [target]` (`status all`:
+ * the netns of a verb that takes one) is accepted too; the answer is always the JSON envelope. A
+ * trailing NUL (what bpftune's client sends) and CR are ignored.
  */
+
+import { netnsSelectorError } from "./netns_scope.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -38,8 +41,12 @@ export class ControlError extends Error {
 export const VERBS = {
   help: { arg: false, description: "list supported queries" },
   tuners: { arg: false, description: "show state of tuners" },
-  tunables: { arg: false, description: "show tunables, their values and who controls them" },
-  status: { arg: false, description: "show live values of tunables" },
+  tunables: {
+    arg: false,
+    netns: true,
+    description: "show tunables, their values and who controls them",
+  },
+  status: { arg: false, netns: true, description: "show live values of tunables" },
   summary: { arg: false, description: "show summary of changes" },
   rollback: { arg: false, description: "show the sysctl commands that would restore originals" },
   enable: { arg: true, description: "let bpfpilot tune <tuner|sysctl> again" },
@@ -51,7 +58,7 @@ export const VERBS = {
   },
   jtunables: { arg: false, description: "show list of tunables (bpftune json)" },
   jstatus: { arg: false, description: "show status of tunables (bpftune json)" },
-} as const satisfies Record<string, { arg: boolean; description: string }>;
+} as const satisfies Record<string, { arg: boolean; netns?: boolean; description: string }>;
 
 export type Verb = keyof typeof VERBS;
 export const VERB_NAMES = Object.keys(VERBS) as Verb[];
@@ -60,10 +67,17 @@ export function isVerb(name: string): name is Verb {
   return Object.hasOwn(VERBS, name);
 }
 
+/** Verbs that take `netns` (which namespaces to show: control/netns_scope.ts). */
+export function takesNetns(verb: Verb): boolean {
+  return "netns" in VERBS[verb];
+}
+
 export interface ControlRequest {
   verb: Verb;
   /** Only for `enable`/`disable`: a tuner name or sysctl name. */
   target?: string;
+  /** Only for `tunables`/`status`: which namespaces (absent: the daemon's default, changed). */
+  netns?: string;
 }
 
 export interface ErrorBody {
@@ -125,6 +139,21 @@ function checkTarget(verb: Verb, target: unknown): string | undefined {
   return target;
 }
 
+function checkNetns(verb: Verb, netns: unknown): string | undefined {
+  if (netns === undefined) return undefined;
+  if (!takesNetns(verb)) {
+    throw new ControlError(
+      "bad-args",
+      `verb '${verb}' takes no netns (only ${VERB_NAMES.filter(takesNetns).join(" and ")} do)`,
+    );
+  }
+  const why = typeof netns === "string" ? netnsSelectorError(netns) : "expected a string";
+  if (why !== null) {
+    throw new ControlError("bad-args", `invalid netns ${showInput(String(netns))}: ${why}`);
+  }
+  return netns as string;
+}
+
 function checkVerb(verb: string): Verb {
   if (!isVerb(verb)) {
     throw new ControlError(
@@ -141,6 +170,10 @@ function parseBareLine(line: string): ControlRequest {
     throw new ControlError("bad-args", `too many words in request ${showInput(line)}`);
   }
   const verb = checkVerb(words[0]);
+  // `status all`, `tunables <netns>`: the second word of a verb that takes a netns is that.
+  if (takesNetns(verb) && words[1] !== undefined) {
+    return { verb, netns: checkNetns(verb, words[1]) };
+  }
   return { verb, target: checkTarget(verb, words[1]) };
 }
 
@@ -180,11 +213,16 @@ function parseJsonLine(line: string): ControlRequest {
   }
   const argMap = args as Record<string, unknown>;
   for (const key of Object.keys(argMap)) {
-    if (key !== "target") {
+    if (key !== "target" && key !== "netns") {
       throw new ControlError("bad-args", `unknown argument ${showInput(key)} for '${verb}'`);
     }
   }
-  return { verb, target: checkTarget(verb, argMap.target) };
+  const netns = checkNetns(verb, argMap.netns);
+  return {
+    verb,
+    target: checkTarget(verb, argMap.target),
+    ...(netns === undefined ? {} : { netns }),
+  };
 }
 
 /**
@@ -201,7 +239,11 @@ export function parseRequestLine(line: string): ControlRequest {
 
 /** The request line a client sends. */
 export function encodeRequest(request: ControlRequest): string {
-  const args = request.target === undefined ? {} : { target: request.target };
+  // Only what was given: a daemon from before `netns` refuses the argument it does not know.
+  const args = {
+    ...(request.target === undefined ? {} : { target: request.target }),
+    ...(request.netns === undefined ? {} : { netns: request.netns }),
+  };
   return JSON.stringify({ v: PROTOCOL_VERSION, verb: request.verb, args }) + "\n";
 }
 

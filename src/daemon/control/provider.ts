@@ -127,8 +127,12 @@ export interface TunerTableData {
 
 export interface ControlProvider {
   tuners(): Awaitable<TunerInfo[]>;
-  tunables(): Awaitable<TunableInfo[]>;
-  status(): Awaitable<TunableStatus[]>;
+  /**
+   * `netns`: which namespaces (control/netns_scope.ts: changed, all, global, a name or key;
+   * absent: changed); a namespace it cannot find is a `not-found` ControlError.
+   */
+  tunables(netns?: string): Awaitable<TunableInfo[]>;
+  status(netns?: string): Awaitable<TunableStatus[]>;
   /** The daemon process (pid, state dir, uptime); absent in fakes that do not model one. */
   daemon?(): Awaitable<DaemonInfo>;
   summary(): Awaitable<SummaryData>;

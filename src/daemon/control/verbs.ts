@@ -88,11 +88,11 @@ export async function runVerb(
     case "tuners":
       return await provider.tuners();
     case "tunables":
-      return await provider.tunables();
+      return await provider.tunables(request.netns);
     case "status": {
       const data: StatusData = {
         daemon: (await provider.daemon?.()) ?? null,
-        tunables: await provider.status(),
+        tunables: await provider.status(request.netns),
       };
       return data;
     }
@@ -111,8 +111,9 @@ export async function runVerb(
     case "paths":
       return (await provider.tables?.("paths")) ?? [];
     case "jtunables":
-      return bpftuneTunables(await provider.tunables());
+      // bpftune's forms list the host's namespace only: no other is read.
+      return bpftuneTunables(await provider.tunables("global"));
     case "jstatus":
-      return bpftuneStatus(await provider.status());
+      return bpftuneStatus(await provider.status("global"));
   }
 }
