@@ -9,7 +9,8 @@
  * step also from a root shell, which re-executes once to drop capabilities), then over a window
  * under traffic its CPU, the kernel side's BPF time, hook hits and events reaching userspace,
  * userspace CPU per event, open fds and RSS, and after those one metrics answer (its time and
- * series), one `query tunables` and one `query status` (time, rows). After the last step the namespaces are deleted while the daemon runs: fds and RSS once
+ * series), one `query tunables`, one `query status` and one `tunables --netns all` (time,
+ * rows). After the last step the namespaces are deleted while the daemon runs: fds and RSS once
  * it has rescanned.
  * The daemon runs with -R: it really tunes (per-namespace sysctls of our own namespaces, and a
  * host-wide one only under host memory pressure) and puts every change back on exit; a daemon
@@ -130,15 +131,14 @@ async function metricsAnswer(
 }
 
 /**
- * One `query tunables` and one `query status` answer: wall time from request to parsed reply and
- * the rows (tunables, or status's live values) each listed.
+ * One `query tunables` and one `query status` answer (their default), then `tunables --netns
+ * all`: wall time from request to parsed reply and the rows (tunables, or status's live values)
+ * each listed.
  */
-async function queryAnswers(
-  socketPath: string,
-): Promise<{ tunables: QueryFigure; status: QueryFigure }> {
-  const one = async (verb: "tunables" | "status"): Promise<QueryFigure> => {
+async function queryAnswers(socketPath: string): Promise<Record<QueryKind, QueryFigure>> {
+  const one = async (verb: "tunables" | "status", netns?: string): Promise<QueryFigure> => {
     const t0 = performance.now();
-    const r = await requestControl({ verb }, { socketPath, timeoutMs: 30_000 });
+    const r = await requestControl({ verb, netns }, { socketPath, timeoutMs: 30_000 });
     const ms = performance.now() - t0;
     if (!r.ok) throw new Error(`query ${verb}: ${r.error.message}`);
     const rows = (verb === "status" ? (r.data as { tunables: unknown[] }).tunables : r.data) as {
@@ -146,8 +146,14 @@ async function queryAnswers(
     }[];
     return { ms, rows: rows.length, namespaces: new Set(rows.map((x) => x.netns)).size };
   };
-  return { tunables: await one("tunables"), status: await one("status") };
+  return {
+    tunables: await one("tunables"),
+    status: await one("status"),
+    "tunables --netns all": await one("tunables", "all"),
+  };
 }
+
+type QueryKind = "tunables" | "status" | "tunables --netns all";
 
 interface QueryFigure {
   ms: number;
@@ -224,8 +230,8 @@ interface StepFigures {
   changeTiming: string[];
   /** One metrics answer once the window's figures are taken (its cost stays out of them). */
   metrics: { ms: number; series: number; values: number };
-  /** `query tunables` and `query status` (their default), after the metrics answer. */
-  queries: { tunables: QueryFigure; status: QueryFigure };
+  /** `query tunables`, `query status` and `tunables --netns all`, after the metrics answer. */
+  queries: Record<QueryKind, QueryFigure>;
 }
 
 /** The state directory every daemon of the section shares (its probe cache stays warm). */
@@ -449,12 +455,11 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
       `${s.metrics.series} series (sample lines), ${s.metrics.values} of them ` +
       `bpfpilot_tunable_value; --metrics-netns ${cfg.metricsNetns ?? "default (changed)"}`,
   );
-  for (const verb of ["tunables", "status"] as const) {
-    const q = s.queries[verb];
+  for (const [what, q] of Object.entries(s.queries)) {
     row(
-      `${at}: query ${verb} answer`,
+      `${at}: query ${what} answer`,
       fmtMs(q.ms),
-      `one query ${verb} (request to parsed reply, its default), after the metrics answer; ` +
+      `one query ${what} (request to parsed reply), after the metrics answer; ` +
         `${q.rows} rows in ${q.namespaces} namespace(s)`,
     );
   }
