@@ -40,9 +40,9 @@ function hostValues(name: string): number[] {
   );
 }
 
-async function ask<T>(sock: string, verb: string, target?: string): Promise<T> {
+async function ask<T>(sock: string, verb: string, target?: string, netns?: string): Promise<T> {
   const r = await requestControl(
-    { verb: verb as never, target },
+    { verb: verb as never, target, netns },
     { socketPath: sock, timeoutMs: 10_000 },
   );
   assert.ok(r.ok, `${verb} ${target ?? ""}: ${JSON.stringify(r)}`);
@@ -130,6 +130,8 @@ Deno.test({
   ignore: !IS_ROOT,
   async fn(t) {
     const ns = TestNetns.create("ctl");
+    // Never tuned (the daemon's --netns is ns): it becomes known through the admin's write there.
+    const other = TestNetns.create("ctl2");
     const cg = TestCgroup.create("ctl");
     const state = tempStateDir();
     const sock = `${state.dir}/ctl.sock`;
@@ -354,6 +356,64 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "tunables/status: elsewhere only what bpfpilot did by default; --netns all, <name>",
+        async () => {
+          const inode = Deno.statSync(`/run/netns/${other.name}`).ino;
+          const ADMIN = [4096, 16384, 80000];
+          cg.run(`ip netns exec ${other.name} sysctl -qw ${RMEM}="${ADMIN.join(" ")}"`);
+          await d.waitFor(
+            new RegExp(`modified sysctl 'net\\.ipv4\\.tcp_rmem'.*\\(inode ${inode}\\)`),
+          );
+          const names = (rows: { name: string; netns?: string }[], where: string) =>
+            rows.filter((x) => x.netns === where).map((x) => x.name).sort();
+          // Default: there, only the sysctl the admin overrode; --netns's namespace in full.
+          const rows = await ask<TunableInfo[]>(sock, "tunables");
+          assert.deepEqual(names(rows, other.name), [RMEM]);
+          const row = rows.find((x) => x.netns === other.name)!;
+          assert.deepEqual([row.values, row.overridden, row.managed], [ADMIN, true, false]);
+          assert.ok(names(rows, ns.name).includes(WMEM), "--netns's namespace: every tunable");
+          const status = (await ask<StatusData>(sock, "status")).tunables;
+          assert.deepEqual(names(status, other.name), [RMEM]);
+          // all: every tunable of it too, as tunables listed them before the bound.
+          const all = await ask<TunableInfo[]>(sock, "tunables", undefined, "all");
+          const every = names(all, other.name);
+          assert.ok(every.includes(RMEM) && every.includes(WMEM), every.join());
+          assert.deepEqual(
+            names((await ask<StatusData>(sock, "status", undefined, "all")).tunables, other.name),
+            every,
+          );
+          const host = await ask<TunableInfo[]>(sock, "tunables", undefined, "global");
+          assert.ok(host.length > 0 && host.every((x) => x.netns === undefined));
+          assert.deepEqual(
+            host.map((x) => x.name),
+            rows.filter((x) => x.netns === undefined).map((x) => x.name),
+          );
+
+          // One namespace, by name or key, from the CLI: every tunable there with live values.
+          for (const which of [other.name, `ns:${inode}`]) {
+            const q = cli(["query", "tunables", "--netns", which, "--json", "--socket", sock]);
+            assert.equal(q.status, 0, q.stderr);
+            const one = JSON.parse(q.stdout) as TunableInfo[];
+            assert.ok(one.every((x) => x.netns === other.name), q.stdout);
+            assert.deepEqual(names(one, other.name), every);
+            assert.deepEqual(one.find((x) => x.name === WMEM)!.values, other.sysctl(WMEM));
+          }
+          const text = cli(["query", "status", "--socket", sock]);
+          assert.equal(text.status, 0, text.stderr);
+          assert.match(text.stdout, /\n\nOther namespaces: only the sysctls bpfpilot changed/);
+          const ghost = cli(["query", "status", "--netns", "nosuch-ns", "--socket", sock]);
+          assert.equal(ghost.status, 1);
+          assert.match(ghost.stderr, /no network namespace "nosuch-ns" known to bpfpilot/);
+          const garbage = cli(["query", "status", "--netns", "a/b", "--socket", sock]);
+          assert.equal(garbage.status, 2);
+          assert.match(garbage.stderr, /expected changed, all, global, a namespace's name/);
+
+          await ask(sock, "enable", RMEM); // the admin's override there ends
+          assert.deepEqual(names(await ask<TunableInfo[]>(sock, "tunables"), other.name), []);
+        },
+      );
+
       await t.step("a fuzz of 3000 malformed requests leaves the daemon answering", async () => {
         const seed = Number(Deno.env.get("BPFPILOT_FUZZ_SEED") ?? Date.now() % 1e9);
         const random = prng(seed);
@@ -533,6 +593,7 @@ Deno.test({
     } finally {
       if (daemon) await daemon.stop("SIGKILL").catch(() => {});
       ns.delete();
+      other.delete();
       cg.remove();
       state.remove();
     }
