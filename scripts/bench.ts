@@ -13,8 +13,9 @@
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
  *   shutdown    SIGTERM to exit with 10,000 journal records
  *   netns       1, 100, 1,000 namespaces under loopback traffic: start, CPU, BPF time, events,
- *               µs per event, fds, RSS, rollback of one entry per namespace (the daemon watches
- *               every namespace, with -R: scripts/bench/netns_scale.ts)
+ *               µs per event, fds, RSS, metrics and query tunables/status answers, rollback of
+ *               one entry per namespace (the daemon watches every namespace, with -R:
+ *               scripts/bench/netns_scale.ts)
  * Durations (seconds): BPFPILOT_BENCH_IDLE_S (60), BPFPILOT_BENCH_LOAD_S (10),
  *   BPFPILOT_BENCH_IPERF_S (8), BPFPILOT_BENCH_TUNE_S (45), BPFPILOT_BENCH_SETTLE_S (10),
  *   BPFPILOT_BENCH_NETNS_S (15), BPFPILOT_BENCH_NETNS_WARMUP_S (5), BPFPILOT_BENCH_NETNS_FORGET_S
