@@ -141,7 +141,10 @@ const TICK_MS = 1000;
 const STATS_KEYS: Uint8Array[] = [];
 /** Journal records of namespaces that are gone are looked for every this many ticks. */
 const PRUNE_EVERY_TICKS = 30;
-/** Namespaces are rescanned (in the background) every this many ticks, and when one is unknown. */
+/**
+ * Namespaces are looked for every this many ticks (NetnsRegistry.refresh: a full scan in the
+ * background when something changed or a minute passed), and rescanned when one is unknown.
+ */
 const NETNS_SCAN_EVERY_TICKS = 10;
 /**
  * The ring-buffer reader's own wait between drains when no wake-up comes: the tick drains what
@@ -938,7 +941,7 @@ export class Daemon {
   }
 
   #tickMutesNetns(): void {
-    if (this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.requestRescan();
+    if (this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.refresh();
     this.mutes.pruneExpired(performance.now());
     try {
       this.#unmuteEndedOverrides();

@@ -3,9 +3,13 @@
  * has one, and its cookie once learnt. Bounded (the least recently used unnamed entries go first),
  * no fd kept per namespace. Lookups never scan: a full scan runs once at start (synchronously,
  * before anything is served) and later in the background in small slices, at most every
- * `rescanGapMs`, when an unknown namespace shows up in an event or on the periodic tick. That scan
- * is also how destroyed namespaces are noticed (and forgotten, with the caller told).
+ * `rescanGapMs`, when an unknown namespace shows up in an event, and on the periodic look
+ * (refresh) when a named directory changed or at least every `fullScanGapMs`. That scan is also
+ * how destroyed namespaces are noticed (and forgotten, with the caller told). Between full scans
+ * the periodic look stats only the named directories and the known namespaces' /proc paths.
  */
+
+import { statx, STATX_INO, STATX_MTIME, STATX_SIZE, STATX_TYPE } from "./statx.ts";
 
 export interface NsStat {
   dev: number;
@@ -18,6 +22,11 @@ export interface NetnsFs {
   list(dir: string): string[];
   /** dev/inode of what `path` opens; `follow` false refuses a symlink as the last component. */
   stat(path: string, follow: boolean): NsStat | null;
+  /**
+   * A directory's identity and modification time (any value that changes when an entry is added
+   * or removed), null when it does not exist. Without it every periodic look is a full scan.
+   */
+  stamp?(dir: string): string | null;
 }
 
 export interface NetnsEntry {
@@ -41,12 +50,27 @@ const SLICE = 256;
 /** Least time between two synchronous looks through the named directories (pathWentStale). */
 const NAMED_LOOKUP_GAP_MS = 250;
 
+const isPid = (name: string) => /^\d+$/.test(name);
+
+/** What a full scan saw besides the namespaces: what the periodic look compares against. */
+interface ScanRecord {
+  /** Named directories (and the user runtime directory) -> their stamp. */
+  stamps: Map<string, string | null>;
+  /**
+   * A name that was not (yet) a namespace (ip netns add creates the file, then mounts it), or a
+   * file system without stamps: the next periodic look scans fully again.
+   */
+  unsettled: boolean;
+}
+
 export interface NetnsRegistryOptions {
   fs?: NetnsFs;
   /** Most entries kept; beyond it the least recently used unnamed ones are dropped. */
   cap?: number;
   /** Least time between two background scans. */
   rescanGapMs?: number;
+  /** Most time between two full scans on the periodic look (refresh). */
+  fullScanGapMs?: number;
   now?: () => number;
   /** The daemon's own namespace, never registered (it is "global"). */
   ownInum?: bigint;
@@ -59,22 +83,28 @@ export class NetnsRegistry {
   readonly #fs: NetnsFs;
   readonly #cap: number;
   readonly #gapMs: number;
+  readonly #fullGapMs: number;
   readonly #now: () => number;
   readonly #opts: NetnsRegistryOptions;
   /** Insertion order = recency (touch() re-inserts). */
   readonly #known = new Map<bigint, NetnsEntry>();
   #nsDev: number | null = null;
   #lastScanAt = -Infinity;
+  /** The last full scan's record; null before one, or when the next look must be full. */
+  #record: ScanRecord | null = null;
   #lastNamedAt = -Infinity;
   #scanning: Promise<void> | null = null;
   #wanted = false;
   scans = 0;
+  /** Periodic looks that did not need a full scan. */
+  lightLooks = 0;
 
   constructor(opts: NetnsRegistryOptions = {}) {
     this.#opts = opts;
     this.#fs = opts.fs ?? realFs;
     this.#cap = opts.cap ?? 8192;
     this.#gapMs = opts.rescanGapMs ?? 2000;
+    this.#fullGapMs = opts.fullScanGapMs ?? 60_000;
     this.#now = opts.now ?? (() => performance.now());
   }
 
@@ -93,21 +123,26 @@ export class NetnsRegistry {
     return st && st.dev === this.#dev() ? st.ino : null;
   }
 
-  /** Every inode -> its best path, in one pass (names first). */
-  *#sources(): Generator<[string, string | null, boolean]> {
-    yield* this.#namedSources();
+  /** Every inode -> its best path, in one pass (names first); the stamps go into `rec`. */
+  *#sources(rec: ScanRecord): Generator<[string, string | null, boolean]> {
+    yield* this.#namedSources(rec);
     for (const pid of this.#fs.list("/proc")) {
-      if (/^\d+$/.test(pid)) yield [`/proc/${pid}/ns/net`, null, true];
+      if (isPid(pid)) yield [`/proc/${pid}/ns/net`, null, true];
     }
   }
 
-  *#namedSources(): Generator<[string, string | null, boolean]> {
+  /** Each directory is stamped before it is listed: a change after the listing shows next time. */
+  *#namedSources(rec?: ScanRecord): Generator<[string, string | null, boolean]> {
+    const list = (dir: string) => {
+      if (rec) rec.stamps.set(dir, this.#fs.stamp?.(dir) ?? null);
+      return this.#fs.list(dir);
+    };
     for (const dir of NAMED_DIRS) {
-      for (const n of this.#fs.list(dir)) yield [`${dir}/${n}`, n, false];
+      for (const n of list(dir)) yield [`${dir}/${n}`, n, false];
     }
-    for (const uid of this.#fs.list(USER_RUN)) {
-      if (!/^\d+$/.test(uid)) continue;
-      for (const n of this.#fs.list(`${USER_RUN}/${uid}/netns`)) {
+    for (const uid of list(USER_RUN)) {
+      if (!isPid(uid)) continue;
+      for (const n of list(`${USER_RUN}/${uid}/netns`)) {
         yield [`${USER_RUN}/${uid}/netns/${n}`, n, false];
       }
     }
@@ -116,18 +151,59 @@ export class NetnsRegistry {
   #collect(
     found: Map<bigint, { path: string; name: string | null }>,
     src: [string, string | null, boolean],
+    rec?: ScanRecord,
   ) {
     const [path, name, follow] = src;
     const inum = this.#inumAt(path, follow);
+    if (inum === null && name !== null && rec) rec.unsettled = true;
     if (inum === null || inum === this.#opts.ownInum || found.has(inum)) return;
     found.set(inum, { path, name });
+  }
+
+  #newRecord(): ScanRecord {
+    return { stamps: new Map(), unsettled: this.#fs.stamp === undefined };
   }
 
   /** The synchronous full scan at start (before the daemon serves anything). */
   discover(): void {
     const found = new Map<bigint, { path: string; name: string | null }>();
-    for (const src of this.#sources()) this.#collect(found, src);
-    this.#merge(found);
+    const rec = this.#newRecord();
+    for (const src of this.#sources(rec)) this.#collect(found, src, rec);
+    this.#merge(found, rec);
+  }
+
+  /**
+   * The periodic look (the daemon's tick, every few seconds). A full scan when one is due
+   * (fullScanGapMs), when a named directory changed, or when a known namespace's /proc path no
+   * longer opens it (its process exited or moved: the namespace may be gone); else nothing more.
+   * Listing /proc alone costs ~250 us, each stat ~5: what waits for the next full scan (or an event
+   * from it: observe) is a new namespace that only a process holds, and one destroyed while the
+   * process it was found through lives on.
+   */
+  refresh(): void {
+    const rec = this.#record;
+    if (this.#scanning || this.#wanted) return;
+    if (
+      !rec || this.#now() - this.#lastScanAt >= this.#fullGapMs || this.#namedChanged(rec) ||
+      this.#procPathStale()
+    ) {
+      this.requestRescan();
+      return;
+    }
+    this.lightLooks++;
+  }
+
+  #namedChanged(rec: ScanRecord): boolean {
+    for (const [dir, stamp] of rec.stamps) if (this.#fs.stamp?.(dir) !== stamp) return true;
+    return false;
+  }
+
+  /** A known namespace's path is a process's that no longer opens it (named ones: their stamps). */
+  #procPathStale(): boolean {
+    for (const e of this.#known.values()) {
+      if (e.name === null && this.#inumAt(e.path, true) !== e.inum) return true;
+    }
+    return false;
   }
 
   /** A background scan, unless one ran less than rescanGapMs ago (then one is due later). */
@@ -146,16 +222,18 @@ export class NetnsRegistry {
 
   async #scanSliced(): Promise<void> {
     const found = new Map<bigint, { path: string; name: string | null }>();
+    const rec = this.#newRecord();
     let n = 0;
-    for (const src of this.#sources()) {
-      this.#collect(found, src);
+    for (const src of this.#sources(rec)) {
+      this.#collect(found, src, rec);
       if (++n % SLICE === 0) await new Promise((r) => setTimeout(r, 0));
     }
-    this.#merge(found);
+    this.#merge(found, rec);
   }
 
-  #merge(found: Map<bigint, { path: string; name: string | null }>): void {
+  #merge(found: Map<bigint, { path: string; name: string | null }>, rec: ScanRecord): void {
     this.#lastScanAt = this.#now();
+    this.#record = rec.unsettled ? null : rec;
     this.scans++;
     for (const [inum, e] of [...this.#known]) {
       if (!found.has(inum)) this.#destroyed(e);
@@ -308,10 +386,23 @@ const realFs: NetnsFs = {
     }
   },
   stat(path, follow) {
+    const st = statx(path, follow, STATX_TYPE | STATX_INO);
+    if (st !== undefined) return st && !st.isSymlink ? { dev: st.dev, ino: st.ino } : null;
     try {
       const st = follow ? Deno.statSync(path) : Deno.lstatSync(path);
       if (st.isSymlink) return null;
       return { dev: st.dev, ino: BigInt(st.ino ?? 0) };
+    } catch {
+      return null;
+    }
+  },
+  stamp(dir) {
+    // The size too: a tmpfs directory's grows and shrinks with its entries, within one mtime tick.
+    const st = statx(dir, true, STATX_INO | STATX_MTIME | STATX_SIZE);
+    if (st !== undefined) return st && `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}`;
+    try {
+      const st = Deno.statSync(dir);
+      return `${st.dev}:${st.ino}:${st.mtime?.getTime()}:${st.size}`;
     } catch {
       return null;
     }

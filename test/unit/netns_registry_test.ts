@@ -3,15 +3,24 @@ import { type NetnsFs, NetnsRegistry } from "../../src/kernel/netns_registry.ts"
 
 const NSFS = 4;
 
-/** A file system of namespace files: path -> inode on nsfs (symlinks: follow-only entries). */
-function fakeFs(files: Map<string, bigint>, symlinks = new Set<string>()): NetnsFs & {
-  stats: number;
-} {
+/**
+ * A file system of namespace files: path -> inode on nsfs (symlinks: follow-only entries; other
+ * files: present, on another device). A directory's stamp is its listing (an mtime changes with it).
+ */
+function fakeFs(
+  files: Map<string, bigint>,
+  symlinks = new Set<string>(),
+  others = new Set<string>(),
+): NetnsFs & { stats: number } {
   const fs = {
     stats: 0,
+    stamp(dir: string) {
+      const names = fs.list(dir).sort();
+      return names.length ? names.join("/") : null;
+    },
     list(dir: string) {
       const names = new Set<string>();
-      for (const p of [...files.keys(), ...symlinks]) {
+      for (const p of [...files.keys(), ...symlinks, ...others]) {
         if (p.startsWith(`${dir}/`)) names.add(p.slice(dir.length + 1).split("/")[0]);
       }
       return [...names];
@@ -20,6 +29,7 @@ function fakeFs(files: Map<string, bigint>, symlinks = new Set<string>()): Netns
       fs.stats++;
       if (path === "/proc/self/ns/net") return { dev: NSFS, ino: 1n };
       if (!follow && symlinks.has(path)) return null;
+      if (others.has(path)) return { dev: NSFS + 1, ino: 5n };
       const ino = files.get(path);
       return ino === undefined ? null : { dev: NSFS, ino };
     },
@@ -195,4 +205,93 @@ Deno.test("an unknown namespace whose event's process moved on is found by name 
   r.observe(710n, 81);
   assert.equal(r.cachedPathOf(710n), "/run/netns/first");
   assert.equal(r.nameOf(710n), "first");
+});
+
+Deno.test("the periodic look: a changed name, a stale process path or a minute bring a full scan", async () => {
+  const files = new Map<string, bigint>([
+    ["/proc/1/ns/net", 1n],
+    ["/proc/20/ns/net", 1n],
+    ["/proc/30/ns/net", 300n],
+    ["/run/netns/a", 100n],
+  ]);
+  const fs = fakeFs(files);
+  const { r, advance, destroyed } = registry(fs);
+  r.discover();
+  // Nothing changed: one stat, of the namespace known through a process; no scan.
+  const scans = r.scans;
+  let stats = fs.stats;
+  advance(10_000);
+  r.refresh();
+  assert.equal(r.tick(), null, "no scan running");
+  assert.equal(fs.stats - stats, 1);
+  assert.equal(r.lightLooks, 1);
+  // A new process in a new namespace, or one that entered another: not seen until a full scan
+  // (or an event from it).
+  files.set("/proc/40/ns/net", 400n);
+  files.set("/proc/20/ns/net", 410n);
+  advance(10_000);
+  r.refresh();
+  assert.ok(!r.knows(400n) && !r.knows(410n));
+  advance(40_000); // a minute since the last full scan
+  r.refresh();
+  await r.tick();
+  assert.ok(r.knows(400n) && r.knows(410n));
+  assert.equal(r.scans, scans + 1);
+  // A name added (or removed) changes its directory: a full scan.
+  files.set("/run/netns/b", 500n);
+  advance(10_000);
+  r.refresh();
+  await r.tick();
+  assert.equal(r.nameOf(500n), "b");
+  files.delete("/run/netns/a");
+  advance(10_000);
+  r.refresh();
+  await r.tick();
+  assert.deepEqual(destroyed, [100n]);
+  // The process a namespace is known through exited: a full scan (the namespace is gone).
+  assert.equal(r.cachedPathOf(300n), "/proc/30/ns/net");
+  files.delete("/proc/30/ns/net");
+  advance(10_000);
+  stats = r.scans;
+  r.refresh();
+  await r.tick();
+  assert.equal(r.scans, stats + 1);
+  assert.deepEqual(destroyed, [100n, 300n]);
+});
+
+Deno.test("a name that is not a namespace yet (ip netns add mounts after creating it): full scans until it is", async () => {
+  const files = new Map<string, bigint>([["/run/netns/a", 100n]]);
+  const others = new Set(["/run/netns/b"]);
+  const { r, advance } = registry(fakeFs(files, new Set(), others));
+  r.discover();
+  for (let i = 0; i < 2; i++) {
+    const scans = r.scans;
+    advance(10_000);
+    r.refresh();
+    await r.tick();
+    assert.equal(r.scans, scans + 1, "a full scan each time");
+  }
+  others.delete("/run/netns/b");
+  files.set("/run/netns/b", 200n); // mounted: the same listing, so the same stamp
+  advance(10_000);
+  r.refresh();
+  await r.tick();
+  assert.equal(r.nameOf(200n), "b");
+  const scans = r.scans;
+  advance(10_000);
+  r.refresh();
+  await r.tick();
+  assert.equal(r.scans, scans, "settled: a light look");
+});
+
+Deno.test("without stamps every periodic look is a full scan", async () => {
+  const files = new Map<string, bigint>([["/run/netns/a", 100n]]);
+  const fs: NetnsFs = { ...fakeFs(files) };
+  delete fs.stamp;
+  const { r, advance } = registry(fs);
+  r.discover();
+  advance(10_000);
+  r.refresh();
+  await r.tick();
+  assert.equal(r.scans, 2);
 });
