@@ -22,7 +22,11 @@ import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import { describeNetns, netnsKey } from "../kernel/netns.ts";
 import { counter } from "../kernel/proc/snmp.ts";
-import { type NetnsCounters, readNetnsCounters } from "../kernel/proc/netns_counters.ts";
+import {
+  type CounterFilter,
+  type NetnsCounters,
+  readNetnsCounters,
+} from "../kernel/proc/netns_counters.ts";
 import ipFragObject from "../../dist/bpf/ip_frag.bpf.o" with { type: "bytes" };
 import { contract } from "../../dist/bpf/ip_frag.contract.ts";
 import { configBytes, readPayload } from "../tuning/contract.ts";
@@ -106,6 +110,9 @@ interface Reasm {
   reqds: number;
 }
 
+/** Only the counters read here are parsed (sockstat is a few lines: whole). */
+const REASM_ONLY: CounterFilter = { protos: new Set(["Ip"]), snmp6Prefix: "Ip6Reasm" };
+
 function reasmOf(c: NetnsCounters, family: Family): Reasm | null {
   const get = family === "v4"
     ? (f: string) => counter(c.snmp, "Ip", `Reasm${f}`)
@@ -173,6 +180,7 @@ class IpFragTuner {
       const c = readNetnsCounters(
         netns,
         polled.flatMap((f) => [FAMILY[f].sockstat, f === "v4" ? "snmp" : "snmp6"] as const),
+        REASM_ONLY,
       );
       this.#polls++;
       let active = false;
@@ -228,7 +236,7 @@ class IpFragTuner {
 
   /** An event from a hook: fragment memory near the threshold in `netns`. */
   #nearFull(netns: string, family: Family, memory: number): void {
-    const c = readNetnsCounters(netns, [family === "v4" ? "snmp" : "snmp6"]);
+    const c = readNetnsCounters(netns, [family === "v4" ? "snmp" : "snmp6"], REASM_ONLY);
     this.#consider(netns, family, memory, 0, this.#delta(netns, family, reasmOf(c, family)));
   }
 

@@ -175,3 +175,16 @@ Deno.test("readCounters: a missing /proc/net file is recorded, not fatal", () =>
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("a protocol or prefix filter parses only those counters, the same values", () => {
+  const all = parseHeaderValuePairs(SNMP_6_18);
+  const ip = parseHeaderValuePairs(SNMP_6_18, new Set(["Ip"]));
+  assert.deepEqual([...ip.keys()], ["Ip"]);
+  assert.deepEqual(ip.get("Ip"), all.get("Ip"));
+  const text = "Ip6InReceives 5\nIp6ReasmReqds 3\nIp6ReasmFails 1\nUdp6InDatagrams 9\n";
+  assert.deepEqual(
+    [...parseSnmp6(text, "Ip6Reasm")],
+    [["Ip6ReasmReqds", 3], ["Ip6ReasmFails", 1]],
+  );
+  assert.equal(parseSnmp6(text).size, 4);
+});

@@ -26,8 +26,20 @@ function readOptional(path: string): string | null {
   }
 }
 
+/** Which counters of a file are wanted (the rest are not parsed); every one when absent. */
+export interface CounterFilter {
+  /** /proc/net/snmp and netstat: these protocols. */
+  protos?: ReadonlySet<string>;
+  /** /proc/net/snmp6: names that start with this. */
+  snmp6Prefix?: string;
+}
+
 /** Reads only the files asked for (each read costs a /proc walk). */
-export function readNetnsCounters(netns: string, files: readonly NetFile[]): NetnsCounters {
+export function readNetnsCounters(
+  netns: string,
+  files: readonly NetFile[],
+  filter: CounterFilter = {},
+): NetnsCounters {
   const out: NetnsCounters = {
     snmp: null,
     netstat: null,
@@ -40,9 +52,10 @@ export function readNetnsCounters(netns: string, files: readonly NetFile[]): Net
       for (const f of files) {
         const text = readOptional(`/proc/thread-self/net/${f}`);
         if (text === null) continue;
-        if (f === "snmp6") out.snmp6 = parseSnmp6(text);
-        else if (f === "snmp" || f === "netstat") out[f] = parseHeaderValuePairs(text);
-        else out[f] = parseSockstat(text);
+        if (f === "snmp6") out.snmp6 = parseSnmp6(text, filter.snmp6Prefix);
+        else if (f === "snmp" || f === "netstat") {
+          out[f] = parseHeaderValuePairs(text, filter.protos);
+        } else out[f] = parseSockstat(text);
       }
     });
   } catch {

@@ -28,11 +28,14 @@ function splitProtoLine(line: string): { proto: string; tokens: string[] } | nul
 /**
  * Parses header/value line pairs (/proc/net/snmp, /proc/net/netstat). Malformed lines, headers
  * without a matching value line, and non-numeric values are skipped rather than fatal: one odd
- * line must not hide every other counter.
+ * line must not hide every other counter. `protos`: only those protocols' lines are parsed (a
+ * poll that wants one protocol's counters skips the rest cheaply).
  */
-export function parseHeaderValuePairs(text: string): CounterTable {
+export function parseHeaderValuePairs(text: string, protos?: ReadonlySet<string>): CounterTable {
   const table = new Map<string, Map<string, number>>();
-  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  let lines = text.split("\n");
+  if (protos) lines = lines.filter((l) => protos.has(l.slice(0, l.indexOf(":")).trim()));
+  lines = lines.filter((l) => l.trim() !== "");
   for (let i = 0; i + 1 < lines.length; i++) {
     const header = splitProtoLine(lines[i]);
     const values = splitProtoLine(lines[i + 1]);
@@ -49,10 +52,14 @@ export function parseHeaderValuePairs(text: string): CounterTable {
   return table;
 }
 
-/** Parses /proc/net/snmp6: "Ip6ReasmFails   12" per line; other lines are skipped. */
-export function parseSnmp6(text: string): ReadonlyMap<string, number> {
+/**
+ * Parses /proc/net/snmp6: "Ip6ReasmFails   12" per line; other lines are skipped, and with
+ * `prefix` every line whose name does not start with it.
+ */
+export function parseSnmp6(text: string, prefix = ""): ReadonlyMap<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
+    if (!line.startsWith(prefix)) continue;
     const tokens = line.trim().split(/\s+/);
     if (tokens.length !== 2) continue;
     const value = parseDecimal(tokens[1]);
