@@ -177,7 +177,10 @@ export function loadTuner(
     program: c.program,
   }));
   try {
-    instance!.onAttached?.(attached.map((a) => a.hook));
+    instance!.onAttached?.(
+      attached.map((a) => a.hook),
+      new Map(r.chosen.map(({ hook, candidate: c }) => [hook, c.kind])),
+    );
   } catch (e) {
     instance!.stop?.();
     r.object.close();

@@ -20,7 +20,7 @@ import { sysctlExists } from "../kernel/sysctl.ts";
 import type { BpfpEvent } from "../tuning/event.ts";
 import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
-import type { HookDecl } from "../kernel/hooks.ts";
+import type { AttachKind, HookDecl } from "../kernel/hooks.ts";
 import { memTotalBytes } from "../kernel/memory.ts";
 import { describeNetns, GLOBAL_NETNS, inNetns, netnsKey } from "../kernel/netns.ts";
 import { type AddrPrefix, readAddrPrefixes } from "../kernel/proc/addr_prefixes.ts";
@@ -53,7 +53,10 @@ export const NT_KIND = contract.kinds;
 const NT_FLAG_ALLOC_FAILED = 1;
 
 const RATE_LIMIT_NS = 1_000_000_000n;
-/** The classic tracepoint's copy of gc_thresh3 is refreshed this often (netlink changes). */
+/**
+ * The classic tracepoint's copy of gc_thresh3 is refreshed this often (netlink changes); the
+ * other kinds read it from the table.
+ */
 const CONFIG_REFRESH_TICKS = 10;
 
 const NEIGH_TABLE_HOOKS: HookDecl[] = [
@@ -109,6 +112,8 @@ class NeighTableTuner {
   /** bpftune's "can no longer update thresholds" lines already logged. */
   readonly #excessiveLogged = new Set<string>();
   #object: BpfObject | null = null;
+  /** Only neigh_create on the classic tracepoint reads gc_thresh3 from the config. */
+  #refreshConfig = true;
   #ticks = 0;
   #overrideLogged = false;
 
@@ -130,6 +135,10 @@ class NeighTableTuner {
   configure(obj: BpfObject): void {
     this.#object = obj;
     this.#writeConfig();
+  }
+
+  onAttached(_hooks: readonly string[], kinds: ReadonlyMap<string, AttachKind>): void {
+    this.#refreshConfig = kinds.get("neigh_create") === "tracepoint";
   }
 
   #writeConfig(): void {
@@ -220,7 +229,7 @@ class NeighTableTuner {
   }
 
   onTick(): void {
-    if (++this.#ticks % CONFIG_REFRESH_TICKS === 0) this.#writeConfig();
+    if (this.#refreshConfig && ++this.#ticks % CONFIG_REFRESH_TICKS === 0) this.#writeConfig();
     for (const [family, streak] of this.#streak) {
       if (!streak.active) continue;
       const fam = FAMILIES[family];

@@ -7,7 +7,7 @@
  */
 import type { LogFields } from "../log/logger.ts";
 import type { BpfObject } from "../libbpf/object.ts";
-import type { HookDecl } from "../kernel/hooks.ts";
+import type { AttachKind, HookDecl } from "../kernel/hooks.ts";
 import type { BpfpEvent } from "./event.ts";
 import type { ValueDomain } from "./domain.ts";
 import type { Decision, Proposal } from "./proposal.ts";
@@ -137,8 +137,11 @@ export interface TunerMetric {
 export interface TunerInstance {
   /** After load, before attach: fill the object's `config` map, seed state. */
   configure?(obj: BpfObject): void;
-  /** After attach: the hooks that did attach (a tuner may poll for the ones that did not). */
-  onAttached?(hooks: readonly string[]): void;
+  /**
+   * After attach: the hooks that did attach (a tuner may poll for the ones that did not), and
+   * each one's attach kind.
+   */
+  onAttached?(hooks: readonly string[], kinds: ReadonlyMap<string, AttachKind>): void;
   /** One decoded event from this tuner's BPF object. */
   onEvent?(ev: BpfpEvent): void;
   /** Called about once a second: polling work, decay of windows. */

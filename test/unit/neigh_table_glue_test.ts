@@ -10,6 +10,7 @@ import { parseStatTable, statGauge } from "../../src/kernel/proc/stat_table.ts";
 import { neighTableTuner, NT_KIND } from "../../src/tuners/neigh_table.ts";
 import { NEARLY_EMPTY_SUSTAIN_MS } from "../../src/tuners/neigh_table_rules.ts";
 import { FakeTunerContext, startTuner } from "../support/fake_context.ts";
+import type { BpfObject } from "../../src/libbpf/object.ts";
 
 const T = (f: string, i: number) => `net.${f}.neigh.default.gc_thresh${i}`;
 
@@ -104,4 +105,19 @@ Deno.test({
     for (let i = 0; i < 20; i++) f.t.onTick!();
     assert.deepEqual([1, 2, 3].map((i) => f.value(T("ipv4", i))), [16, 32, 64], "back at start");
   },
+});
+
+Deno.test("neigh_table glue: gc_thresh3 is copied into the config every 10 s only for the classic tracepoint", () => {
+  for (const kind of ["tp_btf", "tracepoint"] as const) {
+    const f = start(ipv4Only());
+    let updates = 0;
+    const obj = { map: () => ({ update: () => updates++ }) } as unknown as BpfObject;
+    f.t.configure!(obj);
+    f.t.onAttached!(["neigh_create"], new Map([["neigh_create", kind]]));
+    const before = updates;
+    const reads = f.ctx.visits.length;
+    for (let i = 0; i < 20; i++) f.t.onTick!();
+    assert.equal(updates - before, kind === "tracepoint" ? 2 : 0, kind);
+    if (kind === "tp_btf") assert.equal(f.ctx.visits.length, reads, "no sysctl read either");
+  }
 });
