@@ -255,10 +255,12 @@ class IpFragTuner {
     const failRate = counts ? failRatePercent(counts.fails, counts.reqds) : 0;
     const corr = this.#correlation.get(IP_FRAG_TUNER, netns, sysctl);
     corr.observe(high, failRate, now);
-    this.ctx.log.debug(
-      `${sysctl}: fragment memory ${memory} of ${high} in ${describeNetns(netns)}, ${refused} ` +
-        `fragments refused, reassembly failure rate ${failRate} %`,
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${sysctl}: fragment memory ${memory} of ${high} in ${describeNetns(netns)}, ${refused} ` +
+          `fragments refused, reassembly failure rate ${failRate} %`,
+      );
+    }
     const d = fragDecision({
       sysctl,
       high,

@@ -189,11 +189,13 @@ class NeighTableTuner {
     const dev = p.dev;
     const ifindex = Number(p.ifindex);
     const netns = netnsKey(ev.netns);
-    this.ctx.log.debug(
-      `${fam.table}: ${p.entries} entries, gc_thresh3 ${live[2]} (dev '${dev}', ` +
-        `${describeNetns(netns)}, pid ${ev.pid} ${ev.comm}, ${ev.count} hits` +
-        `${ev.flags & NT_FLAG_ALLOC_FAILED ? ", an entry was refused" : ""})`,
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${fam.table}: ${p.entries} entries, gc_thresh3 ${live[2]} (dev '${dev}', ` +
+          `${describeNetns(netns)}, pid ${ev.pid} ${ev.comm}, ${ev.count} hits` +
+          `${ev.flags & NT_FLAG_ALLOC_FAILED ? ", an entry was refused" : ""})`,
+      );
+    }
     const r = growDecisions({
       fam,
       live,

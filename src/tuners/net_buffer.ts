@@ -253,10 +253,12 @@ export class NetBufferTuner {
     const drops = this.#dropWindow.reduce((s, d) => s + d.count, 0);
     const maxBacklog = this.ctx.read(NB_SYSCTL.maxBacklog, GLOBAL_NETNS)?.[0];
     if (maxBacklog === undefined || drops < backlogDropThreshold(maxBacklog)) return;
-    this.ctx.log.debug(
-      `${drops} backlog drops in the last minute on CPUs ${cpus.join(",")} with ` +
-        `netdev_max_backlog ${maxBacklog}`,
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${drops} backlog drops in the last minute on CPUs ${cpus.join(",")} with ` +
+          `netdev_max_backlog ${maxBacklog}`,
+      );
+    }
     // Growth first: the drop window restarts only when the backlog really grew.
     if (this.ctx.apply([backlogDecision({ maxBacklog, drops, rate: this.#rate })], GLOBAL_NETNS)) {
       this.#dropWindow = [];
@@ -284,11 +286,13 @@ export class NetBufferTuner {
       this.#waitCorrelation.observe(budget, wait, now);
     }
     const waitCorrelates = this.#waitCorrelation.brakes(now);
-    this.ctx.log.debug(
-      `${squeezes} time squeezes${polled ? " (polled)" : ""} with netdev_budget ${budget}, ` +
-        `netdev_budget_usecs ${budgetUsecs}; scheduler wait ${wait?.toFixed(1) ?? "unknown"} %` +
-        (waitCorrelates ? ", rising with the budget" : ""),
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${squeezes} time squeezes${polled ? " (polled)" : ""} with netdev_budget ${budget}, ` +
+          `netdev_budget_usecs ${budgetUsecs}; scheduler wait ${wait?.toFixed(1) ?? "unknown"} %` +
+          (waitCorrelates ? ", rising with the budget" : ""),
+      );
+    }
     this.ctx.apply(
       budgetDecisions({
         budget,

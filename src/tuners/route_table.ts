@@ -96,10 +96,12 @@ class RouteTableTuner {
     const netns = netnsKey(ev.netns);
     const live = this.ctx.read(MAX_SIZE, netns);
     if (!live) return;
-    this.ctx.log.debug(
-      `${MAX_SIZE}: ${p.entries} dst entries, max_size ${p.max_size}, gc_thresh ` +
-        `${p.gc_thresh} (${ev.count} hits)`,
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${MAX_SIZE}: ${p.entries} dst entries, max_size ${p.max_size}, gc_thresh ` +
+          `${p.gc_thresh} (${ev.count} hits)`,
+      );
+    }
     const d = maxSizeDecision({
       live,
       entries: Number(p.entries),

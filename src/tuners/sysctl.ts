@@ -95,7 +95,9 @@ export const sysctlTuner: TunerDefinition = {
         if (noWriter && ctx.isOwnRecentWrite(sysctl, payload.value)) return;
         const tuners = ctx.managers(sysctl);
         if (tuners.length === 0) {
-          ctx.log.debug(`sysctl ${sysctl} written by pid ${ev.pid} (${ev.comm}); not managed`);
+          if (ctx.log.debugEnabled) {
+            ctx.log.debug(`sysctl ${sysctl} written by pid ${ev.pid} (${ev.comm}); not managed`);
+          }
           return;
         }
         const cmd = noWriter

@@ -233,9 +233,11 @@ class TcpBufferTuner {
       netns,
     );
     if (!live) {
-      this.ctx.log.debug(
-        `${sysctl}: event of ${describeNetns(netns)} dropped: cannot read it there`,
-      );
+      if (this.ctx.log.debugEnabled) {
+        this.ctx.log.debug(
+          `${sysctl}: event of ${describeNetns(netns)} dropped: cannot read it there`,
+        );
+      }
       return;
     }
     const now = this.ctx.now();
@@ -248,13 +250,15 @@ class TcpBufferTuner {
     const tcpMem = this.#tcpMem.get();
     const memory = this.#memoryState(false, tcpMem) ?? "normal";
     const locks = p.userlocks;
-    this.ctx.log.debug(
-      `${sysctl} in ${describeNetns(netns)}: socket buffer ${p.buf} near max ${p.limit}, ` +
-        `kernel wanted ${p.want || "?"}, ` +
-        `delivery rate needs ${p.used || "?"} per round trip ` +
-        `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)` +
-        (!rcv || p.limit === live[2] ? "" : `; the max is ${live[2]} now: nothing to decide`),
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `${sysctl} in ${describeNetns(netns)}: socket buffer ${p.buf} near max ${p.limit}, ` +
+          `kernel wanted ${p.want || "?"}, ` +
+          `delivery rate needs ${p.used || "?"} per round trip ` +
+          `(pid ${ev.pid} ${ev.comm}, srtt ${srtt} us, userlocks ${locks}, ${ev.count} hits)` +
+          (!rcv || p.limit === live[2] ? "" : `; the max is ${live[2]} now: nothing to decide`),
+      );
+    }
     const decision = bufferDecision({
       sysctl,
       live,

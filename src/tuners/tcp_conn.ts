@@ -334,10 +334,12 @@ class TcpConnTuner {
       dv.setUint32(0, alg, true);
       dv.setUint32(4, mask, true);
       paths.update(raw, v);
-      this.ctx.log.debug(
-        `tcp_conn: ${describePath(path)}: ${this.ctx.advise ? "would choose" : "choosing"} ` +
-          `${path.choice} after ${path.instances} connections`,
-      );
+      if (this.ctx.log.debugEnabled) {
+        this.ctx.log.debug(
+          `tcp_conn: ${describePath(path)}: ${this.ctx.advise ? "would choose" : "choosing"} ` +
+            `${path.choice} after ${path.instances} connections`,
+        );
+      }
     } catch (e) {
       this.ctx.log.warn(
         `tcp_conn: cannot record the choice for ${path.addr}: ${(e as Error).message}`,

@@ -82,11 +82,13 @@ export class SynBacklogWatch {
 
   /** The BPF hook saw a listener's SYN queue at what the kernel admits, `hits` times. */
   onQueueFull(netns: string, full: SynQueueFull, hits: number): void {
-    this.#ctx.log.debug(
-      `SYN queue of listener on port ${full.port} holds ${full.qlen} requests (backlog ` +
-        `${full.max_ack_backlog}, tcp_max_syn_backlog ${full.max_syn_backlog}, tcp_syncookies ` +
-        `${full.syncookies}, ${hits} hits)`,
-    );
+    if (this.#ctx.log.debugEnabled) {
+      this.#ctx.log.debug(
+        `SYN queue of listener on port ${full.port} holds ${full.qlen} requests (backlog ` +
+          `${full.max_ack_backlog}, tcp_max_syn_backlog ${full.max_syn_backlog}, tcp_syncookies ` +
+          `${full.syncookies}, ${hits} hits)`,
+      );
+    }
     this.#overflow(netns, hits, full.max_ack_backlog, this.#counters(netns));
   }
 

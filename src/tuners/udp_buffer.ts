@@ -190,10 +190,12 @@ class UdpBufferTuner {
     const netns = netnsKey(ev.netns);
     const rcvbuf = p.rcvbuf;
     const locks = p.userlocks;
-    this.ctx.log.debug(
-      `UDP receive queue full: sk_rcvbuf ${rcvbuf}, queued ${p.rmem_alloc} (pid ${ev.pid} ` +
-        `${ev.comm}, userlocks ${locks}, ${ev.count} drops)`,
-    );
+    if (this.ctx.log.debugEnabled) {
+      this.ctx.log.debug(
+        `UDP receive queue full: sk_rcvbuf ${rcvbuf}, queued ${p.rmem_alloc} (pid ${ev.pid} ` +
+          `${ev.comm}, userlocks ${locks}, ${ev.count} drops)`,
+      );
+    }
     const { state } = this.#memoryState(null, false);
     const decisions = rcvqFullDecisions({
       rmemMax,

@@ -38,6 +38,8 @@ export interface ScenarioDecl {
 
 /** A logger; `fields.event` names the record's kind (its journal MESSAGE_ID). */
 export interface LogLike {
+  /** Whether debug records go anywhere: a line built per event only when they do. */
+  readonly debugEnabled: boolean;
   error(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   notice(msg: string, fields?: LogFields): void;

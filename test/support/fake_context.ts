@@ -20,7 +20,14 @@ export function recordingLog(): { log: LogLike; lines: string[] } {
   const at = (level: string) => (m: string) => void lines.push(`${level} ${m}`);
   return {
     lines,
-    log: { error: at("E"), warn: at("W"), notice: at("N"), info: at("I"), debug: () => {} },
+    log: {
+      debugEnabled: false,
+      error: at("E"),
+      warn: at("W"),
+      notice: at("N"),
+      info: at("I"),
+      debug: () => {},
+    },
   };
 }
 
@@ -72,6 +79,7 @@ export class FakeTunerContext implements TunerContext {
   constructor(readonly tuner: string) {
     const at = (level: string) => (msg: string) => void this.lines.push({ level, msg });
     this.log = {
+      debugEnabled: true,
       error: at("error"),
       warn: at("warn"),
       notice: at("notice"),

@@ -239,7 +239,7 @@ Deno.test("a write refused because the namespace is gone: no change said, none j
     journal: t.journal,
     gate: new RateGate({ cooldownMs: 5000 }),
     io: t.io,
-    log: { error: keep, warn: keep, notice: keep, info: keep, debug: keep },
+    log: { debugEnabled: true, error: keep, warn: keep, notice: keep, info: keep, debug: keep },
     stats: t.stats,
     advise: false,
     now: () => now,

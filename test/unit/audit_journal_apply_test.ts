@@ -45,7 +45,14 @@ function memoryIO(initial: Record<string, number[]>) {
   return { io, values, writes };
 }
 
-const quiet = { error() {}, warn() {}, notice() {}, info() {}, debug() {} };
+const quiet = {
+  debugEnabled: false,
+  error() {},
+  warn() {},
+  notice() {},
+  info() {},
+  debug() {},
+};
 
 function withDir(body: (dir: string) => Promise<void>) {
   return async () => {

@@ -4,6 +4,7 @@ import { LostEventsReads, LostEventsReporter } from "../../src/daemon/lost_event
 Deno.test("lost events: reported at once, then at most once a period with the count since", () => {
   const lines: [string, Record<string, unknown> | undefined][] = [];
   const log = {
+    debugEnabled: false,
     error() {},
     warn: (m: string, f?: Record<string, unknown>) => lines.push([m, f]),
     notice() {},

@@ -8,7 +8,10 @@ import { recordDisable } from "../../src/daemon/control_overrides.ts";
 function logSink() {
   const lines: string[] = [];
   const put = (m: string) => lines.push(m);
-  return { lines, log: { error: put, warn: put, notice: put, info: put, debug: put } };
+  return {
+    lines,
+    log: { debugEnabled: true, error: put, warn: put, notice: put, info: put, debug: put },
+  };
 }
 
 function withJournal(fn: (j: Journal, dir: string) => void) {

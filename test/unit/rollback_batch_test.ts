@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { Journal } from "../../src/daemon/journal.ts";
 import { rollbackFromJournal } from "../../src/daemon/rollback.ts";
 
-const quiet = { info() {}, notice() {}, error() {}, warn() {}, debug() {} };
+const quiet = {
+  debugEnabled: false,
+  info() {},
+  notice() {},
+  error() {},
+  warn() {},
+  debug() {},
+};
 
 Deno.test("rollback forgets what it restored in one go; a failed write stays in the journal", () => {
   const dir = Deno.makeTempDirSync();
