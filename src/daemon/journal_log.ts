@@ -14,7 +14,7 @@
  *   - the log is only ever replaced by rename, so readers detect a new log by its inode.
  */
 
-import { errnoOf, type Libc, openLibc } from "../kernel/libc.ts";
+import { STATX_INO, STATX_MTIME, STATX_SIZE, statxOrErrno } from "../kernel/statx.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -27,9 +27,14 @@ export interface FileStamp {
 }
 
 export function stampOf(path: string): FileStamp | null {
-  const libc = openLibc();
-  const stamp = libc?.statx ? statxStamp(libc, path) : undefined;
-  if (stamp !== undefined) return stamp;
+  // statx(2), what the daemon runs every second: no FileInfo, and no exception for a file that is
+  // not there (a journal that recorded nothing yet); on another error Deno.statSync says what.
+  const r = statxOrErrno(path, true, STATX_INO | STATX_SIZE | STATX_MTIME);
+  if (typeof r === "object") {
+    const ms = Number(r.mtimeNs / 1_000_000n) + Number(r.mtimeNs % 1_000_000n) / 1e6;
+    return { ino: Number(r.ino), size: r.size, mtimeMs: ms };
+  }
+  if (r === ENOENT || r === ENOTDIR) return null;
   try {
     const s = Deno.statSync(path);
     return { ino: s.ino ?? 0, size: s.size, mtimeMs: s.mtime?.getTime() ?? 0 };
@@ -39,31 +44,7 @@ export function stampOf(path: string): FileStamp | null {
   }
 }
 
-const AT_FDCWD = -100, STATX_INO = 0x100, STATX_SIZE = 0x200, STATX_MTIME = 0x40;
 const ENOENT = 2, ENOTDIR = 20;
-/** struct statx (the same layout on every architecture), reused: one look at a time. */
-const statxBuf = new Uint8Array(256);
-const statxView = new DataView(statxBuf.buffer);
-
-/**
- * stampOf through statx(2), what the daemon runs every second: no FileInfo, and no exception for
- * a file that is not there (a journal that recorded nothing yet). undefined on another error:
- * Deno.statSync then says what it is.
- */
-function statxStamp(libc: Libc, path: string): FileStamp | null | undefined {
-  const want = STATX_INO | STATX_SIZE | STATX_MTIME;
-  if (libc.statx!(AT_FDCWD, encoder.encode(`${path}\0`), 0, want, statxBuf) !== 0) {
-    const errno = errnoOf(libc);
-    return errno === ENOENT || errno === ENOTDIR ? null : undefined;
-  }
-  const ms = Number(statxView.getBigInt64(112, true)) * 1000 +
-    statxView.getUint32(120, true) / 1e6;
-  return {
-    ino: Number(statxView.getBigUint64(32, true)),
-    size: Number(statxView.getBigUint64(40, true)),
-    mtimeMs: ms,
-  };
-}
 
 export function sameStamp(a: FileStamp | null, b: FileStamp | null): boolean {
   if (a === null || b === null) return a === b;

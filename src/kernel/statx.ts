@@ -3,11 +3,12 @@
  * few seconds): no Deno FileInfo built per call (~15 us each, ~5 through statx here), no exception
  * for a path that is not there. One look at a time: the result is read from a shared buffer.
  */
-import { type Libc, openLibc } from "./libc.ts";
+import { errnoOf, type Libc, openLibc } from "./libc.ts";
 
 const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
 export const STATX_TYPE = 0x1, STATX_MTIME = 0x40, STATX_INO = 0x100, STATX_SIZE = 0x200;
 const S_IFMT = 0o170000, S_IFLNK = 0o120000;
+const ENAMETOOLONG = 36;
 
 const buf = new Uint8Array(256);
 const view = new DataView(buf.buffer);
@@ -33,13 +34,23 @@ let libc: Libc | null | undefined;
  * the caller falls back to Deno's stat.
  */
 export function statx(path: string, follow: boolean, mask: number): StatxResult | null | undefined {
+  const r = statxOrErrno(path, follow, mask);
+  return typeof r === "number" ? null : r;
+}
+
+/** As statx, but a failed look gives its errno (ENOENT and the rest told apart). */
+export function statxOrErrno(
+  path: string,
+  follow: boolean,
+  mask: number,
+): StatxResult | number | undefined {
   libc ??= openLibc();
   if (!libc?.statx) return undefined;
   const { read, written } = encoder.encodeInto(path, pathBuf);
-  if (read < path.length || written >= pathBuf.length) return null;
+  if (read < path.length || written >= pathBuf.length) return ENAMETOOLONG;
   pathBuf[written] = 0;
   if (libc.statx(AT_FDCWD, pathBuf, follow ? 0 : AT_SYMLINK_NOFOLLOW, mask, buf) !== 0) {
-    return null;
+    return errnoOf(libc);
   }
   return {
     dev: view.getUint32(136, true) * 0x100000 + view.getUint32(140, true),
