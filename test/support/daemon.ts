@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
-import { cgroup2Root } from "../../src/kernel/cgroup.ts";
+import { ChildCgroup } from "./child_cgroup.ts";
 
 export const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
 export const LAUNCHER = join(ROOT, "scripts/bpfpilot");
@@ -220,34 +220,21 @@ export class TestNetns {
   }
 }
 
-/** A child cgroup of the cgroup v2 root, for cgroup programs and the processes they watch. */
-export class TestCgroup {
-  private constructor(readonly path: string) {}
-
+/** The test's child cgroup, `bpfp-test-<tag>-<pid>`: cgroup programs and what they watch. */
+export class TestCgroup extends ChildCgroup {
   static create(tag: string): TestCgroup {
-    const root = cgroup2Root();
-    if (!root) throw new Error("no cgroup v2 hierarchy");
-    const path = `${root}/bpfp-test-${tag}-${Deno.pid}`;
-    Deno.mkdirSync(path, { recursive: true });
-    return new TestCgroup(path);
+    return new TestCgroup(`bpfp-test-${tag}-${Deno.pid}`);
   }
 
   /** Runs a shell command inside this cgroup (the shell moves itself in, then execs). */
   run(command: string): string {
-    return execFileSync("sh", ["-c", `echo $$ > ${this.path}/cgroup.procs && exec ${command}`], {
-      encoding: "utf8",
-    });
+    const [sh, ...args] = this.wrapShell(command);
+    return execFileSync(sh, args, { encoding: "utf8" });
   }
 
+  /** Removes it, retrying for 5 s while members exit (left behind, silently, if still busy). */
   remove(): void {
-    for (let i = 0; i < 50; i++) {
-      try {
-        Deno.removeSync(this.path);
-        return;
-      } catch {
-        execFileSync("sleep", ["0.1"]); // members still exiting
-      }
-    }
+    this.removeSync();
   }
 }
 
