@@ -1162,6 +1162,15 @@ export class Journal {
     return structuredClone(this.#state.entries);
   }
 
+  /**
+   * Which (namespace, sysctl) pairs changedEntries() has, without copying the entries: for a
+   * caller that needs only the keys (a metrics scrape's filter, the namespaces queries show).
+   */
+  changedKeys(): { netns: string; sysctl: string }[] {
+    this.refresh();
+    return this.#state.entries.map((e) => ({ netns: e.netns, sysctl: e.sysctl }));
+  }
+
   entry(netns: string, sysctl: string): JournalEntry | undefined {
     this.refresh();
     const found = this.#find(this.#state, netns, canonicalSysctlName(sysctl));

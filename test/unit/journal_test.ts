@@ -143,6 +143,25 @@ Deno.test(
 );
 
 Deno.test(
+  "changedKeys: the pairs changedEntries has, another handle's too, and never the live entries",
+  withTwoHandles((daemon, cli) => {
+    const keys = (j: Journal) => j.changedKeys().map((k) => `${k.netns} ${k.sysctl}`).sort();
+    const fromEntries = (j: Journal) =>
+      j.changedEntries().map((e) => `${e.netns} ${e.sysctl}`).sort();
+    assert.deepEqual(keys(cli), []);
+    daemon.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    daemon.recordOriginal("4026531840", "net/ipv4/tcp_wmem", "tcp_buffer", [7, 8, 9]);
+    assert.deepEqual(keys(cli), ["4026531840 net.ipv4.tcp_wmem", `global ${RMEM}`]);
+    assert.deepEqual(keys(cli), fromEntries(cli));
+    // A caller scribbling on what it got changes nothing in the journal.
+    for (const k of daemon.changedKeys()) k.sysctl = "net.core.rmem_max";
+    assert.deepEqual(keys(daemon), fromEntries(cli));
+    cli.forget("global", RMEM);
+    assert.deepEqual(keys(daemon), ["4026531840 net.ipv4.tcp_wmem"], "follows the other's forget");
+  }),
+);
+
+Deno.test(
   "overrides: upsert, lookup, clear by tuner or sysctl; they survive restarts and rollback",
   withDir((dir) => {
     const j = Journal.open(dir);
