@@ -22,6 +22,15 @@ export function watchedHostSysctls(): string[] {
   return [...new Set([...names, ...ALSO_WATCHED])];
 }
 
+/**
+ * The host-wide tunables (scope "global"): a daemon confined with --netns still tunes those, as
+ * documented, so a test that runs every tuner puts them back itself.
+ */
+export function hostWideSysctls(): string[] {
+  const names = TUNERS.flatMap((t) => t.tunables.filter((d) => d.scope === "global"));
+  return [...new Set(names.map((d) => d.sysctl))];
+}
+
 /** name -> the host's value as text (fields joined by one space); absent sysctls are left out. */
 export type HostSysctlSnapshot = Map<string, string>;
 
