@@ -920,7 +920,7 @@ Deno.test("query --netns: sent only when given, checked on both ends; a note und
     );
     const help = await runCli(["--help"]);
     assert.match(help.stdout, /--netns <which>/);
-    assert.match(help.stdout, /Namespaces \(--netns, for tunables and status/);
+    assert.match(help.stdout, /Namespaces \(--netns <which>, for tunables and status/);
     assert.match(help.stdout, /\n\s+all\s+every tunable of every namespace bpfpilot knows/);
   });
 });

@@ -14,9 +14,7 @@ import {
   stillLoaded,
   TestCgroup,
   TestNetns,
-  withHostSysctls,
 } from "../support/daemon.ts";
-import { hostWideSysctls } from "../support/host_sysctls.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { socketBufferCeiling } from "../../src/tuners/tcp_buffer_limits.ts";
 
@@ -36,15 +34,12 @@ async function withDaemon(
   setup: (ns: TestNetns) => void,
   body: (r: Run) => Promise<void>,
 ) {
-  // Every tuner runs: net_buffer may grow host-wide netdev_budget under the veth's iperf3 (as
-  // --netns documents, host-wide sysctls are still tuned), so those are put back afterwards.
-  await withHostSysctls(hostWideSysctls(), () =>
-    withSandbox(tag, async (sb) => {
-      setup(sb.ns);
-      const daemon = sb.start(extraArgs);
-      await daemon.waitFor(STARTED);
-      await body({ ns: sb.ns, daemon, state: sb.state, cg: sb.cg });
-    }));
+  await withSandbox(tag, async (sb) => {
+    setup(sb.ns);
+    const daemon = sb.start(extraArgs);
+    await daemon.waitFor(STARTED);
+    await body({ ns: sb.ns, daemon, state: sb.state, cg: sb.cg });
+  });
 }
 
 function hostSysctl(name: string): string {

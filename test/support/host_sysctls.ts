@@ -23,8 +23,8 @@ export function watchedHostSysctls(): string[] {
 }
 
 /**
- * The host-wide tunables (scope "global"): a daemon confined with --netns still tunes those, as
- * documented, so a test that runs every tuner puts them back itself.
+ * The host-wide tunables (scope "global"): a daemon confined with --netns still tunes those (as
+ * documented; net_buffer grows netdev_budget when the veth's NAPI polls run out of budget).
  */
 export function hostWideSysctls(): string[] {
   const names = TUNERS.flatMap((t) => t.tunables.filter((d) => d.scope === "global"));
@@ -82,4 +82,15 @@ export function putBack(changes: readonly HostSysctlChange[]): string[] {
 
 export function describeChanges(changes: readonly HostSysctlChange[]): string {
   return changes.map((c) => `${c.name} '${c.was}' -> '${c.now ?? "(unreadable)"}'`).join(", ");
+}
+
+/**
+ * Snapshots the host-wide tunables now; the returned function puts back any a test's confined
+ * daemon changed since (the test environments call it once their daemons are gone).
+ */
+export function hostWideRestorer(): () => void {
+  const snap = snapshotHostSysctls(hostWideSysctls());
+  return () => {
+    putBack(changedSince(snap));
+  };
 }

@@ -1,9 +1,11 @@
 /**
  * The one integration sandbox: a network namespace, a child cgroup and a state directory of the
  * test's own, and daemons started in them (isolated: `--netns`, `-c`, `--state-dir`). Whatever
- * the body does, every daemon is killed and the namespace, cgroup and directory are removed.
+ * the body does, every daemon is killed and the namespace, cgroup and directory are removed; the
+ * host-wide tunables its daemons changed (--netns still tunes those) are put back.
  */
 import { DaemonProcess, isolatedRunArgs, tempStateDir, TestCgroup, TestNetns } from "./daemon.ts";
+import { hostWideRestorer } from "./host_sysctls.ts";
 
 export interface Sandbox {
   ns: TestNetns;
@@ -19,6 +21,7 @@ export interface Sandbox {
 }
 
 export async function withSandbox(tag: string, body: (sb: Sandbox) => Promise<void>) {
+  const restoreHostWide = hostWideRestorer();
   const ns = TestNetns.create(tag);
   const cg = TestCgroup.create(tag);
   const state = tempStateDir();
@@ -42,5 +45,6 @@ export async function withSandbox(tag: string, body: (sb: Sandbox) => Promise<vo
     ns.delete();
     cg.remove();
     state.remove();
+    restoreHostWide();
   }
 }
