@@ -490,7 +490,7 @@ export class DaemonControlProvider implements ControlProvider {
     if (this.d.opts.onlyNetns) keys.add(this.d.opts.onlyNetns);
     for (const c of this.d.stats.changes.values()) keys.add(c.netns);
     for (const s of this.d.stats.scenarios.values()) keys.add(s.netns);
-    for (const e of this.d.journal.changedKeys()) keys.add(e.netns);
+    for (const netns of this.d.journal.changedKeys().namespaces()) keys.add(netns);
     for (const o of this.d.journal.overrides()) keys.add(o.netns);
     keys.delete(ANY_NETNS); // "every namespace" is a scope of overrides, not a namespace
     return [...keys];
@@ -510,14 +510,11 @@ export class DaemonControlProvider implements ControlProvider {
 
   /** The host's every pair; elsewhere those bpfpilot changed since start or holds in its journal. */
   #changedShows(): (netns: string, sysctl: string) => boolean {
-    // stats.changes is keyed "netns\0sysctl" already; only the journal's entries need a set.
+    // stats.changes is keyed "netns\0sysctl"; the journal answers from its own index.
     const changes = this.d.stats.changes;
-    const owned = new Set(this.d.journal.changedKeys().map((e) => `${e.netns}\0${e.sysctl}`));
-    return (netns, sysctl) => {
-      if (netns === GLOBAL_NETNS) return true;
-      const key = `${netns}\0${sysctl}`;
-      return changes.has(key) || owned.has(key);
-    };
+    const owned = this.d.journal.changedKeys();
+    return (netns, sysctl) =>
+      netns === GLOBAL_NETNS || changes.has(`${netns}\0${sysctl}`) || owned.has(netns, sysctl);
   }
 
   /**

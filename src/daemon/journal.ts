@@ -173,6 +173,14 @@ export interface RollbackPlan {
 }
 
 /** Reads a live value; null (or a throw) when it cannot be read now. */
+/** A read-only view of the journal's (namespace, sysctl) pairs (Journal.changedKeys). */
+export interface ChangedKeys {
+  /** Whether the journal has an entry for `sysctl` in `netns`. */
+  has(netns: string, sysctl: string): boolean;
+  /** The namespaces with at least one entry. */
+  namespaces(): Set<string>;
+}
+
 export type ReadLive = (netns: string, sysctl: string) => SysctlValue | null;
 
 export interface JournalOptions {
@@ -1163,12 +1171,17 @@ export class Journal {
   }
 
   /**
-   * Which (namespace, sysctl) pairs changedEntries() has, without copying the entries: for a
-   * caller that needs only the keys (a metrics scrape's filter, the namespaces queries show).
+   * Which (namespace, sysctl) pairs changedEntries() has, answered from the journal's own index
+   * of its entries (keyed by the pair) instead of a copy: for a caller that tests many pairs (a
+   * metrics scrape's filter, the rows a status shows). Caught up with the files once, here; the
+   * view then follows this handle's memory (not the files) until asked for again.
    */
-  changedKeys(): { netns: string; sysctl: string }[] {
+  changedKeys(): ChangedKeys {
     this.refresh();
-    return this.#state.entries.map((e) => ({ netns: e.netns, sysctl: e.sysctl }));
+    return {
+      has: (netns, sysctl) => this.#entryJson.has(entryKey(netns, canonicalSysctlName(sysctl))),
+      namespaces: () => new Set(this.#state.entries.map((e) => e.netns)),
+    };
   }
 
   entry(netns: string, sysctl: string): JournalEntry | undefined {

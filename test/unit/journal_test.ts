@@ -143,21 +143,36 @@ Deno.test(
 );
 
 Deno.test(
-  "changedKeys: the pairs changedEntries has, another handle's too, and never the live entries",
+  "changedKeys: the pairs changedEntries has, another handle's too, read from the journal's index",
   withTwoHandles((daemon, cli) => {
-    const keys = (j: Journal) => j.changedKeys().map((k) => `${k.netns} ${k.sysctl}`).sort();
     const fromEntries = (j: Journal) =>
       j.changedEntries().map((e) => `${e.netns} ${e.sysctl}`).sort();
-    assert.deepEqual(keys(cli), []);
+    const pairs = [["global", RMEM], ["global", WMEM], ["4026531840", WMEM], ["4026531840", RMEM]];
+    const has = (j: Journal) => {
+      const keys = j.changedKeys();
+      return pairs.filter(([n, s]) => keys.has(n, s)).map(([n, s]) => `${n} ${s}`).sort();
+    };
+    assert.deepEqual(has(cli), []);
+    assert.deepEqual([...cli.changedKeys().namespaces()], []);
     daemon.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
     daemon.recordOriginal("4026531840", "net/ipv4/tcp_wmem", "tcp_buffer", [7, 8, 9]);
-    assert.deepEqual(keys(cli), ["4026531840 net.ipv4.tcp_wmem", `global ${RMEM}`]);
-    assert.deepEqual(keys(cli), fromEntries(cli));
-    // A caller scribbling on what it got changes nothing in the journal.
-    for (const k of daemon.changedKeys()) k.sysctl = "net.core.rmem_max";
-    assert.deepEqual(keys(daemon), fromEntries(cli));
+    assert.deepEqual(has(cli), ["4026531840 net.ipv4.tcp_wmem", `global ${RMEM}`]);
+    assert.deepEqual(has(cli), fromEntries(cli));
+    assert.deepEqual([...cli.changedKeys().namespaces()].sort(), ["4026531840", "global"]);
+    assert.equal(cli.changedKeys().has("4026531840", "net/ipv4/tcp_wmem"), true, "any spelling");
+    // A caller scribbling on the namespaces it got changes nothing in the journal.
+    daemon.changedKeys().namespaces().add("4026532000");
+    assert.deepEqual([...daemon.changedKeys().namespaces()].sort(), ["4026531840", "global"]);
     cli.forget("global", RMEM);
-    assert.deepEqual(keys(daemon), ["4026531840 net.ipv4.tcp_wmem"], "follows the other's forget");
+    assert.deepEqual(has(daemon), ["4026531840 net.ipv4.tcp_wmem"], "follows the other's forget");
+    assert.deepEqual([...daemon.changedKeys().namespaces()], ["4026531840"]);
+    // A view follows its own handle's changes, and a recordNotWritten that drops the entry.
+    const view = daemon.changedKeys();
+    daemon.recordOriginal("global", WMEM, "tcp_buffer", [4, 5, 6], [4, 5, 7]);
+    assert.equal(view.has("global", WMEM), true);
+    daemon.recordNotWritten("global", WMEM);
+    assert.equal(view.has("global", WMEM), false);
+    assert.deepEqual(has(daemon), fromEntries(daemon));
   }),
 );
 
