@@ -146,8 +146,8 @@ export class DaemonControlProvider implements ControlProvider {
 
   tunables(netns?: string): TunableInfo[] {
     return guarded(() => {
-      const overrides = this.d.journal.overrides();
-      return this.#queryRows(netns).map((r) => {
+      const overrides = this.d.journal.overrides(); // one copy for the whole answer
+      return this.#queryRows(netns, overrides).map((r) => {
         const off = overrides.some((o) => o.sysctl === r.decl.sysctl && isControlDisable(o));
         const admin = overrides.some((o) =>
           o.sysctl === r.decl.sysctl && o.netns === r.netns && !isControlDisable(o)
@@ -189,7 +189,7 @@ export class DaemonControlProvider implements ControlProvider {
 
   status(netns?: string): TunableStatus[] {
     return guarded(() =>
-      this.#queryRows(netns).map((r) => ({
+      this.#queryRows(netns, this.d.journal.overrides()).map((r) => ({
         tuner: r.tuner,
         name: r.decl.sysctl,
         values: r.live,
@@ -331,7 +331,9 @@ export class DaemonControlProvider implements ControlProvider {
 
   async metrics(): Promise<MetricsSnapshot> {
     const { stats } = this.d;
-    const tunables = guarded(() => this.#rows(this.#metricsShows())).map((r) => ({
+    const tunables = guarded(() =>
+      this.#rows(this.#metricsShows(), this.#namespaces(this.d.journal.overrides()))
+    ).map((r) => ({
       sysctl: r.decl.sysctl,
       netns: netnsDisplayName(r.netns),
       values: r.live,
@@ -412,7 +414,7 @@ export class DaemonControlProvider implements ControlProvider {
    * value may be back where it was, and the same change must be possible again.
    */
   #forget(sysctls: string[]): void {
-    for (const netns of this.#namespaces()) {
+    for (const netns of this.#namespaces(this.d.journal.overrides())) {
       for (const sysctl of sysctls) this.d.gate.forget(netns, sysctl);
     }
   }
@@ -484,14 +486,17 @@ export class DaemonControlProvider implements ControlProvider {
     return { state: this.d.opts.advise ? "advise" : "active", reason: notes.join("; ") };
   }
 
-  /** Namespaces worth showing: the daemon's own, its --netns, and any it changed or saw. */
-  #namespaces(): string[] {
+  /**
+   * Namespaces worth showing: the daemon's own, its --netns, and any it changed or saw, or has
+   * `overrides` (the journal's, read once by the request) in.
+   */
+  #namespaces(overrides: readonly OverrideRecord[]): string[] {
     const keys = new Set<string>([GLOBAL_NETNS]);
     if (this.d.opts.onlyNetns) keys.add(this.d.opts.onlyNetns);
     for (const c of this.d.stats.changes.values()) keys.add(c.netns);
     for (const s of this.d.stats.scenarios.values()) keys.add(s.netns);
     for (const netns of this.d.journal.changedKeys().namespaces()) keys.add(netns);
-    for (const o of this.d.journal.overrides()) keys.add(o.netns);
+    for (const o of overrides) keys.add(o.netns);
     keys.delete(ANY_NETNS); // "every namespace" is a scope of overrides, not a namespace
     return [...keys];
   }
@@ -524,22 +529,22 @@ export class DaemonControlProvider implements ControlProvider {
    * answer grows with what bpfpilot did there, not with the containers (every tunable of 1,000
    * namespaces took a second to read). `all`: every namespace the daemon knows, in full.
    */
-  #queryRows(selector: string | undefined): Row[] {
+  #queryRows(selector: string | undefined, overrides: readonly OverrideRecord[]): Row[] {
     const scope = selector ?? DEFAULT_NETNS_SCOPE;
-    if (scope === "all") return this.#rows();
+    if (scope === "all") return this.#rows(null, this.#namespaces(overrides));
     if (scope === "changed") {
       const changed = this.#changedShows();
       const admin = new Set(
-        this.d.journal.overrides().filter((o) => o.netns !== ANY_NETNS).map((o) =>
-          `${o.netns}\0${o.sysctl}`
-        ),
+        overrides.filter((o) => o.netns !== ANY_NETNS).map((o) => `${o.netns}\0${o.sysctl}`),
       );
       const whole = this.d.opts.onlyNetns ?? null;
-      return this.#rows((netns, sysctl) =>
-        netns === whole || changed(netns, sysctl) || admin.has(`${netns}\0${sysctl}`)
+      return this.#rows(
+        (netns, sysctl) =>
+          netns === whole || changed(netns, sysctl) || admin.has(`${netns}\0${sysctl}`),
+        this.#namespaces(overrides),
       );
     }
-    const key = this.#netnsNamed(scope);
+    const key = this.#netnsNamed(scope, overrides);
     return this.#rows((netns) => netns === key, [key]);
   }
 
@@ -547,9 +552,9 @@ export class DaemonControlProvider implements ControlProvider {
    * The key of the namespace `selector` names: `global`, a name as answers show it (one the
    * daemon knows first, then any its registry found), `ns:<inode>` or a bare inode number.
    */
-  #netnsNamed(selector: string): string {
+  #netnsNamed(selector: string, overrides: readonly OverrideRecord[]): string {
     if (selector === "global") return GLOBAL_NETNS;
-    const known = this.#namespaces();
+    const known = this.#namespaces(overrides);
     const named = known.find((k) => k !== GLOBAL_NETNS && netnsDisplayName(k) === selector);
     if (named !== undefined) return named;
     const registry = netnsRegistry();
@@ -567,13 +572,13 @@ export class DaemonControlProvider implements ControlProvider {
   }
 
   /**
-   * Every tunable of every known tuner, per namespace it applies to (`namespaces`, by default
-   * every one the daemon knows), with its live value; with `shown`, only the pairs it keeps (the
-   * others are never read).
+   * Every tunable of every known tuner, per namespace it applies to (of `namespaces`: for a whole
+   * answer #namespaces'), with its live value; with `shown`, only the pairs it keeps (the others
+   * are never read).
    */
   #rows(
-    shown: ((netns: string, sysctl: string) => boolean) | null = null,
-    namespaces = this.#namespaces(),
+    shown: ((netns: string, sysctl: string) => boolean) | null,
+    namespaces: readonly string[],
   ): Row[] {
     const wanted = this.d.definitions.flatMap((def) =>
       def.tunables.flatMap((decl) =>

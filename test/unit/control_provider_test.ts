@@ -252,6 +252,33 @@ Deno.test(
 );
 
 Deno.test(
+  "provider tunables/status/metrics: the journal's overrides copied once per request, any scope",
+  withProvider({}, async ({ provider, journal }) => {
+    journal.recordOriginal(NS, RMEM, "tcp_buffer", [4096, 16384, 65536]);
+    journal.markOverride({ netns: NS, sysctl: RMEM, tuner: "tcp_buffer", pid: 7, comm: "sysctl" });
+    const overrides = journal.overrides.bind(journal);
+    let copies = 0;
+    journal.overrides = () => (copies++, overrides());
+    const once = async (what: string, request: () => unknown) => {
+      copies = 0;
+      const rows = await request();
+      assert.ok(Array.isArray(rows) ? rows.length > 0 : rows, `${what} answers`);
+      assert.equal(copies, 1, `${what}: one copy of the overrides`);
+    };
+    for (const scope of [undefined, "changed", "all", NS, "global"]) {
+      await once(`tunables(${scope})`, () => provider.tunables(scope));
+      await once(`status(${scope})`, () => provider.status(scope));
+    }
+    await once("metrics", () => provider.metrics());
+    // What the one copy decides is what separate copies did: the override shows in NS's row.
+    assert.deepEqual(
+      provider.tunables().filter((t) => t.netns === NS).map((t) => [t.name, t.overridden]),
+      [[RMEM, true]],
+    );
+  }),
+);
+
+Deno.test(
   "provider tunables: with --netns only that namespace and host-wide sysctls are managed",
   withProvider({ onlyNetns: NS }, ({ provider }) => {
     const managed = provider.tunables().filter((t) => t.managed).map((t) =>
