@@ -386,6 +386,7 @@ const realFs: NetnsFs = {
     }
   },
   stat(path, follow) {
+    // statx's dev is encoded as Deno's stat gives it: the two may answer looks of one scan.
     const st = statx(path, follow, STATX_TYPE | STATX_INO);
     if (st !== undefined) return st && !st.isSymlink ? { dev: st.dev, ino: st.ino } : null;
     try {

@@ -17,7 +17,10 @@ const pathBuf = new Uint8Array(4097);
 const encoder = new TextEncoder();
 
 export interface StatxResult {
-  /** st_dev as major << 20 | minor (the kernel's own dev_t: 12 and 20 bits). */
+  /**
+   * st_dev encoded as stat(2) gives it (makedev: Deno.statSync's `dev`, glibc's fstat), so a
+   * device from here and one from a fallback to Deno's stat compare equal.
+   */
   dev: number;
   ino: bigint;
   isSymlink: boolean;
@@ -27,6 +30,16 @@ export interface StatxResult {
 }
 
 let libc: Libc | null | undefined;
+
+/**
+ * glibc's makedev (the kernel's new_encode_dev for stat(2)): minor's low 8 bits, major's 12, then
+ * minor's other 12 (Linux's are 20 bits, its majors 12; glibc's 64-bit form puts more of a major
+ * above bit 44). statx gives them apart. Arithmetic: bit operators would be 32-bit signed.
+ */
+export function makedev(major: number, minor: number): number {
+  return (minor % 0x100) + (major % 0x1000) * 0x100 + Math.floor(minor / 0x100) * 0x100000 +
+    Math.floor(major / 0x1000) * 2 ** 44;
+}
 
 /**
  * The file at `path` (the last component not followed unless `follow`), null when it cannot be
@@ -53,7 +66,7 @@ export function statxOrErrno(
     return errnoOf(libc);
   }
   return {
-    dev: view.getUint32(136, true) * 0x100000 + view.getUint32(140, true),
+    dev: makedev(view.getUint32(136, true), view.getUint32(140, true)),
     ino: view.getBigUint64(32, true),
     isSymlink: (view.getUint16(28, true) & S_IFMT) === S_IFLNK,
     size: Number(view.getBigUint64(40, true)),
