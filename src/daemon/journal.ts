@@ -172,7 +172,6 @@ export interface RollbackPlan {
   skipped: RollbackSkip[];
 }
 
-/** Reads a live value; null (or a throw) when it cannot be read now. */
 /** A read-only view of the journal's (namespace, sysctl) pairs (Journal.changedKeys). */
 export interface ChangedKeys {
   /** Whether the journal has an entry for `sysctl` in `netns`. */
@@ -181,6 +180,7 @@ export interface ChangedKeys {
   namespaces(): Set<string>;
 }
 
+/** Reads a live value; null (or a throw) when it cannot be read now. */
 export type ReadLive = (netns: string, sysctl: string) => SysctlValue | null;
 
 export interface JournalOptions {
