@@ -12,14 +12,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { IS_ROOT } from "../support/kernel.ts";
-import {
-  DaemonProcess,
-  LAUNCHER,
-  ROOT,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
-} from "../support/daemon.ts";
+import { LAUNCHER, ROOT, type TestNetns } from "../support/daemon.ts";
+import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import type { AuditReport } from "../../src/audit/report.ts";
 import { daemonAdviseRunner } from "../../src/audit/daemon_runner.ts";
@@ -100,26 +94,23 @@ function traffic(ns: TestNetns, port: number) {
 }
 
 /**
- * A namespace with traffic, and a child cgroup for the window's connection tuners (`--cgroup`:
- * never the root cgroup).
+ * A sandbox whose namespace has traffic, and its child cgroup for the window's connection tuners
+ * (`--cgroup`: never the root cgroup).
  */
-async function withTrafficNetns(
+function withTrafficNetns(
   tag: string,
   port: number,
-  body: (ns: TestNetns, cgroup: string[]) => Promise<void>,
+  body: (sb: Sandbox, cgroup: string[]) => Promise<void>,
 ) {
-  const ns = TestNetns.create(tag);
-  const cg = TestCgroup.create(tag);
-  let load: ReturnType<typeof traffic> | null = null;
-  try {
-    ns.setSysctl(RMEM, LOW);
-    load = traffic(ns, port);
-    await body(ns, ["--cgroup", cg.path]);
-  } finally {
-    await load?.stop();
-    ns.delete();
-    cg.remove();
-  }
+  return withSandbox(tag, async (sb) => {
+    sb.ns.setSysctl(RMEM, LOW);
+    const load = traffic(sb.ns, port);
+    try {
+      await body(sb, ["--cgroup", sb.cg.path]);
+    } finally {
+      await load.stop();
+    }
+  });
 }
 
 /** The advise runner's temporary state directories that exist now. */
@@ -143,7 +134,7 @@ Deno.test({
     const hostBefore = hostSnapshot();
     const dir = mkdtempSync(join(tmpdir(), "bpfp-audit-it-"));
     try {
-      await withTrafficNetns("aud", 5311, async (ns, cgroup) => {
+      await withTrafficNetns("aud", 5311, async ({ ns }, cgroup) => {
         const wmemBefore = ns.sysctl("net.ipv4.tcp_wmem");
         const prom = join(dir, "bpfpilot_audit.prom");
         const window = ["audit", "--duration", "4", "--netns", ns.name, ...cgroup];
@@ -220,8 +211,9 @@ Deno.test({
 
         assert.deepEqual(ns.sysctl(RMEM), LOW, "the audit changed nothing in the namespace");
         assert.deepEqual(ns.sysctl("net.ipv4.tcp_wmem"), wmemBefore);
+        // Before the sandbox puts host-wide values back: the audit itself changed none.
+        assert.deepEqual(hostSnapshot(), hostBefore, "the audit changed nothing on the host");
       });
-      assert.deepEqual(hostSnapshot(), hostBefore, "the audit changed nothing on the host");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -234,94 +226,78 @@ Deno.test({
   ignore: !IS_ROOT,
   async fn() {
     const hostBefore = hostSnapshot();
-    const state = tempStateDir();
-    try {
-      await withTrafficNetns("apl", 5312, async (ns, cgroup) => {
-        const wmemBefore = ns.sysctl("net.ipv4.tcp_wmem");
-        const r = await bpfpilot([
-          "audit",
-          "--duration",
-          "4",
-          "--netns",
-          ns.name,
-          ...cgroup,
-          "--apply",
-          "--state-dir",
-          state.dir,
-          "--json",
-        ]);
-        const report = JSON.parse(r.stdout) as AuditReport;
-        const f = rmemFinding(report, ns.name);
-        const applied = report.applied!;
-        const mine = applied.find((a) => a.id === f.id && a.netns === ns.name)!;
-        assert.equal(mine.applied, true, mine.message);
-        assert.match(mine.message, new RegExp(`'bpfpilot rollback --state-dir ${state.dir}'`));
-        // Findings about the host (static checks) are never applied with --netns.
-        for (const a of applied.filter((a) => a.netns !== ns.name)) {
-          assert.equal(a.applied, false);
-          assert.match(a.message, /outside the namespace given with --netns/);
-        }
-        const expected = applied.every((a) => a.applied) ? 0 : 2;
-        assert.equal(r.code, expected, r.stderr);
-        assert.equal(report.exitCode, expected);
-        assert.deepEqual(ns.sysctl(RMEM), f.recommended, "applied in the namespace");
-        // The record carries the namespace's cookie, as the daemon's records do.
-        const key = findingNetnsKey(ns.name)!;
-        const cookie = netnsCookieOf(key);
-        assert.notEqual(cookie, null, "this kernel has SO_NETNS_COOKIE (5.14+)");
-        const saved = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`));
-        const record = saved.entries.find((e: { netns: string; sysctl: string }) =>
-          e.netns === key && e.sysctl === RMEM
-        );
-        assert.equal(record?.netnsCookie, String(cookie));
+    await withTrafficNetns("apl", 5312, async ({ ns, state }, cgroup) => {
+      const wmemBefore = ns.sysctl("net.ipv4.tcp_wmem");
+      const r = await bpfpilot([
+        "audit",
+        "--duration",
+        "4",
+        "--netns",
+        ns.name,
+        ...cgroup,
+        "--apply",
+        "--state-dir",
+        state,
+        "--json",
+      ]);
+      const report = JSON.parse(r.stdout) as AuditReport;
+      const f = rmemFinding(report, ns.name);
+      const applied = report.applied!;
+      const mine = applied.find((a) => a.id === f.id && a.netns === ns.name)!;
+      assert.equal(mine.applied, true, mine.message);
+      assert.match(mine.message, new RegExp(`'bpfpilot rollback --state-dir ${state}'`));
+      // Findings about the host (static checks) are never applied with --netns.
+      for (const a of applied.filter((a) => a.netns !== ns.name)) {
+        assert.equal(a.applied, false);
+        assert.match(a.message, /outside the namespace given with --netns/);
+      }
+      const expected = applied.every((a) => a.applied) ? 0 : 2;
+      assert.equal(r.code, expected, r.stderr);
+      assert.equal(report.exitCode, expected);
+      assert.deepEqual(ns.sysctl(RMEM), f.recommended, "applied in the namespace");
+      // The record carries the namespace's cookie, as the daemon's records do.
+      const key = findingNetnsKey(ns.name)!;
+      const cookie = netnsCookieOf(key);
+      assert.notEqual(cookie, null, "this kernel has SO_NETNS_COOKIE (5.14+)");
+      const saved = JSON.parse(Deno.readTextFileSync(`${state}/state.json`));
+      const record = saved.entries.find((e: { netns: string; sysctl: string }) =>
+        e.netns === key && e.sysctl === RMEM
+      );
+      assert.equal(record?.netnsCookie, String(cookie));
 
-        const dry = await bpfpilot(["rollback", "--dry-run", "--state-dir", state.dir]);
-        assert.equal(dry.code, 0, dry.stderr);
-        assert.match(dry.stdout, new RegExp(`sysctl -w ${RMEM}="${LOW.join(" ")}"`));
-        const undo = await bpfpilot(["rollback", "--state-dir", state.dir]);
-        assert.equal(undo.code, 0, undo.stderr);
-        assert.match(undo.stdout, /restored [12] value\(s\)/);
-        assert.deepEqual(ns.sysctl(RMEM), LOW, "rolled back");
-        assert.deepEqual(ns.sysctl("net.ipv4.tcp_wmem"), wmemBefore);
-        const journal = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`));
-        assert.deepEqual(journal.entries, []);
-      });
+      const dry = await bpfpilot(["rollback", "--dry-run", "--state-dir", state]);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, new RegExp(`sysctl -w ${RMEM}="${LOW.join(" ")}"`));
+      const undo = await bpfpilot(["rollback", "--state-dir", state]);
+      assert.equal(undo.code, 0, undo.stderr);
+      assert.match(undo.stdout, /restored [12] value\(s\)/);
+      assert.deepEqual(ns.sysctl(RMEM), LOW, "rolled back");
+      assert.deepEqual(ns.sysctl("net.ipv4.tcp_wmem"), wmemBefore);
+      const journal = JSON.parse(Deno.readTextFileSync(`${state}/state.json`));
+      assert.deepEqual(journal.entries, []);
       assert.deepEqual(hostSnapshot(), hostBefore);
-    } finally {
-      state.remove();
-    }
+    });
   },
 });
 
 Deno.test({
   name: "audit --apply refuses while a daemon holds the state directory, and says what to do",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("apd");
-    const cg = TestCgroup.create("apd");
-    const state = tempStateDir();
-    let daemon: DaemonProcess | null = null;
-    try {
-      daemon = DaemonProcess.start([
-        "run",
-        "--stderr",
-        "--state-dir",
-        state.dir,
-        "--netns",
-        ns.name,
-        "-c",
-        cg.path,
+  fn: () =>
+    withSandbox("apd", async ({ ns, cg, state, spawn }) => {
+      const daemon = spawn([
+        ...["run", "--stderr", "--state-dir", state, "--netns", ns.name, "-c", cg.path],
         "--no-control-socket",
       ]);
       await daemon.waitFor(/bpfpilot started/, 60_000);
-      const args = ["audit", "--duration", "0", "--apply", "--state-dir", state.dir];
+      const args = ["audit", "--duration", "0", "--apply", "--state-dir", state];
       const text = await bpfpilot(args);
       assert.equal(text.code, 2);
       assert.match(
         text.stderr,
         new RegExp(
           `^bpfpilot: --apply: a bpfpilot daemon \\(pid ${daemon.pid}\\) is running with state ` +
-            `directory ${state.dir}`,
+            `directory ${state}`,
         ),
       );
       assert.match(
@@ -333,18 +309,12 @@ Deno.test({
       assert.match(JSON.parse(json.stdout).error.message, /daemon .* is running/);
       let entries: unknown[] = [];
       try {
-        entries = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`)).entries;
+        entries = JSON.parse(Deno.readTextFileSync(`${state}/state.json`)).entries;
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
       assert.deepEqual(entries, [], "nothing was recorded or written");
-    } finally {
-      if (daemon) await daemon.stop().catch(() => {});
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -407,10 +377,8 @@ Deno.test({
   ignore: !IS_ROOT,
   sanitizeOps: false, // the ring buffer's epoll wait settles on its own thread after stop
   sanitizeResources: false,
-  async fn() {
-    const ns = TestNetns.create("abr");
-    const cg = TestCgroup.create("abr");
-    try {
+  fn: () =>
+    withSandbox("abr", async ({ ns, cg }) => {
       const key = `ns:${Deno.statSync(`/run/netns/${ns.name}`).ino}`;
       const lines: string[] = [];
       const progress: number[] = [];
@@ -447,9 +415,5 @@ Deno.test({
         [],
         "temp state dir removed",
       );
-    } finally {
-      ns.delete();
-      cg.remove();
-    }
-  },
+    }),
 });

@@ -7,15 +7,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import {
-  DaemonProcess,
-  isolatedRunArgs,
-  LAUNCHER,
-  ROOT,
-  TestCgroup,
-  TestNetns,
-  withTestEnv,
-} from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { cgroup2Root } from "../../src/kernel/cgroup.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
@@ -26,48 +19,45 @@ const BPFTUNE_EXECSTART = "/usr/sbin/bpftune -s";
 Deno.test({
   name: "a bpftune unit's ExecStart line, renamed to bpfpilot, starts it with the same meaning",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("unit");
-    const cg = TestCgroup.create("unit");
-    const root = cgroup2Root()!;
-    const line = BPFTUNE_EXECSTART.replace("/usr/sbin/bpftune", LAUNCHER).split(" ");
-    // The unchanged line would tune this machine with the default state directory and the root
-    // cgroup. In a private mount namespace, /var/lib and /run are fresh tmpfs, the cgroup2 root is
-    // the test's child cgroup bound over it, and the network namespace is the test's own.
-    const sandbox = [
-      "set -e",
-      `exec 3</run/netns/${ns.name}`,
-      "mount -t tmpfs bpfpilot-test /var/lib",
-      "mount -t tmpfs bpfpilot-test /run",
-      `mount --bind '${cg.path}' '${root}'`,
-      'exec nsenter --net=/proc/self/fd/3 "$@"',
-    ].join("\n");
-    const d = DaemonProcess.startVia("unshare", ["-m", "sh", "-c", sandbox, "sh", ...line]);
-    try {
-      const started = await d.waitFor(/bpfpilot started|could not|error/, 60_000);
-      assert.match(
-        started,
-        /bpfpilot started \([3-9] tuners, support level full/,
-        d.lines.join("\n"),
-      );
-      assert.ok(d.lines.every((l) => l.startsWith("bpfpilot")), "-s: every line on stderr");
-      const attached = spawnSync("bpftool", ["cgroup", "show", cg.path], { encoding: "utf8" });
-      assert.match(attached.stdout, /sysctl\s+.*bpfp_sy_write/, "the admin-write detector is on");
-      assert.equal(await d.stop("SIGTERM"), 0, "SIGTERM ends it with 0, as bpftune");
-      assert.equal(d.matching(/# Events: tuner 'tcp_buffer'/).length, 1, "the exit summary");
-    } finally {
-      await d.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      cg.remove();
-    }
-  },
+  fn: () =>
+    withSandbox("unit", async ({ ns, cg }) => {
+      const root = cgroup2Root()!;
+      const line = BPFTUNE_EXECSTART.replace("/usr/sbin/bpftune", LAUNCHER).split(" ");
+      // The unchanged line would tune this machine with the default state directory and the root
+      // cgroup. In a private mount namespace, /var/lib and /run are fresh tmpfs, the cgroup2 root is
+      // the test's child cgroup bound over it, and the network namespace is the test's own.
+      const sandbox = [
+        "set -e",
+        `exec 3</run/netns/${ns.name}`,
+        "mount -t tmpfs bpfpilot-test /var/lib",
+        "mount -t tmpfs bpfpilot-test /run",
+        `mount --bind '${cg.path}' '${root}'`,
+        'exec nsenter --net=/proc/self/fd/3 "$@"',
+      ].join("\n");
+      const d = DaemonProcess.startVia("unshare", ["-m", "sh", "-c", sandbox, "sh", ...line]);
+      try {
+        const started = await d.waitFor(/bpfpilot started|could not|error/, 60_000);
+        assert.match(
+          started,
+          /bpfpilot started \([3-9] tuners, support level full/,
+          d.lines.join("\n"),
+        );
+        assert.ok(d.lines.every((l) => l.startsWith("bpfpilot")), "-s: every line on stderr");
+        const attached = spawnSync("bpftool", ["cgroup", "show", cg.path], { encoding: "utf8" });
+        assert.match(attached.stdout, /sysctl\s+.*bpfp_sy_write/, "the admin-write detector is on");
+        assert.equal(await d.stop("SIGTERM"), 0, "SIGTERM ends it with 0, as bpftune");
+        assert.equal(d.matching(/# Events: tuner 'tcp_buffer'/).length, 1, "the exit summary");
+      } finally {
+        await d.stop("SIGKILL").catch(() => {});
+      }
+    }),
 });
 
 Deno.test({
   name: "bpftune spellings: --learning_rate, -l, -p, and -a naming a tuner bpfpilot lacks",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("spell", async ({ ns, cg, state }) => {
+    withSandbox("spell", async ({ ns, cg, state }) => {
       // An admin write remembered from an earlier run: bpftune's semantics forget it.
       const j = Journal.open(state);
       j.markOverride({

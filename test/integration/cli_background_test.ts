@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { Journal } from "../../src/daemon/journal.ts";
-import { isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 /** Runs the launcher with stdout and stderr in files (a -s child keeps them open after). */
 function launch(args: string[], dir: string) {
@@ -37,7 +38,7 @@ Deno.test({
   name: "-D returns once the daemon runs: pid file, query status names it, it keeps logging",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("bg", async ({ ns, cg, state }) => {
+    withSandbox("bg", async ({ ns, cg, state }) => {
       const logs = Deno.makeTempDirSync({ prefix: "bpfpilot-bg-" });
       let pid = 0;
       try {
@@ -92,7 +93,7 @@ Deno.test({
   name: "-D exits 1 with the child's start error (with and without -s), and leaves nothing running",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("bgfail", ({ ns, cg, state }) => {
+    withSandbox("bgfail", ({ ns, cg, state }) => {
       const logs = Deno.makeTempDirSync({ prefix: "bpfpilot-bg-" });
       try {
         // A corrupt journal: the child fails after the parent has handed over.

@@ -5,13 +5,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 Deno.test({
   name: "bpfpilot -dsR -a tcp_buffer_tuner.so runs the daemon like bpftune -dsR",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("flags", async ({ ns, cg, state }) => {
+    withSandbox("flags", async ({ ns, cg, state }) => {
       const d = DaemonProcess.start([
         "-dsR",
         "-a",
@@ -39,7 +40,7 @@ Deno.test({
   name: "--log-format json: one JSON object per line with level, msg and fields",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("json", async ({ ns, cg, state }) => {
+    withSandbox("json", async ({ ns, cg, state }) => {
       const d = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--log-format", "json"]),
       );

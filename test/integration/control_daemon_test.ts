@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { isDeepStrictEqual } from "node:util";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { DaemonProcess, LAUNCHER, tempStateDir, TestCgroup, TestNetns } from "../support/daemon.ts";
-import { hostWideRestorer } from "../support/host_sysctls.ts";
+import { LAUNCHER, type TestNetns } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { findSamples, type MetricFamily, parseOpenMetrics } from "../support/openmetrics.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
@@ -131,27 +131,22 @@ function metricsValue(families: MetricFamily[], name: string, labels: Record<str
 Deno.test({
   name: "control socket and metrics of a real daemon: every verb, enable/disable, fuzz, clients",
   ignore: !IS_ROOT,
-  async fn(t) {
-    // The daemon runs every tuner: host-wide ones it changes (netdev_budget) are put back.
-    const restoreHostWide = hostWideRestorer();
-    const ns = TestNetns.create("ctl");
-    // Never tuned (the daemon's --netns is ns): it becomes known through the admin's write there.
-    const other = TestNetns.create("ctl2");
-    const cg = TestCgroup.create("ctl");
-    const state = tempStateDir();
-    const sock = `${state.dir}/ctl.sock`;
-    let daemon: DaemonProcess | null = null;
-    /** A daemon on this test's namespace and cgroup, with its own state dir and socket. */
-    const startOn = (stateDir: string, socket: string, ...extra: string[]) =>
-      DaemonProcess.start([
-        ...["run", "--stderr", "--state-dir", stateDir, "--netns", ns.name],
-        ...["-c", cg.path, "--control-socket", socket, ...extra],
-      ]);
-    try {
+  // The daemon runs every tuner: the sandbox puts back host-wide ones it changes (netdev_budget).
+  fn: (t) =>
+    withSandbox("ctl", async (sb) => {
+      const { ns, cg, state } = sb;
+      // Never tuned (the daemon's --netns is ns): it becomes known through the admin's write there.
+      const other = sb.netns("ctl2");
+      const sock = `${state}/ctl.sock`;
+      /** A daemon on this test's namespace and cgroup, with its own state dir and socket. */
+      const startOn = (stateDir: string, socket: string, ...extra: string[]) =>
+        sb.spawn([
+          ...["run", "--stderr", "--state-dir", stateDir, "--netns", ns.name],
+          ...["-c", cg.path, "--control-socket", socket, ...extra],
+        ]);
       ns.setSysctl(RMEM, LOW);
-      daemon = startOn(state.dir, sock, "--cooldown", "1", "--metrics-listen", "127.0.0.1:0");
-      await daemon.waitFor(STARTED, 60_000);
-      const d = daemon;
+      const d = startOn(state, sock, "--cooldown", "1", "--metrics-listen", "127.0.0.1:0");
+      await d.waitFor(STARTED, 60_000);
       const metricsUrl = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(
         await d.waitFor(/metrics at http/),
       )![1];
@@ -196,7 +191,7 @@ Deno.test({
         assert.deepEqual(status.find((x) => x.name === RMEM && x.netns === ns.name)!.values, LOW);
         // The daemon names itself: which process, which state directory, up since when.
         assert.equal(answer.daemon?.pid, d.pid);
-        assert.equal(answer.daemon?.stateDir, state.dir);
+        assert.equal(answer.daemon?.stateDir, state);
         assert.ok(answer.daemon!.uptimeSeconds >= 0 && answer.daemon!.uptimeSeconds < 600);
         assert.deepEqual(await ask<RollbackEntry[]>(sock, "rollback"), []);
         const summary = await ask<SummaryData>(sock, "summary");
@@ -558,9 +553,9 @@ Deno.test({
           assert.ok(shown.has(RMEM));
           assert.deepEqual([...shown].filter((s) => !changed.has(s)), [], "only changed sysctls");
           // A daemon with --metrics-netns all (advising: it changes nothing) shows them all.
-          const other = tempStateDir();
-          const otherSock = `${other.dir}/all.sock`;
-          const all = startOn(other.dir, otherSock, "--advise", "--metrics-netns", "all");
+          const other = sb.stateDir();
+          const otherSock = `${other}/all.sock`;
+          const all = startOn(other, otherSock, "--advise", "--metrics-netns", "all");
           try {
             await all.waitFor(STARTED, 60_000);
             const every = inNs(parseOpenMetrics(await ask<string>(otherSock, "metrics")));
@@ -576,7 +571,6 @@ Deno.test({
             assert.equal(await all.stop("SIGTERM"), 0);
           } finally {
             await all.stop("SIGKILL").catch(() => {});
-            other.remove();
           }
         },
       );
@@ -584,66 +578,49 @@ Deno.test({
       await t.step(
         "a second daemon on the same socket is refused with a clear message",
         async () => {
-          const other = tempStateDir();
-          try {
-            const second = startOn(other.dir, sock);
-            assert.equal(await second.exited(), 1);
-            assert.ok(
-              second.matching(/another bpfpilot daemon is already running \(its control socket/)
-                .length > 0,
-              second.lines.join("\n"),
-            );
-          } finally {
-            other.remove();
-          }
+          const second = startOn(sb.stateDir(), sock);
+          assert.equal(await second.exited(), 1);
+          assert.ok(
+            second.matching(/another bpfpilot daemon is already running \(its control socket/)
+              .length > 0,
+            second.lines.join("\n"),
+          );
           await ask(sock, "help"); // the first one is unharmed
         },
       );
 
       await t.step("on SIGTERM the socket goes away and the endpoint closes", async () => {
         assert.equal(await d.stop("SIGTERM"), 0);
-        daemon = null;
         assert.throws(() => Deno.lstatSync(sock), Deno.errors.NotFound);
         await assert.rejects(() => fetch(metricsUrl).then((r) => r.body?.cancel()));
       });
-    } finally {
-      if (daemon) await daemon.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      other.delete();
-      cg.remove();
-      state.remove();
-      restoreHostWide();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "control socket start-up: refused paths and addresses are clear errors; it can be off",
   ignore: !IS_ROOT,
-  async fn() {
-    const ns = TestNetns.create("cts");
-    const cg = TestCgroup.create("cts");
-    const state = tempStateDir();
-    const args = (extra: string[]) => [
-      "run",
-      "--stderr",
-      "--state-dir",
-      state.dir,
-      "--netns",
-      ns.name,
-      "-c",
-      cg.path,
-      ...extra,
-    ];
-    try {
+  fn: () =>
+    withSandbox("cts", async ({ ns, cg, state, spawn }) => {
+      const args = (extra: string[]) => [
+        "run",
+        "--stderr",
+        "--state-dir",
+        state,
+        "--netns",
+        ns.name,
+        "-c",
+        cg.path,
+        ...extra,
+      ];
       const remote = cli(args(["--metrics-listen", "0.0.0.0:9101"]));
       assert.equal(remote.status, 2);
       assert.match(remote.stderr, /refusing to serve metrics on non-loopback address 0\.0\.0\.0/);
       assert.match(remote.stderr, /--metrics-allow-remote/);
 
-      const file = `${state.dir}/not-a-socket`;
+      const file = `${state}/not-a-socket`;
       Deno.writeTextFileSync(file, "precious");
-      const blocked = DaemonProcess.start(args(["--control-socket", file]));
+      const blocked = spawn(args(["--control-socket", file]));
       assert.equal(await blocked.exited(), 1);
       assert.ok(
         blocked.matching(/not-a-socket exists and is not a socket; refusing to replace it/).length,
@@ -661,33 +638,28 @@ Deno.test({
       const nogroup = Deno.readTextFileSync("/etc/group").split("\n").map((l) => l.split(":"))
         .find((f) => f[0] === "nogroup");
       assert.ok(nogroup, "Debian's nogroup exists");
-      const derived = DaemonProcess.start(args(["--control-group", "nogroup"]));
+      const derived = spawn(args(["--control-group", "nogroup"]));
       try {
         await derived.waitFor(STARTED, 60_000);
-        const info = Deno.lstatSync(`${state.dir}/control.sock`);
+        const info = Deno.lstatSync(`${state}/control.sock`);
         assert.ok(info.isSocket);
         assert.equal(info.mode! & 0o7777, 0o660);
         assert.equal(info.gid, Number(nogroup[2]));
-        const q = cli(["-q", "tuners", "--state-dir", state.dir]);
+        const q = cli(["-q", "tuners", "--state-dir", state]);
         assert.equal(q.status, 0, q.stderr);
         assert.match(q.stdout, /tcp_buffer\s+active/);
       } finally {
         assert.equal(await derived.stop(), 0);
       }
 
-      const off = DaemonProcess.start(args(["--no-control-socket"]));
+      const off = spawn(args(["--no-control-socket"]));
       try {
         await off.waitFor(STARTED, 60_000);
-        const names = [...Deno.readDirSync(state.dir)].map((e) => e.name);
+        const names = [...Deno.readDirSync(state)].map((e) => e.name);
         assert.ok(!names.includes("control.sock"), names.join(" "));
         assert.deepEqual(off.matching(/control socket/), []);
       } finally {
         assert.equal(await off.stop(), 0);
       }
-    } finally {
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+    }),
 });

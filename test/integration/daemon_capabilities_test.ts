@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, ROOT, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import {
   CAP_CHOWN,
@@ -108,7 +108,7 @@ Deno.test({
   name: "-D: the background daemon is bounded under its own pid; pid file and readiness hold",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("capbg", async ({ ns, cg, state }) => {
+    withSandbox("capbg", async ({ ns, cg, state }) => {
       let pid = 0;
       try {
         // Output to a file: the -s child keeps it open after the parent returns.
@@ -168,7 +168,7 @@ Deno.test({
     try {
       const bundle = join(built, "bpfpilot.js");
       execFileSync(DENO, ["run", "-A", join(ROOT, "scripts/build.ts"), "--quiet", "--out", bundle]);
-      await withTestEnv("capjs", async ({ ns, cg, state }) => {
+      await withSandbox("capjs", async ({ ns, cg, state }) => {
         const args = isolatedRunArgs(ns, state, cg);
         const daemon = DaemonProcess.startVia(DENO, ["run", "-A", "--no-config", bundle, ...args]);
         try {

@@ -7,14 +7,8 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import {
-  DaemonProcess,
-  isolatedRunArgs,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
-  withHostSysctls,
-} from "../support/daemon.ts";
+import { withHostSysctls } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { readFreeBufferPages } from "../../src/kernel/proc/zoneinfo.ts";
 
 const TOUCHED = [
@@ -36,15 +30,11 @@ Deno.test({
   name: "tiny tcp_mem + parallel streams: the pressure path grows tcp_mem, bounded by nfbp/4",
   ignore: !IS_ROOT,
   async fn() {
-    await withHostSysctls(TOUCHED, async () => {
-      const ns = TestNetns.create("mem");
-      const cg = TestCgroup.create("mem");
-      const state = tempStateDir();
-      let d: DaemonProcess | null = null;
-      try {
+    await withHostSysctls(TOUCHED, () =>
+      withSandbox("mem", async ({ ns, start }) => {
         const tiny = [1500, 2000, 3000];
         execFileSync("sysctl", ["-qw", `net.ipv4.tcp_mem=${tiny.join(" ")}`]);
-        d = DaemonProcess.start(isolatedRunArgs(ns, state.dir, cg));
+        const d = start();
         await d.waitFor(/bpfpilot started/);
         ns.iperf(6, ["-P", "8"]);
         await d.waitFor(
@@ -62,12 +52,6 @@ Deno.test({
         const due = d.matching(/change net\.ipv4\.tcp_mem/);
         assert.equal(scen.length, due.length);
         assert.equal(new Set(due).size, due.length, "no change logged twice");
-      } finally {
-        if (d) await d.stop("SIGKILL").catch(() => {});
-        ns.delete();
-        cg.remove();
-        state.remove();
-      }
-    });
+      }));
   },
 });

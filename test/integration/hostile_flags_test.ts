@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { mountOf } from "../../src/kernel/cgroup_dir.ts";
 
 function run(args: string[], env: Record<string, string> = {}) {
@@ -60,7 +61,7 @@ Deno.test({
     "mount, and only it, goes (even when the path was swapped for another mount)",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("cgmnt", async ({ ns, cg, state }) => {
+    await withSandbox("cgmnt", async ({ ns, cg, state }) => {
       const top = Deno.makeTempDirSync({ prefix: "bpfp-cgmnt-" });
       const dir = `${top}/parent/cg`;
       const moved = `${top}/moved/cg`;
@@ -99,7 +100,7 @@ Deno.test({
   name: "no override detection, or a tuner named with -a missing: refused unless --allow-degraded",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("degr", async ({ ns, cg, state }) => {
+    await withSandbox("degr", async ({ ns, cg, state }) => {
       const refused = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg), {
         encoding: "utf8",
         timeout: 30_000,

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 const CONNECTIONS = 40_000;
 const FLOODERS = 3;
@@ -39,7 +40,7 @@ Deno.test({
   name: "40k idle metrics connections from nobody: the daemon stays up and answers scrapes",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("mflood", async ({ ns, cg, state }) => {
+    await withSandbox("mflood", async ({ ns, cg, state }) => {
       const daemon = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["-R", "--metrics-listen", "127.0.0.1:0"]),
       );
@@ -113,7 +114,7 @@ Deno.test({
   name: "an uncaught error is logged, rolled back with -R, and ends in exit 1",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("fatal", async ({ ns, cg, state }) => {
+    await withSandbox("fatal", async ({ ns, cg, state }) => {
       const LOW = [4096, 16384, 65536];
       ns.setSysctl("net.ipv4.tcp_rmem", LOW);
       const daemon = DaemonProcess.start(

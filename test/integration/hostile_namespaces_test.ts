@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 
 const NAMESPACES = 1000;
@@ -15,7 +16,7 @@ Deno.test({
   name: "1,000 unprivileged namespaces leave no records; query status stays under 100 ms",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("nsmany", async ({ ns, cg, state }) => {
+    await withSandbox("nsmany", async ({ ns, cg, state }) => {
       const sock = `${state}/control.sock`;
       const daemon = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--control-socket", sock]),

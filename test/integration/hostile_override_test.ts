@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 const FLOOD_S = 20;
 const ADMIN = [4096, 16384, 70000];
@@ -17,7 +18,7 @@ Deno.test({
   name: "an unprivileged write flood does not hide the admin's write (override honoured)",
   ignore: !IS_ROOT,
   async fn() {
-    await withTestEnv("flood", async ({ ns, cg, state }) => {
+    await withSandbox("flood", async ({ ns, cg, state }) => {
       ns.setSysctl("net.ipv4.tcp_wmem", [4096, 16384, 65536]);
       const daemon = DaemonProcess.start(isolatedRunArgs(ns, state, cg));
       let flood: Deno.ChildProcess | null = null;

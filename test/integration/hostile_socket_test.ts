@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { renderAnswer } from "../../src/cli/query.ts";
 
 const EVIL = [{
@@ -130,7 +131,7 @@ Deno.test({
     const runDir = Deno.makeTempDirSync({ prefix: "bpfp-slots-" });
     Deno.chmodSync(runDir, 0o755);
     const sock = `${runDir}/control.sock`;
-    await withTestEnv("slots", async ({ ns, cg, state }) => {
+    await withSandbox("slots", async ({ ns, cg, state }) => {
       const daemon = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--control-socket", sock, "--control-group", "nogroup"]),
       );

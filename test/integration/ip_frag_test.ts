@@ -7,13 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { IS_ROOT } from "../support/kernel.ts";
-import {
-  DaemonProcess,
-  isolatedRunArgs,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
-} from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { HAVE_PYTHON } from "../support/udp_flood.ts";
 import { fragFlood } from "../support/frag_flood.ts";
 
@@ -23,20 +17,15 @@ const SYSCTL = "net.ipv4.ipfrag_high_thresh";
 Deno.test({
   name: "fragments over a low ipfrag_high_thresh: it grows (polled), failures stop, -R restores",
   ignore: !IS_ROOT || !HAVE_PYTHON,
-  async fn() {
-    const ns = TestNetns.create("frag");
-    const cg = TestCgroup.create("frag");
-    const state = tempStateDir();
-    let daemon: DaemonProcess | null = null;
-    try {
+  fn: () =>
+    withSandbox("frag", async ({ ns, start }) => {
       ns.exec(["ip", "link", "set", "lo", "mtu", "1500"]);
       ns.setSysctl("net.ipv4.ipfrag_time", [1]); // failed reassemblies give their memory back soon
       ns.setSysctl("net.ipv4.ipfrag_low_thresh", [16384]); // low <= high, so low first
       ns.setSysctl(SYSCTL, [HIGH]);
-      daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state.dir, cg, ["--allow", "ip_frag_tuner.so", "-R"]),
-        { BPFPILOT_FAULT_INJECT: "sysctl:net.ipv6.ip6frag_high_thresh" },
-      );
+      const daemon = start(["--allow", "ip_frag_tuner.so", "-R"], {
+        BPFPILOT_FAULT_INJECT: "sysctl:net.ipv6.ip6frag_high_thresh",
+      });
       await daemon.waitFor(/bpfpilot started/);
       // IPv6's threshold "absent": said once, and IPv4 is still tuned.
       await daemon.waitFor(/not tuning 'net\.ipv6\.ip6frag_high_thresh' in .*does not exist there/);
@@ -73,11 +62,5 @@ Deno.test({
       assert.equal(await daemon.stop("SIGTERM"), 0);
       assert.ok(daemon.matching(/# ip_frag: \d+ polls of \/proc\/net\/sockstat/).length === 1);
       assert.equal(ns.sysctl(SYSCTL)[0], HIGH, "-R put the threshold back");
-    } finally {
-      if (daemon) await daemon.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  },
+    }),
 });

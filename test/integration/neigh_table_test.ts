@@ -10,14 +10,13 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
 import {
-  DaemonProcess,
-  isolatedRunArgs,
+  type DaemonProcess,
   LAUNCHER,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
+  type TestCgroup,
+  type TestNetns,
   withHostSysctls,
 } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 const THRESH = [1, 2, 3].map((i) => `net.ipv4.neigh.default.gc_thresh${i}`);
 /** Low enough that a few dozen entries near it, well above the host's own handful. */
@@ -67,26 +66,14 @@ async function withNeighDaemon(
     void
   >,
 ) {
-  await withHostSysctls(THRESH, async () => {
-    const ns = TestNetns.create(tag);
-    const cg = TestCgroup.create(tag);
-    const state = tempStateDir();
-    let daemon: DaemonProcess | null = null;
-    try {
+  await withHostSysctls(THRESH, () =>
+    withSandbox(tag, async ({ ns, cg, state, start }) => {
       addVeth(ns);
       setHostThresholds(LOW);
-      daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state.dir, cg, extra.length ? extra : ["--allow", "neigh_table"]),
-      );
+      const daemon = start(extra.length ? extra : ["--allow", "neigh_table"]);
       await daemon.waitFor(STARTED);
-      await body({ ns, daemon, state: state.dir, cg });
-    } finally {
-      if (daemon) await daemon.stop("SIGKILL").catch(() => {});
-      ns.delete();
-      cg.remove();
-      state.remove();
-    }
-  });
+      await body({ ns, daemon, state, cg });
+    }));
 }
 
 const UPDATED =

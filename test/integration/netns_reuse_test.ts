@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { statSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
-import { LAUNCHER, tempStateDir, TestNetns } from "../support/daemon.ts";
+import { LAUNCHER, type TestNetns } from "../support/daemon.ts";
+import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import { netnsCookieOf, netnsRegistry } from "../../src/kernel/netns.ts";
 
@@ -18,40 +19,37 @@ const ATTEMPTS = 200;
 const inodeOf = (ns: TestNetns) => BigInt(statSync(`/run/netns/${ns.name}`).ino);
 
 /**
- * Deletes `dead` and creates namespaces (kept in `mine`, for the caller to delete) until one
- * takes its inode number. `real` false: none did in ATTEMPTS, and `heir` is the last one created
- * (the caller then names its inode in the dead namespace's records itself).
+ * Deletes `dead` and creates namespaces in the sandbox (deleted with it) until one takes its
+ * inode number. `real` false: none did in ATTEMPTS, and `heir` is the last one created (the
+ * caller then names its inode in the dead namespace's records itself).
  */
 async function reuseInodeOf(
+  sb: Sandbox,
   dead: TestNetns,
-  mine: TestNetns[],
   prefix: string,
 ): Promise<{ heir: TestNetns; key: string; real: boolean }> {
   const deadInode = inodeOf(dead);
   dead.delete();
-  mine.splice(mine.indexOf(dead), 1);
   let real = false;
-  for (let i = 0; i < ATTEMPTS && !real; i++) {
+  let heir = dead;
+  let created = 0;
+  while (created < ATTEMPTS && !real) {
     await new Promise((r) => setTimeout(r, 20)); // namespaces are freed by a workqueue
-    const ns = TestNetns.create(`${prefix}-r${i}`);
-    mine.push(ns);
-    real = inodeOf(ns) === deadInode;
+    heir = sb.netns(`${prefix}-r${created++}`);
+    real = inodeOf(heir) === deadInode;
   }
-  const heir = mine[mine.length - 1];
-  console.log(`inode reused for real: ${real} (${mine.length - 1} created)`);
+  console.log(`inode reused for real: ${real} (${created} created)`);
   return { heir, key: `ns:${inodeOf(heir)}`, real };
 }
 
 Deno.test({
   name: "rollback drops a dead namespace's record and never writes into the one with its inode",
   ignore: !IS_ROOT,
-  async fn() {
-    const mine: TestNetns[] = [];
-    const state = tempStateDir();
-    try {
-      const dead = TestNetns.create("nsck-dead");
-      const control = TestNetns.create("nsck-ctl");
-      mine.push(dead, control);
+  // Every sysctl touched is inside the sandbox's namespaces: deleting them restores the rest.
+  fn: () =>
+    withSandbox("nsck-ctl", async (sb) => {
+      const { ns: control, state } = sb;
+      const dead = sb.netns("nsck-dead");
       const deadKey = `ns:${inodeOf(dead)}`;
       const controlKey = `ns:${inodeOf(control)}`;
       const live = control.sysctl(RMEM);
@@ -60,23 +58,23 @@ Deno.test({
       if (deadCookie === null) {
         throw new Error("this kernel has no SO_NETNS_COOKIE; the test needs 5.14+");
       }
-      const journal = Journal.open(state.dir, { netnsCookie: netnsCookieOf });
+      const journal = Journal.open(state, { netnsCookie: netnsCookieOf });
       for (const key of [deadKey, controlKey]) {
         journal.recordOriginal(key, RMEM, "tcp_buffer", original, live);
         journal.recordWritten(key, RMEM, live);
       }
       journal.close();
 
-      const { heir, key: heirKey, real } = await reuseInodeOf(dead, mine, "nsck");
+      const { heir, key: heirKey, real } = await reuseInodeOf(sb, dead, "nsck");
       if (!real) {
         // No reuse produced: name a live namespace's inode with the dead one's cookie.
-        const j = Journal.open(state.dir, { netnsCookie: () => deadCookie });
+        const j = Journal.open(state, { netnsCookie: () => deadCookie });
         j.forget(deadKey, RMEM);
         j.recordOriginal(heirKey, RMEM, "tcp_buffer", original, live);
         j.recordWritten(heirKey, RMEM, live);
         j.close();
       }
-      const saved = JSON.parse(Deno.readTextFileSync(`${state.dir}/state.json`));
+      const saved = JSON.parse(Deno.readTextFileSync(`${state}/state.json`));
       assert.equal(
         saved.entries.find((e: { netns: string }) => e.netns === heirKey)?.netnsCookie,
         String(deadCookie),
@@ -85,7 +83,7 @@ Deno.test({
       assert.deepEqual(heir.sysctl(RMEM), live, "the new namespace is at the journal's last write");
 
       const out = new Deno.Command(LAUNCHER, {
-        args: ["rollback", "--state-dir", state.dir],
+        args: ["rollback", "--state-dir", state],
         stdout: "piped",
         stderr: "piped",
       }).outputSync();
@@ -100,36 +98,28 @@ Deno.test({
             `for the old one`,
         ),
       );
-      const after = Journal.open(state.dir, { create: false });
+      const after = Journal.open(state, { create: false });
       assert.deepEqual(after.changedEntries(), [], "the dead namespace's record is dropped");
       after.close();
-    } finally {
-      // Every sysctl touched was inside these namespaces; deleting them restores the rest.
-      for (const ns of mine) ns.delete();
-      state.remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "an override of a dead namespace does not silence the new one at its inode before a prune",
   ignore: !IS_ROOT,
-  async fn() {
-    const mine: TestNetns[] = [];
-    const state = tempStateDir();
-    // As the daemon's journal: cookies verified by entering the namespace.
-    const verified = (key: string) => netnsCookieOf(key, { verify: true });
-    const override = (netns: string) => ({
-      netns,
-      sysctl: RMEM,
-      tuner: "tcp_buffer",
-      pid: 1,
-      comm: "sysctl",
-    });
-    try {
-      const dead = TestNetns.create("nsov-dead");
-      const control = TestNetns.create("nsov-ctl");
-      mine.push(dead, control);
+  fn: () =>
+    withSandbox("nsov-ctl", async (sb) => {
+      const { ns: control, state } = sb;
+      // As the daemon's journal: cookies verified by entering the namespace.
+      const verified = (key: string) => netnsCookieOf(key, { verify: true });
+      const override = (netns: string) => ({
+        netns,
+        sysctl: RMEM,
+        tuner: "tcp_buffer",
+        pid: 1,
+        comm: "sysctl",
+      });
+      const dead = sb.netns("nsov-dead");
       netnsRegistry().discover(); // this process's registry may predate them
       const deadKey = `ns:${inodeOf(dead)}`;
       const controlKey = `ns:${inodeOf(control)}`;
@@ -139,21 +129,21 @@ Deno.test({
       if (deadCookie === null) {
         throw new Error("this kernel has no SO_NETNS_COOKIE; the test needs 5.14+");
       }
-      const journal = Journal.open(state.dir, { netnsCookie: verified });
+      const journal = Journal.open(state, { netnsCookie: verified });
       for (const key of [deadKey, controlKey]) journal.markOverride(override(key));
       journal.close();
 
-      const { key: heirKey, real } = await reuseInodeOf(dead, mine, "nsov");
+      const { key: heirKey, real } = await reuseInodeOf(sb, dead, "nsov");
       if (!real) {
         // No reuse produced: the dead namespace's override names a live namespace's inode.
-        const j = Journal.open(state.dir, { netnsCookie: () => deadCookie });
+        const j = Journal.open(state, { netnsCookie: () => deadCookie });
         j.markOverride(override(heirKey));
         j.close();
       }
       // A registry scan finds the inode again and keeps the entry with the dead one's cookie.
       netnsRegistry().discover();
 
-      const j = Journal.open(state.dir, { netnsCookie: verified });
+      const j = Journal.open(state, { netnsCookie: verified });
       try {
         assert.ok(
           j.overrides().some((o) => o.netns === heirKey && o.netnsCookie === String(deadCookie)),
@@ -166,9 +156,5 @@ Deno.test({
       } finally {
         j.close();
       }
-    } finally {
-      for (const ns of mine) ns.delete();
-      state.remove();
-    }
-  },
+    }),
 });

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
 import { kernelVersion } from "../../src/kernel/memory.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 
 const k = kernelVersion();
 const NOT_ENFORCED = k.major > 6 || (k.major === 6 && k.minor >= 3);
@@ -40,7 +41,7 @@ Deno.test({
   name: "route_table: the daemon logs the reason, runs the rest, and query tuners repeats it",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withTestEnv("rt", async ({ ns, cg, state }) => {
+    await withSandbox("rt", async ({ ns, cg, state }) => {
       const sock = `${state}/ctl.sock`;
       const d = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--control-socket", sock]),
@@ -67,7 +68,7 @@ Deno.test({
   name: "route_table alone (--allow route_table): the daemon still starts and says why",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withTestEnv("rta", async ({ ns, cg, state }) => {
+    await withSandbox("rta", async ({ ns, cg, state }) => {
       const d = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--allow", "route_table_tuner.so"]),
       );
@@ -87,7 +88,7 @@ Deno.test({
     "route_table: BPFPILOT_FAULT_INJECT=route_table:available tries its hooks anyway (none here)",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withTestEnv("rtf", async ({ ns, cg, state }) => {
+    await withSandbox("rtf", async ({ ns, cg, state }) => {
       const d = DaemonProcess.start(
         isolatedRunArgs(ns, state, cg, ["--allow", "route_table"]),
         { BPFPILOT_FAULT_INJECT: "route_table:available" },

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { DaemonProcess, LAUNCHER, withTestEnv } from "../support/daemon.ts";
+import { DaemonProcess, LAUNCHER } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import type { TunableInfo } from "../../src/daemon/control/provider.ts";
 
@@ -19,7 +20,7 @@ Deno.test({
   name: "sysctl.d pins a value: not tuned, shown as pinned by its file; SIGHUP re-reads it",
   ignore: !IS_ROOT,
   fn: () =>
-    withTestEnv("pin", async ({ ns, cg, state }) => {
+    withSandbox("pin", async ({ ns, cg, state }) => {
       const root = Deno.makeTempDirSync({ prefix: "bpfp-sysctl-root-" });
       const pinFile = `${root}/etc/sysctl.d/50-admin.conf`;
       Deno.mkdirSync(`${root}/etc/sysctl.d`, { recursive: true });

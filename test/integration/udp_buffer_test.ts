@@ -8,17 +8,11 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import {
-  DaemonProcess,
-  isolatedRunArgs,
-  tempStateDir,
-  TestCgroup,
-  TestNetns,
-} from "../support/daemon.ts";
+import type { DaemonProcess, TestCgroup, TestNetns } from "../support/daemon.ts";
+import { withSandbox } from "../support/sandbox.ts";
 import { HAVE_PYTHON, udpFlood } from "../support/udp_flood.ts";
 
 const LOW = 16384;
-const HOST_SYSCTLS = ["net.core.rmem_max", "net.core.rmem_default", "net.ipv4.udp_mem"];
 
 function hostRead(name: string): string {
   return execFileSync("sysctl", ["-n", name], { encoding: "utf8" }).trim().split(/\s+/).join(" ");
@@ -28,33 +22,23 @@ function hostWrite(name: string, value: string): void {
   execFileSync("sysctl", ["-qw", `${name}=${value}`]);
 }
 
-async function withLowRmem(
+/**
+ * A daemon on udp_buffer alone in a sandbox, with the host's rmem_max and rmem_default low; the
+ * sandbox puts them back (they are host-wide tunables) once the daemon is gone.
+ */
+function withLowRmem(
   tag: string,
   extraArgs: string[],
   body: (r: { ns: TestNetns; daemon: DaemonProcess; cg: TestCgroup }) => Promise<void>,
   env: Record<string, string> = {},
 ) {
-  const saved = new Map(HOST_SYSCTLS.map((s) => [s, hostRead(s)]));
-  const ns = TestNetns.create(tag);
-  const cg = TestCgroup.create(tag);
-  const state = tempStateDir();
-  let daemon: DaemonProcess | null = null;
-  try {
+  return withSandbox(tag, async (sb) => {
     hostWrite("net.core.rmem_max", String(LOW));
     hostWrite("net.core.rmem_default", String(LOW));
-    daemon = DaemonProcess.start(
-      isolatedRunArgs(ns, state.dir, cg, ["--allow", "udp_buffer_tuner.so", ...extraArgs]),
-      env,
-    );
+    const daemon = sb.start(["--allow", "udp_buffer_tuner.so", ...extraArgs], env);
     await daemon.waitFor(/bpfpilot started/);
-    await body({ ns, daemon, cg });
-  } finally {
-    if (daemon) await daemon.stop("SIGKILL").catch(() => {});
-    for (const [s, v] of saved) hostWrite(s, v);
-    ns.delete();
-    cg.remove();
-    state.remove();
-  }
+    await body({ ns: sb.ns, daemon, cg: sb.cg });
+  });
 }
 
 const IGNORE = !IS_ROOT || !HAVE_PYTHON;

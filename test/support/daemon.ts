@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { ChildCgroup } from "./child_cgroup.ts";
-import { hostWideRestorer } from "./host_sysctls.ts";
 
 export const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
 export const LAUNCHER = join(ROOT, "scripts/bpfpilot");
@@ -138,28 +137,6 @@ export function isolatedRunArgs(
     cg.path,
     ...extra,
   ];
-}
-
-/**
- * A namespace, a child cgroup and a state directory of the test's own, removed afterwards; the
- * host-wide tunables a daemon confined to them changed are put back.
- */
-export async function withTestEnv(
-  tag: string,
-  fn: (env: { ns: TestNetns; cg: TestCgroup; state: string }) => Promise<void>,
-): Promise<void> {
-  const restoreHostWide = hostWideRestorer();
-  const ns = TestNetns.create(tag);
-  const cg = TestCgroup.create(tag);
-  const state = tempStateDir();
-  try {
-    await fn({ ns, cg, state: state.dir });
-  } finally {
-    ns.delete();
-    cg.remove();
-    state.remove();
-    restoreHostWide();
-  }
 }
 
 export function tempStateDir(): { dir: string; remove(): void } {

@@ -86,11 +86,10 @@ export function describeChanges(changes: readonly HostSysctlChange[]): string {
 
 /**
  * Snapshots the host-wide tunables now; the returned function puts back any a test's confined
- * daemon changed since (the test environments call it once their daemons are gone).
+ * daemon changed since (withSandbox calls it once its daemons are gone) and returns the ones it
+ * could not put back, with why.
  */
-export function hostWideRestorer(): () => void {
+export function hostWideRestorer(): () => string[] {
   const snap = snapshotHostSysctls(hostWideSysctls());
-  return () => {
-    putBack(changedSince(snap));
-  };
+  return () => putBack(changedSince(snap));
 }

@@ -1,8 +1,12 @@
 /**
- * The one integration sandbox: a network namespace, a child cgroup and a state directory of the
- * test's own, and daemons started in them (isolated: `--netns`, `-c`, `--state-dir`). Whatever
- * the body does, every daemon is killed and the namespace, cgroup and directory are removed; the
- * host-wide tunables its daemons changed (--netns still tunes those) are put back.
+ * The one confined environment for integration tests: a network namespace, a child cgroup and a
+ * state directory of the test's own, daemons started in them (isolated: `--netns`, `-c`,
+ * `--state-dir`), and any further namespaces or state directories the test asks for. Whatever
+ * the body does, every daemon started here is killed, the host-wide tunables changed meanwhile
+ * are put back (a daemon confined with --netns still tunes those: net_buffer grew the host's
+ * netdev_budget 300 -> 375 under a veth's traffic), and every namespace, cgroup and directory is
+ * removed. A test that starts a daemon, or runs bpfpilot on namespaces, goes through here so that
+ * it cannot forget one of these.
  */
 import { DaemonProcess, isolatedRunArgs, tempStateDir, TestCgroup, TestNetns } from "./daemon.ts";
 import { hostWideRestorer } from "./host_sysctls.ts";
@@ -18,15 +22,33 @@ export interface Sandbox {
   args(extra?: string[]): string[];
   /** Starts a confined daemon; add `env` (e.g. BPFPILOT_FAULT_INJECT). */
   start(extra?: string[], env?: Record<string, string>): DaemonProcess;
+  /** Starts `bpfpilot <argv>` as given (the test confines it), killed at the end as well. */
+  spawn(argv: string[], env?: Record<string, string>): DaemonProcess;
+  /** Another namespace (`bpfp-t-<tag>-<pid>`: tags must differ), deleted at the end. */
+  netns(tag: string): TestNetns;
+  /** Another state directory, removed at the end. */
+  stateDir(): string;
 }
 
-export async function withSandbox(tag: string, body: (sb: Sandbox) => Promise<void>) {
+export async function withSandbox(
+  tag: string,
+  body: (sb: Sandbox) => void | Promise<void>,
+): Promise<void> {
   const restoreHostWide = hostWideRestorer();
   const ns = TestNetns.create(tag);
+  const namespaces = [ns];
   const cg = TestCgroup.create(tag);
   const state = tempStateDir();
+  const states = [state];
   const daemons: DaemonProcess[] = [];
   const args = (extra: string[] = []) => isolatedRunArgs(ns, state.dir, cg, extra);
+  const spawn = (argv: string[], env: Record<string, string> = {}) => {
+    const d = DaemonProcess.start(argv, env);
+    daemons.push(d);
+    return d;
+  };
+  let unrestored: string[] = [];
+  let ok = false;
   try {
     await body({
       ns,
@@ -34,17 +56,30 @@ export async function withSandbox(tag: string, body: (sb: Sandbox) => Promise<vo
       state: state.dir,
       daemons,
       args,
-      start(extra = [], env = {}) {
-        const d = DaemonProcess.start(args(extra), env);
-        daemons.push(d);
-        return d;
+      start: (extra = [], env = {}) => spawn(args(extra), env),
+      spawn,
+      netns(more) {
+        const n = TestNetns.create(more);
+        namespaces.push(n);
+        return n;
+      },
+      stateDir() {
+        const s = tempStateDir();
+        states.push(s);
+        return s.dir;
       },
     });
+    ok = true;
   } finally {
     for (const d of daemons) await d.stop("SIGKILL").catch(() => {});
-    ns.delete();
+    // Before the namespaces go: nothing of ours can write the host's values any more.
+    unrestored = restoreHostWide();
+    for (const n of namespaces) n.delete();
     cg.remove();
-    state.remove();
-    restoreHostWide();
+    for (const s of states) s.remove();
+  }
+  // The body's own failure comes first; this one only when the body passed.
+  if (ok && unrestored.length) {
+    throw new Error(`could not put back host-wide sysctls: ${unrestored.join("; ")}`);
   }
 }
