@@ -29,7 +29,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { TestNetns, withHostSysctls } from "../support/daemon.ts";
+import { withHostSysctls } from "../support/daemon.ts";
 import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { HAVE_PYTHON, udpBlast } from "../support/udp_flood.ts";
 import { readSoftnetStat } from "../../src/kernel/proc/softnet.ts";
@@ -69,26 +69,22 @@ interface Flood {
 async function withFlood(tag: string, body: (f: Flood) => Promise<void>): Promise<void> {
   await withHostSysctls(HOST, () =>
     withSandbox(tag, async (sb) => {
-      const peer = TestNetns.create(`${tag}p`);
-      try {
-        const [a, b] = [`${tag}a${Deno.pid % 100000}`, `${tag}b${Deno.pid % 100000}`];
-        execFileSync("ip", [
-          ...["link", "add", a, "netns", peer.name, "type", "veth"],
-          ...["peer", "name", b, "netns", sb.ns.name],
-        ]);
-        peer.exec(["ip", "addr", "add", "10.78.0.1/24", "dev", a]);
-        peer.exec(["ip", "link", "set", a, "up"]);
-        sb.ns.exec(["ip", "addr", "add", "10.78.0.2/24", "dev", b]);
-        sb.ns.exec(["ip", "link", "set", b, "up"]);
-        const rps = formatCpuMask(cpuMaskOf([TARGET], Math.ceil(CPUS / 32))!);
-        sb.ns.exec(["sh", "-c", `echo ${rps} > /sys/class/net/${b}/queues/rx-0/rps_cpus`]);
-        await body({
-          sb,
-          blast: (seconds) => udpBlast(peer, { dst: "10.78.0.2", seconds, cpu: 0 }),
-        });
-      } finally {
-        peer.delete();
-      }
+      const peer = sb.netns(`${tag}p`);
+      const [a, b] = [`${tag}a${Deno.pid % 100000}`, `${tag}b${Deno.pid % 100000}`];
+      execFileSync("ip", [
+        ...["link", "add", a, "netns", peer.name, "type", "veth"],
+        ...["peer", "name", b, "netns", sb.ns.name],
+      ]);
+      peer.exec(["ip", "addr", "add", "10.78.0.1/24", "dev", a]);
+      peer.exec(["ip", "link", "set", a, "up"]);
+      sb.ns.exec(["ip", "addr", "add", "10.78.0.2/24", "dev", b]);
+      sb.ns.exec(["ip", "link", "set", b, "up"]);
+      const rps = formatCpuMask(cpuMaskOf([TARGET], Math.ceil(CPUS / 32))!);
+      sb.ns.exec(["sh", "-c", `echo ${rps} > /sys/class/net/${b}/queues/rx-0/rps_cpus`]);
+      await body({
+        sb,
+        blast: (seconds) => udpBlast(peer, { dst: "10.78.0.2", seconds, cpu: 0 }),
+      });
     }));
 }
 

@@ -24,7 +24,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { withSandbox } from "../support/sandbox.ts";
-import { mapIdsOf, ROOT, TestNetns } from "../support/daemon.ts";
+import { mapIdsOf, ROOT, type TestNetns } from "../support/daemon.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
@@ -120,7 +120,7 @@ Deno.test({
     withSandbox("needmute", async (sb) => {
       sb.ns.setSysctl(RMEM, START);
       const inode = Deno.statSync(`/run/netns/${sb.ns.name}`).ino!;
-      const tx = TestNetns.create("needtx");
+      const tx = sb.netns("needtx");
       const procs = [inNetns(sb.ns, [DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`])];
       try {
         const d = sb.start(["--debug", "-a", "tcp_buffer"]);
@@ -177,7 +177,6 @@ Deno.test({
         assert.equal(await d.stop(), 0, "clean exit");
       } finally {
         for (const p of procs) await p.close();
-        tx.delete();
       }
     }),
 });
