@@ -37,8 +37,19 @@ export async function withSandbox(
   const restoreHostWide = hostWideRestorer();
   const ns = TestNetns.create(tag);
   const namespaces = [ns];
-  const cg = TestCgroup.create(tag);
-  const state = tempStateDir();
+  let cg: TestCgroup, state: ReturnType<typeof tempStateDir>;
+  try {
+    cg = TestCgroup.create(tag);
+    try {
+      state = tempStateDir();
+    } catch (e) {
+      cg.remove();
+      throw e;
+    }
+  } catch (e) {
+    ns.delete(); // a half-made sandbox leaves nothing behind either
+    throw e;
+  }
   const states = [state];
   const daemons: DaemonProcess[] = [];
   const args = (extra: string[] = []) => isolatedRunArgs(ns, state.dir, cg, extra);
@@ -74,12 +85,22 @@ export async function withSandbox(
     for (const d of daemons) await d.stop("SIGKILL").catch(() => {});
     // Before the namespaces go: nothing of ours can write the host's values any more.
     unrestored = restoreHostWide();
-    for (const n of namespaces) n.delete();
-    cg.remove();
-    for (const s of states) s.remove();
+    // Each removal on its own: one that throws must not leave the others behind.
+    const removals = [
+      ...namespaces.map((n) => () => n.delete()),
+      () => cg.remove(),
+      ...states.map((s) => () => s.remove()),
+    ];
+    for (const remove of removals) {
+      try {
+        remove();
+      } catch (e) {
+        unrestored.push(`clean-up: ${e instanceof Error ? e.message : e}`);
+      }
+    }
   }
   // The body's own failure comes first; this one only when the body passed.
   if (ok && unrestored.length) {
-    throw new Error(`could not put back host-wide sysctls: ${unrestored.join("; ")}`);
+    throw new Error(`sandbox not left as found: ${unrestored.join("; ")}`);
   }
 }
