@@ -12,6 +12,9 @@
  *   lossy       iperf3 over that link with 2 % loss: bbr (tcp_conn's choice there) vs cubic
  *   journal     cost of recording one change (1 and 1,000 entries), durable writes per change
  *   shutdown    SIGTERM to exit with 10,000 journal records
+ *   changepath  one change end to end (applier, journal, kept /proc/sys file, log lines) 1,000
+ *               times in a namespace of its own: main-thread CPU cold and warm, and by stage
+ *               (scripts/bench/change_path.ts)
  *   netns       1, 100, 1,000 namespaces under loopback traffic: start, CPU, BPF time, events,
  *               µs per event, fds, RSS, metrics and query tunables/status answers, rollback of
  *               one entry per namespace (the daemon watches every namespace, with -R:
@@ -43,6 +46,7 @@ import { foundationSection } from "./bench/foundation.ts";
 import { watchHostSysctls } from "./bench/host_guard.ts";
 import { hookLoadSection } from "./bench/hook_load.ts";
 import { journalSection } from "./bench/journal.ts";
+import { changePathSection } from "./bench/change_path.ts";
 import { lifecycleSection } from "./bench/lifecycle.ts";
 import { envSeconds, row } from "./bench/report.ts";
 import { shutdownSection } from "./bench/shutdown.ts";
@@ -61,6 +65,7 @@ const ALL = [
   "journal",
   "shutdown",
   "netns",
+  "changepath",
 ];
 
 /** A comma-separated list of positive integers from the environment, or the default. */
@@ -141,6 +146,7 @@ const sections: [string, string[], () => Promise<void> | void][] = [
   ["journal", [], () => journalSection(ROOT, DENO)],
   ["shutdown", ["ip"], () => shutdownSection(ROOT)],
   ["netns", ["ip", "bpftool", "python3", "setpriv"], () => netnsScaleSection(ROOT, cfg.netns)],
+  ["changepath", ["ip"], () => changePathSection(ROOT, DENO)],
 ];
 let failed = 0;
 for (const [name, tools, run] of sections) {

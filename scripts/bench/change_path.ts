@@ -1,0 +1,198 @@
+/**
+ * One change end to end, many times: the daemon's real applier, journal (a state directory on
+ * disk: tmpfs would make fdatasync free), kept /proc/sys files and logger, writing tcp_rmem in a
+ * namespace of the benchmark's own (created, then deleted: the host's sysctls are never touched).
+ * Each change runs as a wake-up with one event does: one journal batch, one deferred write, one
+ * fdatasync. The figure is the main thread's CPU (CLOCK_THREAD_CPUTIME_ID) per change, the first
+ * (cold: V8 still interprets) apart from the rest (warm); the daemon at 5-12 events a second sits
+ * between the two. With BPFPILOT_CHANGE_TIMING=1 the stages' own account follows (change_timing.ts).
+ *
+ * `deno run -A scripts/bench/change_path.ts [changes]` prints one JSON object; changePathSection()
+ * (BPFPILOT_BENCH_SECTIONS=changepath) runs it twice, without and with the stage account.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { Journal } from "../../src/daemon/journal.ts";
+import { ProposalApplier } from "../../src/daemon/applier.ts";
+import { RateGate } from "../../src/daemon/rate_gate.ts";
+import { DaemonStats } from "../../src/daemon/stats.ts";
+import { liveSysctls } from "../../src/daemon/sysctl_io.ts";
+import { changeTiming } from "../../src/daemon/change_timing.ts";
+import { SysctlFiles } from "../../src/kernel/sysctl_files.ts";
+import {
+  heldNetnsCookie,
+  netnsCookieOf,
+  netnsInumOf,
+  netnsKey,
+  netnsRegistry,
+} from "../../src/kernel/netns.ts";
+import { openLibc } from "../../src/kernel/libc.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import type { Proposal } from "../../src/tuning/proposal.ts";
+import { median, row, section } from "./report.ts";
+
+const RMEM = "net.ipv4.tcp_rmem";
+
+export interface ChangePathResult {
+  changes: number;
+  /** Main-thread CPU of each change, µs, in order. */
+  threadUs: number[];
+  /** Wall time of each change, µs. */
+  wallUs: number[];
+  /** The stages' own account (BPFPILOT_CHANGE_TIMING=1), else null. */
+  stages: string | null;
+}
+
+function threadClock(): () => number {
+  const libc = openLibc();
+  if (!libc) throw new Error("no libc: cannot read CLOCK_THREAD_CPUTIME_ID");
+  const ts = new BigInt64Array(2);
+  const buf = new Uint8Array(ts.buffer);
+  return () => {
+    libc.clock_gettime(3, buf); // CLOCK_THREAD_CPUTIME_ID
+    return Number(ts[0]) * 1e9 + Number(ts[1]);
+  };
+}
+
+/** Runs `changes` changes in a namespace of its own; everything it made is gone afterwards. */
+export function measureChangePath(changes: number): ChangePathResult {
+  const name = `bpfp-bench-cp-${Deno.pid}`;
+  const stateDir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "bpfp-bench-cp-" });
+  const devNull = Deno.openSync("/dev/null", { write: true });
+  const files = new SysctlFiles({ cookieNow: heldNetnsCookie });
+  let journal: Journal | null = null;
+  spawnSync("ip", ["netns", "add", name]);
+  try {
+    const key = netnsKey(netnsInumOf(`/run/netns/${name}`));
+    netnsRegistry().discover();
+    journal = Journal.open(stateDir, {
+      netnsCookie: (k) => netnsCookieOf(k, { verify: true }),
+      entryNetnsCookie: (k) => netnsCookieOf(k),
+    });
+    const j = journal;
+    const encoder = new TextEncoder();
+    // The daemon's own log shape (bpftune's lines, no fields), written with one write(2) each.
+    const log = createLogger({
+      target: "stderr",
+      textFields: false,
+      writer: (line) => void devNull.writeSync(encoder.encode(`${line}\n`)),
+    });
+    const applier = new ProposalApplier({
+      journal: j,
+      gate: new RateGate({ cooldownMs: 0 }),
+      io: liveSysctls(undefined, files),
+      log,
+      stats: new DaemonStats(),
+      advise: false,
+      now: () => performance.now(),
+      describe: () => "need to increase TCP buffer size(s)",
+      onlyNetns: null,
+      scopeOf: () => "netns",
+    });
+    const io = liveSysctls(undefined, files);
+    const start = io.read(RMEM, key)!;
+    const clock = threadClock();
+    const threadUs: number[] = [], wallUs: number[] = [];
+    let max = start[2];
+    changeTiming?.report(0); // the account starts here
+    const began = performance.now();
+    for (let i = 0; i < changes; i++) {
+      const from = [start[0], start[1], max];
+      max += 4096;
+      const p: Proposal = {
+        tuner: "tcp_buffer",
+        scenario: "need to increase TCP buffer size(s)",
+        sysctl: RMEM,
+        netns: key,
+        from,
+        to: [start[0], start[1], max],
+        reason: `Due to need to increase max buffer size to maximize throughput change ` +
+          `net.ipv4.tcp_rmem(min default max) from (${from.join(" ")}) -> ` +
+          `(${start[0]} ${start[1]} ${max})`,
+        fresh: true,
+      };
+      const w0 = performance.now(), t0 = clock();
+      const ok = j.batch(() => applier.deferWrites(() => applier.propose(p)));
+      threadUs.push((clock() - t0) / 1e3);
+      wallUs.push((performance.now() - w0) * 1e3);
+      if (!ok) throw new Error(`change ${i} was not made`);
+    }
+    const stages = changeTiming?.report((performance.now() - began) / 1000) ?? null;
+    const now = io.read(RMEM, key)!;
+    if (now[2] !== max) throw new Error(`tcp_rmem is ${now.join(" ")}, not ..${max}`);
+    return { changes, threadUs, wallUs, stages };
+  } finally {
+    journal?.close();
+    files.closeAll();
+    devNull.close();
+    spawnSync("ip", ["netns", "del", name]);
+    Deno.removeSync(stateDir, { recursive: true });
+  }
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+const us = (x: number) => `${x.toFixed(0)} µs`;
+
+/** The figures of one run: cold (first change, first 10) and warm (after the first 100). */
+export function describeChangePath(
+  r: ChangePathResult,
+): { name: string; value: string; note: string }[] {
+  const warm = r.threadUs.slice(Math.min(100, r.threadUs.length - 1));
+  const warmWall = r.wallUs.slice(Math.min(100, r.wallUs.length - 1));
+  return [
+    {
+      name: "change path: first change (cold)",
+      value: us(r.threadUs[0]),
+      note: `main-thread CPU; the next 9: mean ${us(mean(r.threadUs.slice(1, 10)))}; wall ` +
+        `${us(r.wallUs[0])}`,
+    },
+    {
+      name: "change path: one change, warm",
+      value: us(median(warm)),
+      note: `median main-thread CPU of changes 101-${r.changes} (p90 ${us(pct(warm, 0.9))}, mean ` +
+        `${us(mean(warm))}); wall median ${us(median(warmWall))} (the fdatasync's wait ` +
+        `included); mean of all ${r.changes}: ${us(mean(r.threadUs))}`,
+    },
+  ];
+}
+
+/** Runs this file as its own process (a fresh V8: the first change is cold again). */
+function runChild(root: string, deno: string, changes: number, timing: boolean): ChangePathResult {
+  const out = spawnSync(
+    deno,
+    ["run", "-A", "--no-check", join(root, "scripts/bench/change_path.ts"), String(changes)],
+    {
+      encoding: "utf8",
+      env: { ...Deno.env.toObject(), BPFPILOT_CHANGE_TIMING: timing ? "1" : "0" },
+      timeout: 120_000,
+    },
+  );
+  if (out.status !== 0) throw new Error(`change path bench failed: ${out.stderr.trim()}`);
+  return JSON.parse(out.stdout);
+}
+
+export function changePathSection(root: string, deno: string, changes = 1000): void {
+  section(`change path: ${changes} changes of tcp_rmem in a namespace of its own, one per batch`);
+  try {
+    for (const r of describeChangePath(runChild(root, deno, changes, false))) {
+      row(r.name, r.value, r.note);
+    }
+    const timed = runChild(root, deno, changes, true);
+    row("change path: stages (their own account)", "", timed.stages ?? "no account");
+  } catch (e) {
+    row("change path", "failed", (e as Error).message);
+  }
+}
+
+if (import.meta.main) {
+  const n = Number(Deno.args[0] ?? 1000);
+  console.log(JSON.stringify(measureChangePath(Number.isInteger(n) && n > 0 ? n : 1000)));
+}
