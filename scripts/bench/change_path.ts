@@ -54,13 +54,26 @@ function threadClock(): () => number {
   };
 }
 
-/** Runs `changes` changes in a namespace of its own; everything it made is gone afterwards. */
-export function measureChangePath(changes: number): ChangePathResult {
-  const name = `bpfp-bench-cp-${Deno.pid}`;
-  const stateDir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "bpfp-bench-cp-" });
+/** One change at a time (step: its main-thread CPU and wall µs); close() removes everything. */
+export interface ChangePath {
+  step(): { threadUs: number; wallUs: number };
+  close(): void;
+}
+
+/** A namespace of its own (tag: part of its name), a state directory, the daemon's pieces. */
+export function openChangePath(tag = "cp"): ChangePath {
+  const name = `bpfp-bench-${tag}-${Deno.pid}`;
+  const stateDir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: `bpfp-bench-${tag}-` });
   const devNull = Deno.openSync("/dev/null", { write: true });
   const files = new SysctlFiles({ cookieNow: heldNetnsCookie });
   let journal: Journal | null = null;
+  const close = () => {
+    journal?.close();
+    files.closeAll();
+    devNull.close();
+    spawnSync("ip", ["netns", "del", name]);
+    Deno.removeSync(stateDir, { recursive: true });
+  };
   spawnSync("ip", ["netns", "add", name]);
   try {
     const key = netnsKey(netnsInumOf(`/run/netns/${name}`));
@@ -92,41 +105,64 @@ export function measureChangePath(changes: number): ChangePathResult {
     const io = liveSysctls(undefined, files);
     const start = io.read(RMEM, key)!;
     const clock = threadClock();
-    const threadUs: number[] = [], wallUs: number[] = [];
     let max = start[2];
+    return {
+      step() {
+        const from = [start[0], start[1], max];
+        max += 4096;
+        const p: Proposal = {
+          tuner: "tcp_buffer",
+          scenario: "need to increase TCP buffer size(s)",
+          sysctl: RMEM,
+          netns: key,
+          from,
+          to: [start[0], start[1], max],
+          reason: `Due to need to increase max buffer size to maximize throughput change ` +
+            `net.ipv4.tcp_rmem(min default max) from (${from.join(" ")}) -> ` +
+            `(${start[0]} ${start[1]} ${max})`,
+          fresh: true,
+        };
+        const w0 = performance.now(), t0 = clock();
+        const ok = j.batch(() => applier.deferWrites(() => applier.propose(p)));
+        const threadUs = (clock() - t0) / 1e3, wallUs = (performance.now() - w0) * 1e3;
+        if (!ok) throw new Error(`change to ${max} was not made`);
+        return { threadUs, wallUs };
+      },
+      close() {
+        let now: number[] | null = null;
+        try {
+          now = io.read(RMEM, key);
+        } finally {
+          close();
+        }
+        if (now?.[2] !== max) throw new Error(`tcp_rmem is ${now?.join(" ")}, not ..${max}`);
+      },
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** Runs `changes` changes in a namespace of its own; everything it made is gone afterwards. */
+export function measureChangePath(changes: number): ChangePathResult {
+  const path = openChangePath();
+  let closed = false;
+  try {
+    const threadUs: number[] = [], wallUs: number[] = [];
     changeTiming?.report(0); // the account starts here
     const began = performance.now();
     for (let i = 0; i < changes; i++) {
-      const from = [start[0], start[1], max];
-      max += 4096;
-      const p: Proposal = {
-        tuner: "tcp_buffer",
-        scenario: "need to increase TCP buffer size(s)",
-        sysctl: RMEM,
-        netns: key,
-        from,
-        to: [start[0], start[1], max],
-        reason: `Due to need to increase max buffer size to maximize throughput change ` +
-          `net.ipv4.tcp_rmem(min default max) from (${from.join(" ")}) -> ` +
-          `(${start[0]} ${start[1]} ${max})`,
-        fresh: true,
-      };
-      const w0 = performance.now(), t0 = clock();
-      const ok = j.batch(() => applier.deferWrites(() => applier.propose(p)));
-      threadUs.push((clock() - t0) / 1e3);
-      wallUs.push((performance.now() - w0) * 1e3);
-      if (!ok) throw new Error(`change ${i} was not made`);
+      const s = path.step();
+      threadUs.push(s.threadUs);
+      wallUs.push(s.wallUs);
     }
     const stages = changeTiming?.report((performance.now() - began) / 1000) ?? null;
-    const now = io.read(RMEM, key)!;
-    if (now[2] !== max) throw new Error(`tcp_rmem is ${now.join(" ")}, not ..${max}`);
+    closed = true;
+    path.close();
     return { changes, threadUs, wallUs, stages };
   } finally {
-    journal?.close();
-    files.closeAll();
-    devNull.close();
-    spawnSync("ip", ["netns", "del", name]);
-    Deno.removeSync(stateDir, { recursive: true });
+    if (!closed) path.close();
   }
 }
 
