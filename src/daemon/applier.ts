@@ -281,11 +281,13 @@ export class ProposalApplier {
 
   #rememberWrite(sysctl: string, text: string): void {
     const now = this.d.now();
-    const recent = (this.#ownWrites.get(sysctl) ?? []).filter((w) =>
-      now - w.at < OWN_WRITE_WINDOW_MS
-    );
+    let recent = this.#ownWrites.get(sysctl);
+    if (!recent) this.#ownWrites.set(sysctl, recent = []);
+    // In time order: the expired ones are at the front (no copy of the rest per write).
+    let stale = 0;
+    while (stale < recent.length && now - recent[stale].at >= OWN_WRITE_WINDOW_MS) stale++;
+    if (stale > 0) recent.splice(0, stale);
     recent.push({ text, at: now });
-    this.#ownWrites.set(sysctl, recent);
   }
 
   isOwnRecentWrite(sysctl: string, values: string): boolean {

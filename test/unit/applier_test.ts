@@ -512,3 +512,30 @@ Deno.test("deferWrites: when the records cannot be made durable, nothing is writ
     t.cleanup();
   }
 });
+
+Deno.test("our own writes are known as ours for 5 s, each namespace's, then forgotten", () => {
+  const t = setup();
+  try {
+    for (const ns of ["global", "4026532100"]) {
+      t.io.values.set(`${ns} net.ipv4.tcp_rmem`, [4096, 16384, 65536]);
+    }
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true);
+    t.tick(3000);
+    assert.equal(t.applier.propose(rmem(65536, 98304, "4026532100")), true);
+    // The event's text as the kernel prints it (tabs) matches the value as written.
+    assert.ok(t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096\t16384\t81920\n"));
+    assert.ok(t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 98304"));
+    assert.ok(!t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 65536"));
+    assert.ok(!t.applier.isOwnRecentWrite("net.ipv4.tcp_wmem", "4096 16384 81920"));
+    t.tick(2500); // the first write is 5.5 s old, the second 2.5 s
+    assert.ok(!t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 81920"));
+    assert.ok(t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 98304"));
+    t.tick(10_000);
+    t.io.values.set("global net.ipv4.tcp_rmem", [4096, 16384, 81920]);
+    assert.equal(t.applier.propose(rmem(81920, 131072)), true); // drops the expired ones
+    assert.ok(!t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 98304"));
+    assert.ok(t.applier.isOwnRecentWrite("net.ipv4.tcp_rmem", "4096 16384 131072"));
+  } finally {
+    t.cleanup();
+  }
+});
