@@ -725,6 +725,11 @@ export class Journal {
   /** The log inode read (null: none) and the offset after its last complete record. */
   #logIno: number | null = null;
   #logEnd = 0;
+  /**
+   * The log's size as last seen under the lock held now (its catching up, or our own append);
+   * null when not known. Lets an append skip its fstat and seek (LogAppender.append).
+   */
+  #logSize: number | null = null;
   /** Records in the log (not yet in state.json), and how many of them this instance wrote. */
   #logRecords = 0;
   #appended = 0;
@@ -940,6 +945,7 @@ export class Journal {
   }
 
   #unlock(): void {
+    this.#logSize = null; // others may append once the lock is dropped
     this.#lockFile?.close(); // closing drops the flock
     this.#lockFile = undefined;
   }
@@ -963,12 +969,14 @@ export class Journal {
     if (!sameStamp(snap, this.#snap)) return this.#reload(snap);
     // The log as last read (or still missing): nothing to open.
     const log = this.#stamp(this.logFile);
+    this.#logSize = log?.size ?? null;
     if (
       log === null ? this.#logIno === null : log.ino === this.#logIno && log.size === this.#logEnd
     ) {
       return;
     }
     const tail = this.#readLog(this.#logEnd);
+    this.#logSize = tail?.size ?? null;
     if (tail === null) {
       if (this.#logIno !== null) this.#reload(snap);
       return;
@@ -1013,6 +1021,7 @@ export class Journal {
       this.#overridesVersion++;
       this.#snap = snap;
       this.#logIno = tail?.ino ?? null;
+      this.#logSize = tail?.size ?? null;
       this.#logEnd = 0;
       this.#logRecords = 0;
       this.#entryJson = new Map(
@@ -1478,12 +1487,19 @@ export class Journal {
   #appendLog(text: string, durable: boolean): void {
     const b = this.#batch;
     try {
-      const written = this.#log.append(text, durable, this.#logEnd, this.#logIno);
+      const written = this.#log.append(
+        text,
+        durable,
+        this.#logEnd,
+        this.#logIno,
+        this.#logSize,
+      );
       this.#logIno = written.ino;
-      this.#logEnd = written.size;
+      this.#logEnd = this.#logSize = written.size;
       if (b) Object.assign(b, { unsynced: "", owed: b.owed && !durable });
     } catch (err) {
       this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
+      this.#logSize = null;
       if (b) dropWaiting(b);
       throw ioError("write", this.logFile, err);
     }
@@ -1545,7 +1561,9 @@ export class Journal {
     // state.json holds them now, synced
     if (this.#batch) Object.assign(this.#batch, { unsynced: "", owed: false });
     this.#snap = this.#stamp(this.file);
-    this.#logIno = this.#readLog(0)?.ino ?? null;
+    const log = this.#readLog(0);
+    this.#logIno = log?.ino ?? null;
+    this.#logSize = log?.size ?? null;
     this.#logEnd = 0;
     this.#logRecords = 0;
   }

@@ -103,19 +103,25 @@ export function readTail(path: string, offset: number): LogTail | null {
 export class LogAppender {
   #file: Deno.FsFile | null = null;
   #ino = -1;
+  /** Where our last write ended (the file's offset now), -1 when not known. */
+  #pos = -1;
 
   constructor(readonly path: string) {}
 
   /**
    * Appends `text` (whole lines) to the log, creating it 0600, after cutting it to `validEnd`
    * when a torn record lies beyond. `knownIno`: the inode of the log the caller read (null:
-   * none). `durable`: fdatasync before returning. Returns the new size and the inode written to.
+   * none). `knownSize`: the log's size as the caller saw it under the lock it holds now (null:
+   * not known); when it is `validEnd` and our last write ended there, nothing lies beyond and the
+   * offset is right: no fstat, no seek. `durable`: fdatasync before returning. Returns the new
+   * size and the inode written to.
    */
   append(
     text: string,
     durable: boolean,
     validEnd: number,
     knownIno: number | null,
+    knownSize: number | null = null,
   ): { size: number; ino: number } {
     if (this.#file === null || knownIno === null || knownIno !== this.#ino) {
       this.close();
@@ -123,15 +129,19 @@ export class LogAppender {
     }
     const f = this.#file;
     try {
-      const st = f.statSync();
-      this.#ino = st.ino ?? 0;
-      if (st.size > validEnd) f.truncateSync(validEnd);
-      f.seekSync(validEnd, Deno.SeekMode.Start);
+      if (knownSize !== validEnd || this.#pos !== validEnd) {
+        this.#pos = -1;
+        const st = f.statSync();
+        this.#ino = st.ino ?? 0;
+        if (st.size > validEnd) f.truncateSync(validEnd);
+        f.seekSync(validEnd, Deno.SeekMode.Start);
+      }
       const bytes = encoder.encode(text);
       // One write(2) for the whole record batch: a process kill cannot leave half of it.
       for (let done = 0; done < bytes.length;) done += f.writeSync(bytes.subarray(done));
+      this.#pos = validEnd + bytes.length;
       if (durable) f.syncDataSync();
-      return { size: validEnd + bytes.length, ino: this.#ino };
+      return { size: this.#pos, ino: this.#ino };
     } catch (err) {
       this.close(); // opened again by path next time
       throw err;
@@ -144,6 +154,7 @@ export class LogAppender {
     } catch { /* closed already */ }
     this.#file = null;
     this.#ino = -1;
+    this.#pos = -1;
   }
 }
 

@@ -650,6 +650,33 @@ Deno.test(
 );
 
 Deno.test(
+  "a writer whose last append ended the log still cuts a torn record left after it, and " +
+    "appends after another writer's whole records",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    const log = `${dir}/state.log`;
+    const lines = () => Deno.readTextFileSync(log).split("\n").filter((l) => l !== "");
+    j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    // A writer that died mid-append after j's append, longer than j's next record (j's next
+    // append skips its fstat only when the log is as it left it).
+    Deno.writeTextFileSync(log, `{"s":2,"put":{"netns":"${"x".repeat(2000)}`, { append: true });
+    j.recordWritten("global", RMEM, [1, 2, 4]);
+    assert.deepEqual(lines().map((l) => JSON.parse(l).s), [1, 2], "torn bytes cut, then appended");
+    Journal.open(dir).recordOriginal("global", WMEM, "tcp_buffer", [4, 5, 6], [4, 5, 7]);
+    j.batch(() => {
+      j.recordOriginal("4026532100", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 5]);
+      j.recordWritten("4026532100", RMEM, [1, 2, 5]);
+    });
+    j.recordWritten("global", WMEM, [4, 5, 7]);
+    assert.deepEqual(lines().map((l) => JSON.parse(l).s), [1, 2, 3, 4, 5, 6]);
+    const fresh = Journal.open(dir);
+    assert.deepEqual(fresh.entry("global", RMEM)!.lastWritten, [1, 2, 4]);
+    assert.deepEqual(fresh.entry("global", WMEM)!.lastWritten, [4, 5, 7]);
+    assert.deepEqual(fresh.entry("4026532100", RMEM)!.lastWritten, [1, 2, 5]);
+  }),
+);
+
+Deno.test(
   "a damaged log record → JournalError naming state.log and the line; nothing is overwritten",
   withDir((dir) => {
     const j = Journal.open(dir);
