@@ -82,6 +82,7 @@ export function openChangePath(tag = "cp"): ChangePath {
       netnsCookie: (k) => netnsCookieOf(k, { verify: true }),
       entryNetnsCookie: (k) => netnsCookieOf(k),
     });
+    journal.claimDaemon(); // as the daemon's is
     const j = journal;
     const encoder = new TextEncoder();
     // The daemon's own log shape (bpftune's lines, no fields), written with one write(2) each.

@@ -746,6 +746,12 @@ export class Journal {
   /** `state.lock` while this instance holds it (a change, or a batch from its first change on). */
   #lockFile: Deno.FsFile | undefined;
   /**
+   * The daemon's `state.lock` (from claimDaemon on), kept open between holds with its inode: a
+   * hold is then one flock, not an open, a flock and a close per wake-up.
+   */
+  #keptLock: { file: Deno.FsFile; ino: number } | undefined;
+  #keepLock = false;
+  /**
    * The batch under way: whether it holds the lock (and has caught up with the files since), and
    * the records it has not appended yet (none of them needs a sync).
    */
@@ -861,6 +867,7 @@ export class Journal {
       throw ioError("lock", path, err);
     }
     this.#daemonLock = f;
+    this.#keepLock = true;
   }
 
   /**
@@ -879,6 +886,11 @@ export class Journal {
       this.#appended = 0;
     }
     this.#log.close();
+    this.#keepLock = false;
+    try {
+      this.#keptLock?.file.close();
+    } catch { /* closed already */ }
+    this.#keptLock = undefined;
     this.#daemonLock?.close();
     this.#daemonLock = undefined;
   }
@@ -928,7 +940,7 @@ export class Journal {
       ct ? ct.time("journal lock", () => this.#lockBatch(b)) : this.#lockBatch(b);
       return fn();
     }
-    this.#lockFile = takeLock(this.dir);
+    this.#lockFile = this.#takeLock();
     try {
       return fn();
     } finally {
@@ -938,7 +950,7 @@ export class Journal {
 
   /** Takes `state.lock` for the rest of batch `b` and catches up with the files under it. */
   #lockBatch(b: BatchState): void {
-    this.#lockFile = takeLock(this.dir);
+    this.#lockFile = this.#takeLock();
     b.held = true; // released at the batch's end
     this.refresh();
     b.fresh = true;
@@ -946,8 +958,38 @@ export class Journal {
 
   #unlock(): void {
     this.#logSize = null; // others may append once the lock is dropped
-    this.#lockFile?.close(); // closing drops the flock
+    const f = this.#lockFile;
     this.#lockFile = undefined;
+    if (f && f === this.#keptLock?.file) {
+      try {
+        return f.unlockSync();
+      } catch {
+        this.#keptLock = undefined; // closed below, which drops the flock
+      }
+    }
+    f?.close(); // closing drops the flock
+  }
+
+  /** `state.lock`, locked: the kept one for the daemon (see #keptLock), else opened for this hold. */
+  #takeLock(): Deno.FsFile {
+    if (!this.#keepLock) return takeLock(this.dir);
+    const kept = this.#keptLock;
+    if (kept) {
+      try {
+        kept.file.lockSync(true);
+        // Deleted or replaced meanwhile: others lock the file at the path, so must we.
+        if (stampOf(`${this.dir}/${LOCK_FILE}`)?.ino === kept.ino) return kept.file;
+      } catch { /* opened again below */ }
+      try {
+        kept.file.close();
+      } catch { /* closed already */ }
+      this.#keptLock = undefined;
+    }
+    const file = takeLock(this.dir);
+    try {
+      this.#keptLock = { file, ino: file.statSync().ino ?? -1 };
+    } catch { /* not kept: closed by #unlock */ }
+    return file;
   }
 
   /**

@@ -676,6 +676,59 @@ Deno.test(
   }),
 );
 
+/** This process's descriptors open on `dir`'s state.lock (deleted ones included). */
+function lockFds(dir: string): number {
+  let n = 0;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${e.name}`).startsWith(`${dir}/state.lock`)) n++;
+    } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
+/** Whether another open file description could take state.lock now. */
+function lockFree(dir: string): boolean {
+  const f = Deno.openSync(`${dir}/state.lock`, { read: true, write: true, create: true });
+  try {
+    return f.tryLockSync(true);
+  } finally {
+    f.close();
+  }
+}
+
+Deno.test(
+  "the daemon's journal keeps state.lock open between holds, free between them, and locks a " +
+    "new state.lock when it was deleted",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    try {
+      j.claimDaemon();
+      for (let i = 0; i < 3; i++) {
+        j.recordOriginal(`40265321${i}`, RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+        assert.ok(lockFree(dir), "free between holds");
+        assert.equal(lockFds(dir), 1, "one descriptor, kept");
+      }
+      j.batch(() => {
+        j.recordOriginal("global", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+        assert.ok(!lockFree(dir), "held within the batch");
+      });
+      assert.ok(lockFree(dir));
+      Deno.removeSync(`${dir}/state.lock`);
+      j.batch(() => {
+        j.recordOriginal("global", WMEM, "tcp_buffer", [4, 5, 6], [4, 5, 7]);
+        assert.ok(!lockFree(dir), "the new state.lock is the one held");
+      });
+      assert.equal(lockFds(dir), 1, "the deleted one closed");
+      assert.ok(lockFree(dir));
+    } finally {
+      j.close();
+    }
+    assert.equal(lockFds(dir), 0, "closed with the journal");
+    assert.equal(Journal.open(dir).changedEntries().length, 5);
+  }),
+);
+
 Deno.test(
   "a damaged log record → JournalError naming state.log and the line; nothing is overwritten",
   withDir((dir) => {
