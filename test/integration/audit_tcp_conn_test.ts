@@ -46,9 +46,18 @@ async function auditUnderTraffic(
   let ended = false;
   const output = child.output().finally(() => ended = true);
   let connections = 0;
-  while (!ended) {
-    const run = await paths.send(sb, 10, BYTES);
-    connections += 10 - run.failed;
+  try {
+    while (!ended) {
+      const run = await paths.send(sb, 10, BYTES);
+      connections += 10 - run.failed;
+    }
+  } catch (e) {
+    // The audit, attached for its whole window, must not outlive the sandbox.
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+    await output;
+    throw e;
   }
   const out = await output;
   const dec = new TextDecoder();

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
+import { isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { cgroup2Root } from "../../src/kernel/cgroup.ts";
 import { Journal } from "../../src/daemon/journal.ts";
@@ -20,7 +20,7 @@ Deno.test({
   name: "a bpftune unit's ExecStart line, renamed to bpfpilot, starts it with the same meaning",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("unit", async ({ ns, cg }) => {
+    withSandbox("unit", async ({ ns, cg, spawnVia }) => {
       const root = cgroup2Root()!;
       const line = BPFTUNE_EXECSTART.replace("/usr/sbin/bpftune", LAUNCHER).split(" ");
       // The unchanged line would tune this machine with the default state directory and the root
@@ -34,22 +34,18 @@ Deno.test({
         `mount --bind '${cg.path}' '${root}'`,
         'exec nsenter --net=/proc/self/fd/3 "$@"',
       ].join("\n");
-      const d = DaemonProcess.startVia("unshare", ["-m", "sh", "-c", sandbox, "sh", ...line]);
-      try {
-        const started = await d.waitFor(/bpfpilot started|could not|error/, 60_000);
-        assert.match(
-          started,
-          /bpfpilot started \([3-9] tuners, support level full/,
-          d.lines.join("\n"),
-        );
-        assert.ok(d.lines.every((l) => l.startsWith("bpfpilot")), "-s: every line on stderr");
-        const attached = spawnSync("bpftool", ["cgroup", "show", cg.path], { encoding: "utf8" });
-        assert.match(attached.stdout, /sysctl\s+.*bpfp_sy_write/, "the admin-write detector is on");
-        assert.equal(await d.stop("SIGTERM"), 0, "SIGTERM ends it with 0, as bpftune");
-        assert.equal(d.matching(/# Events: tuner 'tcp_buffer'/).length, 1, "the exit summary");
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+      const d = spawnVia("unshare", ["-m", "sh", "-c", sandbox, "sh", ...line]);
+      const started = await d.waitFor(/bpfpilot started|could not|error/, 60_000);
+      assert.match(
+        started,
+        /bpfpilot started \([3-9] tuners, support level full/,
+        d.lines.join("\n"),
+      );
+      assert.ok(d.lines.every((l) => l.startsWith("bpfpilot")), "-s: every line on stderr");
+      const attached = spawnSync("bpftool", ["cgroup", "show", cg.path], { encoding: "utf8" });
+      assert.match(attached.stdout, /sysctl\s+.*bpfp_sy_write/, "the admin-write detector is on");
+      assert.equal(await d.stop("SIGTERM"), 0, "SIGTERM ends it with 0, as bpftune");
+      assert.equal(d.matching(/# Events: tuner 'tcp_buffer'/).length, 1, "the exit summary");
     }),
 });
 
@@ -57,7 +53,7 @@ Deno.test({
   name: "bpftune spellings: --learning_rate, -l, -p, and -a naming a tuner bpfpilot lacks",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("spell", async ({ ns, cg, state }) => {
+    withSandbox("spell", async ({ ns, cg, state, start }) => {
       // An admin write remembered from an earlier run: bpftune's semantics forget it.
       const j = Journal.open(state);
       j.markOverride({
@@ -68,7 +64,7 @@ Deno.test({
         comm: "sysctl",
       });
       j.close();
-      const d = DaemonProcess.start(isolatedRunArgs(ns, state, cg, [
+      const d = start([
         "--overrides",
         "session",
         "-a",
@@ -81,22 +77,18 @@ Deno.test({
         "/usr/local/lib64/bpftune",
         "-p",
         "0",
-      ]));
-      try {
-        await d.waitFor(/bpfpilot started \(2 tuners/);
-        assert.equal(d.matching(/-a nosuch: bpfpilot has no such tuner .*; ignored/).length, 1);
-        assert.equal(
-          d.matching(/-l\/--libdir .* ignored: bpfpilot's tuners are built in/).length,
-          1,
-        );
-        assert.equal(d.matching(/-p\/--port 0 ignored: .*UNIX socket/).length, 1);
-        assert.equal(d.matching(/tuner sysctl runs although -a did not name it/).length, 1);
-        assert.equal(d.matching(/forgot 1 admin override\(s\) from an earlier run/).length, 1);
-        assert.deepEqual(d.matching(/not tuning net\.ipv4\.tcp_rmem/), []);
-        assert.equal(await d.stop(), 0);
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+      ]);
+      await d.waitFor(/bpfpilot started \(2 tuners/);
+      assert.equal(d.matching(/-a nosuch: bpfpilot has no such tuner .*; ignored/).length, 1);
+      assert.equal(
+        d.matching(/-l\/--libdir .* ignored: bpfpilot's tuners are built in/).length,
+        1,
+      );
+      assert.equal(d.matching(/-p\/--port 0 ignored: .*UNIX socket/).length, 1);
+      assert.equal(d.matching(/tuner sysctl runs although -a did not name it/).length, 1);
+      assert.equal(d.matching(/forgot 1 admin override\(s\) from an earlier run/).length, 1);
+      assert.deepEqual(d.matching(/not tuning net\.ipv4\.tcp_rmem/), []);
+      assert.equal(await d.stop(), 0);
       const none = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg, ["-a", "nosuch"]), {
         encoding: "utf8",
         timeout: 60_000,

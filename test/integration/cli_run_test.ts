@@ -5,15 +5,15 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { LAUNCHER } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 
 Deno.test({
   name: "bpfpilot -dsR -a tcp_buffer_tuner.so runs the daemon like bpftune -dsR",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("flags", async ({ ns, cg, state }) => {
-      const d = DaemonProcess.start([
+    withSandbox("flags", async ({ ns, cg, state, spawn }) => {
+      const d = spawn([
         "-dsR",
         "-a",
         "tcp_buffer_tuner.so",
@@ -24,15 +24,11 @@ Deno.test({
         "-c",
         cg.path,
       ]);
-      try {
-        await d.waitFor(/bpfpilot started \(2 tuners/);
-        assert.ok(d.matching(/^bpfpilot: /).length > 0, "-s: stderr with the bpfpilot: prefix");
-        assert.ok(d.lines.some((l) => /libbpf|tuner=/.test(l)), "-d: debug lines");
-        assert.equal(await d.stop("SIGINT"), 0, "SIGINT exits 0 too");
-        assert.ok(d.matching(/# Events: tuner 'tcp_buffer'/).length === 1, "summary on exit");
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+      await d.waitFor(/bpfpilot started \(2 tuners/);
+      assert.ok(d.matching(/^bpfpilot: /).length > 0, "-s: stderr with the bpfpilot: prefix");
+      assert.ok(d.lines.some((l) => /libbpf|tuner=/.test(l)), "-d: debug lines");
+      assert.equal(await d.stop("SIGINT"), 0, "SIGINT exits 0 too");
+      assert.ok(d.matching(/# Events: tuner 'tcp_buffer'/).length === 1, "summary on exit");
     }),
 });
 
@@ -40,24 +36,18 @@ Deno.test({
   name: "--log-format json: one JSON object per line with level, msg and fields",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("json", async ({ ns, cg, state }) => {
-      const d = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--log-format", "json"]),
-      );
-      try {
-        await d.waitFor(/bpfpilot started/);
-        assert.equal(await d.stop(), 0);
-        const records = d.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-        assert.ok(records.length >= 3);
-        for (const r of records) {
-          assert.equal(typeof r.ts, "string");
-          assert.ok(["error", "warning", "notice", "info", "debug"].includes(r.level));
-          assert.equal(typeof r.msg, "string");
-        }
-        assert.ok(records.some((r) => r.tuner === "tcp_buffer" && Array.isArray(r.hooks)));
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
+    withSandbox("json", async ({ start }) => {
+      const d = start(["--log-format", "json"]);
+      await d.waitFor(/bpfpilot started/);
+      assert.equal(await d.stop(), 0);
+      const records = d.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      assert.ok(records.length >= 3);
+      for (const r of records) {
+        assert.equal(typeof r.ts, "string");
+        assert.ok(["error", "warning", "notice", "info", "debug"].includes(r.level));
+        assert.equal(typeof r.msg, "string");
       }
+      assert.ok(records.some((r) => r.tuner === "tcp_buffer" && Array.isArray(r.hooks)));
     }),
 });
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
+import { isolatedRunArgs, LAUNCHER, ROOT } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import {
   CAP_CHOWN,
@@ -47,6 +47,17 @@ function assertThreadsBounded(pid: number, mask: bigint): number {
 
 function cmdline(pid: number): string[] {
   return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").slice(0, -1);
+}
+
+/** SIGKILLs the -D daemon of `state` (`pid`, else its pid file's) if it still runs. */
+function killBackground(pid: number | null, state: string) {
+  try {
+    pid ??= Number(Deno.readTextFileSync(`${state}/bpfpilot.pid`).trim());
+    // Only a process of this state directory: the pid may be gone and reused already.
+    if (pid > 0 && cmdline(pid).includes(state)) Deno.kill(pid, "SIGKILL");
+  } catch {
+    // no pid file, or the process is gone
+  }
 }
 
 Deno.test({
@@ -109,7 +120,7 @@ Deno.test({
   ignore: !IS_ROOT,
   fn: () =>
     withSandbox("capbg", async ({ ns, cg, state }) => {
-      let pid = 0;
+      let pid: number | null = null; // 0 once it has exited
       try {
         // Output to a file: the -s child keeps it open after the parent returns.
         const log = `${state}/out.log`;
@@ -155,7 +166,9 @@ Deno.test({
         );
         pid = 0;
       } finally {
-        if (pid) Deno.kill(pid, "SIGKILL");
+        // No child of ours (it left for the background), so killed here by pid: read from its
+        // pid file if the test failed before its output named it.
+        if (pid !== 0) killBackground(pid || null, state);
       }
     }),
 });
@@ -168,9 +181,9 @@ Deno.test({
     try {
       const bundle = join(built, "bpfpilot.js");
       execFileSync(DENO, ["run", "-A", join(ROOT, "scripts/build.ts"), "--quiet", "--out", bundle]);
-      await withSandbox("capjs", async ({ ns, cg, state }) => {
+      await withSandbox("capjs", async ({ ns, cg, state, spawnVia }) => {
         const args = isolatedRunArgs(ns, state, cg);
-        const daemon = DaemonProcess.startVia(DENO, ["run", "-A", "--no-config", bundle, ...args]);
+        const daemon = spawnVia(DENO, ["run", "-A", "--no-config", bundle, ...args]);
         try {
           await daemon.waitFor(STARTED, 60_000);
           assert.deepEqual(cmdline(daemon.pid).slice(1), [

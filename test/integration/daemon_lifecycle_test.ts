@@ -10,7 +10,6 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import {
-  DaemonProcess,
   isolatedRunArgs,
   LAUNCHER,
   programIdsOf,
@@ -19,7 +18,7 @@ import {
   TestCgroup,
   TestNetns,
 } from "../support/daemon.ts";
-import { withSandbox } from "../support/sandbox.ts";
+import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 
 const LOW = [4096, 16384, 65536];
 const STARTED = /bpfpilot started/;
@@ -30,16 +29,22 @@ function daemonArgs(ns: TestNetns, state: string, cg: TestCgroup, extra: string[
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(LAUNCHER, args, { encoding: "utf8", env: { ...Deno.env.toObject(), ...env } });
+  // A timeout: a `run` meant to refuse that starts instead would hang the test (spawnSync then
+  // sends SIGTERM, and the status it reports fails the test's assertion).
+  return spawnSync(LAUNCHER, args, {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...Deno.env.toObject(), ...env },
+  });
 }
 
 async function scenario(
   tag: string,
-  body: (ns: TestNetns, state: string, cg: TestCgroup, started: DaemonProcess[]) => Promise<void>,
+  body: (sb: Sandbox) => Promise<void>,
 ) {
   await withSandbox(tag, async (sb) => {
     sb.ns.setSysctl("net.ipv4.tcp_rmem", LOW);
-    await body(sb.ns, sb.state, sb.cg, sb.daemons);
+    await body(sb);
   });
 }
 
@@ -47,9 +52,8 @@ Deno.test({
   name: "admin override: a sysctl -w stops tuning it, survives a restart, enable resumes it",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("adm", async (ns, state, cg, started) => {
-      const d1 = DaemonProcess.start(daemonArgs(ns, state, cg));
-      started.push(d1);
+    await scenario("adm", async ({ ns, state, cg, start }) => {
+      const d1 = start();
       await d1.waitFor(STARTED);
       // The admin (a process in the watched cgroup, inside the namespace) sets the value.
       cg.run(`ip netns exec ${ns.name} sysctl -qw net.ipv4.tcp_rmem="4096 16384 70000"`);
@@ -65,8 +69,7 @@ Deno.test({
       assert.equal(await d1.stop(), 0);
 
       // The decision survives a restart.
-      const d2 = DaemonProcess.start(daemonArgs(ns, state, cg));
-      started.push(d2);
+      const d2 = start();
       await d2.waitFor(STARTED);
       ns.iperf(3);
       await new Promise((r) => setTimeout(r, 1000));
@@ -88,9 +91,8 @@ Deno.test({
   name: "-R restores the originals on SIGTERM and nothing stays attached",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("rb", async (ns, state, cg, started) => {
-      const d = DaemonProcess.start(daemonArgs(ns, state, cg, ["-R"]));
-      started.push(d);
+    await scenario("rb", async ({ ns, start }) => {
+      const d = start(["-R"]);
       await d.waitFor(STARTED);
       ns.iperf(3);
       await d.waitFor(RMEM_CHANGE);
@@ -113,9 +115,8 @@ Deno.test({
   name: "after kill -9 nothing stays attached and `bpfpilot rollback` restores the originals",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("k9", async (ns, state, cg, started) => {
-      const d = DaemonProcess.start(daemonArgs(ns, state, cg));
-      started.push(d);
+    await scenario("k9", async ({ ns, state, start }) => {
+      const d = start();
       await d.waitFor(STARTED);
       const pgrep = execFileSync("pgrep", ["-x", "bpfpilot"], { encoding: "utf8" });
       assert.ok(pgrep.split("\n").includes(String(d.pid)), "pgrep finds it by name");
@@ -148,9 +149,8 @@ Deno.test({
   name: "rollback leaves a value someone changed since alone, and says so",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("chg", async (ns, state, cg, started) => {
-      const d = DaemonProcess.start(daemonArgs(ns, state, cg));
-      started.push(d);
+    await scenario("chg", async ({ ns, state, start }) => {
+      const d = start();
       await d.waitFor(STARTED);
       ns.iperf(3);
       await d.waitFor(RMEM_CHANGE);
@@ -171,7 +171,7 @@ Deno.test({
   name: "a corrupt state file: clear error from rollback and run, file untouched, no stack trace",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("bad", (ns, state, cg) => {
+    await scenario("bad", ({ ns, state, cg }) => {
       const file = `${state}/state.json`;
       const garbage = '{"format":"bpfpilot-state","version":1,"entries":[{"netns":';
       writeFileSync(file, garbage);
@@ -202,13 +202,12 @@ for (
     name: `fault injection ${fault}: the daemon reports it and keeps running with the rest`,
     ignore: !IS_ROOT,
     async fn() {
-      await scenario("fi", async (ns, state, cg, started) => {
+      await scenario("fi", async ({ ns, start }) => {
         // Without override detection the daemon refuses unless told to run degraded.
         const extra = fault.startsWith("sysctl:") ? ["--allow-degraded"] : [];
-        const d = DaemonProcess.start(daemonArgs(ns, state, cg, extra), {
+        const d = start(extra, {
           BPFPILOT_FAULT_INJECT: fault,
         });
-        started.push(d);
         await d.waitFor(STARTED);
         const [tuner, hook] = fault.split(":");
         if (hook === "load" || hook === "rcvbuf" || hook === "sysctl_write") {
@@ -234,11 +233,10 @@ Deno.test({
     "writer-less sysctl events (5.10's cgroup/sysctl flavour): own writes ignored, admin's caught",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("fb", async (ns, state, cg, started) => {
-      const d = DaemonProcess.start(daemonArgs(ns, state, cg, ["-d"]), {
+    await scenario("fb", async ({ ns, cg, start }) => {
+      const d = start(["-d"], {
         BPFPILOT_FAULT_INJECT: "program:bpfp_sy_write",
       });
-      started.push(d);
       await d.waitFor(STARTED);
       assert.match(await d.waitFor(/tuner sysctl: active/), /"program":"bpfp_sy_write_nt"/);
       // Our own write is seen without a writer, recognised by name, value and time.
@@ -286,10 +284,10 @@ Deno.test({
   name: "start-up pages: soon after start the runtime's pages that only the start used go back",
   ignore: !IS_ROOT,
   async fn() {
-    await scenario("pg", async (ns, state, cg, started) => {
+    await scenario("pg", async ({ ns, state, cg, spawnVia }) => {
       const dir = Deno.makeTempDirSync({ prefix: "bpfpilot-runtime-" });
       try {
-        const d = DaemonProcess.startVia(privateRuntime(dir), [
+        const d = spawnVia(privateRuntime(dir), [
           "run",
           "-A",
           "--quiet",
@@ -297,7 +295,6 @@ Deno.test({
           join(ROOT, "dist/bpfpilot.js"),
           ...daemonArgs(ns, state, cg, ["-d"]),
         ]);
-        started.push(d);
         await d.waitFor(STARTED);
         // Before the journal (what loading the bundle touched), before the tuner loads (the
         // journal, sysctl.d and the probe), once started (the ring buffers and the servers) and

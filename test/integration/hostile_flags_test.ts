@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { mountOf } from "../../src/kernel/cgroup_dir.ts";
 
@@ -61,7 +61,7 @@ Deno.test({
     "mount, and only it, goes (even when the path was swapped for another mount)",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("cgmnt", async ({ ns, cg, state }) => {
+    await withSandbox("cgmnt", async ({ ns, cg, state, spawn }) => {
       const top = Deno.makeTempDirSync({ prefix: "bpfp-cgmnt-" });
       const dir = `${top}/parent/cg`;
       const moved = `${top}/moved/cg`;
@@ -69,8 +69,8 @@ Deno.test({
       const mounts: string[] = []; // whatever may be left to clean up
       try {
         const args = isolatedRunArgs(ns, state, cg).map((a) => (a === cg.path ? dir : a));
-        const d = DaemonProcess.start(args);
-        try {
+        const d = spawn(args);
+        try { // killed before the mounts below are cleaned up, not only at the sandbox's end
           await d.waitFor(/mounted cgroup2 on/);
           mounts.push(dir);
           assert.equal(mountedAt(dir), "cgroup2");
@@ -100,7 +100,7 @@ Deno.test({
   name: "no override detection, or a tuner named with -a missing: refused unless --allow-degraded",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("degr", async ({ ns, cg, state }) => {
+    await withSandbox("degr", async ({ ns, cg, state, start }) => {
       const refused = spawnSync(LAUNCHER, isolatedRunArgs(ns, state, cg), {
         encoding: "utf8",
         timeout: 30_000,
@@ -119,16 +119,10 @@ Deno.test({
       assert.equal(named.status, 1, named.stderr);
       assert.match(named.stderr, /refusing to start without tuner tcp_buffer/);
 
-      const d = DaemonProcess.start(isolatedRunArgs(ns, state, cg, ["--allow-degraded"]), {
-        BPFPILOT_FAULT_INJECT: "sysctl:load",
-      });
-      try {
-        const started = await d.waitFor(/bpfpilot started/);
-        assert.match(started, /support level legacy/, "not 'full' without override detection");
-        assert.equal(await d.stop(), 0);
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+      const d = start(["--allow-degraded"], { BPFPILOT_FAULT_INJECT: "sysctl:load" });
+      const started = await d.waitFor(/bpfpilot started/);
+      assert.match(started, /support level legacy/, "not 'full' without override detection");
+      assert.equal(await d.stop(), 0);
     });
   },
 });

@@ -7,7 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 
 const CONNECTIONS = 40_000;
@@ -40,10 +39,8 @@ Deno.test({
   name: "40k idle metrics connections from nobody: the daemon stays up and answers scrapes",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("mflood", async ({ ns, cg, state }) => {
-      const daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["-R", "--metrics-listen", "127.0.0.1:0"]),
-      );
+    await withSandbox("mflood", async ({ start }) => {
+      const daemon = start(["-R", "--metrics-listen", "127.0.0.1:0"]);
       const flooders: Deno.ChildProcess[] = [];
       try {
         const port = Number(
@@ -104,7 +101,6 @@ Deno.test({
           } catch { /* exited */ }
           await f.status;
         }
-        await daemon.stop("SIGKILL").catch(() => {});
       }
     });
   },
@@ -114,27 +110,20 @@ Deno.test({
   name: "an uncaught error is logged, rolled back with -R, and ends in exit 1",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("fatal", async ({ ns, cg, state }) => {
+    await withSandbox("fatal", async ({ ns, start }) => {
       const LOW = [4096, 16384, 65536];
       ns.setSysctl("net.ipv4.tcp_rmem", LOW);
-      const daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["-R"]),
-        { BPFPILOT_FAULT_INJECT: "daemon:uncaught" },
+      const daemon = start(["-R"], { BPFPILOT_FAULT_INJECT: "daemon:uncaught" });
+      await daemon.waitFor(/bpfpilot started/);
+      const code = await daemon.exited();
+      assert.equal(code, 1, daemon.lines.join("\n"));
+      assert.ok(
+        daemon.matching(/internal error: injected uncaught error; stopping and restoring/)
+          .length === 1,
+        daemon.lines.join("\n"),
       );
-      try {
-        await daemon.waitFor(/bpfpilot started/);
-        const code = await daemon.exited();
-        assert.equal(code, 1, daemon.lines.join("\n"));
-        assert.ok(
-          daemon.matching(/internal error: injected uncaught error; stopping and restoring/)
-            .length === 1,
-          daemon.lines.join("\n"),
-        );
-        assert.ok(daemon.matching(/bpfpilot stopped/).length === 1, "orderly shutdown");
-        assert.deepEqual(daemon.matching(/^\s+at /), [], "no stack trace");
-      } finally {
-        await daemon.stop("SIGKILL").catch(() => {});
-      }
+      assert.ok(daemon.matching(/bpfpilot stopped/).length === 1, "orderly shutdown");
+      assert.deepEqual(daemon.matching(/^\s+at /), [], "no stack trace");
     });
   },
 });

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 
@@ -16,11 +15,9 @@ Deno.test({
   name: "1,000 unprivileged namespaces leave no records; query status stays under 100 ms",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("nsmany", async ({ ns, cg, state }) => {
+    await withSandbox("nsmany", async ({ cg, state, start }) => {
       const sock = `${state}/control.sock`;
-      const daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--control-socket", sock]),
-      );
+      const daemon = start(["--control-socket", sock]);
       let crowd: Deno.ChildProcess | null = null;
       try {
         await daemon.waitFor(/bpfpilot started/);
@@ -69,7 +66,6 @@ Deno.test({
           Deno.writeTextFileSync(`${cg.path}/cgroup.kill`, "1");
           await crowd.status;
         }
-        await daemon.stop("SIGKILL").catch(() => {});
       }
     });
   },

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 
 const FLOOD_S = 20;
@@ -18,9 +17,9 @@ Deno.test({
   name: "an unprivileged write flood does not hide the admin's write (override honoured)",
   ignore: !IS_ROOT,
   async fn() {
-    await withSandbox("flood", async ({ ns, cg, state }) => {
+    await withSandbox("flood", async ({ ns, cg, state, start }) => {
       ns.setSysctl("net.ipv4.tcp_wmem", [4096, 16384, 65536]);
-      const daemon = DaemonProcess.start(isolatedRunArgs(ns, state, cg));
+      const daemon = start();
       let flood: Deno.ChildProcess | null = null;
       try {
         await daemon.waitFor(/bpfpilot started/);
@@ -51,7 +50,6 @@ Deno.test({
           Deno.writeTextFileSync(`${cg.path}/cgroup.kill`, "1");
           await flood.status;
         }
-        await daemon.stop("SIGKILL").catch(() => {});
       }
       const line = daemon.matching(/# Events: tuner 'sysctl' hooks fired/)[0];
       assert.ok(line, daemon.lines.join("\n"));

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { LAUNCHER } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { renderAnswer } from "../../src/cli/query.ts";
 
@@ -131,10 +131,8 @@ Deno.test({
     const runDir = Deno.makeTempDirSync({ prefix: "bpfp-slots-" });
     Deno.chmodSync(runDir, 0o755);
     const sock = `${runDir}/control.sock`;
-    await withSandbox("slots", async ({ ns, cg, state }) => {
-      const daemon = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--control-socket", sock, "--control-group", "nogroup"]),
-      );
+    await withSandbox("slots", async ({ start }) => {
+      const daemon = start(["--control-socket", sock, "--control-group", "nogroup"]);
       let hog: Deno.ChildProcess | undefined;
       try {
         await daemon.waitFor(/bpfpilot started/, 60_000);

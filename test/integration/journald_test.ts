@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
-import { DaemonProcess, LAUNCHER, withHostSysctls } from "../support/daemon.ts";
+import { type DaemonProcess, LAUNCHER, withHostSysctls } from "../support/daemon.ts";
 import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { JournalReceiver } from "../support/journal_receiver.ts";
 import { MESSAGE_IDS } from "../../src/log/journal_fields.ts";
@@ -26,22 +26,18 @@ const HOST_SYSCTLS = ["net.ipv4.tcp_mem", RMEM, "net.ipv4.tcp_wmem", "net.unix.m
 
 /** The sandbox's confined daemon, logging where `extra` and the environment say (not -s). */
 function startLoggingAsAsked(sb: Sandbox, extra: string[], env: Record<string, string>) {
-  const d = DaemonProcess.start(sb.args(extra).filter((a) => a !== "--stderr"), env);
-  sb.daemons.push(d);
-  return d;
+  return sb.spawn(sb.args(extra).filter((a) => a !== "--stderr"), env);
 }
 
 /** As systemd starts a service: JOURNAL_STREAM is the dev:ino of the stderr it is given. */
 function startUnderSystemd(sb: Sandbox, env: Record<string, string>): DaemonProcess {
   const args = sb.args().filter((a) => a !== "--stderr");
-  const d = DaemonProcess.startVia("sh", [
+  return sb.spawnVia("sh", [
     "-c",
     'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && export JOURNAL_STREAM && exec "$0" "$@"',
     LAUNCHER,
     ...args,
   ], env);
-  sb.daemons.push(d);
-  return d;
 }
 
 function netnsInode(name: string): string {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { IS_ROOT } from "../support/kernel.ts";
 import { kernelVersion } from "../../src/kernel/memory.ts";
-import { DaemonProcess, isolatedRunArgs, LAUNCHER } from "../support/daemon.ts";
+import { LAUNCHER } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 
 const k = kernelVersion();
@@ -41,25 +41,19 @@ Deno.test({
   name: "route_table: the daemon logs the reason, runs the rest, and query tuners repeats it",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withSandbox("rt", async ({ ns, cg, state }) => {
+    await withSandbox("rt", async ({ state, start }) => {
       const sock = `${state}/ctl.sock`;
-      const d = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--control-socket", sock]),
-      );
-      try {
-        await d.waitFor(/bpfpilot started/);
-        const line = d.matching(/tuner route_table is unavailable: /);
-        assert.equal(line.length, 1, d.lines.join("\n"));
-        assert.match(line[0], REASON);
-        assert.deepEqual(d.matching(/failed to load|load failed|could not load/i), []);
-        const q = cli(["query", "tuners", "--control-socket", sock]);
-        assert.equal(q.status, 0, q.stderr);
-        assert.match(q.stdout, /\nroute_table\s+unavailable\s+.*not enforced by this kernel/);
-        assert.match(q.stdout, /\nneigh_table\s+active\s+hooks: neigh_create/);
-        assert.equal(await d.stop("SIGTERM"), 0);
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+      const d = start(["--control-socket", sock]);
+      await d.waitFor(/bpfpilot started/);
+      const line = d.matching(/tuner route_table is unavailable: /);
+      assert.equal(line.length, 1, d.lines.join("\n"));
+      assert.match(line[0], REASON);
+      assert.deepEqual(d.matching(/failed to load|load failed|could not load/i), []);
+      const q = cli(["query", "tuners", "--control-socket", sock]);
+      assert.equal(q.status, 0, q.stderr);
+      assert.match(q.stdout, /\nroute_table\s+unavailable\s+.*not enforced by this kernel/);
+      assert.match(q.stdout, /\nneigh_table\s+active\s+hooks: neigh_create/);
+      assert.equal(await d.stop("SIGTERM"), 0);
     });
   },
 });
@@ -68,17 +62,11 @@ Deno.test({
   name: "route_table alone (--allow route_table): the daemon still starts and says why",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withSandbox("rta", async ({ ns, cg, state }) => {
-      const d = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--allow", "route_table_tuner.so"]),
-      );
-      try {
-        await d.waitFor(/bpfpilot started/);
-        assert.match(d.matching(/tuner route_table is unavailable/)[0] ?? "", REASON);
-        assert.equal(await d.stop("SIGTERM"), 0);
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+    await withSandbox("rta", async ({ start }) => {
+      const d = start(["--allow", "route_table_tuner.so"]);
+      await d.waitFor(/bpfpilot started/);
+      assert.match(d.matching(/tuner route_table is unavailable/)[0] ?? "", REASON);
+      assert.equal(await d.stop("SIGTERM"), 0);
     });
   },
 });
@@ -88,25 +76,20 @@ Deno.test({
     "route_table: BPFPILOT_FAULT_INJECT=route_table:available tries its hooks anyway (none here)",
   ignore: !IS_ROOT || !NOT_ENFORCED,
   async fn() {
-    await withSandbox("rtf", async ({ ns, cg, state }) => {
-      const d = DaemonProcess.start(
-        isolatedRunArgs(ns, state, cg, ["--allow", "route_table"]),
-        { BPFPILOT_FAULT_INJECT: "route_table:available" },
-      );
-      try {
-        // Named with -a and unable to attach here (fentry refused, no kprobes): a refusal.
-        assert.equal(await d.exited(), 1);
-        const forced = d.matching(/tuner route_table loaded although it has nothing to do here/);
-        assert.equal(forced.length, 1, d.lines.join("\n"));
-        assert.match(forced[0], REASON);
-        assert.match(forced[0], /BPFPILOT_FAULT_INJECT=route_table:available$/);
-        const u = d.matching(/tuner route_table is unavailable: hook dst_gc cannot attach/);
-        assert.equal(u.length, 1, d.lines.join("\n"));
-        assert.match(u[0], /fentry ip6_dst_gc: .*kprobe fib6_run_gc: /);
-        assert.equal(d.matching(/refusing to start without tuner route_table/).length, 1);
-      } finally {
-        await d.stop("SIGKILL").catch(() => {});
-      }
+    await withSandbox("rtf", async ({ start }) => {
+      const d = start(["--allow", "route_table"], {
+        BPFPILOT_FAULT_INJECT: "route_table:available",
+      });
+      // Named with -a and unable to attach here (fentry refused, no kprobes): a refusal.
+      assert.equal(await d.exited(), 1);
+      const forced = d.matching(/tuner route_table loaded although it has nothing to do here/);
+      assert.equal(forced.length, 1, d.lines.join("\n"));
+      assert.match(forced[0], REASON);
+      assert.match(forced[0], /BPFPILOT_FAULT_INJECT=route_table:available$/);
+      const u = d.matching(/tuner route_table is unavailable: hook dst_gc cannot attach/);
+      assert.equal(u.length, 1, d.lines.join("\n"));
+      assert.match(u[0], /fentry ip6_dst_gc: .*kprobe fib6_run_gc: /);
+      assert.equal(d.matching(/refusing to start without tuner route_table/).length, 1);
     });
   },
 });

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
-import { DaemonProcess, LAUNCHER } from "../support/daemon.ts";
+import { LAUNCHER } from "../support/daemon.ts";
 import { withSandbox } from "../support/sandbox.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import type { TunableInfo } from "../../src/daemon/control/provider.ts";
@@ -20,14 +20,14 @@ Deno.test({
   name: "sysctl.d pins a value: not tuned, shown as pinned by its file; SIGHUP re-reads it",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("pin", async ({ ns, cg, state }) => {
+    withSandbox("pin", async ({ ns, cg, state, spawnVia }) => {
       const root = Deno.makeTempDirSync({ prefix: "bpfp-sysctl-root-" });
       const pinFile = `${root}/etc/sysctl.d/50-admin.conf`;
       Deno.mkdirSync(`${root}/etc/sysctl.d`, { recursive: true });
       Deno.writeTextFileSync(pinFile, `# the admin's choice\n${RMEM} = ${LOW.join(" ")}\n`);
       ns.setSysctl(RMEM, LOW);
       const sock = `${state}/ctl.sock`;
-      const d = DaemonProcess.startVia("nsenter", [
+      const d = spawnVia("nsenter", [
         `--net=/run/netns/${ns.name}`,
         LAUNCHER,
         "run",
@@ -76,7 +76,6 @@ Deno.test({
         assert.ok(ns.sysctl(RMEM)[2] > LOW[2]);
         assert.equal(await d.stop(), 0, "state kept across the reload; clean exit");
       } finally {
-        await d.stop("SIGKILL").catch(() => {});
         Deno.removeSync(root, { recursive: true });
       }
     }),

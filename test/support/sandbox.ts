@@ -8,7 +8,14 @@
  * removed. A test that starts a daemon, or runs bpfpilot on namespaces, goes through here so that
  * it cannot forget one of these.
  */
-import { DaemonProcess, isolatedRunArgs, tempStateDir, TestCgroup, TestNetns } from "./daemon.ts";
+import {
+  DaemonProcess,
+  isolatedRunArgs,
+  LAUNCHER,
+  tempStateDir,
+  TestCgroup,
+  TestNetns,
+} from "./daemon.ts";
 import { hostWideRestorer } from "./host_sysctls.ts";
 
 export interface Sandbox {
@@ -24,6 +31,11 @@ export interface Sandbox {
   start(extra?: string[], env?: Record<string, string>): DaemonProcess;
   /** Starts `bpfpilot <argv>` as given (the test confines it), killed at the end as well. */
   spawn(argv: string[], env?: Record<string, string>): DaemonProcess;
+  /**
+   * Starts `command <args>`, a wrapper that ends by exec'ing the daemon (nsenter, unshare, sh -c
+   * '... exec', another Deno), so its pid is the daemon's; the test confines it. Killed at the end.
+   */
+  spawnVia(command: string, args: string[], env?: Record<string, string>): DaemonProcess;
   /** Another namespace (`bpfp-t-<tag>-<pid>`: tags must differ), deleted at the end. */
   netns(tag: string): TestNetns;
   /** Another state directory, removed at the end. */
@@ -53,11 +65,12 @@ export async function withSandbox(
   const states = [state];
   const daemons: DaemonProcess[] = [];
   const args = (extra: string[] = []) => isolatedRunArgs(ns, state.dir, cg, extra);
-  const spawn = (argv: string[], env: Record<string, string> = {}) => {
-    const d = DaemonProcess.start(argv, env);
+  const spawnVia = (command: string, argv: string[], env: Record<string, string> = {}) => {
+    const d = DaemonProcess.startVia(command, argv, env);
     daemons.push(d);
     return d;
   };
+  const spawn = (argv: string[], env: Record<string, string> = {}) => spawnVia(LAUNCHER, argv, env);
   let unrestored: string[] = [];
   let ok = false;
   try {
@@ -69,6 +82,7 @@ export async function withSandbox(
       args,
       start: (extra = [], env = {}) => spawn(args(extra), env),
       spawn,
+      spawnVia,
       netns(more) {
         const n = TestNetns.create(more);
         namespaces.push(n);
@@ -82,6 +96,7 @@ export async function withSandbox(
     });
     ok = true;
   } finally {
+    // One the test stopped already: a no-op (its exit status is kept; no pid is signalled again).
     for (const d of daemons) await d.stop("SIGKILL").catch(() => {});
     // Before the namespaces go: nothing of ours can write the host's values any more.
     unrestored = restoreHostWide();
