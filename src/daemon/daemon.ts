@@ -913,7 +913,7 @@ export class Daemon {
     // this batch's lock and fdatasync, one a second while the stream lasts.
     // Else (no stream waited, or it ended) what producers submitted without a wake-up.
     try {
-      if (this.#reader && this.#reader.pacedDrain() === 0) this.#reader.consume();
+      ct ? ct.time("tick drain", () => this.#drain()) : this.#drain();
     } catch (e) {
       this.log.error(`draining the events failed: ${(e as Error).message}`);
     }
@@ -938,6 +938,10 @@ export class Daemon {
         this.#recoverLostOverrides();
       }
     }
+  }
+
+  #drain(): void {
+    if (this.#reader && this.#reader.pacedDrain() === 0) this.#reader.consume();
   }
 
   #tickMutesNetns(): void {

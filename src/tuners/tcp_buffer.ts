@@ -15,6 +15,7 @@ import { changeDecision } from "../tuning/proposal.ts";
 import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
 import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
 import { type BufferSettle, RcvbufSettle, SndbufSettle } from "./tcp_buffer_settle.ts";
+import { changeTiming as ct } from "../daemon/change_timing.ts";
 import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
@@ -193,7 +194,9 @@ class TcpBufferTuner {
 
   onTick(): void {
     this.#syn.onTick();
-    for (const settle of Object.values(this.#settle)) this.#trim(settle);
+    for (const settle of Object.values(this.#settle)) {
+      ct ? ct.time("tcp_buffer trim", () => this.#trim(settle)) : this.#trim(settle);
+    }
     if (!this.#lowMemory) return;
     if (this.#memoryState(false) !== "normal") return;
     const live: Record<string, number | null> = {};
@@ -209,7 +212,8 @@ class TcpBufferTuner {
     for (const netns of settle.due(now)) {
       const trim = settle.trim(netns, this.ctx.read(settle.policy.sysctl, netns), now);
       if (trim?.kind !== "change") continue;
-      const applied = this.ctx.apply([trim], netns);
+      const apply = () => this.ctx.apply([trim], netns);
+      const applied = ct ? ct.time("tcp_buffer trim apply", apply) : apply();
       settle.trimmed(netns, applied, trim.proposal.to[2], now);
     }
   }
