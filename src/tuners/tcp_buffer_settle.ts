@@ -114,6 +114,12 @@ interface Episode {
 
 export class BufferSettle {
   readonly #episodes = new Map<string, Episode>();
+  /**
+   * No episode needs due() before this (a lower bound: events and retries only move an episode's
+   * time later; a growth may bring it earlier and lowers it). The tick asks every second: while
+   * nothing can be due it answers without a look at every episode.
+   */
+  #wakeAt = Infinity;
 
   constructor(readonly policy: SettlePolicy) {}
 
@@ -138,6 +144,7 @@ export class BufferSettle {
     const e = this.#episodes.get(netns);
     if (e) {
       Object.assign(e, { setTo: to, settledNeed: 0, lastEventAt: now, retryMs: RETRY_MS });
+      this.#wakeAt = Math.min(this.#wakeAt, wakeAt(e));
       return;
     }
     const started: Episode = {
@@ -151,17 +158,25 @@ export class BufferSettle {
     };
     remember(started, sample);
     this.#episodes.set(netns, started);
+    this.#wakeAt = Math.min(this.#wakeAt, wakeAt(started));
   }
 
   /** Namespaces whose growth may be over now (the tuner reads their live value for trim()). */
   due(now: number): string[] {
+    if (now < this.#wakeAt) return [];
     const out: string[] = [];
+    let next = Infinity;
     for (const [netns, e] of this.#episodes) {
-      if (now - e.lastEventAt >= FORGET_MS) this.#episodes.delete(netns);
-      else if (!e.settledNeed && now - e.lastEventAt >= STEADY_MS && now >= e.retryAt) {
+      if (now - e.lastEventAt >= FORGET_MS) {
+        this.#episodes.delete(netns);
+        continue;
+      }
+      if (!e.settledNeed && now - e.lastEventAt >= STEADY_MS && now >= e.retryAt) {
         out.push(netns);
       }
+      next = Math.min(next, wakeAt(e)); // a due one's is now or earlier: looked at again
     }
+    this.#wakeAt = next;
     return out;
   }
 
@@ -206,7 +221,21 @@ export class BufferSettle {
     if (!e) return;
     if (applied) Object.assign(e, { setTo: to, settledNeed: this.policy.needOf(e.samples) });
     else later(e, now);
+    this.#wakeAt = Math.min(this.#wakeAt, wakeAt(e));
   }
+}
+
+/**
+ * A little before the first time due() acts on `e` as it is now (events and retries only move it
+ * later): forgotten, or due while not settled. The margin keeps float rounding from making it
+ * late; due() checks the exact conditions.
+ */
+function wakeAt(e: Episode): number {
+  const forget = e.lastEventAt + FORGET_MS;
+  const at = e.settledNeed
+    ? forget
+    : Math.min(forget, Math.max(e.lastEventAt + STEADY_MS, e.retryAt));
+  return at - 1;
 }
 
 function later(e: Episode, now: number): void {

@@ -304,3 +304,86 @@ Deno.test("tcp_buffer: send side grows on the bench's events, trims once steady,
   snd(1_396_500, 3_000_000, 1_300_000);
   assert.deepEqual(t.ctx.read(WMEM, NS), [4096, 16384, 3_000_000]);
 });
+
+Deno.test("settle: the due queue answers as the scan of every episode did", async () => {
+  const { ScanSettle } = await import("../support/settle_scan_reference.ts");
+  const { RCVBUF_POLICY, SNDBUF_POLICY, BufferSettle } = await import(
+    "../../src/tuners/tcp_buffer_settle.ts"
+  );
+  // A small deterministic generator: the same sequences every run.
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (const policy of [RCVBUF_POLICY, SNDBUF_POLICY]) {
+    const queue = new BufferSettle(policy), scan = new ScanSettle(policy);
+    const live = new Map<string, number[]>();
+    const names = Array.from({ length: 12 }, (_, i) => `ns:${4026532000 + i}`);
+    let now = 0, dueSeen = 0, trims = 0;
+    for (let step = 0; step < 20_000; step++) {
+      // Mostly ticks' worth of time; now and then a long quiet (forgetting, retries' backoff).
+      now += rand(20) === 0 ? rand(700_000) : rand(1500);
+      const netns = names[rand(names.length)];
+      const max = live.get(netns) ?? [4096, 131072, 6291456];
+      const sample = {
+        used: rand(4) === 0 ? 0 : rand(4_000_000),
+        buf: rand(8_000_000),
+        limit: max[2],
+      };
+      switch (rand(4)) {
+        case 0:
+          queue.observe(netns, sample, now);
+          scan.observe(netns, sample, now);
+          break;
+        case 1: {
+          const to = max[2] + 1 + rand(2_000_000);
+          queue.grew(netns, max[2], to, sample, now);
+          scan.grew(netns, max[2], to, sample, now);
+          live.set(netns, [max[0], max[1], to]);
+          break;
+        }
+        case 2:
+          if (rand(10) === 0) live.set(netns, [max[0], max[1], rand(8_000_000)]); // the admin
+          break;
+        default: {
+          const due = queue.due(now);
+          assert.deepEqual(due, scan.due(now), `due at ${now} (step ${step})`);
+          dueSeen += due.length;
+          for (const ns of due) {
+            const value = rand(30) === 0 ? null : live.get(ns) ?? null;
+            const a = queue.trim(ns, value, now), b = scan.trim(ns, value, now);
+            assert.deepEqual(a, b);
+            if (a?.kind !== "change") continue;
+            trims++;
+            const applied = rand(4) !== 0;
+            if (applied) live.set(ns, a.proposal.to);
+            queue.trimmed(ns, applied, a.proposal.to[2], now);
+            scan.trimmed(ns, applied, a.proposal.to[2], now);
+          }
+        }
+      }
+      assert.equal(queue.settledNeed(netns), scan.settledNeed(netns));
+    }
+    assert.ok(dueSeen > 100 && trims > 20, `${policy.sysctl}: ${dueSeen} due, ${trims} trims`);
+  }
+});
+
+Deno.test("settle: a forgotten or ended episode is not due again; a new one is", () => {
+  const s = grown();
+  // Ended: the max was changed by someone else.
+  assert.deepEqual(s.due(LAST + STEADY_MS), [NS]);
+  assert.equal(s.trim(NS, [4096, 65536, 123], LAST + STEADY_MS), null);
+  assert.deepEqual(s.due(LAST + STEADY_MS + 1000), []);
+  // Forgotten: quiet for FORGET_MS, its trim never applied.
+  const t = grown();
+  assert.deepEqual(t.due(LAST + STEADY_MS), [NS], "due while not settled");
+  assert.deepEqual(t.due(LAST + STEADY_MS + 1), [NS], "still due: trim() left it as it was");
+  assert.deepEqual(t.due(LAST + FORGET_MS), [], "forgotten");
+  assert.deepEqual(t.due(LAST + 2 * FORGET_MS), []);
+  // A new growth there starts another episode, due once steady.
+  const at = LAST + 2 * FORGET_MS;
+  t.grew(NS, 65536, 262144, { used: 100_000, buf: 131072, limit: 65536 }, at);
+  assert.deepEqual(t.due(at + STEADY_MS - 1), []);
+  assert.deepEqual(t.due(at + STEADY_MS), [NS]);
+});
