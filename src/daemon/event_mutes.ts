@@ -150,6 +150,13 @@ export interface EventMutesOptions {
 
 export class EventMutes<E extends MutedEvent = MutedEvent> {
   readonly #entries = new Map<string, Entry & { event: E }>();
+  /** Entries muted for an override: heldByOverrides, asked every tick, without a scan. */
+  #forOverrides = 0;
+  /**
+   * No entry's untilMs is below this (a lower bound: an entry that goes only raises the true
+   * minimum): pruneExpired, every tick, scans only once one may have expired.
+   */
+  #expiresAt = Infinity;
   readonly #limit: number;
   readonly #minCooldownMs: number;
   readonly #recheckMs: number | null;
@@ -184,6 +191,8 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     const untilMs = v.untilMs === null ? recheck : Math.min(v.untilMs, recheck ?? Infinity);
     const untilNs = untilMs === null ? null : ev.tsNs + BigInt(Math.round((untilMs - nowMs) * 1e6));
     if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, ev.tsNs, untilNs, v.need)) return null;
+    const old = this.#entries.get(key);
+    if (old) this.#forOverrides -= old.overrides.length > 0 ? 1 : 0;
     this.#entries.set(key, {
       tuner,
       rlNetns: ev.rlNetns,
@@ -194,6 +203,8 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
       reason: v.reason,
       event: ev,
     });
+    this.#forOverrides += v.overrides.length > 0 ? 1 : 0;
+    if (untilMs !== null) this.#expiresAt = Math.min(this.#expiresAt, untilMs);
     return v;
   }
 
@@ -241,15 +252,19 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
 
   /** Whether any key is muted for an override (so recheckOverrides has work). */
   get heldByOverrides(): boolean {
-    for (const e of this.#entries.values()) if (e.overrides.length > 0) return true;
-    return false;
+    return this.#forOverrides > 0;
   }
 
   /** Forgets mutes the kernel already ended by itself. */
   pruneExpired(nowMs: number): void {
+    if (nowMs < this.#expiresAt) return;
+    let next = Infinity;
     for (const [key, e] of this.#entries) {
-      if (e.untilMs !== null && e.untilMs <= nowMs) this.#entries.delete(key);
+      if (e.untilMs === null) continue;
+      if (e.untilMs <= nowMs) this.#delete(key, e);
+      else next = Math.min(next, e.untilMs);
     }
+    this.#expiresAt = next;
   }
 
   get size(): number {
@@ -270,11 +285,16 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     let n = 0;
     for (const [key, e] of this.#entries) {
       if (!match(e)) continue;
-      this.#entries.delete(key);
+      this.#delete(key, e);
       this.writer.unmute(e.tuner, e.rlNetns, e.rlKind);
       n++;
     }
     return n;
+  }
+
+  #delete(key: string, e: Entry): void {
+    this.#entries.delete(key);
+    if (e.overrides.length > 0) this.#forOverrides--;
   }
 }
 

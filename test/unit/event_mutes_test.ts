@@ -247,3 +247,44 @@ Deno.test("advice mutes its key until the value changes, unless the repeats are 
   assert.equal(counted.afterEvent("tcp_buffer", ev(7n, 3), [advised], 0), null);
   assert.deepEqual(audit.ops, [], "every repeat comes back to be counted");
 });
+
+Deno.test("heldByOverrides follows keys muted, muted again and unmuted, without a scan", () => {
+  const { writer } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  const over = [{ kind: "overridden" as const, netns: "7", sysctl: RMEM }];
+  const ceiling = [{ kind: "at-ceiling" as const, netns: "7", sysctl: RMEM }];
+  m.afterEvent("tcp_buffer", ev(7n, 2), over, 0);
+  assert.ok(m.heldByOverrides);
+  m.afterEvent("tcp_buffer", ev(7n, 2), ceiling, 0); // the same key, now for its ceiling
+  assert.ok(!m.heldByOverrides, "the key's override mute was replaced");
+  m.afterEvent("tcp_buffer", ev(7n, 2), over, 0);
+  m.afterEvent("tcp_buffer", ev(7n, 2), over, 0); // again: counted once
+  m.afterEvent("tcp_buffer", ev(8n, 2), [{ ...over[0], netns: "8" }], 0);
+  assert.equal(m.changed("7"), 1);
+  assert.ok(m.heldByOverrides, "namespace 8's override mute is left");
+  assert.equal(m.clearAll(), 1);
+  assert.ok(!m.heldByOverrides);
+});
+
+Deno.test("pruneExpired drops each mute at its end, also one muted after a prune for less", () => {
+  const { writer } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  const cool = (untilMs: number) => [
+    { kind: "cooling-down" as const, netns: "7", sysctl: WMEM, untilMs },
+  ];
+  m.afterEvent("tcp_buffer", ev(7n, 2), cool(5000), 0);
+  m.afterEvent("tcp_buffer", ev(7n, 3), cool(9000), 0);
+  m.afterEvent("tcp_buffer", ev(7n, 4), [{ kind: "at-ceiling", netns: "7", sysctl: RMEM }], 0);
+  m.pruneExpired(4999);
+  assert.equal(m.size, 3);
+  m.pruneExpired(5000);
+  assert.equal(m.size, 2);
+  // Muted after that prune, ending before the one left: its end still counts.
+  m.afterEvent("tcp_buffer", ev(7n, 5), cool(6000), 4000);
+  m.pruneExpired(5999);
+  assert.equal(m.size, 3);
+  m.pruneExpired(6000);
+  assert.deepEqual(m.entries().map((e) => e.rlKind).sort(), [3, 4]);
+  m.pruneExpired(1e12);
+  assert.deepEqual(m.entries().map((e) => e.rlKind), [4], "a mute without an end stays");
+});
