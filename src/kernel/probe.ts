@@ -10,7 +10,7 @@ import { BpfObject } from "../libbpf/object.ts";
 import { loadObject } from "../libbpf/load.ts";
 import { lib, withCapturedLog } from "../libbpf/runtime.ts";
 import { VERSION } from "../version.ts";
-import { cgroup2Root, makeChildCgroup, ownCgroup } from "./cgroup.ts";
+import { cgroup2Root, makeChildCgroup, ownCgroup, sweepStaleProbeCgroups } from "./cgroup.ts";
 import {
   type AttachKind,
   type HookCandidate,
@@ -21,6 +21,9 @@ import {
 } from "./hooks.ts";
 import { ensureTracefs, tracefsMounted, tracefsSupported } from "./tracefs.ts";
 import { loadWithFallback } from "./hook_fallback.ts";
+
+/** The probe's own child cgroup: this prefix and its pid. */
+const PROBE_CGROUP_PREFIX = "bpfpilot-probe-";
 
 export interface KernelFeatures {
   release: string;
@@ -321,8 +324,10 @@ export class LiveProber implements Prober {
   #probeCgroup(): string {
     if (!this.#cgroup) {
       const root = this.features().cgroup2!;
+      // A bpfpilot killed while probing (SIGKILL, OOM) could not remove its own.
+      sweepStaleProbeCgroups(root, PROBE_CGROUP_PREFIX);
       try {
-        this.#cgroup = makeChildCgroup(root, `bpfpilot-probe-${Deno.pid}`);
+        this.#cgroup = makeChildCgroup(root, `${PROBE_CGROUP_PREFIX}${Deno.pid}`);
       } catch (e) {
         // A read-only cgroup tree (systemd's ProtectControlGroups=yes) or a 0555 root without
         // CAP_DAC_OVERRIDE: attaching needs only a directory fd, so probe in our own cgroup

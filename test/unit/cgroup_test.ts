@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { ownCgroup, parseCgroup2Mount } from "../../src/kernel/cgroup.ts";
+import {
+  ownCgroup,
+  parseCgroup2Mount,
+  STALE_PROBE_CGROUP_MS,
+  sweepStaleProbeCgroups,
+} from "../../src/kernel/cgroup.ts";
 
 Deno.test("cgroup v2 root: pure v2 and hybrid layouts; none when only v1", () => {
   assert.equal(
@@ -26,4 +31,39 @@ Deno.test("ownCgroup: the v2 line's path under the root; null for the root cgrou
   assert.equal(ownCgroup(root, "4:memory:/x\n0::/\n"), null);
   assert.equal(ownCgroup(root, "4:memory:/x\n"), null);
   assert.equal(ownCgroup(root, "0::/a/../..\n"), null);
+});
+
+Deno.test("sweepStaleProbeCgroups: a dead process's old, empty probe cgroup goes; nothing else", () => {
+  const root = Deno.makeTempDirSync({ prefix: "bpfp-cgsweep-" });
+  try {
+    const dirs = [
+      "bpfpilot-probe-111", // dead, old, empty: removed
+      "bpfpilot-probe-222", // alive
+      `bpfpilot-probe-${Deno.pid}`, // ours
+      "bpfpilot-probe-333", // dead but holds something (a populated cgroup cannot be rmdir'ed)
+      "bpfpilot-probe-0",
+      "bpfpilot-probe-12x",
+      "bpfpilot-probe-",
+      "other-111",
+    ];
+    for (const d of dirs) Deno.mkdirSync(`${root}/${d}`);
+    Deno.writeTextFileSync(`${root}/bpfpilot-probe-333/cgroup.procs`, "");
+    Deno.writeTextFileSync(`${root}/bpfpilot-probe-444`, ""); // a file, not a cgroup
+    const alive = (pid: number) => pid === 222;
+    const later = Date.now() + STALE_PROBE_CGROUP_MS + 60_000;
+    // Young: a probe in another PID namespace may still be using it.
+    assert.deepEqual(sweepStaleProbeCgroups(root, "bpfpilot-probe-", Date.now(), alive), []);
+    assert.deepEqual(sweepStaleProbeCgroups(root, "bpfpilot-probe-", later, alive), [
+      `${root}/bpfpilot-probe-111`,
+    ]);
+    const left = [...Deno.readDirSync(root)].map((e) => e.name).sort();
+    assert.deepEqual(
+      left,
+      [...dirs.filter((d) => d !== "bpfpilot-probe-111"), "bpfpilot-probe-444"].sort(),
+    );
+    // A root that cannot be listed is nothing to sweep.
+    assert.deepEqual(sweepStaleProbeCgroups(`${root}/missing`, "bpfpilot-probe-", later), []);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });
