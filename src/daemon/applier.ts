@@ -1,11 +1,12 @@
 /**
  * Where every proposal goes: admin overrides, the rate gate (cool-down, coalescing), the journal
- * (original recorded durably before the write), the write itself (or nothing in advise mode),
- * the two bpftune-shaped log lines, and the statistics.
+ * (original recorded before the write), the write itself (or nothing in advise mode), the two
+ * bpftune-shaped log lines, and the statistics.
  *
  * Within deferWrites() (the daemon's handling of one wake-up's events, or one tick) an admitted
- * change is announced to the journal and queued; at its end one fdatasync makes every queued
- * record durable, and only then are the sysctls written, in order. A read of a sysctl with a
+ * change is announced to the journal and queued; at its end one append (write(2)) puts every
+ * queued record in the log, and only then are the sysctls written, in order. No fdatasync here:
+ * the tick syncs the log later (journal.ts, "Durability"). A read of a sysctl with a
  * queued write writes the queue first (flushFor), so a tuner never reads a value it just changed
  * as still unchanged. propose() then says "admitted": a write that fails afterwards is logged and
  * settled as failed, as before, but its proposer has already been told true.
@@ -70,13 +71,13 @@ export class ProposalApplier {
   #refusalNoted = new Set<string>();
   /** sysctl -> our recent writes (values as text, time) for writer-less sysctl events. */
   #ownWrites = new Map<string, { text: string; at: number }[]>();
-  /** Writes waiting for their records' fdatasync; null outside deferWrites (write at once). */
+  /** Writes waiting for their records' append; null outside deferWrites (write at once). */
   #queue: QueuedWrite[] | null = null;
   constructor(private readonly d: ApplierDeps) {}
 
   /**
-   * Runs `fn` (inside a journal batch) with its changes queued, then makes their records durable
-   * with one fdatasync and writes them. Nested calls join the outer one.
+   * Runs `fn` (inside a journal batch) with its changes queued, then appends their records with
+   * one write(2) and writes them. Nested calls join the outer one.
    */
   deferWrites<T>(fn: () => T): T {
     if (this.#queue) return fn();
@@ -96,14 +97,14 @@ export class ProposalApplier {
     }
   }
 
-  /** The queued records made durable (one fdatasync), then the writes, in order. */
+  /** The queued records appended (one write(2)), then the writes, in order. */
   #flush(): void {
     const queued = this.#queue;
     if (!queued || queued.length === 0) return;
     this.#queue = [];
     const journal = this.d.journal;
     try {
-      ct ? ct.time("sync", () => journal.syncAnnounced()) : journal.syncAnnounced();
+      ct ? ct.time("append", () => journal.appendAnnounced()) : journal.appendAnnounced();
     } catch (e) {
       for (const w of queued) this.#failed(w, e);
       return;
@@ -231,7 +232,7 @@ export class ProposalApplier {
     return false;
   }
 
-  /** The write of an announced change (its record durable), and what follows from its outcome. */
+  /** The write of an announced change (its record in the log), and what follows from it. */
   #write(w: QueuedWrite): boolean {
     const { p, fields } = w;
     const { journal, gate, log, now } = this.d;

@@ -55,6 +55,7 @@ import { logReusedInode, recordIsForReusedInode } from "./netns_reuse.ts";
 import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
 import { changeTiming as ct } from "./change_timing.ts";
+import { DeferredLogSync } from "./log_sync.ts";
 import { daemonKeptFiles, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
@@ -201,6 +202,8 @@ export class Daemon {
   metricsServer: MetricsServer | null = null;
   #defs: TunerDefinition[] = [];
   #applier!: ProposalApplier;
+  /** The change records' fdatasync, from the tick, off the main thread (log_sync.ts). */
+  #logSync: DeferredLogSync | null = null;
   /**
    * Everything start-up acquires in the kernel (tracefs mount, each tuner's object with its
    * links, the ring buffer reader), owned here from the moment it exists and released in reverse
@@ -371,7 +374,9 @@ export class Daemon {
       } catch (e) {
         await this.#closeServers();
         this.#teardown();
-        this.journal?.close();
+        try {
+          this.journal?.close();
+        } catch { /* the start's own error is the one to report */ }
         throw e;
       }
       const tick = setInterval(() => this.#tick(), TICK_MS);
@@ -381,6 +386,7 @@ export class Daemon {
       await this.#reader?.stop();
       await loop;
       await this.#closeServers();
+      await this.#logSync?.settled(); // the journal's close syncs the rest
       this.#finish();
       return this.#fatal === null ? 0 : 1;
     } finally {
@@ -412,6 +418,10 @@ export class Daemon {
       entryNetnsCookie: (key) => netnsCookieOf(key),
     });
     this.journal.claimDaemon();
+    this.#logSync = new DeferredLogSync(
+      this.journal,
+      (e) => log.error(`syncing the journal failed: ${(e as Error).message}`),
+    );
     applyOverrideLifetime(this.journal, this.opts.overrides ?? "persistent", log);
     this.#checkpoint("journal");
     timing.mark("journal");
@@ -882,7 +892,7 @@ export class Daemon {
   }
 
   /**
-   * `fn` as one journal batch whose changes are written at its end, after one fdatasync of all
+   * `fn` as one journal batch whose changes are written at its end, after one append of all
    * their records (ProposalApplier.deferWrites); a failure to append the batch's last records
    * (writes that were made: the journal has them as pending, which rollback restores all the
    * same) is logged.
@@ -903,6 +913,8 @@ export class Daemon {
   #tick(): void {
     const tick = () => this.#inJournalBatch("the periodic work's changes", () => this.#tickWork());
     ct ? ct.time("tick", tick) : tick();
+    // After the batch: its events' writes are made; the sync itself runs off the main thread.
+    this.#logSync?.tick(performance.now());
     if (ct && this.#ticks % CHANGE_TIMING_EVERY_TICKS === 0) {
       this.log.info(ct.report(CHANGE_TIMING_EVERY_TICKS * TICK_MS / 1000));
     }
@@ -1097,7 +1109,11 @@ export class Daemon {
         log.error(`rollback failed: ${(e as Error).message}`);
       }
     }
-    this.journal?.close();
+    try {
+      this.journal?.close();
+    } catch (e) {
+      log.error(`closing the journal: ${(e as Error).message}`);
+    }
     this.#files.closeAll();
     log.info("bpfpilot stopped", { event: "stopped" });
   }

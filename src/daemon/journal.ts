@@ -4,13 +4,27 @@
  * tuner off. It lives in `<dir>/state.json` (default /var/lib/bpfpilot) and survives restarts,
  * crashes and `kill -9`.
  *
- * Write protocol (the daemon, per sysctl write):
- *   1. `recordOriginal(netns, sysctl, tuner, current, next)`: stores `current` as the original
- *      the first time only, and `next` as the pending value; on disk (fsync) before it returns.
+ * Write protocol (per sysctl write):
+ *   1. `recordOriginal(netns, sysctl, tuner, current, next)` (the CLI's writers) or `announce`
+ *      (the daemon): stores `current` as the original the first time only, and `next` as the
+ *      pending value; appended to the log with write(2) before the sysctl is written.
  *   2. write the sysctl.
  *   3. `recordWritten(netns, sysctl, next)`.
  * A crash between 1 and 3 is covered either way: the live value equals the original ("already
  * at original") or the pending value (restored like any other write).
+ *
+ * Durability. A record written with write(2) is in the page cache: every reader sees it, and it
+ * survives `kill -9` and any crash of the process. Only a kernel crash or a power loss can lose
+ * it, and those reset every sysctl too (kernel state does not survive a reboot): a change record
+ * lost that way describes a change that is gone as well, so rollback never needs it. The daemon's
+ * change records (`announce`, `recordWritten`, `recordNotWritten`, `pruneNetns`) are therefore
+ * not fdatasync'ed on the event path: the daemon's tick syncs the log in the background at most
+ * every 5 s while records wait (log_sync.ts), and `close()` syncs what is left. What that sync
+ * bounds is history (the log of what was changed and why): a power loss takes at most the last
+ * few seconds of it. Records that are decisions rather than a copy of volatile values are
+ * fdatasync'ed before the call returns, as is everything appended before them: admin overrides
+ * (`markOverride`, `clearOverrides`, `dropOverrides`: they hold across restarts and reboots) and
+ * the CLI's own writers (`recordOriginal`: `audit --apply`; `forgetMany`: `rollback`).
  *
  * Values are stored as the caller gives them: integer sysctls as number arrays (`[4096, 131072,
  * 6291456]`), text sysctls (congestion control) as strings. Comparisons normalise both to the
@@ -24,9 +38,8 @@
  *     JournalError that says how to fix it, and `Journal.quarantine` moves it aside only when a
  *     user asks. Version 1 files (no log) are read as they are.
  *   - `state.log` (0600): every change since, one JSON line each (journal_log.ts): a change is
- *     one append, fdatasync'ed when it announces a write (recordOriginal); a recordWritten line
- *     is not synced on its own (a crash before the next sync leaves the write "pending", which
- *     rollback restores all the same). The file's last line, if torn, is ignored.
+ *     one append, fdatasync'ed at once only as said above. The file's last line, if torn, is
+ *     ignored.
  *   - `state.lock`: exclusive flock held only around each read-modify-write (or one `batch`), so
  *     the daemon and a concurrent `bpfpilot rollback`/`enable` never lose each other's updates.
  *     Every change first catches up with the files under the lock; readers need no lock:
@@ -35,12 +48,11 @@
  *
  * A batch (`batch(fn)`: the daemon's handling of one wake-up's events, or one tick) takes the lock
  * once, at its first change, and holds it to its end: the files are caught up with once, and the
- * records that need no sync (recordWritten, recordNotWritten) wait in memory for the batch's next
- * durable record, which carries them in the same append and fdatasync, or for its end (one
- * append). What recordOriginal promises is unchanged: durable before it returns. `announce` is
- * recordOriginal for a batch that writes several sysctls: its records wait too, and
- * `syncAnnounced()` makes them all durable with one fdatasync before the batch writes any of
- * those sysctls (the daemon's applier: one sync per wake-up, not per change).
+ * records that may wait (recordWritten, recordNotWritten, pruneNetns) wait in memory for the
+ * batch's next append or its end. `announce` is recordOriginal for a batch that writes several
+ * sysctls, without the fdatasync: its records wait too, and `appendAnnounced()` appends them all
+ * with one write(2) before the batch writes any of those sysctls (the daemon's applier: one
+ * append per wake-up, not per change).
  *   - `daemon.lock`: exclusive flock held for the daemon's lifetime (`claimDaemon`), with its pid
  *     inside. A second daemon fails with kind "busy"; the CLI can ask `Journal.daemonPid(dir)`
  *     before a rollback (rolling back under a running daemon races with its next write). The
@@ -620,9 +632,9 @@ interface BatchState {
   looked: boolean;
   /** Records not appended yet. */
   unsynced: string;
-  /** Among them are announced ones (Journal.announce): syncAnnounced() owes their fdatasync. */
+  /** Among them are announced ones (Journal.announce): appendAnnounced() owes their append. */
   owed: boolean;
-  /** Announced records were dropped by a failed write: syncAnnounced() must refuse. */
+  /** Announced records were dropped by a failed write: appendAnnounced() must refuse. */
   lost?: boolean;
 }
 
@@ -873,7 +885,8 @@ export class Journal {
   /**
    * Folds the change log into state.json (so the file alone tells the whole story again) when
    * this instance wrote to it, and releases the daemon claim. A failure to fold is harmless:
-   * the log stays valid and is read next time.
+   * the log stays valid and is read next time; it is fdatasync'ed instead, and a failure of that
+   * is thrown (a JournalError) once everything is released.
    */
   close(): void {
     if (this.#appended > 0) {
@@ -885,6 +898,12 @@ export class Journal {
       } catch { /* the log keeps every record */ }
       this.#appended = 0;
     }
+    let unsynced: unknown = null;
+    try {
+      this.#log.sync(); // what no compaction made durable (see "Durability")
+    } catch (err) {
+      unsynced = err;
+    }
     this.#log.close();
     this.#keepLock = false;
     try {
@@ -893,6 +912,35 @@ export class Journal {
     this.#keptLock = undefined;
     this.#daemonLock?.close();
     this.#daemonLock = undefined;
+    if (unsynced !== null) throw ioError("flush", this.logFile, unsynced);
+  }
+
+  /** Whether records appended by this instance may not be on disk yet (see "Durability"). */
+  hasUnsynced(): boolean {
+    return this.#log.unsynced;
+  }
+
+  /** fdatasync calls this instance made on the log (tests, the bench). */
+  get logSyncs(): number {
+    return this.#log.syncs;
+  }
+
+  /** Makes the records appended by this instance durable now (one fdatasync, if any waits). */
+  syncLog(): void {
+    try {
+      this.#log.sync();
+    } catch (err) {
+      throw ioError("flush", this.logFile, err);
+    }
+  }
+
+  /** syncLog() off the main thread (the daemon's tick: log_sync.ts). */
+  async syncLogInBackground(): Promise<void> {
+    try {
+      await this.#log.syncInBackground();
+    } catch (err) {
+      throw ioError("flush", this.logFile, err);
+    }
   }
 
   /**
@@ -1095,8 +1143,9 @@ export class Journal {
 
   /**
    * Records `current` as the original of (netns, sysctl) unless one is already recorded, and
-   * `next` (the value about to be written) as pending. Durable before it returns; call it before
-   * every write. Returns true when this call recorded the original.
+   * `next` (the value about to be written) as pending. Durable (fdatasync) before it returns: the
+   * CLI's writers (`audit --apply`); call it before every write. Returns true when this call
+   * recorded the original.
    */
   recordOriginal(
     netns: string,
@@ -1109,9 +1158,9 @@ export class Journal {
   }
 
   /**
-   * recordOriginal whose record, within a batch, waits for syncAnnounced() (or a later durable
-   * record) instead of its own fdatasync: the caller must not write `next` before that returns.
-   * Outside a batch it is recordOriginal.
+   * recordOriginal for the daemon: appended (write(2), in the page cache) but not fdatasync'ed;
+   * the daemon's tick syncs it later (see "Durability"). Within a batch the record waits for
+   * appendAnnounced() (or a later append): the caller must not write `next` before that returns.
    */
   announce(
     netns: string,
@@ -1120,14 +1169,15 @@ export class Journal {
     current: SysctlValue,
     next: SysctlValue,
   ): boolean {
-    return this.#recordOriginal("batch", netns, sysctl, tuner, current, next);
+    return this.#recordOriginal("announce", netns, sysctl, tuner, current, next);
   }
 
   /**
-   * Makes the batch's announced records durable (one append and fdatasync); nothing to do when
-   * none waits. Throws a JournalError when they cannot be: then none of them may be written.
+   * Appends the batch's announced records (one write(2), no fdatasync: see "Durability"); nothing
+   * to do when none waits. Throws a JournalError when they cannot be: then none of them may be
+   * written.
    */
-  syncAnnounced(): void {
+  appendAnnounced(): void {
     const b = this.#batch;
     if (!b?.owed) return;
     if (b.lost) {
@@ -1139,11 +1189,11 @@ export class Journal {
           `since were not recorded (check the disk and the state directory)`,
       );
     }
-    this.#appendLog(b.unsynced, true);
+    this.#appendLog(b.unsynced, false);
   }
 
   #recordOriginal(
-    durable: true | "batch",
+    durable: true | "announce",
     netns: string,
     sysctl: string,
     tuner: string,
@@ -1154,7 +1204,7 @@ export class Journal {
     checkTuner(tuner);
     const original = copyValue(current, "original value");
     const pending = next === undefined ? undefined : copyValue(next, "next value");
-    // Durable: the sysctl write that follows must never be ahead of its record.
+    // Appended now: the sysctl write that follows must never be ahead of its record.
     return this.#mutate(durable, [entryKey(key.netns, key.sysctl)], (state) => {
       let entry = this.#find(state, key.netns, key.sysctl);
       let created = false;
@@ -1425,7 +1475,8 @@ export class Journal {
     const records = [...this.#state.entries, ...this.#state.overrides];
     const dead = new Set(records.filter(isDead).map(identity));
     if (dead.size === 0) return 0;
-    return this.#mutate(true, null, (state) => {
+    // Not synced at once: a prune lost with a power loss is done again at the next start.
+    return this.#mutate(false, null, (state) => {
       const before = state.entries.length + state.overrides.length;
       state.entries = state.entries.filter((e) => !dead.has(identity(e)));
       state.overrides = state.overrides.filter((o) => !dead.has(identity(o)));
@@ -1449,13 +1500,14 @@ export class Journal {
 
   /**
    * Read-modify-write under the lock, from the files as they are now: what `change` altered is
-   * appended to the log as one write (fdatasync'ed when `durable`), nothing when it altered
-   * nothing. The log is folded into state.json when it has grown long. `touches`: the only
+   * appended to the log as one write, nothing when it altered nothing. `durable`: true, also
+   * fdatasync'ed; "announce", appended now (within a batch: by appendAnnounced); false, within a
+   * batch, appended with its next append or at its end. The log is folded into state.json when it has grown long. `touches`: the only
    * entries `change` can add or alter (compared alone: a change stays O(1) in the entries);
    * null compares them all.
    */
   #mutate<T>(
-    durable: boolean | "batch",
+    durable: boolean | "announce",
     touches: string[] | null,
     change: (state: State) => T,
   ): T {
@@ -1491,9 +1543,9 @@ export class Journal {
       const b = this.#batch;
       if (b && durable !== true) {
         b.unsynced += text; // appended with the batch's next durable record, or at its end
-        if (durable === "batch") b.owed = true;
+        if (durable === "announce") b.owed = true;
       } else {
-        this.#appendLog((b?.unsynced ?? "") + text, durable !== false);
+        this.#appendLog((b?.unsynced ?? "") + text, durable === true);
       }
       state.logSeq = seq;
       for (const c of changes) {
@@ -1538,7 +1590,7 @@ export class Journal {
       );
       this.#logIno = written.ino;
       this.#logEnd = this.#logSize = written.size;
-      if (b) Object.assign(b, { unsynced: "", owed: b.owed && !durable });
+      if (b) Object.assign(b, { unsynced: "", owed: false }); // every waiting record went
     } catch (err) {
       this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
       this.#logSize = null;
@@ -1602,6 +1654,7 @@ export class Journal {
     }
     // state.json holds them now, synced
     if (this.#batch) Object.assign(this.#batch, { unsynced: "", owed: false });
+    this.#log.markSynced();
     this.#snap = this.#stamp(this.file);
     const log = this.#readLog(0);
     this.#logIno = log?.ino ?? null;

@@ -1,14 +1,15 @@
 /**
  * The journal's append-only change log (`state.log` next to `state.json`): one JSON record per
- * line, so recording a change costs one small append (and one fdatasync when it must be durable)
- * instead of rewriting every entry. The journal folds the log into `state.json` now and then
+ * line, so recording a change costs one small append (and one fdatasync when it must be durable
+ * at once: a decision; the daemon's change records are synced later, see journal.ts) instead of
+ * rewriting every entry. The journal folds the log into `state.json` now and then
  * (compaction) and replaces the log with an empty one.
  *
  * Crash safety, by construction:
  *   - a record is one write(2) of a whole line; `kill -9` cannot split it. A power loss can leave
  *     a torn last line (no newline): it is never consumed, and the next writer (holding the
- *     journal's lock) cuts it off before appending. A torn record was never fsynced, so the
- *     sysctl write it announced never happened.
+ *     journal's lock) cuts it off before appending. A torn record was never fsynced: the power
+ *     loss that tore it also reset the sysctl it announced (journal.ts, "Durability").
  *   - records carry a sequence number; `state.json` says up to which one it includes, so a crash
  *     between writing a compacted `state.json` and emptying the log replays nothing twice.
  *   - the log is only ever replaced by rename, so readers detect a new log by its inode.
@@ -98,23 +99,35 @@ export function readTail(path: string, offset: number): LogTail | null {
  * Appends whole lines to the log, keeping the file open between appends (the daemon appends a
  * record or two per change: no open and close each time). The file is reopened by path whenever
  * the one the journal last read under its lock is another (a compaction, by this process or
- * another, replaced it) or none.
+ * another, replaced it) or none. It knows whether what it appended is on disk yet: appends that
+ * were not fdatasync'ed are synced later (sync(), syncInBackground()), or made durable by a
+ * compaction (markSynced()).
  */
 export class LogAppender {
   #file: Deno.FsFile | null = null;
   #ino = -1;
   /** Where our last write ended (the file's offset now), -1 when not known. */
   #pos = -1;
+  /** Appends made, and how many of the first ones are on disk (fdatasync'ed or compacted). */
+  #appends = 0;
+  #synced = 0;
+  /** fdatasync calls made (each kind): what the tests and the bench count. */
+  syncs = 0;
 
   constructor(readonly path: string) {}
+
+  /** Whether an append of ours may not be on disk yet. */
+  get unsynced(): boolean {
+    return this.#synced < this.#appends;
+  }
 
   /**
    * Appends `text` (whole lines) to the log, creating it 0600, after cutting it to `validEnd`
    * when a torn record lies beyond. `knownIno`: the inode of the log the caller read (null:
    * none). `knownSize`: the log's size as the caller saw it under the lock it holds now (null:
    * not known); when it is `validEnd` and our last write ended there, nothing lies beyond and the
-   * offset is right: no fstat, no seek. `durable`: fdatasync before returning. Returns the new
-   * size and the inode written to.
+   * offset is right: no fstat, no seek. `durable`: fdatasync before returning (which makes every
+   * earlier append to this file durable too). Returns the new size and the inode written to.
    */
   append(
     text: string,
@@ -124,6 +137,7 @@ export class LogAppender {
     knownSize: number | null = null,
   ): { size: number; ino: number } {
     if (this.#file === null || knownIno === null || knownIno !== this.#ino) {
+      // A file replaced by a compaction: what we appended to it is in the synced state.json.
       this.close();
       this.#file = Deno.openSync(this.path, { read: true, write: true, create: true, mode: 0o600 });
     }
@@ -140,7 +154,12 @@ export class LogAppender {
       // One write(2) for the whole record batch: a process kill cannot leave half of it.
       for (let done = 0; done < bytes.length;) done += f.writeSync(bytes.subarray(done));
       this.#pos = validEnd + bytes.length;
-      if (durable) f.syncDataSync();
+      this.#appends++;
+      if (durable) {
+        f.syncDataSync();
+        this.syncs++;
+        this.#synced = this.#appends;
+      }
       return { size: this.#pos, ino: this.#ino };
     } catch (err) {
       this.close(); // opened again by path next time
@@ -148,6 +167,57 @@ export class LogAppender {
     }
   }
 
+  /**
+   * fdatasync, now, when an append of ours may not be on disk: of the open log, else of the one
+   * at the path (see syncInBackground; none there: nothing to sync).
+   */
+  sync(): void {
+    if (!this.unsynced) return;
+    const mark = this.#appends;
+    if (this.#file) this.#file.syncDataSync();
+    else {
+      let f: Deno.FsFile;
+      try {
+        f = Deno.openSync(this.path, { read: true });
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return this.markSynced();
+        throw err;
+      }
+      try {
+        f.syncDataSync();
+      } finally {
+        f.close();
+      }
+    }
+    this.syncs++;
+    this.#synced = mark;
+  }
+
+  /**
+   * The same off the main thread (the runtime's blocking pool): the log opened again by path, so
+   * closing ours meanwhile cannot cut it short. The file at the path holds our appends, or a
+   * compaction replaced it, and then the synced state.json holds them. Appends made while it
+   * runs stay unsynced.
+   */
+  async syncInBackground(): Promise<void> {
+    if (!this.unsynced) return;
+    const mark = this.#appends;
+    const f = await Deno.open(this.path, { read: true });
+    try {
+      await f.syncData();
+      this.syncs++;
+    } finally {
+      f.close();
+    }
+    this.#synced = Math.max(this.#synced, mark);
+  }
+
+  /** Everything appended so far is on disk another way (a compaction's synced state.json). */
+  markSynced(): void {
+    this.#synced = this.#appends;
+  }
+
+  /** Closes the file (appends not on disk yet stay owed: sync() opens it again by path). */
   close(): void {
     try {
       this.#file?.close();

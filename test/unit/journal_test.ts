@@ -784,8 +784,10 @@ Deno.test(
   withDir(async (dir) => {
     const journalUrl = new URL("../../src/daemon/journal.ts", import.meta.url).href;
     // Entry k's original is [k, 0, 0]; each change writes [k, round, step]. Every other run
-    // makes batches of 7 changes, as the daemon does per wake-up.
-    const writer = (perBatch: number) => `
+    // makes batches of 7 changes, as the daemon does per wake-up; runs 2-3 and 6-7 record them
+    // as the daemon does (announce, the append before the write, no fdatasync), the others with
+    // recordOriginal (fdatasync'ed, as the CLI's writers).
+    const writer = (perBatch: number, daemon: boolean) => `
       import { Journal } from ${JSON.stringify(journalUrl)};
       const j = Journal.open(${JSON.stringify(dir)});
       console.log("ready");
@@ -793,7 +795,10 @@ Deno.test(
         const k = step % 40, ns = "ns" + k;
         const cur = j.entry(ns, "net.ipv4.tcp_rmem")?.lastWritten ?? [k, 0, 0];
         const next = [k, 1, step + 1];
-        j.recordOriginal(ns, "net.ipv4.tcp_rmem", "tcp_buffer", cur, next);
+        if (${daemon}) {
+          j.announce(ns, "net.ipv4.tcp_rmem", "tcp_buffer", cur, next);
+          j.appendAnnounced();
+        } else j.recordOriginal(ns, "net.ipv4.tcp_rmem", "tcp_buffer", cur, next);
         j.recordWritten(ns, "net.ipv4.tcp_rmem", next);
       };
       for (let step = 0;; step += ${perBatch}) {
@@ -803,7 +808,7 @@ Deno.test(
     `;
     for (const [run, delay] of [5, 40, 90, 15, 160, 70, 25, 120].entries()) {
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["eval", "--no-check", writer(run % 2 ? 7 : 1)],
+        args: ["eval", "--no-check", writer(run % 2 ? 7 : 1, run % 4 >= 2)],
         stdout: "piped",
         stderr: "null",
       }).spawn();
