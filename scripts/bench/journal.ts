@@ -15,6 +15,11 @@ const CHANGES = 300;
 /** Durable records timed after the changes (each one fdatasync). */
 const DECISIONS = 50;
 
+/** Sub-millisecond figures in µs (a change without fdatasync is tens of µs). */
+function fine(ms: number): string {
+  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : fmtMs(ms);
+}
+
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
@@ -80,32 +85,32 @@ export function journalSection(root: string, deno: string): void {
       const at = `${entries} entr${entries === 1 ? "y" : "ies"}`;
       row(
         `one change at ${at}`,
-        `${fmtMs(median(times))}`,
+        `${fine(median(times))}`,
         withTarget(
           entries === 1000 ? "≤ 5 ms" : "-",
           `median of ${CHANGES} changes as the daemon makes them (one batch: the record ` +
-            `appended before the write, no fdatasync); mean ${fmtMs(mean)}, p99 ` +
-            `${fmtMs(percentile(times, 0.99))}, max ${fmtMs(Math.max(...times))} (the log is ` +
+            `appended before the write, no fdatasync); mean ${fine(mean)}, p99 ` +
+            `${fine(percentile(times, 0.99))}, max ${fine(Math.max(...times))} (the log is ` +
             `folded into state.json every max(256, 2 x entries) records)`,
         ),
       );
       row(
         `the deferred sync after them, ${at}`,
-        fmtMs(syncMs),
+        fine(syncMs),
         `one fdatasync of the log (the tick runs it off the main thread, at most every 5 s ` +
           `while records wait)`,
       );
       row(
         `one decision record at ${at} (fdatasync'ed)`,
-        fmtMs(median(decisions)),
+        fine(median(decisions)),
         `median of ${DECISIONS} recordOriginal + recordWritten (the CLI's writers; overrides ` +
-          `likewise); p99 ${fmtMs(percentile(decisions, 0.99))}`,
+          `likewise); p99 ${fine(percentile(decisions, 0.99))}`,
       );
       row(
         `folding the log into state.json, ${at}`,
-        fmtMs(foldMs),
+        fine(foldMs),
         `a whole-file rewrite (fsync, rename, fsync dir), once per max(256, 2 x entries) ` +
-          `records (two a change): ${fmtMs(foldMs / Math.max(128, entries))} per change amortised`,
+          `records (two a change): ${fine(foldMs / Math.max(128, entries))} per change amortised`,
       );
     }
     deviceSync(`${base}/sync-alone`);
@@ -138,9 +143,9 @@ function deviceSync(path: string): void {
   }
   row(
     "fdatasync alone (the device's part)",
-    fmtMs(median(times)),
+    fine(median(times)),
     `median of ${CHANGES} appends of one record to a 4 KiB file + fdatasync, same directory, ` +
-      `no journal; p99 ${fmtMs(percentile(times, 0.99))}, max ${fmtMs(Math.max(...times))}`,
+      `no journal; p99 ${fine(percentile(times, 0.99))}, max ${fine(Math.max(...times))}`,
   );
 }
 
