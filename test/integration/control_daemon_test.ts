@@ -601,18 +601,7 @@ Deno.test({
   name: "control socket start-up: refused paths and addresses are clear errors; it can be off",
   ignore: !IS_ROOT,
   fn: () =>
-    withSandbox("cts", async ({ ns, cg, state, spawn }) => {
-      const args = (extra: string[]) => [
-        "run",
-        "--stderr",
-        "--state-dir",
-        state,
-        "--netns",
-        ns.name,
-        "-c",
-        cg.path,
-        ...extra,
-      ];
+    withSandbox("cts", async ({ state, start, args }) => {
       const remote = cli(args(["--metrics-listen", "0.0.0.0:9101"]));
       assert.equal(remote.status, 2);
       assert.match(remote.stderr, /refusing to serve metrics on non-loopback address 0\.0\.0\.0/);
@@ -620,7 +609,7 @@ Deno.test({
 
       const file = `${state}/not-a-socket`;
       Deno.writeTextFileSync(file, "precious");
-      const blocked = spawn(args(["--control-socket", file]));
+      const blocked = start(["--control-socket", file]);
       assert.equal(await blocked.exited(), 1);
       assert.ok(
         blocked.matching(/not-a-socket exists and is not a socket; refusing to replace it/).length,
@@ -638,7 +627,7 @@ Deno.test({
       const nogroup = Deno.readTextFileSync("/etc/group").split("\n").map((l) => l.split(":"))
         .find((f) => f[0] === "nogroup");
       assert.ok(nogroup, "Debian's nogroup exists");
-      const derived = spawn(args(["--control-group", "nogroup"]));
+      const derived = start(["--control-group", "nogroup"]);
       try {
         await derived.waitFor(STARTED, 60_000);
         const info = Deno.lstatSync(`${state}/control.sock`);
@@ -652,7 +641,7 @@ Deno.test({
         assert.equal(await derived.stop(), 0);
       }
 
-      const off = spawn(args(["--no-control-socket"]));
+      const off = start(["--no-control-socket"]);
       try {
         await off.waitFor(STARTED, 60_000);
         const names = [...Deno.readDirSync(state)].map((e) => e.name);
