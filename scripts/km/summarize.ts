@@ -34,6 +34,12 @@ export interface DaemonRun {
   tuned: boolean;
   /** Still running when the window ended (and so stopped by our SIGTERM). */
   alive: boolean;
+  /**
+   * Seconds since the daemon was started (`<dir>/timings`): up (its first line), started (every
+   * hook attached), window (SIGTERM sent), exit, done; and start-up, the daemon's own figure for
+   * its start ("start-up took N ms", BPFPILOT_START_TIMING). Empty when not recorded.
+   */
+  timings: Record<string, number>;
 }
 
 export interface FaultRun extends DaemonRun {
@@ -117,6 +123,20 @@ export function brokenPromises(output: string, hooks: HookRow[], injected?: stri
   });
 }
 
+/** A daemon run's steps (`timings`, from the guest script) and its own start-up figure. */
+export function runTimings(dir: string, output: string): Record<string, number> {
+  const t = Object.fromEntries(
+    Object.entries(parseMeta(read(join(dir, "timings")) ?? "")).map(([k, v]) => [k, Number(v)]),
+  );
+  const start = /start-up took (\d+) ms/.exec(output);
+  if (start) t["start-up"] = Math.round(Number(start[1]) / 100) / 10;
+  return t;
+}
+
+/** "up 7.1, started 25.3, ..." */
+const describeSteps = (t: Record<string, number>): string =>
+  Object.entries(t).map(([k, v]) => `${k} ${v}`).join(", ");
+
 /** Judges one daemon run; `injected` is the hook whose failure was forced (its lines are expected). */
 function judgeDaemon(
   dir: string,
@@ -129,7 +149,7 @@ function judgeDaemon(
   const rcText = read(join(dir, "rc"));
   const exit = rcText === null ? null : Number(rcText.trim());
   const alive = firstLine(read(join(dir, "alive"))) === "yes";
-  const run = { exit, tuned: /Due to /.test(output), alive };
+  const run = { exit, tuned: /Due to /.test(output), alive, timings: runTimings(dir, output) };
   const tail = lastLines(read(join(dir, "stderr")), 3).map((l) => `    | ${l}`).join("\n");
   if (!alive) {
     failures.push(`${what}: exited ${exit} before the window ended\n${tail}`);
@@ -381,7 +401,7 @@ export function renderMatrix(results: KernelResult[]): string {
   ];
   for (const r of results) {
     const name = `${r.release} (${r.label})`;
-    const steps = Object.entries(r.timings).map(([k, v]) => `${k} ${v}`).join(", ");
+    const steps = describeSteps(r.timings);
     const tries = (r.tries ?? 1) > 1 ? `, ${r.tries} tries` : "";
     const time = r.secs === null ? "" : `  [${r.secs} s${steps ? `: ${steps}` : ""}${tries}]`;
     if (r.hooks.length === 0) {
@@ -400,10 +420,11 @@ export function renderMatrix(results: KernelResult[]): string {
     for (const f of r.failures) lines.push(`  FAIL ${f}`);
     for (const n of r.notes.filter((n) => n !== r.reason)) lines.push(`  note ${n}`);
     for (const f of r.fault ?? []) {
+      const steps = describeSteps(f.timings);
       lines.push(
         `  fault ${f.target}: alive ${f.alive ? "yes" : "no"}, exit ${f.exit}, reported ${
           f.reported ? "yes" : "no"
-        }`,
+        }${steps ? ` [${steps}]` : ""}`,
       );
     }
   }
@@ -428,7 +449,9 @@ export function toJson(results: KernelResult[]): string {
         failures: r.failures,
         notes: r.notes,
         support: r.support,
-        daemon: r.daemon ? { exit: r.daemon.exit, tuned: r.daemon.tuned } : null,
+        daemon: r.daemon
+          ? { exit: r.daemon.exit, tuned: r.daemon.tuned, timings: r.daemon.timings }
+          : null,
         fault: r.fault,
         secs: r.secs,
         tries: r.tries,

@@ -26,7 +26,7 @@ interface KernelResult {
     }
     | null;
   daemon: { exit: number; tuned: boolean } | null;
-  fault: { hook: string; ok: boolean }[] | null;
+  fault: { target: string; timings: Record<string, number> }[] | null;
   notes: string[];
   secs: number | null;
   tries: number | null;
@@ -71,13 +71,16 @@ Deno.test({
       }
       const doc = JSON.parse(r.stdout) as { kernels: KernelResult[] };
       // Where the matrix's time went, in the suite's log: the guests' steps per kernel.
+      const steps = (t: Record<string, number> | null) =>
+        Object.entries(t ?? {}).map(([step, secs]) => `${step} ${secs}`).join(", ");
       for (const k of doc.kernels) {
-        const steps = Object.entries(k.timings ?? {}).map(([step, secs]) => `${step} ${secs}`);
         console.log(
           `  ${k.label}: ${k.result}, ${k.secs ?? "?"} s in ${k.tries ?? 1} boot(s) [${
-            steps.join(", ")
+            steps(k.timings)
           }]`,
         );
+        // each fault case: seconds since its daemon was started, and its own start-up figure
+        for (const f of k.fault ?? []) console.log(`    fault ${f.target} [${steps(f.timings)}]`);
       }
       const summary = doc.kernels.map((k) => `${k.label}: ${k.result} ${k.reason ?? ""}`).join(
         "\n",

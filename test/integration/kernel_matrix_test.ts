@@ -88,7 +88,7 @@ Deno.test("kernel-matrix summary: a clean product run passes and shows each tune
   withDir(productRun(), (dir) => {
     const r = judge(dir);
     assert.equal(r.result, "pass", r.failures.join("\n"));
-    assert.deepEqual(r.daemon, { exit: 0, tuned: true, alive: true });
+    assert.deepEqual(r.daemon, { exit: 0, tuned: true, alive: true, timings: {} });
     assert.equal(r.hooks[0].chosen, "tp_btf");
     assert.deepEqual(r.hooks[1].why, ["fentry: EPERM", "kprobe: no kprobes"]);
     assert.deepEqual(r.timings, { support: 3.1, daemon: 12.4 });
@@ -101,7 +101,7 @@ Deno.test("kernel-matrix summary: a clean product run passes and shows each tune
     const json = JSON.parse(toJson([r]));
     assert.equal(json.kernels[0].result, "pass");
     assert.equal(json.kernels[0].support.level, "full");
-    assert.deepEqual(json.kernels[0].daemon, { exit: 0, tuned: true });
+    assert.deepEqual(json.kernels[0].daemon, { exit: 0, tuned: true, timings: {} });
   });
 });
 
@@ -235,6 +235,30 @@ Deno.test("kernel-matrix summary: fault injection wants the daemon up, the failu
       true,
       true,
     ]]);
+  });
+  // each case's steps (the guest script's timings) and the daemon's own start-up figure
+  const timed = {
+    ...fault(
+      "start-up took 17940 ms since this program image began: journal 4 ms\n" +
+        "tcp_buffer: hook rcvbuf failed to attach (fault injected)\n",
+    ),
+    "out/fault/1/timings": "up=7.1\nstarted=25.3\nwindow=33\nexit=35.2\ndone=35.4\n",
+  };
+  withDir(productRun(timed, meta), (d) => {
+    const r = judge(d);
+    assert.deepEqual(r.fault?.[0].timings, {
+      up: 7.1,
+      started: 25.3,
+      window: 33,
+      exit: 35.2,
+      done: 35.4,
+      "start-up": 17.9,
+    });
+    assert.match(
+      renderMatrix([r]),
+      /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes \[up 7\.1, started 25\.3, window 33, exit 35\.2, done 35\.4, start-up 17\.9\]/,
+    );
+    assert.deepEqual(JSON.parse(toJson([r])).kernels[0].fault[0].timings.started, 25.3);
   });
   withDir(productRun(fault("all fine\n"), meta), (d) => {
     assert.deepEqual(judge(d).failures, [
@@ -400,7 +424,7 @@ if (cmd === "support") {
     Deno.writeTextFileSync(orphans, String(Number(Deno.readTextFileSync(orphans)) + 1));
   }
   const fault = Deno.env.get("BPFPILOT_FAULT_INJECT");
-  console.error("up");
+  console.error("bpfpilot started (stand-in)"); // the script waits for this line, up to 40 s
   if (fault) console.error("hook " + fault + " failed to attach (fault injected)");
   if (Deno.env.get("KM_MODE") === "host" && !fault) console.error("Due to a test, change nothing");
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
@@ -429,10 +453,17 @@ Deno.test({
     try {
       const text = runWithStandIn(tmp, [
         ...["--kernels", "host", "--fault-injection", "--fault-kernel", "host", "--window", "2"],
+        ...["--fault-window", "1"],
       ]);
       assert.match(text, /\(host\) +pass +tcp_buffer +rcvbuf +tp_btf tcp_rcv_space_adjust/);
       assert.match(text, /support full, daemon exit 0, tuned yes, fault injection 1 hooks ok/);
-      assert.match(text, /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes/);
+      // the case's steps, each after the one before
+      const steps =
+        /fault tcp_buffer:rcvbuf: alive yes, exit 0, reported yes \[up ([\d.]+), started ([\d.]+), window ([\d.]+), exit ([\d.]+), done ([\d.]+)\]/
+          .exec(text);
+      assert.ok(steps, text);
+      const secs = steps.slice(1).map(Number);
+      assert.deepEqual([...secs].sort((a, b) => a - b), secs);
     } finally {
       Deno.removeSync(tmp, { recursive: true });
     }
