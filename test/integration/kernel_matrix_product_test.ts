@@ -33,7 +33,7 @@ interface KernelResult {
   timings: Record<string, number> | null;
 }
 
-const GUEST_TIMEOUT_S = 1300, MATRIX_TIMEOUT_MIN = 25;
+const MATRIX_TIMEOUT_MIN = 25;
 
 Deno.test({
   name:
@@ -49,16 +49,17 @@ Deno.test({
         // daemon once found no limit within 10 s (alone it tunes within the 10 s window).
         "--window",
         "20",
-        // 6.1's guest runs every hook's fault in turn: 659-790 s in whole-suite runs, once past
-        // the script's own 900 s guest bound. A guest that hangs is still caught, later.
-        "--timeout",
-        String(GUEST_TIMEOUT_S),
+        // The guests keep the script's bound (900 s with fault injection): 6.1's guest, every
+        // hook's fault in turn, took 787-941 s in whole-suite runs while each daemon start read
+        // the runtime back over 9p (its pages given back: MADV_PAGEOUT) and each fault run lasted
+        // the 20 s window; 368 s alone since the guests keep those pages mapped and a fault run
+        // lasts its own 5 s of traffic (the per-case steps are logged below).
         "--json",
       ], {
         encoding: "utf8",
         env: { ...Deno.env.toObject(), BPFPILOT_KM_RESULTS: results },
-        // 12-14 min in whole-suite runs, once past the old 15 min bound (no output then but a
-        // JSON error): the bound is for a hung guest, not a slow one.
+        // 12-16 min in whole-suite runs before that, once past the old 15 min bound (no output
+        // then but a JSON error): the bound is for a hung guest, not a slow one.
         timeout: MATRIX_TIMEOUT_MIN * 60 * 1000,
         maxBuffer: 64 << 20,
       });
