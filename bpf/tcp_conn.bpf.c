@@ -5,8 +5,8 @@
  *  - at ESTABLISHED, a connection to a path with a choice gets it (or, 1 in `explore`, a random
  *    algorithm of the path's candidate mask: the epsilon of bpftune's epsilon-greedy learner);
  *    a socket whose algorithm the application (or another program) already set is left alone;
- *  - at RETRANS, a connection whose retransmissions exceed segs_out >> loss_shift (1/64) is
- *    switched to BBR once;
+ *  - at RETRANS, a connection whose retransmissions exceed segs_out >> loss_shift (1/64), once
+ *    it has sent at least 1 << loss_shift segments, is switched to BBR once;
  *  - at TCP_CLOSE, one sample (min RTT, delivery rate, algorithm, retransmissions) is sent to
  *    userspace, one connection per path per interval (the event's count says how many
  *    connections it stands for). bpftune sampled at FIN_WAIT1/CLOSE_WAIT, with data still in
@@ -358,13 +358,18 @@ static __always_inline void retransmitted(struct bpf_sock_ops *ops, struct bpf_s
 	char cur[TC_NAME_LEN];
 	struct tcp_sock *tp;
 	struct tc_sock *s;
+	__u32 allowed;
 	__u64 cookie;
 
 	/* total_retrans already counts this retransmission (the kernel adds it before sending)
 	 * and segs_out counts every segment sent, retransmissions included. The ratio only rises at a
-	 * retransmission, so checking here sees each of its peaks. */
+	 * retransmission, so checking here sees each of its peaks. Before 1 << loss_shift segments
+	 * are sent there is no rate to judge: one early retransmission (a tail-loss probe or an RTO
+	 * after the receiver stalled for a few ms, on a clean path) would exceed "1/64" on its own,
+	 * and bpftune switched such connections to BBR. */
 	count(TC_C_RETRANS);
-	if (ops->total_retrans <= ops->segs_out >> param(cfg, loss_shift, 6))
+	allowed = ops->segs_out >> param(cfg, loss_shift, 6);
+	if (!allowed || ops->total_retrans <= allowed)
 		return;
 	count(TC_C_LOSSY);
 	if (bbr >= TC_ALG_MAX)

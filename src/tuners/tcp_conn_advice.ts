@@ -1,6 +1,7 @@
 /**
  * What the tcp_conn tuner would do on one path, from its own rules, for `audit`: the loss rule
- * (a connection retransmitting more than 1/64 of the segments it sent is switched to bbr) and the
+ * (a connection retransmitting more than 1/64 of the segments it sent is switched to bbr; the path
+ * is called lossy when its sampled connections together do, and some were switched) and the
  * learner's choice (lowest learned cost among the path's candidates; datacenter-only algorithms
  * only on an ECN-clean path). Pure: a learner's path record in, advice (or nothing to say) out.
  */
@@ -51,10 +52,14 @@ export function pathAdvice(path: PathRecord, usable: readonly string[]): PathAdv
     `${path.instances} connections to ${path.addr}, ${path.samples} sampled (they ran ${ran})`,
     `retransmitted ${percent(retransRatio(path))} of the segments sent (${path.retrans} of ` +
     `${path.segsOut}); the loss rule switches a connection past 1/${2 ** LOSS_SHIFT} ` +
-    `(${percent(2 ** -LOSS_SHIFT)})`,
+    `(${percent(2 ** -LOSS_SHIFT)}) once it has sent ${2 ** LOSS_SHIFT} segments`,
   ];
   const learned = path.choice !== null && usable.includes(path.choice) ? path.choice : null;
-  if (path.forced > 0 && current !== "bbr" && usable.includes("bbr")) {
+  // The path itself must lose more than the line: a "clean" path's few connections that met a
+  // burst of drops (a full backlog queue under load) were switched, rightly, but the path is not
+  // lossy (seen: 2 of 220 sampled, 0.11 % of its segments).
+  const lossy = path.forced > 0 && retransRatio(path) > 2 ** -LOSS_SHIFT;
+  if (lossy && current !== "bbr" && usable.includes("bbr")) {
     return {
       rule: "lossy-path",
       current,

@@ -175,6 +175,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "tcp_conn: a short connection's early retransmissions are no loss rate (under 64 segments)",
+  ignore: !IS_ROOT,
+  async fn() {
+    await withTwoPaths("tcs", [], async ({ paths, sb, daemon }) => {
+      // 16 KiB is ~12 segments: at 2 % loss about one connection in five retransmits, and
+      // before 64 segments one retransmission alone is "more than 1/64" (how a stalled clean
+      // path's tail-loss probe once got a connection switched to bbr in the suite).
+      const n = 40;
+      const run = await paths.send(sb, n, 16 << 10, { to: [LOSSY], gapMs: SAMPLE_GAP_MS });
+      assert.equal(run.failed, 0);
+      await settledPaths(sb, n * 0.9);
+      const metrics = await query(sb, ["metrics"]);
+      const retransmits = counter(metrics, "retransmits_total");
+      console.log(`${n} short connections: ${retransmits} retransmissions seen`);
+      assert.ok(retransmits > 0, "the lossy path made retransmissions to judge");
+      assert.equal(counter(metrics, "over_threshold_total"), 0);
+      assert.equal(counter(metrics, "switched_to_bbr_total"), 0);
+      assert.equal(await daemon.stop("SIGTERM"), 0);
+    });
+  },
+});
+
+Deno.test({
   name: "tcp_conn --advise: learns and reports, but no connection's algorithm is changed",
   ignore: !IS_ROOT,
   async fn() {

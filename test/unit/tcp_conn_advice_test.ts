@@ -71,6 +71,15 @@ Deno.test("advice: a lossy path is the loss rule's: switch to bbr, with the rati
   );
 });
 
+Deno.test("advice: a few switched connections do not make a path lossy (its ratio under 1/64)", () => {
+  const l = learner();
+  // 2 of 100 over the line (40 retransmissions each), 0.08 % of the path's segments.
+  const path = observed(l, 100, 50);
+  assert.equal(path.forced, 2);
+  const a = pathAdvice(path, l.candidatesFor(path));
+  assert.notEqual(a?.rule, "lossy-path", JSON.stringify(a));
+});
+
 Deno.test("advice: a clean path gets the learner's choice only when it differs from what ran", () => {
   const l = learner();
   const path = observed(l, 6);
