@@ -11,6 +11,7 @@ import { rollbackFromJournal } from "../../src/daemon/rollback.ts";
 import { restoreGuard } from "../../src/daemon/restorable.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
+import { inTempDir } from "../support/temp_dir.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const NS = "ns:4000000001";
@@ -54,16 +55,7 @@ const quiet = {
   debug() {},
 };
 
-function withDir(body: (dir: string) => Promise<void>) {
-  return async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "bpfp-apply-" });
-    try {
-      await body(dir);
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
-  };
-}
+const withDir = (body: (dir: string) => Promise<void>) => inTempDir("bpfp-apply-", body);
 
 Deno.test("finding netns names map back to namespace keys", () => {
   assert.equal(findingNetnsKey("host"), "global");

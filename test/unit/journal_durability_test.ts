@@ -9,19 +9,11 @@ import assert from "node:assert/strict";
 import { Journal } from "../../src/daemon/journal.ts";
 import { LogAppender } from "../../src/daemon/journal_log.ts";
 import { DeferredLogSync, LOG_SYNC_EVERY_MS } from "../../src/daemon/log_sync.ts";
+import { inTempDir } from "../support/temp_dir.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 
-function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "bpfp-durability-" });
-    try {
-      await fn(dir);
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => inTempDir("bpfp-durability-", fn);
 
 /** fdatasync calls of every file (sync and async) while `fn` runs. */
 async function countingSyncs(fn: () => unknown): Promise<number> {

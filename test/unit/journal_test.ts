@@ -7,24 +7,12 @@ import {
   type SysctlValue,
 } from "../../src/daemon/journal.ts";
 import { VERSION } from "../../src/version.ts";
+import { inTempDir } from "../support/temp_dir.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const WMEM = "net.ipv4.tcp_wmem";
 
-function tempDir(): string {
-  return Deno.makeTempDirSync({ prefix: "bpfp-journal-" });
-}
-
-function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => inTempDir("bpfp-journal-", fn);
 
 /**
  * Two handles on one temp directory, as the daemon and another process (the CLI) hold them:

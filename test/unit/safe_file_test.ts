@@ -5,15 +5,9 @@ import {
   tempNameFor,
   writeFileAtomic,
 } from "../../src/kernel/safe_file.ts";
+import { withTempDir } from "../support/temp_dir.ts";
 
-function withDir(fn: (dir: string) => void) {
-  const dir = Deno.makeTempDirSync({ prefix: "bpfp-safe-" });
-  try {
-    fn(dir);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => void) => withTempDir("bpfp-safe-", fn);
 
 const refused = (re: RegExp) => (e: unknown) => e instanceof SafeFileError && re.test(e.message);
 
