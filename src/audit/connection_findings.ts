@@ -22,8 +22,8 @@ export const CONNECTION_FINDINGS: Readonly<Record<string, ConnectionFindingKind>
     title: "Connections on this path lose more than 1/64 of their segments; bbr copes better",
     rationale: "During the window the tcp_conn tuner (advise mode) saw connections to this " +
       "remote address retransmit more than 1/64 of the segments they sent, the path's sampled " +
-      "connections taken together too: its loss rule would switch them to bbr. Shows the path's current algorithm, retransmission ratio and the " +
-      "learned choice for new connections.",
+      "connections taken together too: its loss rule would switch them to bbr. Shows the " +
+      "path's current algorithm, retransmission ratio and the learned choice for new connections.",
   },
   "learned-choice": {
     id: "BPFP-TCP-CONN-LEARNED-CHOICE",

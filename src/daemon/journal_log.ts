@@ -202,7 +202,15 @@ export class LogAppender {
   async syncInBackground(): Promise<void> {
     if (!this.unsynced) return;
     const mark = this.#appends;
-    const f = await Deno.open(this.path, { read: true });
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(this.path, { read: true });
+    } catch (err) {
+      // As sync(): no log at the path, nothing of ours to sync (not an error every period).
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      this.#synced = Math.max(this.#synced, mark); // appends made meanwhile stay owed
+      return;
+    }
     try {
       await f.syncData();
       this.syncs++;
