@@ -61,7 +61,8 @@
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
 import { ANY_NETNS, GLOBAL_NETNS } from "../kernel/netns.ts";
-import { recordIsForReusedInode } from "./netns_reuse.ts";
+import { recordIsForReusedInode, recordIsFromEarlierBoot } from "./netns_reuse.ts";
+import { readBootId } from "../kernel/boot_id.ts";
 import { VERSION } from "../version.ts";
 import {
   type FileStamp,
@@ -134,6 +135,8 @@ export interface JournalEntry {
   changedAt: string | null;
   /** See NetnsCookieField. */
   netnsCookie?: string;
+  /** See NetnsBootField. */
+  boot?: string;
 }
 
 /**
@@ -142,6 +145,14 @@ export interface JournalEntry {
  * Optional and ignored by older readers, so version 2 files stay version 2 either way.
  */
 export type NetnsCookieField = { netnsCookie?: string };
+
+/**
+ * The boot (/proc/sys/kernel/random/boot_id) in which the namespace a non-global record names
+ * lived: read in another boot, the record is of a namespace that is gone, whatever its inode and
+ * cookie (both restart at boot). See recordIsFromEarlierBoot for records without one. Optional,
+ * as NetnsCookieField.
+ */
+export type NetnsBootField = { boot?: string };
 
 export interface OverrideRecord {
   netns: string;
@@ -153,6 +164,8 @@ export interface OverrideRecord {
   at: string;
   /** See NetnsCookieField. */
   netnsCookie?: string;
+  /** See NetnsBootField. */
+  boot?: string;
 }
 
 export interface RollbackStep {
@@ -212,6 +225,8 @@ export interface JournalOptions {
    * Default: `netnsCookie`.
    */
   entryNetnsCookie?: (netns: string) => bigint | null;
+  /** This boot's id, stored with each new non-global record (null: unknown). Tests fake it. */
+  bootId?: () => string | null;
 }
 
 interface State {
@@ -450,6 +465,7 @@ function parseEntry(e: unknown, at: string, fieldError: FieldError): JournalEntr
     recordedAt: e.recordedAt,
     changedAt: e.changedAt as string | null,
     ...parseNetnsCookie(e.netnsCookie, `${at}.netnsCookie`, fieldError),
+    ...parseBoot(e.boot, `${at}.boot`, fieldError),
   };
 }
 
@@ -460,6 +476,15 @@ function parseNetnsCookie(c: unknown, at: string, fieldError: FieldError): Netns
     throw fieldError(at, "a netns cookie (decimal)", c);
   }
   return { netnsCookie: c };
+}
+
+/** Absent (records written before boots were recorded, or without /proc) or a boot_id. */
+function parseBoot(b: unknown, at: string, fieldError: FieldError): NetnsBootField {
+  if (b === undefined) return {};
+  if (typeof b !== "string" || !/^[0-9A-Za-z-]{1,64}$/.test(b)) {
+    throw fieldError(at, "a boot id", b);
+  }
+  return { boot: b };
 }
 
 function parseOverrides(list: unknown[], at: string, fieldError: FieldError): OverrideRecord[] {
@@ -484,6 +509,7 @@ function parseOverrides(list: unknown[], at: string, fieldError: FieldError): Ov
       comm: o.comm,
       at: o.at,
       ...parseNetnsCookie(o.netnsCookie, `${here}.netnsCookie`, fieldError),
+      ...parseBoot(o.boot, `${here}.boot`, fieldError),
     };
   });
 }
@@ -754,6 +780,8 @@ export class Journal {
   #now: () => Date;
   readonly #netnsCookie: (netns: string) => bigint | null;
   readonly #entryNetnsCookie: (netns: string) => bigint | null;
+  /** This boot's id (null: unknown), read once: see NetnsBootField. */
+  readonly #boot: string | null;
   #daemonLock: Deno.FsFile | undefined;
   /** `state.lock` while this instance holds it (a change, or a batch from its first change on). */
   #lockFile: Deno.FsFile | undefined;
@@ -780,6 +808,7 @@ export class Journal {
     this.#now = opts.now ?? (() => new Date());
     this.#netnsCookie = opts.netnsCookie ?? (() => null);
     this.#entryNetnsCookie = opts.entryNetnsCookie ?? this.#netnsCookie;
+    this.#boot = (opts.bootId ?? readBootId)();
     this.#state = this.#emptyState();
     this.refresh();
   }
@@ -1207,8 +1236,11 @@ export class Journal {
     // Appended now: the sysctl write that follows must never be ahead of its record.
     return this.#mutate(durable, [entryKey(key.netns, key.sysctl)], (state) => {
       let entry = this.#find(state, key.netns, key.sysctl);
+      // An earlier boot's entry is of a dead namespace: its original is no value of this one.
+      const stale = entry !== undefined && this.isFromEarlierBoot(entry);
       let created = false;
-      if (!entry) {
+      if (!entry || stale) {
+        const old = entry;
         entry = {
           ...key,
           tuner,
@@ -1218,9 +1250,10 @@ export class Journal {
           changes: 0,
           recordedAt: this.#now().toISOString(),
           changedAt: null,
-          ...this.#cookieField(key.netns, this.#entryNetnsCookie),
+          ...this.#netnsFields(key.netns, this.#entryNetnsCookie),
         };
-        state.entries.push(entry);
+        if (old) state.entries[state.entries.indexOf(old)] = entry;
+        else state.entries.push(entry);
         created = true;
       }
       if (pending !== undefined) entry.pending = pending;
@@ -1319,6 +1352,15 @@ export class Journal {
     );
     for (const e of entries) {
       const id = { netns: e.netns, sysctl: e.sysctl, tuner: e.tuner };
+      if (this.isFromEarlierBoot(e)) {
+        // Not even read: a namespace of this boot may have its inode and cookie.
+        plan.skipped.push({
+          ...id,
+          code: "unreadable",
+          reason: "its namespace is gone (it was of an earlier boot: the machine restarted since)",
+        });
+        continue;
+      }
       let live: SysctlValue | null;
       try {
         live = readLive(e.netns, e.sysctl);
@@ -1361,7 +1403,7 @@ export class Journal {
       pid: Number.isSafeInteger(o.pid) && o.pid >= 0 ? o.pid : 0,
       comm: String(o.comm).slice(0, 256),
       at: this.#now().toISOString(),
-      ...this.#cookieField(o.netns),
+      ...this.#netnsFields(o.netns),
     };
     this.#mutate(true, null, (state) => {
       state.overrides = state.overrides.filter((x) =>
@@ -1372,20 +1414,34 @@ export class Journal {
     });
   }
 
-  #cookieField(netns: string, cookieOf = this.#netnsCookie): NetnsCookieField {
+  /** What a new record of `netns` says of which namespace it is: its cookie and this boot. */
+  #netnsFields(netns: string, cookieOf = this.#netnsCookie): NetnsCookieField & NetnsBootField {
     if (netns === GLOBAL_NETNS || netns === ANY_NETNS) return {};
     const cookie = cookieOf(netns);
-    return cookie === null ? {} : { netnsCookie: String(cookie) };
+    return {
+      ...(cookie === null ? {} : { netnsCookie: String(cookie) }),
+      ...(this.#boot === null ? {} : { boot: this.#boot }),
+    };
+  }
+
+  /**
+   * Whether record `r` is of a namespace of an earlier boot (see NetnsBootField): gone, never to
+   * be written into or to hold. Never for the host's records.
+   */
+  isFromEarlierBoot(r: { netns: string } & NetnsBootField): boolean {
+    if (r.netns === GLOBAL_NETNS || r.netns === ANY_NETNS) return false;
+    return recordIsFromEarlierBoot(r.boot, this.#boot);
   }
 
   /**
    * Whether override `o` holds for namespace `netns`: everywhere for ANY_NETNS; else for its
    * namespace key, unless its cookie is another namespace's than the live one there (a dead
-   * namespace's override must not silence a new one that took its inode before the next prune).
+   * namespace's override must not silence a new one that took its inode before the next prune),
+   * or it is of an earlier boot.
    */
   #overrideHolds(o: OverrideRecord, netns: string): boolean {
     if (o.netns === ANY_NETNS) return true;
-    if (o.netns !== netns) return false;
+    if (o.netns !== netns || this.isFromEarlierBoot(o)) return false;
     if (o.netnsCookie === undefined) return true;
     let live: bigint | null;
     try {
@@ -1456,20 +1512,22 @@ export class Journal {
 
   /**
    * Forgets the entries and overrides of other namespaces that `gone` says no longer exist (their
-   * values cannot be restored, and an inode number is reused by a later namespace). `gone` is
-   * asked once per namespace key and recorded cookie (undefined: a record without one). Returns
-   * how many records went.
+   * values cannot be restored, and an inode number is reused by a later namespace), and those of
+   * an earlier boot's namespaces (isFromEarlierBoot: `gone` is not asked). `gone` is asked once
+   * per namespace key and recorded cookie (undefined: a record without one). Returns how many
+   * records went.
    */
   pruneNetns(gone: (netns: string, cookie: string | undefined) => boolean): number {
     this.refresh();
-    const identity = (r: { netns: string } & NetnsCookieField) =>
-      `${r.netns}\0${r.netnsCookie ?? ""}`;
+    type Rec = { netns: string } & NetnsCookieField & NetnsBootField;
+    const identity = (r: Rec) => `${r.netns}\0${r.netnsCookie ?? ""}\0${r.boot ?? ""}`;
     const asked = new Map<string, boolean>();
-    const isDead = (r: { netns: string } & NetnsCookieField) => {
+    const isDead = (r: Rec) => {
       if (r.netns === GLOBAL_NETNS || r.netns === ANY_NETNS) return false;
-      const id = identity(r);
-      let dead = asked.get(id);
-      if (dead === undefined) asked.set(id, dead = gone(r.netns, r.netnsCookie));
+      if (this.isFromEarlierBoot(r)) return true;
+      const ns = `${r.netns}\0${r.netnsCookie ?? ""}`;
+      let dead = asked.get(ns);
+      if (dead === undefined) asked.set(ns, dead = gone(r.netns, r.netnsCookie));
       return dead;
     };
     const records = [...this.#state.entries, ...this.#state.overrides];

@@ -4,7 +4,8 @@
  * cookie too: once a namespace dies its inode is reused quickly, its cookie never. A record whose
  * inode exists with another cookie is for a dead namespace: it is dropped, never applied to the
  * new one (rollback would write an old value into a stranger's namespace, an old override would
- * silence tuning of a new container).
+ * silence tuning of a new container). Records also carry the boot they were made in: after a
+ * reboot inodes and cookies restart, and every record of an earlier boot's namespace is dead.
  */
 import { parseNetnsKey } from "../kernel/netns.ts";
 import type { Journal } from "./journal.ts";
@@ -20,6 +21,26 @@ export function recordIsForReusedInode(
   live: bigint | null,
 ): boolean {
   return recorded !== undefined && live !== null && String(live) !== recorded;
+}
+
+/**
+ * True when a record of a namespace made in boot `recorded` (its boot_id) is read in boot
+ * `current`, another. Every namespace died with that boot, and inode numbers and cookies restart
+ * at boot, so a new namespace can have both: the record describes nothing live.
+ *
+ * A record without a boot (written before boots were recorded) counts as this boot's, which is
+ * what the inode and cookie alone said before. Calling it an earlier boot's is not clearly safer:
+ * such a file is read on the boot it was written in whenever bpfpilot is upgraded without a
+ * reboot, and dropping the originals of namespaces that are alive would leave their tuned values
+ * with nothing to undo them; the collision it would guard against needs a reboot while the old
+ * file still names namespaces and a new namespace with the same inode and cookie, and such
+ * records only get fewer (every new one carries its boot). Unknown now (no /proc): false too.
+ */
+export function recordIsFromEarlierBoot(
+  recorded: string | undefined,
+  current: string | null,
+): boolean {
+  return recorded !== undefined && current !== null && recorded !== current;
 }
 
 /** The info line for a dropped record (one per namespace and cookie). */

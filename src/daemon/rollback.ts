@@ -1,7 +1,8 @@
 /**
  * Putting values back from the journal: on exit with --rollback, or by `bpfpilot rollback` after
  * a crash or kill -9. A value someone else changed since our last write is left alone and
- * reported; so is one that cannot be read any more (its namespace is gone).
+ * reported; so is one that cannot be read any more (its namespace is gone), and one of a
+ * namespace of an earlier boot (gone too, whatever has its inode and cookie now).
  */
 import { describeNetns, netnsCookieOf, parseNetnsKey } from "../kernel/netns.ts";
 import { pruneReusedNetns, recordIsForReusedInode } from "./netns_reuse.ts";
@@ -54,11 +55,16 @@ function reusedInodeRecords(
   journal: Journal,
   liveCookie: LiveNetnsCookie,
 ): (step: { netns: string; sysctl: string }) => boolean {
+  // An earlier boot's record is gone for that reason (Journal.planRollback says so), whatever
+  // has its inode now.
   const cookies = new Map(
-    journal.changedEntries().map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
+    journal.changedEntries().filter((e) => !journal.isFromEarlierBoot(e))
+      .map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
   );
-  return (step) =>
-    recordIsForReusedInode(cookies.get(`${step.netns}\0${step.sysctl}`), liveCookie(step.netns));
+  return (step) => {
+    const cookie = cookies.get(`${step.netns}\0${step.sysctl}`);
+    return cookie !== undefined && recordIsForReusedInode(cookie, liveCookie(step.netns));
+  };
 }
 
 export function rollbackFromJournal(

@@ -21,6 +21,7 @@ import {
 } from "./hooks.ts";
 import { ensureTracefs, tracefsMounted, tracefsSupported } from "./tracefs.ts";
 import { loadWithFallback } from "./hook_fallback.ts";
+import { readBootId } from "./boot_id.ts";
 
 /** The probe's own child cgroup: this prefix and its pid. */
 const PROBE_CGROUP_PREFIX = "bpfpilot-probe-";
@@ -434,14 +435,6 @@ export function fingerprint(bytes: Uint8Array): string {
   return `${bytes.length}:${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
 }
 
-function bootId(): string {
-  try {
-    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
-  } catch {
-    return "unknown";
-  }
-}
-
 /**
  * Probes every declared hook (or reads the cache written by an earlier probe in this boot, for
  * this kernel, product version and set of hook declarations).
@@ -449,7 +442,7 @@ function bootId(): string {
 export function probeKernel(tuners: TunerHooks[], opts: ProbeOptions = {}): ProbeResult {
   const key = JSON.stringify({
     v: VERSION,
-    boot: bootId(),
+    boot: readBootId() ?? "unknown",
     release: Deno.osRelease(),
     legacy: opts.legacy ?? false,
     exhaustive: opts.exhaustive ?? false,

@@ -158,3 +158,44 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "rollback on a later boot never writes an earlier boot's record into a live namespace",
+  ignore: !IS_ROOT,
+  // Every sysctl touched is inside the sandbox's namespaces: deleting them restores the rest.
+  fn: () =>
+    withSandbox("nsbt-ctl", (sb) => {
+      const { ns: control, state } = sb;
+      const other = sb.netns("nsbt-live");
+      const controlKey = `ns:${inodeOf(control)}`;
+      const otherKey = `ns:${inodeOf(other)}`;
+      const live = control.sysctl(RMEM);
+      assert.deepEqual(other.sysctl(RMEM), live);
+      const original = [live[0], live[1], live[2] - 4096];
+      // Verified: this process's registry may hold an earlier test's cookie for these inodes.
+      const verified = (key: string) => netnsCookieOf(key, { verify: true });
+      const tuned = (key: string, bootId?: () => string) => {
+        const j = Journal.open(state, { netnsCookie: verified, bootId });
+        j.recordOriginal(key, RMEM, "tcp_buffer", original, live);
+        j.recordWritten(key, RMEM, live);
+        j.close();
+      };
+      // control's record as a boot before this one left it, with its very inode and cookie (a
+      // reboot can give a new namespace both); other's as this boot's.
+      tuned(controlKey, () => "boot-before-this-one");
+      tuned(otherKey);
+      const out = new Deno.Command(LAUNCHER, {
+        args: ["rollback", "--state-dir", state],
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, text);
+      assert.deepEqual(control.sysctl(RMEM), live, `nothing written into it\n${text}`);
+      assert.deepEqual(other.sysctl(RMEM), original, `this boot's record is restored\n${text}`);
+      assert.match(text, /its namespace is gone \(it was of an earlier boot/);
+      const after = Journal.open(state, { create: false });
+      assert.deepEqual(after.changedEntries(), [], "the earlier boot's record is dropped");
+      after.close();
+    }),
+});
