@@ -416,6 +416,7 @@ export class Daemon {
     this.journal = Journal.open(this.opts.stateDir, {
       netnsCookie: (key) => netnsCookieOf(key, { verify: true }),
       entryNetnsCookie: (key) => netnsCookieOf(key),
+      warn: (m) => log.warn(m),
     });
     this.journal.claimDaemon();
     this.#logSync = new DeferredLogSync(

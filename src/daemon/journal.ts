@@ -39,7 +39,7 @@
  *     user asks. Version 1 files (no log) are read as they are.
  *   - `state.log` (0600): every change since, one JSON line each (journal_log.ts): a change is
  *     one append, fdatasync'ed at once only as said above. The file's last line, if torn, is
- *     ignored.
+ *     ignored; a run of NULs that starts a line (a power loss's hole) is skipped with a warning.
  *   - `state.lock`: exclusive flock held only around each read-modify-write (or one `batch`), so
  *     the daemon and a concurrent `bpfpilot rollback`/`enable` never lose each other's updates.
  *     Every change first catches up with the files under the lock; readers need no lock:
@@ -67,6 +67,7 @@ import { VERSION } from "../version.ts";
 import {
   type FileStamp,
   LogAppender,
+  type LogTail,
   readTail,
   replaceWithEmpty,
   sameStamp,
@@ -227,6 +228,11 @@ export interface JournalOptions {
   entryNetnsCookie?: (netns: string) => bigint | null;
   /** This boot's id, stored with each new non-global record (null: unknown). Tests fake it. */
   bootId?: () => string | null;
+  /**
+   * Where warnings go (the daemon's log); default: standard error. One so far: a hole a power
+   * loss left in the log (journal_log.ts), once per hole and handle.
+   */
+  warn?: (message: string) => void;
 }
 
 interface State {
@@ -780,6 +786,9 @@ export class Journal {
   #now: () => Date;
   readonly #netnsCookie: (netns: string) => bigint | null;
   readonly #entryNetnsCookie: (netns: string) => bigint | null;
+  readonly #warn: (message: string) => void;
+  /** The holes in the log warned about (inode and range). */
+  #holesWarned = new Set<string>();
   /** This boot's id (null: unknown), read once: see NetnsBootField. */
   readonly #boot: string | null;
   #daemonLock: Deno.FsFile | undefined;
@@ -809,6 +818,7 @@ export class Journal {
     this.#netnsCookie = opts.netnsCookie ?? (() => null);
     this.#entryNetnsCookie = opts.entryNetnsCookie ?? this.#netnsCookie;
     this.#boot = (opts.bootId ?? readBootId)();
+    this.#warn = opts.warn ?? ((m) => console.error(`bpfpilot: warning: ${m}`));
     this.#state = this.#emptyState();
     this.refresh();
   }
@@ -1106,7 +1116,7 @@ export class Journal {
       this.#logIno = tail.ino;
     }
     if (tail.size < this.#logEnd) return this.#reload(snap);
-    this.#applyLog(tail.lines, tail.end);
+    this.#applyLog(tail);
   }
 
   #stamp(path: string): FileStamp | null {
@@ -1146,15 +1156,20 @@ export class Journal {
       this.#entryJson = new Map(
         state.entries.map((e) => [entryKey(e.netns, e.sysctl), JSON.stringify(e)]),
       );
-      if (tail) this.#applyLog(tail.lines, tail.end);
+      if (tail) this.#applyLog(tail);
       return;
     }
   }
 
-  #applyLog(lines: string[], end: number): void {
-    for (const line of lines) {
+  #applyLog({ lines, end, holes, ino }: LogTail): void {
+    const empty = new Set<number>();
+    for (const h of holes) {
+      if (h.whole) empty.add(h.line);
+      this.#warnHole(ino, h.start, h.end);
+    }
+    for (const [i, line] of lines.entries()) {
       const where = `line ${this.#logRecords + 1}`;
-      const change = applyLogLine(this.#state, line, where, this.logFile);
+      const change = empty.has(i) ? null : applyLogLine(this.#state, line, where, this.logFile);
       this.#logRecords++;
       if (change && "put" in change) {
         this.#entryJson.set(
@@ -1166,6 +1181,17 @@ export class Journal {
       } else if (change) this.#overridesVersion++;
     }
     this.#logEnd = end;
+  }
+
+  #warnHole(ino: number, start: number, end: number): void {
+    const id = `${ino}:${start}:${end}`;
+    if (this.#holesWarned.has(id)) return;
+    this.#holesWarned.add(id);
+    this.#warn(
+      `${this.logFile}: skipped ${end - start} NUL bytes at bytes ${start}-${end - 1}, a hole a ` +
+        `power loss left where records never reached the disk; they could only be changes of ` +
+        `the boot it ended, which it reset`,
+    );
   }
 
   // --- originals and writes ------------------------------------------------------------------

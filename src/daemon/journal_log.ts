@@ -13,6 +13,16 @@
  *   - records carry a sequence number; `state.json` says up to which one it includes, so a crash
  *     between writing a compacted `state.json` and emptying the log replays nothing twice.
  *   - the log is only ever replaced by rename, so readers detect a new log by its inode.
+ *   - a power loss on a file system without ordered data (ext4 data=writeback, ext2) can leave a
+ *     run of NUL bytes inside the log: its size was on disk, data appended at some offset was
+ *     not, and data after that was (written back first). Every fdatasync covers everything
+ *     appended before it and decisions are synced at once, so such a hole can only have held
+ *     change records of the boot the power loss ended, whose sysctls were all reset with it.
+ *     A run of NULs that starts a line (the whole line, or before its JSON: what an append that
+ *     never reached the disk leaves) is read as a hole and skipped (LogTail.holes); a NUL
+ *     anywhere else is no record (JSON never holds one) and the log is corrupt, as any bad line.
+ *     So is a hole that ends inside a record (pages are written back whole, so it can): the
+ *     record's tail after the NULs is no record either.
  */
 
 import { STATX_INO, STATX_MTIME, STATX_SIZE, statxOrErrno } from "../kernel/statx.ts";
@@ -63,6 +73,19 @@ export interface LogTail {
   end: number;
   /** Bytes after `end` that do not end in a newline (a torn or in-progress record). */
   torn: number;
+  /** NUL runs that start a line (see the header), cut from `lines`. */
+  holes: LogHole[];
+}
+
+/** A run of NUL bytes that starts a line: what a power loss left of records (see the header). */
+export interface LogHole {
+  /** File offsets: [start, end). */
+  start: number;
+  end: number;
+  /** The line it starts, as an index in LogTail.lines (which has the rest of it, if any). */
+  line: number;
+  /** The line holds nothing else: there is no record to read in it. */
+  whole: boolean;
 }
 
 /** Reads the complete lines of `path` from byte `offset` on; null when the file is missing. */
@@ -77,7 +100,9 @@ export function readTail(path: string, offset: number): LogTail | null {
   try {
     const st = f.statSync();
     const size = st.size, ino = st.ino ?? 0;
-    if (size <= offset) return { ino, size, lines: [], end: Math.min(offset, size), torn: 0 };
+    if (size <= offset) {
+      return { ino, size, lines: [], end: Math.min(offset, size), torn: 0, holes: [] };
+    }
     f.seekSync(offset, Deno.SeekMode.Start);
     const buf = new Uint8Array(size - offset);
     for (let done = 0; done < buf.length;) {
@@ -87,12 +112,38 @@ export function readTail(path: string, offset: number): LogTail | null {
     }
     const last = buf.lastIndexOf(0x0a);
     const complete = last < 0 ? 0 : last + 1;
-    const text = decoder.decode(buf.subarray(0, complete));
+    const body = buf.subarray(0, complete);
+    const tail = { ino, size, end: offset + complete, torn: buf.length - complete };
+    if (body.indexOf(0) >= 0) return { ...tail, ...linesPastHoles(body, offset) };
+    const text = decoder.decode(body);
     const lines = text === "" ? [] : text.slice(0, -1).split("\n");
-    return { ino, size, lines, end: offset + complete, torn: buf.length - complete };
+    return { ...tail, lines, holes: [] };
   } finally {
     f.close();
   }
+}
+
+/** The lines of `body` (complete lines read at file offset `offset`), each without the NUL run
+ * that starts it, if any, and those runs. */
+function linesPastHoles(body: Uint8Array, offset: number): { lines: string[]; holes: LogHole[] } {
+  const lines: string[] = [];
+  const holes: LogHole[] = [];
+  for (let at = 0; at < body.length;) {
+    const nl = body.indexOf(0x0a, at);
+    let from = at;
+    while (from < nl && body[from] === 0) from++;
+    if (from > at) {
+      holes.push({
+        start: offset + at,
+        end: offset + from,
+        line: lines.length,
+        whole: from === nl,
+      });
+    }
+    lines.push(decoder.decode(body.subarray(from, nl)));
+    at = nl + 1;
+  }
+  return { lines, holes };
 }
 
 /**
