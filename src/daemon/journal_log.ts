@@ -220,55 +220,32 @@ export class LogAppender {
 
   /**
    * fdatasync, now, when an append of ours may not be on disk: of the open log, else of the one
-   * at the path (see syncInBackground; none there: nothing to sync).
+   * at the path (see syncInBackground).
    */
   sync(): void {
     if (!this.unsynced) return;
     const mark = this.#appends;
-    if (this.#file) this.#file.syncDataSync();
-    else {
-      let f: Deno.FsFile;
-      try {
-        f = Deno.openSync(this.path, { read: true });
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) return this.markSynced();
-        throw err;
-      }
-      try {
-        f.syncDataSync();
-      } finally {
-        f.close();
-      }
-    }
-    this.syncs++;
-    this.#synced = mark;
+    this.#settle(mark, this.#file ? (this.#file.syncDataSync(), true) : syncAtPath(this.path));
   }
 
   /**
    * The same off the main thread (the runtime's blocking pool): the log opened again by path, so
-   * closing ours meanwhile cannot cut it short. The file at the path holds our appends, or a
-   * compaction replaced it, and then the synced state.json holds them. Appends made while it
-   * runs stay unsynced.
+   * closing ours meanwhile cannot cut it short. Appends made while it runs stay unsynced.
    */
   async syncInBackground(): Promise<void> {
     if (!this.unsynced) return;
     const mark = this.#appends;
-    let f: Deno.FsFile;
-    try {
-      f = await Deno.open(this.path, { read: true });
-    } catch (err) {
-      // As sync(): no log at the path, nothing of ours to sync (not an error every period).
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      this.#synced = Math.max(this.#synced, mark); // appends made meanwhile stay owed
-      return;
-    }
-    try {
-      await f.syncData();
-      this.syncs++;
-    } finally {
-      f.close();
-    }
-    this.#synced = Math.max(this.#synced, mark);
+    this.#settle(mark, await syncAtPathInBackground(this.path));
+  }
+
+  /**
+   * A sync (`synced`; false: there was no log at the path) covered our appends up to `mark`. The
+   * file at the path holds our appends, or a compaction replaced it (or removed it under us), and
+   * then the synced state.json holds them: settled either way, not an error every period.
+   */
+  #settle(mark: number, synced: boolean): void {
+    if (synced) this.syncs++;
+    this.#synced = Math.max(this.#synced, mark); // appends made meanwhile stay owed
   }
 
   /** Everything appended so far is on disk another way (a compaction's synced state.json). */
@@ -284,6 +261,43 @@ export class LogAppender {
     this.#file = null;
     this.#ino = -1;
     this.#pos = -1;
+  }
+}
+
+/**
+ * fdatasync of the file at `path`, opened again for it (it syncs the inode, whoever opened it);
+ * false when there is none.
+ */
+function syncAtPath(path: string): boolean {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+  try {
+    f.syncDataSync();
+    return true;
+  } finally {
+    f.close();
+  }
+}
+
+/** syncAtPath off the main thread. */
+async function syncAtPathInBackground(path: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+  try {
+    await f.syncData();
+    return true;
+  } finally {
+    f.close();
   }
 }
 

@@ -201,3 +201,29 @@ Deno.test(
     assert.equal(Deno.readTextFileSync(`${dir}/state.log`).split("\n").length, 5);
   }),
 );
+
+Deno.test(
+  "LogAppender: sync() and syncInBackground() settle alike: no log at the path is nothing to sync; appends made meanwhile stay owed",
+  withDir(async (dir) => {
+    const path = `${dir}/state.log`;
+    const log = new LogAppender(path);
+    log.append('{"s":1}\n', false, 0, null);
+    log.close();
+    Deno.removeSync(path); // a compaction by another process replaced it, then removed it
+    log.sync();
+    assert.deepEqual([log.unsynced, log.syncs], [false, 0], "sync(): settled, no fdatasync");
+    log.append('{"s":2}\n', false, 0, null);
+    log.close();
+    Deno.removeSync(path);
+    await log.syncInBackground();
+    assert.deepEqual([log.unsynced, log.syncs], [false, 0], "in the background: the same");
+    const r = log.append('{"s":3}\n', false, 0, null);
+    const running = log.syncInBackground();
+    log.append('{"s":4}\n', false, r.size, r.ino, r.size); // while it runs
+    await running;
+    assert.deepEqual([log.unsynced, log.syncs], [true, 1], "the later append is still owed");
+    log.sync();
+    assert.deepEqual([log.unsynced, log.syncs], [false, 2], "synced through the open log");
+    log.close();
+  }),
+);
