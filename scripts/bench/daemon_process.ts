@@ -113,6 +113,14 @@ export class BenchDaemon {
     });
   }
 
+  /** Its output so far, each line with seconds since `t0` (BPFPILOT_BENCH_DAEMON_LOG). */
+  saveLog(path: string, t0 = this.spawnedAt): void {
+    Deno.writeTextFileSync(
+      path,
+      this.lines.map((l) => `${((l.at - t0) / 1000).toFixed(2)} ${l.text}\n`).join(""),
+    );
+  }
+
   get pid(): number {
     return this.#child.pid;
   }

@@ -276,6 +276,8 @@ async function startDaemon(
 
 async function stopDaemon(d: BenchDaemon, what: string): Promise<number> {
   const stop = await d.stop(60_000);
+  const logTo = Deno.env.get("BPFPILOT_BENCH_DAEMON_LOG");
+  if (logTo) d.saveLog(`${logTo}.${what.replace(/[^a-z0-9]+/gi, "-")}`);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM (${what})`);
   return stop.exitMs;
 }

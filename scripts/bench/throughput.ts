@@ -116,7 +116,7 @@ export async function throughputSection(root: string, o: ThroughputOptions): Pro
   const changes = d.matching(CHANGE, t0, t1);
   const tunedRmem = rx.sysctl("net.ipv4.tcp_rmem"), tunedWmem = rx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
-  if (logTo) saveLog(d, t0, logTo);
+  if (logTo) d.saveLog(logTo, t0);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   const secs = (t1 - t0) / 1000;
   row(
@@ -291,7 +291,7 @@ async function sendBufferRow(
   const t1 = performance.now();
   const finalWmem = tx.sysctl("net.ipv4.tcp_wmem");
   const stop = await d.stop();
-  if (logTo) saveLog(d, t0, `${logTo}.wmem`);
+  if (logTo) d.saveLog(`${logTo}.wmem`, t0);
   tx.setSysctl("net.ipv4.tcp_wmem", txWmem);
   if (stop.code !== 0) throw new Error(`daemon exited ${stop.code} on SIGTERM`);
   const changes = d.matching(CHANGE, t0, t1).map((l) => ({ at: l.at, m: l.text.match(CHANGE)! }))
@@ -329,14 +329,6 @@ async function sendBufferRow(
       `${(tailMbps / path.capacityMbps * 100).toFixed(1)} % of the link capacity ` +
         `(${mbit(path.capacityMbps)})`,
     ),
-  );
-}
-
-/** The daemon's output with seconds since `t0`, for BPFPILOT_BENCH_DAEMON_LOG. */
-function saveLog(d: BenchDaemon, t0: number, path: string): void {
-  Deno.writeTextFileSync(
-    path,
-    d.lines.map((l) => `${((l.at - t0) / 1000).toFixed(2)} ${l.text}\n`).join(""),
   );
 }
 
