@@ -100,14 +100,19 @@ function traffic(crowd: NetnsCrowd, seconds: number) {
 /** Sum of bpfpilot_events_total (events received by the tuners) from the daemon's metrics. */
 async function eventsReceived(
   socketPath: string,
-): Promise<{ events: number; dropped: number; changes: number }> {
+): Promise<{ events: number; dropped: number; changes: number; byTuner: Map<string, number> }> {
   const r = await requestControl({ verb: "metrics" }, { socketPath, timeoutMs: 10_000 });
   if (!r.ok) throw new Error(`query metrics: ${r.error.message}`);
   const text = String(r.data);
   const sum = (family: string) =>
     [...text.matchAll(new RegExp(`^${family}\\{[^}]*\\} (\\d+)`, "gm"))]
       .reduce((s, m) => s + Number(m[1]), 0);
+  const byTuner = new Map<string, number>();
+  for (const m of text.matchAll(/^bpfpilot_events_total\{[^}]*tuner="([^"]+)"[^}]*\} (\d+)/gm)) {
+    byTuner.set(m[1], (byTuner.get(m[1]) ?? 0) + Number(m[2]));
+  }
   return {
+    byTuner,
     events: sum("bpfpilot_events_total"),
     dropped: sum("bpfpilot_events_dropped_total"),
     changes: sum("bpfpilot_tunable_changes_total"),
@@ -223,6 +228,8 @@ interface StepFigures {
   eventsPerS: number;
   /** Events that reached the tuners within the CPU window (metrics read at its two ends). */
   windowEvents: number;
+  /** The window's events by tuner, the busiest first ("tcp_buffer 80, tcp_conn 28"). */
+  eventsByTuner: string;
   dropped: number;
   flowsPerS: number;
   failedFlows: number;
@@ -264,9 +271,16 @@ async function startDaemon(
   dir: string,
   extra: string[] = [],
 ): Promise<{ d: BenchDaemon; ms: number; breakdown: StartBreakdown | null }> {
-  const d = new BenchDaemon(argv, ["run", "--stderr", "-R", "--state-dir", dir, ...extra], {
-    BPFPILOT_START_TIMING: "1",
-  });
+  // A diagnosis run's daemon logs at debug (BPFPILOT_BENCH_DAEMON_LOG=<file>.debug: its figures
+  // then include the debug lines' cost).
+  const debug = Deno.env.get("BPFPILOT_BENCH_DAEMON_LOG")?.endsWith(".debug") ? ["--debug"] : [];
+  const d = new BenchDaemon(
+    argv,
+    ["run", "--stderr", "-R", "--state-dir", dir, ...debug, ...extra],
+    {
+      BPFPILOT_START_TIMING: "1",
+    },
+  );
   const started = await d.waitFor(STARTED);
   const timing = await d.waitFor(START_TIMING, 5000).catch(() => null);
   const m = timing && START_TIMING.exec(timing.text);
@@ -349,6 +363,9 @@ async function measureStep(
       changesPerS: (m1.changes - m0.changes) / eventsS,
       eventsPerS: (m1.events - m0.events) / eventsS,
       windowEvents: m1.events - m0.events,
+      eventsByTuner: [...m1.byTuner].map(([t, n]) => [t, n - (m0.byTuner.get(t) ?? 0)] as const)
+        .filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ${n}`)
+        .join(", ") || "none",
       dropped: m1.dropped - m0.dropped,
       flowsPerS: f.flows / (f.ms / 1000),
       failedFlows: f.failed,
@@ -427,7 +444,7 @@ function printStep(s: StepFigures, cfg: NetnsBenchConfig, firstStartMs: number):
   row(
     `${at}: events reaching userspace/s`,
     fmtRate(s.eventsPerS, "events/s"),
-    `bpfpilot_events_total (query metrics) delta; ${s.dropped} dropped; ` +
+    `bpfpilot_events_total (query metrics) delta (${s.eventsByTuner}); ${s.dropped} dropped; ` +
       `${fmtRate(s.changesPerS, "changes/s")} made (bpfpilot_tunable_changes_total: each a ` +
       `journal write and a sysctl write in its namespace)`,
   );
