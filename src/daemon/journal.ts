@@ -1163,13 +1163,22 @@ export class Journal {
 
   #applyLog({ lines, end, holes, ino }: LogTail): void {
     const empty = new Set<number>();
+    const pastHole = new Set<number>();
     for (const h of holes) {
-      if (h.whole) empty.add(h.line);
+      (h.whole ? empty : pastHole).add(h.line);
       this.#warnHole(ino, h.start, h.end);
     }
     for (const [i, line] of lines.entries()) {
       const where = `line ${this.#logRecords + 1}`;
-      const change = empty.has(i) ? null : applyLogLine(this.#state, line, where, this.logFile);
+      let change: LogChange | null = null;
+      if (pastHole.has(i)) {
+        // A whole record after the NULs, or the tail of one the hole cut (journal_log.ts).
+        try {
+          change = applyLogLine(this.#state, line, where, this.logFile);
+        } catch (e) {
+          if (!(e instanceof JournalError)) throw e;
+        }
+      } else if (!empty.has(i)) change = applyLogLine(this.#state, line, where, this.logFile);
       this.#logRecords++;
       if (change && "put" in change) {
         this.#entryJson.set(

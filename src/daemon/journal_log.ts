@@ -18,11 +18,12 @@
  *     not, and data after that was (written back first). Every fdatasync covers everything
  *     appended before it and decisions are synced at once, so such a hole can only have held
  *     change records of the boot the power loss ended, whose sysctls were all reset with it.
- *     A run of NULs that starts a line (the whole line, or before its JSON: what an append that
- *     never reached the disk leaves) is read as a hole and skipped (LogTail.holes); a NUL
- *     anywhere else is no record (JSON never holds one) and the log is corrupt, as any bad line.
- *     So is a hole that ends inside a record (pages are written back whole, so it can): the
- *     record's tail after the NULs is no record either.
+ *     JSON never holds a NUL, so a line with one is what such a hole left: a run of NULs that
+ *     starts a line before a whole record (an append that never reached the disk) is skipped and
+ *     the record read; any other line with a NUL (pages are written back whole, so a hole can
+ *     begin or end inside a record: its head before the NULs, its tail after them) holds no
+ *     record and is skipped whole (LogTail.holes). Each hole is warned about once. A bad line
+ *     without a NUL is still a corrupt log.
  */
 
 import { STATX_INO, STATX_MTIME, STATX_SIZE, statxOrErrno } from "../kernel/statx.ts";
@@ -73,18 +74,21 @@ export interface LogTail {
   end: number;
   /** Bytes after `end` that do not end in a newline (a torn or in-progress record). */
   torn: number;
-  /** NUL runs that start a line (see the header), cut from `lines`. */
+  /** Lines with NULs (see the header): leading runs cut from `lines`, lines skipped whole. */
   holes: LogHole[];
 }
 
-/** A run of NUL bytes that starts a line: what a power loss left of records (see the header). */
+/** NUL bytes in a line: what a power loss left of records (see the header). */
 export interface LogHole {
-  /** File offsets: [start, end). */
+  /** File offsets: [start, end): the leading run, or the whole line when `whole`. */
   start: number;
   end: number;
-  /** The line it starts, as an index in LogTail.lines (which has the rest of it, if any). */
+  /** Its line, as an index in LogTail.lines (which has the rest of it past a leading run). */
   line: number;
-  /** The line holds nothing else: there is no record to read in it. */
+  /**
+   * No record can be read in the line: NULs other than a leading run, or nothing else. When
+   * false, the rest is a record or the tail of one the hole cut (the journal tells them apart).
+   */
   whole: boolean;
 }
 
@@ -123,8 +127,10 @@ export function readTail(path: string, offset: number): LogTail | null {
   }
 }
 
-/** The lines of `body` (complete lines read at file offset `offset`), each without the NUL run
- * that starts it, if any, and those runs. */
+/**
+ * The lines of `body` (complete lines read at file offset `offset`), each without the NUL run
+ * that starts it, if any, and the holes: those runs, and lines with any other NUL (whole).
+ */
 function linesPastHoles(body: Uint8Array, offset: number): { lines: string[]; holes: LogHole[] } {
   const lines: string[] = [];
   const holes: LogHole[] = [];
@@ -132,15 +138,17 @@ function linesPastHoles(body: Uint8Array, offset: number): { lines: string[]; ho
     const nl = body.indexOf(0x0a, at);
     let from = at;
     while (from < nl && body[from] === 0) from++;
-    if (from > at) {
+    const rest = body.subarray(from, nl);
+    const whole = from === nl || rest.indexOf(0) >= 0;
+    if (from > at || whole) {
       holes.push({
         start: offset + at,
-        end: offset + from,
+        end: offset + (whole ? nl : from),
         line: lines.length,
-        whole: from === nl,
+        whole,
       });
     }
-    lines.push(decoder.decode(body.subarray(from, nl)));
+    lines.push(whole ? "" : decoder.decode(rest));
     at = nl + 1;
   }
   return { lines, holes };
