@@ -57,6 +57,11 @@
  *     inside. A second daemon fails with kind "busy"; the CLI can ask `Journal.daemonPid(dir)`
  *     before a rollback (rolling back under a running daemon races with its next write). The
  *     kernel drops both locks when the process dies, so `kill -9` leaves nothing stale.
+ *
+ * Beside this module: journal_types.ts (the records and options), journal_format.ts (the state
+ * and its log records parsed, validated and serialised; no I/O), journal_files.ts (the files'
+ * names, safe reads, atomic replacement, the lock) and journal_log.ts (the log's reads and
+ * appends).
  */
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
@@ -75,585 +80,77 @@ import {
 } from "./journal_log.ts";
 import { prepareStateDir, StateDirError, StateDirIoError } from "./state_dir.ts";
 import { changeTiming as ct } from "./change_timing.ts";
+import {
+  type ChangedKeys,
+  type JournalEntry,
+  JournalError,
+  type JournalOptions,
+  type NetnsBootField,
+  type NetnsCookieField,
+  type OverrideRecord,
+  type ReadLive,
+  type RollbackPlan,
+  type State,
+  STATE_FORMAT,
+  STATE_VERSION,
+  type SysctlValue,
+} from "./journal_types.ts";
+import {
+  applyLogLine,
+  capOverrides,
+  checkNetns,
+  checkTuner,
+  copyValue,
+  entryKey,
+  findEntry,
+  type LogChange,
+  parseState,
+  sameValue,
+  serializeState,
+  valueText,
+} from "./journal_format.ts";
+import {
+  compactTimestamp,
+  DAEMON_LOCK_FILE,
+  exists,
+  fsyncDir,
+  ioError,
+  LOCK_FILE,
+  LOG_FILE,
+  LOG_TEMP_PREFIX,
+  readStateText,
+  removeStaleTemps,
+  STATE_FILE,
+  takeLock,
+  withLock,
+  writeAtomically,
+} from "./journal_files.ts";
+
+// The journal's public types and helpers, as its users import them from here.
+export {
+  type ChangedKeys,
+  type JournalEntry,
+  JournalError,
+  type JournalErrorKind,
+  type JournalOptions,
+  type NetnsBootField,
+  type NetnsCookieField,
+  type OverrideRecord,
+  type ReadLive,
+  type RollbackPlan,
+  type RollbackSkip,
+  type RollbackSkipCode,
+  type RollbackStep,
+  STATE_FORMAT,
+  STATE_VERSION,
+  type SysctlValue,
+} from "./journal_types.ts";
+export { MAX_OVERRIDES, valueText } from "./journal_format.ts";
+export { MAX_STATE_BYTES } from "./journal_files.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfpilot";
-export const STATE_FORMAT = "bpfpilot-state";
-/** 2: `logSeq` and the change log `state.log`; version 1 files (no log) are read as well. */
-export const STATE_VERSION = 2;
-const STATE_FILE = "state.json";
-const LOG_FILE = "state.log";
-const LOCK_FILE = "state.lock";
-const DAEMON_LOCK_FILE = "daemon.lock";
-const TEMP_PREFIX = ".state.json.tmp-";
-const LOG_TEMP_PREFIX = ".state.log.tmp-";
 /** Fold the log into state.json once it holds this many records, or twice the entries. */
 const COMPACT_MIN_RECORDS = 256;
-
-/** "busy": another daemon holds `daemon.lock`. */
-export type JournalErrorKind =
-  | "corrupt"
-  | "foreign"
-  | "newer"
-  | "io"
-  | "busy"
-  | "missing"
-  | "untrusted";
-
-export class JournalError extends Error {
-  override name = "JournalError";
-  constructor(
-    readonly kind: JournalErrorKind,
-    /** The file the problem is about. */
-    readonly file: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-/** Integer sysctls as numbers, text sysctls as a string. */
-export type SysctlValue = number[] | string;
-
-export interface JournalEntry {
-  /** "global" for the host namespace, else a netns cookie/inode string. */
-  netns: string;
-  /** Canonical dotted name. */
-  sysctl: string;
-  /** The tuner that first changed it. */
-  tuner: string;
-  /** The value before bpfpilot's first write: what rollback restores. */
-  original: SysctlValue;
-  /** Our last completed write; null until the first one completes. */
-  lastWritten: SysctlValue | null;
-  /** A write announced by recordOriginal and not yet confirmed by recordWritten. */
-  pending: SysctlValue | null;
-  /** Completed writes. */
-  changes: number;
-  /** ISO 8601: when the original was recorded. */
-  recordedAt: string;
-  /** ISO 8601: our last completed write. */
-  changedAt: string | null;
-  /** See NetnsCookieField. */
-  netnsCookie?: string;
-  /** See NetnsBootField. */
-  boot?: string;
-}
-
-/**
- * The cookie (SO_NETNS_COOKIE, decimal) of the namespace a non-global record names, when the
- * kernel has cookies: the inode in `netns` is reused once a namespace dies, the cookie is not.
- * Optional and ignored by older readers, so version 2 files stay version 2 either way.
- */
-export type NetnsCookieField = { netnsCookie?: string };
-
-/**
- * The boot (/proc/sys/kernel/random/boot_id) in which the namespace a non-global record names
- * lived: read in another boot, the record is of a namespace that is gone, whatever its inode and
- * cookie (both restart at boot). See recordIsFromEarlierBoot for records without one. Optional,
- * as NetnsCookieField.
- */
-export type NetnsBootField = { boot?: string };
-
-export interface OverrideRecord {
-  netns: string;
-  sysctl: string;
-  tuner: string;
-  /** Writer process as seen by the override detector. */
-  pid: number;
-  comm: string;
-  at: string;
-  /** See NetnsCookieField. */
-  netnsCookie?: string;
-  /** See NetnsBootField. */
-  boot?: string;
-}
-
-export interface RollbackStep {
-  netns: string;
-  sysctl: string;
-  tuner: string;
-  /** The live value now. */
-  from: SysctlValue;
-  /** The original to write back. */
-  to: SysctlValue;
-}
-
-/** "at-original": nothing to do (safe to forget); "changed": someone else wrote it since;
- * "unreadable": the sysctl or its namespace cannot be read now; "refused": not a sysctl or value
- * bpfpilot would ever have written (see restorable.ts). */
-export type RollbackSkipCode = "at-original" | "changed" | "unreadable" | "refused";
-
-export interface RollbackSkip {
-  netns: string;
-  sysctl: string;
-  tuner: string;
-  code: RollbackSkipCode;
-  reason: string;
-}
-
-export interface RollbackPlan {
-  /** Most recently changed first, so later changes that depend on earlier ones undo first. */
-  restore: RollbackStep[];
-  skipped: RollbackSkip[];
-}
-
-/** A read-only view of the journal's (namespace, sysctl) pairs (Journal.changedKeys). */
-export interface ChangedKeys {
-  /** Whether the journal has an entry for `sysctl` in `netns`. */
-  has(netns: string, sysctl: string): boolean;
-  /** The namespaces with at least one entry. */
-  namespaces(): Set<string>;
-}
-
-/** Reads a live value; null (or a throw) when it cannot be read now. */
-export type ReadLive = (netns: string, sysctl: string) => SysctlValue | null;
-
-export interface JournalOptions {
-  /** Clock for timestamps (tests). */
-  now?: () => Date;
-  /** Create the state directory when absent (the daemon); false: it must exist (rollback). */
-  create?: boolean;
-  /**
-   * The cookie of a namespace key (null: global, gone, or no cookies on this kernel), stored with
-   * each new record so a later reader can tell the namespace from a new one with its inode.
-   */
-  netnsCookie?: (netns: string) => bigint | null;
-  /**
-   * The cookie a new entry (recordOriginal) stores, when it may differ from `netnsCookie`: the
-   * daemon passes the registry's learnt one (no namespace visit) because the write that follows
-   * checks that very cookie and refuses on a mismatch (recordNotWritten then drops the entry).
-   * Default: `netnsCookie`.
-   */
-  entryNetnsCookie?: (netns: string) => bigint | null;
-  /** This boot's id, stored with each new non-global record (null: unknown). Tests fake it. */
-  bootId?: () => string | null;
-  /**
-   * Where warnings go (the daemon's log); default: standard error. One so far: a hole a power
-   * loss left in the log (journal_log.ts), once per hole and handle.
-   */
-  warn?: (message: string) => void;
-}
-
-interface State {
-  format: typeof STATE_FORMAT;
-  version: typeof STATE_VERSION;
-  productVersion: string;
-  updatedAt: string;
-  /** The last log record this state includes. */
-  logSeq: number;
-  entries: JournalEntry[];
-  overrides: OverrideRecord[];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Values
-
-/** The form values are compared in: fields separated by one space (the kernel prints tabs). */
-export function valueText(value: SysctlValue): string {
-  return typeof value === "string" ? value.trim().split(/\s+/).join(" ") : value.join(" ");
-}
-
-function sameValue(a: SysctlValue | null, b: SysctlValue | null): boolean {
-  return a !== null && b !== null && valueText(a) === valueText(b);
-}
-
-function copyValue(value: SysctlValue, what: string): SysctlValue {
-  if (typeof value === "string") return value;
-  if (
-    Array.isArray(value) && value.length > 0 && value.every((v) => Number.isSafeInteger(v))
-  ) {
-    return value.map((v) => (v === 0 ? 0 : v));
-  }
-  throw new TypeError(`${what} must be a string or a non-empty array of integers`);
-}
-
-function checkNetns(netns: string): string {
-  if (typeof netns !== "string" || !/^[\x21-\x7e]{1,128}$/.test(netns)) {
-    throw new TypeError(`netns key ${JSON.stringify(netns)} must be "global" or a cookie string`);
-  }
-  return netns;
-}
-
-function checkTuner(tuner: string): string {
-  if (typeof tuner !== "string" || !/^[\x21-\x7e]{1,128}$/.test(tuner)) {
-    throw new TypeError(`tuner name ${JSON.stringify(tuner)} must be a non-empty word`);
-  }
-  return tuner;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-function describeFsError(err: unknown): string {
-  const code = (err as { code?: unknown })?.code;
-  if (err instanceof Deno.errors.NotCapable) return "Deno needs --allow-all (-A)";
-  switch (code) {
-    case "ENOSPC":
-      return "the disk is full";
-    case "EDQUOT":
-      return "the disk quota is exhausted";
-    case "EROFS":
-      return "the filesystem is read-only";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied (bpfpilot must run as root to use its state directory)";
-    case "ENOTDIR":
-      return "a path component is not a directory";
-    case "EISDIR":
-      return "it is a directory";
-    case "EIO":
-      return "the disk reported an I/O error";
-  }
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/\s*\(os error \d+\)/, "").replace(/:\s*\w+ '[^']*'$/, "");
-}
-
-function ioError(action: string, path: string, err: unknown): JournalError {
-  if (err instanceof JournalError) return err;
-  return new JournalError(
-    "io",
-    path,
-    `cannot ${action} ${path}: ${describeFsError(err)}; ` +
-      `fix that (root, free space, a writable directory) and retry`,
-    { cause: err },
-  );
-}
-
-function corrupt(file: string, detail: string): JournalError {
-  return new JournalError(
-    "corrupt",
-    file,
-    `${file} is damaged: ${detail}. bpfpilot left it untouched and cannot record or roll back ` +
-      `changes until it is fixed. Restore the original values it lists by hand (sysctl -w), ` +
-      `then move it aside with \`mv ${file} ${file}.bad\``,
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation of the file
-
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function isTimestamp(v: unknown): v is string {
-  return typeof v === "string" && !Number.isNaN(Date.parse(v));
-}
-
-function isValue(v: unknown): v is SysctlValue {
-  return typeof v === "string" ||
-    (Array.isArray(v) && v.length > 0 && v.every((x) => Number.isSafeInteger(x)));
-}
-
-function isKey(v: unknown): v is string {
-  return typeof v === "string" && /^[\x21-\x7e]{1,128}$/.test(v);
-}
-
-function isCanonicalSysctl(v: unknown): v is string {
-  if (typeof v !== "string") return false;
-  try {
-    return canonicalSysctlName(v) === v;
-  } catch {
-    return false;
-  }
-}
-
-function parseState(text: string, file: string): State {
-  if (text.trim() === "") {
-    throw corrupt(file, "it is empty (a crash on a filesystem without ordered writes?)");
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw corrupt(file, `it is not valid JSON (${(err as Error).message})`);
-  }
-  if (!isObject(raw) || raw.format !== STATE_FORMAT) {
-    const what = isObject(raw)
-      ? `its "format" is ${JSON.stringify(raw.format) ?? "missing"}, not "${STATE_FORMAT}"`
-      : "it holds no JSON object";
-    throw new JournalError(
-      "foreign",
-      file,
-      `${file} is not a bpfpilot state file (${what}); bpfpilot left it untouched. If another ` +
-        `program owns it, give bpfpilot its own state directory; otherwise move it aside with ` +
-        `\`mv ${file} ${file}.bad\``,
-    );
-  }
-  const version = raw.version;
-  if (!Number.isSafeInteger(version) || (version as number) < 1) {
-    throw corrupt(file, `"version" is ${JSON.stringify(version) ?? "missing"}`);
-  }
-  if ((version as number) > STATE_VERSION) {
-    const by = typeof raw.productVersion === "string" ? ` ${raw.productVersion}` : "";
-    throw new JournalError(
-      "newer",
-      file,
-      `${file} was written by a newer bpfpilot${by} (state version ${version}); this bpfpilot ` +
-        `${VERSION} reads version ${STATE_VERSION} only and left it untouched. Upgrade bpfpilot, ` +
-        `or roll back with the newer version first`,
-    );
-  }
-  const fieldError = fieldErrorIn(file);
-  if (typeof raw.productVersion !== "string") {
-    throw fieldError("productVersion", "a string", raw.productVersion);
-  }
-  if (!isTimestamp(raw.updatedAt)) throw fieldError("updatedAt", "a timestamp", raw.updatedAt);
-  const logSeq = version === 1 ? 0 : raw.logSeq;
-  if (!Number.isSafeInteger(logSeq) || (logSeq as number) < 0) {
-    throw fieldError("logSeq", "a count", raw.logSeq);
-  }
-  if (!Array.isArray(raw.entries)) throw fieldError("entries", "a list", raw.entries);
-  if (!Array.isArray(raw.overrides)) throw fieldError("overrides", "a list", raw.overrides);
-
-  const entries: JournalEntry[] = [];
-  const seen = new Set<string>();
-  raw.entries.forEach((e: unknown, i: number) => {
-    const at = `entries[${i}]`;
-    const entry = parseEntry(e, at, fieldError);
-    const key = entryKey(entry.netns, entry.sysctl);
-    if (seen.has(key)) throw corrupt(file, `${at} repeats ${entry.sysctl} in netns ${entry.netns}`);
-    seen.add(key);
-    entries.push(entry);
-  });
-  const overrides = parseOverrides(raw.overrides, "overrides", fieldError);
-
-  return {
-    format: STATE_FORMAT,
-    version: STATE_VERSION,
-    productVersion: raw.productVersion,
-    updatedAt: raw.updatedAt,
-    logSeq: logSeq as number,
-    entries,
-    overrides,
-  };
-}
-
-type FieldError = (path: string, want: string, got: unknown) => JournalError;
-
-function fieldErrorIn(file: string): FieldError {
-  return (path, want, got) => {
-    const shown = JSON.stringify(got) ?? "nothing";
-    const found = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
-    return corrupt(file, `${path} should be ${want}, found ${found}`);
-  };
-}
-
-function parseEntry(e: unknown, at: string, fieldError: FieldError): JournalEntry {
-  if (!isObject(e)) throw fieldError(at, "an object", e);
-  if (!isKey(e.netns)) throw fieldError(`${at}.netns`, "a netns key", e.netns);
-  if (!isCanonicalSysctl(e.sysctl)) throw fieldError(`${at}.sysctl`, "a sysctl name", e.sysctl);
-  if (!isKey(e.tuner)) throw fieldError(`${at}.tuner`, "a tuner name", e.tuner);
-  if (!isValue(e.original)) throw fieldError(`${at}.original`, "a value", e.original);
-  for (const f of ["lastWritten", "pending"] as const) {
-    if (e[f] !== null && !isValue(e[f])) throw fieldError(`${at}.${f}`, "a value or null", e[f]);
-  }
-  if (!Number.isSafeInteger(e.changes) || (e.changes as number) < 0) {
-    throw fieldError(`${at}.changes`, "a count", e.changes);
-  }
-  if (!isTimestamp(e.recordedAt)) {
-    throw fieldError(`${at}.recordedAt`, "a timestamp", e.recordedAt);
-  }
-  if (e.changedAt !== null && !isTimestamp(e.changedAt)) {
-    throw fieldError(`${at}.changedAt`, "a timestamp or null", e.changedAt);
-  }
-  return {
-    netns: e.netns,
-    sysctl: e.sysctl,
-    tuner: e.tuner,
-    original: e.original,
-    lastWritten: e.lastWritten as SysctlValue | null,
-    pending: e.pending as SysctlValue | null,
-    changes: e.changes as number,
-    recordedAt: e.recordedAt,
-    changedAt: e.changedAt as string | null,
-    ...parseNetnsCookie(e.netnsCookie, `${at}.netnsCookie`, fieldError),
-    ...parseBoot(e.boot, `${at}.boot`, fieldError),
-  };
-}
-
-/** Absent (records written before cookies, or on a kernel without them) or a decimal u64. */
-function parseNetnsCookie(c: unknown, at: string, fieldError: FieldError): NetnsCookieField {
-  if (c === undefined) return {};
-  if (typeof c !== "string" || !/^\d{1,20}$/.test(c) || BigInt(c) >= 1n << 64n) {
-    throw fieldError(at, "a netns cookie (decimal)", c);
-  }
-  return { netnsCookie: c };
-}
-
-/** Absent (records written before boots were recorded, or without /proc) or a boot_id. */
-function parseBoot(b: unknown, at: string, fieldError: FieldError): NetnsBootField {
-  if (b === undefined) return {};
-  if (typeof b !== "string" || !/^[0-9A-Za-z-]{1,64}$/.test(b)) {
-    throw fieldError(at, "a boot id", b);
-  }
-  return { boot: b };
-}
-
-function parseOverrides(list: unknown[], at: string, fieldError: FieldError): OverrideRecord[] {
-  return list.map((o: unknown, i: number) => {
-    const here = `${at}[${i}]`;
-    if (!isObject(o)) throw fieldError(here, "an object", o);
-    if (!isKey(o.netns)) throw fieldError(`${here}.netns`, "a netns key", o.netns);
-    if (!isCanonicalSysctl(o.sysctl)) {
-      throw fieldError(`${here}.sysctl`, "a sysctl name", o.sysctl);
-    }
-    if (!isKey(o.tuner)) throw fieldError(`${here}.tuner`, "a tuner name", o.tuner);
-    if (!Number.isSafeInteger(o.pid) || (o.pid as number) < 0) {
-      throw fieldError(`${here}.pid`, "a process id", o.pid);
-    }
-    if (typeof o.comm !== "string") throw fieldError(`${here}.comm`, "a string", o.comm);
-    if (!isTimestamp(o.at)) throw fieldError(`${here}.at`, "a timestamp", o.at);
-    return {
-      netns: o.netns,
-      sysctl: o.sysctl,
-      tuner: o.tuner,
-      pid: o.pid as number,
-      comm: o.comm,
-      at: o.at,
-      ...parseNetnsCookie(o.netnsCookie, `${here}.netnsCookie`, fieldError),
-      ...parseBoot(o.boot, `${here}.boot`, fieldError),
-    };
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// The change log: one record per line, `{"s": seq, <change>}` with <change> one of
-// `"put": <entry>` (added or changed), `"del": {"netns", "sysctl"}` (forgotten) and
-// `"overrides": [<override>...]` (the whole list, which stays small).
-
-type LogChange =
-  | { put: JournalEntry }
-  | { del: { netns: string; sysctl: string } }
-  | { overrides: OverrideRecord[] };
-
-function entryKey(netns: string, sysctl: string): string {
-  return `${netns}\0${sysctl}`;
-}
-
-/** Applies one log line to `state` (skipping records it already includes). */
-function applyLogLine(state: State, line: string, where: string, file: string): LogChange | null {
-  const fieldError = fieldErrorIn(file);
-  let rec: unknown;
-  try {
-    rec = JSON.parse(line);
-  } catch (err) {
-    throw corrupt(file, `${where} is not valid JSON (${(err as Error).message})`);
-  }
-  if (!isObject(rec)) throw fieldError(where, "an object", rec);
-  if (!Number.isSafeInteger(rec.s) || (rec.s as number) < 1) {
-    throw fieldError(`${where}.s`, "a sequence number", rec.s);
-  }
-  if ((rec.s as number) <= state.logSeq) return null; // already folded into state.json
-  let change: LogChange;
-  if ("put" in rec) {
-    const entry = parseEntry(rec.put, `${where}.put`, fieldError);
-    const i = state.entries.findIndex((e) => e.netns === entry.netns && e.sysctl === entry.sysctl);
-    if (i >= 0) state.entries[i] = entry;
-    else state.entries.push(entry);
-    change = { put: entry };
-  } else if ("del" in rec) {
-    const d = rec.del;
-    if (!isObject(d) || !isKey(d.netns) || !isCanonicalSysctl(d.sysctl)) {
-      throw fieldError(`${where}.del`, "a netns and sysctl", d);
-    }
-    state.entries = state.entries.filter((e) => !(e.netns === d.netns && e.sysctl === d.sysctl));
-    change = { del: { netns: d.netns, sysctl: d.sysctl } };
-  } else if ("overrides" in rec && Array.isArray(rec.overrides)) {
-    state.overrides = parseOverrides(rec.overrides, `${where}.overrides`, fieldError);
-    change = { overrides: state.overrides };
-  } else {
-    throw fieldError(where, "a put, del or overrides record", rec);
-  }
-  state.logSeq = rec.s as number;
-  return change;
-}
-
-/** One record per line: diffable, and readable by an admin restoring values by hand. */
-function serializeState(state: State): string {
-  const list = (items: unknown[]) =>
-    items.length === 0
-      ? "[]"
-      : `[\n${items.map((x) => `    ${JSON.stringify(x)}`).join(",\n")}\n  ]`;
-  return [
-    "{",
-    `  "format": ${JSON.stringify(state.format)},`,
-    `  "version": ${state.version},`,
-    `  "productVersion": ${JSON.stringify(state.productVersion)},`,
-    `  "updatedAt": ${JSON.stringify(state.updatedAt)},`,
-    `  "logSeq": ${state.logSeq},`,
-    `  "entries": ${list(state.entries)},`,
-    `  "overrides": ${list(state.overrides)}`,
-    "}",
-    "",
-  ].join("\n");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files
-
-/** Far above any real journal (records are pruned and capped); a bigger file is not ours. */
-export const MAX_STATE_BYTES = 16 * 1024 * 1024;
-
-/**
- * The state file's text, or null when absent. Only a regular file is read (a FIFO would hang the
- * daemon, a device would never end), checked again after opening, and at most MAX_STATE_BYTES.
- */
-function readStateText(file: string): string | null {
-  let f: Deno.FsFile;
-  try {
-    const before = Deno.lstatSync(file);
-    if (before.isDirectory) throw ioError("read", file, { code: "EISDIR" });
-    if (!before.isFile) {
-      throw new JournalError(
-        "corrupt",
-        file,
-        `${file} is not a regular file (a symlink, FIFO or device); bpfpilot does not read it. ` +
-          `Move it away (the journal is recreated empty) and check who put it there`,
-      );
-    }
-    f = Deno.openSync(file, { read: true });
-    const after = f.statSync();
-    if (!after.isFile || after.ino !== before.ino || after.dev !== before.dev) {
-      f.close();
-      throw new JournalError("corrupt", file, `${file} was replaced while being opened; retry`);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw ioError("read", file, err);
-  }
-  try {
-    // Sized by fstat, grown only if the file grows meanwhile, never past the cap.
-    let buf = new Uint8Array(Math.min((f.statSync().size ?? 0) + 1, MAX_STATE_BYTES + 1));
-    let used = 0;
-    for (;;) {
-      if (used === buf.length) {
-        const bigger = new Uint8Array(Math.min(buf.length * 2, MAX_STATE_BYTES + 1));
-        bigger.set(buf);
-        buf = bigger;
-      }
-      const n = f.readSync(buf.subarray(used));
-      if (n === null || n === 0) break;
-      used += n;
-      if (used > MAX_STATE_BYTES) {
-        throw new JournalError(
-          "corrupt",
-          file,
-          `${file} is larger than ${MAX_STATE_BYTES} bytes, far more than bpfpilot ever writes; ` +
-            `move it away and check who wrote it`,
-        );
-      }
-    }
-    return new TextDecoder().decode(buf.subarray(0, used));
-  } catch (err) {
-    throw ioError("read", file, err);
-  } finally {
-    f.close();
-  }
-}
 
 /** A batch under way (see Journal.batch). */
 interface BatchState {
@@ -673,85 +170,6 @@ interface BatchState {
 /** A write failed: memory is read again from the files, and the waiting records are gone. */
 function dropWaiting(b: BatchState): void {
   Object.assign(b, { fresh: false, unsynced: "", lost: b.lost || b.owed });
-}
-
-function fsyncDir(dir: string): void {
-  const d = Deno.openSync(dir, { read: true });
-  try {
-    d.syncSync();
-  } finally {
-    d.close();
-  }
-}
-
-function writeAtomically(dir: string, file: string, text: string): void {
-  const temp = `${dir}/${TEMP_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  let out: Deno.FsFile | undefined;
-  try {
-    out = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
-    const bytes = new TextEncoder().encode(text);
-    for (let done = 0; done < bytes.length;) done += out.writeSync(bytes.subarray(done));
-    out.syncSync();
-    out.close();
-    out = undefined;
-    Deno.renameSync(temp, file);
-  } catch (err) {
-    try {
-      out?.close();
-    } catch { /* already failing */ }
-    try {
-      Deno.removeSync(temp);
-    } catch { /* never created */ }
-    throw ioError("write", file, err);
-  }
-  try {
-    fsyncDir(dir);
-  } catch (err) {
-    throw ioError("flush the directory of", file, err);
-  }
-}
-
-/** `state.lock` of `dir`, opened and exclusively locked (closing it drops the flock). */
-function takeLock(dir: string): Deno.FsFile {
-  const path = `${dir}/${LOCK_FILE}`;
-  let lock: Deno.FsFile;
-  try {
-    lock = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  } catch (err) {
-    throw ioError("lock", path, err);
-  }
-  try {
-    lock.lockSync(true);
-  } catch (err) {
-    lock.close();
-    throw ioError("lock", path, err);
-  }
-  return lock;
-}
-
-function withLock<T>(dir: string, fn: () => T): T {
-  const lock = takeLock(dir);
-  try {
-    return fn();
-  } finally {
-    lock.close(); // closing drops the flock
-  }
-}
-
-function removeStaleTemps(dir: string): void {
-  for (const item of Deno.readDirSync(dir)) {
-    if (
-      item.isFile && (item.name.startsWith(TEMP_PREFIX) || item.name.startsWith(LOG_TEMP_PREFIX))
-    ) {
-      try {
-        Deno.removeSync(`${dir}/${item.name}`);
-      } catch { /* another cleaner won */ }
-    }
-  }
-}
-
-function compactTimestamp(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, "Z").replaceAll("-", "").replaceAll(":", "");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1754,33 +1172,5 @@ export class Journal {
     this.#logSize = log?.size ?? null;
     this.#logEnd = 0;
     this.#logRecords = 0;
-  }
-}
-
-/** Override records kept at most; past it the oldest of other namespaces go first. */
-export const MAX_OVERRIDES = 1024;
-
-function capOverrides(state: State): void {
-  let excess = state.overrides.length - MAX_OVERRIDES;
-  if (excess <= 0) return;
-  state.overrides = state.overrides.filter((o) => {
-    if (excess > 0 && o.netns !== GLOBAL_NETNS && o.netns !== ANY_NETNS) {
-      excess--;
-      return false;
-    }
-    return true;
-  });
-}
-
-function findEntry(state: State, netns: string, sysctl: string): JournalEntry | undefined {
-  return state.entries.find((e) => e.netns === netns && e.sysctl === sysctl);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
