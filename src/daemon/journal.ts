@@ -85,12 +85,12 @@ import {
   type JournalEntry,
   JournalError,
   type JournalOptions,
+  type JournalState,
   type NetnsBootField,
   type NetnsCookieField,
   type OverrideRecord,
   type ReadLive,
   type RollbackPlan,
-  type State,
   STATE_FORMAT,
   STATE_VERSION,
   type SysctlValue,
@@ -126,25 +126,8 @@ import {
   writeAtomically,
 } from "./journal_files.ts";
 
-// The journal's public types and helpers, as its users import them from here.
-export {
-  type ChangedKeys,
-  type JournalEntry,
-  JournalError,
-  type JournalErrorKind,
-  type JournalOptions,
-  type NetnsBootField,
-  type NetnsCookieField,
-  type OverrideRecord,
-  type ReadLive,
-  type RollbackPlan,
-  type RollbackSkip,
-  type RollbackSkipCode,
-  type RollbackStep,
-  STATE_FORMAT,
-  STATE_VERSION,
-  type SysctlValue,
-} from "./journal_types.ts";
+// The journal's records and types, and helpers, as its users import them from here.
+export * from "./journal_types.ts";
 export { MAX_OVERRIDES, valueText } from "./journal_format.ts";
 export { MAX_STATE_BYTES } from "./journal_files.ts";
 
@@ -181,7 +164,7 @@ export class Journal {
   readonly file: string;
   /** The change log next to `file`. */
   readonly logFile: string;
-  #state: State;
+  #state: JournalState;
   /** The version of state.json #state was read from. */
   #snap: FileStamp | null = UNKNOWN;
   /** The log inode read (null: none) and the offset after its last complete record. */
@@ -997,7 +980,7 @@ export class Journal {
 
   // --- internals ------------------------------------------------------------------------------
 
-  #emptyState(): State {
+  #emptyState(): JournalState {
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -1020,7 +1003,7 @@ export class Journal {
   #mutate<T>(
     durable: boolean | "announce",
     touches: string[] | null,
-    change: (state: State) => T,
+    change: (state: JournalState) => T,
   ): T {
     return this.#locked(() => {
       this.refresh();
@@ -1077,7 +1060,7 @@ export class Journal {
    * The entry of (netns, sysctl): through the index of where each entry was, checked (any change
    * of the list may have moved it); a miss, or a moved entry, scans (and rebuilds the index).
    */
-  #find(state: State, netns: string, sysctl: string): JournalEntry | undefined {
+  #find(state: JournalState, netns: string, sysctl: string): JournalEntry | undefined {
     const i = this.#entryAt.get(entryKey(netns, sysctl));
     const e = i === undefined ? undefined : state.entries[i];
     if (e !== undefined && e.netns === netns && e.sysctl === sysctl) return e;
@@ -1111,7 +1094,7 @@ export class Journal {
   }
 
   /** The entries among `keys` that differ from what was last recorded. */
-  #changesOf(state: State, keys: string[]): LogChange[] {
+  #changesOf(state: JournalState, keys: string[]): LogChange[] {
     const changes: LogChange[] = [];
     for (const key of keys) {
       const [netns, sysctl] = key.split("\0");
@@ -1129,7 +1112,7 @@ export class Journal {
   }
 
   /** Every entry added, altered or dropped since last recorded. */
-  #allChanges(state: State): LogChange[] {
+  #allChanges(state: JournalState): LogChange[] {
     const changes: LogChange[] = [];
     const present = new Set<string>();
     for (const e of state.entries) {

@@ -10,10 +10,10 @@ import { VERSION } from "../version.ts";
 import {
   type JournalEntry,
   JournalError,
+  type JournalState,
   type NetnsBootField,
   type NetnsCookieField,
   type OverrideRecord,
-  type State,
   STATE_FORMAT,
   STATE_VERSION,
   type SysctlValue,
@@ -96,7 +96,7 @@ function isCanonicalSysctl(v: unknown): v is string {
   }
 }
 
-export function parseState(text: string, file: string): State {
+export function parseState(text: string, file: string): JournalState {
   if (text.trim() === "") {
     throw corrupt(file, "it is empty (a crash on a filesystem without ordered writes?)");
   }
@@ -275,7 +275,7 @@ export function entryKey(netns: string, sysctl: string): string {
 
 /** Applies one log line to `state` (skipping records it already includes). */
 export function applyLogLine(
-  state: State,
+  state: JournalState,
   line: string,
   where: string,
   file: string,
@@ -317,7 +317,7 @@ export function applyLogLine(
 }
 
 /** One record per line: diffable, and readable by an admin restoring values by hand. */
-export function serializeState(state: State): string {
+export function serializeState(state: JournalState): string {
   const list = (items: unknown[]) =>
     items.length === 0
       ? "[]"
@@ -339,7 +339,7 @@ export function serializeState(state: State): string {
 /** Override records kept at most; past it the oldest of other namespaces go first. */
 export const MAX_OVERRIDES = 1024;
 
-export function capOverrides(state: State): void {
+export function capOverrides(state: JournalState): void {
   let excess = state.overrides.length - MAX_OVERRIDES;
   if (excess <= 0) return;
   state.overrides = state.overrides.filter((o) => {
@@ -351,6 +351,10 @@ export function capOverrides(state: State): void {
   });
 }
 
-export function findEntry(state: State, netns: string, sysctl: string): JournalEntry | undefined {
+export function findEntry(
+  state: JournalState,
+  netns: string,
+  sysctl: string,
+): JournalEntry | undefined {
   return state.entries.find((e) => e.netns === netns && e.sysctl === sysctl);
 }

@@ -153,7 +153,7 @@ export interface JournalOptions {
   warn?: (message: string) => void;
 }
 
-export interface State {
+export interface JournalState {
   format: typeof STATE_FORMAT;
   version: typeof STATE_VERSION;
   productVersion: string;

@@ -13,6 +13,18 @@ import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import { netnsCookieOf, netnsRegistry } from "../../src/kernel/netns.ts";
 
+/** `bpfpilot rollback` of `state`, which must succeed: its output. */
+function rollback(state: string): string {
+  const out = new Deno.Command(LAUNCHER, {
+    args: ["rollback", "--state-dir", state],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, text);
+  return text;
+}
+
 const RMEM = "net.ipv4.tcp_rmem";
 const ATTEMPTS = 200;
 
@@ -82,13 +94,7 @@ Deno.test({
       assert.notEqual(netnsCookieOf(controlKey), null);
       assert.deepEqual(heir.sysctl(RMEM), live, "the new namespace is at the journal's last write");
 
-      const out = new Deno.Command(LAUNCHER, {
-        args: ["rollback", "--state-dir", state],
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, text);
+      const text = rollback(state);
       assert.deepEqual(heir.sysctl(RMEM), live, `nothing written into the new namespace\n${text}`);
       assert.deepEqual(control.sysctl(RMEM), original, `the live one is restored\n${text}`);
       assert.match(
@@ -184,13 +190,7 @@ Deno.test({
       // reboot can give a new namespace both); other's as this boot's.
       tuned(controlKey, () => "boot-before-this-one");
       tuned(otherKey);
-      const out = new Deno.Command(LAUNCHER, {
-        args: ["rollback", "--state-dir", state],
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, text);
+      const text = rollback(state);
       assert.deepEqual(control.sysctl(RMEM), live, `nothing written into it\n${text}`);
       assert.deepEqual(other.sysctl(RMEM), original, `this boot's record is restored\n${text}`);
       assert.match(text, /its namespace is gone \(it was of an earlier boot/);

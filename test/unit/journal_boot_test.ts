@@ -9,12 +9,10 @@ import { Journal, JournalError, type OverrideRecord } from "../../src/daemon/jou
 import { pruneReusedNetns, recordIsFromEarlierBoot } from "../../src/daemon/netns_reuse.ts";
 import { rollbackFromJournal, vettedRollbackPlan } from "../../src/daemon/rollback.ts";
 import { recordingLog } from "../support/fake_context.ts";
+import { ORIGINAL, override, RMEM, tune, TUNED } from "../support/journal_records.ts";
 import { withTempDir } from "../support/temp_dir.ts";
 
-const RMEM = "net.ipv4.tcp_rmem";
 const WMEM = "net.ipv4.tcp_wmem";
-const ORIGINAL = [4096, 131072, 6291456];
-const TUNED = [4096, 131072, 7000000];
 const BOOT_A = "0f6c5a5e-8a9b-4c3d-9e2f-000000000001";
 const BOOT_B = "0f6c5a5e-8a9b-4c3d-9e2f-000000000002";
 
@@ -23,19 +21,6 @@ const sameCookie = () => 2n;
 
 const open = (dir: string, boot: string | null) =>
   Journal.open(dir, { netnsCookie: sameCookie, bootId: () => boot });
-
-function tune(j: Journal, netns: string) {
-  j.recordOriginal(netns, RMEM, "tcp_buffer", ORIGINAL, TUNED);
-  j.recordWritten(netns, RMEM, TUNED);
-}
-
-const override = (netns: string) => ({
-  netns,
-  sysctl: RMEM,
-  tuner: "tcp_buffer",
-  pid: 1,
-  comm: "x",
-});
 
 /** A journal written in boot A: the host and namespace ns:5 tuned, overrides in ns:5 and global. */
 function bootA(dir: string) {

@@ -3,38 +3,14 @@ import { Journal, JournalError } from "../../src/daemon/journal.ts";
 import { pruneReusedNetns, recordIsForReusedInode } from "../../src/daemon/netns_reuse.ts";
 import { rollbackFromJournal, vettedRollbackPlan } from "../../src/daemon/rollback.ts";
 import { recordingLog } from "../support/fake_context.ts";
-
-const RMEM = "net.ipv4.tcp_rmem";
-const ORIGINAL = [4096, 131072, 6291456];
-const TUNED = [4096, 131072, 7000000];
-
-function inTempDir(fn: (dir: string) => void) {
-  const dir = Deno.makeTempDirSync({ prefix: "bpfp-nsreuse-" });
-  try {
-    fn(dir);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
+import { override, RMEM, tune, TUNED } from "../support/journal_records.ts";
+import { withTempDir } from "../support/temp_dir.ts";
 
 /** Cookies by key as a kernel with SO_NETNS_COOKIE would give them; absent keys have none. */
 const cookies = (m: Record<string, bigint>) => (netns: string) => m[netns] ?? null;
 
-function tune(j: Journal, netns: string) {
-  j.recordOriginal(netns, RMEM, "tcp_buffer", ORIGINAL, TUNED);
-  j.recordWritten(netns, RMEM, TUNED);
-}
-
-const override = (netns: string) => ({
-  netns,
-  sysctl: RMEM,
-  tuner: "tcp_buffer",
-  pid: 1,
-  comm: "x",
-});
-
 Deno.test("journal: the netns cookie is stored with non-global records and read back", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 123n, "global": 9n }) });
     for (const ns of ["ns:5", "ns:6", "global"]) tune(j, ns);
     j.markOverride(override("ns:5"));
@@ -52,7 +28,7 @@ Deno.test("journal: the netns cookie is stored with non-global records and read 
 });
 
 Deno.test("journal: a new entry takes entryNetnsCookie (the learnt one); an override the verified one", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const asked: string[] = [];
     const j = Journal.open(dir, {
       netnsCookie: (ns) => (asked.push(`verified ${ns}`), 123n),
@@ -69,7 +45,7 @@ Deno.test("journal: a new entry takes entryNetnsCookie (the learnt one); an over
 });
 
 Deno.test("journal: records without a cookie (before this change) read as before", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const j = Journal.open(dir);
     tune(j, "ns:5");
     j.markOverride(override("ns:5"));
@@ -85,7 +61,7 @@ Deno.test("journal: records without a cookie (before this change) read as before
 });
 
 Deno.test("journal: a malformed cookie is a corrupt journal, named by field", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const j = Journal.open(dir, { netnsCookie: () => 77n });
     tune(j, "ns:5");
     j.close();
@@ -115,7 +91,7 @@ Deno.test("decision: same inode and another cookie is gone; same cookie or no co
 });
 
 Deno.test("pruneReusedNetns drops records of reused inodes only, logging each once", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const j = Journal.open(dir, {
       netnsCookie: cookies({ "ns:5": 123n, "ns:6": 7n, "ns:8": 9n }),
     });
@@ -139,7 +115,7 @@ Deno.test("pruneReusedNetns drops records of reused inodes only, logging each on
 });
 
 Deno.test("rollback never writes into a namespace that took a dead one's inode", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 123n, "ns:6": 7n }) });
     for (const ns of ["ns:5", "ns:6"]) tune(j, ns);
     const written: string[] = [];
@@ -159,7 +135,7 @@ Deno.test("rollback never writes into a namespace that took a dead one's inode",
 });
 
 Deno.test("an override of a dead namespace does not silence the new one at its inode", () => {
-  inTempDir((dir) => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
     const before = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 111n, "ns:6": 222n }) });
     before.markOverride(override("ns:5"));
     before.markOverride(override("ns:6"));
