@@ -31,7 +31,6 @@ import {
   type TunerContext,
   type TunerDefinition,
   tunes,
-  unavailableOnThisKernel,
 } from "../tuning/tuner.ts";
 import type { Logger } from "../log/logger.ts";
 import { RingBufferReader } from "../libbpf/ringbuf.ts";
@@ -56,6 +55,8 @@ import { NetnsRegistry } from "../kernel/netns_registry.ts";
 import { StartTiming } from "./start_timing.ts";
 import { changeTiming as ct } from "./change_timing.ts";
 import { DeferredLogSync } from "./log_sync.ts";
+import { DaemonStartError } from "./start_error.ts";
+import { selectTuners } from "./tuner_selection.ts";
 import { daemonKeptFiles, SysctlFiles } from "../kernel/sysctl_files.ts";
 import { ensureTracefs, type TracefsMount } from "../kernel/tracefs.ts";
 import { type AttachKind, describeCandidate } from "../kernel/hooks.ts";
@@ -167,12 +168,7 @@ const STARTUP_PAGES_AFTER_MS = 3000;
 export const START_STEPS = ["journal", "probe", "tuners", "ringbuf", "servers"] as const;
 export type StartStep = typeof START_STEPS[number];
 
-export class DaemonStartError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DaemonStartError";
-  }
-}
+export { DaemonStartError } from "./start_error.ts";
 
 export class Daemon {
   readonly stats = new DaemonStats();
@@ -451,64 +447,14 @@ export class Daemon {
 
     const all = [...this.opts.tuners];
     this.#defs = all;
-    const wanted = all.filter((d) => {
-      const off = this.opts.disable.includes(d.name) ||
-        (this.opts.allow !== null && !d.alwaysOn && !this.opts.allow.includes(d.name));
-      if (off) this.disabled.push(d.name);
-      return !off;
-    });
-    const known = all.map((d) => d.name).join(", ");
-    for (const name of this.opts.disable) {
-      if (!all.some((d) => d.name === name)) {
-        throw new DaemonStartError(`unknown tuner '${name}'; known tuners: ${known}`);
-      }
-    }
-    // bpftune loads the allowed tuners it has: a unit naming one bpfpilot lacks still starts.
-    const allow = this.opts.allow ?? [];
-    const unknown = allow.filter((name) => !all.some((d) => d.name === name));
-    if (allow.length > 0 && unknown.length === allow.length) {
-      throw new DaemonStartError(
-        `none of the tuners given with -a (${unknown.join(", ")}) exists in bpfpilot; known ` +
-          `tuners: ${known}`,
-      );
-    }
-    for (const name of unknown) {
-      log.warn(`-a ${name}: bpfpilot has no such tuner (known: ${known}); ignored`);
-    }
-    if (!wanted.some(tunes)) {
-      throw new DaemonStartError(
-        `every tuner that tunes is switched off (${this.disabled.join(", ")}): nothing to run; ` +
-          "drop a --disable, or name the tuners to run with -a",
-      );
-    }
-    if (this.opts.allow !== null) {
-      for (const d of wanted.filter((d) => d.alwaysOn && !allow.includes(d.name))) {
-        log.info(
-          `tuner ${d.name} runs although -a did not name it: it notices the administrator's ` +
-            `own sysctl writes so the other tuners back off (--disable ${d.name} turns it off)`,
-        );
-      }
-    }
-
-    const runnable = wanted.filter((d) => {
-      const reason = unavailableOnThisKernel(d);
-      if (reason === null) return true;
-      if (this.opts.faultInject.includes(`${d.name}:available`)) {
-        // test switch: exercise hooks, decisions and rollback where the tuner has nothing to do
-        log.warn(
-          `tuner ${d.name} loaded although it has nothing to do here (${reason}): ` +
-            `BPFPILOT_FAULT_INJECT=${d.name}:available`,
-        );
-        return true;
-      }
-      this.unavailable.push({ def: d, reason, nothingToDo: true });
-      log.info(`tuner ${d.name} is unavailable: ${reason}`, {
-        event: "tuner_unavailable",
-        tuner: d.name,
-        reason,
-      });
-      return false;
-    });
+    const selected = selectTuners(all, {
+      disable: this.opts.disable,
+      allow: this.opts.allow,
+      faultInject: this.opts.faultInject,
+    }, log);
+    this.disabled.push(...selected.disabled);
+    this.unavailable.push(...selected.unavailable);
+    const runnable = selected.runnable;
     // A tuner's availability may read the kernel's BTF (route_table before 6.3): not held through
     // the probe's and the loads' own parses.
     releaseKernelBtf();
