@@ -475,6 +475,45 @@ export class Daemon {
     if (!this.probe.features.btf) {
       log.warn("the kernel has no BTF (CONFIG_DEBUG_INFO_BTF): only hooks that need none can load");
     }
+    const loadMs = this.#loadTuners(runnable);
+    this.#refuseDegraded();
+    if (!this.loaded.some((t) => tunes(t.def))) {
+      log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
+    }
+
+    this.#checkpoint("tuners");
+    timing.mark("tuners", `loaded and attached one by one: ${loadMs.join(", ")}`);
+    releaseKernelBtf(); // if a load read it (loadObject's target checks)
+    releaseParseMemory();
+    this.#reader = this.#startReader();
+    this.#checkpoint("ringbuf");
+    timing.mark("ring buffers");
+    await this.#startServers();
+    this.#checkpoint("servers");
+    timing.mark("servers");
+    log.info(
+      `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
+        `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
+      { event: "started" },
+    );
+    if (Deno.env.get("BPFPILOT_START_TIMING") === "1") log.info(timing.describe());
+    else log.debug(timing.describe());
+    // The ring buffers and the servers touched ~10 MB more of the runtime's code, mostly once.
+    this.#releaseStartupPages("once started");
+    this.#releaseStartupPagesSoon();
+    await this.opts.onReady?.(this);
+    if (this.opts.faultInject.includes("daemon:uncaught")) {
+      // Test switch: an error nothing catches, to exercise the global handler.
+      setTimeout(() => Promise.reject(new Error("injected uncaught error")), 100);
+    }
+  }
+
+  /**
+   * Loads and attaches each runnable tuner, one by one (loaded, or unavailable with its reason);
+   * refuses a start where none could. Returns each object's load time, for the start's account.
+   */
+  #loadTuners(runnable: readonly TunerDefinition[]): string[] {
+    const { log } = this.opts;
     const cgroup = this.opts.cgroup ?? this.probe.features.cgroup2;
     const fault = new Set(this.opts.faultInject);
     const choicesOf = (def: TunerDefinition) =>
@@ -533,15 +572,12 @@ export class Daemon {
           "every hook)",
       );
     }
-    this.#refuseDegraded();
-    if (!this.loaded.some((t) => tunes(t.def))) {
-      log.error("no tuning tuner could start: bpfpilot only watches for admin changes now");
-    }
+    return loadMs;
+  }
 
-    this.#checkpoint("tuners");
-    timing.mark("tuners", `loaded and attached one by one: ${loadMs.join(", ")}`);
-    releaseKernelBtf(); // if a load read it (loadObject's target checks)
-    releaseParseMemory();
+  /** The ring buffer reader of every loaded tuner's events, owned from here on. */
+  #startReader(): RingBufferReader {
+    const { log } = this.opts;
     // One journal batch per wake-up: one lock, and the records of its changes in as few appends
     // and syncs as their order allows.
     const batch = (drain: () => number) =>
@@ -582,27 +618,7 @@ export class Daemon {
         if (ev) ct ? ct.time("event", () => this.#handleEvent(t, ev)) : this.#handleEvent(t, ev);
       });
     }
-    this.#reader = reader;
-    this.#checkpoint("ringbuf");
-    timing.mark("ring buffers");
-    await this.#startServers();
-    this.#checkpoint("servers");
-    timing.mark("servers");
-    log.info(
-      `bpfpilot started (${this.loaded.length} tuners, support level ${this.level}` +
-        `${this.opts.advise ? ", advise mode: nothing will be changed" : ""})`,
-      { event: "started" },
-    );
-    if (Deno.env.get("BPFPILOT_START_TIMING") === "1") log.info(timing.describe());
-    else log.debug(timing.describe());
-    // The ring buffers and the servers touched ~10 MB more of the runtime's code, mostly once.
-    this.#releaseStartupPages("once started");
-    this.#releaseStartupPagesSoon();
-    await this.opts.onReady?.(this);
-    if (this.opts.faultInject.includes("daemon:uncaught")) {
-      // Test switch: an error nothing catches, to exercise the global handler.
-      setTimeout(() => Promise.reject(new Error("injected uncaught error")), 100);
-    }
+    return reader;
   }
 
   /**
