@@ -18,13 +18,31 @@
  * 436,906 = 1.2x is about the most any path (longer, faster) gives; the transfer shows
  * 1.16-1.24x. It flaked once when the kernel's measure averaged slow start's last round trip with
  * the first at the max (tcp_buffer.bpf.c rcv_arrived_need, fixed there), not for want of margin.
+ *
+ * Why one transfer may go unheard, so up to ATTEMPTS: the kernel measures, and can send, only at
+ * the receive socket's grow hits (6.17+: tcp_rcvbuf_grow, a period whose data beats the socket's
+ * record). Slow start brings one a round trip, measuring 0.1, 0.15, 0.3, 0.6x the mute, then
+ * 1.09-1.26x at the first full window (~0.65 s in), where it is heard in most runs (0.96-1.05x
+ * there in two of 15 traced, with 8-15 retransmissions in slow start; heard at the next hit). Once
+ * a flow's rate is steady it beats its record seconds apart (1.5-3.6 s between hits traced; one
+ * run sat unheard at the max from 0.6 to 2.1 s), so a transfer whose hits at the top of slow start
+ * stayed within the mute can end unheard: the suite once saw no event from a 6 s transfer. Each
+ * transfer is a fresh slow start, stopped once the max grows; one that is not heard must show that
+ * the kernel measured no more than the mute at every grow hit seen (its marks, polled), and the
+ * report prints them.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { withSandbox } from "../support/sandbox.ts";
-import { mapIdsOf, ROOT, type TestNetns } from "../support/daemon.ts";
+import {
+  type DaemonProcess,
+  mapIdsOf,
+  programIdsOf,
+  ROOT,
+  type TestNetns,
+} from "../support/daemon.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
@@ -113,6 +131,97 @@ async function longPath(rx: TestNetns, tx: TestNetns): Promise<{ close(): Promis
   return [stream, server];
 }
 
+/** Long-path transfers tried before the test gives up, and each one's length. */
+const ATTEMPTS = 3, TRANSFER_S = 8;
+
+/** The id of the daemon's tb_rcv_marks map (tcp_buffer.bpf.c rcv_arrived_need's measures). */
+function marksMapOf(pid: number): number {
+  const json = (args: string[]) =>
+    JSON.parse(execFileSync("bpftool", [...args, "--json"], { encoding: "utf8" }));
+  for (const prog of programIdsOf(pid)) {
+    for (const id of json(["prog", "show", "id", `${prog}`]).map_ids ?? []) {
+      if (json(["map", "show", "id", `${id}`]).name === "tb_rcv_marks") return id;
+    }
+  }
+  throw new Error("no tb_rcv_marks map");
+}
+
+interface Mark {
+  key: number;
+  value: { bytes: number; at: number; used: number; ports: number };
+}
+
+/** The marks of the iperf3 server's sockets (local port in skc_portpair's high half). */
+async function serverMarks(id: number): Promise<Mark[]> {
+  const out = await new Deno.Command("bpftool", {
+    args: ["map", "dump", "id", `${id}`, "--json"],
+    stdout: "piped",
+  }).output();
+  return (JSON.parse(new TextDecoder().decode(out.stdout)) as { formatted?: Mark }[])
+    .map((e) => e.formatted)
+    .filter((m): m is Mark => m?.value?.ports !== undefined && m.value.ports >>> 16 === IPERF_PORT);
+}
+
+interface Attempt {
+  grown: boolean;
+  /** The receive events it brought. */
+  heard: string[];
+  /** The largest measure the kernel took at its grow hits, as a multiple of the mute. */
+  peak: number;
+  summary: string;
+}
+
+/**
+ * One transfer over the long path, stopped once the max grows (or TRANSFER_S and 2 s for its
+ * events): the kernel's measures at its receive socket's grow hits (a mark that moved), polled,
+ * as multiples of the mute `need`. The kernel is heard only at those hits, which a
+ * window-limited flow brings seconds apart once slow start is over (the header says why).
+ */
+async function transfer(d: DaemonProcess, tx: TestNetns, marks: number, need: number) {
+  const mark = d.lines.length;
+  const before = new Set((await serverMarks(marks)).map((m) => `${m.key}@${m.value.at}`));
+  const iperf = ["iperf3", "-c", RX, "-p", `${IPERF_PORT}`, "-t", `${TRANSFER_S}`];
+  const client = new Deno.Command("ip", {
+    args: ["netns", "exec", tx.name, ...iperf],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = client.output();
+  let endedAt = 0;
+  output.then(() => endedAt = Date.now());
+  const start = Date.now();
+  const hits = new Map<string, string>();
+  let peak = 0;
+  const grew = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
+  const grown = () => d.lines.slice(mark).some((l) => grew.test(l));
+  while (!grown() && !(endedAt && Date.now() - endedAt > 2000)) {
+    for (const m of await serverMarks(marks)) {
+      const at = `${m.key}@${m.value.at}`;
+      if (before.has(at) || hits.has(at) || !m.value.used) continue;
+      peak = Math.max(peak, m.value.used / need);
+      hits.set(at, `${Date.now() - start}ms ${(m.value.used / need).toFixed(2)}`);
+    }
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  try {
+    client.kill("SIGKILL");
+  } catch {
+    // ended
+  }
+  const out = await output;
+  const sender = /.*sender$/m.exec(new TextDecoder().decode(out.stdout))?.[0] ??
+    new TextDecoder().decode(out.stderr); // the transfer's total, or why there was none
+  const heard = d.lines.slice(mark).filter((l) => /net\.ipv4\.tcp_rmem in .* near max/.test(l));
+  const summary = `${grown() ? "grown" : "not grown"} after ${Date.now() - start} ms; ` +
+    `measures / mute at grow hits: ${[...hits.values()].join(", ") || "none"}` +
+    `${sender ? `; iperf3: ${sender.replace(/\s+/g, " ").trim()}` : ""}` +
+    heard.map((l) => {
+      const n = Number(/delivery rate needs (\d+)/.exec(l)?.[1]);
+      return `\nheard ${(n / need).toFixed(2)}x the mute: ${l}`;
+    }).join("");
+  return { grown: grown(), heard, peak, summary };
+}
+
 Deno.test({
   name: "a settled tcp_rmem max: its need stays in the kernel, a bigger one is heard and grows it",
   ignore: !IS_ROOT,
@@ -161,16 +270,27 @@ Deno.test({
         assert.equal(need, growthNeed(START[2], 0), `loopback settled at ${settled}`);
 
         // A transfer over the long path needs the whole max per round trip (1.2x the mute, the
-        // header says why): heard once its window is full, grown.
+        // header says why): heard once its window is full, grown. A fresh transfer while none is.
         procs.push(...await longPath(sb.ns, tx));
-        procs.push(inNetns(sb.ns, ["iperf3", "-s", "-1", "-p", `${IPERF_PORT}`]));
+        procs.push(inNetns(sb.ns, ["iperf3", "-s", "-p", `${IPERF_PORT}`]));
         assert.ok(await waitFor(listening(sb.ns, IPERF_PORT), 5000), "iperf3 listens");
-        const mark = d.lines.length;
-        tx.exec(["iperf3", "-c", RX, "-p", `${IPERF_PORT}`, "-t", "6"], { timeoutMs: 30_000 });
-        const grew = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
-        const grown = await waitFor(() => d.lines.slice(mark).some((l) => grew.test(l)), 5000);
-        console.log(rcvEvents().slice(after.events).join("\n"));
-        assert.ok(grown, `no growth over the long path:\n${d.lines.slice(mark).join("\n")}`);
+        const marks = marksMapOf(d.pid);
+        const attempts: Attempt[] = [];
+        while (attempts.length < ATTEMPTS && !attempts.some((a) => a.heard.length)) {
+          if (attempts.length) await new Promise((r) => setTimeout(r, 1000)); // the server resets
+          attempts.push(await transfer(d, tx, marks, need));
+        }
+        const report = attempts.map((a, i) => `transfer ${i + 1}: ${a.summary}`).join("\n");
+        console.log(report);
+        const grownBy = attempts.find((a) => a.grown);
+        assert.ok(grownBy, `no growth over the long path (mute ${need}):\n${report}`);
+        for (const a of attempts) {
+          // Unheard, the kernel measured no more than the mute; heard, the need grew the max.
+          if (!a.heard.length) assert.ok(a.peak <= 1, `a bigger need kept:\n${report}`);
+          else assert.ok(a.grown, `heard without growth:\n${report}`);
+        }
+        const heardNeed = Number(/delivery rate needs (\d+)/.exec(grownBy.heard[0])?.[1]);
+        assert.ok(heardNeed > need, `heard at ${heardNeed}, muted up to ${need}:\n${report}`);
         assert.ok(sb.ns.sysctl(RMEM)[2] > START[2], `${sb.ns.sysctl(RMEM)}`);
         const left = rcvEntry(d.pid, inode)?.mute_need ?? 0;
         assert.equal(left, 0, "the growth unmuted the settled max's key");
