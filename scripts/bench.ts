@@ -28,7 +28,8 @@
  * BPFPILOT_BENCH_DAEMON_LOG=<file>: the tuning daemon of the throughput section runs with --debug
  * and its log (seconds from the transfer's start, line) is written there; the send side's to
  * <file>.wmem. The netns section's daemons write theirs (info, seconds from each one's exec) to
- * <file>.<what it was> as each stops.
+ * <file>.<what it was> as each stops; with a <file> ending in .debug they run with --debug (a
+ * diagnosis run: their CPU figures then include the debug lines).
  * Everything it creates (namespaces, a cgroup, processes, temp dirs) is removed and the probe cache
  * restored, also on error and Ctrl-C. Nothing attaches to the root cgroup: the daemons' cgroup
  * programs (-c) and the empty sockops floor go on a child cgroup of the benchmark's own

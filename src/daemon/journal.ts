@@ -996,9 +996,9 @@ export class Journal {
    * Read-modify-write under the lock, from the files as they are now: what `change` altered is
    * appended to the log as one write, nothing when it altered nothing. `durable`: true, also
    * fdatasync'ed; "announce", appended now (within a batch: by appendAnnounced); false, within a
-   * batch, appended with its next append or at its end. The log is folded into state.json when it has grown long. `touches`: the only
-   * entries `change` can add or alter (compared alone: a change stays O(1) in the entries);
-   * null compares them all.
+   * batch, appended with its next append or at its end. The log is folded into state.json when
+   * it has grown long. `touches`: the only entries `change` can add or alter (compared alone: a
+   * change stays O(1) in the entries); null compares them all.
    */
   #mutate<T>(
     durable: boolean | "announce",

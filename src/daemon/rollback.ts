@@ -61,10 +61,8 @@ function reusedInodeRecords(
     journal.changedEntries().filter((e) => !journal.isFromEarlierBoot(e))
       .map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
   );
-  return (step) => {
-    const cookie = cookies.get(`${step.netns}\0${step.sysctl}`);
-    return cookie !== undefined && recordIsForReusedInode(cookie, liveCookie(step.netns));
-  };
+  return (step) =>
+    recordIsForReusedInode(cookies.get(`${step.netns}\0${step.sysctl}`), liveCookie(step.netns));
 }
 
 export function rollbackFromJournal(
