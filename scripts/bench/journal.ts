@@ -12,6 +12,8 @@ import { fmtMs, median, row, section, withTarget } from "./report.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const CHANGES = 300;
+/** First changes of new namespaces timed after them (each adds an entry). */
+const FIRSTS = 100;
 /** Durable records timed after the changes (each one fdatasync). */
 const DECISIONS = 50;
 
@@ -37,6 +39,8 @@ function daemonChange(j: Journal, ns: string, from: number[], to: number[]): voi
 interface Timed {
   /** ms per change. */
   times: number[];
+  /** ms per first change of a namespace the journal had no entry for (a new entry). */
+  firsts: number[];
   /** The deferred sync after them (one fdatasync of the log), ms. */
   syncMs: number;
   /** ms per decision record (recordOriginal: fdatasync'ed before it returns). */
@@ -58,6 +62,12 @@ function timeChanges(dir: string, entries: number): Timed {
     daemonChange(j, ns, [4096, 131072, 7e6 + c], [4096, 131072, 7e6 + c + 1]);
     times.push(performance.now() - t0);
   }
+  const firsts: number[] = [];
+  for (let c = 0; c < FIRSTS; c++) {
+    const t0 = performance.now();
+    daemonChange(j, `new${c}`, [4096, 131072, 6291456], [4096, 131072, 7e6]);
+    firsts.push(performance.now() - t0);
+  }
   let t0 = performance.now();
   j.syncLog();
   const syncMs = performance.now() - t0;
@@ -71,7 +81,7 @@ function timeChanges(dir: string, entries: number): Timed {
   }
   t0 = performance.now();
   j.close(); // folds the log into state.json
-  return { times, syncMs, decisions, foldMs: performance.now() - t0 };
+  return { times, firsts, syncMs, decisions, foldMs: performance.now() - t0 };
 }
 
 export function journalSection(root: string, deno: string): void {
@@ -80,7 +90,7 @@ export function journalSection(root: string, deno: string): void {
   try {
     for (const entries of [1, 1000]) {
       const dir = `${base}/e${entries}`;
-      const { times, syncMs, decisions, foldMs } = timeChanges(dir, entries);
+      const { times, firsts, syncMs, decisions, foldMs } = timeChanges(dir, entries);
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
       const at = `${entries} entr${entries === 1 ? "y" : "ies"}`;
       row(
@@ -93,6 +103,12 @@ export function journalSection(root: string, deno: string): void {
             `${fine(percentile(times, 0.99))}, max ${fine(Math.max(...times))} (the log is ` +
             `folded into state.json every max(256, 2 x entries) records)`,
         ),
+      );
+      row(
+        `a namespace's first change at ${at}`,
+        fine(median(firsts)),
+        `median of ${FIRSTS} changes that each add an entry (a namespace the journal had none ` +
+          `for: a growth in a new container); p99 ${fine(percentile(firsts, 0.99))}`,
       );
       row(
         `the deferred sync after them, ${at}`,

@@ -102,7 +102,6 @@ import {
   checkTuner,
   copyValue,
   entryKey,
-  findEntry,
   type LogChange,
   parseState,
   sameValue,
@@ -689,7 +688,7 @@ export class Journal {
           ...this.#netnsFields(key.netns, this.#entryNetnsCookie),
         };
         if (old) state.entries[state.entries.indexOf(old)] = entry;
-        else state.entries.push(entry);
+        else this.#entryAt.set(entryKey(key.netns, key.sysctl), state.entries.push(entry) - 1);
         created = true;
       }
       if (pending !== undefined) entry.pending = pending;
@@ -1058,17 +1057,25 @@ export class Journal {
 
   /**
    * The entry of (netns, sysctl): through the index of where each entry was, checked (any change
-   * of the list may have moved it); a miss, or a moved entry, scans (and rebuilds the index).
+   * of the list may have moved it); a miss, or a moved entry, scans and notes that one place. Not
+   * a rebuild of the whole index: every first change of a new entry missed twice (before and
+   * after its push), and the rebuild made that change O(entries) (474 µs at 1,000 entries, 1.8 ms
+   * at 5,000; a scan alone is a few µs). Places of entries gone stay until looked up, or until the
+   * index outgrows the list, when it starts afresh.
    */
   #find(state: JournalState, netns: string, sysctl: string): JournalEntry | undefined {
-    const i = this.#entryAt.get(entryKey(netns, sysctl));
+    const key = entryKey(netns, sysctl);
+    const i = this.#entryAt.get(key);
     const e = i === undefined ? undefined : state.entries[i];
     if (e !== undefined && e.netns === netns && e.sysctl === sysctl) return e;
-    const found = findEntry(state, netns, sysctl);
-    if (found) {
-      this.#entryAt = new Map(state.entries.map((x, at) => [entryKey(x.netns, x.sysctl), at]));
+    const at = state.entries.findIndex((x) => x.netns === netns && x.sysctl === sysctl);
+    if (this.#entryAt.size > 2 * state.entries.length + 64) this.#entryAt = new Map();
+    if (at < 0) {
+      this.#entryAt.delete(key);
+      return undefined;
     }
-    return found;
+    this.#entryAt.set(key, at);
+    return state.entries[at];
   }
 
   /** Appends whole records to the log (and the batch's waiting ones before them). */

@@ -350,11 +350,3 @@ export function capOverrides(state: JournalState): void {
     return true;
   });
 }
-
-export function findEntry(
-  state: JournalState,
-  netns: string,
-  sysctl: string,
-): JournalEntry | undefined {
-  return state.entries.find((e) => e.netns === netns && e.sysctl === sysctl);
-}

@@ -947,7 +947,7 @@ Deno.test(
 );
 
 Deno.test(
-  "entries are found by key whatever removals moved them (the index is checked, then rebuilt)",
+  "entries are found by key whatever removals moved them (the index is checked, then that place noted)",
   withDir((dir) => {
     const j = Journal.open(dir);
     const v = (k: number) => [k, k + 1, k + 2];
@@ -958,17 +958,49 @@ Deno.test(
     j.recordWritten("ns4", RMEM, v(14));
     j.forgetMany([{ netns: "ns0", sysctl: RMEM }]);
     j.recordWritten("ns9", RMEM, v(19));
+    // Keys whose old places now hold other entries, added again at the end.
+    j.recordOriginal("ns0", RMEM, "tcp_buffer", v(20), v(30));
+    j.recordOriginal("ns1", RMEM, "tcp_buffer", v(21), v(31));
+    j.recordWritten("ns1", RMEM, v(31));
+    j.recordWritten("ns0", RMEM, v(30));
     const seen = (at: Journal) =>
       Object.fromEntries(at.changedEntries().map((e) => [e.netns, [e.original, e.lastWritten]]));
     const want = {
+      ns0: [v(20), v(30)],
+      ns1: [v(21), v(31)],
       ns2: [v(2), null],
       ns3: [v(3), v(13)],
       ns4: [v(4), v(14)],
       ns9: [v(9), v(19)],
     };
     assert.deepEqual(seen(j), want);
-    assert.equal(j.entry("ns1", RMEM), undefined);
+    assert.deepEqual(j.entry("ns1", RMEM)?.lastWritten, v(31));
     assert.deepEqual(j.entry("ns4", RMEM)?.lastWritten, v(14));
+    j.close();
+    assert.deepEqual(seen(Journal.open(dir)), want, "and so says the file");
+  }),
+);
+
+Deno.test(
+  "namespaces coming and going by the hundred: every change lands on its own entry",
+  withDir((dir) => {
+    const j = Journal.open(dir);
+    const v = (k: number) => [k, k + 1, k + 2];
+    for (let round = 0; round < 300; round++) {
+      // Two live a while, then the older is pruned: places shift under the index every round.
+      const ns = `ns${round}`;
+      j.recordOriginal(ns, RMEM, "tcp_buffer", v(round), v(round + 1));
+      j.recordWritten(ns, RMEM, v(round + 1));
+      if (round >= 2) assert.equal(j.pruneNetns((n) => n === `ns${round - 2}`), 1);
+      if (round >= 1) {
+        j.recordOriginal(`ns${round - 1}`, RMEM, "tcp_buffer", v(0), v(round + 5));
+        j.recordWritten(`ns${round - 1}`, RMEM, v(round + 5));
+      }
+    }
+    const seen = (at: Journal) =>
+      Object.fromEntries(at.changedEntries().map((e) => [e.netns, [e.original, e.lastWritten]]));
+    const want = { ns298: [v(298), v(304)], ns299: [v(299), v(300)] };
+    assert.deepEqual(seen(j), want);
     j.close();
     assert.deepEqual(seen(Journal.open(dir)), want, "and so says the file");
   }),
