@@ -264,7 +264,10 @@ export class Daemon {
     } finally {
       this.#outcomes = null;
     }
-    this.mutes.afterEvent(t.def.name, ev, outcomes, performance.now());
+    const now = performance.now();
+    ct
+      ? ct.time("mutes", () => this.mutes.afterEvent(t.def.name, ev, outcomes, now))
+      : this.mutes.afterEvent(t.def.name, ev, outcomes, now);
   }
 
   /** What became of a decision: recorded for the event being handled; a change unmutes. */

@@ -23,13 +23,16 @@ import { sysctlPath } from "./sysctl.ts";
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 /**
- * How many files a SysctlFiles keeps open by default: tcp_buffer alone keeps 3 per namespace it
- * sees events from, so this holds ~340 busy namespaces (256 held 85: at 100 namespaces with
- * traffic nearly every event missed and paid a checked visit, ~150 µs). Deno raises the soft fd
- * limit to the hard one (systemd's default: 524288); under a lower limit the daemon keeps half of
- * it at most (daemonKeptFiles), so kept files never starve its sockets, maps and namespace handles.
+ * How many files a SysctlFiles keeps open by default: tcp_buffer alone keeps 2-3 per namespace it
+ * sees events from, so this holds ~1,400-2,000 busy namespaces. Each miss is a checked visit
+ * whose opens walk a dcache chain as long as the host's namespaces are many: at 1,000 namespaces
+ * under traffic with 1,024 kept, a tcp_buffer event's read was 350-440 µs (most missed), with
+ * 4,096 95-240 µs (the first visit of each namespace still opens). 256 held 85 (at 100 namespaces
+ * nearly every event missed). Deno raises the soft fd limit to the hard one (systemd's default:
+ * 524288); under a lower limit the daemon keeps half of it at most (daemonKeptFiles), so kept
+ * files never starve its sockets, maps and namespace handles.
  */
-export const SYSCTL_FILES_MAX = 1024;
+export const SYSCTL_FILES_MAX = 4096;
 
 /** This process's soft open-files limit (1024, the usual one, when /proc says nothing). */
 export function openFilesLimit(): number {

@@ -231,11 +231,10 @@ class TcpBufferTuner {
     const sysctl = rcv ? SYSCTL.rmem : SYSCTL.wmem;
     const netns = netnsKey(ev.netns);
     // One visit of the namespace: the live value, and whether a grown rmem max would be used.
-    const [live, moderateNow] = readTogether(
-      this.ctx,
-      rcv ? [sysctl, SYSCTL.moderateRcvbuf] : [sysctl],
-      netns,
-    );
+    const names = rcv ? [sysctl, SYSCTL.moderateRcvbuf] : [sysctl];
+    const [live, moderateNow] = ct
+      ? ct.time("tcp_buffer read", () => readTogether(this.ctx, names, netns))
+      : readTogether(this.ctx, names, netns);
     if (!live) {
       if (this.ctx.log.debugEnabled) {
         this.ctx.log.debug(
