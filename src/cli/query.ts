@@ -170,7 +170,7 @@ function where(netns: string | undefined): string {
 
 function renderSummary(summary: SummaryData): string {
   const lines = [`# Summary of changes made since ${clean(summary.since)}:`];
-  if (summary.changes.length === 0 && summary.scenarios.length === 0) {
+  if (summary.changes.length === 0 && summary.scenarios.length === 0 && !summary.gone) {
     lines.push("# no changes made and no scenarios seen yet");
   }
   for (const c of summary.changes) {
@@ -186,6 +186,26 @@ function renderSummary(summary: SummaryData): string {
         `time${s.count === 1 ? "" : "s"} for tunable '${clean(s.tunable)}'${where(s.netns)}. ` +
         clean(s.description),
     );
+  }
+  const gone = summary.gone;
+  if (gone) {
+    lines.push(
+      `# in ${gone.namespaces} network namespace${gone.namespaces === 1 ? "" : "s"} that ` +
+        `are gone since:`,
+    );
+    for (const c of gone.changes) {
+      lines.push(
+        `# ${clean(c.tuner)}: sysctl '${clean(c.sysctl)}' changed ${c.changes} ` +
+          `time${c.changes === 1 ? "" : "s"} in ${c.namespaces} of them`,
+      );
+    }
+    for (const s of gone.scenarios) {
+      lines.push(
+        `# ${clean(s.tuner)}: scenario '${clean(s.scenario)}' occurred ${s.count} ` +
+          `time${s.count === 1 ? "" : "s"} for tunable '${clean(s.tunable)}'. ` +
+          clean(s.description),
+      );
+    }
   }
   return lines.join("\n");
 }

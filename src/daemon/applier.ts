@@ -75,6 +75,14 @@ export class ProposalApplier {
   #queue: QueuedWrite[] | null = null;
   constructor(private readonly d: ApplierDeps) {}
 
+  /** Namespaces that are gone: what was noted about their sysctls goes with them. */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    if (gone.size === 0) return;
+    for (const noted of [this.#overrideNoted, this.#refusalNoted]) {
+      for (const key of noted) if (gone.has(key.slice(0, key.indexOf("\0")))) noted.delete(key);
+    }
+  }
+
   /**
    * Runs `fn` (inside a journal batch) with its changes queued, then appends their records with
    * one write(2) and writes them. Nested calls join the outer one.

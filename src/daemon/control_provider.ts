@@ -218,6 +218,19 @@ export class DaemonControlProvider implements ControlProvider {
         changes: c.changes,
         ...this.#netnsField(c.netns),
       })),
+      ...(stats.gone.namespaces === 0 ? {} : {
+        gone: {
+          namespaces: stats.gone.namespaces,
+          scenarios: [...stats.gone.scenarios.values()].map((g) => ({
+            tuner: g.tuner,
+            tunable: g.sysctl,
+            scenario: g.scenario,
+            description: this.d.describeScenario(g.tuner, g.scenario),
+            count: g.count,
+          })),
+          changes: [...stats.gone.changes.values()].map((g) => ({ ...g })),
+        },
+      }),
     };
   }
 
@@ -341,7 +354,7 @@ export class DaemonControlProvider implements ControlProvider {
     }));
     // The exposition has one series per (tuner, scenario): namespaces and sysctls are summed.
     const scenarioCounts = new Map<string, { tuner: string; scenario: string; count: number }>();
-    for (const s of stats.scenarios.values()) {
+    for (const s of [...stats.scenarios.values(), ...stats.gone.scenarios.values()]) {
       const key = `${s.tuner}\0${s.scenario}`;
       const m = scenarioCounts.get(key) ?? { tuner: s.tuner, scenario: s.scenario, count: 0 };
       m.count += s.count;

@@ -955,6 +955,20 @@ export class Daemon {
       this.gate.forgetNetns(key);
       this.mutes.changed(key); // its inode may come back as another namespace's
     }
+    this.stats.forgetNetns(destroyed);
+    // At start (before the applier and the tuners) nothing was seen of any namespace yet.
+    if (destroyed.size > 0 && this.#applier) {
+      this.#applier.forgetNetns(destroyed);
+      for (const t of this.loaded) {
+        try {
+          t.instance.onNetnsGone?.(destroyed);
+        } catch (e) {
+          this.log.error(
+            `tuner ${t.def.name}: forgetting namespaces failed: ${(e as Error).message}`,
+          );
+        }
+      }
+    }
     try {
       const n = this.journal.pruneNetns((key, cookie) => {
         const inum = parseNetnsKey(key);

@@ -34,10 +34,51 @@ export interface TunerEventStats {
   rehandled: number;
 }
 
+/**
+ * What namespaces now gone saw and had changed, folded per (tuner, scenario, sysctl) and (tuner,
+ * sysctl): their own records go when they do, so a host whose containers come and go keeps the
+ * daemon's memory, its exit summary and every metrics scrape bounded, while the counts stay.
+ */
+export interface GoneNamespaces {
+  /** How many namespaces with a record were folded in. */
+  namespaces: number;
+  scenarios: Map<string, Omit<ScenarioCount, "netns">>;
+  changes: Map<string, { tuner: string; sysctl: string; changes: number; namespaces: number }>;
+}
+
 export class DaemonStats {
   readonly scenarios = new Map<string, ScenarioCount>();
   readonly changes = new Map<string, ChangeRecord>();
   readonly events = new Map<string, TunerEventStats>();
+  readonly gone: GoneNamespaces = { namespaces: 0, scenarios: new Map(), changes: new Map() };
+
+  /** Folds the records of namespaces that are gone into `gone` (one pass over the records). */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    if (gone.size === 0) return;
+    const folded = new Set<string>();
+    for (const [key, s] of this.scenarios) {
+      if (!gone.has(s.netns)) continue;
+      this.scenarios.delete(key);
+      folded.add(s.netns);
+      const k = `${s.tuner}\0${s.scenario}\0${s.sysctl}`;
+      const g = this.gone.scenarios.get(k) ??
+        { tuner: s.tuner, scenario: s.scenario, sysctl: s.sysctl, count: 0 };
+      g.count += s.count;
+      this.gone.scenarios.set(k, g);
+    }
+    for (const [key, c] of this.changes) {
+      if (!gone.has(c.netns)) continue;
+      this.changes.delete(key);
+      folded.add(c.netns);
+      const k = `${c.tuner}\0${c.sysctl}`;
+      const g = this.gone.changes.get(k) ??
+        { tuner: c.tuner, sysctl: c.sysctl, changes: 0, namespaces: 0 };
+      g.changes += c.changes;
+      g.namespaces++;
+      this.gone.changes.set(k, g);
+    }
+    this.gone.namespaces += folded.size;
+  }
 
   countScenario(tuner: string, scenario: string, sysctl: string, netns: string): void {
     const key = `${tuner}\0${scenario}\0${sysctl}\0${netns}`;

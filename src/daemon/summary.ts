@@ -31,6 +31,21 @@ export function summaryLines(
     );
     out.push(sysctlWLine(c.sysctl, c.last));
   }
+  for (const g of stats.gone.scenarios.values()) {
+    if (g.tuner !== tuner) continue;
+    out.push(
+      `# Summary: scenario '${g.scenario}' occurred ${g.count} times for tunable '${g.sysctl}' ` +
+        `in network namespaces that are gone. ${describe(g.scenario)}`,
+    );
+  }
+  for (const g of stats.gone.changes.values()) {
+    if (g.tuner !== tuner) continue;
+    out.push(
+      `# sysctl '${g.sysctl}' changed ${g.changes} time${g.changes === 1 ? "" : "s"} in ` +
+        `${g.namespaces} network namespace${g.namespaces === 1 ? "" : "s"} that are gone ` +
+        `(nothing left to undo there)`,
+    );
+  }
   if (advise && out.length) out.push("# (advise mode: nothing was changed)");
   return out;
 }

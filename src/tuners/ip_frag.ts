@@ -197,6 +197,13 @@ class IpFragTuner {
     }
   }
 
+  onNetnsGone(gone: ReadonlySet<string>): void {
+    for (const netns of gone) this.#poll.delete(netns);
+    const ofGone = (key: string) => gone.has(key.slice(0, key.indexOf("\0")));
+    for (const key of this.#last.keys()) if (ofGone(key)) this.#last.delete(key);
+    for (const key of this.#absent) if (ofGone(key)) this.#absent.delete(key);
+  }
+
   summary(): string[] {
     if (this.#hooked.size === 2) return [];
     return [

@@ -192,6 +192,13 @@ class TcpBufferTuner {
     return this.#syn.summary();
   }
 
+  onNetnsGone(gone: ReadonlySet<string>): void {
+    for (const netns of gone) this.#correlation.forgetNetns(netns);
+    this.#settle.rcv.forgetNetns(gone);
+    this.#settle.snd.forgetNetns(gone);
+    this.#syn.forgetNetns(gone);
+  }
+
   onTick(): void {
     this.#syn.onTick();
     for (const settle of Object.values(this.#settle)) {

@@ -131,6 +131,11 @@ export class BufferSettle {
     remember(e, sample);
   }
 
+  /** Namespaces that are gone: their episodes end (no trim is ever written there). */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    for (const netns of gone) this.#episodes.delete(netns);
+  }
+
   /** The need the max was trimmed to (bufferDecision's settledNeed), or 0. */
   settledNeed(netns: string): number {
     return this.#episodes.get(netns)?.settledNeed ?? 0;

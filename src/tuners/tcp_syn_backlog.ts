@@ -69,6 +69,11 @@ export class SynBacklogWatch {
   #hooked = true;
   #polledAt = -Infinity;
 
+  /** Namespaces that are gone: their counters and correlation go. */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    for (const netns of gone) this.#netns.delete(netns);
+  }
+
   constructor(deps: SynBacklogDeps) {
     this.#ctx = deps.ctx;
     this.#deps = deps;

@@ -92,6 +92,8 @@ class UdpBufferTuner {
   readonly #nfbp: number;
   readonly #samples = new Map<string, UdpSample>();
   #drivenBy = new Set<string>();
+  /** Namespaces of #drivenBy that are gone (counted, no longer named). */
+  #drivenByGone = 0;
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -117,11 +119,22 @@ class UdpBufferTuner {
   }
 
   summary(): string[] {
-    if (this.#drivenBy.size === 0) return [];
+    if (this.#drivenBy.size === 0 && this.#drivenByGone === 0) return [];
+    const from = [
+      ...this.#drivenBy,
+      ...(this.#drivenByGone ? [`${this.#drivenByGone} namespace(s) gone since`] : []),
+    ];
     return [
-      `# udp_buffer: receive-queue drops came from ${[...this.#drivenBy].join(", ")}; ` +
+      `# udp_buffer: receive-queue drops came from ${from.join(", ")}; ` +
       `rmem_default, rmem_max and udp_mem are host-wide, so changes apply to every namespace`,
     ];
+  }
+
+  onNetnsGone(gone: ReadonlySet<string>): void {
+    for (const netns of gone) {
+      this.#samples.delete(netns);
+      if (this.#drivenBy.delete(netns)) this.#drivenByGone++;
+    }
   }
 
   /** In order; rmem_default must not pass rmem_max, so a refused rmem_max change ends it. */

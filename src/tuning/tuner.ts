@@ -148,6 +148,11 @@ export interface TunerInstance {
   onEvent?(ev: BpfpEvent): void;
   /** Called about once a second: polling work, decay of windows. */
   onTick?(): void;
+  /**
+   * Network namespaces (keys) that are gone: forget what is kept per namespace, so memory stays
+   * bounded while containers come and go (a gone namespace's inode may come back as another's).
+   */
+  onNetnsGone?(gone: ReadonlySet<string>): void;
   /** Per-tuner lines for the exit summary beyond the generic ones. */
   summary?(): string[];
   /** Tables for the control socket's tuner-specific verbs (read when asked). */

@@ -25,6 +25,7 @@ import { NetnsCrowd } from "../support/netns_crowd.ts";
 import { SYSCTL_FILES_MAX } from "../../src/kernel/sysctl_files.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
+import type { SummaryData } from "../../src/daemon/control/provider.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 
 const FLOWING = 200;
@@ -199,6 +200,22 @@ Deno.test({
       const remain = recorded();
       journal.close();
       assert.ok(pruned, `${remain} records remain`);
+      // What they saw and had changed is folded: counted, no longer listed one by one.
+      const summary = await requestControl({ verb: "summary" }, {
+        socketPath: `${state.dir}/control.sock`,
+        timeoutMs: 30_000,
+      });
+      assert.ok(summary.ok, JSON.stringify(summary));
+      const sum = summary.data as SummaryData;
+      const listed = [...sum.changes, ...sum.scenarios].filter((r) =>
+        r.netns !== undefined && r.netns !== "global"
+      );
+      assert.deepEqual(listed, [], "no namespace of ours listed once gone");
+      const goneWmem = sum.gone?.changes.find((c) => c.sysctl === "net.ipv4.tcp_wmem");
+      assert.ok(
+        (sum.gone?.namespaces ?? 0) >= FLOWING - 1 && (goneWmem?.namespaces ?? 0) >= FLOWING - 1,
+        `folded: ${JSON.stringify(sum.gone)}`,
+      );
       const deleted = Date.now() - t;
       const fds2 = fds(daemon.pid), rss2 = rssMb(daemon.pid);
       console.log(

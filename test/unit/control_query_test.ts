@@ -62,6 +62,40 @@ Deno.test("renderAnswer: status omits the NETNS column when all are global", () 
   assert.equal(text, "TUNER  SYSCTL             VALUES\nt      net.core.rmem_max  1");
 });
 
+Deno.test("renderAnswer: a summary's namespaces that are gone, as totals", () => {
+  const text = renderAnswer("summary", {
+    since: "s",
+    changes: [],
+    scenarios: [],
+    gone: {
+      namespaces: 150,
+      changes: [{
+        tuner: "tcp_buffer",
+        sysctl: "net.ipv4.tcp_wmem",
+        changes: 301,
+        namespaces: 149,
+      }],
+      scenarios: [{
+        tuner: "tcp_buffer",
+        tunable: "net.ipv4.tcp_wmem",
+        scenario: "need to increase max buffer size",
+        description: "Need to increase buffer size.",
+        count: 301,
+      }],
+    },
+  });
+  assert.equal(
+    text,
+    [
+      "# Summary of changes made since s:",
+      "# in 150 network namespaces that are gone since:",
+      "# tcp_buffer: sysctl 'net.ipv4.tcp_wmem' changed 301 times in 149 of them",
+      "# tcp_buffer: scenario 'need to increase max buffer size' occurred 301 times for tunable " +
+      "'net.ipv4.tcp_wmem'. Need to increase buffer size.",
+    ].join("\n"),
+  );
+});
+
 Deno.test("renderAnswer: summary and rollback read as shell comments plus commands", () => {
   const summary = renderAnswer("summary", {
     since: "2025-01-01T00:00:00Z",

@@ -1,7 +1,7 @@
 /** The exit summary's undo line and the event buckets, and README command 1 agreeing with --help. */
 import assert from "node:assert/strict";
 import { DaemonStats } from "../../src/daemon/stats.ts";
-import { undoLines } from "../../src/daemon/summary.ts";
+import { summaryLines, undoLines } from "../../src/daemon/summary.ts";
 import { eventBuckets, eventsLine } from "../../src/daemon/event_accounting.ts";
 import { RUN_HELP } from "../../src/cli/run.ts";
 
@@ -80,4 +80,41 @@ Deno.test("README command 1 and run --help say the same about undoing", () => {
     assert.match(text, /-R restores them on exit|add `-R` to restore them on exit/);
     assert.match(text, /undo line/);
   }
+});
+
+Deno.test("namespaces that are gone are folded: counts kept, their own lines and undo gone", () => {
+  const s = stats();
+  s.countScenario("tcp_buffer", "need increase", RMEM, "ns:4026532999");
+  s.countScenario("tcp_buffer", "need increase", RMEM, "ns:4026533000");
+  s.countScenario("tcp_buffer", "need increase", RMEM, "ns:4026533000");
+  s.countScenario("tcp_buffer", "need increase", RMEM, "global");
+  s.forgetNetns(new Set(["ns:4026533000", "ns:4026539999"]));
+  s.forgetNetns(new Set(["ns:4026532999"]));
+  assert.deepEqual([...s.changes.values()].map((c) => c.netns), ["global"]);
+  assert.deepEqual([...s.scenarios.values()].map((c) => [c.netns, c.count]), [["global", 1]]);
+  assert.equal(s.gone.namespaces, 2, "those with a record");
+  assert.deepEqual([...s.gone.changes.values()], [
+    { tuner: "tcp_buffer", sysctl: RMEM, changes: 2, namespaces: 2 },
+  ]);
+  assert.deepEqual([...s.gone.scenarios.values()].map((g) => g.count), [3]);
+  const lines = summaryLines("tcp_buffer", s, () => "Need to increase.", false);
+  assert.ok(
+    lines.includes(
+      "# Summary: scenario 'need increase' occurred 3 times for tunable 'net.ipv4.tcp_rmem' in " +
+        "network namespaces that are gone. Need to increase.",
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(lines.includes(
+    "# sysctl 'net.ipv4.tcp_rmem' changed 2 times in 2 network namespaces that are gone " +
+      "(nothing left to undo there)",
+  ));
+  assert.ok(!lines.some((l) => l.includes("4026533000")), "no line of a gone namespace");
+  const undo = undoLines(s, {
+    advise: false,
+    rollbackOnExit: false,
+    stateDir: null,
+    netnsName: names,
+  });
+  assert.deepEqual(undo.slice(1), ['sysctl -w net.ipv4.tcp_rmem="4096 131072 6291456"']);
 });

@@ -54,6 +54,14 @@ Deno.test("settle: steady traffic after growth trims the max to 1.5x the need", 
   assert.deepEqual(s.due(LAST + 10 * STEADY_MS), [], "settled: no second trim");
 });
 
+Deno.test("settle: a namespace that is gone is forgotten: never due, nothing to trim there", () => {
+  const s = grown();
+  s.forgetNetns(new Set(["ns:1", NS]));
+  assert.deepEqual(s.due(LAST + STEADY_MS), []);
+  assert.equal(s.trim(NS, [4096, 65536, 3044058], LAST + STEADY_MS), null);
+  assert.equal(s.settledNeed(NS), 0);
+});
+
 Deno.test("settle: one spike, or a socket held back by its window, does not move the need", () => {
   const s = grown();
   // above 85 % of its buffer: held back by its window, or a backlog read; not counted
@@ -391,4 +399,25 @@ Deno.test("settle: a forgotten or ended episode is not due again; a new one is",
   t.grew(NS, 65536, 262144, { used: 100_000, buf: 131072, limit: 65536 }, at);
   assert.deepEqual(t.due(at + STEADY_MS - 1), []);
   assert.deepEqual(t.due(at + STEADY_MS), [NS]);
+});
+
+Deno.test("tcp_buffer: a namespace gone after its growth gets no trim (its episode is forgotten)", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 65536], NS)
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
+  for (const [at, , to, used, buf] of BENCH_GROWTH) {
+    t.ctx.clock = at;
+    const limit = BigInt(t.ctx.read(RMEM, NS)![2]);
+    t.event({
+      kind: K.TB_RMEM_NEAR_MAX,
+      netns: 4026532176n,
+      values: [BigInt(buf), limit, 50000n, 0n, BigInt(to), BigInt(used)],
+    });
+  }
+  const grown = t.ctx.proposals.length;
+  assert.ok(grown > 0);
+  t.tuner.onNetnsGone?.(new Set([NS]));
+  t.ctx.clock = LAST + STEADY_MS;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, grown, "no trim proposed into a gone namespace");
 });

@@ -96,6 +96,17 @@ export interface SummaryData {
   since: string;
   scenarios: ScenarioCount[];
   changes: ChangeRecord[];
+  /**
+   * Namespaces that are gone, folded: their scenarios and changes no longer appear above (absent
+   * when none was).
+   */
+  gone?: GoneSummary;
+}
+
+export interface GoneSummary {
+  namespaces: number;
+  scenarios: Omit<ScenarioCount, "netns">[];
+  changes: { tuner: string; sysctl: string; changes: number; namespaces: number }[];
 }
 
 export interface RollbackEntry {
