@@ -1,14 +1,19 @@
 /**
  * What recording one change costs the daemon: a batch as the applier runs it (announce, the
- * append before the sysctl write, recordWritten), measured on a state directory on disk (tmpfs
- * would make fsync free) holding 1 and 1,000 entries, compactions included; then the deferred
+ * append before the sysctl write, recordWritten) on a journal that holds the daemon's claim (so
+ * `state.lock` stays open between batches, as in the daemon), measured on a state directory on
+ * disk (tmpfs would make fsync free) holding 1 and 1,000 entries, compactions included. The
+ * slowest 1 % is split by cause (thread_time.ts): running, waiting for a CPU, asleep in the
+ * kernel, neither (steal, interrupts), and which of them were folds of the log. Then the deferred
  * sync the tick runs off the main thread (log_sync.ts), and a decision record (recordOriginal,
  * fdatasync'ed before it returns: the CLI's writers; overrides likewise). fdatasync calls on the
  * change path are counted with strace when it is installed (none is the target).
  */
 import { spawnSync } from "node:child_process";
 import { Journal } from "../../src/daemon/journal.ts";
+import { stampOf } from "../../src/daemon/journal_log.ts";
 import { fmtMs, median, row, section, withTarget } from "./report.ts";
+import { splitTime, sumSplits, threadMark, type TimeSplit } from "./thread_time.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const CHANGES = 300;
@@ -41,6 +46,8 @@ interface Timed {
   times: number[];
   /** ms per first change of a namespace the journal had no entry for (a new entry). */
   firsts: number[];
+  /** Each change's wall time by cause, and whether it folded the log into state.json. */
+  splits: (TimeSplit & { fold: boolean })[];
   /** The deferred sync after them (one fdatasync of the log), ms. */
   syncMs: number;
   /** ms per decision record (recordOriginal: fdatasync'ed before it returns). */
@@ -51,16 +58,25 @@ interface Timed {
 /** Milliseconds per change on a journal holding `entries` entries, and for folding the log. */
 function timeChanges(dir: string, entries: number): Timed {
   const j = Journal.open(dir);
+  j.claimDaemon(); // the daemon's lock handling: state.lock kept open between batches
   for (let i = 0; i < entries; i++) {
     daemonChange(j, `ns${i}`, [4096, 131072, 6291456], [4096, 131072, 7e6]);
   }
   j.syncLog();
   const times: number[] = [];
+  const splits: Timed["splits"] = [];
+  let stateIno = stampOf(j.file)?.ino ?? -1;
   for (let c = 0; c < CHANGES; c++) {
     const ns = `ns${c % entries}`;
+    const before = threadMark();
     const t0 = performance.now();
     daemonChange(j, ns, [4096, 131072, 7e6 + c], [4096, 131072, 7e6 + c + 1]);
-    times.push(performance.now() - t0);
+    const ms = performance.now() - t0;
+    const after = threadMark();
+    times.push(ms);
+    const ino = stampOf(j.file)?.ino ?? -1; // a fold replaces state.json
+    splits.push({ ...splitTime(ms, before, after), fold: ino !== stateIno });
+    stateIno = ino;
   }
   const firsts: number[] = [];
   for (let c = 0; c < FIRSTS; c++) {
@@ -81,7 +97,7 @@ function timeChanges(dir: string, entries: number): Timed {
   }
   t0 = performance.now();
   j.close(); // folds the log into state.json
-  return { times, firsts, syncMs, decisions, foldMs: performance.now() - t0 };
+  return { times, firsts, splits, syncMs, decisions, foldMs: performance.now() - t0 };
 }
 
 export function journalSection(root: string, deno: string): void {
@@ -90,7 +106,7 @@ export function journalSection(root: string, deno: string): void {
   try {
     for (const entries of [1, 1000]) {
       const dir = `${base}/e${entries}`;
-      const { times, firsts, syncMs, decisions, foldMs } = timeChanges(dir, entries);
+      const { times, firsts, splits, syncMs, decisions, foldMs } = timeChanges(dir, entries);
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
       const at = `${entries} entr${entries === 1 ? "y" : "ies"}`;
       row(
@@ -104,6 +120,7 @@ export function journalSection(root: string, deno: string): void {
             `folded into state.json every max(256, 2 x entries) records)`,
         ),
       );
+      row(`the slowest 1 % of them, by cause`, ...tailByCause(splits));
       row(
         `a namespace's first change at ${at}`,
         fine(median(firsts)),
@@ -134,6 +151,24 @@ export function journalSection(root: string, deno: string): void {
   } finally {
     Deno.removeSync(base, { recursive: true });
   }
+}
+
+/** The changes at or above the p99, their wall time split by cause (thread_time.ts). */
+function tailByCause(splits: (TimeSplit & { fold: boolean })[]): [string, string] {
+  const slowest = [...splits].sort((a, b) => b.wall - a.wall)
+    .slice(0, splits.length - Math.floor(0.99 * splits.length));
+  const sum = sumSplits(slowest);
+  const folds = slowest.filter((s) => s.fold).length;
+  const p99 = slowest[slowest.length - 1];
+  const parts = (s: TimeSplit) =>
+    `running ${fine(s.running)}, waiting for a CPU ${fine(s.waiting)}, asleep in the kernel ` +
+    `${fine(s.asleep)}, neither (steal, interrupts) ${fine(s.other)}`;
+  return [
+    fine(sum.wall),
+    `the ${slowest.length} slowest changes (at or above the p99), ${folds} of them folding the ` +
+    `log: ${parts(sum)}; the p99 change itself (${fine(p99.wall)}${p99.fold ? ", a fold" : ""}): ` +
+    `${parts(p99)} (the thread's schedstat and voluntary switches around each change)`,
+  ];
 }
 
 /**
