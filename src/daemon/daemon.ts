@@ -953,8 +953,9 @@ export class Daemon {
     for (const key of destroyed) {
       this.#files.forgetNetns(key);
       this.gate.forgetNetns(key);
-      this.mutes.changed(key); // its inode may come back as another namespace's
     }
+    this.mutes.forgetNetns(destroyed); // their inodes may come back as other namespaces'
+
     this.stats.forgetNetns(destroyed);
     // At start (before the applier and the tuners) nothing was seen of any namespace yet.
     if (destroyed.size > 0 && this.#applier) {

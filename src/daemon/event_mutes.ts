@@ -218,6 +218,15 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     return this.#unmuteWhere((e) => everything || e.netns.includes(netns));
   }
 
+  /**
+   * Namespaces that are gone: every key muted for one of them is unmuted, in one pass (their
+   * inodes may come back as other namespaces'; a changed() each was a pass per namespace).
+   */
+  forgetNetns(gone: ReadonlySet<string>): number {
+    if (gone.size === 0) return 0;
+    return this.#unmuteWhere((e) => e.netns.some((n) => gone.has(n)));
+  }
+
   /** A configuration reload: ceilings and policies may differ; everything is looked at again. */
   clearAll(): number {
     return this.#unmuteWhere(() => true);

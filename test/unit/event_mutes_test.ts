@@ -95,6 +95,21 @@ Deno.test("a key is muted until cleared, or until the end of its cool-down on th
   assert.deepEqual(ops, [], "nothing to write for it");
 });
 
+Deno.test("namespaces that are gone: their keys unmuted in one pass, the others' and the host's kept", () => {
+  const { writer, ops } = recorder();
+  const m = new EventMutes(writer, { recheckMs: null });
+  const ceiling = (netns: string) => [{ kind: "at-ceiling" as const, netns, sysctl: RMEM }];
+  m.afterEvent("tcp_buffer", ev(7n, 2), ceiling("7"), 0);
+  m.afterEvent("tcp_buffer", ev(8n, 2), ceiling("8"), 0);
+  m.afterEvent("tcp_buffer", ev(9n, 2), ceiling("9"), 0);
+  m.afterEvent("udp_buffer", ev(0n, 1), ceiling("global"), 0);
+  ops.length = 0;
+  assert.equal(m.forgetNetns(new Set(["7", "9", "11"])), 2);
+  assert.deepEqual(ops.sort(), ["unmute tcp_buffer 7/2", "unmute tcp_buffer 9/2"]);
+  assert.equal(m.size, 2);
+  assert.equal(m.forgetNetns(new Set()), 0);
+});
+
 Deno.test("a change in a namespace unmutes its keys; a host-wide change or a reload every key", () => {
   const { writer, ops } = recorder();
   const m = new EventMutes(writer, { recheckMs: null });
