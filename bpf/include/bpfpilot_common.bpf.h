@@ -111,7 +111,8 @@ static __always_inline __u32 bpfp_rate_limit_ev(__u64 netns, __u32 kind, __u64 n
 		return 1 + carried;
 	}
 	/* Muted: one compare on the value already looked up; cheaper than a fold (no atomic add).
-	 * A mute up to a need lets a hit with more evidence through, timed as any other. */
+	 * A mute up to a need lets a hit with more evidence through, timed from last_ns (which
+	 * userspace writes as 0 with such a mute: at once). */
 	if (now < val->mute_until_ns && (!val->mute_need || evidence <= val->mute_need)) {
 		bpfp_stat_add(BPFP_STAT_MUTED, 1);
 		if (carried)

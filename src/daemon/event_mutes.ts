@@ -17,7 +17,8 @@
  *
  * A decision that only more evidence could change (tcp_buffer's settled max: only a socket whose
  * path needs more than the max was trimmed for grows it) mutes the key up to that need: the kernel
- * keeps hits whose evidence is at most it, and sends a bigger one at once (bpfp_rl_val.mute_need).
+ * keeps hits whose evidence is at most it, and sends a bigger one at once (bpfp_rl_val.mute_need;
+ * its last_ns is written as 0, so the rate limiter's interval does not hold that one back).
  *
  * Some signals come once: a receive buffer that reached its max is reported when the kernel tries
  * to grow it, and a flow held there does not try again. A hit muted while an override is ending
@@ -190,7 +191,11 @@ export class EventMutes<E extends MutedEvent = MutedEvent> {
     const recheck = this.#recheckMs === null ? null : nowMs + this.#recheckMs;
     const untilMs = v.untilMs === null ? recheck : Math.min(v.untilMs, recheck ?? Infinity);
     const untilNs = untilMs === null ? null : ev.tsNs + BigInt(Math.round((untilMs - nowMs) * 1e6));
-    if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, ev.tsNs, untilNs, v.need)) return null;
+    // Up to a need, the hit the tuner waits for (more evidence) goes at once, not an interval
+    // after this event (last_ns 0): in slow start the next round trip (50 ms on the bench's path)
+    // shows more, and a flow then held at the max beats its record only seconds apart.
+    const lastNs = v.need > 0 ? 0n : ev.tsNs;
+    if (!this.writer.mute(tuner, ev.rlNetns, ev.rlKind, lastNs, untilNs, v.need)) return null;
     const old = this.#entries.get(key);
     if (old) this.#forOverrides -= old.overrides.length > 0 ? 1 : 0;
     this.#entries.set(key, {

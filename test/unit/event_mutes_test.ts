@@ -224,18 +224,24 @@ Deno.test("a decision more evidence could change mutes its key only up to the le
   assert.equal(muteVerdict([more("7", 0)]), null, "no threshold: nothing muted");
   assert.equal(muteVerdict([more("7", 1.5)]), null);
 
-  // Written into the kernel's value with the usual deadline (a minute) and unmuted by a change.
+  // Written into the kernel's value with the usual deadline (a minute) and unmuted by a change;
+  // last_ns 0: a hit with more evidence is sent at once, not an interval after this event.
   const { writer, ops } = recorder();
   const m = new EventMutes(writer);
   assert.ok(m.afterEvent("tcp_buffer", ev(7n, 0x1801), [more("7", 5000)], 0));
-  assert.deepEqual(ops, ["mute tcp_buffer 7/6145 last=1000000000 until=61000000000 need<=5000"]);
+  assert.deepEqual(ops, ["mute tcp_buffer 7/6145 last=0 until=61000000000 need<=5000"]);
   // A bigger need got through and still changed nothing (another rule): the threshold follows.
   assert.ok(m.afterEvent("tcp_buffer", ev(7n, 0x1801, 2_000_000_000n), [more("7", 7000)], 1000));
-  assert.equal(ops.at(-1), "mute tcp_buffer 7/6145 last=2000000000 until=62000000000 need<=7000");
+  assert.equal(ops.at(-1), "mute tcp_buffer 7/6145 last=0 until=62000000000 need<=7000");
   assert.equal(m.size, 1);
   // The max trimmed or grown (our write), or the admin's: the threshold goes with the mute.
   assert.equal(m.changed("7"), 1);
   assert.equal(ops.at(-1), "unmute tcp_buffer 7/6145");
+  // Any other mute keeps the event's time: an expired one waits out the interval.
+  assert.ok(
+    m.afterEvent("tcp_buffer", ev(7n, 3), [{ kind: "at-ceiling", netns: "7", sysctl: WMEM }], 0),
+  );
+  assert.equal(ops.at(-1), "mute tcp_buffer 7/3 last=1000000000 until=61000000000");
 });
 
 Deno.test("advice mutes its key until the value changes, unless the repeats are wanted (audit)", () => {
