@@ -13,6 +13,7 @@
  */
 import { formatSysctlValues, sysctlWLine } from "../kernel/sysctl.ts";
 import { describeNetns, NetnsGoneError } from "../kernel/netns.ts";
+import { forgetNetnsKeys } from "../kernel/netns_keyed.ts";
 import type { Journal } from "./journal.ts";
 import type { Proposal } from "../tuning/proposal.ts";
 import type { RateGate } from "./rate_gate.ts";
@@ -77,10 +78,8 @@ export class ProposalApplier {
 
   /** Namespaces that are gone: what was noted about their sysctls goes with them. */
   forgetNetns(gone: ReadonlySet<string>): void {
-    if (gone.size === 0) return;
-    for (const noted of [this.#overrideNoted, this.#refusalNoted]) {
-      for (const key of noted) if (gone.has(key.slice(0, key.indexOf("\0")))) noted.delete(key);
-    }
+    forgetNetnsKeys(this.#overrideNoted, gone);
+    forgetNetnsKeys(this.#refusalNoted, gone);
   }
 
   /**

@@ -950,10 +950,8 @@ export class Daemon {
   #pruneGoneNamespaces(): void {
     const destroyed = this.#destroyedNetns;
     this.#destroyedNetns = new Set();
-    for (const key of destroyed) {
-      this.#files.forgetNetns(key);
-      this.gate.forgetNetns(key);
-    }
+    this.#files.forgetNetns(destroyed);
+    this.gate.forgetNetns(destroyed);
     this.mutes.forgetNetns(destroyed); // their inodes may come back as other namespaces'
 
     this.stats.forgetNetns(destroyed);

@@ -12,6 +12,7 @@
  */
 
 import { type Proposal, sameChange, sameValues } from "../tuning/proposal.ts";
+import { forgetNetnsKeys } from "../kernel/netns_keyed.ts";
 
 export const DEFAULT_COOLDOWN_MS = 5000;
 /**
@@ -179,12 +180,9 @@ export class RateGate {
     this.#keys.delete(keyOf(netns, sysctl));
   }
 
-  /** Forget every key of a namespace that went away, so state stays bounded. */
-  forgetNetns(netns: string): void {
-    const prefix = keyOf(netns, "");
-    for (const key of [...this.#keys.keys()]) {
-      if (key.startsWith(prefix)) this.#keys.delete(key);
-    }
+  /** Forget every key of the namespaces that went away (one pass), so state stays bounded. */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    forgetNetnsKeys(this.#keys, gone);
   }
 
   /** Number of (netns, sysctl) keys held; for tests and metrics. */

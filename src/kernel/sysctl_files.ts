@@ -19,6 +19,7 @@
 import { cstr } from "../libbpf/cstr.ts";
 import { type Libc, openLibc } from "./libc.ts";
 import { sysctlPath } from "./sysctl.ts";
+import { forgetNetnsKeys } from "./netns_keyed.ts";
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
@@ -151,11 +152,9 @@ export class SysctlFiles {
     return false;
   }
 
-  /** Closes every file of namespace `netns` (it is gone, or its inode is another's now). */
-  forgetNetns(netns: string): void {
-    for (const key of [...this.#kept.keys()]) {
-      if (key.startsWith(`${netns}\0`)) this.#drop(key);
-    }
+  /** Closes every file of the namespaces `gone` (gone, or their inodes are others' now), one pass. */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    forgetNetnsKeys(this.#kept, gone, (key) => this.#drop(key));
   }
 
   closeAll(): void {

@@ -21,6 +21,7 @@ import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import type { TunerContext, TunerDefinition } from "../tuning/tuner.ts";
 import type { HookDecl } from "../kernel/hooks.ts";
 import { describeNetns, netnsKey } from "../kernel/netns.ts";
+import { forgetNetnsKeys } from "../kernel/netns_keyed.ts";
 import { counter } from "../kernel/proc/snmp.ts";
 import {
   type CounterFilter,
@@ -199,9 +200,8 @@ class IpFragTuner {
 
   onNetnsGone(gone: ReadonlySet<string>): void {
     for (const netns of gone) this.#poll.delete(netns);
-    const ofGone = (key: string) => gone.has(key.slice(0, key.indexOf("\0")));
-    for (const key of this.#last.keys()) if (ofGone(key)) this.#last.delete(key);
-    for (const key of this.#absent) if (ofGone(key)) this.#absent.delete(key);
+    forgetNetnsKeys(this.#last, gone);
+    forgetNetnsKeys(this.#absent, gone);
   }
 
   summary(): string[] {

@@ -193,7 +193,7 @@ class TcpBufferTuner {
   }
 
   onNetnsGone(gone: ReadonlySet<string>): void {
-    for (const netns of gone) this.#correlation.forgetNetns(netns);
+    this.#correlation.forgetNetns(gone);
     this.#settle.rcv.forgetNetns(gone);
     this.#settle.snd.forgetNetns(gone);
     this.#syn.forgetNetns(gone);

@@ -9,6 +9,8 @@
  * releases by itself; new uncorrelated observations release it too.
  */
 
+import { forgetNetnsKeys } from "../kernel/netns_keyed.ts";
+
 /** Default half-life of an observation's weight. */
 export const DEFAULT_HALF_LIFE_MS = 60_000;
 /** bpftune CORR_MIN_SAMPLES: fewer (effective) samples than this give correlation 0. */
@@ -165,12 +167,9 @@ export class CorrelationTable {
     return record;
   }
 
-  /** Drops every record of a namespace that went away. */
-  forgetNetns(netns: string): void {
-    const prefix = `${netns}\u0000`;
-    for (const key of [...this.#records.keys()]) {
-      if (key.startsWith(prefix)) this.#records.delete(key);
-    }
+  /** Drops every record of the namespaces that went away, in one pass. */
+  forgetNetns(gone: ReadonlySet<string>): void {
+    forgetNetnsKeys(this.#records, gone);
   }
 
   get size(): number {

@@ -235,7 +235,7 @@ Deno.test("CorrelationTable keeps one record per (tuner, netns, tunable)", () =>
   assert.equal(frag.weight(0), 0);
   assert.equal(table.get("tcp_buffer", "10", "net.ipv4.tcp_rmem").weight(0), 0);
   assert.equal(table.size, 3);
-  table.forgetNetns("1");
+  table.forgetNetns(new Set(["1", "2"]));
   assert.equal(table.size, 1);
   assert.notEqual(table.get("tcp_buffer", "1", "net.ipv4.tcp_rmem"), rmem);
   assert.equal(table.get("tcp_buffer", "1", "net.ipv4.tcp_rmem").halfLifeMs, 1000);

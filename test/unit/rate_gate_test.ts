@@ -194,13 +194,15 @@ Deno.test("at-ceiling is reported again after clearAtCeiling or an applied chang
   assert.equal(gate.reportAtCeiling("1", "net.ipv4.tcp_rmem", at, 2147483647), false);
 });
 
-Deno.test("forgetNetns drops only that namespace's state; forget drops one key", () => {
+Deno.test("forgetNetns drops only those namespaces' state; forget drops one key", () => {
   const gate = new RateGate({ cooldownMs: 5000 });
   assert.equal(applyAt(gate, rmem(100, 125, "7"), 0), "apply");
   assert.equal(applyAt(gate, rmem(100, 125, "7", "net.ipv4.tcp_wmem"), 0), "apply");
   assert.equal(applyAt(gate, rmem(100, 125, "70"), 0), "apply"); // prefix of "7" must survive
-  gate.forgetNetns("7");
+  assert.equal(applyAt(gate, rmem(100, 125, "8"), 0), "apply");
+  gate.forgetNetns(new Set(["7", "8"]));
   assert.equal(gate.size, 1);
+  assert.equal(gate.admit(rmem(125, 156, "8"), 1).kind, "apply");
   assert.equal(gate.admit(rmem(125, 156, "7"), 1).kind, "apply");
   assert.equal(gate.admit(rmem(125, 156, "70"), 1).kind, "cooling-down");
   gate.forget("70", "net.ipv4.tcp_rmem");

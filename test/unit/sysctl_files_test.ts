@@ -124,7 +124,7 @@ Deno.test("SysctlFiles: a failed read or write (namespace gone: ENOENT) drops th
   assert.equal(f.fds.size, 0);
 });
 
-Deno.test("SysctlFiles: bounded, a file picked at random goes (here the least recently used); forgetNetns closes one namespace's", () => {
+Deno.test("SysctlFiles: bounded, a file picked at random goes (here the least recently used); forgetNetns closes the gone namespaces'", () => {
   const { f, cookies, kept, keepIn } = setup(3);
   for (const ns of ["ns:1", "ns:2", "ns:3", "ns:4"]) {
     f.add(ns, RMEM, "1 2 3\n");
@@ -139,8 +139,10 @@ Deno.test("SysctlFiles: bounded, a file picked at random goes (here the least re
   assert.equal(f.fds.size, 3);
   assert.equal(kept.read("ns:2", RMEM), null);
   assert.notEqual(kept.read("ns:1", RMEM), null);
-  kept.forgetNetns("ns:1");
+  kept.forgetNetns(new Set(["ns:1", "ns:4"]));
+  assert.equal(f.fds.size, 1, "their files are closed");
   assert.equal(kept.read("ns:1", RMEM), null);
+  assert.equal(kept.read("ns:4", RMEM), null);
   assert.notEqual(kept.read("ns:3", RMEM), null);
   kept.closeAll();
   assert.equal(f.fds.size, 0);
