@@ -2,14 +2,22 @@
  * The tcp_conn tuner for real: a client namespace (the sandbox's) with two paths to a server
  * namespace, one with 2 % packet loss, one clean. The client runs in the sandbox's child cgroup,
  * where the daemon's sockops program is attached; after a run of connections most of the lossy
- * path's connections run BBR (switched for loss, then learned) and the clean path's are never
- * switched. iperf3 on the lossy path with the learned choice and with cubic is reported (printed,
+ * path's connections run BBR (switched for loss, then learned), and a connection of either path
+ * is switched only when its own retransmissions passed 1/64 of the segments it sent (read from its
+ * socket). iperf3 on the lossy path with the learned choice and with cubic is reported (printed,
  * not asserted: timing is no test). Advise mode learns the same way but changes no connection.
  *
  * Where the loss is made matters: a tc program dropping at the *sender's* egress returns
  * NET_XMIT_DROP to TCP, which enters CWR and sends the segment again as new data, so
  * total_retrans never moves and the loss check never fires (that is why this test once failed).
  * The loss is made at the receiver's ingress, after the segment left the sender: a real loss.
+ *
+ * A clean path is no lossless one: a veth under load on two cores drops from a full backlog and
+ * sends tail-loss probes, and a clean path's connection that retransmitted past the line was once
+ * switched, rightly (2 in 8 suite runs), when this test still required that none was. The
+ * retransmission counters of the namespace cannot tell the paths apart (both leave from it, and
+ * the daemon, confined to one namespace by --netns, tunes no second one); each connection's own
+ * socket can.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -17,7 +25,7 @@ import { IS_ROOT, waitFor } from "../support/kernel.ts";
 import { DaemonProcess, LAUNCHER } from "../support/daemon.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import { type Sandbox, withSandbox } from "../support/sandbox.ts";
-import { CLEAN, CLIENT_DEFAULT, LOSSY, TwoPaths } from "../support/two_paths.ts";
+import { CLEAN, CLIENT_DEFAULT, LOSSY, type ProbedConn, TwoPaths } from "../support/two_paths.ts";
 
 interface PathRow {
   address: string;
@@ -110,20 +118,58 @@ async function sendInWaves(
   paths: TwoPaths,
   sb: Sandbox,
   n: number,
-): Promise<{ failed: number; ms: number }> {
-  const total = { failed: 0, ms: 0 };
+): Promise<{ failed: number; ms: number; conns: ProbedConn[] }> {
+  const total = { failed: 0, ms: 0, conns: [] as ProbedConn[] };
   for (let wave = 1; wave <= WAVES; wave++) {
-    const run = await paths.send(sb, n / WAVES, BYTES, { gapMs: SAMPLE_GAP_MS });
+    const run = await paths.sendProbed(sb, n / WAVES, BYTES, { gapMs: SAMPLE_GAP_MS });
     total.failed += run.failed;
     total.ms += run.ms;
+    total.conns.push(...run.conns);
     // Half a wave counted is enough to know its samples arrived (a CPU may hold a few counts).
     if (wave < WAVES) await settledPaths(sb, (wave - 0.5) * n / WAVES);
   }
   return total;
 }
 
+/**
+ * The loss rule (bpf/tcp_conn.bpf.c): at a retransmission, a connection whose retransmissions then
+ * exceed 1/64 of the segments it has sent, once that is 64 or more, is switched to bbr. Written
+ * out here, not imported: the test holds the tuner to it.
+ */
+const LOSS_LINE = 64;
+
+/** Its algorithm changed after the tuner's choice at establishment: switched for loss. */
+const isSwitched = (c: ProbedConn) => c.final !== c.initial;
+
+/**
+ * Why a connection's own figures rule out its switch, or null if it may have met the rule. When
+ * it was switched it had sent no fewer than `segsBefore` segments and made no more than
+ * `retransAfter` retransmissions; it needed more than floor(sent / 64) >= 1 of them.
+ */
+function switchRuledOut(c: ProbedConn): string | null {
+  if (c.final !== "bbr") return `changed from ${c.initial} to ${c.final}, not to bbr`;
+  const at = c.switch;
+  if (!at) return "changed, and no poll saw it";
+  const needed = Math.max(2, Math.floor(at.segsBefore / LOSS_LINE) + 1);
+  if (at.retransAfter >= needed) return null;
+  return `switched with at most ${at.retransAfter} retransmissions after at least ` +
+    `${at.segsBefore} segments sent (the rule needs ${needed})`;
+}
+
+/** A path's connections as their sockets saw them, for the log. */
+function describeConns(name: string, conns: ProbedConn[]): string {
+  const switched = conns.filter(isSwitched);
+  const retrans = conns.reduce((n, c) => n + c.retrans, 0);
+  const segs = conns.reduce((n, c) => n + c.segsOut, 0);
+  // "r@s+": switched with at most r retransmitted, at least s segments sent.
+  const each = switched.map((c) => `${c.switch?.retransAfter}@${c.switch?.segsBefore}+`);
+  return `${name}: ${conns.length} connections retransmitted ${retrans} of ${segs} segments; ` +
+    `${switched.length} switched${each.length ? ` (retransmitted@sent: ${each.join(" ")})` : ""}`;
+}
+
 Deno.test({
-  name: "tcp_conn: the lossy path's connections run bbr, the clean path's are never switched",
+  name: "tcp_conn: the lossy path's connections run bbr; a connection is switched only past " +
+    "1/64 of its own segments retransmitted",
   ignore: !IS_ROOT,
   async fn() {
     await withTwoPaths("tcl", [], async ({ paths, sb, daemon }) => {
@@ -134,9 +180,12 @@ Deno.test({
       const metrics = await query(sb, ["metrics"]);
       const retransmits = counter(metrics, "retransmits_total");
       const over = counter(metrics, "over_threshold_total");
+      const lossyConns = run.conns.filter((c) => c.to === LOSSY);
+      const cleanConns = run.conns.filter((c) => c.to === CLEAN);
       console.log(
         `paths after ${CONNECTIONS} connections (${run.ms} ms):\n${await query(sb, ["paths"])}` +
-          `loss check: ${retransmits} retransmissions seen, ${over} over 1/64 of segments sent`,
+          `loss check: ${retransmits} retransmissions seen, ${over} over 1/64 of segments sent\n` +
+          `${describeConns("lossy path", lossyConns)}\n${describeConns("clean path", cleanConns)}`,
       );
       const lossy = rows.find((r) => r.address === LOSSY);
       const clean = rows.find((r) => r.address === CLEAN);
@@ -154,9 +203,30 @@ Deno.test({
       const bbr = lossy.ran.bbr ?? 0;
       assert.ok(bbr > lossy.samples / 2, `lossy path: ${bbr} of ${lossy.samples} sampled ran bbr`);
       assert.equal(lossy.algorithm, "bbr", "bbr is the lossy path's learned choice");
-      assert.equal(clean.forced, 0, "no clean connection was switched for loss");
       assert.ok(counter(metrics, "choices_total", { algorithm: "bbr" }) >= lossy.forced);
       assert.equal(counter(metrics, "paths"), 2);
+
+      // Each switch, on either path, was earned by the connection's own retransmissions (a clean
+      // path may have some: backlog drops, tail-loss probes), and the path table reports none
+      // that its sockets did not see.
+      assert.equal(lossyConns.length + cleanConns.length, CONNECTIONS);
+      const checks = [["lossy", lossyConns, lossy], ["clean", cleanConns, clean]] as const;
+      for (const [name, conns, row] of checks) {
+        const switched = conns.filter(isSwitched);
+        const wrong = switched.flatMap((c) => {
+          const why = switchRuledOut(c);
+          return why === null ? [] : [why];
+        });
+        assert.deepEqual(wrong, [], `${name} path: switched without the retransmissions for it`);
+        assert.ok(
+          row.forced <= switched.length,
+          `${name} path: ${row.forced} sampled switched, ${switched.length} seen switched`,
+        );
+      }
+      assert.ok(
+        lossyConns.some(isSwitched),
+        "the lossy path's sockets saw the switch",
+      );
 
       for (const cc of [lossy.algorithm, "cubic"]) {
         const r = await paths.iperf(LOSSY, cc);

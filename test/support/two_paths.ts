@@ -14,12 +14,27 @@ import type { Sandbox } from "./sandbox.ts";
 
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const TRAFFIC = join(ROOT, "test/support/tcp_traffic.ts");
+const PROBE = join(ROOT, "test/support/tcp_conn_probe.py");
 const LOSS_OBJECT = join(ROOT, "dist/bpf/tc_loss.bpf.o");
 export const LOSSY = "10.77.1.2", CLEAN = "10.77.2.2";
 const PORT = 5301, IPERF_PORT = 5302;
 /** The client namespace's default: not bbr (this host's default), or the switch has nothing to
  * do; reno, since a namespace may only default to an algorithm the host allows. */
 export const CLIENT_DEFAULT = "reno";
+
+/** One connection of sendProbed, as its own socket saw it (test/support/tcp_conn_probe.py). */
+export interface ProbedConn {
+  to: string;
+  /** Congestion control once connect() returned (the tuner's choice made) and at the end. */
+  initial: string;
+  final: string;
+  /** Its own tcpi_total_retrans and tcpi_segs_out at the end. */
+  retrans: number;
+  segsOut: number;
+  /** If its algorithm changed: segs_out at the last poll before (at most what it had sent when
+   * it changed) and total_retrans once found changed (at least what it had made by then). */
+  switch?: { segsBefore: number; retransAfter: number };
+}
 
 /** Client and server namespaces joined by two veth pairs; the first loses 2 % of the data. */
 export class TwoPaths {
@@ -91,8 +106,29 @@ export class TwoPaths {
     bytes: number,
     { from = this.client, to = [LOSSY, CLEAN], gapMs = 0 } = {},
   ): Promise<{ failed: number; ms: number }> {
-    const cmd = `ip netns exec ${from.name} ${DENO} run -A ${TRAFFIC} send ` +
-      `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes} ${gapMs}`;
+    return await this.#inCgroup(
+      sb,
+      `ip netns exec ${from.name} ${DENO} run -A ${TRAFFIC} send ` +
+        `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes} ${gapMs}`,
+    );
+  }
+
+  /** As send, from the client namespace, and each connection's own figures besides. */
+  async sendProbed(
+    sb: Sandbox,
+    n: number,
+    bytes: number,
+    { to = [LOSSY, CLEAN], gapMs = 0 } = {},
+  ): Promise<{ failed: number; ms: number; conns: ProbedConn[] }> {
+    return await this.#inCgroup(
+      sb,
+      `ip netns exec ${this.client.name} python3 ${PROBE} send ` +
+        `${to.map((host) => `${host}:${PORT}`).join(",")} ${n} ${bytes} ${gapMs}`,
+    );
+  }
+
+  /** Runs `cmd` in the sandbox's cgroup; its last line of output, parsed. */
+  async #inCgroup<T>(sb: Sandbox, cmd: string): Promise<T> {
     const out = await new Deno.Command("sh", {
       args: ["-c", `echo $$ > ${sb.cg.path}/cgroup.procs && exec ${cmd}`],
       stdout: "piped",
