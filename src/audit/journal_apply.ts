@@ -5,11 +5,17 @@
  * While a daemon holds the state directory it owns the journal, and it would also take these
  * writes for the administrator's: the hook refuses and says how to proceed.
  */
-import { DEFAULT_STATE_DIR, Journal, JournalError } from "../daemon/journal.ts";
+import { DEFAULT_STATE_DIR, Journal, JournalError, type NetnsCookieOf } from "../daemon/journal.ts";
 import { sameValues } from "../tuning/proposal.ts";
 import { liveSysctls, type SysctlIO } from "../daemon/sysctl_io.ts";
 import { tunableDomain } from "../tuners/registry.ts";
-import { GLOBAL_NETNS, netnsCookieOf, netnsInumOf, netnsKey } from "../kernel/netns.ts";
+import {
+  GLOBAL_NETNS,
+  netnsCookieOf,
+  NetnsGoneError,
+  netnsInumOf,
+  netnsKey,
+} from "../kernel/netns.ts";
 import { type ApplyHook, type ApplyOutcome, notAppliable, sysctlValues } from "./apply.ts";
 import type { Finding } from "./types.ts";
 import { formatValues } from "./values.ts";
@@ -23,8 +29,11 @@ export interface JournalApplyOptions {
   /** With `audit --netns`: only findings in this namespace (key) are applied. */
   onlyNetns?: string | null;
   io?: SysctlIO;
-  /** A namespace key's cookie, recorded as the daemon does (default: the kernel's). */
-  netnsCookie?: (netns: string) => bigint | null;
+  /**
+   * A namespace key's cookie, recorded as the daemon does (default: read inside the namespace;
+   * undefined when it cannot be identified now: then nothing is recorded or written there).
+   */
+  netnsCookie?: NetnsCookieOf;
 }
 
 /** The namespace key of a finding's netns ("host", a /run/netns name or "ns:<inode>"). */
@@ -102,11 +111,16 @@ function applyOne(
         `saw ${formatValues(current, f.tunable)}); run the audit again`,
     );
   }
+  let recorded = false;
   try {
-    journal.recordOriginal(key, f.tunable, AUDIT_TUNER, live, recommended);
+    // Throws NetnsGoneError when the namespace cannot be identified now: nothing recorded.
+    recorded = journal.recordOriginal(key, f.tunable, AUDIT_TUNER, live, recommended);
     io.write(f.tunable, key, recommended);
     journal.recordWritten(key, f.tunable, recommended);
   } catch (e) {
+    // Refused before writing (gone, or another namespace has its inode): the entry just made
+    // would name a value never written.
+    if (e instanceof NetnsGoneError && recorded) journal.recordNotWritten(key, f.tunable);
     return outcome(false, `could not write ${f.tunable}: ${(e as Error).message}`);
   }
   return outcome(
@@ -121,8 +135,11 @@ function applyAll(findings: readonly Finding[], opts: JournalApplyOptions): Appl
   const dir = opts.stateDir ?? DEFAULT_STATE_DIR;
   refuseUnderDaemon(dir);
   // Records carry the namespace's cookie, as the daemon's do: rollback and pruning can then tell
-  // it from a new namespace that takes its inode.
-  const journal = Journal.open(dir, { netnsCookie: opts.netnsCookie ?? netnsCookieOf });
+  // it from a new namespace that takes its inode. Read inside it: the registry's may be a dead
+  // namespace's (the audit ran a while), and the write that follows checks the one read.
+  const journal = Journal.open(dir, {
+    netnsCookie: opts.netnsCookie ?? ((k) => netnsCookieOf(k, { verify: true })),
+  });
   try {
     // Held while applying, so no daemon can start on this journal halfway through.
     journal.claimDaemon();

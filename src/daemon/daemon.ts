@@ -16,7 +16,7 @@ import { PinnedPolicy } from "./pinned_policy.ts";
 import { ConfigPolicy } from "./config_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine, type KernelCounters } from "./event_accounting.ts";
-import { rollbackFromJournal } from "./rollback.ts";
+import { rollbackFromJournal, verifiedCookies } from "./rollback.ts";
 import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
 import {
@@ -411,7 +411,8 @@ export class Daemon {
       else log.debug(line, { libbpf: level });
     });
     // Verified cookies: an override of a dead namespace must not silence a new one that took its
-    // inode before the registry noticed (see Journal.isOverridden).
+    // inode before the registry noticed (see Journal.isOverridden); unknown while no path leads
+    // to the namespace (then its overrides hold, and a new one waits: Journal.markOverride).
     // A new entry takes the learnt cookie (no visit): the write that follows checks it.
     this.journal = Journal.open(this.opts.stateDir, {
       netnsCookie: (key) => netnsCookieOf(key, { verify: true }),
@@ -927,6 +928,12 @@ export class Daemon {
     if (this.#ticks % NETNS_SCAN_EVERY_TICKS === 0) this.netns.refresh();
     this.mutes.pruneExpired(performance.now());
     try {
+      // Overrides noted while their namespace could not be identified: recorded once it is.
+      this.journal.placePendingOverrides();
+    } catch (e) {
+      this.log.error(`recording overrides failed: ${(e as Error).message}`);
+    }
+    try {
       this.#unmuteEndedOverrides();
     } catch (e) {
       this.log.error(`checking for ended overrides failed: ${(e as Error).message}`);
@@ -1084,7 +1091,14 @@ export class Daemon {
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {
       try {
-        rollbackFromJournal(this.journal, this.io, log, restoreGuard(this.opts.tuners));
+        // Cookies read inside each namespace: the registry may hold a dead one's until its scan.
+        rollbackFromJournal(
+          this.journal,
+          this.io,
+          log,
+          restoreGuard(this.opts.tuners),
+          verifiedCookies(),
+        );
       } catch (e) {
         log.error(`rollback failed: ${(e as Error).message}`);
       }

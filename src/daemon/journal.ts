@@ -65,7 +65,8 @@
  */
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
-import { ANY_NETNS, GLOBAL_NETNS } from "../kernel/netns.ts";
+import { ANY_NETNS, GLOBAL_NETNS, NetnsGoneError } from "../kernel/netns.ts";
+import { PendingOverrides } from "./pending_overrides.ts";
 import { recordIsForReusedInode, recordIsFromEarlierBoot } from "./netns_reuse.ts";
 import { readBootId } from "../kernel/boot_id.ts";
 import { VERSION } from "../version.ts";
@@ -88,6 +89,7 @@ import {
   type JournalState,
   type NetnsBootField,
   type NetnsCookieField,
+  type NetnsCookieOf,
   type OverrideRecord,
   type ReadLive,
   type RollbackPlan,
@@ -184,8 +186,10 @@ export class Journal {
   /** Each entry as last recorded, serialized: what a change is compared against. */
   #entryJson = new Map<string, string>();
   #now: () => Date;
-  readonly #netnsCookie: (netns: string) => bigint | null;
-  readonly #entryNetnsCookie: (netns: string) => bigint | null;
+  readonly #netnsCookie: NetnsCookieOf;
+  readonly #entryNetnsCookie: NetnsCookieOf;
+  /** Overrides noted while their namespace could not be identified (pending_overrides.ts). */
+  readonly #pending = new PendingOverrides();
   readonly #warn: (message: string) => void;
   /** The holes in the log warned about (inode and range). */
   #holesWarned = new Set<string>();
@@ -676,6 +680,9 @@ export class Journal {
       let created = false;
       if (!entry || stale) {
         const old = entry;
+        const ids = this.#netnsFields(key.netns, this.#entryNetnsCookie);
+        // Not identified now: no record that may name a dead namespace, and so no write.
+        if (ids === null) throw new NetnsGoneError(key.netns);
         entry = {
           ...key,
           tuner,
@@ -685,7 +692,7 @@ export class Journal {
           changes: 0,
           recordedAt: this.#now().toISOString(),
           changedAt: null,
-          ...this.#netnsFields(key.netns, this.#entryNetnsCookie),
+          ...ids,
         };
         if (old) state.entries[state.entries.indexOf(old)] = entry;
         else this.#entryAt.set(entryKey(key.netns, key.sysctl), state.entries.push(entry) - 1);
@@ -827,7 +834,10 @@ export class Journal {
 
   // --- admin overrides -----------------------------------------------------------------------
 
-  /** Persists that an admin wrote `sysctl`, which `tuner` manages, in `netns`. */
+  /**
+   * Persists that an admin wrote `sysctl`, which `tuner` manages, in `netns`. When that namespace
+   * cannot be identified now, the override holds in memory until it is (placePendingOverrides).
+   */
   markOverride(
     o: { netns: string; sysctl: string; tuner: string; pid: number; comm: string },
   ): void {
@@ -838,8 +848,18 @@ export class Journal {
       pid: Number.isSafeInteger(o.pid) && o.pid >= 0 ? o.pid : 0,
       comm: String(o.comm).slice(0, 256),
       at: this.#now().toISOString(),
-      ...this.#netnsFields(o.netns),
     };
+    const ids = this.#netnsFields(record.netns);
+    if (ids === null) {
+      const out = this.#pending.add(record, this.#now().getTime());
+      if (out) this.#warnUnplaced(out, `more than ${this.#pending.cap} waited`);
+      return;
+    }
+    this.#recordOverride({ ...record, ...ids });
+  }
+
+  #recordOverride(record: OverrideRecord): void {
+    this.#pending.drop(record);
     this.#mutate(true, null, (state) => {
       state.overrides = state.overrides.filter((x) =>
         !(x.netns === record.netns && x.sysctl === record.sysctl && x.tuner === record.tuner)
@@ -849,14 +869,48 @@ export class Journal {
     });
   }
 
-  /** What a new record of `netns` says of which namespace it is: its cookie and this boot. */
-  #netnsFields(netns: string, cookieOf = this.#netnsCookie): NetnsCookieField & NetnsBootField {
+  /**
+   * What a new record of `netns` says of which namespace it is: its cookie and this boot. Null
+   * when the namespace cannot be identified now (see JournalOptions.netnsCookie).
+   */
+  #netnsFields(
+    netns: string,
+    cookieOf = this.#netnsCookie,
+  ): (NetnsCookieField & NetnsBootField) | null {
     if (netns === GLOBAL_NETNS || netns === ANY_NETNS) return {};
-    const cookie = cookieOf(netns);
+    const cookie = liveCookie(cookieOf, netns);
+    if (cookie === undefined) return null;
     return {
       ...(cookie === null ? {} : { netnsCookie: String(cookie) }),
       ...(this.#boot === null ? {} : { boot: this.#boot }),
     };
+  }
+
+  /**
+   * Records the overrides noted while their namespace could not be identified, those whose
+   * namespace is identified now (the daemon's tick); one that waited too long is dropped with a
+   * warning. Returns how many were recorded.
+   */
+  placePendingOverrides(): number {
+    if (this.#pending.size === 0) return 0;
+    return this.#pending.retry(
+      (record) => {
+        const ids = this.#netnsFields(record.netns);
+        if (ids === null) return false;
+        this.#recordOverride({ ...record, ...ids });
+        return true;
+      },
+      this.#now().getTime(),
+      (record) => this.#warnUnplaced(record, `for ${this.#pending.maxAgeMs / 1000} s`),
+    );
+  }
+
+  #warnUnplaced(o: OverrideRecord, why: string): void {
+    this.#warn(
+      `the administrator's write of ${o.sysctl} in network namespace ${o.netns} (pid ${o.pid}, ` +
+        `${o.comm}) is not recorded as an override: the namespace could not be identified ` +
+        `(${why}); it is gone, or no path bpfpilot knows leads to it`,
+    );
   }
 
   /**
@@ -872,26 +926,27 @@ export class Journal {
    * Whether override `o` holds for namespace `netns`: everywhere for ANY_NETNS; else for its
    * namespace key, unless its cookie is another namespace's than the live one there (a dead
    * namespace's override must not silence a new one that took its inode before the next prune),
-   * or it is of an earlier boot.
+   * or it is of an earlier boot. A namespace that cannot be identified now (its live cookie
+   * unknown) is held to it: nothing is written there until it is, and the daemon asks again (a
+   * key muted for an override is rechecked every tick).
    */
   #overrideHolds(o: OverrideRecord, netns: string): boolean {
     if (o.netns === ANY_NETNS) return true;
     if (o.netns !== netns || this.isFromEarlierBoot(o)) return false;
     if (o.netnsCookie === undefined) return true;
-    let live: bigint | null;
-    try {
-      live = this.#netnsCookie(netns);
-    } catch {
-      live = null; // not known now: the inode decides, as before cookies
-    }
-    return !recordIsForReusedInode(o.netnsCookie, live);
+    const live = liveCookie(this.#netnsCookie, netns);
+    return live === undefined || !recordIsForReusedInode(o.netnsCookie, live);
   }
 
-  /** True if `sysctl` is overridden in `netns`, or everywhere (an ANY_NETNS override). */
+  /**
+   * True if `sysctl` is overridden in `netns`, or everywhere (an ANY_NETNS override), or an
+   * override of it there waits for its namespace to be identified (markOverride).
+   */
   isOverridden(netns: string, sysctl: string): boolean {
     this.refresh();
     const name = canonicalSysctlName(sysctl);
-    return this.#state.overrides.some((o) => o.sysctl === name && this.#overrideHolds(o, netns));
+    return this.#state.overrides.some((o) => o.sysctl === name && this.#overrideHolds(o, netns)) ||
+      this.#pending.holds(netns, name);
   }
 
   /** True if an admin override switched `tuner` off in `netns` (ANY_NETNS: everywhere). */
@@ -899,7 +954,7 @@ export class Journal {
     this.refresh();
     return this.#state.overrides.some((o) =>
       o.tuner === tuner && o.netns === netns && this.#overrideHolds(o, netns)
-    );
+    ) || this.#pending.holdsTuner(netns, tuner);
   }
 
   overrides(): OverrideRecord[] {
@@ -1162,5 +1217,14 @@ export class Journal {
     this.#logSize = log?.size ?? null;
     this.#logEnd = 0;
     this.#logRecords = 0;
+  }
+}
+
+/** A namespace's cookie by `cookieOf`; a throw (setns failed) is unknown too (undefined). */
+function liveCookie(cookieOf: NetnsCookieOf, netns: string): bigint | null | undefined {
+  try {
+    return cookieOf(netns);
+  } catch {
+    return undefined;
   }
 }

@@ -99,8 +99,14 @@ export interface RollbackStep {
 
 /** "at-original": nothing to do (safe to forget); "changed": someone else wrote it since;
  * "unreadable": the sysctl or its namespace cannot be read now; "refused": not a sysctl or value
- * bpfpilot would ever have written (see restorable.ts). */
-export type RollbackSkipCode = "at-original" | "changed" | "unreadable" | "refused";
+ * bpfpilot would ever have written (see restorable.ts); "unidentified": its namespace could not
+ * be told from a new one with its inode now (kept for a later rollback). */
+export type RollbackSkipCode =
+  | "at-original"
+  | "changed"
+  | "unreadable"
+  | "refused"
+  | "unidentified";
 
 export interface RollbackSkip {
   netns: string;
@@ -127,23 +133,28 @@ export interface ChangedKeys {
 /** Reads a live value; null (or a throw) when it cannot be read now. */
 export type ReadLive = (netns: string, sysctl: string) => SysctlValue | null;
 
+/** A namespace key's cookie: null without one (global, 5.10), undefined when unknown now. */
+export type NetnsCookieOf = (netns: string) => bigint | null | undefined;
+
 export interface JournalOptions {
   /** Clock for timestamps (tests). */
   now?: () => Date;
   /** Create the state directory when absent (the daemon); false: it must exist (rollback). */
   create?: boolean;
   /**
-   * The cookie of a namespace key (null: global, gone, or no cookies on this kernel), stored with
-   * each new record so a later reader can tell the namespace from a new one with its inode.
+   * The cookie of a namespace key (null: global, or no cookies on this kernel), stored with each
+   * new record so a later reader can tell the namespace from a new one with its inode. Undefined
+   * (or a throw): the namespace cannot be identified now; then no record of it is written (an
+   * override waits in memory, an entry throws NetnsGoneError) and its overrides hold.
    */
-  netnsCookie?: (netns: string) => bigint | null;
+  netnsCookie?: NetnsCookieOf;
   /**
    * The cookie a new entry (recordOriginal) stores, when it may differ from `netnsCookie`: the
    * daemon passes the registry's learnt one (no namespace visit) because the write that follows
    * checks that very cookie and refuses on a mismatch (recordNotWritten then drops the entry).
    * Default: `netnsCookie`.
    */
-  entryNetnsCookie?: (netns: string) => bigint | null;
+  entryNetnsCookie?: NetnsCookieOf;
   /** This boot's id, stored with each new non-global record (null: unknown). Tests fake it. */
   bootId?: () => string | null;
   /**

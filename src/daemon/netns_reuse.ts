@@ -8,19 +8,21 @@
  * reboot inodes and cookies restart, and every record of an earlier boot's namespace is dead.
  */
 import { parseNetnsKey } from "../kernel/netns.ts";
-import type { Journal } from "./journal.ts";
+import type { Journal, NetnsCookieOf } from "./journal.ts";
 import type { LogLike } from "../tuning/tuner.ts";
 
 /**
  * True when a record with cookie `recorded` is for another namespace than the live one at its
  * inode, whose cookie is `live`. Without a cookie on either side (old records, 5.10, a namespace
- * that is gone) only the inode is known: false, and the caller decides as before cookies.
+ * that is gone) only the inode is known: false, and the caller decides as before cookies. Live
+ * cookie unknown now (undefined): false too, not known to be another namespace's.
  */
 export function recordIsForReusedInode(
   recorded: string | undefined,
-  live: bigint | null,
+  live: bigint | null | undefined,
 ): boolean {
-  return recorded !== undefined && live !== null && String(live) !== recorded;
+  return recorded !== undefined && live !== null && live !== undefined &&
+    String(live) !== recorded;
 }
 
 /**
@@ -54,11 +56,12 @@ export function logReusedInode(log: LogLike, netns: string): void {
 
 /**
  * Drops every record whose namespace inode now belongs to a new namespace (`liveCookie`: the
- * current cookie of a key, null when unknown). Returns how many records went.
+ * current cookie of a key, null without one, undefined when unknown now: kept). Returns how many
+ * records went.
  */
 export function pruneReusedNetns(
   journal: Journal,
-  liveCookie: (netns: string) => bigint | null,
+  liveCookie: NetnsCookieOf,
   log: LogLike,
 ): number {
   return journal.pruneNetns((netns, cookie) => {

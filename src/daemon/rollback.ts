@@ -2,11 +2,19 @@
  * Putting values back from the journal: on exit with --rollback, or by `bpfpilot rollback` after
  * a crash or kill -9. A value someone else changed since our last write is left alone and
  * reported; so is one that cannot be read any more (its namespace is gone), and one of a
- * namespace of an earlier boot (gone too, whatever has its inode and cookie now).
+ * namespace of an earlier boot (gone too, whatever has its inode and cookie now). A record whose
+ * namespace cannot be identified now (its cookie unknown: no path leads there at the moment) is
+ * neither restored nor forgotten: the next rollback looks again.
  */
 import { describeNetns, netnsCookieOf, parseNetnsKey } from "../kernel/netns.ts";
 import { pruneReusedNetns, recordIsForReusedInode } from "./netns_reuse.ts";
-import type { Journal, RollbackPlan, RollbackSkip, RollbackStep } from "./journal.ts";
+import type {
+  Journal,
+  NetnsCookieOf,
+  RollbackPlan,
+  RollbackSkip,
+  RollbackStep,
+} from "./journal.ts";
 import type { RestoreGuard } from "./restorable.ts";
 import { valueText } from "./journal.ts";
 import type { SysctlIO } from "./sysctl_io.ts";
@@ -18,8 +26,22 @@ export interface RollbackResult {
   failed: { step: RollbackStep; reason: string }[];
 }
 
-/** The current cookie of a namespace key, null when unknown (kernel/netns.ts netnsCookieOf). */
-export type LiveNetnsCookie = (netns: string) => bigint | null;
+/**
+ * The current cookie of a namespace key: null without one (global, 5.10), undefined when it cannot
+ * be identified now (kernel/netns.ts netnsCookieOf). The default is the registry's: `bpfpilot
+ * rollback`'s registry is built as it starts, and its reads check each namespace's cookie on the
+ * way (liveSysctls with kept files); the daemon's is older, and it passes verifiedCookies().
+ */
+export type LiveNetnsCookie = NetnsCookieOf;
+
+/** Each namespace's cookie read inside it (netnsCookieOf verify), once per key and call site. */
+export function verifiedCookies(): LiveNetnsCookie {
+  const seen = new Map<string, bigint | null | undefined>();
+  return (netns) => {
+    if (!seen.has(netns)) seen.set(netns, netnsCookieOf(netns, { verify: true }));
+    return seen.get(netns);
+  };
+}
 
 /**
  * The journal's plan with every step restorable.ts refuses moved to the skipped ones, and so is
@@ -36,7 +58,15 @@ export function vettedRollbackPlan(
   const restore: RollbackStep[] = [];
   for (const step of plan.restore) {
     const why = refuseRestore(step.sysctl, step.to);
-    if (reused(step)) {
+    const identity = reused(step);
+    if (identity === "unknown") {
+      plan.skipped.push({
+        ...step,
+        code: "unidentified",
+        reason: "its namespace cannot be identified now (no known path leads to it); kept for " +
+          "the next rollback",
+      });
+    } else if (identity === "reused") {
       plan.skipped.push({
         ...step,
         code: "unreadable",
@@ -50,19 +80,28 @@ export function vettedRollbackPlan(
   return { restore, skipped: plan.skipped };
 }
 
-/** Whether the journal's record of a step is for a dead namespace whose inode a new one took. */
+/**
+ * Whether the journal's record of a step is for a dead namespace whose inode a new one took
+ * ("reused"), for the live one ("same": or it has no cookie, then the inode decides), or cannot
+ * be told now ("unknown": it has a cookie, the live namespace's is unknown).
+ */
 function reusedInodeRecords(
   journal: Journal,
   liveCookie: LiveNetnsCookie,
-): (step: { netns: string; sysctl: string }) => boolean {
+): (step: { netns: string; sysctl: string }) => "reused" | "same" | "unknown" {
   // An earlier boot's record is gone for that reason (Journal.planRollback says so), whatever
   // has its inode now.
   const cookies = new Map(
     journal.changedEntries().filter((e) => !journal.isFromEarlierBoot(e))
       .map((e) => [`${e.netns}\0${e.sysctl}`, e.netnsCookie]),
   );
-  return (step) =>
-    recordIsForReusedInode(cookies.get(`${step.netns}\0${step.sysctl}`), liveCookie(step.netns));
+  return (step) => {
+    const recorded = cookies.get(`${step.netns}\0${step.sysctl}`);
+    if (recorded === undefined) return "same";
+    const live = liveCookie(step.netns);
+    if (live === undefined) return "unknown";
+    return recordIsForReusedInode(recorded, live) ? "reused" : "same";
+  };
 }
 
 export function rollbackFromJournal(
@@ -79,7 +118,7 @@ export function rollbackFromJournal(
   // Records of a dead namespace whose inode a new one took: the plan never writes into it; they
   // are dropped (and logged) here, not reported again as left alone.
   pruneReusedNetns(journal, liveCookie, log);
-  plan.skipped = plan.skipped.filter((s) => !reused(s));
+  plan.skipped = plan.skipped.filter((s) => reused(s) !== "reused");
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   // Entries done with are forgotten in one durable write at the end, not one each (n writes of
   // an n-entry journal made 1,000 entries take seconds). A crash before it is harmless: a
@@ -142,6 +181,16 @@ function restoreAll(
     }
     if (skip.code === "at-original") {
       done.push(skip);
+      continue;
+    }
+    // Its namespace may be alive and reached later: the record stays for the next rollback.
+    if (skip.code === "unidentified") {
+      log.notice(`left '${skip.sysctl}' in ${describeNetns(skip.netns)} for now: ${skip.reason}`, {
+        event: "rollback_skipped",
+        sysctl: skip.sysctl,
+        netns: skip.netns,
+        code: skip.code,
+      });
       continue;
     }
     // Someone else's value now stands; a namespace that is gone will not come back.

@@ -150,6 +150,13 @@ export interface InNetnsOptions {
    * every write, so nothing meant for a dead namespace lands in a new one with its inode.
    */
   verifyCookie?: boolean;
+  /**
+   * Told the cookie read inside when it is checked (also when it did not match: the registry has
+   * then taken it for the new namespace at that inode).
+   */
+  onCookie?: (cookie: bigint | null) => void;
+  /** A stale path is looked for again at once, within the registry's gap (pathWentStale `now`). */
+  lookAgainNow?: boolean;
 }
 
 /**
@@ -175,7 +182,7 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
   let target = openNamespace(path, inum, self.dev);
   if (target < 0) {
     // The process whose path led there moved on: once more through the path found instead.
-    const found = reg.pathWentStale(inum);
+    const found = reg.pathWentStale(inum, { now: opts.lookAgainNow });
     if (found !== null) target = openNamespace(found, inum, self.dev);
     if (target < 0) throw new NetnsGoneError(key);
   }
@@ -188,8 +195,10 @@ export function inNetns<T>(key: string, fn: () => T, opts: InNetnsOptions = {}):
       // A first visit learns the cookie on the way: the journal then records it without a
       // visit of its own, and the write that follows checks it.
       const check = opts.verifyCookie || reg.entry(inum)?.cookie === undefined;
-      if (check && !reg.confirmCookie(inum, currentNetnsCookie())) {
-        throw new NetnsGoneError(key);
+      if (check) {
+        const cookie = currentNetnsCookie();
+        opts.onCookie?.(cookie);
+        if (!reg.confirmCookie(inum, cookie)) throw new NetnsGoneError(key);
       }
       result = enter(inum, fn);
     } catch (e) {
@@ -226,22 +235,47 @@ export function heldNetnsCookie(key: string): bigint | null | undefined {
 /**
  * The cookie of namespace `key` as the registry knows it, learnt now (by entering it once) when
  * not yet known. Null for the global namespace, one no path leads to, or a kernel without
- * cookies (5.10): then only the inode identifies it. `verify`: entered in any case, so a new
- * namespace that took a dead one's inode between two registry scans (which keep the entry and
- * its cookie) is told from it now (~40 us).
+ * cookies (5.10): then only the inode identifies it.
+ *
+ * `verify`: the cookie of the namespace that has the inode now, read inside it (~40 us), so a
+ * new namespace that took a dead one's inode between two registry scans (which keep the entry
+ * and its cookie) is told from it. A stale path is looked for again at once (pathWentStale
+ * `now`). Undefined when no path leads to it now: unknown, never the registry's older cookie,
+ * which may be a dead namespace's (a failed setns throws). The registry looks again in the
+ * background; callers decide nothing that needs the identity (no record, no write) and ask again
+ * later.
  */
-export function netnsCookieOf(key: string, opts: { verify?: boolean } = {}): bigint | null {
+export function netnsCookieOf(key: string): bigint | null;
+export function netnsCookieOf(key: string, opts: { verify?: boolean }): bigint | null | undefined;
+export function netnsCookieOf(
+  key: string,
+  opts: { verify?: boolean } = {},
+): bigint | null | undefined {
   const inum = parseNetnsKey(key);
   if (inum === null || inum === ownNetnsInum()) return null;
   const reg = netnsRegistry();
-  const learnt = () => reg.entry(inum)?.cookie ?? null;
-  if (opts.verify || reg.entry(inum)?.cookie === undefined) {
+  if (opts.verify) {
+    let seen: bigint | null | undefined;
     try {
-      inNetns(key, () => {}, { verifyCookie: true });
+      inNetns(key, () => {}, {
+        verifyCookie: true,
+        lookAgainNow: true,
+        onCookie: (c) => seen = c,
+      });
     } catch (e) {
-      // A cookie that did not match: the registry took the new namespace's (learnt() has it).
+      // Read inside but another than the registry's: the new namespace's, taken by the registry.
+      if (seen !== undefined) return seen;
+      if (e instanceof NetnsGoneError) return undefined;
+      throw e;
+    }
+    return seen === undefined ? reg.entry(inum)?.cookie ?? null : seen;
+  }
+  if (reg.entry(inum)?.cookie === undefined) {
+    try {
+      inNetns(key, () => {});
+    } catch (e) {
       if (!(e instanceof NetnsGoneError)) throw e;
     }
   }
-  return learnt();
+  return reg.entry(inum)?.cookie ?? null;
 }

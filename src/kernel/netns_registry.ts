@@ -49,6 +49,11 @@ const USER_RUN = "/run/user";
 const SLICE = 256;
 /** Least time between two synchronous looks through the named directories (pathWentStale). */
 const NAMED_LOOKUP_GAP_MS = 250;
+/**
+ * Looks within that gap that a caller who must tell a namespace's identity now may take
+ * (pathWentStale `now`): one per namespace and at most this many between two full scans.
+ */
+const HURRIED_LOOKUPS = 16;
 
 const isPid = (name: string) => /^\d+$/.test(name);
 
@@ -93,6 +98,8 @@ export class NetnsRegistry {
   /** The last full scan's record; null before one, or when the next look must be full. */
   #record: ScanRecord | null = null;
   #lastNamedAt = -Infinity;
+  /** Namespaces whose path was looked for within the gap since the last full scan. */
+  #hurried = new Set<bigint>();
   #scanning: Promise<void> | null = null;
   #wanted = false;
   scans = 0;
@@ -235,6 +242,7 @@ export class NetnsRegistry {
     this.#lastScanAt = this.#now();
     this.#record = rec.unsettled ? null : rec;
     this.scans++;
+    this.#hurried.clear();
     for (const [inum, e] of [...this.#known]) {
       if (!found.has(inum)) this.#destroyed(e);
     }
@@ -314,10 +322,14 @@ export class NetnsRegistry {
    * NAMED_LOOKUP_GAP_MS): every namespace found there is registered with its name and lasting
    * path (so the next new ones are known before their first event). Returns inum's new path, or
    * null: then a background rescan (which also reads /proc) looks.
+   *
+   * `now`: the caller must tell which namespace has the inode now (netnsCookieOf's verification):
+   * within the gap it looks once all the same, once per namespace and at most HURRIED_LOOKUPS
+   * times between two full scans (a flood of stale paths costs no more than that).
    */
-  pathWentStale(inum: bigint): string | null {
+  pathWentStale(inum: bigint, opts: { now?: boolean } = {}): string | null {
     const stale = this.#known.get(inum)?.path;
-    if (stale !== undefined && this.#lookNamed()) {
+    if (stale !== undefined && this.#lookNamed(inum, opts.now === true)) {
       const path = this.#known.get(inum)?.path;
       if (path !== undefined && path !== stale) return path;
     }
@@ -325,20 +337,30 @@ export class NetnsRegistry {
     return null;
   }
 
+  /** Whether a look within the gap is allowed for `inum` now (see pathWentStale); counted. */
+  #mayHurry(inum: bigint): boolean {
+    if (this.#hurried.has(inum) || this.#hurried.size >= HURRIED_LOOKUPS) return false;
+    this.#hurried.add(inum);
+    return true;
+  }
+
   /**
    * Registers every namespace of the named directories (new ones, and names for known ones); at
-   * most every NAMED_LOOKUP_GAP_MS, so a flood of events from unnamed namespaces costs little.
-   * False when it did not look.
+   * most every NAMED_LOOKUP_GAP_MS, so a flood of events from unnamed namespaces costs little
+   * (`hurry`: within it too, as pathWentStale allows). `stale`'s entry takes the path found even
+   * when it has a name: its own name may be a dead namespace's whose inode a new one took. False
+   * when it did not look.
    */
-  #lookNamed(): boolean {
-    if (this.#now() - this.#lastNamedAt < NAMED_LOOKUP_GAP_MS) return false;
+  #lookNamed(stale?: bigint, hurry = false): boolean {
+    const early = this.#now() - this.#lastNamedAt < NAMED_LOOKUP_GAP_MS;
+    if (early && !(hurry && stale !== undefined && this.#mayHurry(stale))) return false;
     this.#lastNamedAt = this.#now();
     const found = new Map<bigint, { path: string; name: string | null }>();
     for (const src of this.#namedSources()) this.#collect(found, src);
     for (const [i, f] of found) {
       const e = this.#known.get(i);
       if (!e) this.#add({ inum: i, ...f });
-      else if (e.name === null) Object.assign(e, f);
+      else if (e.name === null || i === stale) Object.assign(e, f);
     }
     return true;
   }

@@ -13,11 +13,13 @@ import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import {
   netnsCookieOf,
+  NetnsGoneError,
   netnsRegistry,
   ownNetnsInum,
   useNetnsRegistry,
 } from "../../src/kernel/netns.ts";
 import { NetnsRegistry } from "../../src/kernel/netns_registry.ts";
+import { liveSysctls } from "../../src/daemon/sysctl_io.ts";
 
 /** `bpfpilot rollback` of `state`, which must succeed: its output. */
 function rollback(state: string): string {
@@ -210,5 +212,110 @@ Deno.test({
       const after = Journal.open(state, { create: false });
       assert.deepEqual(after.changedEntries(), [], "the earlier boot's record is dropped");
       after.close();
+    }),
+});
+
+Deno.test({
+  name:
+    "a registry holding a dead namespace's path: the verified cookie is the live one's or unknown, never the dead one's",
+  ignore: !IS_ROOT,
+  // Every sysctl touched is inside the sandbox's namespaces: deleting them restores the rest.
+  fn: () =>
+    withSandbox("nsvf-ctl", async (sb) => {
+      const { state } = sb;
+      const override = (netns: string) => ({
+        netns,
+        sysctl: RMEM,
+        tuner: "tcp_buffer",
+        pid: 1,
+        comm: "sysctl",
+      });
+      // The daemon's registry between two scans: its clock stands still, so every look through
+      // the named directories after the first is within the 250 ms gap (and no rescan runs).
+      const at = performance.now();
+      const reg = new NetnsRegistry({ ownInum: ownNetnsInum(), now: () => at });
+      useNetnsRegistry(reg);
+      const verified = (key: string) => netnsCookieOf(key, { verify: true });
+      try {
+        const dead = sb.netns("nsvf-dead");
+        const deadInode = inodeOf(dead);
+        reg.discover();
+        const deadCookie = verified(`ns:${deadInode}`);
+        if (deadCookie === null || deadCookie === undefined) {
+          throw new Error("this kernel has no SO_NETNS_COOKIE; the test needs 5.14+");
+        }
+        const journal = Journal.open(state, { netnsCookie: verified });
+        journal.markOverride(override(`ns:${deadInode}`));
+        journal.close();
+
+        const { heir, key: heirKey, real } = await reuseInodeOf(sb, dead, "nsvf");
+        const heirInode = inodeOf(heir);
+        // The heir's cookie as a registry of its own reads it.
+        const own = new NetnsRegistry({ ownInum: ownNetnsInum() });
+        own.discover();
+        useNetnsRegistry(own);
+        const heirCookie = verified(heirKey);
+        useNetnsRegistry(reg);
+        assert.ok(typeof heirCookie === "bigint" && heirCookie !== deadCookie);
+        /** reg's entry for the heir's inode: the dead namespace's path and cookie. */
+        const stale = () => {
+          if (!reg.knows(heirInode)) reg.discover();
+          Object.assign(reg.entry(heirInode)!, {
+            path: `/run/netns/${dead.name}`,
+            name: dead.name,
+            cookie: deadCookie,
+          });
+        };
+        if (!real) {
+          // No reuse produced: the dead namespace's override names the heir's inode.
+          const j = Journal.open(state, { netnsCookie: () => deadCookie });
+          j.markOverride(override(heirKey));
+          j.close();
+        }
+        stale();
+        reg.observe(1n, 0); // a look through the named directories, just now
+
+        // Looked for again at once (a name leads to it): the heir's own cookie.
+        assert.equal(verified(heirKey), heirCookie, "the stale path is looked for again at once");
+        const j = Journal.open(state, { netnsCookie: verified });
+        try {
+          assert.equal(j.isOverridden(heirKey, RMEM), false, "the dead one's override: tuned");
+
+          // Stale again, and its one look within the gap is used: unknown, never the dead cookie.
+          stale();
+          assert.equal(verified(heirKey), undefined);
+          assert.equal(j.isOverridden(heirKey, RMEM), true, "held while it cannot be told");
+          const before = heir.sysctl(RMEM);
+          assert.throws(
+            () => liveSysctls().write(RMEM, heirKey, [before[0], before[1], before[2] + 4096]),
+            NetnsGoneError,
+          );
+          assert.deepEqual(heir.sysctl(RMEM), before, "nothing written into it");
+          assert.throws(
+            () => j.recordOriginal(heirKey, RMEM, "tcp_buffer", before, before),
+            NetnsGoneError,
+          );
+          assert.deepEqual(j.changedEntries(), [], "no entry with the dead cookie");
+          j.markOverride(override(heirKey)); // the administrator writes in the heir now
+          const heirs = () => j.overrides().filter((o) => o.netns === heirKey);
+          assert.deepEqual(heirs().map((o) => o.netnsCookie), [String(deadCookie)], "it waits");
+          assert.equal(j.placePendingOverrides(), 0, "still unknown");
+
+          reg.discover(); // the rescan: the heir's path is found (the dead cookie still held)
+          assert.equal(j.placePendingOverrides(), 1);
+          assert.deepEqual(
+            heirs().map((o) => o.netnsCookie),
+            [String(heirCookie)],
+            "recorded with the heir's cookie (in the dead one's place: one per sysctl and tuner)",
+          );
+          assert.equal(j.isOverridden(heirKey, RMEM), true, "the heir's own override holds");
+        } finally {
+          j.close();
+        }
+      } finally {
+        const fresh = new NetnsRegistry({ ownInum: ownNetnsInum() });
+        fresh.discover();
+        useNetnsRegistry(fresh);
+      }
     }),
 });

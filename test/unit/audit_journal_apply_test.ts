@@ -12,6 +12,7 @@ import { restoreGuard } from "../../src/daemon/restorable.ts";
 import { TUNERS } from "../../src/tuners/registry.ts";
 import type { SysctlIO } from "../../src/daemon/sysctl_io.ts";
 import { inTempDir } from "../support/temp_dir.ts";
+import { NetnsGoneError } from "../../src/kernel/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const NS = "ns:4000000001";
@@ -174,5 +175,41 @@ Deno.test(
     } finally {
       daemon.close();
     }
+  }),
+);
+
+Deno.test(
+  "--apply in a namespace that cannot be identified now: nothing recorded, nothing written",
+  withDir(async (dir) => {
+    const { io, writes } = memoryIO({ [`${NS}|${RMEM}`]: [4096, 16384, 65536] });
+    let cookie: bigint | undefined = undefined; // no path leads to it at the moment
+    const hook = journalApplyHook({ stateDir: dir, io, netnsCookie: () => cookie });
+    const [out] = await hook([finding({})]);
+    assert.equal(out.applied, false);
+    assert.match(out.message, /could not write .*no known path leads to it.*nothing written/);
+    assert.deepEqual(writes, []);
+    const journal = Journal.open(dir);
+    assert.deepEqual(journal.changedEntries(), [], "no record that may name a dead namespace");
+    journal.close();
+    cookie = 4242n; // identified again: the next run applies it
+    const [again] = await hook([finding({})]);
+    assert.equal(again.applied, true);
+  }),
+);
+
+Deno.test(
+  "--apply: a write refused because the namespace is gone leaves no entry behind",
+  withDir(async (dir) => {
+    const { io, writes } = memoryIO({ [`${NS}|${RMEM}`]: [4096, 16384, 65536] });
+    io.write = () => {
+      throw new NetnsGoneError(NS);
+    };
+    const hook = journalApplyHook({ stateDir: dir, io, netnsCookie: () => 4242n });
+    const [out] = await hook([finding({})]);
+    assert.equal(out.applied, false);
+    assert.deepEqual(writes, []);
+    const journal = Journal.open(dir);
+    assert.deepEqual(journal.changedEntries(), [], "the entry made for the write is dropped");
+    journal.close();
   }),
 );

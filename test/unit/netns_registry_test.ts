@@ -295,3 +295,46 @@ Deno.test("without stamps every periodic look is a full scan", async () => {
   await r.tick();
   assert.equal(r.scans, 2);
 });
+
+Deno.test("pathWentStale now: looked for within the gap once per namespace between scans", async () => {
+  const { r, advance, files } = startedRegistry();
+  files.set("/run/netns/old", 700n);
+  r.discover();
+  // The named namespace died; a new one took its inode under another name (a reused inode).
+  files.delete("/run/netns/old");
+  files.set("/run/netns/heir", 700n);
+  r.observe(999n, 0); // a named look just ran (for an unknown namespace's event)
+  assert.equal(r.pathWentStale(700n), null, "within the gap: no look");
+  assert.equal(r.pathWentStale(700n, { now: true }), "/run/netns/heir", "a named entry's too");
+  assert.equal(r.nameOf(700n), "heir");
+  files.delete("/run/netns/heir");
+  files.set("/run/netns/heir2", 700n);
+  assert.equal(r.pathWentStale(700n, { now: true }), null, "once per namespace between scans");
+  advance(5000);
+  await r.tick(); // the rescan asked for
+  assert.equal(r.cachedPathOf(700n), "/run/netns/heir2", "a full scan finds it");
+});
+
+Deno.test("pathWentStale now: at most 16 looks within the gap between two full scans", async () => {
+  const { r, advance, files } = startedRegistry();
+  for (let i = 0; i < 20; i++) files.set(`/proc/${200 + i}/ns/net`, BigInt(2000 + i));
+  r.discover();
+  for (let i = 0; i < 20; i++) files.delete(`/proc/${200 + i}/ns/net`);
+  r.observe(999n, 0); // a named look just ran
+  let looks = 0;
+  for (let i = 0; i < 20; i++) {
+    // Each one's name appears just before it is looked for: found only when a look runs.
+    files.set(`/run/netns/n${i}`, BigInt(2000 + i));
+    if (r.pathWentStale(BigInt(2000 + i), { now: true }) !== null) looks++;
+  }
+  assert.equal(looks, 16);
+  advance(5000);
+  await r.tick(); // the rescan asked for: a full scan renews the budget
+  files.set("/proc/300/ns/net", 3000n);
+  r.observe(3000n, 300);
+  files.delete("/proc/300/ns/net");
+  r.observe(998n, 0);
+  files.set("/run/netns/late", 3000n);
+  assert.equal(r.pathWentStale(3000n), null);
+  assert.equal(r.pathWentStale(3000n, { now: true }), "/run/netns/late");
+});

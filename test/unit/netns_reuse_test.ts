@@ -5,6 +5,7 @@ import { rollbackFromJournal, vettedRollbackPlan } from "../../src/daemon/rollba
 import { recordingLog } from "../support/fake_context.ts";
 import { override, RMEM, tune, TUNED } from "../support/journal_records.ts";
 import { withTempDir } from "../support/temp_dir.ts";
+import { NetnsGoneError } from "../../src/kernel/netns.ts";
 
 /** Cookies by key as a kernel with SO_NETNS_COOKIE would give them; absent keys have none. */
 const cookies = (m: Record<string, bigint>) => (netns: string) => m[netns] ?? null;
@@ -158,5 +159,114 @@ Deno.test("an override of a dead namespace does not silence the new one at its i
     });
     assert.equal(failing.isOverridden("ns:5", RMEM), true);
     failing.close();
+  });
+});
+
+// --- a namespace that cannot be identified now (its live cookie unknown) ---------------------
+
+/** Cookies that can change: a key set to undefined cannot be identified now. */
+function liveCookies(m: Record<string, bigint | undefined>) {
+  return { m, of: (netns: string) => (netns in m ? m[netns] : null) };
+}
+
+Deno.test("unknown cookie: an override there holds (nothing written) until the namespace is told", () => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
+    const before = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 111n }) });
+    before.markOverride(override("ns:5"));
+    before.close();
+    const live = liveCookies({ "ns:5": undefined });
+    const j = Journal.open(dir, { netnsCookie: live.of });
+    assert.equal(j.isOverridden("ns:5", RMEM), true, "not known to be another namespace");
+    assert.equal(j.isTunerOverridden("ns:5", "tcp_buffer"), true);
+    live.m["ns:5"] = 333n; // told now: a new namespace took the inode
+    assert.equal(j.isOverridden("ns:5", RMEM), false, "the new namespace is tuned");
+    live.m["ns:5"] = 111n;
+    assert.equal(j.isOverridden("ns:5", RMEM), true, "its own namespace: the override holds");
+    j.close();
+  });
+});
+
+Deno.test("unknown cookie: an override waits in memory, holds, and is recorded once the namespace is told", () => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
+    let now = Date.parse("2026-12-02T12:00:00Z");
+    const warned: string[] = [];
+    const live = liveCookies({ "ns:5": undefined, "ns:6": undefined });
+    const j = Journal.open(dir, {
+      netnsCookie: live.of,
+      now: () => new Date(now),
+      warn: (m) => warned.push(m),
+    });
+    j.markOverride(override("ns:5"));
+    j.markOverride(override("ns:6"));
+    assert.deepEqual(j.overrides(), [], "no record that may carry a dead namespace's cookie");
+    assert.equal(j.isOverridden("ns:5", RMEM), true, "it holds while it waits");
+    assert.equal(j.isTunerOverridden("ns:6", "tcp_buffer"), true);
+    assert.equal(j.isOverridden("ns:7", RMEM), false, "only there");
+    assert.equal(j.placePendingOverrides(), 0, "still unknown: it waits");
+    live.m["ns:5"] = 555n;
+    now += 10_000;
+    assert.equal(j.placePendingOverrides(), 1);
+    assert.deepEqual(j.overrides().map((o) => [o.netns, o.netnsCookie, o.comm]), [
+      ["ns:5", "555", "x"],
+    ]);
+    const again = Journal.open(dir, { netnsCookie: live.of });
+    assert.equal(again.isOverridden("ns:5", RMEM), true, "durable: another reader sees it");
+    again.close();
+    // ns:6 is never told: dropped after 30 s, with a warning, and no longer holds.
+    now += 20_000;
+    assert.equal(j.placePendingOverrides(), 0);
+    assert.equal(j.isOverridden("ns:6", RMEM), false);
+    assert.equal(warned.length, 1);
+    assert.match(warned[0], /net\.ipv4\.tcp_rmem in network namespace ns:6 .* not recorded/);
+    j.close();
+  });
+});
+
+Deno.test("unknown cookie: no entry is recorded (NetnsGoneError), so nothing is written", () => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
+    const live = liveCookies({ "ns:5": undefined });
+    const j = Journal.open(dir, { netnsCookie: live.of });
+    assert.throws(() => tune(j, "ns:5"), (e: unknown) => e instanceof NetnsGoneError);
+    assert.deepEqual(j.changedEntries(), []);
+    const throwing = Journal.open(dir, {
+      netnsCookie: () => {
+        throw new Error("setns: Operation not permitted");
+      },
+    });
+    assert.throws(() => tune(throwing, "ns:5"), (e: unknown) => e instanceof NetnsGoneError);
+    throwing.close();
+    live.m["ns:5"] = 55n;
+    tune(j, "ns:5");
+    assert.equal(j.entry("ns:5", RMEM)?.netnsCookie, "55");
+    j.close();
+  });
+});
+
+Deno.test("unknown cookie: rollback neither restores nor forgets the record; prune keeps it", () => {
+  withTempDir("bpfp-nsreuse-", (dir) => {
+    const j = Journal.open(dir, { netnsCookie: cookies({ "ns:5": 123n, "ns:6": 7n }) });
+    for (const ns of ["ns:5", "ns:6"]) tune(j, ns);
+    j.markOverride(override("ns:5"));
+    const written: string[] = [];
+    const io = { read: () => TUNED, write: (_s: string, ns: string) => void written.push(ns) };
+    const live = liveCookies({ "ns:5": undefined, "ns:6": 7n }).of;
+    const { log, lines } = recordingLog();
+    assert.equal(pruneReusedNetns(j, live, log), 0);
+    const dry = vettedRollbackPlan(j, io, () => null, live);
+    assert.deepEqual(dry.restore.map((s) => s.netns), ["ns:6"]);
+    assert.equal(dry.skipped.find((s) => s.netns === "ns:5")?.code, "unidentified");
+    const r = rollbackFromJournal(j, io, log, () => null, live);
+    assert.deepEqual(written, ["ns:6"]);
+    assert.deepEqual(r.skipped.map((s) => [s.netns, s.code]), [["ns:5", "unidentified"]]);
+    assert.ok(
+      lines.some((l) => /left .* in non-global ns \(inode 5\) for now/.test(l)),
+      lines.join("\n"),
+    );
+    assert.deepEqual(j.changedEntries().map((e) => e.netns), ["ns:5"], "kept for the next one");
+    assert.equal(j.overrides().length, 1);
+    // Told later as its own namespace: the next rollback restores it.
+    const again = rollbackFromJournal(j, io, log, () => null, cookies({ "ns:5": 123n }));
+    assert.deepEqual(again.restored.map((s) => s.netns), ["ns:5"]);
+    j.close();
   });
 });
