@@ -4,14 +4,15 @@
  * `state.lock` stays open between batches, as in the daemon), measured on a state directory on
  * disk (tmpfs would make fsync free) holding 1 and 1,000 entries, compactions included. The
  * slowest 1 % is split by cause (thread_time.ts): running, waiting for a CPU, asleep in the
- * kernel, neither (steal, interrupts), and which of them were folds of the log. Then the deferred
+ * kernel, neither (steal, interrupts), and which of them started a fold of the log. The event loop
+ * turns between changes, as between the daemon's wake-ups: what runs there (a background fold's
+ * steps on the main thread) is timed as the longest gap. Then the deferred
  * sync the tick runs off the main thread (log_sync.ts), and a decision record (recordOriginal,
  * fdatasync'ed before it returns: the CLI's writers; overrides likewise). fdatasync calls on the
  * change path are counted with strace when it is installed (none is the target).
  */
 import { spawnSync } from "node:child_process";
 import { Journal } from "../../src/daemon/journal.ts";
-import { stampOf } from "../../src/daemon/journal_log.ts";
 import { fmtMs, median, row, section, withTarget } from "./report.ts";
 import { splitTime, sumSplits, threadMark, type TimeSplit } from "./thread_time.ts";
 
@@ -32,6 +33,11 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
+/** One turn of the event loop (a timer): a background fold's steps run there. */
+function turn(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
 /** One change as the daemon's applier records it: one batch, the record appended before the write. */
 function daemonChange(j: Journal, ns: string, from: number[], to: number[]): void {
   j.batch(() => {
@@ -46,8 +52,12 @@ interface Timed {
   times: number[];
   /** ms per first change of a namespace the journal had no entry for (a new entry). */
   firsts: number[];
-  /** Each change's wall time by cause, and whether it folded the log into state.json. */
+  /** Each change's wall time by cause, and whether it started a fold of the log. */
   splits: (TimeSplit & { fold: boolean })[];
+  /** ms per turn of the event loop between changes (a fold's steps run in them). */
+  gaps: number[];
+  /** The longest step a background fold ran on the main thread, ms. */
+  foldStepMs: number;
   /** The deferred sync after them (one fdatasync of the log), ms. */
   syncMs: number;
   /** ms per decision record (recordOriginal: fdatasync'ed before it returns). */
@@ -56,28 +66,34 @@ interface Timed {
 }
 
 /** Milliseconds per change on a journal holding `entries` entries, and for folding the log. */
-function timeChanges(dir: string, entries: number): Timed {
-  const j = Journal.open(dir);
-  j.claimDaemon(); // the daemon's lock handling: state.lock kept open between batches
+async function timeChanges(dir: string, entries: number): Promise<Timed> {
+  // As the daemon opens it: folds in the background, state.lock kept open between batches.
+  const j = Journal.open(dir, { foldInBackground: true });
+  j.claimDaemon();
   for (let i = 0; i < entries; i++) {
     daemonChange(j, `ns${i}`, [4096, 131072, 6291456], [4096, 131072, 7e6]);
+    await turn();
   }
+  await j.settled();
   j.syncLog();
   const times: number[] = [];
   const splits: Timed["splits"] = [];
-  let stateIno = stampOf(j.file)?.ino ?? -1;
+  const gaps: number[] = [];
   for (let c = 0; c < CHANGES; c++) {
     const ns = `ns${c % entries}`;
+    const folds = j.folds;
     const before = threadMark();
     const t0 = performance.now();
     daemonChange(j, ns, [4096, 131072, 7e6 + c], [4096, 131072, 7e6 + c + 1]);
     const ms = performance.now() - t0;
     const after = threadMark();
     times.push(ms);
-    const ino = stampOf(j.file)?.ino ?? -1; // a fold replaces state.json
-    splits.push({ ...splitTime(ms, before, after), fold: ino !== stateIno });
-    stateIno = ino;
+    splits.push({ ...splitTime(ms, before, after), fold: j.folds !== folds });
+    const g0 = performance.now();
+    await turn();
+    gaps.push(performance.now() - g0);
   }
+  await j.settled();
   const firsts: number[] = [];
   for (let c = 0; c < FIRSTS; c++) {
     const t0 = performance.now();
@@ -95,18 +111,29 @@ function timeChanges(dir: string, entries: number): Timed {
     j.recordWritten(ns, RMEM, [4096, 131072, v + 1]);
     decisions.push(performance.now() - t0);
   }
+  const foldStepMs = j.longestFoldStepMs;
   t0 = performance.now();
   j.close(); // folds the log into state.json
-  return { times, firsts, splits, syncMs, decisions, foldMs: performance.now() - t0 };
+  return {
+    times,
+    firsts,
+    splits,
+    gaps,
+    foldStepMs,
+    syncMs,
+    decisions,
+    foldMs: performance.now() - t0,
+  };
 }
 
-export function journalSection(root: string, deno: string): void {
+export async function journalSection(root: string, deno: string): Promise<void> {
   section("journal: cost of recording one change (state dir on disk)");
   const base = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "bpfp-bench-journal-" });
   try {
     for (const entries of [1, 1000]) {
       const dir = `${base}/e${entries}`;
-      const { times, firsts, splits, syncMs, decisions, foldMs } = timeChanges(dir, entries);
+      const { times, firsts, splits, gaps, foldStepMs, syncMs, decisions, foldMs } =
+        await timeChanges(dir, entries);
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
       const at = `${entries} entr${entries === 1 ? "y" : "ies"}`;
       row(
@@ -121,6 +148,16 @@ export function journalSection(root: string, deno: string): void {
         ),
       );
       row(`the slowest 1 % of them, by cause`, ...tailByCause(splits));
+      row(
+        `a background fold's longest main-thread step, ${at}`,
+        fine(foldStepMs),
+        `of every fold during the entries' setup and the changes (the snapshot, the renames under ` +
+          `the lock, the log's last records copied); their fsyncs run in the blocking pool. The ` +
+          `event loop's turns between changes (a timer, where those steps run): median ` +
+          `${fine(median(gaps))}, p99 ${fine(percentile(gaps, 0.99))}, max ${
+            fine(Math.max(...gaps))
+          }`,
+      );
       row(
         `a namespace's first change at ${at}`,
         fine(median(firsts)),
@@ -142,8 +179,9 @@ export function journalSection(root: string, deno: string): void {
       row(
         `folding the log into state.json, ${at}`,
         fine(foldMs),
-        `a whole-file rewrite (fsync, rename, fsync dir), once per max(256, 2 x entries) ` +
-          `records (two a change): ${fine(foldMs / Math.max(128, entries))} per change amortised`,
+        `at close, on the main thread (the daemon's stop): a whole-file rewrite (fsync, rename, ` +
+          `fsync dir); while it runs, once per max(256, 2 x entries) records (two a change), in ` +
+          `the background`,
       );
     }
     deviceSync(`${base}/sync-alone`);
@@ -165,7 +203,7 @@ function tailByCause(splits: (TimeSplit & { fold: boolean })[]): [string, string
     `${fine(s.asleep)}, neither (steal, interrupts) ${fine(s.other)}`;
   return [
     fine(sum.wall),
-    `the ${slowest.length} slowest changes (at or above the p99), ${folds} of them folding the ` +
+    `the ${slowest.length} slowest changes (at or above the p99), ${folds} of them starting a fold of the ` +
     `log: ${parts(sum)}; the p99 change itself (${fine(p99.wall)}${p99.fold ? ", a fold" : ""}): ` +
     `${parts(p99)} (the thread's schedstat and voluntary switches around each change)`,
   ];

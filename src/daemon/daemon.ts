@@ -386,6 +386,7 @@ export class Daemon {
       await loop;
       await this.#closeServers();
       await this.#logSync?.settled(); // the journal's close syncs the rest
+      await this.journal?.settled(); // a fold in flight finishes before the close folds again
       this.#finish();
       return this.#fatal === null ? 0 : 1;
     } finally {
@@ -418,6 +419,7 @@ export class Daemon {
       netnsCookie: (key) => netnsCookieOf(key, { verify: true }),
       entryNetnsCookie: (key) => netnsCookieOf(key),
       warn: (m) => log.warn(m),
+      foldInBackground: true, // its fsyncs never stall the events
     });
     this.journal.claimDaemon();
     this.#logSync = new DeferredLogSync(

@@ -58,10 +58,26 @@
  *     before a rollback (rolling back under a running daemon races with its next write). The
  *     kernel drops both locks when the process dies, so `kill -9` leaves nothing stale.
  *
+ * Folding in the background (`foldInBackground`: the daemon). A fold's fsyncs take 4-6 ms with an
+ * idle disk and up to 0.55 s with a busy one: on the daemon's main thread they would stall the
+ * events. So the daemon's folds run their disk work in the runtime's blocking pool
+ * (journal_fold.ts), one at a time, while changes keep being appended to the log: under the lock,
+ * once the log holds every record, the state is serialised as of record S; the temp file is
+ * written and fsynced in the pool; under the lock it is renamed over state.json (readers then
+ * skip the log's records up to S); the directory is fsynced in the pool; the log's records after
+ * S are copied to a temp log and fsynced in the pool (again while records that may be on disk were
+ * added meanwhile), and under the lock the few appended since, our own unsynced ones, are added
+ * and the copy renamed over the log (those stay owed: the appender syncs the new log); then the
+ * directory is fsynced (a durable append meanwhile fsyncs it itself). Each step under the lock
+ * first checks that no other writer replaced either file; if one did, the fold gives up (that
+ * writer folded). A crash between any two steps leaves the old state.json and the whole log, or
+ * the new state.json and a log whose records up to S it skips; nothing is applied twice.
+ * `settled()` awaits a fold in flight (the daemon, before close()); close() stops one.
+ *
  * Beside this module: journal_types.ts (the records and options), journal_format.ts (the state
  * and its log records parsed, validated and serialised; no I/O), journal_files.ts (the files'
- * names, safe reads, atomic replacement, the lock) and journal_log.ts (the log's reads and
- * appends).
+ * names, safe reads, atomic replacement, the lock), journal_log.ts (the log's reads and
+ * appends) and journal_fold.ts (a background fold's file work).
  */
 
 import { canonicalSysctlName } from "../kernel/sysctl.ts";
@@ -83,6 +99,7 @@ import { prepareStateDir, StateDirError, StateDirIoError } from "./state_dir.ts"
 import { changeTiming as ct } from "./change_timing.ts";
 import {
   type ChangedKeys,
+  type FoldStep,
   type JournalEntry,
   JournalError,
   type JournalOptions,
@@ -123,9 +140,19 @@ import {
   removeStaleTemps,
   STATE_FILE,
   takeLock,
+  TEMP_PREFIX,
   withLock,
   writeAtomically,
 } from "./journal_files.ts";
+import {
+  copyLines,
+  copyLinesSync,
+  fsyncDirInBackground,
+  keepBlocks,
+  removeQuietly,
+  tempName,
+  writeSyncedTemp,
+} from "./journal_fold.ts";
 
 // The journal's records and types, and helpers, as its users import them from here.
 export * from "./journal_types.ts";
@@ -157,6 +184,20 @@ function dropWaiting(b: BatchState): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** What a background fold started from (Journal.#startFold). */
+interface FoldBase {
+  /** state.json as of log record `seq`, serialised. */
+  text: string;
+  seq: number;
+  /** The files it extends: state.json's version, the log's inode and the end of record `seq`. */
+  snap: FileStamp | null;
+  logIno: number;
+  logEnd: number;
+}
+
+/** Copy rounds of the log's tail before the last one is fsynced on the main thread. */
+const FOLD_COPY_ROUNDS = 4;
 
 /** A stamp no file has: forces the next refresh to read everything again. */
 const UNKNOWN: FileStamp = { ino: -1, size: -1, mtimeMs: -1 };
@@ -213,6 +254,25 @@ export class Journal {
   readonly #log: LogAppender;
   /** Bumped whenever the overrides in memory may have changed (see overridesVersion()). */
   #overridesVersion = 0;
+  /** Fold in the background (the daemon): see "Folding in the background". */
+  readonly #foldInBackground: boolean;
+  readonly #foldStep: (step: FoldStep) => void | Promise<void>;
+  /** The background fold in flight (never two), and one due at the batch's end. */
+  #fold: Promise<void> | null = null;
+  #foldDue = false;
+  /** No background fold before the log holds this many records (after a failed one). */
+  #foldAfter = 0;
+  #closed = false;
+  #folds = 0;
+  #longestFoldStep = 0;
+  /**
+   * The log's bytes below `end` on inode `ino` may be on disk (a sync of ours or another writer's
+   * may have covered them); past it are only our own appends that no sync has covered yet. A
+   * background fold's copy of the log fsyncs the first part before it replaces the log.
+   */
+  #mayBeSynced = { ino: -1, end: 0 };
+  /** The directory fsync after a background fold replaced the log, while it runs. */
+  #dirSync: Promise<void> | null = null;
 
   private constructor(readonly dir: string, opts: JournalOptions) {
     this.file = `${dir}/${STATE_FILE}`;
@@ -223,6 +283,8 @@ export class Journal {
     this.#entryNetnsCookie = opts.entryNetnsCookie ?? this.#netnsCookie;
     this.#boot = (opts.bootId ?? readBootId)();
     this.#warn = opts.warn ?? ((m) => console.error(`bpfpilot: warning: ${m}`));
+    this.#foldInBackground = opts.foldInBackground ?? false;
+    this.#foldStep = opts.foldStep ?? (() => {});
     this.#state = this.#emptyState();
     this.refresh();
   }
@@ -238,7 +300,8 @@ export class Journal {
     }
     const journal = new Journal(dir, opts);
     try {
-      withLock(dir, () => removeStaleTemps(dir));
+      const daemon = Journal.daemonPid(dir);
+      withLock(dir, () => removeStaleTemps(dir, daemon));
     } catch (err) {
       throw ioError("clean up temporary files in", dir, err);
     }
@@ -332,6 +395,7 @@ export class Journal {
    * is thrown (a JournalError) once everything is released.
    */
   close(): void {
+    this.#closed = true; // a background fold in flight stops at its next step (see settled())
     if (this.#appended > 0) {
       try {
         this.#locked(() => {
@@ -358,9 +422,39 @@ export class Journal {
     if (unsynced !== null) throw ioError("flush", this.logFile, unsynced);
   }
 
+  /**
+   * Resolves once no background fold runs (the daemon awaits it before close(), which would
+   * otherwise fold again itself, and the fold in flight give up).
+   */
+  async settled(): Promise<void> {
+    while (this.#fold) await this.#fold;
+  }
+
   /** Whether records appended by this instance may not be on disk yet (see "Durability"). */
   hasUnsynced(): boolean {
     return this.#log.unsynced;
+  }
+
+  /** Folds this instance began, at once or in the background (the bench). */
+  get folds(): number {
+    return this.#folds;
+  }
+
+  /**
+   * The longest step a background fold ran on the main thread, ms: the snapshot, a rename, the
+   * log's replacement (the bench: how long a fold holds up the events).
+   */
+  get longestFoldStepMs(): number {
+    return this.#longestFoldStep;
+  }
+
+  #timedFoldStep<T>(fn: () => T): T {
+    const t0 = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.#longestFoldStep = Math.max(this.#longestFoldStep, performance.now() - t0);
+    }
   }
 
   /** fdatasync calls this instance made on the log (tests, the bench). */
@@ -371,6 +465,7 @@ export class Journal {
   /** Makes the records appended by this instance durable now (one fdatasync, if any waits). */
   syncLog(): void {
     try {
+      this.#syncing();
       this.#log.sync();
     } catch (err) {
       throw ioError("flush", this.logFile, err);
@@ -380,7 +475,9 @@ export class Journal {
   /** syncLog() off the main thread (the daemon's tick: log_sync.ts). */
   async syncLogInBackground(): Promise<void> {
     try {
-      await this.#log.syncInBackground();
+      this.#syncing();
+      // With the directory fsync of a log a fold just replaced: its name durable too.
+      await Promise.all([this.#log.syncInBackground(), this.#dirSync]);
     } catch (err) {
       throw ioError("flush", this.logFile, err);
     }
@@ -416,9 +513,11 @@ export class Journal {
   #closeBatch(b: BatchState, report: boolean): void {
     try {
       if (b.unsynced !== "") this.#appendLog(b.unsynced, false);
+      if (this.#foldDue && b.held) this.#startFold(); // every record of the batch in the log
     } catch (e) {
       if (report) throw e;
     } finally {
+      this.#foldDue = false;
       if (b.held) this.#unlock();
     }
   }
@@ -566,6 +665,7 @@ export class Journal {
   }
 
   #applyLog({ lines, end, holes, ino }: LogTail): void {
+    this.#mayBeSynced = { ino, end }; // records of another writer's: synced, for all we know
     const empty = new Set<number>();
     const pastHole = new Set<number>();
     for (const h of holes) {
@@ -1104,7 +1204,11 @@ export class Journal {
       this.#logRecords += changes.length;
       this.#appended += changes.length;
       if (this.#logRecords >= Math.max(COMPACT_MIN_RECORDS, 2 * state.entries.length)) {
-        this.#compact();
+        if (!this.#foldInBackground) this.#compact();
+        else if (this.#fold === null && this.#logRecords >= this.#foldAfter) {
+          if (b) this.#foldDue = true; // at its end, its waiting records appended
+          else this.#startFold();
+        }
       }
       return result;
     });
@@ -1146,6 +1250,11 @@ export class Journal {
       );
       this.#logIno = written.ino;
       this.#logEnd = this.#logSize = written.size;
+      if (durable) {
+        this.#mayBeSynced = { ino: written.ino, end: written.size };
+        // A background fold replaced the log and its new name may not be on disk yet.
+        if (this.#dirSync) fsyncDir(this.dir);
+      }
       if (b) Object.assign(b, { unsynced: "", owed: false }); // every waiting record went
     } catch (err) {
       this.#snap = UNKNOWN; // memory is ahead of the files: read them again next time
@@ -1190,12 +1299,172 @@ export class Journal {
     return changes;
   }
 
+  /** A sync of the log starts: it may cover every byte appended so far. */
+  #syncing(): void {
+    if (this.#logIno !== null) this.#mayBeSynced = { ino: this.#logIno, end: this.#logEnd };
+  }
+
+  /**
+   * Under the lock, every record in the log: starts folding it into state.json in the background
+   * (see "Folding in the background"). Never throws: a fold that cannot start is tried again
+   * later, and the log keeps every record meanwhile.
+   */
+  #startFold(): void {
+    if (this.#fold || this.#closed) return;
+    const t0 = performance.now();
+    let base: FoldBase;
+    try {
+      this.#catchUp(); // two stats: memory is the files' (a failed append made it read again)
+      if (this.#logIno === null || this.#snap === UNKNOWN) return;
+      const state = this.#state;
+      state.productVersion = VERSION;
+      state.updatedAt = this.#now().toISOString();
+      base = {
+        text: serializeState(state),
+        seq: state.logSeq,
+        snap: this.#snap,
+        logIno: this.#logIno,
+        logEnd: this.#logEnd,
+      };
+    } catch (err) {
+      return this.#foldFailed(err);
+    }
+    this.#longestFoldStep = Math.max(this.#longestFoldStep, performance.now() - t0);
+    this.#folds++;
+    this.#fold = this.#runFold(base)
+      .catch((err) => this.#foldFailed(err))
+      .finally(() => this.#fold = null);
+  }
+
+  #foldFailed(err: unknown): void {
+    this.#snap = UNKNOWN; // memory read again from the files, whichever step failed
+    this.#foldAfter = this.#logRecords + COMPACT_MIN_RECORDS;
+    const why = err instanceof Error ? err.message : String(err);
+    this.#warn(
+      `folding ${this.logFile} into ${this.file} failed (${why}); the log keeps ` +
+        `every record, and the fold is tried again ${COMPACT_MIN_RECORDS} records later`,
+    );
+  }
+
+  /** `fn` under the lock, caught up with the files; null once closed (the fold gives up). */
+  #foldLocked<T>(fn: () => T): T | null {
+    if (this.#closed) return null;
+    return this.#timedFoldStep(() =>
+      this.#locked(() => {
+        this.#catchUp();
+        return fn();
+      })
+    );
+  }
+
+  /**
+   * The steps of a background fold, each that changes what readers see under the lock and checking
+   * that no other writer folded meanwhile (state.json and the log are still the ones `base`
+   * extends), the rest in the blocking pool. A crash between any two leaves files that read the
+   * same: state.json as of `base.seq` is renamed in only once on disk, and the log replaced only
+   * once that rename is (records up to `base.seq` are skipped when read).
+   */
+  async #runFold(base: FoldBase): Promise<void> {
+    const temp = await writeSyncedTemp(this.dir, TEMP_PREFIX, base.text);
+    let renamed: { snap: FileStamp | null } | null = null;
+    let kept: string | null = null;
+    try {
+      await this.#foldStep("state written");
+      renamed = this.#foldLocked(() => {
+        if (!this.#extends(base, base.snap)) return null;
+        kept = keepBlocks(this.dir, TEMP_PREFIX, this.file);
+        Deno.renameSync(temp, this.file);
+        // Memory is as of the log's end: state.json and the records after `base.seq`.
+        this.#snap = this.#stamp(this.file);
+        this.#logRecords = Math.max(0, this.#state.logSeq - base.seq);
+        return { snap: this.#snap };
+      });
+    } finally {
+      if (renamed === null) await removeQuietly(temp);
+      await removeQuietly(kept);
+    }
+    if (renamed === null || !await this.#at("state renamed")) return;
+    await fsyncDirInBackground(this.dir);
+    if (!await this.#at("state durable")) return;
+    if (await this.#replaceLog(base, renamed.snap)) await this.#at("done");
+  }
+
+  /** A step reached (the tests' hook); false once closed: the fold stops there. */
+  async #at(step: FoldStep): Promise<boolean> {
+    await this.#foldStep(step);
+    return !this.#closed;
+  }
+
+  /** Whether the files are still state.json `snap` and the log `base` started from. */
+  #extends(base: FoldBase, snap: FileStamp | null): boolean {
+    return sameStamp(this.#snap, snap) && this.#logIno === base.logIno &&
+      this.#logEnd >= base.logEnd;
+  }
+
+  /**
+   * The fold's last step: the log replaced by a copy of its records after `base.seq` (those after
+   * `base.logEnd`). The copy is made and fsynced in the pool, again while the log gained records
+   * that may be on disk (#mayBeSynced); the last records, our own appends no sync covered yet, are
+   * copied under the lock without one: they stay owed (the appender syncs the new log later).
+   * `snap`: the state.json this fold renamed in.
+   */
+  async #replaceLog(base: FoldBase, snap: FileStamp | null): Promise<boolean> {
+    const path = tempName(this.dir, LOG_TEMP_PREFIX);
+    const out = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    let replaced = false;
+    let kept: string | null = null;
+    try {
+      let from = base.logEnd; // copied and fsynced up to here
+      for (let round = 1;; round++) {
+        const copied = await copyLines(this.logFile, base.logIno, from, out);
+        if (copied === null) return false; // replaced by another writer
+        await out.syncData();
+        from = copied;
+        if (!await this.#at("log copied")) return false;
+        const last = round >= FOLD_COPY_ROUNDS;
+        const outcome = this.#foldLocked(() => {
+          const end = this.#logEnd;
+          if (!this.#extends(base, snap) || end < from) return "gone";
+          const synced = this.#mayBeSynced.ino === base.logIno ? this.#mayBeSynced.end : 0;
+          if (synced > from && !last) return "again";
+          copyLinesSync(this.logFile, from, end, out);
+          if (synced > from) out.syncDataSync(); // rounds ran out: the rest synced here
+          kept = keepBlocks(this.dir, LOG_TEMP_PREFIX, this.logFile);
+          Deno.renameSync(path, this.logFile);
+          replaced = true;
+          this.#log.close(); // appends and syncs follow the path to the new log
+          this.#logIno = out.statSync().ino ?? 0;
+          this.#logEnd = this.#logSize = end - base.logEnd;
+          this.#mayBeSynced = { ino: this.#logIno, end: Math.max(0, from - base.logEnd) };
+          this.#dirSync = fsyncDirInBackground(this.dir);
+          return "replaced";
+        });
+        if (outcome === "again") continue;
+        if (outcome !== "replaced") return false;
+        break;
+      }
+    } finally {
+      out.close();
+      if (!replaced) await Promise.all([removeQuietly(path), removeQuietly(kept)]);
+    }
+    const dirSync = this.#dirSync;
+    try {
+      await this.#foldStep("log replaced");
+      await dirSync;
+    } finally {
+      if (this.#dirSync === dirSync) this.#dirSync = null;
+      await removeQuietly(kept);
+    }
+    return true;
+  }
+
   /**
    * Under the lock: writes the state (including every log record) as state.json, then replaces
    * the log by an empty one. A crash in between leaves records state.json already includes
    * (by their sequence number): they are skipped when read.
    */
   #compact(): void {
+    this.#folds++;
     const state = this.#state;
     state.productVersion = VERSION;
     state.updatedAt = this.#now().toISOString();

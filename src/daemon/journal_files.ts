@@ -8,7 +8,7 @@ export const STATE_FILE = "state.json";
 export const LOG_FILE = "state.log";
 export const LOCK_FILE = "state.lock";
 export const DAEMON_LOCK_FILE = "daemon.lock";
-const TEMP_PREFIX = ".state.json.tmp-";
+export const TEMP_PREFIX = ".state.json.tmp-";
 export const LOG_TEMP_PREFIX = ".state.log.tmp-";
 
 // ---------------------------------------------------------------------------------------------
@@ -175,11 +175,15 @@ export function withLock<T>(dir: string, fn: () => T): T {
   }
 }
 
-export function removeStaleTemps(dir: string): void {
+/**
+ * Removes the temp files a process left behind, except those of `livePid` (the daemon running
+ * now, or null), whose background fold may be using them (journal_fold.ts: the pid is in the name).
+ */
+export function removeStaleTemps(dir: string, livePid: number | null = null): void {
   for (const item of Deno.readDirSync(dir)) {
-    if (
-      item.isFile && (item.name.startsWith(TEMP_PREFIX) || item.name.startsWith(LOG_TEMP_PREFIX))
-    ) {
+    const prefix = [TEMP_PREFIX, LOG_TEMP_PREFIX].find((p) => item.name.startsWith(p));
+    if (item.isFile && prefix !== undefined) {
+      if (livePid && item.name.startsWith(`${prefix}${livePid}-`)) continue;
       try {
         Deno.removeSync(`${dir}/${item.name}`);
       } catch { /* another cleaner won */ }

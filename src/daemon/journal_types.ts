@@ -162,7 +162,23 @@ export interface JournalOptions {
    * loss left in the log (journal_log.ts), once per hole and handle.
    */
   warn?: (message: string) => void;
+  /**
+   * Fold the log into state.json in the background (the daemon; journal.ts, "Folding in the
+   * background"): its disk work off the main thread. Default false: at once, as the CLI does.
+   */
+  foldInBackground?: boolean;
+  /** Called between a background fold's steps (tests: a crash or a reader at each). */
+  foldStep?: (step: FoldStep) => void | Promise<void>;
 }
+
+/** Where a background fold is (JournalOptions.foldStep). */
+export type FoldStep =
+  | "state written"
+  | "state renamed"
+  | "state durable"
+  | "log copied"
+  | "log replaced"
+  | "done";
 
 export interface JournalState {
   format: typeof STATE_FORMAT;
