@@ -300,8 +300,7 @@ export class Journal {
     }
     const journal = new Journal(dir, opts);
     try {
-      const daemon = Journal.daemonPid(dir);
-      withLock(dir, () => removeStaleTemps(dir, daemon));
+      withLock(dir, () => removeStaleTemps(dir, Journal.#runningDaemon(dir)));
     } catch (err) {
       throw ioError("clean up temporary files in", dir, err);
     }
@@ -354,6 +353,15 @@ export class Journal {
       return Number.isSafeInteger(pid) && pid > 0 ? pid : 0;
     } finally {
       f.close();
+    }
+  }
+
+  /** The running daemon's pid, whose temp files a fold may be using (null: none or unknown). */
+  static #runningDaemon(dir: string): number | null {
+    try {
+      return Journal.daemonPid(dir) || null;
+    } catch {
+      return null;
     }
   }
 
