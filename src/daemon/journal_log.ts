@@ -3,7 +3,8 @@
  * line, so recording a change costs one small append (and one fdatasync when it must be durable
  * at once: a decision; the daemon's change records are synced later, see journal.ts) instead of
  * rewriting every entry. The journal folds the log into `state.json` now and then
- * (compaction) and replaces the log with an empty one.
+ * (compaction) and replaces the log with an empty one (a background fold: with one holding the
+ * records appended since its snapshot, journal.ts).
  *
  * Crash safety, by construction:
  *   - a record is one write(2) of a whole line; `kill -9` cannot split it. A power loss can leave
