@@ -268,8 +268,8 @@ export interface BufferInput {
   used?: number;
   /**
    * The need (a `used`) the max was trimmed to once traffic was steady (tcp_buffer_settle.ts), or
-   * 0: growth then needs a socket within the max whose round trip needed more than FRESH_MARGIN
-   * times it, and than FRESH_MARGIN times what the max holds (max / TRIM_HEADROOM).
+   * 0: growth then needs a socket (within the max or above it) whose round trip needed more than
+   * FRESH_MARGIN times it, and than FRESH_MARGIN times what the max holds (max / TRIM_HEADROOM).
    */
   settledNeed?: number;
   /** Hook hits the event stands for (how often sockets ran into the max). */
@@ -317,7 +317,7 @@ export function bufferDecision(input: BufferInput): Decision | null {
   const max = live[2];
   if (input.limitSeen !== undefined && input.limitSeen !== max) return null;
   const used = isCount(input.used) ? input.used : 0;
-  const wanted = isCount(input.wanted) ? input.wanted : 0;
+  let wanted = isCount(input.wanted) ? input.wanted : 0;
   if (!nearlyFull(Math.max(observed, wanted), max, rate)) return null;
 
   if (input.latencyBrake) {
@@ -339,16 +339,21 @@ export function bufferDecision(input: BufferInput): Decision | null {
     );
   }
 
-  // Trimmed near the need: sockets grown before the trim (above the max) still ask for more;
-  // only a socket the max holds whose round trip needed clearly more than the max was sized for
-  // is fresh evidence. A max trimmed back to its floor (the max before the growth) is sized for
-  // floor / TRIM_HEADROOM, whatever the need: on loopback (a 40 KB need, a 6 MB floor) a need
-  // measured above the trimmed-to one grew it again, and the next trim took it back, every few
-  // seconds in every namespace.
+  // Trimmed near the need: only a round trip that needed clearly more than the max was sized
+  // for is fresh evidence; a socket's buffer is none (sockets grown before the trim sit above the
+  // max and auto-tuning still asks for more). Its measured need is, above the max too: it is the
+  // arrival rate per round trip, the path's; a trim on a need measured in slow start (0.46-0.67x
+  // the path's) was never undone while only sockets the max held could grow it. A max trimmed
+  // back to its floor (the max before the growth) is sized for floor / TRIM_HEADROOM, whatever the
+  // need: on loopback (a 40 KB need, a 6 MB floor) a need measured above the trimmed-to one grew
+  // it again, and the next trim took it back, every few seconds in every namespace.
   const settled = isCount(input.settledNeed) ? input.settledNeed : 0;
   if (settled > 0) {
     const need = growthNeed(max, settled);
-    if (observed > max || used <= need) return { kind: "needs-more", sysctl, need };
+    if (used <= need) return { kind: "needs-more", sysctl, need };
+    // At least what the settle would leave for that need (a socket above the max may not want
+    // more: one step from a max trimmed to 0.6x the need left it below 1.5x the need).
+    wanted = Math.max(wanted, Math.ceil(TRIM_HEADROOM * used));
   }
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };

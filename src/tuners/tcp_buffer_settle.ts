@@ -13,8 +13,9 @@
  * to grow one); a send buffer is set to at most tcp_wmem[2] whenever the kernel expands it, so a
  * sender above a trimmed max comes down to it then (why the send need uses srtt); never below the
  * max before the growth (an admin's or the kernel's value), and only while the max is still the
- * one this tuner set. Afterwards growth needs fresh evidence (bufferDecision's settledNeed);
- * otherwise sockets that grew before the trim would grow it back (oscillation). Per namespace;
+ * one this tuner set. Afterwards growth needs fresh evidence (bufferDecision's settledNeed): a
+ * round trip's need above the settled one, from any socket; sockets that grew before the trim
+ * would otherwise grow it back on their buffer size alone (oscillation). Per namespace;
  * `now` is passed in.
  */
 import {
@@ -59,6 +60,9 @@ export interface SettlePolicy {
   mayStillGrow(last: NeedSample): boolean;
 }
 
+/** The socket had window to spare: its `used` is the path's rate, not what its window let through. */
+const hasSpare = (s: NeedSample) => s.used < WINDOW_LIMITED * s.buf;
+
 /**
  * Receive side: `used` is the arrival rate per srtt (tcp_buffer.bpf.c rcv_arrived_need; a socket's
  * first event may carry its period's read data instead). The need is the median of the samples of
@@ -68,22 +72,27 @@ export interface SettlePolicy {
  * speeding up reports less at each earlier event). Sockets held back by their window after the
  * latest one with window to spare show that the flow has sped up since: the path needs at least
  * what they delivered, up to their buffer (a slow-start sample followed only by window-limited ones
- * trimmed a 1.56 MB max to the 64 KiB before the growth, 12x below full rate). Not while the latest
- * socket sat at the max: held there, it goes quiet (auto-tuning waits for more data per period than
- * the window lets through) without being done growing.
+ * trimmed a 1.56 MB max to the 64 KiB before the growth, 12x below full rate). Where no sample had
+ * window to spare, that lower bound is the need (before, nothing was trimmed at all: loopback's
+ * short flows are held by their own buffer at every grow hit, and the grown max stayed); a trim
+ * below the real need is undone by the next round trip that needs 1.25x more (bufferDecision).
+ * Not while the latest socket sat at the max held back by its window: it goes quiet (auto-tuning
+ * waits for more data per period than the window lets through) without being done growing. One at
+ * (or above) the max with window to spare is not held by it: a bench run whose transfer reached a
+ * 1.42 MB max needing 0.78 MB a round trip was never trimmed (the max it had asked for stayed at
+ * 5.7 MB, 7x the need), nor was one grown above a trimmed max whose need grew it again.
  */
 export const RCVBUF_POLICY: SettlePolicy = {
   sysctl: SYSCTL.rmem,
   needOf(samples) {
-    const hasSpare = (s: NeedSample) => s.used < WINDOW_LIMITED * s.buf;
     const spare = samples.filter(hasSpare).map((s) => s.used);
     const sorted = [...spare].sort((a, b) => a - b);
     const since = samples.slice(samples.findLastIndex(hasSpare) + 1);
     const held = since.map((s) => Math.min(s.used, s.buf));
-    if (spare.length === 0) return 0;
+    if (spare.length === 0) return Math.max(0, ...held);
     return Math.max(sorted[Math.floor(sorted.length / 2)], spare.at(-1)!, ...held);
   },
-  mayStillGrow: (last) => last.buf >= AT_MAX * last.limit,
+  mayStillGrow: (last) => last.buf >= AT_MAX * last.limit && !hasSpare(last),
 };
 
 /**

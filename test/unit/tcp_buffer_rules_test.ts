@@ -129,8 +129,10 @@ Deno.test("buffer growth after a trim needs a round trip that needed more than t
   assert.deepEqual(at(1_000_000, 1_000_000), quiet);
   assert.deepEqual(at(1_250_000, 1_000_000), quiet);
   assert.deepEqual(at(0, 1_000_000), quiet, "no figure is no evidence either");
-  // a socket that grew before the trim (above the max) is not held by it
-  assert.deepEqual(at(2_500_000, 1_000_000, 1_900_000), quiet);
+  // a socket that grew before the trim (above the max): its buffer is no evidence, its need is
+  assert.deepEqual(at(1_000_000, 1_000_000, 1_900_000), quiet);
+  assert.deepEqual(at(1_250_000, 1_000_000, 9_000_000), quiet);
+  assert.equal(changeOf(at(1_250_001, 1_000_000, 1_900_000)).to[2], 2_400_000);
   // one byte more than the threshold is evidence
   assert.equal(changeOf(at(1_250_001, 1_000_000)).to[2], 2_400_000);
   // clearly more: growth as usual, to what auto-tuning asked for
@@ -154,6 +156,56 @@ Deno.test("buffer growth after a trim back to the floor needs a need near what t
   assert.deepEqual(at(4_000_000), quiet, "the floor holds 1.5x this need");
   assert.deepEqual(at(5_242_880), quiet);
   assert.equal(changeOf(at(5_242_881)).to[2], 9_229_179, "a need the floor cannot hold grows it");
+});
+
+Deno.test("buffer growth after a trim on a slow-start need: a socket above the max with the path's need grows it", () => {
+  // A bench run: trimmed to 1.5x a need measured mid-ramp (0.5 MB), the transfer's socket had
+  // grown to 3 MB before the trim and then needed 0.82 MB a round trip: before, it was ignored
+  // (and muted in the kernel) for sitting above the max, and the max stayed at 0.62x the need.
+  const trimmed = [4096, 131072, 750_000];
+  const at = (observed: number, used: number, wanted = 0) =>
+    bufferDecision(
+      buffer({
+        live: trimmed,
+        observed,
+        wanted,
+        used,
+        settledNeed: 500_000,
+        hits: 1,
+        limitSeen: 750_000,
+        shrinkFloor: 0,
+      }),
+    );
+  const grown = changeOf(at(3_000_000, 817_000));
+  assert.ok(grown.to[2] > 750_000, `grew: ${grown.to[2]}`);
+  assert.equal(grown.fresh, true);
+  assert.equal(changeOf(at(3_000_000, 817_000, 6_000_000)).to[2], 3_000_000, "4x at most");
+  // the same socket with a need the trimmed max was sized for: nothing (the kernel keeps it)
+  assert.deepEqual(at(3_000_000, 600_000, 6_000_000), {
+    kind: "needs-more",
+    sysctl: SYSCTL.rmem,
+    need: 625_000,
+  });
+});
+
+Deno.test("buffer growth after a trim back to the floor: sockets above it grow it only on their need", () => {
+  // Loopback: sockets grew to 9 MB before the trim back to the 6 MB floor; their buffer and what
+  // auto-tuning asks for are no evidence, a 50 KB need per round trip is none either.
+  const floor = [4096, 131072, 6291456];
+  const at = (used: number) =>
+    bufferDecision(
+      buffer({
+        live: floor,
+        observed: 9_229_179,
+        wanted: 11_000_000,
+        used,
+        settledNeed: 41_665,
+        limitSeen: 6291456,
+      }),
+    );
+  const quiet = { kind: "needs-more", sysctl: SYSCTL.rmem, need: 5_242_880 };
+  for (const used of [0, 41_665, 50_347, 5_242_880]) assert.deepEqual(at(used), quiet, `${used}`);
+  assert.equal(at(5_242_881)?.kind, "change");
 });
 
 Deno.test("growthNeed: what the kernel keeps quiet up to, per state of a trimmed max", () => {
