@@ -14,7 +14,12 @@ import { type LearningRate, shiftOf } from "../tuning/learning_rate.ts";
 import { changeDecision } from "../tuning/proposal.ts";
 import type { TunerContext, TunerDefinition, TunerMetric } from "../tuning/tuner.ts";
 import { SynBacklogWatch } from "./tcp_syn_backlog.ts";
-import { type BufferSettle, RcvbufSettle, SndbufSettle } from "./tcp_buffer_settle.ts";
+import {
+  type BufferSettle,
+  type NeedSample,
+  RcvbufSettle,
+  SndbufSettle,
+} from "./tcp_buffer_settle.ts";
 import { changeTiming as ct } from "../daemon/change_timing.ts";
 import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
@@ -29,6 +34,7 @@ import { u32Key } from "../libbpf/map.ts";
 import {
   bufferDecision,
   classifyTcpMemory,
+  type Decision,
   enterLowMemory,
   leaveLowMemory,
   type LowMemoryChange,
@@ -104,6 +110,19 @@ const RATE_LIMIT_NS = 500_000_000n;
  * namespaces share one read a second (the mem_pressure hook reports pressure at once anyway).
  */
 const HOST_MEMORY_MAX_AGE_MS = 1000;
+/** A growth after a trim that the cool-down held back is tried again each tick for this long. */
+const DEFERRED_MAX_MS = 60_000;
+
+/** A growth of a settled max the rate gate deferred (the cool-down after the trim). */
+interface DeferredGrowth {
+  decision: Decision;
+  sysctl: string;
+  netns: string;
+  /** The max it grows from: another live value means the evidence is stale. */
+  from: number;
+  sample: NeedSample;
+  at: number;
+}
 
 export const tcpBufferTuner: TunerDefinition = {
   name: TCP_BUFFER_TUNER,
@@ -133,6 +152,12 @@ class TcpBufferTuner {
   /** tcp_mem and allocated pages as buffer decisions consult them (not what tcp_mem grows from). */
   readonly #tcpMem: RecentValue<number[] | null>;
   readonly #allocatedPages: RecentValue<number | null>;
+  /**
+   * Growths of a trimmed max deferred by the cool-down after the trim, by sysctl and namespace.
+   * Their evidence may not come again for long: a receive socket reports only when a period's
+   * data beats its record (a bench run's came back 29 s later, the max below the need till then).
+   */
+  readonly #deferred = new Map<string, DeferredGrowth>();
 
   constructor(private readonly ctx: TunerContext) {
     this.#rate = ctx.learningRate as LearningRate;
@@ -204,6 +229,7 @@ class TcpBufferTuner {
     for (const settle of Object.values(this.#settle)) {
       ct ? ct.time("tcp_buffer trim", () => this.#trim(settle)) : this.#trim(settle);
     }
+    if (this.#deferred.size > 0) this.#retryDeferred();
     if (!this.#lowMemory) return;
     if (this.#memoryState(false) !== "normal") return;
     const live: Record<string, number | null> = {};
@@ -222,6 +248,24 @@ class TcpBufferTuner {
       const apply = () => this.ctx.apply([trim], netns);
       const applied = ct ? ct.time("tcp_buffer trim apply", apply) : apply();
       settle.trimmed(netns, applied, trim.proposal.to[2], now);
+    }
+  }
+
+  #retryDeferred(): void {
+    const now = this.ctx.now();
+    for (const [key, d] of this.#deferred) {
+      const live = now - d.at <= DEFERRED_MAX_MS ? this.ctx.read(d.sysctl, d.netns) : null;
+      if (!live || live[2] !== d.from) {
+        this.#deferred.delete(key); // old, gone, or changed since: the evidence is stale
+        continue;
+      }
+      if (!this.ctx.apply([d.decision], d.netns)) continue;
+      this.#deferred.delete(key);
+      const rcv = d.sysctl === SYSCTL.rmem;
+      const to = d.decision.kind === "change" ? d.decision.proposal.to[2] : d.from;
+      (rcv ? this.#settle.rcv : this.#settle.snd).grew(d.netns, d.from, to, d.sample, now);
+      const moderate = rcv ? this.ctx.read(SYSCTL.moderateRcvbuf, d.netns)?.[0] : undefined;
+      if (moderate !== undefined) this.ctx.apply([moderateRcvbufDecision(moderate)], d.netns);
     }
   }
 
@@ -269,13 +313,14 @@ class TcpBufferTuner {
           (!rcv || p.limit === live[2] ? "" : `; the max is ${live[2]} now: nothing to decide`),
       );
     }
+    const settledNeed = settle.settledNeed(netns);
     const decision = bufferDecision({
       sysctl,
       live,
       observed: p.buf,
       wanted: p.want,
       used: p.used,
-      settledNeed: settle.settledNeed(netns),
+      settledNeed,
       hits: ev.count,
       // The kernel reports the first socket at a new rmem max at once (tcp_buffer.bpf.c).
       limitSeen: rcv ? p.limit : undefined,
@@ -286,10 +331,20 @@ class TcpBufferTuner {
       ceiling: tcpMem ? socketBufferCeiling(tcpMem[2], this.#page) : INT_MAX,
       shrinkFloor: rcv ? this.#floors.rmem : this.#floors.wmem,
     });
-    if (!this.ctx.apply([decision], netns)) return;
-    if (decision?.kind === "change" && decision.proposal.to[2] > live[2]) {
-      settle.grew(netns, live[2], decision.proposal.to[2], sample, now);
+    const growth = decision?.kind === "change" && decision.proposal.to[2] > live[2]
+      ? decision.proposal.to[2]
+      : 0;
+    const key = `${sysctl}\0${netns}`;
+    if (!this.ctx.apply([decision], netns)) {
+      // After a trim, a growth waits out the cool-down (a reversal); its evidence is kept.
+      if (growth && settledNeed > 0) {
+        const from = live[2];
+        this.#deferred.set(key, { decision: decision!, sysctl, netns, from, sample, at: now });
+      }
+      return;
     }
+    this.#deferred.delete(key);
+    if (growth) settle.grew(netns, live[2], growth, sample, now);
     if (!rcv) return;
     // A larger rmem max only helps if receive auto-tuning is on (read before the write above,
     // which did not touch it).

@@ -268,6 +268,65 @@ Deno.test("tcp_buffer: a max trimmed on a slow-start need grows again on the nee
   assert.deepEqual(t.ctx.read(RMEM, NS), [4096, 65536, 1_225_500]);
 });
 
+Deno.test("tcp_buffer: a growth after a trim that the cool-down held back is tried again at the ticks", () => {
+  // A bench run: trimmed at 8.9 s on a mid-ramp need, the socket above the max reported the
+  // path's need 0.26 s later, inside the cool-down; its next report came 29 s later.
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 374_431], NS)
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
+  const rcv = (buf: number, want: number, used: number) =>
+    t.event({
+      kind: K.TB_RMEM_NEAR_MAX,
+      netns: 4026532176n,
+      values: [
+        BigInt(buf),
+        BigInt(t.ctx.read(RMEM, NS)![2]),
+        51205n,
+        0n,
+        BigInt(want),
+        BigInt(used),
+      ],
+    });
+  t.ctx.clock = 2270;
+  rcv(299_545, 835_739, 298_801);
+  t.ctx.clock = 2900;
+  rcv(835_739, 4_671_281, 556_003);
+  assert.equal(t.ctx.read(RMEM, NS)![2], 3_342_956, "4x at most");
+  t.ctx.clock = 2900 + STEADY_MS;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(RMEM, NS)![2], 834_005);
+  let cooling = true;
+  t.ctx.accept = () => !cooling;
+  t.ctx.clock += 260;
+  rcv(1_847_252, 1_835_031, 790_396);
+  assert.equal(t.ctx.read(RMEM, NS)![2], 834_005, "deferred");
+  t.ctx.clock += 1000;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(RMEM, NS)![2], 834_005, "still cooling down");
+  cooling = false;
+  t.ctx.clock += 4000;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(RMEM, NS)![2], 1_835_031, "tried again once the cool-down is over");
+  const n = t.ctx.proposals.length;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, n, "once");
+  // settled again near the need once steady
+  t.ctx.clock += STEADY_MS;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(RMEM, NS)![2], 1_185_594);
+  // a deferred growth whose max changed meanwhile is dropped
+  cooling = true;
+  t.ctx.clock += 1000;
+  rcv(1_847_252, 2_500_000, 1_000_000);
+  t.ctx.set(RMEM, [4096, 65536, 2_000_000], NS);
+  cooling = false;
+  const m = t.ctx.proposals.length;
+  t.ctx.clock += 5000;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, m);
+  assert.equal(t.ctx.read(RMEM, NS)![2], 2_000_000);
+});
+
 Deno.test("settle: with no sample that had window to spare, the held ones bound the need from below", () => {
   // Loopback's short flows: every grow hit comes from a socket its own window holds back. Before,
   // no need was known and the grown max was never trimmed (nor its events muted).
