@@ -299,7 +299,7 @@ class TcpBufferTuner {
     const corr = this.#correlation.get(TCP_BUFFER_TUNER, netns, sysctl);
     if (srtt > 0) corr.observe(live[2], srtt, now);
     const settle = rcv ? this.#settle.rcv : this.#settle.snd;
-    const sample = { used: p.used, buf: p.buf, limit: p.limit };
+    const sample = { used: p.used, buf: p.buf, limit: p.limit, want: p.want };
     settle.observe(netns, sample, now);
     const tcpMem = this.#tcpMem.get();
     const memory = this.#memoryState(false, tcpMem) ?? "normal";

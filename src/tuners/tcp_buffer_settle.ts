@@ -44,11 +44,15 @@ const RETRY_MS = 1000, RETRY_MAX_MS = 60_000;
 /** A namespace without events for this long is forgotten. */
 export const FORGET_MS = 600_000;
 
-/** One event's figures, bytes: `used` (0: unknown), the socket's buffer and the max then. */
+/**
+ * One event's figures, bytes: `used` (0: unknown), the socket's buffer and the max then, and what
+ * the kernel was growing the buffer to (0 or absent: unknown).
+ */
 export interface NeedSample {
   used: number;
   buf: number;
   limit: number;
+  want?: number;
 }
 
 /** What differs between the receive and the send side. */
@@ -77,7 +81,12 @@ const hasSpare = (s: NeedSample) => s.used < WINDOW_LIMITED * s.buf;
  * short flows are held by their own buffer at every grow hit, and the grown max stayed); a trim
  * below the real need is undone by the next round trip that needs 1.25x more (bufferDecision).
  * Not while the latest socket sat at the max held back by its window: it goes quiet (auto-tuning
- * waits for more data per period than the window lets through) without being done growing. One at
+ * waits for more data per period than the window lets through) without being done growing; also
+ * where the event is the grow that took it there (the kernel grew it to the max right after) and
+ * the max holds less than TRIM_HEADROOM x its need: a held socket whose want was above the max was
+ * trimmed to 1.5x its old buffer, 0.46x the need, while it sat at the max at half the path's rate
+ * for 45 s. (Not by the want alone: loopback's carries 16 segments of 64 KB of headroom, above a 6
+ * MB max for a flow needing 16-95 KB, and most of the netns bench's namespaces kept a grown max.) One at
  * (or above) the max with window to spare is not held by it: a bench run whose transfer reached a
  * 1.42 MB max needing 0.78 MB a round trip was never trimmed (the max it had asked for stayed at
  * 5.7 MB, 7x the need), nor was one grown above a trimmed max whose need grew it again.
@@ -92,7 +101,10 @@ export const RCVBUF_POLICY: SettlePolicy = {
     if (spare.length === 0) return Math.max(0, ...held);
     return Math.max(sorted[Math.floor(sorted.length / 2)], spare.at(-1)!, ...held);
   },
-  mayStillGrow: (last) => last.buf >= AT_MAX * last.limit && !hasSpare(last),
+  mayStillGrow: (last) =>
+    !hasSpare(last) &&
+    (last.buf >= AT_MAX * last.limit ||
+      ((last.want ?? 0) >= AT_MAX * last.limit && TRIM_HEADROOM * last.used > last.limit)),
 };
 
 /**
@@ -268,7 +280,8 @@ function later(e: Episode, now: number): void {
 
 function remember(e: Episode, s: NeedSample): void {
   if (![s.used, s.buf, s.limit].every(Number.isSafeInteger) || s.used <= 0) return;
-  e.samples.push({ used: s.used, buf: s.buf, limit: s.limit });
+  const want = Number.isSafeInteger(s.want) && s.want! > 0 ? s.want! : 0;
+  e.samples.push({ used: s.used, buf: s.buf, limit: s.limit, want });
   if (e.samples.length > NEED_SAMPLES) e.samples.shift();
 }
 

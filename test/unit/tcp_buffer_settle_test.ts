@@ -355,6 +355,34 @@ Deno.test("settle: with no sample that had window to spare, the held ones bound 
   ]);
 });
 
+Deno.test("settle: a held socket the kernel grew to the max on its event sat at the max: looked at later", () => {
+  // a bench run: held by its 245 KB buffer, the kernel grew it to the 355 KB max right after the
+  // event (it wanted 588 KB); the max went to 588 KB, and no record came again
+  const s = new RcvbufSettle();
+  s.grew(NS, 244627, 354547, { used: 61883, buf: 104841, limit: 244627, want: 354547 }, 940);
+  s.observe(NS, { used: 244913, buf: 244627, limit: 354547, want: 587902 }, 1940);
+  s.grew(NS, 354547, 587902, { used: 244913, buf: 244627, limit: 354547, want: 587902 }, 1940);
+  const t = 1940 + STEADY_MS;
+  assert.deepEqual(s.due(t), [NS]);
+  assert.equal(s.trim(NS, [4096, 65536, 587902], t), null, "not trimmed to 1.5 x 244627");
+  assert.equal(s.settledNeed(NS), 0);
+  // the same event with window to spare, or a want the max held: trimmed
+  for (const last of [{ used: 150_000, want: 587902 }, { used: 244913, want: 300_000 }]) {
+    const u = new RcvbufSettle();
+    u.grew(NS, 244627, 587902, { buf: 244627, limit: 354547, ...last }, 1940);
+    assert.ok(u.trim(NS, [4096, 65536, 587902], t), JSON.stringify(last));
+  }
+  // loopback: a short flow held by its small buffer, the kernel's want (16 segments of 64 KB of
+  // headroom) above the 6 MB max that holds 60x its need: done, trimmed back to the floor
+  const lo = new RcvbufSettle();
+  lo.grew(NS, 6291456, 9830400, { used: 95_093, buf: 106_496, limit: 6291456, want: 9e6 }, 0);
+  assert.deepEqual(changeOf(lo.trim(NS, [4096, 131072, 9830400], STEADY_MS)).to, [
+    4096,
+    131072,
+    6291456,
+  ]);
+});
+
 Deno.test("settle: a socket at the max with window to spare is done growing: trimmed", () => {
   // a bench run: the transfer reached the 1.42 MB max needing 0.78 MB a round trip, auto-tuning
   // still asked for more (its 2x), and the max had grown to 5.7 MB on the event before
