@@ -22,6 +22,7 @@ import {
 } from "./tcp_buffer_settle.ts";
 import { changeTiming as ct } from "../daemon/change_timing.ts";
 import { describeNetns, GLOBAL_NETNS, netnsKey } from "../kernel/netns.ts";
+import { forgetNetnsKeys } from "../kernel/netns_keyed.ts";
 import { kernelVersion, pageSize, tcpAllocatedPages } from "../kernel/memory.ts";
 import { tracepointChain } from "../tuning/hook_chains.ts";
 import { readTogether } from "../tuning/context.ts";
@@ -219,6 +220,8 @@ class TcpBufferTuner {
 
   onNetnsGone(gone: ReadonlySet<string>): void {
     this.#correlation.forgetNetns(gone);
+    // A deferred growth's namespace key may name another namespace soon (its inode reused).
+    forgetNetnsKeys(this.#deferred, gone);
     this.#settle.rcv.forgetNetns(gone);
     this.#settle.snd.forgetNetns(gone);
     this.#syn.forgetNetns(gone);
@@ -334,7 +337,7 @@ class TcpBufferTuner {
     const growth = decision?.kind === "change" && decision.proposal.to[2] > live[2]
       ? decision.proposal.to[2]
       : 0;
-    const key = `${sysctl}\0${netns}`;
+    const key = `${netns}\0${sysctl}`; // netns first: forgetNetnsKeys
     if (!this.ctx.apply([decision], netns)) {
       // After a trim, a growth waits out the cool-down (a reversal); its evidence is kept.
       if (growth && settledNeed > 0) {

@@ -325,6 +325,19 @@ Deno.test("tcp_buffer: a growth after a trim that the cool-down held back is tri
   t.tuner.onTick?.();
   assert.equal(t.ctx.proposals.length, m);
   assert.equal(t.ctx.read(RMEM, NS)![2], 2_000_000);
+  // a deferred growth of a namespace that is gone is forgotten: its inode's next namespace, with
+  // the same max, is not grown on the dead one's evidence
+  cooling = true;
+  t.ctx.clock += 1000;
+  rcv(2_100_000, 5_000_000, 1_900_000);
+  assert.equal(t.ctx.read(RMEM, NS)![2], 2_000_000, "deferred");
+  t.tuner.onNetnsGone?.(new Set([NS]));
+  cooling = false;
+  const g = t.ctx.proposals.length;
+  t.ctx.clock += 5000;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.proposals.length, g, "nothing applied for the gone namespace's key");
+  assert.equal(t.ctx.read(RMEM, NS)![2], 2_000_000);
 });
 
 Deno.test("settle: with no sample that had window to spare, the held ones bound the need from below", () => {
