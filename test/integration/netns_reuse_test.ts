@@ -34,6 +34,14 @@ function rollback(state: string): string {
 }
 
 const RMEM = "net.ipv4.tcp_rmem";
+/** An admin's write of tcp_rmem in `netns`, as the override detector reports it. */
+const override = (netns: string) => ({
+  netns,
+  sysctl: RMEM,
+  tuner: "tcp_buffer",
+  pid: 1,
+  comm: "sysctl",
+});
 const ATTEMPTS = 200;
 
 const inodeOf = (ns: TestNetns) => BigInt(statSync(`/run/netns/${ns.name}`).ino);
@@ -126,13 +134,6 @@ Deno.test({
       const { ns: control, state } = sb;
       // As the daemon's journal: cookies verified by entering the namespace.
       const verified = (key: string) => netnsCookieOf(key, { verify: true });
-      const override = (netns: string) => ({
-        netns,
-        sysctl: RMEM,
-        tuner: "tcp_buffer",
-        pid: 1,
-        comm: "sysctl",
-      });
       const dead = sb.netns("nsov-dead");
       netnsRegistry().discover(); // this process's registry may predate them
       const deadKey = `ns:${inodeOf(dead)}`;
@@ -223,13 +224,6 @@ Deno.test({
   fn: () =>
     withSandbox("nsvf-ctl", async (sb) => {
       const { state } = sb;
-      const override = (netns: string) => ({
-        netns,
-        sysctl: RMEM,
-        tuner: "tcp_buffer",
-        pid: 1,
-        comm: "sysctl",
-      });
       // The daemon's registry between two scans: its clock stands still, so every look through
       // the named directories after the first is within the 250 ms gap (and no rescan runs).
       const at = performance.now();

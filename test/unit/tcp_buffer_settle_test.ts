@@ -179,24 +179,33 @@ Deno.test("settle: a refused trim is retried later, backing off; growth after a 
 const K = contract.kinds;
 const RMEM = "net.ipv4.tcp_rmem";
 
-Deno.test("tcp_buffer: grows on the bench's events, trims once steady, does not grow back on stale sockets", () => {
-  const t = startTuner(tcpBufferTuner);
-  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 65536], NS)
-    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
-  const netns = 4026532176n;
-  const rcv = (buf: number, want: number, used: number) =>
+/** Buffer events of namespace NS as the kernel sends them: the max read now, srtt 50 ms unless told. */
+function bufferEvents(
+  t: ReturnType<typeof startTuner>,
+  kind: number,
+  sysctl: string,
+  srtt = 50000n,
+) {
+  return (buf: number, want: number, used: number) =>
     t.event({
-      kind: K.TB_RMEM_NEAR_MAX,
-      netns,
+      kind,
+      netns: 4026532176n,
       values: [
         BigInt(buf),
-        BigInt(t.ctx.read(RMEM, NS)![2]),
-        50000n,
+        BigInt(t.ctx.read(sysctl, NS)![2]),
+        srtt,
         0n,
         BigInt(want),
         BigInt(used),
       ],
     });
+}
+
+Deno.test("tcp_buffer: grows on the bench's events, trims once steady, does not grow back on stale sockets", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 65536], NS)
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
+  const rcv = bufferEvents(t, K.TB_RMEM_NEAR_MAX, RMEM);
   for (const [at, , to, used, buf] of BENCH_GROWTH) {
     t.ctx.clock = at;
     rcv(buf, to, used);
@@ -224,20 +233,7 @@ Deno.test("tcp_buffer: a max trimmed on a slow-start need grows again on the nee
   const t = startTuner(tcpBufferTuner);
   t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 65536], NS)
     .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
-  const netns = 4026532176n;
-  const rcv = (buf: number, want: number, used: number) =>
-    t.event({
-      kind: K.TB_RMEM_NEAR_MAX,
-      netns,
-      values: [
-        BigInt(buf),
-        BigInt(t.ctx.read(RMEM, NS)![2]),
-        50000n,
-        0n,
-        BigInt(want),
-        BigInt(used),
-      ],
-    });
+  const rcv = bufferEvents(t, K.TB_RMEM_NEAR_MAX, RMEM);
   const ramp: [number, number, number, number][] = [
     [400, 65536, 262144, 60_000],
     [900, 200_000, 1_000_000, 200_000],
@@ -274,19 +270,7 @@ Deno.test("tcp_buffer: a growth after a trim that the cool-down held back is tri
   const t = startTuner(tcpBufferTuner);
   t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 374_431], NS)
     .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
-  const rcv = (buf: number, want: number, used: number) =>
-    t.event({
-      kind: K.TB_RMEM_NEAR_MAX,
-      netns: 4026532176n,
-      values: [
-        BigInt(buf),
-        BigInt(t.ctx.read(RMEM, NS)![2]),
-        51205n,
-        0n,
-        BigInt(want),
-        BigInt(used),
-      ],
-    });
+  const rcv = bufferEvents(t, K.TB_RMEM_NEAR_MAX, RMEM, 51205n);
   t.ctx.clock = 2270;
   rcv(299_545, 835_739, 298_801);
   t.ctx.clock = 2900;
@@ -474,20 +458,7 @@ Deno.test("settle, send side: each sample is a lower bound: a later smaller one 
 Deno.test("tcp_buffer: send side grows on the bench's events, trims once steady, grows again only on fresh evidence", () => {
   const t = startTuner(tcpBufferTuner);
   t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(WMEM, [4096, 16384, 16384], NS);
-  const netns = 4026532176n;
-  const snd = (buf: number, want: number, used: number) =>
-    t.event({
-      kind: K.TB_WMEM_NEAR_MAX,
-      netns,
-      values: [
-        BigInt(buf),
-        BigInt(t.ctx.read(WMEM, NS)![2]),
-        50000n,
-        0n,
-        BigInt(want),
-        BigInt(used),
-      ],
-    });
+  const snd = bufferEvents(t, K.TB_WMEM_NEAR_MAX, WMEM);
   for (const [at, , to, used, buf] of SND_GROWTH) {
     t.ctx.clock = at;
     snd(buf, to, used);
