@@ -116,12 +116,15 @@ Deno.test({
       t = Date.now();
       const r = flowing.flows(FLOW_BYTES, undefined, STALL_MS);
       assert.equal(r.failed, 0, `flows: ${JSON.stringify(r)}`);
-      // One namespace may miss (2 of 3 runs: none; otherwise the first one created): its
+      // One namespace may miss (most runs: none; else the first one created, once the 181st): its
       // failure message shows whether its event reached the daemon (issue 10 leaves this open).
       const tunedAll = await waitFor(() => count() >= FLOWING - 1, 15_000, 250);
       await waitFor(() => count() === FLOWING, 3_000, 250);
       const untuned = inodes.filter((i) => !tunedInodes(daemon).has(i));
-      if (untuned.length) console.log(`not tuned: ${untuned.join(", ")}`);
+      for (const i of untuned) {
+        const lines = daemon.lines.filter((l) => l.includes(`${i}`));
+        console.log(`not tuned: ${i}: ${lines.join(" | ") || "no line"}`);
+      }
       assert.ok(
         tunedAll,
         `tcp_wmem raised in ${count()} of ${FLOWING} namespaces with a flow; not in ` +
@@ -139,7 +142,10 @@ Deno.test({
         const [, sysctl, to] = /change (net\.ipv4\.tcp_[rw]mem)\(.*-> \(([\d ]+)\)/.exec(l)!;
         if (sysctl === "net.ipv4.tcp_wmem") last.set(inodeOf(l)!, to);
       }
+      // The one namespace the assertion above lets miss has no change to compare (it is printed).
+      const missed = new Set(untuned);
       const wrong = inodes.flatMap((inode, i) => {
+        if (missed.has(inode)) return [];
         const live = execFileSync(
           "ip",
           ["netns", "exec", flowing.name(i), "sysctl", "-n", "net.ipv4.tcp_wmem"],
