@@ -1,7 +1,17 @@
 /** `bpfpilot rollback` and `bpfpilot enable`: acting on the journal from the command line. */
 import { Command } from "@commander-js/extra-typings";
-import { DEFAULT_STATE_DIR, Journal, JournalError, valueText } from "../daemon/journal.ts";
-import { rollbackFromJournal, vettedRollbackPlan } from "../daemon/rollback.ts";
+import {
+  DEFAULT_STATE_DIR,
+  Journal,
+  JournalError,
+  type RollbackSkipCode,
+  valueText,
+} from "../daemon/journal.ts";
+import {
+  rollbackFromJournal,
+  type RollbackResult,
+  vettedRollbackPlan,
+} from "../daemon/rollback.ts";
 import { liveSysctls } from "../daemon/sysctl_io.ts";
 import { tunableDomain, TUNERS } from "../tuners/registry.ts";
 import { restoreGuard } from "../daemon/restorable.ts";
@@ -85,17 +95,24 @@ the state file is corrupt (it is left untouched), or not root.`,
         files.closeAll();
       }
       journal.close();
-      const changed = r.skipped.filter((s) => s.code !== "at-original" && s.code !== "refused")
-        .length;
-      const refused = r.skipped.filter((s) => s.code === "refused").length;
-      console.log(
-        `bpfpilot: restored ${r.restored.length} value(s)` +
-          (changed ? `, left ${changed} alone` : "") +
-          (refused ? `, refused ${refused} not bpfpilot's` : "") +
-          (r.failed.length ? `, ${r.failed.length} failed` : ""),
-      );
-      setExit(r.failed.length || refused ? 1 : 0);
+      console.log(rollbackSummary(r));
+      setExit(r.failed.length || r.skipped.some((s) => s.code === "refused") ? 1 : 0);
     });
+}
+
+/**
+ * `bpfpilot rollback`'s last line. Records of a namespace that cannot be identified now are kept
+ * for the next rollback: counted apart, not as left alone (those are forgotten).
+ */
+export function rollbackSummary(r: RollbackResult): string {
+  const count = (code: RollbackSkipCode) => r.skipped.filter((s) => s.code === code).length;
+  const refused = count("refused"), kept = count("unidentified");
+  const alone = r.skipped.length - count("at-original") - refused - kept;
+  return `bpfpilot: restored ${r.restored.length} value(s)` +
+    (alone ? `, left ${alone} alone` : "") +
+    (kept ? `, kept ${kept} for a later rollback (namespace not identified now)` : "") +
+    (refused ? `, refused ${refused} not bpfpilot's` : "") +
+    (r.failed.length ? `, ${r.failed.length} failed` : "");
 }
 
 /** Fds held back for everything else while a rollback keeps its sysctl files open. */
