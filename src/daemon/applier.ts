@@ -74,6 +74,8 @@ export class ProposalApplier {
   #ownWrites = new Map<string, { text: string; at: number }[]>();
   /** Writes waiting for their records' append; null outside deferWrites (write at once). */
   #queue: QueuedWrite[] | null = null;
+  /** The last proposal's key and cool-down end, when the rate gate's cool-down refused it. */
+  #coolingDown: { key: string; until: number } | null = null;
   constructor(private readonly d: ApplierDeps) {}
 
   /** Namespaces that are gone: what was noted about their sysctls goes with them. */
@@ -130,6 +132,7 @@ export class ProposalApplier {
     const { netns, sysctl } = proposed;
     let p = proposed;
     const key = `${p.netns}\0${p.sysctl}`;
+    this.#coolingDown = null;
     const only = this.d.onlyNetns;
     if (only && p.netns !== only && this.d.scopeOf?.(p.sysctl) !== "global") {
       log.debug(`ignoring ${p.sysctl} in ${describeNetns(p.netns)}: only ${only} is tuned`);
@@ -177,6 +180,7 @@ export class ProposalApplier {
         });
       }
       report({ kind: "cooling-down", netns, sysctl, untilMs: verdict.until });
+      this.#coolingDown = { key, until: verdict.until };
       return false;
     }
     if (verdict.kind !== "apply") {
@@ -227,6 +231,15 @@ export class ProposalApplier {
     this.#queue.push(queued);
     report({ kind: "changed", netns });
     return true;
+  }
+
+  /**
+   * When the last proposal (of `sysctl` in `netns`) was refused by the rate gate's cool-down
+   * alone: when it ends; else null (TunerContext.coolingDownUntil).
+   */
+  coolingDownUntil(sysctl: string, netns: string): number | null {
+    const c = this.#coolingDown;
+    return c !== null && c.key === `${netns}\0${sysctl}` ? c.until : null;
   }
 
   /** A change that could not be made: settled as failed (its cool-down starts) and logged. */

@@ -772,6 +772,7 @@ export class Daemon {
         this.mutes.changed(o.netns, o.netns === ANY_NETNS); // the admin's write changed the value
       },
       apply: (decisions, netns) => applyDecisions(ctx, def.name, decisions, netns),
+      coolingDownUntil: (sysctl, netns) => this.#applier.coolingDownUntil(sysctl, netns),
     };
     return ctx;
   }

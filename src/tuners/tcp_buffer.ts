@@ -111,10 +111,16 @@ const RATE_LIMIT_NS = 500_000_000n;
  * namespaces share one read a second (the mem_pressure hook reports pressure at once anyway).
  */
 const HOST_MEMORY_MAX_AGE_MS = 1000;
-/** A growth after a trim that the cool-down held back is tried again each tick for this long. */
+/**
+ * A growth after a trim that the cool-down held back is tried again at the first tick after the
+ * cool-down, and again after each further one, for this long.
+ */
 const DEFERRED_MAX_MS = 60_000;
 
-/** A growth of a settled max the rate gate deferred (the cool-down after the trim). */
+/**
+ * A growth of a settled max the rate gate deferred (the cool-down after the trim). Only the
+ * cool-down's refusals are kept: an override or the policy would refuse it again at every try.
+ */
 interface DeferredGrowth {
   decision: Decision;
   sysctl: string;
@@ -123,6 +129,8 @@ interface DeferredGrowth {
   from: number;
   sample: NeedSample;
   at: number;
+  /** When the cool-down that held it back ends: not tried (nor read) before. */
+  until: number;
 }
 
 export const tcpBufferTuner: TunerDefinition = {
@@ -257,12 +265,20 @@ class TcpBufferTuner {
   #retryDeferred(): void {
     const now = this.ctx.now();
     for (const [key, d] of this.#deferred) {
-      const live = now - d.at <= DEFERRED_MAX_MS ? this.ctx.read(d.sysctl, d.netns) : null;
+      const old = now - d.at > DEFERRED_MAX_MS;
+      if (!old && now < d.until) continue; // still cooling down
+      const live = old ? null : this.ctx.read(d.sysctl, d.netns);
       if (!live || live[2] !== d.from) {
         this.#deferred.delete(key); // old, gone, or changed since: the evidence is stale
         continue;
       }
-      if (!this.ctx.apply([d.decision], d.netns)) continue;
+      if (!this.ctx.apply([d.decision], d.netns)) {
+        // Another cool-down (a change meanwhile): wait for it; refused otherwise: given up.
+        const until = this.ctx.coolingDownUntil?.(d.sysctl, d.netns) ?? null;
+        if (until === null) this.#deferred.delete(key);
+        else d.until = until;
+        continue;
+      }
       this.#deferred.delete(key);
       const rcv = d.sysctl === SYSCTL.rmem;
       const to = d.decision.kind === "change" ? d.decision.proposal.to[2] : d.from;
@@ -339,11 +355,23 @@ class TcpBufferTuner {
       : 0;
     const key = `${netns}\0${sysctl}`; // netns first: forgetNetnsKeys
     if (!this.ctx.apply([decision], netns)) {
-      // After a trim, a growth waits out the cool-down (a reversal); its evidence is kept.
-      if (growth && settledNeed > 0) {
+      // After a trim, a growth waits out the cool-down (a reversal); its evidence is kept. One
+      // refused for another reason (an override, the policy) is not: waiting would not lift it.
+      const until = growth && settledNeed > 0
+        ? this.ctx.coolingDownUntil?.(sysctl, netns) ?? null
+        : null;
+      if (until !== null) {
         const from = live[2];
-        this.#deferred.set(key, { decision: decision!, sysctl, netns, from, sample, at: now });
-      }
+        this.#deferred.set(key, {
+          decision: decision!,
+          sysctl,
+          netns,
+          from,
+          sample,
+          at: now,
+          until,
+        });
+      } else if (growth) this.#deferred.delete(key);
       return;
     }
     this.#deferred.delete(key);

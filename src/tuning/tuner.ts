@@ -70,6 +70,13 @@ export interface TunerContext {
    * written.
    */
   apply(decisions: readonly (Decision | null)[], netns: string): boolean;
+  /**
+   * Asked right after a refused apply()/propose() of a change of `sysctl` in `netns`: when the
+   * rate gate's cool-down alone held it back, the time it ends (now()'s clock), when the same
+   * change may go through; null when it was refused for another reason (an override, the policy,
+   * a failed write, nothing to change), which waiting does not lift. Absent: never known.
+   */
+  coolingDownUntil?(sysctl: string, netns: string): number | null;
   /** A growth that cannot happen because `value` sits at `ceiling`: logged once per situation. */
   atCeiling(sysctl: string, netns: string, value: number[], ceiling: number): void;
   /**

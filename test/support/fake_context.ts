@@ -53,6 +53,12 @@ export class FakeTunerContext implements TunerContext {
   clock = 0;
   /** Whether a proposal goes through (the daemon's journal, gate and write); default yes. */
   accept: (p: Proposal) => boolean = () => true;
+  /**
+   * For a proposal accept() refused: when the daemon's cool-down would end (what
+   * coolingDownUntil() then answers), or null: refused for another reason. Default null.
+   */
+  coolDown: (p: Proposal) => number | null = () => null;
+  #coolingDown: { key: string; until: number } | null = null;
   /** sysctl -> tuners that manage it. */
   managed: Record<string, string[]> = {};
   /** "sysctl\0values" of bpfpilot's own recent writes. */
@@ -115,7 +121,14 @@ export class FakeTunerContext implements TunerContext {
     this.proposals.push(p);
     const ok = this.accept(p);
     if (ok && !this.advise) this.set(p.sysctl, p.to, p.netns);
+    const until = ok ? null : this.coolDown(p);
+    this.#coolingDown = until === null ? null : { key: `${p.netns}\0${p.sysctl}`, until };
     return ok;
+  }
+
+  coolingDownUntil(sysctl: string, netns: string): number | null {
+    const c = this.#coolingDown;
+    return c !== null && c.key === `${netns}\0${sysctl}` ? c.until : null;
   }
 
   apply(decisions: Parameters<TunerContext["apply"]>[0], netns: string): boolean {

@@ -158,6 +158,34 @@ Deno.test("the same change again is coalesced; another within the cool-down wait
   }
 });
 
+Deno.test("coolingDownUntil: only the cool-down's refusal of the last proposal says when it ends", () => {
+  const t = setup();
+  try {
+    const RMEM = "net.ipv4.tcp_rmem";
+    assert.equal(t.applier.propose(rmem(65536, 81920)), true);
+    assert.equal(t.applier.coolingDownUntil(RMEM, "global"), null, "written");
+    assert.equal(t.applier.propose(rmem(81920, 65536)), false, "a reversal cools down");
+    assert.equal(t.applier.coolingDownUntil(RMEM, "global"), 5000);
+    assert.equal(t.applier.coolingDownUntil(RMEM, "ns:123"), null, "another key");
+    assert.equal(t.applier.coolingDownUntil("net.ipv4.tcp_wmem", "global"), null);
+    t.journal.markOverride({
+      netns: "global",
+      sysctl: RMEM,
+      tuner: "tcp_buffer",
+      pid: 1,
+      comm: "x",
+    });
+    assert.equal(t.applier.propose(rmem(81920, 65536)), false);
+    assert.equal(
+      t.applier.coolingDownUntil(RMEM, "global"),
+      null,
+      "overridden: waiting won't help",
+    );
+  } finally {
+    t.cleanup();
+  }
+});
+
 Deno.test("advise mode writes nothing, logs the proposal once with the sysctl -w line", () => {
   const t = setup({ advise: true });
   try {

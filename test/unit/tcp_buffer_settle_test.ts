@@ -281,11 +281,14 @@ Deno.test("tcp_buffer: a growth after a trim that the cool-down held back is tri
   assert.equal(t.ctx.read(RMEM, NS)![2], 834_005);
   let cooling = true;
   t.ctx.accept = () => !cooling;
+  t.ctx.coolDown = () => cooling ? t.ctx.clock + 4000 : null;
   t.ctx.clock += 260;
   rcv(1_847_252, 1_835_031, 790_396);
   assert.equal(t.ctx.read(RMEM, NS)![2], 834_005, "deferred");
   t.ctx.clock += 1000;
+  const visits = t.ctx.visits.length;
   t.tuner.onTick?.();
+  assert.equal(t.ctx.visits.length, visits, "not even read before the cool-down ends");
   assert.equal(t.ctx.read(RMEM, NS)![2], 834_005, "still cooling down");
   cooling = false;
   t.ctx.clock += 4000;
@@ -322,6 +325,45 @@ Deno.test("tcp_buffer: a growth after a trim that the cool-down held back is tri
   t.tuner.onTick?.();
   assert.equal(t.ctx.proposals.length, g, "nothing applied for the gone namespace's key");
   assert.equal(t.ctx.read(RMEM, NS)![2], 2_000_000);
+});
+
+Deno.test("tcp_buffer: a growth after a trim refused for another reason than the cool-down is not tried again", () => {
+  const t = startTuner(tcpBufferTuner);
+  t.ctx.set("net.ipv4.tcp_mem", [2 ** 40, 2 ** 41, 2 ** 42]).set(RMEM, [4096, 65536, 374_431], NS)
+    .set("net.ipv4.tcp_moderate_rcvbuf", [1], NS);
+  const rcv = bufferEvents(t, K.TB_RMEM_NEAR_MAX, RMEM, 51205n);
+  t.ctx.clock = 2270;
+  rcv(299_545, 835_739, 298_801);
+  t.ctx.clock = 2900;
+  rcv(835_739, 4_671_281, 556_003);
+  t.ctx.clock = 2900 + STEADY_MS;
+  t.tuner.onTick?.();
+  assert.equal(t.ctx.read(RMEM, NS)![2], 834_005, "trimmed");
+  // the administrator took it over (or the policy refuses it): every try would be refused again
+  t.ctx.accept = () => false;
+  t.ctx.clock += 260;
+  rcv(1_847_252, 1_835_031, 790_396);
+  const tries = () => t.ctx.proposals.filter((p) => p.sysctl === RMEM).length;
+  const n = tries();
+  for (let i = 0; i < 70; i++) {
+    t.ctx.clock += 1000;
+    t.tuner.onTick?.();
+  }
+  assert.equal(tries(), n, "not proposed again at the ticks");
+  // held back by the cool-down, then refused otherwise at the retry (an override meanwhile):
+  // tried that once, then given up
+  let cooling = true;
+  t.ctx.accept = () => false;
+  t.ctx.coolDown = () => cooling ? t.ctx.clock + 4000 : null;
+  rcv(1_847_252, 1_835_031, 790_396);
+  const m = tries();
+  cooling = false;
+  for (let i = 0; i < 70; i++) {
+    t.ctx.clock += 1000;
+    t.tuner.onTick?.();
+  }
+  assert.equal(tries(), m + 1, "one retry after the cool-down, none after its refusal");
+  assert.equal(t.ctx.read(RMEM, NS)![2], 834_005);
 });
 
 Deno.test("settle: with no sample that had window to spare, the held ones bound the need from below", () => {
