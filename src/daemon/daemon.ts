@@ -16,7 +16,7 @@ import { PinnedPolicy } from "./pinned_policy.ts";
 import { ConfigPolicy } from "./config_policy.ts";
 import { applyOverrideLifetime, type OverrideLifetime } from "./override_lifetime.ts";
 import { eventBuckets, eventsLine, type KernelCounters } from "./event_accounting.ts";
-import { rollbackFromJournal, verifiedCookies } from "./rollback.ts";
+import { rollbackFromJournal, visitEachOnce } from "./rollback.ts";
 import { restoreGuard } from "./restorable.ts";
 import { findLostOverrides } from "./lost_overrides.ts";
 import {
@@ -1094,13 +1094,15 @@ export class Daemon {
     this.#teardown();
     if (this.opts.rollbackOnExit && !this.opts.advise) {
       try {
-        // Cookies read inside each namespace: the registry may hold a dead one's until its scan.
+        // Cookies read inside each namespace (the registry may hold a dead one's until its
+        // scan), in the visit that reads its values.
+        const visits = visitEachOnce(this.journal, this.io);
         rollbackFromJournal(
           this.journal,
-          this.io,
+          visits.io,
           log,
           restoreGuard(this.opts.tuners),
-          verifiedCookies(),
+          visits.liveCookie,
         );
       } catch (e) {
         log.error(`rollback failed: ${(e as Error).message}`);

@@ -6,7 +6,15 @@
  * namespace cannot be identified now (its cookie unknown: no path leads there at the moment) is
  * neither restored nor forgotten: the next rollback looks again.
  */
-import { describeNetns, netnsCookieOf, parseNetnsKey } from "../kernel/netns.ts";
+import {
+  describeNetns,
+  inNetns,
+  netnsCookieOf,
+  NetnsGoneError,
+  netnsRegistry,
+  ownNetnsInum,
+  parseNetnsKey,
+} from "../kernel/netns.ts";
 import { pruneReusedNetns, recordIsForReusedInode } from "./netns_reuse.ts";
 import type {
   Journal,
@@ -30,15 +38,103 @@ export interface RollbackResult {
  * The current cookie of a namespace key: null without one (global, 5.10), undefined when it cannot
  * be identified now (kernel/netns.ts netnsCookieOf). The default is the registry's: `bpfpilot
  * rollback`'s registry is built as it starts, and its reads check each namespace's cookie on the
- * way (liveSysctls with kept files); the daemon's is older, and it passes verifiedCookies().
+ * way (liveSysctls with kept files); the daemon's is older, and it passes visitEachOnce()'s.
  */
 export type LiveNetnsCookie = NetnsCookieOf;
 
-/** Each namespace's cookie read inside it (netnsCookieOf verify), once per key and call site. */
-export function verifiedCookies(): LiveNetnsCookie {
+/**
+ * Runs `fn` inside namespace `netns` once its cookie, read there, is the one the registry holds
+ * (`result`); `cookie` is the one read (undefined: no path leads there now, and `fn` did not run;
+ * another than the registry's: a new namespace took the inode, the registry takes its cookie, and
+ * `fn` did not run either).
+ */
+export type NetnsVisit = <T>(
+  netns: string,
+  fn: () => T,
+) => { cookie: bigint | null | undefined; ran: boolean; result?: T };
+
+/** NetnsVisit by setns: the cookie checked inside (netnsCookieOf's `verify`, with `fn` run). */
+export const visitVerified: NetnsVisit = (netns, fn) => {
+  const inum = parseNetnsKey(netns);
+  if (inum === null || inum === ownNetnsInum()) return { cookie: null, ran: true, result: fn() };
+  let seen: bigint | null | undefined;
+  try {
+    const result = inNetns(netns, fn, {
+      verifyCookie: true,
+      lookAgainNow: true,
+      onCookie: (c) => seen = c,
+    });
+    return { cookie: seen ?? netnsRegistry().entry(inum)?.cookie ?? null, ran: true, result };
+  } catch (e) {
+    // Read inside but another than the registry's: the new namespace's, taken by the registry.
+    if (seen !== undefined) return { cookie: seen, ran: false };
+    if (e instanceof NetnsGoneError) return { cookie: undefined, ran: false };
+    throw e;
+  }
+};
+
+/**
+ * The daemon's exit rollback: each namespace entered once, at the first read of it (or of its
+ * cookie), its cookie read inside (the registry's may be a dead namespace's until its next scan)
+ * and every sysctl the journal has of it read in that same visit, through `io`, which keeps the
+ * files it opens for the writes after (the daemon's). Before, the cookie was a visit of its own.
+ * A namespace whose visit did not run (not identified now, or another one at its inode) reads as
+ * absent.
+ */
+export function visitEachOnce(
+  journal: Journal,
+  io: SysctlIO,
+  visit: NetnsVisit = visitVerified,
+): { io: SysctlIO; liveCookie: LiveNetnsCookie } {
+  const sysctlsOf = new Map<string, string[]>();
+  for (const e of journal.changedEntries()) {
+    if (journal.isFromEarlierBoot(e)) continue; // not read (Journal.planRollback)
+    const list = sysctlsOf.get(e.netns);
+    if (list) list.push(e.sysctl);
+    else sysctlsOf.set(e.netns, [e.sysctl]);
+  }
+  type Read = { value: number[] | null } | { error: unknown };
+  const visits = new Map<
+    string,
+    { cookie: bigint | null | undefined; values: Map<string, Read> | null }
+  >();
+  const visited = (netns: string) => {
+    let v = visits.get(netns);
+    if (v) return v;
+    const { cookie, ran, result } = visit(netns, () =>
+      new Map(
+        (sysctlsOf.get(netns) ?? []).map((s): [string, Read] => {
+          try {
+            return [s, { value: io.read(s, netns) }];
+          } catch (error) {
+            return [s, { error }];
+          }
+        }),
+      ));
+    visits.set(netns, v = { cookie, values: ran ? result ?? null : null });
+    return v;
+  };
+  return {
+    liveCookie: (netns) => visited(netns).cookie,
+    io: {
+      read: (sysctl, netns) => {
+        const { values } = visited(netns);
+        if (values === null) return null; // not entered: nothing of it can be read now
+        const got = values.get(sysctl);
+        if (got === undefined) return io.read(sysctl, netns);
+        if ("error" in got) throw got.error;
+        return got.value;
+      },
+      write: (sysctl, netns, values) => io.write(sysctl, netns, values),
+    },
+  };
+}
+
+/** `liveCookie` asked once per namespace key, however many records and steps name it. */
+function askedOnce(liveCookie: LiveNetnsCookie): LiveNetnsCookie {
   const seen = new Map<string, bigint | null | undefined>();
   return (netns) => {
-    if (!seen.has(netns)) seen.set(netns, netnsCookieOf(netns, { verify: true }));
+    if (!seen.has(netns)) seen.set(netns, liveCookie(netns));
     return seen.get(netns);
   };
 }
@@ -53,31 +149,49 @@ export function vettedRollbackPlan(
   refuseRestore: RestoreGuard,
   liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackPlan {
+  return vetted(journal, io, refuseRestore, askedOnce(liveCookie)).plan;
+}
+
+/** vettedRollbackPlan, and which of its skips are a dead namespace's records (`reused`). */
+function vetted(
+  journal: Journal,
+  io: SysctlIO,
+  refuseRestore: RestoreGuard,
+  liveCookie: LiveNetnsCookie,
+): { plan: RollbackPlan; reused: Set<RollbackSkip> } {
   const plan = journal.planRollback((netns, sysctl) => io.read(sysctl, netns));
-  const reused = reusedInodeRecords(journal, liveCookie);
+  const identity = identities(journal, liveCookie);
   const restore: RollbackStep[] = [];
+  const reused = new Set<RollbackSkip>();
+  for (const step of plan.skipped) {
+    if (identity(step) === "reused") reused.add(step);
+  }
   for (const step of plan.restore) {
-    const why = refuseRestore(step.sysctl, step.to);
-    const identity = reused(step);
-    if (identity === "unknown") {
+    const id = identity(step);
+    if (id === "unknown") {
       plan.skipped.push({
         ...step,
         code: "unidentified",
         reason: "its namespace cannot be identified now (no known path leads to it); kept for " +
           "the next rollback",
       });
-    } else if (identity === "reused") {
-      plan.skipped.push({
+    } else if (id === "reused") {
+      const skip: RollbackSkip = {
         ...step,
         code: "unreadable",
         reason: `its namespace is gone (inode ${
           parseNetnsKey(step.netns)
         } now belongs to a new namespace)`,
-      });
-    } else if (why === null) restore.push(step);
-    else plan.skipped.push({ ...step, code: "refused", reason: why });
+      };
+      plan.skipped.push(skip);
+      reused.add(skip);
+    } else {
+      const why = refuseRestore(step.sysctl, step.to);
+      if (why === null) restore.push(step);
+      else plan.skipped.push({ ...step, code: "refused", reason: why });
+    }
   }
-  return { restore, skipped: plan.skipped };
+  return { plan: { restore, skipped: plan.skipped }, reused };
 }
 
 /**
@@ -85,7 +199,7 @@ export function vettedRollbackPlan(
  * ("reused"), for the live one ("same": or it has no cookie, then the inode decides), or cannot
  * be told now ("unknown": it has a cookie, the live namespace's is unknown).
  */
-function reusedInodeRecords(
+function identities(
   journal: Journal,
   liveCookie: LiveNetnsCookie,
 ): (step: { netns: string; sysctl: string }) => "reused" | "same" | "unknown" {
@@ -111,14 +225,15 @@ export function rollbackFromJournal(
   refuseRestore: RestoreGuard,
   liveCookie: LiveNetnsCookie = netnsCookieOf,
 ): RollbackResult {
-  // The plan's reads visit each namespace and learn its cookie on the way, so the prune after
-  // needs no visit of its own (it was one visit more per namespace, a third of the time).
-  const reused = reusedInodeRecords(journal, liveCookie);
-  const plan = vettedRollbackPlan(journal, io, refuseRestore, liveCookie);
+  // One identity per namespace for the plan, its skips and the prune. The plan's reads visit
+  // each namespace and learn its cookie on the way, so the prune after needs no visit of its own
+  // (it was one visit more per namespace, a third of the time).
+  const cookie = askedOnce(liveCookie);
+  const { plan, reused } = vetted(journal, io, refuseRestore, cookie);
   // Records of a dead namespace whose inode a new one took: the plan never writes into it; they
   // are dropped (and logged) here, not reported again as left alone.
-  pruneReusedNetns(journal, liveCookie, log);
-  plan.skipped = plan.skipped.filter((s) => reused(s) !== "reused");
+  pruneReusedNetns(journal, cookie, log);
+  plan.skipped = plan.skipped.filter((s) => !reused.has(s));
   const result: RollbackResult = { restored: [], skipped: [], failed: [] };
   // Entries done with are forgotten in one durable write at the end, not one each (n writes of
   // an n-entry journal made 1,000 entries take seconds). A crash before it is harmless: a
