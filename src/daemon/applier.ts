@@ -47,6 +47,11 @@ export interface ApplierDeps {
   policy?: { judge(p: Proposal): Judgement };
   /** What became of each proposal and at-ceiling report (event_mutes.ts decides on them). */
   outcome?: (o: Outcome) => void;
+  /**
+   * The cookie the namespace registry holds for a key now (kernel/netns.ts heldNetnsCookie),
+   * which every write checks the namespace's own against: a write goes only where the record's is.
+   */
+  heldCookie?: (netns: string) => bigint | null | undefined;
 }
 
 /** How long a write of ours can still show up as a sysctl event. */
@@ -281,8 +286,25 @@ export class ProposalApplier {
   }
 
   #writeSysctl({ p }: QueuedWrite): void {
+    this.#checkRecordedNamespace(p);
     this.#rememberWrite(p.sysctl, formatSysctlValues(p.to, p.sysctl));
     this.d.io.write(p.sysctl, p.netns, p.to);
+  }
+
+  /**
+   * The namespace at the inode must be the one the change's record names. The record took the
+   * cookie the registry held at the announce, the write checks the namespace's own against the
+   * registry's at the write (inside it, or by the file a checked visit kept): the same only while
+   * the registry's did not change in between (a visit earlier in the batch can find a new namespace
+   * at that inode, or the entry be an older one's). Otherwise the write would land in a namespace
+   * its record does not name, and rollback would drop the record as a dead namespace's.
+   */
+  #checkRecordedNamespace(p: Proposal): void {
+    if (!this.d.heldCookie) return;
+    const recorded = this.d.journal.recordedCookie(p.netns, p.sysctl);
+    if (recorded !== undefined && String(this.d.heldCookie(p.netns)) !== recorded) {
+      throw new NetnsGoneError(p.netns);
+    }
   }
 
   #recordWritten({ p }: QueuedWrite): void {

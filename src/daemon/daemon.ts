@@ -448,6 +448,7 @@ export class Daemon {
       refusal: (p) => this.pinned?.refusal(p) ?? null,
       policy: this.policy,
       outcome: (o) => this.#outcome(o),
+      heldCookie: heldNetnsCookie,
     });
     this.#loadPinned();
 

@@ -874,6 +874,14 @@ export class Journal {
     return found && structuredClone(found);
   }
 
+  /**
+   * The cookie the entry of (netns, sysctl) records (undefined: none, or no entry), from memory:
+   * for the daemon's write right after its announce (no refresh, no copy).
+   */
+  recordedCookie(netns: string, sysctl: string): string | undefined {
+    return this.#find(this.#state, netns, canonicalSysctlName(sysctl))?.netnsCookie;
+  }
+
   /** Drops an entry after a successful restore (or "already at original"). */
   forget(netns: string, sysctl: string): boolean {
     return this.forgetMany([{ netns, sysctl }]) > 0;

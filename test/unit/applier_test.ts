@@ -296,6 +296,55 @@ Deno.test("a write refused because the namespace is gone: no change said, none j
   }
 });
 
+Deno.test("a write goes only into the namespace its record names (the registry's cookie changed since)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bpfp-applier-"));
+  const RMEM = "net.ipv4.tcp_rmem";
+  /** The registry's cookies: what the record takes, and what each write checks inside. */
+  const held: Record<string, bigint> = { "ns:5": 50n, "ns:6": 60n };
+  const journal = Journal.open(dir, { netnsCookie: (ns) => held[ns] ?? null });
+  const io = new FakeIO(dir);
+  io.onDisk = () => true;
+  const { log, lines } = recordingLog();
+  let now = 0;
+  const applier = new ProposalApplier({
+    journal,
+    gate: new RateGate({ cooldownMs: 5000 }),
+    io,
+    log,
+    stats: new DaemonStats(),
+    advise: false,
+    now: () => now,
+    describe: () => "x",
+    heldCookie: (ns) => held[ns],
+  });
+  try {
+    assert.equal(applier.propose(rmem(65536, 81920, "ns:5")), true);
+    assert.equal(journal.entry("ns:5", RMEM)?.netnsCookie, "50");
+    // A new namespace (51) has ns:5's inode now, and the registry knows it: the entry is the dead
+    // one's, and a write under it would land where its record does not name (dropped by rollback)
+    held["ns:5"] = 51n;
+    now += 6000;
+    assert.equal(applier.propose(rmem(81920, 98304, "ns:5")), false);
+    assert.deepEqual(io.writes, [`ns:5 ${RMEM}=4096 16384 81920`], "nothing written into 51");
+    assert.deepEqual(journal.entry("ns:5", RMEM)?.lastWritten, [4096, 16384, 81920]);
+    assert.equal(journal.entry("ns:5", RMEM)?.pending, null);
+    // In one wake-up: the record takes 60, then a visit earlier in the batch finds another
+    // namespace (61) at ns:6's inode before the write
+    journal.batch(() =>
+      applier.deferWrites(() => {
+        assert.equal(applier.propose(rmem(65536, 81920, "ns:6")), true, "admitted");
+        held["ns:6"] = 61n;
+      })
+    );
+    assert.equal(io.writes.length, 1, "nothing written into 61");
+    assert.equal(journal.entry("ns:6", RMEM), undefined, "no record of a change not made");
+    assert.equal(lines.filter((l) => /did not change net\.ipv4\.tcp_rmem/.test(l)).length, 2);
+  } finally {
+    journal.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 Deno.test("at a ceiling: one notice per situation", () => {
   const t = setup();
   try {
