@@ -68,7 +68,11 @@ export const visitVerified: NetnsVisit = (netns, fn) => {
   } catch (e) {
     // Read inside but another than the registry's: the new namespace's, taken by the registry.
     if (seen !== undefined) return { cookie: seen, ran: false };
-    if (e instanceof NetnsGoneError) return { cookie: undefined, ran: false };
+    // An inode the registry does not know (a scan found it destroyed) is gone, as the daemon's
+    // prune has it; one it knows but cannot reach now is not identified (kept for later).
+    if (e instanceof NetnsGoneError) {
+      return { cookie: netnsRegistry().knows(inum) ? undefined : null, ran: false };
+    }
     throw e;
   }
 };
@@ -163,18 +167,27 @@ function vetted(
   const identity = identities(journal, liveCookie);
   const restore: RollbackStep[] = [];
   const reused = new Set<RollbackSkip>();
-  for (const step of plan.skipped) {
-    if (identity(step) === "reused") reused.add(step);
-  }
+  const unidentified = (step: Omit<RollbackSkip, "code" | "reason">): RollbackSkip => ({
+    netns: step.netns,
+    sysctl: step.sysctl,
+    tuner: step.tuner,
+    code: "unidentified",
+    reason: "its namespace cannot be identified now (no known path leads to it); kept for " +
+      "the next rollback",
+  });
+  // A value that could not be read (or was, of a namespace not told from a new one now) is not
+  // one to forget: its namespace may be reached later (the daemon's exit rollback, whose
+  // registry may hold a stale path).
+  plan.skipped = plan.skipped.map((step) => {
+    const id = identity(step);
+    if (id === "unknown") return unidentified(step);
+    if (id === "reused") reused.add(step);
+    return step;
+  });
   for (const step of plan.restore) {
     const id = identity(step);
     if (id === "unknown") {
-      plan.skipped.push({
-        ...step,
-        code: "unidentified",
-        reason: "its namespace cannot be identified now (no known path leads to it); kept for " +
-          "the next rollback",
-      });
+      plan.skipped.push(unidentified(step));
     } else if (id === "reused") {
       const skip: RollbackSkip = {
         ...step,

@@ -12,6 +12,7 @@ import { LAUNCHER, type TestNetns } from "../support/daemon.ts";
 import { type Sandbox, withSandbox } from "../support/sandbox.ts";
 import { Journal } from "../../src/daemon/journal.ts";
 import {
+  heldNetnsCookie,
   netnsCookieOf,
   NetnsGoneError,
   netnsRegistry,
@@ -20,6 +21,9 @@ import {
 } from "../../src/kernel/netns.ts";
 import { NetnsRegistry } from "../../src/kernel/netns_registry.ts";
 import { liveSysctls } from "../../src/daemon/sysctl_io.ts";
+import { rollbackFromJournal, visitEachOnce } from "../../src/daemon/rollback.ts";
+import { SysctlFiles } from "../../src/kernel/sysctl_files.ts";
+import { recordingLog } from "../support/fake_context.ts";
 
 /** `bpfpilot rollback` of `state`, which must succeed: its output. */
 function rollback(state: string): string {
@@ -307,6 +311,88 @@ Deno.test({
           j.close();
         }
       } finally {
+        const fresh = new NetnsRegistry({ ownInum: ownNetnsInum() });
+        fresh.discover();
+        useNetnsRegistry(fresh);
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "the daemon's exit rollback restores a namespace it enters; one no path reaches now is kept for later, not forgotten",
+  ignore: !IS_ROOT,
+  // Every sysctl touched is inside the sandbox's namespaces: deleting them restores the rest.
+  fn: () =>
+    withSandbox("nsxr-ctl", (sb) => {
+      const { state } = sb;
+      // The daemon's registry between two scans (see the test above): a stale path, its one look
+      // again within the gap used, leads nowhere.
+      const at = performance.now();
+      const reg = new NetnsRegistry({ ownInum: ownNetnsInum(), now: () => at });
+      useNetnsRegistry(reg);
+      const verified = (key: string) => netnsCookieOf(key, { verify: true });
+      // As the daemon's: the files a checked visit opens stay open for the writes.
+      const files = new SysctlFiles({ cookieNow: heldNetnsCookie, max: 64 });
+      try {
+        const near = sb.netns("nsxr-near"), far = sb.netns("nsxr-far");
+        const dead = sb.netns("nsxr-dead");
+        reg.discover();
+        const io = liveSysctls(undefined, files);
+        const journal = Journal.open(state, {
+          netnsCookie: verified,
+          entryNetnsCookie: (key) => netnsCookieOf(key),
+        });
+        const originals = new Map<string, number[]>();
+        const keyOf = (ns: TestNetns) => `ns:${inodeOf(ns)}`;
+        for (const ns of [near, far]) {
+          const before = ns.sysctl(RMEM);
+          const to = [before[0], before[1], before[2] + 4096];
+          journal.recordOriginal(keyOf(ns), RMEM, "tcp_buffer", before, to);
+          io.write(RMEM, keyOf(ns), to);
+          journal.recordWritten(keyOf(ns), RMEM, to);
+          originals.set(ns.name, before);
+        }
+        const tunedFar = far.sysctl(RMEM);
+        const farCookie = verified(keyOf(far));
+        if (farCookie === null || farCookie === undefined) {
+          throw new Error("this kernel has no SO_NETNS_COOKIE; the test needs 5.14+");
+        }
+        assert.equal(journal.entry(keyOf(far), RMEM)?.netnsCookie, String(farCookie));
+        const deadName = dead.name;
+        dead.delete();
+        const stale = () =>
+          Object.assign(reg.entry(inodeOf(far))!, {
+            path: `/run/netns/${deadName}`,
+            name: deadName,
+          });
+        stale();
+        reg.observe(1n, 0); // a look through the named directories, just now
+        assert.equal(verified(keyOf(far)), farCookie, "looked for again at once");
+        stale(); // and again: its one look within the gap is used
+
+        const { log, lines } = recordingLog();
+        const visits = visitEachOnce(journal, io);
+        const r = rollbackFromJournal(journal, visits.io, log, () => null, visits.liveCookie);
+        assert.deepEqual(r.restored.map((s) => s.netns), [keyOf(near)], lines.join("\n"));
+        assert.deepEqual(near.sysctl(RMEM), originals.get(near.name));
+        assert.deepEqual(r.skipped.map((s) => [s.netns, s.code]), [[keyOf(far), "unidentified"]]);
+        assert.deepEqual(far.sysctl(RMEM), tunedFar, "not written");
+        assert.deepEqual(
+          journal.changedEntries().map((e) => e.netns),
+          [keyOf(far)],
+          "kept for a later rollback",
+        );
+
+        reg.discover(); // the rescan: its path is found
+        const again = visitEachOnce(journal, io);
+        const r2 = rollbackFromJournal(journal, again.io, log, () => null, again.liveCookie);
+        assert.deepEqual(r2.restored.map((s) => s.netns), [keyOf(far)]);
+        assert.deepEqual(far.sysctl(RMEM), originals.get(far.name));
+        assert.deepEqual(journal.changedEntries(), []);
+        journal.close();
+      } finally {
+        files.closeAll();
         const fresh = new NetnsRegistry({ ownInum: ownNetnsInum() });
         fresh.discover();
         useNetnsRegistry(fresh);

@@ -99,3 +99,42 @@ Deno.test("exit rollback: one visit per namespace reads its cookie and its value
     j.close();
   });
 });
+
+Deno.test("exit rollback: a namespace not identified now is kept for a later rollback, not forgotten as gone", () => {
+  withTempDir("bpfp-rbvisit-", (dir) => {
+    const j = journalOf(dir, { "ns:5": 5n, "ns:6": 6n, "ns:7": 7n }, ["ns:5", "ns:6", "ns:7"]);
+    // ns:5: no path leads there now (the registry's is stale); ns:6: the registry knows it no
+    // more (a scan found it destroyed); ns:7: entered
+    const visit: NetnsVisit = (netns, fn) =>
+      netns === "ns:5"
+        ? { cookie: undefined, ran: false }
+        : netns === "ns:6"
+        ? { cookie: null, ran: false }
+        : { cookie: 7n, ran: true, result: fn() };
+    const writes: string[] = [];
+    const io = {
+      read: () => TUNED,
+      write: (s: string, ns: string) => void writes.push(`${ns} ${s}`),
+    };
+    const v = visitEachOnce(j, io, visit);
+    const { log, lines } = recordingLog();
+    const r = rollbackFromJournal(j, v.io, log, () => null, v.liveCookie);
+    assert.deepEqual(writes.sort(), [`ns:7 ${RMEM}`, `ns:7 ${WMEM}`]);
+    assert.deepEqual(r.skipped.map((s) => `${s.netns} ${s.code}`).sort(), [
+      "ns:5 unidentified",
+      "ns:5 unidentified",
+      "ns:6 unreadable",
+      "ns:6 unreadable",
+    ]);
+    assert.ok(
+      lines.some((l) => /left .* in non-global ns \(inode 5\) for now/.test(l)),
+      lines.join("\n"),
+    );
+    assert.deepEqual(
+      j.changedEntries().map((e) => `${e.netns} ${e.sysctl}`).sort(),
+      [`ns:5 ${RMEM}`, `ns:5 ${WMEM}`],
+      "ns:5's kept for the next rollback, ns:6's forgotten",
+    );
+    j.close();
+  });
+});
