@@ -109,9 +109,16 @@ function values(v: SysctlValue): TunableValue[] {
   return typeof v === "string" ? [v] : [...v];
 }
 
-function describeOverride(o: OverrideRecord): string {
+/**
+ * An override as the control socket shows it: the journal's, or one that waits in memory for its
+ * namespace to be identified (`waiting`: Journal.pendingOverrides; it holds meanwhile).
+ */
+type ShownOverride = OverrideRecord & { waiting?: true };
+
+function describeOverride(o: ShownOverride): string {
   const where = o.netns === GLOBAL_NETNS ? "" : ` in netns ${netnsDisplayName(o.netns)}`;
-  return `admin changed ${o.sysctl}${where} (pid ${o.pid}, ${o.comm}) at ${o.at}`;
+  return `admin changed ${o.sysctl}${where} (pid ${o.pid}, ${o.comm}) at ${o.at}` +
+    (o.waiting ? ", not recorded yet: waiting for its namespace to be identified" : "");
 }
 
 /** Journal trouble (a state file damaged while running) is the daemon's failure, said plainly. */
@@ -134,9 +141,18 @@ interface Row {
 export class DaemonControlProvider implements ControlProvider {
   constructor(private readonly d: ProviderDaemon) {}
 
+  /** The journal's overrides, then those waiting for their namespace (not recorded yet). */
+  #overrides(): ShownOverride[] {
+    const waiting = this.d.journal.pendingOverrides();
+    const recorded: ShownOverride[] = this.d.journal.overrides();
+    return waiting.length === 0
+      ? recorded
+      : [...recorded, ...waiting.map((o) => ({ ...o, waiting: true as const }))];
+  }
+
   tuners(): TunerInfo[] {
     return guarded(() => {
-      const overrides = this.d.journal.overrides();
+      const overrides = this.#overrides();
       return this.d.definitions.map((def) => ({
         name: def.name,
         ...this.#tunerState(def, overrides),
@@ -146,7 +162,7 @@ export class DaemonControlProvider implements ControlProvider {
 
   tunables(netns?: string): TunableInfo[] {
     return guarded(() => {
-      const overrides = this.d.journal.overrides(); // one copy for the whole answer
+      const overrides = this.#overrides(); // one copy for the whole answer
       return this.#queryRows(netns, overrides).map((r) => {
         const off = overrides.some((o) => o.sysctl === r.decl.sysctl && isControlDisable(o));
         const admin = overrides.some((o) =>
@@ -189,7 +205,7 @@ export class DaemonControlProvider implements ControlProvider {
 
   status(netns?: string): TunableStatus[] {
     return guarded(() =>
-      this.#queryRows(netns, this.d.journal.overrides()).map((r) => ({
+      this.#queryRows(netns, this.#overrides()).map((r) => ({
         tuner: r.tuner,
         name: r.decl.sysctl,
         values: r.live,
@@ -261,7 +277,7 @@ export class DaemonControlProvider implements ControlProvider {
         this.#forget(def.tunables.map((x) => x.sysctl)); // before the overrides name fewer netns
         const cleared = this.d.journal.clearOverrides(def.name);
         if (cleared > 0) this.d.overridesEnded?.();
-        const state = this.#tunerState(def, this.d.journal.overrides()).state;
+        const state = this.#tunerState(def, this.#overrides()).state;
         return {
           target: def.name,
           kind: "tuner",
@@ -310,7 +326,7 @@ export class DaemonControlProvider implements ControlProvider {
         for (const sysctl of sysctls) {
           changed = recordDisable(this.d.journal, def.name, sysctl) || changed;
         }
-        const state = this.#tunerState(def, this.d.journal.overrides()).state;
+        const state = this.#tunerState(def, this.#overrides()).state;
         const names = def.tunables.length > 0
           ? def.tunables.map((x) => x.sysctl).join(", ")
           : "any connection's settings";
@@ -345,7 +361,7 @@ export class DaemonControlProvider implements ControlProvider {
   async metrics(): Promise<MetricsSnapshot> {
     const { stats } = this.d;
     const tunables = guarded(() =>
-      this.#rows(this.#metricsShows(), this.#namespaces(this.d.journal.overrides()))
+      this.#rows(this.#metricsShows(), this.#namespaces(this.#overrides()))
     ).map((r) => ({
       sysctl: r.decl.sysctl,
       netns: netnsDisplayName(r.netns),
@@ -427,7 +443,7 @@ export class DaemonControlProvider implements ControlProvider {
    * value may be back where it was, and the same change must be possible again.
    */
   #forget(sysctls: string[]): void {
-    for (const netns of this.#namespaces(this.d.journal.overrides())) {
+    for (const netns of this.#namespaces(this.#overrides())) {
       for (const sysctl of sysctls) this.d.gate.forget(netns, sysctl);
     }
   }
@@ -458,7 +474,7 @@ export class DaemonControlProvider implements ControlProvider {
 
   #tunerState(
     def: TunerDefinition,
-    overrides: readonly OverrideRecord[],
+    overrides: readonly ShownOverride[],
   ): { state: TunerState; reason: string } {
     const u = this.d.unavailable.find((x) => x.def.name === def.name);
     if (u) return { state: "unavailable", reason: u.reason };

@@ -1079,6 +1079,14 @@ export class Journal {
   }
 
   /**
+   * The admin overrides noted while their namespace could not be identified, which hold in memory
+   * until it is (markOverride): not in overrides() (not recorded), shown by the control socket.
+   */
+  pendingOverrides(): OverrideRecord[] {
+    return this.#pending.list();
+  }
+
+  /**
    * A number that moves whenever overrides() may answer differently (this process's changes,
    * another's read from the files, a reload): a caller that follows the overrides every second
    * compares it instead of copying the list. Catches up with the files first, as overrides() does.
@@ -1095,7 +1103,9 @@ export class Journal {
   clearOverrides(match: string): number {
     const isSysctl = /[./]/.test(match);
     const key = isSysctl ? canonicalSysctlName(match) : match;
-    return this.#mutate(true, null, (state) => {
+    // One waiting for its namespace (markOverride) ends too: it would be recorded after all.
+    const waited = this.#pending.dropWhere((o) => (isSysctl ? o.sysctl : o.tuner) === key);
+    return waited + this.#mutate(true, null, (state) => {
       const before = state.overrides.length;
       state.overrides = state.overrides.filter((o) => (isSysctl ? o.sysctl : o.tuner) !== key);
       return before - state.overrides.length;

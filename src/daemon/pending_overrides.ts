@@ -36,6 +36,23 @@ export class PendingOverrides {
     this.#waiting.delete(keyOf(record));
   }
 
+  /** Copies of the waiting overrides, oldest first (what the control socket shows). */
+  list(): OverrideRecord[] {
+    return [...this.#waiting.values()].map(({ record }) => ({ ...record }));
+  }
+
+  /** Ends the wait of those `which` selects (`enable`: never recorded then); returns how many. */
+  dropWhere(which: (o: OverrideRecord) => boolean): number {
+    let dropped = 0;
+    for (const [key, { record }] of [...this.#waiting]) {
+      if (which(record)) {
+        this.#waiting.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   holds(netns: string, sysctl: string): boolean {
     if (this.#waiting.size === 0) return false;
     for (const { record } of this.#waiting.values()) {

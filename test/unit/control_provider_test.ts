@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { ControlError } from "../../src/daemon/control/protocol.ts";
 import { DISABLE_COMM, disabledByControl } from "../../src/daemon/control_overrides.ts";
 import { DaemonControlProvider, type ProviderDaemon } from "../../src/daemon/control_provider.ts";
-import { Journal } from "../../src/daemon/journal.ts";
+import { Journal, type NetnsCookieOf } from "../../src/daemon/journal.ts";
 import {
   type MetricsNetns,
   type MetricsSnapshot,
@@ -82,12 +82,18 @@ interface Fixture {
 }
 
 function withProvider(
-  options: { advise?: boolean; onlyNetns?: string | null; metricsNetns?: MetricsNetns },
+  options: {
+    advise?: boolean;
+    onlyNetns?: string | null;
+    metricsNetns?: MetricsNetns;
+    /** The journal's namespace cookies (default: none; undefined: not identified now). */
+    netnsCookie?: NetnsCookieOf;
+  },
   body: (f: Fixture) => void | Promise<void>,
 ) {
   return async () => {
     const dir = Deno.makeTempDirSync({ prefix: "bpfp-provider-" });
-    const journal = Journal.open(dir);
+    const journal = Journal.open(dir, { netnsCookie: options.netnsCookie });
     const stats = new DaemonStats();
     const io = fakeIO();
     const forgotten: string[] = [];
@@ -199,6 +205,40 @@ Deno.test(
     assert.match(t.reason, /until 'enable net\.ipv4\.tcp_rmem'/);
     // The admin's write is not a `disable`: nothing is switched off everywhere.
     assert.equal(disabledByControl(journal, RMEM), false);
+  }),
+);
+
+/** Whether NS is identified now (the test of a waiting override). */
+let identified = false;
+
+Deno.test(
+  "provider: an admin override waiting for its namespace to be identified is shown; enable ends it",
+  withProvider({
+    netnsCookie: (ns) => ns === NS ? (identified ? 5n : undefined) : null,
+  }, ({ provider, journal }) => {
+    journal.markOverride({ netns: NS, sysctl: RMEM, tuner: "tcp_buffer", pid: 7, comm: "sysctl" });
+    assert.deepEqual(journal.overrides(), [], "not recorded: its namespace is not identified");
+    assert.equal(journal.isOverridden(NS, RMEM), true, "it holds meanwhile");
+    const t = stateOf(provider, "tcp_buffer");
+    assert.equal(t.state, "manual");
+    assert.match(
+      t.reason,
+      new RegExp(
+        `admin changed ${RMEM} in netns ${NS} \\(pid 7, sysctl\\) at \\S+, not recorded yet: ` +
+          `waiting for its namespace to be identified`,
+      ),
+    );
+    const row = provider.tunables().find((r) => r.netns === NS);
+    assert.deepEqual([row?.managed, row?.overridden], [false, true]);
+    assert.ok(provider.status().some((s) => s.netns === NS), "its namespace's row is shown");
+    const r = provider.enable(RMEM);
+    assert.equal(r.changed, true);
+    assert.match(r.message, /1 override\(s\) cleared/);
+    assert.equal(journal.isOverridden(NS, RMEM), false, "enable ends the wait");
+    identified = true;
+    assert.equal(journal.placePendingOverrides(), 0, "and it is not recorded later");
+    assert.deepEqual(journal.overrides(), []);
+    assert.equal(stateOf(provider, "tcp_buffer").state, "active");
   }),
 );
 
