@@ -6,7 +6,8 @@ per namespace: creating and driving 1,000 through `ip netns exec` takes minutes 
   netns_crowd.py del PREFIX N            ip netns del of exactly those (one `ip -batch`)
   netns_crowd.py flows PREFIX N BYTES [RMEM|-] [STALL_MS]
       in each namespace in turn: set tcp_rmem to RMEM ("min default max") if given, then one
-      loopback TCP connection carrying BYTES; prints {"flows": n, "failed": k, "ms": t}.
+      loopback TCP connection carrying BYTES; prints {"flows": n, "failed": k, "ms": t,
+      "senders": [[peak SO_SNDBUF, sends that waited near the max], ...one per flow]}.
       STALL_MS: the receiver stops reading for that long after every STALL_EVERY bytes, so the
       sender surely finds its buffer full at its max (a receiver that keeps up may never let it)
   netns_crowd.py loop PREFIX N BYTES SECONDS
@@ -85,13 +86,23 @@ def flow(nbytes, stall_ms=0):
     cli = socket.create_connection(srv.getsockname())
     chunk = b"\x5a" * 65536
     sent = 0
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        near_max = int(f.read().split()[2]) * 3 // 4  # tcp_buffer's "near the max" at -r 4
+    peak = 0
+    blocked_at_max = 0
     with cli:
         while sent < nbytes:
+            t0 = time.monotonic()
             sent += cli.send(chunk[: min(65536, nbytes - sent)])
+            buf = cli.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            peak = max(peak, buf)
+            # A send that waited (the buffer was full) while the buffer was near its max.
+            if buf >= near_max and time.monotonic() - t0 > 0.002:
+                blocked_at_max += 1
         cli.shutdown(socket.SHUT_WR)
         t.join(10)
     srv.close()
-    return got[0] == nbytes
+    return got[0] == nbytes, [peak, blocked_at_max]
 
 
 def drive(prefix, n, nbytes, rmem=None, seconds=None, stall_ms=0):
@@ -99,6 +110,7 @@ def drive(prefix, n, nbytes, rmem=None, seconds=None, stall_ms=0):
     home_fd = os.open(home, os.O_RDONLY | os.O_CLOEXEC)
     start = time.monotonic()
     done = failed = 0
+    senders = []
     try:
         i = 0
         while True:
@@ -113,9 +125,13 @@ def drive(prefix, n, nbytes, rmem=None, seconds=None, stall_ms=0):
                 if rmem and i <= n:
                     with open("/proc/sys/net/ipv4/tcp_rmem", "w") as f:
                         f.write(rmem)
-                ok = flow(nbytes, stall_ms)
+                ok, peak = flow(nbytes, stall_ms)
+                if seconds is None:
+                    senders.append(peak)
             except OSError:
                 ok = False
+                if seconds is None:
+                    senders.append([0, 0])
             finally:
                 if libc.setns(home_fd, CLONE_NEWNET) != 0:
                     sys.exit("cannot return to the own network namespace")
@@ -123,7 +139,10 @@ def drive(prefix, n, nbytes, rmem=None, seconds=None, stall_ms=0):
             failed += 0 if ok else 1
     finally:
         os.close(home_fd)
-    print(json.dumps({"flows": done, "failed": failed, "ms": round((time.monotonic() - start) * 1000)}))
+    out = {"flows": done, "failed": failed, "ms": round((time.monotonic() - start) * 1000)}
+    if seconds is None:
+        out["senders"] = senders
+    print(json.dumps(out))
 
 
 def main(argv):

@@ -12,6 +12,11 @@ export interface FlowResult {
   flows: number;
   failed: number;
   ms: number;
+  /**
+   * flows(): per flow, in order, the largest send buffer its sender saw (SO_SNDBUF) and how many
+   * of its sends waited on a full buffer near the max (3/4 of tcp_wmem's).
+   */
+  senders?: [number, number][];
 }
 
 export class NetnsCrowd {
