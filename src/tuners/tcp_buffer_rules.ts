@@ -34,6 +34,12 @@ import { tcpMemCeilings } from "./tcp_buffer_limits.ts";
 export const FRESH_MARGIN = 1.25;
 /** A trimmed max holds this many times the path's need (losses, RTT jitter): tcp_buffer_settle. */
 export const TRIM_HEADROOM = 1.5;
+/**
+ * A receive socket the kernel is growing whose arrival rate per round trip is at least this share
+ * of its buffer fills its window within a round trip or two (slow start doubles it each one): the
+ * max is grown to twice the buffer the kernel gives it now (bufferDecision).
+ */
+export const FILLS_WINDOW = 0.5;
 
 export const TCP_BUFFER_TUNER = "tcp_buffer";
 
@@ -306,6 +312,29 @@ export function growthNeed(max: number, settledNeed: number): number {
 }
 
 /**
+ * The least a receive socket the kernel is growing (to `wanted`, from its buffer `observed`) will
+ * ask for at its next growth, where the raise must already be in place; 0 where unknown. The
+ * kernel grows a receive buffer when one period's data beats the socket's record and sets the
+ * record even when the max clamps the growth; the hook fires before that, so this event's raise
+ * always lands after its socket was clamped at the old max. The next growth asks for twice a
+ * period's data (auto-tuning is one round trip late), so a socket that fills its window asks for
+ * at least twice the buffer it has; a max below that clamps it again within 25 % of where it sat,
+ * and there, window-limited, its period's data beats the record only by noise: a bench transfer
+ * clamped at 374 KB (the raise to the kernel's want, 1.25x the 299 KB it sat at, not 2x) beat it
+ * again 38 s later, at 47 Mbit/s of 91 till then. Only for a socket whose arrival rate per round
+ * trip is FILLS_WINDOW of its buffer (loopback's flows need 16-95 KB in MBs: their want is
+ * headroom, not data) and that sits at or below the max (one grown above it before a trim is not
+ * held by it).
+ */
+function nextReceiveWant(input: BufferInput, max: number, used: number): number {
+  const wanted = isCount(input.wanted) ? input.wanted : 0;
+  const buf = input.observed;
+  if (input.sysctl !== SYSCTL.rmem || wanted <= buf || buf > max) return 0;
+  if (used < FILLS_WINDOW * buf) return 0;
+  return 2 * Math.min(wanted, max);
+}
+
+/**
  * A socket's buffer is nearly at the tcp_rmem/tcp_wmem max: grow the max (bpftune
  * TCP_BUFFER_INCREASE), or, while latency correlates with the max, shrink it towards the floor
  * (TCP_BUFFER_DECREASE_LATENCY). Locked sockets and low memory never drive growth.
@@ -355,6 +384,7 @@ export function bufferDecision(input: BufferInput): Decision | null {
     // more: one step from a max trimmed to 0.6x the need left it below 1.5x the need).
     wanted = Math.max(wanted, Math.ceil(TRIM_HEADROOM * used));
   }
+  wanted = Math.max(wanted, nextReceiveWant(input, max, used));
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);
   if (max >= ceiling) return { kind: "at-ceiling", sysctl, value: [...live], ceiling };
   // As far as the kernel wanted to go (auto-tuning's target already has its own headroom), or

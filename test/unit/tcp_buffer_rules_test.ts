@@ -133,12 +133,13 @@ Deno.test("buffer growth after a trim needs a round trip that needed more than t
   assert.deepEqual(at(1_000_000, 1_000_000, 1_900_000), quiet);
   assert.deepEqual(at(1_250_000, 1_000_000, 9_000_000), quiet);
   assert.equal(changeOf(at(1_250_001, 1_000_000, 1_900_000)).to[2], 2_400_000);
-  // one byte more than the threshold is evidence
-  assert.equal(changeOf(at(1_250_001, 1_000_000)).to[2], 2_400_000);
-  // clearly more: growth as usual, to what auto-tuning asked for
-  assert.equal(changeOf(at(1_300_000, 1_000_000)).to[2], 2_400_000);
-  // never trimmed: the kernel's want alone decides
-  assert.equal(changeOf(at(1_000_000, 0)).to[2], 2_400_000);
+  // one byte more than the threshold is evidence; the socket at the max fills its window (its
+  // need is 83 % of its buffer), so the max goes to twice it, past auto-tuning's 2.4 MB
+  assert.equal(changeOf(at(1_250_001, 1_000_000)).to[2], 3_000_000);
+  // clearly more: growth as usual
+  assert.equal(changeOf(at(1_300_000, 1_000_000)).to[2], 3_000_000);
+  // never trimmed: the kernel's want and the socket's next one alone decide
+  assert.equal(changeOf(at(1_000_000, 0)).to[2], 3_000_000);
 });
 
 Deno.test("buffer growth after a trim back to the floor needs a need near what the floor holds", () => {
@@ -155,7 +156,8 @@ Deno.test("buffer growth after a trim back to the floor needs a need near what t
   assert.deepEqual(at(50_347), quiet);
   assert.deepEqual(at(4_000_000), quiet, "the floor holds 1.5x this need");
   assert.deepEqual(at(5_242_880), quiet);
-  assert.equal(changeOf(at(5_242_881)).to[2], 9_229_179, "a need the floor cannot hold grows it");
+  // a need the floor cannot hold grows it, to twice the max that holds its socket now
+  assert.equal(changeOf(at(5_242_881)).to[2], 12_582_912);
 });
 
 Deno.test("buffer growth after a trim on a slow-start need: a socket above the max with the path's need grows it", () => {
@@ -236,6 +238,61 @@ Deno.test("growthNeed: what the kernel keeps quiet up to, per state of a trimmed
     assert.equal(at(need)?.kind, "needs-more", `${max}/${settled} at ${need}`);
     assert.equal(at(need + 1)?.kind, "change", `${max}/${settled} above ${need}`);
   }
+});
+
+Deno.test("receive growth: a socket that fills its window gets twice the buffer it is clamped at", () => {
+  // A bench run (2026-12-02): the transfer's socket at 104841 wanted 352672 at a 299545 max. The
+  // hook fires before the kernel grows it, so it was clamped at 299545 anyway; the max went to
+  // the want (1.25x the 299545 it then sat at), the next growth asked for 770852 and was clamped
+  // at 374431, where the window-limited socket beat its record again only 38 s later.
+  const at = (o: Partial<BufferInput>) =>
+    bufferDecision(
+      buffer({
+        live: [4096, 65536, 299545],
+        observed: 104841,
+        wanted: 352672,
+        used: 65003,
+        hits: 1,
+        limitSeen: 299545,
+        shrinkFloor: 0,
+        ...o,
+      }),
+    );
+  assert.equal(changeOf(at({})).to[2], 599090, "twice the 299545 the kernel clamps it at");
+  // Not clamped (the kernel's want is below the max): twice that want.
+  assert.equal(changeOf(at({ observed: 200000, wanted: 260000, used: 150000 })).to[2], 520000);
+  // A want past twice the max goes as far as before.
+  assert.equal(changeOf(at({ wanted: 700000 })).to[2], 700000);
+  // A socket whose round trips need less than half its buffer (loopback's 16-95 KB in MBs of
+  // buffer, its want mostly headroom): the kernel's want alone.
+  assert.equal(changeOf(at({ used: 52000 })).to[2], 374431, "the rate's step past the want");
+  assert.equal(
+    changeOf(
+      at({ live: RMEM, limitSeen: RMEM[2], observed: 2_000_000, wanted: 7_000_000, used: 95_000 }),
+    ).to[2],
+    7_864_320,
+    "bpftune's step past 6 MB, as before (not 12.6 MB)",
+  );
+  // Not growing (the kernel wants nothing more, or its want is unknown): as before.
+  assert.equal(changeOf(at({ observed: 299545, wanted: 0, used: 299000 })).to[2], 374431);
+  // A socket grown above the max before a trim is not held by it.
+  assert.equal(
+    changeOf(at({ observed: 900000, wanted: 1_000_000, used: 600000, settledNeed: 150000 }))
+      .to[2],
+    1_000_000,
+  );
+  // The send side: the kernel sets a send buffer to the max at every expansion, no record.
+  const snd = bufferDecision(
+    buffer({
+      sysctl: SYSCTL.wmem,
+      live: [4096, 16384, 299545],
+      observed: 299545,
+      wanted: 352672,
+      used: 299000,
+      shrinkFloor: 0,
+    }),
+  );
+  assert.equal(changeOf(snd).to[2], 374431);
 });
 
 Deno.test("buffer growth: evidence at the live max is fresh, at a replaced max it decides nothing", () => {

@@ -210,7 +210,9 @@ Deno.test("tcp_buffer: grows on the bench's events, trims once steady, does not 
     t.ctx.clock = at;
     rcv(buf, to, used);
   }
-  assert.equal(t.ctx.read(RMEM, NS)![2], 3044058);
+  // the sixth event's socket, at the max and filling its window (its need half its buffer), gets
+  // twice the max that clamps it (3896396); the last one, near that max, bpftune's step past it
+  assert.equal(t.ctx.read(RMEM, NS)![2], 4870495);
   t.ctx.clock = LAST + STEADY_MS;
   t.tuner.onTick?.();
   assert.deepEqual(t.ctx.read(RMEM, NS), [4096, 65536, 1343984]);
