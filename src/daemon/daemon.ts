@@ -207,6 +207,8 @@ export class Daemon {
    */
   #owned = new DisposableStack();
   #reader: RingBufferReader | null = null;
+  /** A growth on fresh evidence was applied since the reader last asked (its `prompt`). */
+  #promptEvents = false;
   #tracefs: TracefsMount | null = null;
   #stop: (() => void) | null = null;
   #ticks = 0;
@@ -595,6 +597,13 @@ export class Daemon {
         onHandlerError: (e) => log.error(`event handler failed: ${(e as Error).message}`),
         // A stream of events is drained by the tick, in its batch (see #tickWork).
         paced: true,
+        // ...except after a growth on fresh evidence: the next event (the socket at the new max)
+        // is read at its wake-up (RingBufferReader's `prompt`).
+        prompt: () => {
+          const prompt = this.#promptEvents;
+          this.#promptEvents = false;
+          return prompt;
+        },
         pollMs: READER_POLL_MS,
         // A drain from the tick joins the tick's journal batch (batches nest; see #tickWork).
         around: (drain) => ctWake ? ctWake.time("wake-up", () => batch(drain)) : batch(drain),
@@ -807,6 +816,7 @@ export class Daemon {
 
   #propose(p: Proposal): boolean {
     const applied = this.#applier.propose(p);
+    if (applied && p.fresh === true) this.#promptEvents = true;
     try {
       this.opts.onProposal?.(p, applied);
     } catch (e) {

@@ -256,6 +256,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "libbpf: a paced reader whose drains ask to be prompt reads a stream at its wake-ups",
+  ignore: !IS_ROOT,
+  async fn() {
+    const { listener, port } = loopbackListener();
+    // What the daemon answers after a growth on fresh evidence (tcp_buffer's receive max, which
+    // must follow its socket): the next event at its wake-up, not at the pacer's tick.
+    let prompt = true, asked = 0;
+    const reader = new RingBufferReader({ paced: true, prompt: () => (asked++, prompt) });
+    let events = 0;
+    const object = stateEventsTo(reader, () => events++, port);
+    const sent = () => Number(object.map("bpfp_stats").sumU64(u32Key(1)));
+    try {
+      const loop = reader.start();
+      // The stream of the paced test (connections 40 ms apart): drained without a pacer, well
+      // before the reader's own fallback (PACED_FALLBACK_MS, 2 s).
+      await connections(listener, 8, 40);
+      assert.ok(await waitFor(() => events === sent(), 500), `drained ${events} of ${sent()}`);
+      assert.ok(asked > 0, "asked after its drains");
+      // Not prompt any more: the same stream waits for its pacer again.
+      prompt = false;
+      await connections(listener, 8, 40);
+      const held = events;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(events, held, "nothing drained while the stream waits for its pacer");
+      assert.ok(events < sent(), "events wait in the ring buffer");
+      // A paced drain whose events ask to be prompt ends the stream: the next is read at once.
+      prompt = true;
+      assert.ok(reader.pacedDrain() > 0);
+      await new Promise((r) => setTimeout(r, 50));
+      await connections(listener, 2, 40);
+      assert.ok(await waitFor(() => events === sent(), 500), `drained ${events} of ${sent()}`);
+      await reader.stop();
+      await loop;
+    } finally {
+      listener.close();
+      reader.close();
+      object.close();
+    }
+  },
+});
+
+Deno.test({
   name: "libbpf: classic tracepoint flavour attaches (tracefs mounted if needed) and fires",
   ignore: !IS_ROOT,
   async fn() {
