@@ -56,8 +56,9 @@ interface Timed {
   splits: (TimeSplit & { fold: boolean })[];
   /** ms per turn of the event loop between changes (a fold's steps run in them). */
   gaps: number[];
-  /** The longest step a background fold ran on the main thread, ms. */
+  /** The longest step a background fold ran on the main thread, ms, and the longest snapshot. */
   foldStepMs: number;
+  snapshotMs: number;
   /** The deferred sync after them (one fdatasync of the log), ms. */
   syncMs: number;
   /** ms per decision record (recordOriginal: fdatasync'ed before it returns). */
@@ -111,7 +112,7 @@ async function timeChanges(dir: string, entries: number): Promise<Timed> {
     j.recordWritten(ns, RMEM, [4096, 131072, v + 1]);
     decisions.push(performance.now() - t0);
   }
-  const foldStepMs = j.longestFoldStepMs;
+  const foldStepMs = j.longestFoldStepMs, snapshotMs = j.longestFoldSnapshotMs;
   t0 = performance.now();
   j.close(); // folds the log into state.json
   return {
@@ -120,6 +121,7 @@ async function timeChanges(dir: string, entries: number): Promise<Timed> {
     splits,
     gaps,
     foldStepMs,
+    snapshotMs,
     syncMs,
     decisions,
     foldMs: performance.now() - t0,
@@ -132,7 +134,7 @@ export async function journalSection(root: string, deno: string): Promise<void> 
   try {
     for (const entries of [1, 1000]) {
       const dir = `${base}/e${entries}`;
-      const { times, firsts, splits, gaps, foldStepMs, syncMs, decisions, foldMs } =
+      const { times, firsts, splits, gaps, foldStepMs, snapshotMs, syncMs, decisions, foldMs } =
         await timeChanges(dir, entries);
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
       const at = `${entries} entr${entries === 1 ? "y" : "ies"}`;
@@ -152,7 +154,8 @@ export async function journalSection(root: string, deno: string): Promise<void> 
         `a background fold's longest main-thread step, ${at}`,
         fine(foldStepMs),
         `of every fold during the entries' setup and the changes (the snapshot, the renames under ` +
-          `the lock, the log's last records copied); their fsyncs run in the blocking pool. The ` +
+          `the lock, the log's last records copied; the longest snapshot ${fine(snapshotMs)}); ` +
+          `their fsyncs run in the blocking pool. The ` +
           `event loop's turns between changes (a timer, where those steps run): median ` +
           `${fine(median(gaps))}, p99 ${fine(percentile(gaps, 0.99))}, max ${
             fine(Math.max(...gaps))

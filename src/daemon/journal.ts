@@ -62,8 +62,10 @@
  * idle disk and up to 0.55 s with a busy one: on the daemon's main thread they would stall the
  * events. So the daemon's folds run their disk work in the runtime's blocking pool
  * (journal_fold.ts), one at a time, while changes keep being appended to the log: under the lock,
- * once the log holds every record, the state is serialised as of record S; the temp file is
- * written and fsynced in the pool; under the lock it is renamed over state.json (readers then
+ * once the log holds every record, the state is taken as of record S (the pieces of its text: each
+ * entry's JSON as recorded, so only what changed is serialised again; ~0.6 ms at 1,000 entries);
+ * the text is encoded a ~32 KB slice at a time, each written in the pool, and the temp file
+ * fsynced there; under the lock it is renamed over state.json (readers then
  * skip the log's records up to S); the directory is fsynced in the pool; the log's records after
  * S are copied to a temp log and fsynced in the pool (again while records that may be on disk were
  * added meanwhile), and under the lock the few appended since, our own unsynced ones, are added
@@ -124,7 +126,10 @@ import {
   type LogChange,
   parseState,
   sameValue,
+  serializedOverrides,
+  type SerializedParts,
   serializeState,
+  statePieces,
   valueText,
 } from "./journal_format.ts";
 import {
@@ -187,8 +192,8 @@ function dropWaiting(b: BatchState): void {
 
 /** What a background fold started from (Journal.#startFold). */
 interface FoldBase {
-  /** state.json as of log record `seq`, serialised. */
-  text: string;
+  /** state.json as of log record `seq`, serialised: pieces of its text (statePieces). */
+  pieces: string[];
   seq: number;
   /** The files it extends: state.json's version, the log's inode and the end of record `seq`. */
   snap: FileStamp | null;
@@ -220,8 +225,14 @@ export class Journal {
   /** Records in the log (not yet in state.json), and how many of them this instance wrote. */
   #logRecords = 0;
   #appended = 0;
-  /** Each entry's JSON as last compared (#differs): valid until the entry changes again. */
+  /**
+   * Each entry's JSON as last compared (#differs) or read (#reload, #applyLog): what the log says
+   * of it, as every change of an entry is compared before its record is appended. A fold's
+   * snapshot joins these instead of serialising every entry again (#serialize).
+   */
   #compared = new WeakMap<JournalEntry, string>();
+  /** The overrides' JSON as last serialised, and the #overridesVersion it is of. */
+  #overridesJson: { version: number; list: OverrideRecord[]; lines: string[] } | null = null;
   /** Where each entry was in the list when last looked up (see #find). */
   #entryAt = new Map<string, number>();
   /** Each entry as last recorded, serialized: what a change is compared against. */
@@ -265,6 +276,7 @@ export class Journal {
   #closed = false;
   #folds = 0;
   #longestFoldStep = 0;
+  #longestSnapshot = 0;
   /**
    * The log's bytes below `end` on inode `ino` may be on disk (a sync of ours or another writer's
    * may have covered them); past it are only our own appends that no sync has covered yet. A
@@ -454,6 +466,11 @@ export class Journal {
    */
   get longestFoldStepMs(): number {
     return this.#longestFoldStep;
+  }
+
+  /** The longest of them that was a snapshot (the state serialised and encoded), ms. */
+  get longestFoldSnapshotMs(): number {
+    return this.#longestSnapshot;
   }
 
   #timedFoldStep<T>(fn: () => T): T {
@@ -665,7 +682,7 @@ export class Journal {
       this.#logEnd = 0;
       this.#logRecords = 0;
       this.#entryJson = new Map(
-        state.entries.map((e) => [entryKey(e.netns, e.sysctl), JSON.stringify(e)]),
+        state.entries.map((e) => [entryKey(e.netns, e.sysctl), this.#noteJson(e)]),
       );
       if (tail) this.#applyLog(tail);
       return;
@@ -695,7 +712,7 @@ export class Journal {
       if (change && "put" in change) {
         this.#entryJson.set(
           entryKey(change.put.netns, change.put.sysctl),
-          JSON.stringify(change.put),
+          this.#noteJson(change.put),
         );
       } else if (change && "del" in change) {
         this.#entryJson.delete(entryKey(change.del.netns, change.del.sysctl));
@@ -1308,6 +1325,27 @@ export class Journal {
     return this.#entryJson.get(key) !== json;
   }
 
+  /** An entry read from the files: its JSON, noted as what the log says of it (#compared). */
+  #noteJson(e: JournalEntry): string {
+    const json = JSON.stringify(e);
+    this.#compared.set(e, json);
+    return json;
+  }
+
+  /**
+   * What state.json is made of (serializeState, statePieces): each entry's JSON as recorded
+   * (#compared) and the overrides' as last serialised; only what changed since is serialised
+   * again (a fold's snapshot at 1,000 entries: ~0.6 ms for every entry, tens of µs this way).
+   */
+  #recordedParts(state: JournalState): SerializedParts {
+    let o = this.#overridesJson;
+    if (o === null || o.version !== this.#overridesVersion || o.list !== state.overrides) {
+      const lines = serializedOverrides(state.overrides);
+      o = this.#overridesJson = { version: this.#overridesVersion, list: state.overrides, lines };
+    }
+    return { entry: (e) => this.#compared.get(e) ?? JSON.stringify(e), overrides: o.lines };
+  }
+
   /** Every entry added, altered or dropped since last recorded. */
   #allChanges(state: JournalState): LogChange[] {
     const changes: LogChange[] = [];
@@ -1346,7 +1384,7 @@ export class Journal {
       state.productVersion = VERSION;
       state.updatedAt = this.#now().toISOString();
       base = {
-        text: serializeState(state),
+        pieces: statePieces(state, this.#recordedParts(state)),
         seq: state.logSeq,
         snap: this.#snap,
         logIno: this.#logIno,
@@ -1355,7 +1393,9 @@ export class Journal {
     } catch (err) {
       return this.#foldFailed(err);
     }
-    this.#longestFoldStep = Math.max(this.#longestFoldStep, performance.now() - t0);
+    const ms = performance.now() - t0;
+    this.#longestFoldStep = Math.max(this.#longestFoldStep, ms);
+    this.#longestSnapshot = Math.max(this.#longestSnapshot, ms);
     this.#folds++;
     this.#fold = this.#runFold(base)
       .catch((err) => this.#foldFailed(err))
@@ -1391,7 +1431,12 @@ export class Journal {
    * once that rename is (records up to `base.seq` are skipped when read).
    */
   async #runFold(base: FoldBase): Promise<void> {
-    const temp = await writeSyncedTemp(this.dir, TEMP_PREFIX, base.text);
+    const { path: temp, longestSliceMs } = await writeSyncedTemp(
+      this.dir,
+      TEMP_PREFIX,
+      base.pieces,
+    );
+    this.#longestFoldStep = Math.max(this.#longestFoldStep, longestSliceMs);
     let renamed: { snap: FileStamp | null } | null = null;
     let kept: string | null = null;
     try {
@@ -1495,7 +1540,7 @@ export class Journal {
     state.productVersion = VERSION;
     state.updatedAt = this.#now().toISOString();
     try {
-      writeAtomically(this.dir, this.file, serializeState(state));
+      writeAtomically(this.dir, this.file, serializeState(state, this.#recordedParts(state)));
       replaceWithEmpty(this.dir, this.logFile, LOG_TEMP_PREFIX);
       fsyncDir(this.dir);
     } catch (err) {

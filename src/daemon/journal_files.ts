@@ -3,6 +3,7 @@
  * file read safely (regular files only, bounded), atomic replacement, the lock.
  */
 import { JournalError } from "./journal_types.ts";
+import { utf8 } from "./journal_format.ts";
 
 export const STATE_FILE = "state.json";
 export const LOG_FILE = "state.log";
@@ -126,7 +127,7 @@ export function writeAtomically(dir: string, file: string, text: string): void {
   let out: Deno.FsFile | undefined;
   try {
     out = Deno.openSync(temp, { write: true, createNew: true, mode: 0o600 });
-    const bytes = new TextEncoder().encode(text);
+    const bytes = utf8(text);
     for (let done = 0; done < bytes.length;) done += out.writeSync(bytes.subarray(done));
     out.syncSync();
     out.close();

@@ -316,12 +316,23 @@ export function applyLogLine(
   return change;
 }
 
-/** One record per line: diffable, and readable by an admin restoring values by hand. */
-export function serializeState(state: JournalState): string {
-  const list = (items: unknown[]) =>
-    items.length === 0
-      ? "[]"
-      : `[\n${items.map((x) => `    ${JSON.stringify(x)}`).join(",\n")}\n  ]`;
+/** Each record's JSON as the journal already holds it (journal.ts: a fold's snapshot). */
+export interface SerializedParts {
+  /** An entry's JSON (JSON.stringify of it, as recorded in the log). */
+  entry?: (e: JournalEntry) => string;
+  /** The overrides' JSON, one string each, in order. */
+  overrides?: string[];
+}
+
+/**
+ * One record per line: diffable, and readable by an admin restoring values by hand. `parts`: the
+ * records' JSON where the caller has it already (a fold's snapshot re-serialises only what changed;
+ * the text is the same either way).
+ */
+export function serializeState(state: JournalState, parts: SerializedParts = {}): string {
+  const list = (lines: string[]) =>
+    lines.length === 0 ? "[]" : `[\n    ${lines.join(",\n    ")}\n  ]`;
+  const entry = parts.entry ?? ((e: JournalEntry) => JSON.stringify(e));
   return [
     "{",
     `  "format": ${JSON.stringify(state.format)},`,
@@ -329,11 +340,64 @@ export function serializeState(state: JournalState): string {
     `  "productVersion": ${JSON.stringify(state.productVersion)},`,
     `  "updatedAt": ${JSON.stringify(state.updatedAt)},`,
     `  "logSeq": ${state.logSeq},`,
-    `  "entries": ${list(state.entries)},`,
-    `  "overrides": ${list(state.overrides)}`,
+    `  "entries": ${list(state.entries.map(entry))},`,
+    `  "overrides": ${list(parts.overrides ?? serializedOverrides(state.overrides))}`,
     "}",
     "",
   ].join("\n");
+}
+
+/**
+ * serializeState's text as pieces (their concatenation is the same text), each record's JSON one
+ * piece as the caller holds it: a fold's snapshot is this list of references, taken on the main
+ * thread in tens of µs at 1,000 entries, and encoded and written a slice at a time
+ * (journal_fold.ts writeSyncedTemp) instead of one 300 KB string and buffer at once.
+ */
+export function statePieces(state: JournalState, parts: SerializedParts = {}): string[] {
+  const entry = parts.entry ?? ((e: JournalEntry) => JSON.stringify(e));
+  const out = [
+    [
+      "{",
+      `  "format": ${JSON.stringify(state.format)},`,
+      `  "version": ${state.version},`,
+      `  "productVersion": ${JSON.stringify(state.productVersion)},`,
+      `  "updatedAt": ${JSON.stringify(state.updatedAt)},`,
+      `  "logSeq": ${state.logSeq},`,
+      `  "entries": `,
+    ].join("\n"),
+  ];
+  const list = (lines: string[]) => {
+    if (lines.length === 0) return void out.push("[]");
+    out.push("[\n    ");
+    for (let i = 0; i < lines.length; i++) {
+      if (i > 0) out.push(",\n    ");
+      out.push(lines[i]);
+    }
+    out.push("\n  ]");
+  };
+  list(state.entries.map(entry));
+  out.push(`,\n  "overrides": `);
+  list(parts.overrides ?? serializedOverrides(state.overrides));
+  out.push("\n}\n");
+  return out;
+}
+
+export function serializedOverrides(overrides: OverrideRecord[]): string[] {
+  return overrides.map((o) => JSON.stringify(o));
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * `text` as UTF-8, written into a buffer of its own size: TextEncoder.encode of a 300 KB state
+ * (1,000 entries) took ~1 ms of the main thread, encodeInto ~10 µs (the text is almost all ASCII).
+ */
+export function utf8(text: string): Uint8Array {
+  for (let size = text.length;; size = text.length * 3) {
+    const buf = new Uint8Array(size);
+    const { read, written } = encoder.encodeInto(text, buf);
+    if (read === text.length) return buf.subarray(0, written);
+  }
 }
 
 /** Override records kept at most; past it the oldest of other namespaces go first. */

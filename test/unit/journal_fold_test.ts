@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { type FoldStep, Journal } from "../../src/daemon/journal.ts";
 import { removeStaleTemps } from "../../src/daemon/journal_files.ts";
+import { parseState, serializeState, statePieces, utf8 } from "../../src/daemon/journal_format.ts";
 import { inTempDir } from "../support/temp_dir.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
@@ -318,3 +319,121 @@ Deno.test(
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), []);
   }),
 );
+
+/** state.json's text, and the same state serialised afresh (every record stringified again). */
+function stateTextAndFull(dir: string): [string, string] {
+  const text = Deno.readTextFileSync(`${dir}/state.json`);
+  return [text, serializeState(parseState(text, `${dir}/state.json`))];
+}
+
+Deno.test(
+  "background fold: the snapshot is the text a full serialisation gives, after changes, overrides, a forget and another writer",
+  withDir(async (dir) => {
+    const j = openDaemon(dir);
+    fillLog(j);
+    await j.settled();
+    assert.deepEqual(...stateTextAndFull(dir));
+    // Between folds: entries changed and added, overrides set and cleared, an entry forgotten,
+    // another writer's records (read from the log: entries this handle did not compare).
+    j.markOverride({ netns: "ns3", sysctl: RMEM, tuner: "tcp_buffer", pid: 1, comm: "sh" });
+    j.markOverride({ netns: "ns4", sysctl: RMEM, tuner: "tcp_buffer", pid: 2, comm: "sh" });
+    j.clearOverrides("tcp_buffer");
+    j.markOverride({ netns: "ns5", sysctl: RMEM, tuner: "tcp_buffer", pid: 3, comm: "sh" });
+    const other = Journal.open(dir, { bootId: () => "boot" });
+    other.recordOriginal("ns99", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+    other.recordWritten("ns8", RMEM, [4096, 131072, 123]);
+    other.close(); // folds at once (the CLI): state.json read again
+    written.set("ns8", 123);
+    j.forget("ns9", RMEM);
+    written.delete("ns9");
+    const ino = stateIno(dir);
+    fillLog(j, 60);
+    await j.settled();
+    assert.notEqual(stateIno(dir), ino, "folded again");
+    const [text, full] = stateTextAndFull(dir);
+    assert.equal(text, full);
+    const state = JSON.parse(text);
+    assert.deepEqual(state.overrides.map((o: { netns: string }) => o.netns), ["ns5"]);
+    assert.ok(state.entries.some((e: { netns: string }) => e.netns === "ns99"));
+    assert.deepEqual(afterCrash(dir), view(j));
+    j.close();
+    assert.deepEqual(...stateTextAndFull(dir));
+  }),
+);
+
+Deno.test(
+  "background fold: the snapshot serialises only the entries changed since they were recorded, not all of them",
+  withDir(async (dir) => {
+    const j = openDaemon(dir);
+    for (let i = 0; i < 300; i++) daemonChange(j, `ns${i}`); // 300 entries (600 records)
+    await j.settled();
+    const folds = j.folds;
+    const stringify = JSON.stringify;
+    let entriesStringified = 0;
+    JSON.stringify = function (this: unknown, ...args: Parameters<typeof stringify>) {
+      const v = args[0] as { sysctl?: unknown; original?: unknown } | null;
+      if (v && typeof v === "object" && "sysctl" in v && "original" in v) entriesStringified++;
+      return stringify.apply(this, args);
+    } as typeof stringify;
+    try {
+      // Until a change starts the next fold (its snapshot runs in that change).
+      for (let i = 0; j.folds === folds; i++) {
+        entriesStringified = 0;
+        daemonChange(j, `ns${i % 300}`);
+      }
+    } finally {
+      JSON.stringify = stringify;
+    }
+    await j.settled();
+    assert.ok(
+      entriesStringified < 10,
+      `${entriesStringified} entries serialised in the last change`,
+    );
+    assert.deepEqual(...stateTextAndFull(dir));
+    assert.deepEqual(afterCrash(dir), view(j));
+    j.close();
+  }),
+);
+
+Deno.test("statePieces joined is serializeState's text; utf8 encodes as TextEncoder does", () => {
+  const entry = {
+    netns: "ns1",
+    sysctl: RMEM,
+    tuner: "tcp_buffer",
+    original: [4096, 131072, 6291456],
+    lastWritten: "bbr",
+    pending: null,
+    changes: 2,
+    recordedAt: "2026-12-02T00:00:00.000Z",
+    changedAt: null,
+  };
+  const override = {
+    netns: "global",
+    sysctl: RMEM,
+    tuner: "t",
+    pid: 1,
+    comm: "é✓\u{1F600}",
+    at: "2026-12-02T00:00:00.000Z",
+  };
+  const base = {
+    format: "bpfpilot-state" as const,
+    version: 2 as const,
+    productVersion: "1.0",
+    updatedAt: "2026-12-02T00:00:00.000Z",
+    logSeq: 7,
+  };
+  for (
+    const [entries, overrides] of [
+      [[], []],
+      [[entry], []],
+      [[], [override]],
+      [[entry, { ...entry, netns: "ns2" }, { ...entry, netns: "ns3" }], [override, override]],
+    ] as const
+  ) {
+    const state = { ...base, entries: [...entries], overrides: [...overrides] };
+    const text = serializeState(state);
+    assert.equal(statePieces(state).join(""), text);
+    assert.deepEqual(utf8(text), new TextEncoder().encode(text));
+    assert.deepEqual(parseState(text, "x"), state);
+  }
+});
