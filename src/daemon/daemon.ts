@@ -388,8 +388,7 @@ export class Daemon {
       await loop;
       await this.#closeServers();
       await this.#logSync?.settled(); // the journal's close syncs the rest
-      await this.journal?.settled(); // a fold in flight finishes before the close folds again
-      this.#finish();
+      await this.#finish();
       return this.#fatal === null ? 0 : 1;
     } finally {
       globalThis.removeEventListener("unhandledrejection", onUncaught);
@@ -1069,7 +1068,7 @@ export class Daemon {
   }
 
   /** Summary, detach, rollback: in that order, each step independent of the others' failures. */
-  #finish(): void {
+  async #finish(): Promise<void> {
     const { log } = this.opts;
     for (const t of this.loaded) {
       for (
@@ -1120,7 +1119,8 @@ export class Daemon {
       }
     }
     try {
-      this.journal?.close();
+      // A fold in flight finishes, and the last fold's disk work runs off the main thread.
+      await this.journal?.closeInBackground();
     } catch (e) {
       log.error(`closing the journal: ${(e as Error).message}`);
     }

@@ -74,7 +74,9 @@
  * first checks that no other writer replaced either file; if one did, the fold gives up (that
  * writer folded). A crash between any two steps leaves the old state.json and the whole log, or
  * the new state.json and a log whose records up to S it skips; nothing is applied twice.
- * `settled()` awaits a fold in flight (the daemon, before close()); close() stops one.
+ * `settled()` awaits a fold in flight; close() stops one and folds at once, on the main thread (the
+ * CLI). The daemon's stop calls `closeInBackground()`: the fold in flight finishes, what the log
+ * holds then is folded the same way, off the main thread, and the rest of its records synced there.
  *
  * Beside this module: journal_types.ts (the records and options), journal_format.ts (the state
  * and its log records parsed, validated and serialised; no I/O), journal_files.ts (the files'
@@ -443,8 +445,36 @@ export class Journal {
   }
 
   /**
-   * Resolves once no background fold runs (the daemon awaits it before close(), which would
-   * otherwise fold again itself, and the fold in flight give up).
+   * close() for the daemon's stop: the same end (the log folded into state.json when this instance
+   * wrote to it, every record of ours on disk, the locks released), with the disk work in the
+   * runtime's blocking pool as a background fold's (the main thread only snapshots and renames):
+   * a fold in flight is let finish, the records left are folded the same way, and the appends no
+   * fold or sync covered are fdatasync'ed off the main thread. A fold that fails or gives up
+   * (another writer folded) is not done again on the main thread: the log keeps every record,
+   * synced. A failure of that sync is thrown as close() throws it, once everything is released.
+   */
+  async closeInBackground(): Promise<void> {
+    if (this.#closed) return this.close();
+    await this.settled();
+    if (this.#appended > 0 && this.#foldInBackground) {
+      try {
+        this.#locked(() => {
+          this.#catchUp();
+          if (this.#logRecords > 0) this.#startFold();
+        });
+        await this.settled();
+        this.#appended = 0; // close() folds no more: the log holds the rest, synced below
+      } catch { /* close() folds at once instead */ }
+    }
+    try {
+      await this.syncLogInBackground();
+    } catch { /* close() syncs at once, and throws if that fails too */ }
+    this.close();
+  }
+
+  /**
+   * Resolves once no background fold runs (closeInBackground awaits it; close() would otherwise
+   * fold again itself, on the main thread, and the fold in flight give up).
    */
   async settled(): Promise<void> {
     while (this.#fold) await this.#fold;

@@ -437,3 +437,122 @@ Deno.test("statePieces joined is serializeState's text; utf8 encodes as TextEnco
     assert.deepEqual(parseState(text, "x"), state);
   }
 });
+
+/** Set while another writer (of the test's) works: its fsyncs are not the daemon's. */
+let othersSyncing = false;
+
+/** Counts the fsyncs made on the main thread (syncSync, syncDataSync) while `fn` runs. */
+async function mainThreadSyncs(fn: () => Promise<void>): Promise<number> {
+  const proto = Deno.FsFile.prototype;
+  const [syncSync, syncDataSync] = [proto.syncSync, proto.syncDataSync];
+  let onMain = 0;
+  proto.syncSync = function (this: Deno.FsFile) {
+    if (!othersSyncing) onMain++;
+    return syncSync.call(this);
+  };
+  proto.syncDataSync = function (this: Deno.FsFile) {
+    if (!othersSyncing) onMain++;
+    return syncDataSync.call(this);
+  };
+  try {
+    await fn();
+  } finally {
+    Object.assign(proto, { syncSync, syncDataSync });
+  }
+  return onMain;
+}
+
+Deno.test(
+  "closeInBackground: the stop's fold and sync run off the main thread; everything folded and on disk, a crash at any step reads the same",
+  withDir(async (dir) => {
+    const steps: FoldStep[] = [];
+    let closing = false;
+    let expected: unknown = null;
+    const j = openDaemon(dir, (step) => {
+      if (!closing) return;
+      steps.push(step);
+      assert.deepEqual(afterCrash(dir), expected, `a crash after "${step}" of the close`);
+      assertLogContinues(dir);
+    });
+    for (let i = 0; i < 100; i++) daemonChange(j, `ns${i % 50}`); // 200 records: no fold yet
+    await j.settled();
+    assert.equal(j.folds, 0);
+    assert.ok(j.hasUnsynced());
+    expected = view(j);
+    closing = true;
+    const syncs = await mainThreadSyncs(() => j.closeInBackground());
+    checkHook();
+    assert.equal(syncs, 0, "no fsync on the main thread");
+    assert.deepEqual(steps, [
+      "state written",
+      "state renamed",
+      "state durable",
+      "log copied",
+      "log replaced",
+      "done",
+    ]);
+    assert.equal(Deno.statSync(`${dir}/state.log`).size, 0, "folded everything");
+    assert.equal(JSON.parse(Deno.readTextFileSync(`${dir}/state.json`)).entries.length, 50);
+    assert.deepEqual(afterCrash(dir), expected);
+    assert.equal(Journal.daemonPid(dir), null, "the daemon claim released");
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.startsWith(".")),
+      [],
+    );
+  }),
+);
+
+Deno.test(
+  "closeInBackground with a fold in flight: it finishes, then the records appended meanwhile are folded; no fsync on the main thread",
+  withDir(async (dir) => {
+    const steps: FoldStep[] = [];
+    const j = openDaemon(dir, (step) => {
+      steps.push(step);
+      if (step === "state durable" && steps.length === 3) daemonChange(j, "ns77");
+    });
+    fillLog(j);
+    assert.equal(j.folds, 1, "a fold in flight");
+    const syncs = await mainThreadSyncs(async () => {
+      const closed = j.closeInBackground();
+      daemonChange(j, "ns78"); // the stop's last change, while the fold runs
+      await closed;
+    });
+    checkHook();
+    assert.equal(syncs, 0);
+    assert.equal(j.folds, 2, "the rest folded once more");
+    assert.equal(steps.filter((s) => s === "done").length, 2);
+    assert.equal(Deno.statSync(`${dir}/state.log`).size, 0);
+    afterCrash(dir); // every change read (view), ns77 and ns78 included
+  }),
+);
+
+Deno.test(
+  "closeInBackground whose fold another writer overtakes: no fold on the main thread, the log synced, nothing lost",
+  withDir(async (dir) => {
+    let closing = false;
+    const j = openDaemon(dir, (step) => {
+      if (!closing || step !== "state written") return;
+      othersSyncing = true;
+      try {
+        const other = Journal.open(dir, { bootId: () => "boot" });
+        other.recordOriginal("ns99", RMEM, "tcp_buffer", [1, 2, 3], [1, 2, 4]);
+        other.close();
+      } finally {
+        othersSyncing = false;
+      }
+    });
+    for (let i = 0; i < 20; i++) daemonChange(j, `ns${i}`);
+    const folds = j.folds;
+    closing = true;
+    const syncs = await mainThreadSyncs(() => j.closeInBackground());
+    checkHook();
+    assert.equal(syncs, 0);
+    assert.equal(j.folds - folds, 1, "one fold, given up; none at once after it");
+    assert.ok(!j.hasUnsynced(), "the log synced");
+    afterCrash(dir); // every change read
+    const reader = Journal.open(dir, { bootId: () => "boot" });
+    assert.ok(reader.entry("ns99", RMEM));
+    assert.equal(reader.changedEntries().length, 21);
+    reader.close();
+  }),
+);
