@@ -2,10 +2,14 @@
  * One change end to end, many times: the daemon's real applier, journal (a state directory on
  * disk: tmpfs would make fdatasync free), kept /proc/sys files and logger, writing tcp_rmem in a
  * namespace of the benchmark's own (created, then deleted: the host's sysctls are never touched).
- * Each change runs as a wake-up with one event does: one journal batch, one deferred write, one
- * fdatasync. The figure is the main thread's CPU (CLOCK_THREAD_CPUTIME_ID) per change, the first
- * (cold: V8 still interprets) apart from the rest (warm); the daemon at 5-12 events a second sits
- * between the two. With BPFPILOT_CHANGE_TIMING=1 the stages' own account follows (change_timing.ts).
+ * Each change runs as a wake-up with one event does: one journal batch, one deferred write (the
+ * record appended before it, not fdatasync'ed). The journal is opened as the daemon opens it: its
+ * folds of the log into state.json run in the background, their main-thread steps in the event
+ * loop's turns between changes (timed apart: the turns' main-thread CPU), and it is closed as the
+ * daemon's stop closes it (closeInBackground). The figure is the main thread's CPU
+ * (CLOCK_THREAD_CPUTIME_ID) per change, the first (cold: V8 still interprets) apart from the rest
+ * (warm); the daemon at 5-12 events a second sits between the two. With BPFPILOT_CHANGE_TIMING=1
+ * the stages' own account follows (change_timing.ts).
  *
  * `deno run -A scripts/bench/change_path.ts [changes]` prints one JSON object; changePathSection()
  * (BPFPILOT_BENCH_SECTIONS=changepath) runs it twice, without and with the stage account.
@@ -43,6 +47,15 @@ export interface ChangePathResult {
   stages: string | null;
   /** Main-thread CPU of each paced change (PACED_GAP_MS apart, after the others), µs. */
   pacedUs: number[];
+  /**
+   * Main-thread CPU of each turn of the event loop after a back-to-back change, µs: what runs
+   * there (a background fold's snapshot, renames and slices; timers), and the folds begun.
+   */
+  turnUs: number[];
+  folds: number;
+  /** The daemon's close of the journal (closeInBackground): wall and main-thread CPU, µs. */
+  closeWallUs: number;
+  closeThreadUs: number;
 }
 
 /**
@@ -63,25 +76,39 @@ function threadClock(): () => number {
   };
 }
 
-/** One change at a time (step: its main-thread CPU and wall µs); close() removes everything. */
+/**
+ * One change at a time (step: its main-thread CPU and wall µs); close() closes the journal as the
+ * daemon's stop does and removes everything.
+ */
 export interface ChangePath {
   step(): { threadUs: number; wallUs: number };
-  close(): void;
+  /** The main thread's CPU clock, ns. */
+  clock(): number;
+  /** Folds of the log the journal began. */
+  folds(): number;
+  /** Removes everything; returns the journal's close alone (wall and main-thread CPU, µs). */
+  close(): Promise<{ wallUs: number; threadUs: number }>;
 }
 
 /** A namespace of its own (tag: part of its name), a state directory, the daemon's pieces. */
-export function openChangePath(tag = "cp"): ChangePath {
+export async function openChangePath(tag = "cp"): Promise<ChangePath> {
   const name = `bpfp-bench-${tag}-${Deno.pid}`;
   const stateDir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: `bpfp-bench-${tag}-` });
   const devNull = Deno.openSync("/dev/null", { write: true });
   const files = new SysctlFiles({ cookieNow: heldNetnsCookie });
   let journal: Journal | null = null;
-  const close = () => {
-    journal?.close();
-    files.closeAll();
-    devNull.close();
-    spawnSync("ip", ["netns", "del", name]);
-    Deno.removeSync(stateDir, { recursive: true });
+  const clock = threadClock();
+  const close = async () => {
+    const w0 = performance.now(), t0 = clock();
+    try {
+      await journal?.closeInBackground();
+      return { wallUs: (performance.now() - w0) * 1e3, threadUs: (clock() - t0) / 1e3 };
+    } finally {
+      files.closeAll();
+      devNull.close();
+      spawnSync("ip", ["netns", "del", name]);
+      Deno.removeSync(stateDir, { recursive: true });
+    }
   };
   spawnSync("ip", ["netns", "add", name]);
   try {
@@ -90,6 +117,7 @@ export function openChangePath(tag = "cp"): ChangePath {
     journal = Journal.open(stateDir, {
       netnsCookie: (k) => netnsCookieOf(k, { verify: true }),
       entryNetnsCookie: (k) => netnsCookieOf(k),
+      foldInBackground: true, // as the daemon's: the folds' disk work off the main thread
     });
     journal.claimDaemon(); // as the daemon's is
     const j = journal;
@@ -114,7 +142,6 @@ export function openChangePath(tag = "cp"): ChangePath {
     });
     const io = liveSysctls(undefined, files);
     const start = io.read(RMEM, key)!;
-    const clock = threadClock();
     let max = start[2];
     return {
       step() {
@@ -138,47 +165,70 @@ export function openChangePath(tag = "cp"): ChangePath {
         if (!ok) throw new Error(`change to ${max} was not made`);
         return { threadUs, wallUs };
       },
-      close() {
+      clock,
+      folds: () => j.folds,
+      async close() {
         let now: number[] | null = null;
+        let closed;
         try {
           now = io.read(RMEM, key);
         } finally {
-          close();
+          closed = await close();
         }
         if (now?.[2] !== max) throw new Error(`tcp_rmem is ${now?.join(" ")}, not ..${max}`);
+        return closed;
       },
     };
   } catch (e) {
-    close();
+    await close();
     throw e;
   }
 }
 
+/** A turn of the event loop after `ms` (0: the next), as between the daemon's wake-ups. */
+function turn(ms = 0): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** Runs `changes` changes in a namespace of its own; everything it made is gone afterwards. */
-export function measureChangePath(changes: number): ChangePathResult {
-  const path = openChangePath();
+export async function measureChangePath(changes: number): Promise<ChangePathResult> {
+  const path = await openChangePath();
   let closed = false;
   try {
-    const threadUs: number[] = [], wallUs: number[] = [];
+    const threadUs: number[] = [], wallUs: number[] = [], turnUs: number[] = [];
     changeTiming?.report(0); // the account starts here
     const began = performance.now();
+    const folds = path.folds();
     for (let i = 0; i < changes; i++) {
       const s = path.step();
       threadUs.push(s.threadUs);
       wallUs.push(s.wallUs);
+      const t0 = path.clock();
+      await turn(); // a background fold's main-thread steps run here
+      turnUs.push((path.clock() - t0) / 1e3);
     }
     const stages = changeTiming?.report((performance.now() - began) / 1000) ?? null;
     const pacedUs: number[] = [];
-    const gap = new Int32Array(new SharedArrayBuffer(4));
     for (let i = 0; i < PACED_CHANGES; i++) {
-      Atomics.wait(gap, 0, 0, PACED_GAP_MS); // asleep, as the daemon between wake-ups
+      await turn(PACED_GAP_MS); // asleep, as the daemon between wake-ups
       pacedUs.push(path.step().threadUs);
     }
+    const foldsBegun = path.folds() - folds;
     closed = true;
-    path.close();
-    return { changes, threadUs, wallUs, stages, pacedUs };
+    const { wallUs: closeWallUs, threadUs: closeThreadUs } = await path.close();
+    return {
+      changes,
+      threadUs,
+      wallUs,
+      stages,
+      pacedUs,
+      turnUs,
+      folds: foldsBegun,
+      closeWallUs,
+      closeThreadUs,
+    };
   } finally {
-    if (!closed) path.close();
+    if (!closed) await path.close();
   }
 }
 
@@ -210,8 +260,8 @@ export function describeChangePath(
       name: "change path: one change, warm",
       value: us(median(warm)),
       note: `median main-thread CPU of changes 101-${r.changes} (p90 ${us(pct(warm, 0.9))}, mean ` +
-        `${us(mean(warm))}); wall median ${us(median(warmWall))} (the fdatasync's wait ` +
-        `included); mean of all ${r.changes}: ${us(mean(r.threadUs))}`,
+        `${us(mean(warm))}, max ${us(Math.max(...warm))}); wall median ${us(median(warmWall))}; ` +
+        `mean of all ${r.changes}: ${us(mean(r.threadUs))}`,
     },
     {
       name: "change path: one change, paced",
@@ -219,6 +269,21 @@ export function describeChangePath(
       note: `median main-thread CPU of ${r.pacedUs.length} more changes ${PACED_GAP_MS} ms ` +
         `apart (the daemon's pace: compiled code, cold caches); p90 ${us(pct(r.pacedUs, 0.9))}, ` +
         `mean ${us(mean(r.pacedUs))}`,
+    },
+    {
+      name: "change path: the turns between changes",
+      value: us(Math.max(...r.turnUs)),
+      note:
+        `the longest: main-thread CPU of the event loop's turn after each back-to-back change ` +
+        `(where a background fold's snapshot, renames and write slices run; ${r.folds} folds ` +
+        `of the log begun); median ${us(median(r.turnUs))}, p99 ${us(pct(r.turnUs, 0.99))}, ` +
+        `sum ${us(r.turnUs.reduce((a, b) => a + b, 0))}`,
+    },
+    {
+      name: "change path: the journal's close (the daemon's stop)",
+      value: us(r.closeWallUs),
+      note: `closeInBackground: the last fold, its disk work in the blocking pool; main-thread ` +
+        `CPU in it ${us(r.closeThreadUs)}`,
     },
   ];
 }
@@ -253,5 +318,5 @@ export function changePathSection(root: string, deno: string, changes = 1000): v
 
 if (import.meta.main) {
   const n = Number(Deno.args[0] ?? 1000);
-  console.log(JSON.stringify(measureChangePath(Number.isInteger(n) && n > 0 ? n : 1000)));
+  console.log(JSON.stringify(await measureChangePath(Number.isInteger(n) && n > 0 ? n : 1000)));
 }
