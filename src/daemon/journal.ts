@@ -1533,7 +1533,7 @@ export class Journal {
           kept = keepBlocks(this.dir, LOG_TEMP_PREFIX, this.logFile);
           Deno.renameSync(path, this.logFile);
           replaced = true;
-          this.#log.close(); // appends and syncs follow the path to the new log
+          this.#log.close(true); // appends and syncs follow the path to the new log
           this.#logIno = out.statSync().ino ?? 0;
           this.#logEnd = this.#logSize = end - base.logEnd;
           this.#mayBeSynced = { ino: this.#logIno, end: Math.max(0, from - base.logEnd) };

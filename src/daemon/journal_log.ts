@@ -30,6 +30,11 @@
 import { STATX_INO, STATX_MTIME, STATX_SIZE, statxOrErrno } from "../kernel/statx.ts";
 
 const encoder = new TextEncoder();
+
+function dirOf(path: string): string {
+  const at = path.lastIndexOf("/");
+  return at < 0 ? "." : at === 0 ? "/" : path.slice(0, at);
+}
 const decoder = new TextDecoder();
 
 /** What identifies one version of a file: a rename gives a new inode, an append a new size. */
@@ -173,6 +178,13 @@ export class LogAppender {
   #synced = 0;
   /** fdatasync calls made (each kind): what the tests and the bench count. */
   syncs = 0;
+  /**
+   * We created the log (no file at the path): its name is on disk only once the directory is
+   * fsynced, which the next sync of our appends does too (without it a power loss could keep the
+   * synced records and lose the name; a journaling file system commits the name with them, ext2 or
+   * ext4 without a journal need not). The folds' renames fsync the directory themselves.
+   */
+  #nameOwed = false;
 
   constructor(readonly path: string) {}
 
@@ -199,7 +211,18 @@ export class LogAppender {
     if (this.#file === null || knownIno === null || knownIno !== this.#ino) {
       // A file replaced by a compaction: what we appended to it is in the synced state.json.
       this.close();
-      this.#file = Deno.openSync(this.path, { read: true, write: true, create: true, mode: 0o600 });
+      try {
+        this.#file = Deno.openSync(this.path, {
+          read: true,
+          write: true,
+          createNew: true,
+          mode: 0o600,
+        });
+        this.#nameOwed = true;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        this.#file = Deno.openSync(this.path, { read: true, write: true });
+      }
     }
     const f = this.#file;
     try {
@@ -219,6 +242,7 @@ export class LogAppender {
         f.syncDataSync();
         this.syncs++;
         this.#synced = this.#appends;
+        this.#syncName();
       }
       return { size: this.#pos, ino: this.#ino };
     } catch (err) {
@@ -234,7 +258,21 @@ export class LogAppender {
   sync(): void {
     if (!this.unsynced) return;
     const mark = this.#appends;
+    const named = this.#nameOwed;
     this.#settle(mark, this.#file ? (this.#file.syncDataSync(), true) : syncAtPath(this.path));
+    if (named) this.#syncName();
+  }
+
+  /** The directory fsynced, when we created the log and it was not yet (see #nameOwed). */
+  #syncName(): void {
+    if (!this.#nameOwed) return;
+    const d = Deno.openSync(dirOf(this.path), { read: true });
+    try {
+      d.syncSync();
+    } finally {
+      d.close();
+    }
+    this.#nameOwed = false;
   }
 
   /**
@@ -244,7 +282,17 @@ export class LogAppender {
   async syncInBackground(): Promise<void> {
     if (!this.unsynced) return;
     const mark = this.#appends;
+    const named = this.#nameOwed;
     this.#settle(mark, await syncAtPathInBackground(this.path));
+    if (named) {
+      const d = await Deno.open(dirOf(this.path), { read: true });
+      try {
+        await d.sync();
+      } finally {
+        d.close();
+      }
+      this.#nameOwed = false;
+    }
   }
 
   /**
@@ -260,10 +308,15 @@ export class LogAppender {
   /** Everything appended so far is on disk another way (a compaction's synced state.json). */
   markSynced(): void {
     this.#synced = this.#appends;
+    this.#nameOwed = false; // the compaction replaced the log and fsynced the directory
   }
 
-  /** Closes the file (appends not on disk yet stay owed: sync() opens it again by path). */
-  close(): void {
+  /**
+   * Closes the file (appends not on disk yet stay owed: sync() opens it again by path).
+   * `renamedOver`: a fold renamed another log over ours, and fsyncs the directory itself.
+   */
+  close(renamedOver = false): void {
+    if (renamedOver) this.#nameOwed = false;
     try {
       this.#file?.close();
     } catch { /* closed already */ }
