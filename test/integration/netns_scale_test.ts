@@ -176,6 +176,12 @@ Deno.test({
           `${r.senders?.[i]}: ${lines.join(" | ") || "no line"}`,
         ];
       });
+      if (wrong.length > 0 || untuned.length > 0) {
+        // The whole daemon log, for the open question above (a temporary file, named here).
+        const dump = `${Deno.makeTempDirSync({ prefix: "bpfp-nscale-" })}/daemon.log`;
+        Deno.writeTextFileSync(dump, daemon.lines.join("\n") + "\n");
+        console.log(`daemon log: ${dump}`);
+      }
       assert.deepEqual(wrong, [], "live tcp_wmem (last logged) where they differ");
       const fds1 = fds(daemon.pid), rss1 = rssMb(daemon.pid);
       // A metrics query reads what bpfpilot changed in each namespace (--metrics-netns changed):
