@@ -181,7 +181,16 @@ export class Daemon {
    */
   readonly reportReads: SysctlIO;
   /** /proc/sys files kept open per namespace (bounded): what makes a change one visit. */
-  readonly #files = new SysctlFiles({ cookieNow: heldNetnsCookie, max: daemonKeptFiles() });
+  readonly #files = new SysctlFiles({
+    cookieNow: heldNetnsCookie,
+    max: daemonKeptFiles(),
+    onStolen: (netns, sysctl) =>
+      this.log.error(
+        `the /proc/sys file of ${sysctl} kept for ${describeNetns(netns)} was closed by other ` +
+          `code and its number reused: not used (the access took a checked visit); please ` +
+          `report this`,
+      ),
+  });
   journal!: Journal;
   probe!: ProbeResult;
   loaded: LoadedTuner[] = [];

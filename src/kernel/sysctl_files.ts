@@ -13,6 +13,8 @@
  * Files are opened only right after the namespace's cookie was checked (inNetns verifyCookie)
  * and carry that cookie; one is used only while the registry still holds the same cookie for the
  * key (`cookieNow`).
+ * Each use first checks that the descriptor is still the file opened (fstat: device and inode,
+ * ~1 µs): a number some other code closed and an open reused is forgotten, not used.
  * Any failure drops the file and the caller goes the slow way (a checked visit), which says
  * what went wrong.
  */
@@ -64,6 +66,9 @@ interface Kept {
   fd: number;
   /** The registry's cookie of the namespace when the file was opened (checked then). */
   cookie: bigint | null | undefined;
+  /** The open file's device and inode (fstat): what the fd must still be at each use. */
+  dev: bigint;
+  ino: bigint;
 }
 
 export interface SysctlFilesOptions {
@@ -72,7 +77,12 @@ export interface SysctlFilesOptions {
   /** The cookie the registry holds now for a namespace key (null: global or none). */
   cookieNow: (netns: string) => bigint | null | undefined;
   /** glibc (tests pass a fake); null: nothing is kept, every access goes the slow way. */
-  libc?: Pick<Libc, "open" | "close" | "pread" | "pwrite"> | null;
+  libc?: Pick<Libc, "open" | "close" | "pread" | "pwrite" | "fstat"> | null;
+  /**
+   * A kept file's descriptor no longer is that file (something else closed it and the number was
+   * reused): it is forgotten, not closed (it is another's now), and the access goes the slow way.
+   */
+  onStolen?: (netns: string, sysctl: string) => void;
   /** In [0, 1): which file goes when full (default Math.random). */
   random?: () => number;
 }
@@ -80,8 +90,10 @@ export interface SysctlFilesOptions {
 export class SysctlFiles {
   readonly #kept = new Map<string, Kept>();
   readonly #max: number;
-  readonly #libc: Pick<Libc, "open" | "close" | "pread" | "pwrite"> | null;
+  readonly #libc: Pick<Libc, "open" | "close" | "pread" | "pwrite" | "fstat"> | null;
   readonly #buf = new Uint8Array(READ_BYTES);
+  /** struct stat (144 bytes on x86_64, 128 on aarch64): st_dev, then st_ino, both 64-bit. */
+  readonly #stat = new BigUint64Array(32);
 
   constructor(private readonly opts: SysctlFilesOptions) {
     this.#max = Math.max(1, opts.max ?? SYSCTL_FILES_MAX);
@@ -104,7 +116,12 @@ export class SysctlFiles {
     const cookie = this.opts.cookieNow(netns);
     const fd = libc.open(cstr(sysctlPath(sysctl)), O_RDWR | O_CLOEXEC);
     if (fd < 0) return false;
-    this.#kept.set(key, { fd, cookie });
+    const id = this.#identity(fd);
+    if (!id) {
+      libc.close(fd);
+      return false;
+    }
+    this.#kept.set(key, { fd, cookie, ...id });
     while (this.#kept.size > this.#max) this.#evict();
     return true;
   }
@@ -169,9 +186,22 @@ export class SysctlFiles {
       this.#drop(key);
       return null;
     }
+    // A descriptor closed behind our back (native code) and its number reused by another open
+    // would read and write that file: another namespace's value, read back as a success.
+    const id = this.#identity(k.fd);
+    if (!id || id.dev !== k.dev || id.ino !== k.ino) {
+      this.#kept.delete(key);
+      this.opts.onStolen?.(netns, key.slice(key.indexOf("\0") + 1));
+      return null;
+    }
     this.#kept.delete(key);
     this.#kept.set(key, k);
     return k;
+  }
+
+  #identity(fd: number): { dev: bigint; ino: bigint } | null {
+    if (this.#libc!.fstat(fd, new Uint8Array(this.#stat.buffer)) !== 0) return null;
+    return { dev: this.#stat[0], ino: this.#stat[1] };
   }
 
   #drop(key: string): void {

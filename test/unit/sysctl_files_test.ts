@@ -20,15 +20,29 @@ function fakeLibc() {
   const files = new Map<string, string>(); // "netns path" -> text
   const fds = new Map<number, string>();
   let next = 3;
+  /** Numbers closed, taken again first (lowest), as the kernel gives the lowest free one. */
+  const free: number[] = [];
   const failing = new Set<number>();
+  const inodes = new Map<string, bigint>(); // file -> its inode (each file its own)
   const libc = {
     open: (path: Uint8Array, _flags: number) => {
       const at = `${here} ${new TextDecoder().decode(path.subarray(0, path.indexOf(0)))}`;
       if (!files.has(at)) return -1;
-      fds.set(next, at);
-      return next++;
+      free.sort((a, b) => b - a);
+      const fd = free.pop() ?? next++;
+      fds.set(fd, at);
+      return fd;
     },
-    close: (fd: number) => (fds.delete(fd) ? 0 : -1),
+    close: (fd: number) => (fds.delete(fd) ? (free.push(fd), 0) : -1),
+    fstat: (fd: number, buf: Uint8Array) => {
+      const at = fds.get(fd);
+      if (at === undefined) return -1;
+      if (!inodes.has(at)) inodes.set(at, BigInt(1000 + inodes.size));
+      const st = new BigUint64Array(buf.buffer, buf.byteOffset, 2);
+      st[0] = 5n; // proc's device
+      st[1] = inodes.get(at)!;
+      return 0;
+    },
     pread: (fd: number, buf: Uint8Array, _n: bigint, _off: bigint) => {
       const at = fds.get(fd);
       if (at === undefined || failing.has(fd)) return -1n;
@@ -55,10 +69,12 @@ function fakeLibc() {
 function setup(max = 64, random = () => 0) {
   const f = fakeLibc();
   const cookies = new Map<string, bigint | null>([["global", null]]);
+  const stolen: string[] = [];
   const kept = new SysctlFiles({
     max,
     random,
     cookieNow: (netns) => cookies.get(netns),
+    onStolen: (netns, sysctl) => stolen.push(`${netns} ${sysctl}`),
     libc: f.libc as unknown as ConstructorParameters<typeof SysctlFiles>[0]["libc"],
   });
   /** keepHere as inNetns would call it: from inside the namespace. */
@@ -70,7 +86,7 @@ function setup(max = 64, random = () => 0) {
       f.enter("global");
     }
   };
-  return { f, cookies, kept, keepIn };
+  return { f, cookies, kept, keepIn, stolen };
 }
 
 Deno.test("SysctlFiles: a file opened in a namespace reads and writes that namespace's value from home", () => {
@@ -208,4 +224,26 @@ Deno.test("liveSysctls: tuner reads keep the file they open; reads for reports u
   );
   assert.equal(kept.size, 1, "still only the tuner's");
   assert.equal(f.fds.size, 1);
+});
+
+Deno.test("SysctlFiles: a kept descriptor that other code closed and an open reused is not used (nor closed)", () => {
+  const { f, cookies, kept, keepIn, stolen } = setup();
+  f.add("ns:5", RMEM, "4096 131072 6291456\n");
+  f.add("ns:6", RMEM, "4096 131072 6291456\n");
+  cookies.set("ns:5", 55n);
+  cookies.set("ns:6", 66n);
+  assert.ok(keepIn("ns:5", RMEM));
+  const [fd] = [...f.fds.keys()];
+  // Native code closes our number; the next open (ns:6's file, from inside ns:6) gets it.
+  f.libc.close(fd);
+  f.enter("ns:6");
+  assert.equal(f.libc.open(new TextEncoder().encode("/proc/sys/net/ipv4/tcp_rmem\0"), 2), fd);
+  f.enter("global");
+  // Without the check this wrote ns:6's value and read it back as ns:5's: a success.
+  assert.equal(kept.write("ns:5", RMEM, "4096 131072 9000000\n"), false);
+  assert.equal(f.files.get("ns:6 /proc/sys/net/ipv4/tcp_rmem"), "4096 131072 6291456\n");
+  assert.deepEqual(stolen, [`ns:5 ${RMEM}`]);
+  assert.equal(kept.size, 0);
+  assert.ok(f.fds.has(fd), "the number is another's now: not closed");
+  assert.equal(kept.read("ns:5", RMEM), null);
 });
