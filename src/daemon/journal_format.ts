@@ -330,21 +330,7 @@ export interface SerializedParts {
  * the text is the same either way).
  */
 export function serializeState(state: JournalState, parts: SerializedParts = {}): string {
-  const list = (lines: string[]) =>
-    lines.length === 0 ? "[]" : `[\n    ${lines.join(",\n    ")}\n  ]`;
-  const entry = parts.entry ?? ((e: JournalEntry) => JSON.stringify(e));
-  return [
-    "{",
-    `  "format": ${JSON.stringify(state.format)},`,
-    `  "version": ${state.version},`,
-    `  "productVersion": ${JSON.stringify(state.productVersion)},`,
-    `  "updatedAt": ${JSON.stringify(state.updatedAt)},`,
-    `  "logSeq": ${state.logSeq},`,
-    `  "entries": ${list(state.entries.map(entry))},`,
-    `  "overrides": ${list(parts.overrides ?? serializedOverrides(state.overrides))}`,
-    "}",
-    "",
-  ].join("\n");
+  return statePieces(state, parts).join("");
 }
 
 /**

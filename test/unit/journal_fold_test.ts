@@ -395,7 +395,7 @@ Deno.test(
   }),
 );
 
-Deno.test("statePieces joined is serializeState's text; utf8 encodes as TextEncoder does", () => {
+Deno.test("serializeState's text (statePieces joined) reads back as the state; utf8 encodes as TextEncoder does", () => {
   const entry = {
     netns: "ns1",
     sysctl: RMEM,
@@ -432,10 +432,19 @@ Deno.test("statePieces joined is serializeState's text; utf8 encodes as TextEnco
   ) {
     const state = { ...base, entries: [...entries], overrides: [...overrides] };
     const text = serializeState(state);
-    assert.equal(statePieces(state).join(""), text);
     assert.deepEqual(utf8(text), new TextEncoder().encode(text));
     assert.deepEqual(parseState(text, "x"), state);
+    assert.deepEqual(JSON.parse(text), state);
   }
+  // One record a line, as an administrator reads state.json.
+  const one = statePieces({ ...base, entries: [entry], overrides: [override] }).join("");
+  assert.equal(
+    one,
+    `{\n  "format": "bpfpilot-state",\n  "version": 2,\n  "productVersion": "1.0",\n` +
+      `  "updatedAt": "2026-12-02T00:00:00.000Z",\n  "logSeq": 7,\n` +
+      `  "entries": [\n    ${JSON.stringify(entry)}\n  ],\n` +
+      `  "overrides": [\n    ${JSON.stringify(override)}\n  ]\n}\n`,
+  );
 });
 
 /** Set while another writer (of the test's) works: its fsyncs are not the daemon's. */
