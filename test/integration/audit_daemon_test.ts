@@ -61,10 +61,14 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 
 const bpfpilot = (args: string[]) => run(LAUNCHER, args);
 
-/** iperf3 clients, one second each, back to back in the namespace until stopped. */
+/**
+ * iperf3 clients, one second each, back to back into the namespace until stopped, over its long
+ * path (TestNetns.longPath: loopback's flows would not need a larger receive max).
+ */
 function traffic(ns: TestNetns, port: number) {
+  const { far, address } = ns.longPath();
   const server = new Deno.Command("ip", {
-    args: ["netns", "exec", ns.name, "iperf3", "-s", "-B", "127.0.0.1", "-p", `${port}`],
+    args: ["netns", "exec", ns.name, "iperf3", "-s", "-B", address, "-p", `${port}`],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -73,7 +77,7 @@ function traffic(ns: TestNetns, port: number) {
     await new Promise((r) => setTimeout(r, 300)); // the server binds
     while (!stopping) {
       await new Deno.Command("ip", {
-        args: ["netns", "exec", ns.name, "iperf3", "-c", "127.0.0.1", "-p", `${port}`, "-t", "1"],
+        args: ["netns", "exec", far, "iperf3", "-c", address, "-p", `${port}`, "-t", "1"],
         stdout: "null",
         stderr: "null",
       }).output();

@@ -144,6 +144,9 @@ export function tempStateDir(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** TestNetns.longPath's addresses (this namespace's end, the far one's) and its UDP stream's port. */
+const FAR_RX = "198.18.9.1", FAR_TX = "198.18.9.2", FAR_UDP_PORT = 5299;
+
 /** A network namespace with loopback up, created by this test and deleted by it. */
 export class TestNetns {
   private constructor(readonly name: string) {}
@@ -170,35 +173,113 @@ export class TestNetns {
     this.exec(["sysctl", "-qw", `${name}=${values.join(" ")}`]);
   }
 
-  /** iperf3 over loopback inside the namespace for `seconds` (server exits after one test). */
-  iperf(seconds: number, extra: string[] = [], port = 5201): void {
-    const server = new Deno.Command("ip", {
-      args: ["netns", "exec", this.name, "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", `${port}`],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    try {
-      for (let i = 0; i < 50; i++) {
-        const r = spawnSync("ip", ["netns", "exec", this.name, "ss", "-ltn", `sport = :${port}`], {
-          encoding: "utf8",
-        });
-        if (r.stdout.includes(`:${port}`)) break;
-        execFileSync("sleep", ["0.05"]);
-      }
-      this.exec(
-        ["iperf3", "-c", "127.0.0.1", "-p", `${port}`, "-t", `${seconds}`, ...extra],
-        { timeoutMs: (seconds + 20) * 1000 },
+  #far: string | null = null;
+  #farProcs: Deno.ChildProcess[] = [];
+
+  /** Waits up to 2.5 s for a listener on `port` in namespace `ns` (TCP, or UDP with `-u`). */
+  static #awaitListener(ns: string, port: number, proto = "-t"): void {
+    for (let i = 0; i < 50; i++) {
+      const r = spawnSync("ip", ["netns", "exec", ns, "ss", "-Hln", proto, `sport = :${port}`], {
+        encoding: "utf8",
+      });
+      if (r.stdout.includes(`:${port}`)) return;
+      execFileSync("sleep", ["0.05"]);
+    }
+  }
+
+  /**
+   * A ~50 ms path into this namespace (FAR_RX) from a peer namespace of its own (`<name>-far`,
+   * FAR_TX), as the bench's WAN path without netem: veth, the data direction limited to 100
+   * Mbit/s by tbf, the ACK direction's 10 Mbit/s tbf queue kept full by a UDP stream (40 ms).
+   * Loopback alone moves GB/s in round trips of microseconds: its flows need a few KB a round
+   * trip, and tcp_buffer grows a receive max only for a flow that fills a good share of it
+   * (tcp_buffer_rules.ts WINDOW_LIMITED_SHARE). Made once, removed by delete(). Returns the far
+   * namespace's name and this namespace's address on the path.
+   */
+  longPath(): { far: string; address: string } {
+    if (this.#far) return { far: this.#far, address: FAR_RX };
+    const far = `${this.name}-far`;
+    execFileSync("ip", ["netns", "add", far]);
+    this.#far = far;
+    execFileSync("ip", [
+      ...["link", "add", "va", "netns", this.name],
+      ...["type", "veth", "peer", "name", "vb", "netns", far],
+    ]);
+    for (const [ns, dev, addr] of [[this.name, "va", FAR_RX], [far, "vb", FAR_TX]]) {
+      execFileSync("ip", ["-n", ns, "addr", "add", `${addr}/30`, "dev", dev]);
+      execFileSync("ip", ["-n", ns, "link", "set", dev, "up"]);
+      execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    }
+    const tbf = (ns: string, dev: string, rate: string, burst: string, latency: string) =>
+      execFileSync("ip", [
+        ...["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf"],
+        ...["rate", rate, "burst", burst, "latency", latency],
+      ]);
+    tbf(far, "vb", "100mbit", "32kb", "20ms"); // data direction
+    tbf(this.name, "va", "10mbit", "16kb", "40ms"); // ACK direction, kept full below
+    const spawn = (ns: string, args: string[]) =>
+      this.#farProcs.push(
+        new Deno.Command("ip", {
+          args: ["netns", "exec", ns, ...args],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
       );
+    spawn(far, ["iperf3", "-s", "-p", `${FAR_UDP_PORT}`]);
+    TestNetns.#awaitListener(far, FAR_UDP_PORT);
+    spawn(this.name, [
+      ...["iperf3", "-u", "-c", FAR_TX, "-p", `${FAR_UDP_PORT}`],
+      ...["-b", "10.5M", "-t", "86400"],
+    ]);
+    execFileSync("sleep", ["1"]); // the ACK queue fills
+    return { far, address: FAR_RX };
+  }
+
+  /**
+   * iperf3 for `seconds` (servers exit after one test) over two paths at once: loopback inside
+   * the namespace (its sockets send and receive here: the send side's limits) and the long path
+   * into it (longPath: its receiver here needs more than a small receive max).
+   */
+  iperf(seconds: number, extra: string[] = [], port = 5201): void {
+    this.longPath();
+    const servers = [["127.0.0.1", port], [FAR_RX, port + 1]] as const;
+    const spawned = servers.map(([addr, p]) =>
+      new Deno.Command("ip", {
+        args: ["netns", "exec", this.name, "iperf3", "-s", "-1", "-B", addr, "-p", `${p}`],
+        stdout: "null",
+        stderr: "null",
+      }).spawn()
+    );
+    try {
+      for (const [, p] of servers) TestNetns.#awaitListener(this.name, p);
+      const client = (ns: string, addr: string, p: number) =>
+        ["ip", "netns", "exec", ns, "iperf3", "-c", addr, "-p", `${p}`, "-t", `${seconds}`]
+          .concat(extra).map((a) => `'${a}'`).join(" ");
+      // Both at once, and both must succeed.
+      const script = `${client(this.#far!, FAR_RX, port + 1)} > /dev/null & far=$!; ` +
+        `${client(this.name, "127.0.0.1", port)} > /dev/null; near=$?; wait $far; ` +
+        `[ $? -eq 0 ] && [ $near -eq 0 ]`;
+      execFileSync("sh", ["-c", script], { timeout: (seconds + 20) * 1000 });
     } finally {
-      try {
-        server.kill("SIGKILL");
-      } catch {
-        // exited after its one test
+      for (const server of spawned) {
+        try {
+          server.kill("SIGKILL");
+        } catch {
+          // exited after its one test
+        }
       }
     }
   }
 
   delete(): void {
+    for (const p of this.#farProcs) {
+      try {
+        p.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+    }
+    if (this.#far) spawnSync("ip", ["netns", "del", this.#far]);
     spawnSync("ip", ["netns", "del", this.name]);
   }
 }
