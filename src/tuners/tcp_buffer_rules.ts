@@ -40,6 +40,17 @@ export const TRIM_HEADROOM = 1.5;
  * max is grown to twice the buffer the kernel gives it now (bufferDecision).
  */
 export const FILLS_WINDOW = 0.5;
+/**
+ * A receive max no trim has settled grows only for a socket whose arrival rate per round trip (as
+ * buffer) is more than this share of it: the max holds its window back. Below it a larger max
+ * would go unused. Loopback's flows need 16-95 KB a round trip while the kernel's auto-tuning asks
+ * for MBs of headroom: the max of every namespace with traffic grew in 25 % steps and was trimmed
+ * back 5 s later, thousands of changes a minute at 1,000 namespaces. Half, as FILLS_WINDOW: slow
+ * start measures 0.3 then 0.6 of the max the round trips before its window is full (~1x), and a
+ * quarter let a loopback flow at the default 128 KiB buffer (131 KB a round trip) grow a 512 KiB
+ * max.
+ */
+export const WINDOW_LIMITED_SHARE = 0.5;
 
 export const TCP_BUFFER_TUNER = "tcp_buffer";
 
@@ -312,6 +323,15 @@ export function growthNeed(max: number, settledNeed: number): number {
 }
 
 /**
+ * Before any trim, the least need per round trip (a `used`, bytes) that grows the receive max
+ * `max` is one above this (WINDOW_LIMITED_SHARE of it). The kernel mutes the namespace's receive
+ * events at that max up to it, as for growthNeed.
+ */
+export function windowLimitedNeed(max: number): number {
+  return Math.max(1, Math.floor(max * WINDOW_LIMITED_SHARE));
+}
+
+/**
  * The least a receive socket the kernel is growing (to `wanted`, from its buffer `observed`) will
  * ask for at its next growth, where the raise must already be in place; 0 where unknown. The
  * kernel grows a receive buffer when one period's data beats the socket's record and sets the
@@ -383,6 +403,10 @@ export function bufferDecision(input: BufferInput): Decision | null {
     // At least what the settle would leave for that need (a socket above the max may not want
     // more: one step from a max trimmed to 0.6x the need left it below 1.5x the need).
     wanted = Math.max(wanted, Math.ceil(TRIM_HEADROOM * used));
+  } else if (sysctl === SYSCTL.rmem && used > 0) {
+    // Unknown (0: no measure yet, older kernels' hooks between growths) keeps following the kernel.
+    const need = windowLimitedNeed(max);
+    if (used <= need) return { kind: "needs-more", sysctl, need };
   }
   wanted = Math.max(wanted, nextReceiveWant(input, max, used));
   const ceiling = Math.min(input.ceiling ?? INT_MAX, INT_MAX);

@@ -1,35 +1,28 @@
 /**
- * The kernel keeps what a settled tcp_rmem max would not act on (tcp_buffer.bpf.c emit_buffer,
- * event_mutes.ts), in the test's own namespace: short loopback flows grow its tcp_rmem max from
- * 512 KiB, a quiet spell trims it back to that floor (the need on loopback is tens of KB), and
- * the same flows again reach userspace once at most while their hits are counted as muted; the
- * daemon's rate-limit map holds the need userspace would act on (growthNeed, 437 KB). A longer
- * round trip then needs more than that: a transfer over a ~50 ms path from a second namespace
- * (as the bench's WAN path, without netem: the data direction limited to 100 Mbit/s by tbf, the
- * ACK direction's 10 Mbit/s tbf queue kept full by a UDP stream) is heard and grows the max, and
- * the growth unmutes the key. The namespaces go with their sysctls.
+ * The kernel keeps what tcp_buffer would not act on (tcp_buffer.bpf.c emit_buffer,
+ * event_mutes.ts), in the test's own namespace:
  *
- * The margin, and why it cannot be larger: that path's bandwidth-delay product (100 Mbit/s x
- * 51 ms, 640 KB of data) is more than the window a 512 KiB buffer offers (405,504 bytes at the
- * kernel's scaling_ratio 198/256), so the transfer is window-limited: each round trip brings that
- * window, which as buffer is the whole max (505-541 KB measured per round trip: the receiver's
- * srtt over the period that brought it, 0.96-1.04). No socket the max holds can show more than
- * the max, and the mute sits at FRESH_MARGIN / TRIM_HEADROOM = 1.25 / 1.5 of it, so 524,288 /
- * 436,906 = 1.2x is about the most any path (longer, faster) gives; the transfer shows
- * 1.16-1.24x. It flaked once when the kernel's measure averaged slow start's last round trip with
- * the first at the max (tcp_buffer.bpf.c rcv_arrived_need, fixed there), not for want of margin.
+ * 1. Short loopback flows at a 512 KiB tcp_rmem max need up to ~130 KB a round trip, under half
+ *    of it (WINDOW_LIMITED_SHARE): nothing grows, one event at most sets the threshold, the
+ *    kernel keeps the rest (muted hits counted), and the daemon's rate-limit map holds the need
+ *    userspace would act on (windowLimitedNeed, 262,144).
+ * 2. A transfer over a ~50 ms path from a second namespace (as the bench's WAN path, without
+ *    netem: the data direction limited to 100 Mbit/s by tbf, the ACK direction's 10 Mbit/s tbf
+ *    queue kept full by a UDP stream) needs the whole max a round trip: heard, grown, and the
+ *    growth unmutes the key.
+ * 3. Once the transfer is over the settle trims the max near that need; the loopback flows again
+ *    stay in the kernel, now muted up to growthNeed of the trimmed max.
  *
- * Why one transfer may go unheard, so up to ATTEMPTS: the kernel measures, and can send, only at
- * the receive socket's grow hits (6.17+: tcp_rcvbuf_grow, a period whose data beats the socket's
- * record). Slow start brings one a round trip, measuring 0.1, 0.15, 0.3, 0.6x the mute, then
- * 1.09-1.26x at the first full window (~0.65 s in), where it is heard in most runs (0.96-1.05x
- * there in two of 15 traced, with 8-15 retransmissions in slow start; heard at the next hit). Once
- * a flow's rate is steady it beats its record seconds apart (1.5-3.6 s between hits traced; one
- * run sat unheard at the max from 0.6 to 2.1 s), so a transfer whose hits at the top of slow start
- * stayed within the mute can end unheard: the suite once saw no event from a 6 s transfer. Each
- * transfer is a fresh slow start, stopped once the max grows; one that is not heard must show that
- * the kernel measured no more than the mute at every grow hit seen (its marks, polled), and the
- * report prints them.
+ * The margins. That path's bandwidth-delay product (100 Mbit/s x 51 ms, 640 KB of data) is more
+ * than the window a 512 KiB buffer offers (405,504 bytes at the kernel's scaling_ratio 198/256),
+ * so the transfer is window-limited: each round trip brings that window, which as buffer is the
+ * whole max (505-541 KB measured per round trip, the receiver's srtt over the period), about 2x
+ * the mute of step 1. Slow start brings a grow hit a round trip, measuring 0.1, 0.15, 0.3, 0.6x
+ * the max, then ~1x at the first full window (~0.65 s in); a flow at a steady rate beats its
+ * record, and so reaches the hook, only seconds apart. Each transfer is a fresh slow start, up to
+ * ATTEMPTS, stopped once the max grows; one that is not heard must show that the kernel measured
+ * no more than the mute at every grow hit seen (its marks, polled), and the report prints them.
+ * The namespaces go with their sysctls.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -45,7 +38,7 @@ import {
 } from "../support/daemon.ts";
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
-import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
+import { growthNeed, windowLimitedNeed } from "../../src/tuners/tcp_buffer_rules.ts";
 import { tbf } from "../../scripts/bench/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
@@ -55,7 +48,7 @@ const TRAFFIC = join(ROOT, "test/support/tcp_traffic.ts");
 const PORT = 5311, UDP_PORT = 5312, IPERF_PORT = 5313;
 const RX = "198.18.3.1", TX = "198.18.3.2";
 /** The receive side's rate-limit kind at a max (tcp_buffer.bpf.c rl_kind_of). */
-const RCV_KIND = 1 | ((START[2] >> 10) << 8);
+const rcvKind = (max: number) => 1 | ((max >> 10) << 8);
 
 async function mutedHits(sock: string): Promise<number> {
   const r = await requestControl({ verb: "metrics" }, { socketPath: sock });
@@ -72,15 +65,15 @@ interface RlEntry {
   value: { mute_until_ns: number; mute_need: number };
 }
 
-/** The daemon's rate-limiter entry for the namespace's receive side at START's max, if any. */
-function rcvEntry(pid: number, inode: number): RlEntry["value"] | null {
+/** The daemon's rate-limiter entry for the namespace's receive side at `max`, if any. */
+function rcvEntry(pid: number, inode: number, max = START[2]): RlEntry["value"] | null {
   for (const id of mapIdsOf(pid)) {
     const show = (verb: string) =>
       execFileSync("bpftool", ["map", verb, "id", `${id}`, "--json"], { encoding: "utf8" });
     if (JSON.parse(show("show")).name !== "bpfp_ratelimit") continue;
     const dump = JSON.parse(show("dump")) as { formatted?: RlEntry }[];
     const entry = dump.map((e) => e.formatted).find((f) =>
-      f?.key?.netns === inode && f.key.kind === RCV_KIND && f.value?.mute_need !== undefined
+      f?.key?.netns === inode && f.key.kind === rcvKind(max) && f.value?.mute_need !== undefined
     );
     if (entry) return entry.value;
   }
@@ -223,7 +216,8 @@ async function transfer(d: DaemonProcess, tx: TestNetns, marks: number, need: nu
 }
 
 Deno.test({
-  name: "a settled tcp_rmem max: its need stays in the kernel, a bigger one is heard and grows it",
+  name: "tcp_rmem needs below what would grow it stay in the kernel, before and after a trim; " +
+    "a bigger one is heard and grows the max",
   ignore: !IS_ROOT,
   fn: () =>
     withSandbox("needmute", async (sb) => {
@@ -241,40 +235,41 @@ Deno.test({
               `${256 * 1024}`,
           );
         const rcvEvents = () => d.matching(/net\.ipv4\.tcp_rmem in .* near max/);
+        const grew = /Due to need to increase .* change net\.ipv4\.tcp_rmem/;
         assert.ok(await waitFor(listening(sb.ns, PORT), 15_000), "the sink listens");
 
-        // Growth, then a quiet spell: the max comes back to its floor, the need settled.
-        flows();
-        await d.waitFor(/Due to need to increase .* change net\.ipv4\.tcp_rmem/);
-        const trim = await d.waitFor(
-          /Due to steady traffic needing about (\d+) bytes .* change net\.ipv4\.tcp_rmem/,
-          30_000,
-        );
-        const settled = Number(/needing about (\d+) bytes/.exec(trim)![1]);
-        assert.deepEqual(sb.ns.sysctl(RMEM), START, "trimmed back to its floor");
+        // 3 s of loopback flows: one event sets the threshold, the kernel keeps the rest
+        // (unmuted, the rate limiter would let through two events a second); nothing grows.
+        const kept = async (max: number, need: number, what: string) => {
+          const before = { events: rcvEvents().length, muted: await mutedHits(sock) };
+          for (const end = Date.now() + 3000; Date.now() < end;) flows();
+          await new Promise((r) => setTimeout(r, 1500)); // events still on their way are counted
+          const after = { events: rcvEvents().length, muted: await mutedHits(sock) };
+          const heard = rcvEvents().slice(before.events);
+          console.log(`${what}: ${JSON.stringify({ before, after })}`);
+          assert.ok(heard.length <= 1, `${what}: receive events:\n${heard.join("\n")}`);
+          assert.ok(
+            after.muted - before.muted > 100,
+            `${what}: hits muted: ${JSON.stringify(after)}`,
+          );
+          assert.equal(sb.ns.sysctl(RMEM)[2], max, `${what}: nothing grew`);
+          assert.deepEqual(d.matching(grew).length, grownSoFar, `${what}: no growth logged`);
+          assert.equal(
+            rcvEntry(d.pid, inode, max)?.mute_need,
+            need,
+            `${what}: muted up to ${need}`,
+          );
+        };
+        let grownSoFar = 0;
+        await kept(START[2], windowLimitedNeed(START[2]), "loopback at the 512 KiB max");
 
-        // The same flows: one event sets the threshold, the kernel keeps the rest. 3 s of them:
-        // unmuted, the rate limiter would let through two events a second.
-        const before = { events: rcvEvents().length, muted: await mutedHits(sock) };
-        for (const end = Date.now() + 3000; Date.now() < end;) flows();
-        await new Promise((r) => setTimeout(r, 1500)); // events still on their way are counted
-        const after = { events: rcvEvents().length, muted: await mutedHits(sock) };
-        const heard = rcvEvents().slice(before.events);
-        console.log(`settled need ${settled}; ${JSON.stringify({ before, after })}`);
-        assert.ok(heard.length <= 1, `receive events at the settled max:\n${heard.join("\n")}`);
-        assert.ok(after.muted - before.muted > 100, `hits muted: ${JSON.stringify(after)}`);
-        assert.deepEqual(sb.ns.sysctl(RMEM), START, "the same need grew nothing");
-        const need = growthNeed(START[2], settled);
-        assert.equal(rcvEntry(d.pid, inode)?.mute_need, need, "muted up to growthNeed");
-        // The margin above holds for a mute at the floor's share of the max, not a higher need.
-        assert.equal(need, growthNeed(START[2], 0), `loopback settled at ${settled}`);
-
-        // A transfer over the long path needs the whole max per round trip (1.2x the mute, the
-        // header says why): heard once its window is full, grown. A fresh transfer while none is.
+        // The long path needs the whole max per round trip: heard once its window is full, grown.
+        // A fresh transfer while none is.
         procs.push(...await longPath(sb.ns, tx));
         procs.push(inNetns(sb.ns, ["iperf3", "-s", "-p", `${IPERF_PORT}`]));
         assert.ok(await waitFor(listening(sb.ns, IPERF_PORT), 5000), "iperf3 listens");
         const marks = marksMapOf(d.pid);
+        const need = windowLimitedNeed(START[2]);
         const attempts: Attempt[] = [];
         while (attempts.length < ATTEMPTS && !attempts.some((a) => a.heard.length)) {
           if (attempts.length) await new Promise((r) => setTimeout(r, 1000)); // the server resets
@@ -292,8 +287,20 @@ Deno.test({
         const heardNeed = Number(/delivery rate needs (\d+)/.exec(grownBy.heard[0])?.[1]);
         assert.ok(heardNeed > need, `heard at ${heardNeed}, muted up to ${need}:\n${report}`);
         assert.ok(sb.ns.sysctl(RMEM)[2] > START[2], `${sb.ns.sysctl(RMEM)}`);
-        const left = rcvEntry(d.pid, inode)?.mute_need ?? 0;
-        assert.equal(left, 0, "the growth unmuted the settled max's key");
+        assert.equal(rcvEntry(d.pid, inode)?.mute_need ?? 0, 0, "the growth unmuted the key");
+
+        // Quiet: the settle trims the max near the path's need; the loopback flows stay kept,
+        // up to growthNeed of the trimmed max.
+        const trim = await d.waitFor(
+          /Due to steady traffic needing about (\d+) bytes .* change net\.ipv4\.tcp_rmem/,
+          30_000,
+        );
+        const settled = Number(/needing about (\d+) bytes/.exec(trim)![1]);
+        const trimmed = sb.ns.sysctl(RMEM)[2];
+        console.log(`trimmed to ${trimmed}, settled need ${settled}`);
+        assert.ok(trimmed >= START[2], `trimmed no lower than the max before growth: ${trimmed}`);
+        grownSoFar = d.matching(grew).length;
+        await kept(trimmed, growthNeed(trimmed, settled), "loopback at the trimmed max");
         assert.equal(await d.stop(), 0, "clean exit");
       } finally {
         for (const p of procs) await p.close();

@@ -18,6 +18,7 @@ import {
   TCP_BUFFER_TUNABLES,
   tcpMemDecisions,
   type TcpMemInput,
+  windowLimitedNeed,
 } from "../../src/tuners/tcp_buffer_rules.ts";
 
 // ---------------------------------------------------------------- scenario and tunable tables
@@ -251,27 +252,41 @@ Deno.test("receive growth: a socket that fills its window gets twice the buffer 
         live: [4096, 65536, 299545],
         observed: 104841,
         wanted: 352672,
-        used: 65003,
+        used: 130006,
         hits: 1,
         limitSeen: 299545,
         shrinkFloor: 0,
         ...o,
       }),
     );
-  assert.equal(changeOf(at({})).to[2], 599090, "twice the 299545 the kernel clamps it at");
+  // That event measured 65003 a round trip, slow start's, not half the max: it is kept in the
+  // kernel; two round trips later (4x) it is heard.
+  assert.deepEqual(at({ used: 65003 }), {
+    kind: "needs-more",
+    sysctl: SYSCTL.rmem,
+    need: 149772,
+  });
+  assert.equal(windowLimitedNeed(299545), 149772);
+  assert.equal(changeOf(at({ used: 260012 })).to[2], 599090, "twice the 299545 it is clamped at");
   // Not clamped (the kernel's want is below the max): twice that want.
   assert.equal(changeOf(at({ observed: 200000, wanted: 260000, used: 150000 })).to[2], 520000);
   // A want past twice the max goes as far as before.
-  assert.equal(changeOf(at({ wanted: 700000 })).to[2], 700000);
-  // A socket whose round trips need less than half its buffer (loopback's 16-95 KB in MBs of
-  // buffer, its want mostly headroom): the kernel's want alone.
-  assert.equal(changeOf(at({ used: 52000 })).to[2], 374431, "the rate's step past the want");
+  assert.equal(changeOf(at({ wanted: 700000, used: 260012 })).to[2], 700000);
+  // Half the max or less: the max does not hold the window back (loopback's 16-95 KB in MBs of
+  // buffer, its want mostly headroom): nothing grows, the kernel keeps it. (A need above half
+  // the max is above half the buffer of a socket at or below it: FILLS_WINDOW's twice always.)
+  assert.equal(at({ used: 149772 })?.kind, "needs-more");
+  assert.deepEqual(
+    at({ live: RMEM, limitSeen: RMEM[2], observed: 2_000_000, wanted: 7_000_000, used: 95_000 }),
+    { kind: "needs-more", sysctl: SYSCTL.rmem, need: 3_145_728 },
+    "loopback at the default 6 MiB max",
+  );
+  // A need not measured yet (0) follows the kernel: bpftune's step past 6 MB (not 12.6 MB).
   assert.equal(
     changeOf(
-      at({ live: RMEM, limitSeen: RMEM[2], observed: 2_000_000, wanted: 7_000_000, used: 95_000 }),
+      at({ live: RMEM, limitSeen: RMEM[2], observed: 2_000_000, wanted: 7_000_000, used: 0 }),
     ).to[2],
     7_864_320,
-    "bpftune's step past 6 MB, as before (not 12.6 MB)",
   );
   // Not growing (the kernel wants nothing more, or its want is unknown): as before.
   assert.equal(changeOf(at({ observed: 299545, wanted: 0, used: 299000 })).to[2], 374431);

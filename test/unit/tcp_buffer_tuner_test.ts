@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { contract } from "../../dist/bpf/tcp_buffer.contract.ts";
 import { tcpBufferTuner } from "../../src/tuners/tcp_buffer.ts";
 import { fakeObject, startTuner } from "../support/fake_context.ts";
-import { growthNeed } from "../../src/tuners/tcp_buffer_rules.ts";
+import { growthNeed, windowLimitedNeed } from "../../src/tuners/tcp_buffer_rules.ts";
 
 const K = contract.kinds;
 const RMEM = "net.ipv4.tcp_rmem", WMEM = "net.ipv4.tcp_wmem", MEM = "net.ipv4.tcp_mem";
@@ -148,10 +148,17 @@ Deno.test("tcp_buffer: a settled max asks the kernel to keep needs up to growthN
   // buf, limit, srtt, userlocks, want, used: a socket below the max, the kernel wanting 3 MB.
   const at = (used: bigint) =>
     t.event({ kind: K.TB_RMEM_NEAR_MAX, values: [500000n, BigInt(max), 500n, 0n, 3000000n, used] });
+  // A round trip needing 30 KB does not fill a window of 1 MiB: kept in the kernel up to half
+  // the max, nothing grown.
   at(30000n);
+  assert.equal(t.ctx.proposals.length, 0, "not window-limited: no growth");
+  assert.deepEqual(t.ctx.needs, [{ sysctl: RMEM, netns: "global", need: windowLimitedNeed(max) }]);
+  t.ctx.needs.length = 0;
+  // One that fills more than half of it grows it.
+  at(600000n);
   assert.deepEqual(t.ctx.proposals.map((p) => p.to[2]), [3000000], "grown, not settled yet");
   assert.equal(t.ctx.needs.length, 0, "growing: nothing to keep");
-  // Quiet for the settle's 5 s: trimmed back to the max before the growth, need 30 KB.
+  // Quiet for the settle's 5 s: trimmed back to the max before the growth.
   t.ctx.clock += 6000;
   t.tuner.onTick?.();
   assert.deepEqual(t.ctx.proposals.map((p) => p.to[2]), [3000000, max]);
