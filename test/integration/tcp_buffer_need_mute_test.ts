@@ -39,14 +39,12 @@ import {
 import { requestControl } from "../../src/daemon/control/client.ts";
 import { findSamples, parseOpenMetrics } from "../support/openmetrics.ts";
 import { growthNeed, windowLimitedNeed } from "../../src/tuners/tcp_buffer_rules.ts";
-import { tbf } from "../../scripts/bench/netns.ts";
 
 const RMEM = "net.ipv4.tcp_rmem";
 const START = [4096, 131072, 524288];
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const TRAFFIC = join(ROOT, "test/support/tcp_traffic.ts");
-const PORT = 5311, UDP_PORT = 5312, IPERF_PORT = 5313;
-const RX = "198.18.3.1", TX = "198.18.3.2";
+const PORT = 5311, IPERF_PORT = 5313;
 /** The receive side's rate-limit kind at a max (tcp_buffer.bpf.c rl_kind_of). */
 const rcvKind = (max: number) => 1 | ((max >> 10) << 8);
 
@@ -102,28 +100,6 @@ function inNetns(ns: TestNetns, args: string[]): { close(): Promise<void> } {
 const listening = (ns: TestNetns, port: number) => () =>
   ns.exec(["ss", "-Hltn", `sport = :${port}`]).includes(`:${port}`);
 
-/** The ~50 ms path from `tx` to `rx` (veth ends `va`/`vb`); returns the UDP stream and its server. */
-async function longPath(rx: TestNetns, tx: TestNetns): Promise<{ close(): Promise<void> }[]> {
-  execFileSync("ip", [
-    ...["link", "add", "va", "netns", rx.name],
-    ...["type", "veth", "peer", "name", "vb", "netns", tx.name],
-  ]);
-  for (const [ns, dev, addr] of [[rx, "va", RX], [tx, "vb", TX]] as const) {
-    ns.exec(["ip", "addr", "add", `${addr}/30`, "dev", dev]);
-    ns.exec(["ip", "link", "set", dev, "up"]);
-  }
-  tbf(tx, "vb", "100mbit", "32kb", "20ms"); // data direction
-  tbf(rx, "va", "10mbit", "16kb", "40ms"); // ACK direction, kept full below
-  const server = inNetns(tx, ["iperf3", "-s", "-p", `${UDP_PORT}`]);
-  assert.ok(await waitFor(listening(tx, UDP_PORT), 5000), "the UDP stream's server listens");
-  const stream = inNetns(rx, [
-    ...["iperf3", "-u", "-c", TX, "-p", `${UDP_PORT}`],
-    ...["-b", "10.5M", "-t", "120"],
-  ]);
-  await new Promise((r) => setTimeout(r, 1000)); // the ACK queue fills
-  return [stream, server];
-}
-
 /** Long-path transfers tried before the test gives up, and each one's length. */
 const ATTEMPTS = 3, TRANSFER_S = 8;
 
@@ -170,12 +146,17 @@ interface Attempt {
  * as multiples of the mute `need`. The kernel is heard only at those hits, which a
  * window-limited flow brings seconds apart once slow start is over (the header says why).
  */
-async function transfer(d: DaemonProcess, tx: TestNetns, marks: number, need: number) {
+async function transfer(
+  d: DaemonProcess,
+  path: { far: string; address: string },
+  marks: number,
+  need: number,
+) {
   const mark = d.lines.length;
   const before = new Set((await serverMarks(marks)).map((m) => `${m.key}@${m.value.at}`));
-  const iperf = ["iperf3", "-c", RX, "-p", `${IPERF_PORT}`, "-t", `${TRANSFER_S}`];
+  const iperf = ["iperf3", "-c", path.address, "-p", `${IPERF_PORT}`, "-t", `${TRANSFER_S}`];
   const client = new Deno.Command("ip", {
-    args: ["netns", "exec", tx.name, ...iperf],
+    args: ["netns", "exec", path.far, ...iperf],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -223,7 +204,6 @@ Deno.test({
     withSandbox("needmute", async (sb) => {
       sb.ns.setSysctl(RMEM, START);
       const inode = Deno.statSync(`/run/netns/${sb.ns.name}`).ino!;
-      const tx = sb.netns("needtx");
       const procs = [inNetns(sb.ns, [DENO, "run", "-A", TRAFFIC, "sink", `${PORT}`])];
       try {
         const d = sb.start(["--debug", "-a", "tcp_buffer"]);
@@ -265,7 +245,7 @@ Deno.test({
 
         // The long path needs the whole max per round trip: heard once its window is full, grown.
         // A fresh transfer while none is.
-        procs.push(...await longPath(sb.ns, tx));
+        const path = sb.ns.longPath(); // TestNetns.longPath: the ~50 ms path into sb.ns
         procs.push(inNetns(sb.ns, ["iperf3", "-s", "-p", `${IPERF_PORT}`]));
         assert.ok(await waitFor(listening(sb.ns, IPERF_PORT), 5000), "iperf3 listens");
         const marks = marksMapOf(d.pid);
@@ -273,7 +253,7 @@ Deno.test({
         const attempts: Attempt[] = [];
         while (attempts.length < ATTEMPTS && !attempts.some((a) => a.heard.length)) {
           if (attempts.length) await new Promise((r) => setTimeout(r, 1000)); // the server resets
-          attempts.push(await transfer(d, tx, marks, need));
+          attempts.push(await transfer(d, path, marks, need));
         }
         const report = attempts.map((a, i) => `transfer ${i + 1}: ${a.summary}`).join("\n");
         console.log(report);

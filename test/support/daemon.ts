@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { ChildCgroup } from "./child_cgroup.ts";
+import { tbf } from "../../scripts/bench/netns.ts";
 
 export const ROOT = resolve(new URL(".", import.meta.url).pathname, "../..");
 export const LAUNCHER = join(ROOT, "scripts/bpfpilot");
@@ -176,10 +177,10 @@ export class TestNetns {
   #far: string | null = null;
   #farProcs: Deno.ChildProcess[] = [];
 
-  /** Waits up to 2.5 s for a listener on `port` in namespace `ns` (TCP, or UDP with `-u`). */
-  static #awaitListener(ns: string, port: number, proto = "-t"): void {
+  /** Waits up to 2.5 s for a TCP listener on `port` in namespace `ns`. */
+  static #awaitListener(ns: string, port: number): void {
     for (let i = 0; i < 50; i++) {
-      const r = spawnSync("ip", ["netns", "exec", ns, "ss", "-Hln", proto, `sport = :${port}`], {
+      const r = spawnSync("ip", ["netns", "exec", ns, "ss", "-Hltn", `sport = :${port}`], {
         encoding: "utf8",
       });
       if (r.stdout.includes(`:${port}`)) return;
@@ -210,13 +211,8 @@ export class TestNetns {
       execFileSync("ip", ["-n", ns, "link", "set", dev, "up"]);
       execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
     }
-    const tbf = (ns: string, dev: string, rate: string, burst: string, latency: string) =>
-      execFileSync("ip", [
-        ...["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf"],
-        ...["rate", rate, "burst", burst, "latency", latency],
-      ]);
-    tbf(far, "vb", "100mbit", "32kb", "20ms"); // data direction
-    tbf(this.name, "va", "10mbit", "16kb", "40ms"); // ACK direction, kept full below
+    tbf(new TestNetns(far), "vb", "100mbit", "32kb", "20ms"); // data direction
+    tbf(this, "va", "10mbit", "16kb", "40ms"); // ACK direction, kept full below
     const spawn = (ns: string, args: string[]) =>
       this.#farProcs.push(
         new Deno.Command("ip", {
